@@ -1,0 +1,164 @@
+/**
+ * The single source of truth for Ferry's configuration: the typed per-app and
+ * server-wide options, their defaults, and the wire keys the Apache module uses
+ * for them in a request head's `app` map (docs/protocol.md §"App options").
+ *
+ * Per-app options arrive with each request (Passenger's `!~` headers): the
+ * first request for an app group creates the group with them. Server-wide
+ * options come from the core's config file (written by mod_ferry) or from
+ * `ferry start` flags.
+ */
+
+/** How an app is started. */
+export type AppType = "node" | "generic";
+
+/** Options of one application group (Passenger's per-app and per-location directives). */
+export interface AppOptions {
+  /** Absolute app root (PassengerAppRoot, or the parent of DocumentRoot). */
+  readonly appRoot: string;
+  /** Group key (PassengerAppGroupName); default `"<appRoot> (<appEnv>)"`. */
+  readonly appGroupName: string;
+  readonly appType: AppType;
+  /** Startup file relative to appRoot (PassengerStartupFile); default app.js. */
+  readonly startupFile: string;
+  /** Generic app command with `$PORT` (PassengerAppStartCommand); "" = none. */
+  readonly appStartCommand: string;
+  /** PassengerAppEnv; default production (development for `ferry start`). */
+  readonly appEnv: string;
+  /** PassengerNodejs: the node interpreter; default the core's own node. */
+  readonly nodejs: string;
+  /** PassengerBaseURI that matched this request, "" when the app is at the root. */
+  readonly baseURI: string;
+  readonly minInstances: number;
+  /** PassengerMaxInstancesPerApp; 0 = only bounded by the pool. */
+  readonly maxInstancesPerApp: number;
+  /** PassengerMaxRequests; 0 = never recycle. */
+  readonly maxRequests: number;
+  /** PassengerMaxRequestQueueSize; 0 = unbounded. */
+  readonly maxRequestQueueSize: number;
+  /** PassengerForceMaxConcurrentRequestsPerProcess; 0 = unlimited (scale by load policy). */
+  readonly maxConcurrentRequestsPerProcess: number;
+  /** PassengerStartTimeout in milliseconds. */
+  readonly startTimeoutMs: number;
+  /** PassengerRestartDir, relative to appRoot or absolute; default tmp. */
+  readonly restartDir: string;
+  readonly stickySessions: boolean;
+  readonly stickySessionsCookieName: string;
+  /** Extra cookie attributes after `Path=`; default `SameSite=Lax` (plus `Secure` on HTTPS). */
+  readonly stickySessionsCookieAttributes: string;
+  /** PassengerFriendlyErrorPages; default on only when appEnv is development. */
+  readonly friendlyErrorPages: boolean;
+  /** PassengerUser / PassengerGroup; "" = owner of the startup file (issue 4). */
+  readonly user: string;
+  readonly group: string;
+  /** PassengerLoadShellEnvvars. */
+  readonly loadShellEnvvars: boolean;
+  /** PassengerMemoryLimit in MB; 0 = none. */
+  readonly memoryLimitMB: number;
+  /** PassengerMaxRequestTime in milliseconds; 0 = none. */
+  readonly maxRequestTimeMs: number;
+  /** PassengerAppLogFile; "" = the core's log. */
+  readonly appLogFile: string;
+  /** PassengerAppFileDescriptorUlimit; 0 = inherit. */
+  readonly fileDescriptorUlimit: number;
+  /** PassengerAbortWebsocketsOnProcessShutdown. */
+  readonly abortWebsocketsOnProcessShutdown: boolean;
+  /** PassengerShowVersionInHeader: X-Powered-By carries the version. */
+  readonly showVersionInHeader: boolean;
+  /** Environment variables for the app (Apache SetEnv, `--envvar`). */
+  readonly env: Readonly<Record<string, string>>;
+}
+
+/** Server-wide options of one core. */
+export interface ServerOptions {
+  /** PassengerMaxPoolSize: live app processes over all apps. */
+  readonly maxPoolSize: number;
+  /** PassengerPoolIdleTime in milliseconds; 0 = never retire idle processes. */
+  readonly poolIdleTimeMs: number;
+  /** PassengerMaxInstancesPerApp (global in Passenger); 0 = unlimited. */
+  readonly maxInstancesPerApp: number;
+  /** PassengerStatThrottleRate in ms for restart.txt checks; Ferry's default is 1000. */
+  readonly statThrottleRateMs: number;
+  /** PassengerUserSwitching. */
+  readonly userSwitching: boolean;
+  readonly defaultUser: string;
+  /** "" = primary group of defaultUser. */
+  readonly defaultGroup: string;
+  /** PassengerLogLevel 0..7 (Passenger numbering). */
+  readonly logLevel: number;
+  /** PassengerLogFile; "" = stderr. */
+  readonly logFile: string;
+  /** Directory holding this core's instance dir. */
+  readonly instanceRegistryDir: string;
+  /** PassengerSocketBacklog. */
+  readonly socketBacklog: number;
+  /** Graceful shutdown deadline for retired processes before SIGKILL, ms. */
+  readonly processShutdownTimeoutMs: number;
+}
+
+export const DEFAULT_NODE_STARTUP_FILE = "app.js";
+export const DEFAULT_STICKY_COOKIE_NAME = "_passenger_route";
+export const DEFAULT_STICKY_COOKIE_ATTRIBUTES = "SameSite=Lax";
+
+/** Defaults of the per-app options that do not depend on the app root. */
+export const APP_DEFAULTS = {
+  appType: "node",
+  startupFile: DEFAULT_NODE_STARTUP_FILE,
+  appStartCommand: "",
+  appEnv: "production",
+  nodejs: "",
+  baseURI: "",
+  minInstances: 1,
+  maxInstancesPerApp: 0,
+  maxRequests: 0,
+  maxRequestQueueSize: 100,
+  maxConcurrentRequestsPerProcess: 0,
+  startTimeoutMs: 90_000,
+  restartDir: "tmp",
+  stickySessions: false,
+  stickySessionsCookieName: DEFAULT_STICKY_COOKIE_NAME,
+  stickySessionsCookieAttributes: DEFAULT_STICKY_COOKIE_ATTRIBUTES,
+  user: "",
+  group: "",
+  loadShellEnvvars: false,
+  memoryLimitMB: 0,
+  maxRequestTimeMs: 0,
+  appLogFile: "",
+  fileDescriptorUlimit: 0,
+  abortWebsocketsOnProcessShutdown: true,
+  showVersionInHeader: true,
+} as const;
+
+export const SERVER_DEFAULTS: ServerOptions = {
+  maxPoolSize: 6,
+  poolIdleTimeMs: 300_000,
+  maxInstancesPerApp: 0,
+  statThrottleRateMs: 1_000,
+  userSwitching: true,
+  defaultUser: "nobody",
+  defaultGroup: "",
+  logLevel: 3,
+  logFile: "",
+  instanceRegistryDir: "/tmp",
+  socketBacklog: 2048,
+  processShutdownTimeoutMs: 30_000,
+};
+
+/** The default app group name, as Passenger forms it. */
+export function defaultAppGroupName(appRoot: string, appEnv: string): string {
+  return `${appRoot} (${appEnv})`;
+}
+
+/** Build full AppOptions from an app root and the options given, filling defaults. */
+export function makeAppOptions(appRoot: string, given: Partial<AppOptions> = {}): AppOptions {
+  const appEnv = given.appEnv ?? APP_DEFAULTS.appEnv;
+  return {
+    ...APP_DEFAULTS,
+    env: {},
+    friendlyErrorPages: appEnv === "development",
+    appGroupName: given.appGroupName ?? defaultAppGroupName(appRoot, appEnv),
+    ...given,
+    appRoot,
+    appEnv,
+  };
+}

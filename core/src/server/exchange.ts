@@ -1,0 +1,49 @@
+/**
+ * An Exchange is one HTTP request as a front end hands it to the core's request
+ * path (server/request.ts), whatever carried it: a mod_ferry frame connection
+ * (server/listener.ts) or the standalone HTTP front server (server/standalone.ts).
+ */
+import type { Duplex, Readable } from "node:stream";
+import type { AppOptions } from "../config/schema.js";
+
+export interface RequestHead {
+  readonly method: string;
+  /** Request target as the client sent it: path and query. */
+  readonly uri: string;
+  /** "HTTP/1.1" or "HTTP/1.0". */
+  readonly proto: string;
+  /** Flat [name, value, name, value, …] in client order; hop-by-hop headers removed. */
+  readonly headers: readonly string[];
+  readonly remoteAddr: string;
+  readonly remotePort: number;
+  readonly serverName: string;
+  readonly serverPort: number;
+  readonly https: boolean;
+  readonly hasBody: boolean;
+  /** The client asked to upgrade the connection (WebSocket). */
+  readonly upgrade: boolean;
+}
+
+export interface Exchange {
+  readonly head: RequestHead;
+  readonly app: AppOptions;
+  /** The request body; ends at once when there is none. Honour backpressure by reading. */
+  readonly body: Readable;
+  /** Aborted when the client goes away. */
+  readonly signal: AbortSignal;
+  /** Send the response head. Call once. */
+  writeHead(status: number, headers: readonly string[]): void;
+  /** Send a body chunk; false means wait for 'drain' via waitDrain(). */
+  write(chunk: Uint8Array): boolean;
+  /** Resolves when the client side can take more data (or the exchange ended). */
+  waitDrain(): Promise<void>;
+  /** Complete the response. */
+  end(): void;
+  /** The response cannot be completed after the head went out: cut the client connection. */
+  abort(code: string, message: string): void;
+  /**
+   * After writeHead(101, …): the raw client byte stream (both directions).
+   * Writing to it sends to the client; reading yields what the client sends.
+   */
+  upgraded(): Duplex;
+}

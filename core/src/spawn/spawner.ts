@@ -1,0 +1,39 @@
+/**
+ * The Spawner port: starts one app process and resolves once it is ready to
+ * take requests. The real implementation lives in spawn/child-spawner.ts; tests
+ * may pass an in-memory one.
+ */
+import type { AppOptions, ServerOptions } from "../config/schema.js";
+import type { AppAddress } from "../pool/session.js";
+
+export interface ProcessExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+}
+
+export interface SpawnedProcess {
+  readonly pid: number;
+  readonly address: AppAddress;
+  /** Resolves when the process has exited (never rejects). */
+  readonly exited: Promise<ProcessExit>;
+  /** Ask the process to shut down gracefully: stop listening, finish in-flight requests, exit. */
+  shutdown(): void;
+  /** SIGKILL the process (and its process group). */
+  kill(): void;
+}
+
+export interface SpawnRequest {
+  readonly app: AppOptions;
+  readonly server: ServerOptions;
+  /** Aborted when the spawn is no longer wanted or PassengerStartTimeout passed. */
+  readonly signal: AbortSignal;
+}
+
+export interface Spawner {
+  /**
+   * Start one process of the app. Rejects with SpawnError (carrying the app's
+   * output and the failed step) when it exits, fails to listen in time, or the
+   * signal aborts.
+   */
+  spawn(req: SpawnRequest): Promise<SpawnedProcess>;
+}
