@@ -1,0 +1,45 @@
+/**
+ * The pool's status snapshot: what `ferry status` and the admin API show.
+ * Plain JSON-serialisable data, built by Pool.status().
+ */
+
+export type ProcessState = "spawning" | "ready" | "draining" | "dead";
+
+export interface ProcessStatus {
+  readonly pid: number;
+  readonly stickyId: string;
+  readonly state: ProcessState;
+  /** Requests in flight now (not counting upgraded connections). */
+  readonly inFlight: number;
+  /** Upgraded (WebSocket) connections open now. */
+  readonly upgraded: number;
+  /** Requests completed. */
+  readonly processed: number;
+  /** Epoch ms. */
+  readonly startedAt: number;
+  readonly lastUsedAt: number;
+  /** CPU percent over the last sampling interval, and resident memory in bytes (from /proc). */
+  readonly cpuPercent: number;
+  readonly rssBytes: number;
+}
+
+export interface GroupStatus {
+  readonly name: string;
+  readonly appRoot: string;
+  readonly appEnv: string;
+  readonly queueLength: number;
+  /** Processes being spawned now. */
+  readonly spawning: number;
+  /** A rolling restart is in progress. */
+  readonly restarting: boolean;
+  /** Last spawn or restart failure, kept until a spawn succeeds. */
+  readonly lastError: { readonly at: number; readonly code: string; readonly message: string; readonly output: string } | null;
+  readonly processes: readonly ProcessStatus[];
+}
+
+export interface PoolStatus {
+  readonly version: string;
+  readonly maxPoolSize: number;
+  readonly processCount: number;
+  readonly groups: readonly GroupStatus[];
+}
