@@ -1,0 +1,37 @@
+/*
+ * ferry_map.h: which requests belong to an app, and what the data path needs
+ * to know about that app. Implemented in ferry_map.c / ferry_config.c.
+ * (Contract between the config/mapping part and the data path.)
+ */
+#ifndef FERRY_MAP_H
+#define FERRY_MAP_H
+
+#include "httpd.h"
+#include "apr_time.h"
+#include <msgpack.h>
+
+/* The per-request decision made in the fixups hook: opaque to the data path. */
+typedef struct ferry_app_t ferry_app_t;
+
+/* fixups hook (APR_HOOK_FIRST, registered in mod_ferry.c): decides whether r
+ * belongs to an app (PassengerEnabled, app root, base URI, static files served
+ * by Apache) and stores the decision in r->request_config. Returns DECLINED
+ * (never an error for "not ours"), or an HTTP error for a broken app config. */
+int ferry_map_fixups(request_rec *r);
+
+/* The decision made for r in fixups, or NULL when r is not for Ferry. */
+const ferry_app_t *ferry_request_app(request_rec *r);
+
+/* Pack the REQUEST_HEAD "app" map (docs/protocol.md "App options") and the
+ * "env" array (SetEnv variables) into pk. Returns 0 on success. */
+int ferry_pack_app(msgpack_packer *pk, request_rec *r, const ferry_app_t *app);
+int ferry_pack_env(msgpack_packer *pk, request_rec *r, const ferry_app_t *app);
+
+/* Knobs for the data path. */
+apr_interval_time_t ferry_app_read_timeout(request_rec *r, const ferry_app_t *app); /* PassengerReadTimeout, else r->server->timeout */
+int ferry_app_buffer_response(const ferry_app_t *app);                              /* PassengerBufferResponse */
+apr_interval_time_t ferry_app_ws_idle_timeout(const ferry_app_t *app);              /* PassengerWebSocketIdleTimeout */
+int ferry_app_error_override(const ferry_app_t *app);                               /* PassengerErrorOverride */
+int ferry_app_show_version(const ferry_app_t *app);                                 /* PassengerShowVersionInHeader */
+
+#endif
