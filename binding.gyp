@@ -6,6 +6,12 @@
       "include_dirs": ["<!(node -e \"require('nan')\")"],
       "cflags": ["-Wall", "-Wextra"],
       "cflags_cc": ["-Wall", "-Wextra", "-std=c++17"]
+    },
+    {
+      "target_name": "ferry-exec-helper",
+      "type": "executable",
+      "sources": ["bindings/src/exec_helper.c"],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-std=c99"]
     }
   ]
 }

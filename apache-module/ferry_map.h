@@ -19,7 +19,20 @@ typedef struct ferry_app_t ferry_app_t;
  * (never an error for "not ours"), or an HTTP error for a broken app config. */
 int ferry_map_fixups(request_rec *r);
 
-/* The decision made for r in fixups, or NULL when r is not for Ferry. */
+/* fixups hooks around mod_dir (registered in mod_ferry.c, APR_HOOK_LAST,
+ * before / after mod_dir.c): hide an app request's directory from mod_dir
+ * (no trailing-slash redirect, no DirectoryIndex) and restore it after. */
+int ferry_map_block_mod_dir(request_rec *r);
+int ferry_map_unblock_mod_dir(request_rec *r);
+
+/* child_init hook: the per-child app detection cache (PassengerStatThrottleRate). */
+void ferry_map_child_init(apr_pool_t *p, server_rec *s);
+
+/* The handler name ferry_map_fixups gives requests it claims. */
+#define FERRY_HANDLER_NAME "ferry"
+
+/* The decision made for r in fixups, or NULL when r is not for Ferry
+ * (also NULL when a later module, e.g. mod_rewrite, changed r->handler). */
 const ferry_app_t *ferry_request_app(request_rec *r);
 
 /* Pack the REQUEST_HEAD "app" map (docs/protocol.md "App options") and the

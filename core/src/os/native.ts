@@ -19,6 +19,9 @@ interface NativeAddon {
 /** Root of the package (the folder holding package.json). */
 export const PACKAGE_ROOT: string = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 
+/** The privilege-dropping exec helper built by binding.gyp (bindings/src/exec_helper.c). */
+export const EXEC_HELPER_PATH: string = path.join(PACKAGE_ROOT, "build", "Release", "ferry-exec-helper");
+
 function load(): NativeAddon {
   const require = createRequire(import.meta.url);
   const file = path.join(PACKAGE_ROOT, "build", "Release", "ferry_native.node");

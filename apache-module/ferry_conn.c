@@ -1,0 +1,189 @@
+/*
+ * ferry_conn.c: connect to the core's Unix socket and move bytes on it.
+ *
+ * Shape of mod_cgid's connect_to_daemon and mod_wsgi's wsgi_connect_daemon:
+ * the socket timeout is set before connect, a refused/missing socket (the
+ * core is starting or being restarted by the Apache parent) is retried with
+ * doubling, capped sleeps inside a total budget, then the request gets 503.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <sys/uio.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_strings.h"
+
+#include "ferry_conn.h"
+#include "ferry_daemon.h"
+#include "ferry_log.h"
+
+APLOG_USE_MODULE(ferry);
+
+/* The error is one a restarting core produces. */
+static int is_retryable(apr_status_t rv)
+{
+    return APR_STATUS_IS_ENOENT(rv) || APR_STATUS_IS_ECONNREFUSED(rv)
+           || APR_STATUS_IS_EAGAIN(rv) || APR_STATUS_IS_TIMEUP(rv);
+}
+
+/* 1 if the core's last known pid is running, 0 if not, -1 if unknown. */
+static int core_alive(void)
+{
+    pid_t pid = ferry_core_pid();
+
+    if (pid <= 0) {
+        return -1;
+    }
+    return (kill(pid, 0) == 0 || errno == EPERM) ? 1 : 0;
+}
+
+apr_status_t ferry_conn_open(request_rec *r, apr_socket_t **sock)
+{
+    const char *path = ferry_core_socket_path();
+    apr_sockaddr_t *sa;
+    apr_socket_t *s = NULL;
+    apr_status_t rv;
+    apr_time_t start = apr_time_now(), left;
+    apr_interval_time_t backoff = FERRY_CONNECT_BACKOFF0;
+    int attempts = 0, alive;
+
+    *sock = NULL;
+    if (path == NULL || *path == '\0') {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0100)
+                      "Cannot connect to the core: its socket path is not "
+                      "known (did the core start? see FERRY02xx lines)");
+        return APR_ENOENT;
+    }
+    rv = apr_sockaddr_info_get(&sa, path, APR_UNIX, 0, 0, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0101)
+                      "Cannot resolve the core socket path %s", path);
+        return rv;
+    }
+
+    for (;;) {
+        attempts++;
+        rv = apr_socket_create(&s, APR_UNIX, SOCK_STREAM, 0, r->pool);
+        if (rv != APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0102)
+                          "Cannot create a socket for the core at %s", path);
+            return rv;
+        }
+        /* Timeout first, so neither connect nor any later I/O can block
+         * forever. */
+        apr_socket_timeout_set(s, r->server->timeout);
+        rv = apr_socket_connect(s, sa);
+        if (rv == APR_SUCCESS) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                          "connected to the core at %s (attempt %d)",
+                          path, attempts);
+            *sock = s;
+            return APR_SUCCESS;
+        }
+        apr_socket_close(s);
+        left = FERRY_CONNECT_BUDGET - (apr_time_now() - start);
+        if (!is_retryable(rv) || left <= 0) {
+            break;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, r,
+                      "connect #%d to the core at %s failed; retrying in "
+                      "%" APR_TIME_T_FMT " ms", attempts, path,
+                      apr_time_as_msec(backoff));
+        apr_sleep(backoff < left ? backoff : left);
+        backoff *= 2;
+        if (backoff > FERRY_CONNECT_BACKOFF_MAX) {
+            backoff = FERRY_CONNECT_BACKOFF_MAX;
+        }
+    }
+
+    alive = core_alive();
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0103)
+                  "Cannot connect to the core at %s: gave up after %d "
+                  "attempt(s) in %" APR_TIME_T_FMT " ms (core pid %ld %s)",
+                  path, attempts, apr_time_as_msec(apr_time_now() - start),
+                  (long)ferry_core_pid(),
+                  alive == 1 ? "is running" : alive == 0 ? "is not running"
+                                                         : "unknown");
+    return rv;
+}
+
+apr_status_t ferry_conn_send(apr_socket_t *sock, const char *data,
+                             apr_size_t len, apr_interval_time_t timeout)
+{
+    apr_status_t rv;
+    apr_size_t n;
+
+    apr_socket_timeout_set(sock, timeout);
+    while (len > 0) {
+        n = len;
+        rv = apr_socket_send(sock, data, &n);
+        data += n;
+        len -= n;
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ferry_conn_send_body(apr_socket_t *sock, const char *data,
+                                  apr_size_t len, apr_interval_time_t timeout)
+{
+    char prefix[FERRY_BODY_PREFIX_MAX];
+    apr_size_t plen = ferry_body_prefix(prefix, len);
+    apr_size_t total = plen + len, done = 0, n;
+    struct iovec vec[2];
+    apr_int32_t nvec;
+    apr_status_t rv;
+
+    apr_socket_timeout_set(sock, timeout);
+    while (done < total) {
+        nvec = 0;
+        if (done < plen) {
+            vec[nvec].iov_base = prefix + done;
+            vec[nvec].iov_len = plen - done;
+            nvec++;
+            if (len > 0) {
+                vec[nvec].iov_base = (void *)data;
+                vec[nvec].iov_len = len;
+                nvec++;
+            }
+        }
+        else {
+            vec[nvec].iov_base = (void *)(data + (done - plen));
+            vec[nvec].iov_len = total - done;
+            nvec++;
+        }
+        n = 0;
+        rv = apr_socket_sendv(sock, vec, nvec, &n);
+        done += n;
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ferry_conn_recv(apr_socket_t *sock, ferry_decoder_t *dec,
+                             apr_interval_time_t timeout, apr_size_t *got)
+{
+    char *buf;
+    apr_size_t avail;
+    apr_status_t rv;
+
+    *got = 0;
+    if (ferry_decoder_space(dec, FERRY_BODY_CHUNK, &buf, &avail) != 0) {
+        return APR_ENOMEM;
+    }
+    apr_socket_timeout_set(sock, timeout);
+    rv = apr_socket_recv(sock, buf, &avail);
+    if (avail > 0) {
+        ferry_decoder_commit(dec, avail);
+        *got = avail;
+        /* Data counts, whatever came with it; an EOF shows up next read. */
+        return APR_SUCCESS;
+    }
+    return rv == APR_SUCCESS ? APR_EOF : rv;
+}

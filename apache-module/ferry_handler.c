@@ -1,0 +1,321 @@
+/*
+ * ferry_handler.c: the handler hook. Declines requests that are not for an
+ * app, else runs one exchange with the core (docs/protocol.md):
+ *
+ *   Step One    is the request ours?
+ *   Step Two    connect to the core (bounded retry, else 503)
+ *   Step Three  send REQUEST_HEAD (+ END when there is no body)
+ *   Step Four   stream the request body as BODY frames, then END
+ *   Step Five   relay the response (or tunnel an upgraded connection)
+ *
+ * The HTTP status for every failure is chosen in ferry_status_for().
+ */
+#include <string.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "mod_core.h"
+#include "apr_strings.h"
+
+#include "ferry_conn.h"
+#include "ferry_daemon.h"
+#include "ferry_exchange.h"
+#include "ferry_handler.h"
+#include "ferry_log.h"
+#include "ferry_map.h"
+#include "ferry_proto.h"
+
+APLOG_USE_MODULE(ferry);
+
+/* Request headers that describe this hop only (docs/protocol.md). Expect is
+ * answered by Apache itself (100-continue) before the body is read. */
+static const char *const hop_by_hop[] = {
+    "Connection", "Keep-Alive", "Transfer-Encoding", "TE",
+    "Proxy-Connection", "Upgrade", "Expect", NULL
+};
+
+static int is_hop_by_hop(const char *name, int upgrade)
+{
+    int i;
+
+    if (upgrade && (!ap_cstr_casecmp(name, "Connection")
+                    || !ap_cstr_casecmp(name, "Upgrade"))) {
+        return 0;
+    }
+    for (i = 0; hop_by_hop[i] != NULL; i++) {
+        if (!ap_cstr_casecmp(name, hop_by_hop[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The client asks to switch protocols (WebSocket): HTTP/1.1, an Upgrade
+ * header, "upgrade" in Connection, and no body. */
+static int wants_upgrade(request_rec *r)
+{
+    const char *conn = apr_table_get(r->headers_in, "Connection");
+    const char *upgrade = apr_table_get(r->headers_in, "Upgrade");
+
+    return r->proto_num == HTTP_VERSION(1, 1) && upgrade != NULL
+           && *upgrade != '\0' && conn != NULL
+           && ap_find_token(r->pool, conn, "upgrade")
+           && !ap_request_has_body(r);
+}
+
+static int is_https(request_rec *r)
+{
+    const char *https = apr_table_get(r->subprocess_env, "HTTPS");
+
+    return ap_ssl_conn_is_ssl(r->connection)
+           || !ap_cstr_casecmp(ap_http_scheme(r), "https")
+           || (https != NULL && !ap_cstr_casecmp(https, "on"));
+}
+
+static int pack_app_cb(msgpack_packer *pk, void *ctx)
+{
+    ferry_exchange_t *ex = ctx;
+
+    return ferry_pack_app(pk, ex->r, ex->app);
+}
+
+static int pack_env_cb(msgpack_packer *pk, void *ctx)
+{
+    ferry_exchange_t *ex = ctx;
+
+    return ferry_pack_env(pk, ex->r, ex->app);
+}
+
+static apr_status_t sbuffer_cleanup(void *data)
+{
+    msgpack_sbuffer_destroy(data);
+    return APR_SUCCESS;
+}
+
+static apr_status_t decoder_cleanup(void *data)
+{
+    ferry_decoder_destroy(data);
+    return APR_SUCCESS;
+}
+
+/* Encode REQUEST_HEAD (and END when there is no body) into sb. */
+static ferry_err encode_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
+                             int has_body)
+{
+    request_rec *r = ex->r;
+    conn_rec *c = r->connection;
+    const apr_array_header_t *arr = apr_table_elts(r->headers_in);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    const char **headers;
+    ferry_request_head_t h;
+    int i, n = 0;
+
+    headers = apr_palloc(r->pool, sizeof(char *) * 2 * (arr->nelts + 1));
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key == NULL || is_hop_by_hop(e[i].key, ex->upgrade)) {
+            continue;
+        }
+        headers[2 * n] = e[i].key;
+        headers[2 * n + 1] = e[i].val ? e[i].val : "";
+        n++;
+    }
+
+    memset(&h, 0, sizeof(h));
+    h.method = r->method;
+    h.uri = r->unparsed_uri;
+    h.proto = r->proto_num == HTTP_VERSION(1, 0) ? "HTTP/1.0" : "HTTP/1.1";
+    h.headers = headers;
+    h.nheaders = (size_t)n;
+    h.remote_addr = r->useragent_ip ? r->useragent_ip : c->client_ip;
+    h.remote_port = r->useragent_addr ? r->useragent_addr->port
+                                      : (c->client_addr ? c->client_addr->port : 0);
+    h.server_name = r->server->server_hostname ? r->server->server_hostname
+                                               : ap_get_server_name(r);
+    h.server_port = c->local_addr ? c->local_addr->port : ap_get_server_port(r);
+    h.https = is_https(r);
+    h.has_body = has_body;
+    h.upgrade = ex->upgrade;
+    h.gen = ferry_config_generation();
+    h.pack_app = pack_app_cb;
+    h.pack_env = pack_env_cb;
+    h.ctx = ex;
+
+    if (ferry_encode_request_head(sb, &h) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0104)
+                      "Cannot encode the request head: over the 1 MiB frame "
+                      "limit or app options could not be packed (%d headers)",
+                      n);
+        return FERRY_E_HEAD_TOO_LARGE;
+    }
+    if (!has_body && ferry_encode_end(sb) != 0) {
+        return FERRY_E_INTERNAL;
+    }
+    return FERRY_OK;
+}
+
+int ferry_status_for(const ferry_exchange_t *ex, ferry_err err)
+{
+    switch (err) {
+    case FERRY_OK:
+    case FERRY_E_CLIENT_ABORTED:
+        return OK;
+    case FERRY_E_CONNECT:
+        return HTTP_SERVICE_UNAVAILABLE;
+    case FERRY_E_TIMEOUT:
+        return HTTP_GATEWAY_TIME_OUT;
+    case FERRY_E_PROTOCOL:
+    case FERRY_E_CORE_CLOSED:
+    case FERRY_E_CORE_ABORT:
+        return HTTP_BAD_GATEWAY;
+    case FERRY_E_HEAD_TOO_LARGE:
+        return HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+    case FERRY_E_BODY_READ:
+        return ap_map_http_request_error(ex->body_rv, HTTP_BAD_REQUEST);
+    case FERRY_E_INTERNAL:
+        break;
+    }
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+void ferry_send_abort(ferry_exchange_t *ex, const char *code,
+                      const char *message)
+{
+    msgpack_sbuffer sb;
+
+    if (ex->sock == NULL || ex->core_gone) {
+        return;
+    }
+    msgpack_sbuffer_init(&sb);
+    if (ferry_encode_abort(&sb, code, message) == 0) {
+        /* Best effort, short: the connection is closed right after. */
+        if (ferry_conn_send(ex->sock, sb.data, sb.size,
+                            apr_time_from_sec(1)) != APR_SUCCESS) {
+            ex->core_gone = 1;
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* When no ErrorDocument is configured for a 502/503/504 of ours, answer
+ * with a short page that points at the error log. */
+static void error_page(request_rec *r, int status)
+{
+    const char *text;
+
+    if (ap_response_code_string(r, ap_index_of_response(status)) != NULL) {
+        return;
+    }
+    switch (status) {
+    case HTTP_SERVICE_UNAVAILABLE:
+        text = "This website is temporarily unavailable: its application "
+               "server is not answering. Please try again in a moment.";
+        break;
+    case HTTP_GATEWAY_TIME_OUT:
+        text = "The application did not answer in time.";
+        break;
+    case HTTP_BAD_GATEWAY:
+        text = "The application sent an incomplete or invalid response.";
+        break;
+    default:
+        return;
+    }
+    ap_custom_response(r, status, apr_psprintf(r->pool,
+        "<!DOCTYPE html>\n<html><head><title>%d %s</title></head><body>\n"
+        "<h1>%s</h1>\n<p>%s</p>\n<p><small>Details are in the web server's "
+        "error log (lines tagged FERRY01xx).</small></p>\n</body></html>\n",
+        status, ap_get_status_line(status) + 4, ap_get_status_line(status) + 4,
+        text));
+}
+
+int ferry_handler(request_rec *r)
+{
+    ferry_exchange_t ex;
+    msgpack_sbuffer *sb;
+    apr_status_t rv;
+    ferry_err err;
+    int has_body, rc;
+
+    /* Step One: ours? (mod_rewrite's [R] redirects stay Apache's.) */
+    memset(&ex, 0, sizeof(ex));
+    ex.app = ferry_request_app(r);
+    if (ex.app == NULL) {
+        return DECLINED;
+    }
+    if (r->handler != NULL && !strcmp(r->handler, "redirect-handler")) {
+        return DECLINED;
+    }
+    ex.r = r;
+    ex.read_timeout = ferry_app_read_timeout(r, ex.app);
+    if (ex.read_timeout <= 0) {
+        ex.read_timeout = r->server->timeout;
+    }
+    ex.write_timeout = r->server->timeout;
+    ex.upgrade = wants_upgrade(r) ? 1 : 0;
+    has_body = ap_request_has_body(r);
+
+    /* Step Two: connect to the core. */
+    rv = ferry_conn_open(r, &ex.sock);
+    if (rv != APR_SUCCESS) {
+        rc = ferry_status_for(&ex, FERRY_E_CONNECT);
+        error_page(r, rc);
+        return rc;
+    }
+    ex.dec = ferry_decoder_create();
+    if (ex.dec == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_ENOMEM, r, FERRY_LOGNO(0105)
+                      "Cannot allocate the frame decoder");
+        rc = ferry_status_for(&ex, FERRY_E_INTERNAL);
+        goto cleanup;
+    }
+    apr_pool_cleanup_register(r->pool, ex.dec, decoder_cleanup,
+                              apr_pool_cleanup_null);
+    ex.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+
+    /* Step Three: the request head. */
+    sb = apr_pcalloc(r->pool, sizeof(*sb));
+    msgpack_sbuffer_init(sb);
+    apr_pool_cleanup_register(r->pool, sb, sbuffer_cleanup,
+                              apr_pool_cleanup_null);
+    err = encode_head(&ex, sb, has_body);
+    if (err != FERRY_OK) {
+        rc = ferry_status_for(&ex, err);
+        goto cleanup;
+    }
+    rv = ferry_conn_send(ex.sock, sb->data, sb->size, ex.write_timeout);
+    if (rv != APR_SUCCESS) {
+        /* The core accepted and then went away (shutting down). */
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0106)
+                      "Cannot send the request head to the core at %s",
+                      ferry_core_socket_path());
+        rc = ferry_status_for(&ex, FERRY_E_CONNECT);
+        goto cleanup;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
+                  "sent request head (%" APR_SIZE_T_FMT " bytes, body %s, "
+                  "upgrade %s)", (apr_size_t)sb->size, has_body ? "yes" : "no",
+                  ex.upgrade ? "yes" : "no");
+
+    /* Step Four: the request body. */
+    if (has_body) {
+        err = ferry_send_body(&ex);
+        if (err != FERRY_OK) {
+            rc = ferry_status_for(&ex, err);
+            goto cleanup;
+        }
+    }
+
+    /* Step Five: the response. */
+    rc = ferry_relay_response(&ex);
+
+cleanup:
+    apr_socket_close(ex.sock);
+    if (!ex.overridden) {
+        error_page(r, rc);
+    }
+    return rc;
+}

@@ -1,0 +1,14 @@
+/*
+ * ferry_handler.h: the handler hook (implemented in ferry_handler.c),
+ * registered by mod_ferry.c.
+ */
+#ifndef FERRY_HANDLER_H
+#define FERRY_HANDLER_H
+
+#include "httpd.h"
+
+/* Serve r through the core when ferry_request_app(r) says it belongs to an
+ * app; DECLINED otherwise. */
+int ferry_handler(request_rec *r);
+
+#endif

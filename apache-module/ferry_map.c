@@ -1,0 +1,953 @@
+/*
+ * ferry_map.c: does this request belong to an app, and which one? (Passenger's
+ * prepareRequest + DirectoryMapper, reference/passenger.md §1.2.)
+ *
+ * In the fixups phase (before mod_rewrite's per-directory rules):
+ *   1. PassengerEnabled (default on) must be on; subrequests and requests
+ *      another module already gave a handler (SetHandler ...) are not ours.
+ *   2. The mapped file is an existing regular file: Apache serves it.
+ *   3. Base URI: the first PassengerBaseURI equal to the URI or a prefix of
+ *      it followed by "/" ("/" is ignored); public dir = DocumentRoot + base
+ *      URI (or DocumentRoot).
+ *   4. App root = PassengerAppRoot, else the parent of the public dir (its
+ *      symlink resolved when a base URI matched).
+ *   5. App type: PassengerAppStartCommand -> generic; PassengerAppType node/
+ *      generic; else autodetect in the app root: Passengerfile.json's
+ *      app_start_command -> generic, PassengerStartupFile or app.js -> node;
+ *      config.ru / passenger_wsgi.py / .meteor apps are not ours (declined).
+ *   6. Page cache (GET): <file>.html or <dir>/index.html exists -> Apache.
+ *   7. Claim: r->handler = "ferry", the decision in r->request_config.
+ *
+ * Detection results are cached per app root for PassengerStatThrottleRate
+ * seconds in a small mutex-protected per-child cache.
+ */
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "apr_file_io.h"
+#include "apr_hash.h"
+#include "apr_lib.h"
+#include "apr_strings.h"
+#if APR_HAS_THREADS
+#include "apr_thread_mutex.h"
+#endif
+
+#include "ferry_config.h"
+#include "ferry_log.h"
+#include "ferry_map.h"
+
+APLOG_USE_MODULE(ferry);
+
+/* Passenger reads at most this much of Passengerfile.json. */
+#define FERRY_PASSENGERFILE_MAX (512 * 1024)
+/* Entries in the per-child detection cache before it is emptied. */
+#define FERRY_DETECT_CACHE_MAX 512
+
+struct ferry_app_t {
+    const ferry_dir_conf_t *dc;
+    const char *app_root;
+    const char *app_type;          /* "node" | "generic" */
+    const char *startup_file;      /* node: configured or app.js */
+    const char *app_start_command; /* generic */
+    const char *base_uri;          /* "" when none matched */
+    const char *document_root;
+    const char *app_env;
+    const char *app_group_name;
+    int show_version;
+    apr_interval_time_t server_timeout;
+    int dir_blocked;               /* mod_dir is being kept away */
+};
+
+/* ---- App type detection --------------------------------------------------- */
+
+typedef enum {
+    DETECT_NONE = 0,   /* nothing we know */
+    DETECT_NODE,       /* startup file present */
+    DETECT_GENERIC,    /* Passengerfile.json app_start_command */
+    DETECT_OTHER,      /* a Ruby/Python/Meteor app: not ours */
+    DETECT_EACCES      /* the app root cannot be searched */
+} detect_kind_e;
+
+typedef struct {
+    detect_kind_e kind;
+    const char *start_command;     /* DETECT_GENERIC */
+    apr_status_t rv;               /* DETECT_EACCES */
+} detect_t;
+
+/* 1 = exists (regular file or directory per want_dir), 0 = no, -1 = EACCES. */
+static int probe(apr_pool_t *p, const char *dir, const char *name, int want_dir,
+                 apr_status_t *rvp)
+{
+    apr_finfo_t fi;
+    apr_status_t rv = apr_stat(&fi, apr_pstrcat(p, dir, "/", name, NULL),
+                               APR_FINFO_TYPE, p);
+    if (rv == APR_SUCCESS || rv == APR_INCOMPLETE) {
+        return want_dir ? fi.filetype == APR_DIR : fi.filetype == APR_REG;
+    }
+    if (APR_STATUS_IS_EACCES(rv)) {
+        *rvp = rv;
+        return -1;
+    }
+    return 0;
+}
+
+/* Minimal JSON reading for Passengerfile.json: only a top-level string
+ * member is extracted; everything else is skipped. */
+typedef struct {
+    const char *s;
+    const char *end;
+} json_t;
+
+static void json_ws(json_t *j)
+{
+    while (j->s < j->end && (*j->s == ' ' || *j->s == '\t' || *j->s == '\n'
+                             || *j->s == '\r')) {
+        j->s++;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Parse a JSON string at j->s (the opening quote); decoded into *out when
+ * out != NULL. Returns 0 on success. */
+static int json_string(json_t *j, apr_pool_t *p, const char **out)
+{
+    char *buf = NULL, *o = NULL;
+
+    if (j->s >= j->end || *j->s != '"') {
+        return -1;
+    }
+    j->s++;
+    if (out) {
+        o = buf = apr_palloc(p, (apr_size_t)(j->end - j->s) + 1);
+    }
+    while (j->s < j->end && *j->s != '"') {
+        unsigned int cp;
+        char c = *j->s++;
+        if ((unsigned char)c < 0x20) {
+            return -1;
+        }
+        if (c != '\\') {
+            if (o) *o++ = c;
+            continue;
+        }
+        if (j->s >= j->end) {
+            return -1;
+        }
+        c = *j->s++;
+        switch (c) {
+        case '"': case '\\': case '/': if (o) *o++ = c; break;
+        case 'b': if (o) *o++ = '\b'; break;
+        case 'f': if (o) *o++ = '\f'; break;
+        case 'n': if (o) *o++ = '\n'; break;
+        case 'r': if (o) *o++ = '\r'; break;
+        case 't': if (o) *o++ = '\t'; break;
+        case 'u':
+            if (j->end - j->s < 4) {
+                return -1;
+            }
+            cp = 0;
+            for (int k = 0; k < 4; k++) {
+                int h = hexval(j->s[k]);
+                if (h < 0) {
+                    return -1;
+                }
+                cp = cp * 16 + (unsigned int)h;
+            }
+            j->s += 4;
+            if (cp == 0) {
+                return -1; /* no NUL inside a C string */
+            }
+            if (o) {
+                /* UTF-8; surrogate halves are kept as-is (3 bytes each). */
+                if (cp < 0x80) {
+                    *o++ = (char)cp;
+                }
+                else if (cp < 0x800) {
+                    *o++ = (char)(0xC0 | (cp >> 6));
+                    *o++ = (char)(0x80 | (cp & 0x3F));
+                }
+                else {
+                    *o++ = (char)(0xE0 | (cp >> 12));
+                    *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                    *o++ = (char)(0x80 | (cp & 0x3F));
+                }
+            }
+            break;
+        default:
+            return -1;
+        }
+    }
+    if (j->s >= j->end) {
+        return -1;
+    }
+    j->s++; /* closing quote */
+    if (o) {
+        *o = '\0';
+        *out = buf;
+    }
+    return 0;
+}
+
+static int json_skip(json_t *j, int depth)
+{
+    json_ws(j);
+    if (j->s >= j->end || depth > 64) {
+        return -1;
+    }
+    if (*j->s == '"') {
+        return json_string(j, NULL, NULL);
+    }
+    if (*j->s == '{' || *j->s == '[') {
+        char close = (*j->s == '{') ? '}' : ']';
+        int obj = (close == '}');
+        j->s++;
+        json_ws(j);
+        if (j->s < j->end && *j->s == close) {
+            j->s++;
+            return 0;
+        }
+        for (;;) {
+            if (obj) {
+                json_ws(j);
+                if (json_string(j, NULL, NULL) != 0) return -1;
+                json_ws(j);
+                if (j->s >= j->end || *j->s++ != ':') return -1;
+            }
+            if (json_skip(j, depth + 1) != 0) return -1;
+            json_ws(j);
+            if (j->s >= j->end) return -1;
+            if (*j->s == ',') { j->s++; continue; }
+            if (*j->s == close) { j->s++; return 0; }
+            return -1;
+        }
+    }
+    /* number, true, false, null */
+    if (!(apr_isalnum(*j->s) || *j->s == '-')) {
+        return -1;
+    }
+    while (j->s < j->end && (apr_isalnum(*j->s) || *j->s == '-' || *j->s == '+'
+                             || *j->s == '.')) {
+        j->s++;
+    }
+    return 0;
+}
+
+/* The string value of top-level member key; NULL if absent or not a
+ * string; *bad = 1 when the text is not a JSON object. */
+static const char *json_top_string(apr_pool_t *p, const char *text, apr_size_t len,
+                                   const char *key, int *bad)
+{
+    json_t j = { text, text + len };
+    const char *found = NULL;
+
+    *bad = 1;
+    json_ws(&j);
+    if (j.s >= j.end || *j.s++ != '{') {
+        return NULL;
+    }
+    json_ws(&j);
+    if (j.s < j.end && *j.s == '}') {
+        *bad = 0;
+        return NULL;
+    }
+    for (;;) {
+        const char *name;
+        json_ws(&j);
+        if (json_string(&j, p, &name) != 0) return NULL;
+        json_ws(&j);
+        if (j.s >= j.end || *j.s++ != ':') return NULL;
+        json_ws(&j);
+        if (strcmp(name, key) == 0 && j.s < j.end && *j.s == '"') {
+            if (json_string(&j, p, &found) != 0) return NULL;
+        }
+        else if (json_skip(&j, 1) != 0) {
+            return NULL;
+        }
+        json_ws(&j);
+        if (j.s >= j.end) return NULL;
+        if (*j.s == ',') { j.s++; continue; }
+        if (*j.s == '}') break;
+        return NULL;
+    }
+    *bad = 0;
+    return found;
+}
+
+/* app_start_command from <app_root>/Passengerfile.json, or NULL. */
+static const char *passengerfile_command(request_rec *r, apr_pool_t *p,
+                                         const char *app_root)
+{
+    const char *path = apr_pstrcat(p, app_root, "/Passengerfile.json", NULL);
+    apr_file_t *f;
+    apr_finfo_t fi;
+    apr_size_t n;
+    char *buf;
+    const char *cmd;
+    int bad;
+    apr_status_t rv;
+
+    if (apr_file_open(&f, path, APR_FOPEN_READ, APR_OS_DEFAULT, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
+    if (rv != APR_SUCCESS || fi.filetype != APR_REG || fi.size > FERRY_PASSENGERFILE_MAX) {
+        apr_file_close(f);
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, FERRY_LOGNO(0009)
+                      "Cannot read %s: not a regular file of at most %d bytes; "
+                      "ignoring it", path, FERRY_PASSENGERFILE_MAX);
+        return NULL;
+    }
+    n = (apr_size_t)fi.size;
+    buf = apr_palloc(p, n + 1);
+    rv = apr_file_read_full(f, buf, n, &n);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EOF(rv)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, rv, r, FERRY_LOGNO(0010)
+                      "Cannot read %s; ignoring it", path);
+        return NULL;
+    }
+    buf[n] = '\0';
+    cmd = json_top_string(p, buf, n, "app_start_command", &bad);
+    if (bad) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FERRY_LOGNO(0011)
+                      "Cannot parse %s: not a JSON object; ignoring it", path);
+        return NULL;
+    }
+    return (cmd && *cmd) ? cmd : NULL;
+}
+
+/* Probe app_root as Passenger's autodetection does (plus a configured
+ * startup file). Allocates from p. */
+static void detect_uncached(request_rec *r, apr_pool_t *p, const char *app_root,
+                            const char *startup_file, detect_t *out)
+{
+    apr_status_t rv = APR_SUCCESS;
+    int e;
+
+    memset(out, 0, sizeof(*out));
+    out->start_command = passengerfile_command(r, p, app_root);
+    if (out->start_command) {
+        out->kind = DETECT_GENERIC;
+        return;
+    }
+    if (startup_file && (e = probe(p, app_root, startup_file, 0, &rv)) != 0) {
+        out->kind = e > 0 ? DETECT_NODE : DETECT_EACCES;
+        out->rv = rv;
+        return;
+    }
+    if ((e = probe(p, app_root, "config.ru", 0, &rv)) != 0) {
+        out->kind = e > 0 ? DETECT_OTHER : DETECT_EACCES;
+    }
+    else if ((e = probe(p, app_root, FERRY_DEFAULT_STARTUP_FILE, 0, &rv)) != 0) {
+        out->kind = e > 0 ? DETECT_NODE : DETECT_EACCES;
+    }
+    else if (probe(p, app_root, "passenger_wsgi.py", 0, &rv) > 0
+             || probe(p, app_root, ".meteor", 1, &rv) > 0) {
+        out->kind = DETECT_OTHER;
+    }
+    out->rv = rv;
+}
+
+/* The per-child cache: app root + startup file -> detection, with time. */
+typedef struct {
+    detect_t d;
+    apr_time_t checked;
+} detect_entry_t;
+
+static apr_pool_t *cache_pool;
+static apr_hash_t *cache;
+#if APR_HAS_THREADS
+static apr_thread_mutex_t *cache_mutex;
+#endif
+
+void ferry_map_child_init(apr_pool_t *p, server_rec *s)
+{
+    apr_status_t rv;
+
+    if (apr_pool_create(&cache_pool, p) != APR_SUCCESS) {
+        cache_pool = NULL;
+        return;
+    }
+#if APR_HAS_THREADS
+    rv = apr_thread_mutex_create(&cache_mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, FERRY_LOGNO(0012)
+                     "Cannot create the app detection cache lock; app "
+                     "detection will not be cached");
+        cache_pool = NULL;
+        return;
+    }
+#else
+    (void)rv;
+    (void)s;
+#endif
+    cache = apr_hash_make(cache_pool);
+}
+
+static void detect(request_rec *r, const char *app_root, const char *startup_file,
+                   detect_t *out)
+{
+    const ferry_server_conf_t *sc = ferry_server_conf(r->server);
+    int rate = sc->stat_throttle_rate != FERRY_UNSET
+               ? sc->stat_throttle_rate : FERRY_DEFAULT_STAT_THROTTLE_RATE;
+    const char *key;
+    detect_entry_t *e;
+    apr_time_t now = r->request_time;
+
+    if (cache_pool == NULL || rate == 0) {
+        detect_uncached(r, r->pool, app_root, startup_file, out);
+        return;
+    }
+    key = apr_pstrcat(r->pool, app_root, "\n", startup_file ? startup_file : "", NULL);
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(cache_mutex);
+#endif
+    e = apr_hash_get(cache, key, APR_HASH_KEY_STRING);
+    if (e != NULL && now >= e->checked && now - e->checked < apr_time_from_sec(rate)) {
+        *out = e->d;
+        if (out->start_command) {
+            out->start_command = apr_pstrdup(r->pool, out->start_command);
+        }
+#if APR_HAS_THREADS
+        apr_thread_mutex_unlock(cache_mutex);
+#endif
+        return;
+    }
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(cache_mutex);
+#endif
+
+    /* Probe without holding the lock; racing threads just probe twice. */
+    detect_uncached(r, r->pool, app_root, startup_file, out);
+
+#if APR_HAS_THREADS
+    apr_thread_mutex_lock(cache_mutex);
+#endif
+    if (apr_hash_count(cache) >= FERRY_DETECT_CACHE_MAX) {
+        apr_pool_clear(cache_pool);
+        cache = apr_hash_make(cache_pool);
+    }
+    e = apr_hash_get(cache, key, APR_HASH_KEY_STRING);
+    if (e == NULL) {
+        e = apr_palloc(cache_pool, sizeof(*e));
+        key = apr_pstrdup(cache_pool, key);
+        apr_hash_set(cache, key, APR_HASH_KEY_STRING, e);
+    }
+    e->d = *out;
+    if (out->start_command) {
+        e->d.start_command = apr_pstrdup(cache_pool, out->start_command);
+    }
+    e->checked = now;
+#if APR_HAS_THREADS
+    apr_thread_mutex_unlock(cache_mutex);
+#endif
+}
+
+/* ---- Paths ---------------------------------------------------------------- */
+
+static char *strip_trailing_slashes(char *path)
+{
+    size_t len = strlen(path);
+
+    while (len > 1 && path[len - 1] == '/') {
+        path[--len] = '\0';
+    }
+    return path;
+}
+
+static const char *parent_dir(apr_pool_t *p, const char *path)
+{
+    char *d = strip_trailing_slashes(apr_pstrdup(p, path));
+    char *slash = strrchr(d, '/');
+
+    if (slash == NULL) {
+        return ".";
+    }
+    if (slash == d) {
+        return "/";
+    }
+    *slash = '\0';
+    return d;
+}
+
+/* The first PassengerBaseURI that equals uri or prefixes it before a "/". */
+static const char *match_base_uri(const ferry_dir_conf_t *dc, const char *uri)
+{
+    int i;
+
+    for (i = 0; i < dc->base_uris->nelts; i++) {
+        const char *b = APR_ARRAY_IDX(dc->base_uris, i, const char *);
+        size_t len = strlen(b);
+        if (len <= 1) {
+            continue; /* "/" is ignored, as in Passenger */
+        }
+        if (strncmp(uri, b, len) == 0 && (uri[len] == '\0' || uri[len] == '/')) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* Page cache (Passenger): on GET, an existing <file>.html or <dir>/index.html
+ * is served by Apache. Returns 1 when r was handed to Apache. */
+static int page_cache(request_rec *r)
+{
+    apr_finfo_t fi;
+    const char *full, *cand;
+    int has_path_info = r->path_info && *r->path_info;
+
+    if (r->method_number != M_GET || r->filename == NULL) {
+        return 0;
+    }
+    if (r->finfo.filetype == APR_DIR && !has_path_info) {
+        cand = apr_pstrcat(r->pool, strip_trailing_slashes(apr_pstrdup(r->pool,
+                           r->filename)), "/index.html", NULL);
+        /* mod_dir serves DirectoryIndex (or adds the slash first). */
+        return apr_stat(&fi, cand, APR_FINFO_TYPE, r->pool) == APR_SUCCESS
+               && fi.filetype == APR_REG;
+    }
+    full = has_path_info ? apr_pstrcat(r->pool, r->filename, r->path_info, NULL)
+                         : r->filename;
+    if (*full == '\0' || full[strlen(full) - 1] == '/') {
+        return 0;
+    }
+    cand = apr_pstrcat(r->pool, full, ".html", NULL);
+    if (apr_stat(&fi, cand, APR_FINFO_MIN, r->pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return 0;
+    }
+    r->filename = (char *)cand;
+    r->canonical_filename = r->filename;
+    r->path_info = "";
+    r->finfo = fi;
+    ap_run_type_checker(r);
+    return 1;
+}
+
+/* ---- The fixups decision -------------------------------------------------- */
+
+static int unsupported_type(request_rec *r, const char *app_root, const char *type)
+{
+    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0006)
+                  "Cannot serve %s app %s: Ferry runs Node.js and generic "
+                  "(PassengerAppStartCommand) apps only", type, app_root);
+    return HTTP_INTERNAL_SERVER_ERROR;
+}
+
+int ferry_map_fixups(request_rec *r)
+{
+    const ferry_dir_conf_t *dc = ferry_dir_conf(r);
+    const ferry_server_conf_t *sc = ferry_server_conf(r->server);
+    ferry_app_t *app;
+    const char *docroot, *base_uri, *public_dir, *app_root;
+    const char *type = NULL, *startup_file = NULL, *start_command = NULL;
+    detect_t d;
+
+    /* Step One: is Ferry wanted here at all? */
+    if (dc == NULL || (dc->enabled_set && !dc->enabled) || r->main != NULL) {
+        return DECLINED;
+    }
+    if (r->handler != NULL && strcmp(r->handler, FERRY_HANDLER_NAME) != 0) {
+        return DECLINED; /* SetHandler/AddHandler: another module's request */
+    }
+    /* Existing files are served by Apache itself. */
+    if (r->finfo.filetype == APR_REG && (r->path_info == NULL || *r->path_info == '\0')) {
+        return DECLINED;
+    }
+
+    /* Step Two: document root, base URI, public dir, app root. */
+    docroot = ap_document_root(r);
+    if (docroot == NULL || *docroot == '\0') {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "ferry: no DocumentRoot for %s; declining", r->uri);
+        return DECLINED;
+    }
+    docroot = strip_trailing_slashes(apr_pstrdup(r->pool, docroot));
+    base_uri = match_base_uri(dc, r->uri ? r->uri : "");
+    if (base_uri != NULL) {
+        char resolved[PATH_MAX];
+        public_dir = apr_pstrcat(r->pool, strcmp(docroot, "/") ? docroot : "",
+                                 base_uri, NULL);
+        if (realpath(public_dir, resolved) != NULL) {
+            public_dir = apr_pstrdup(r->pool, resolved);
+        }
+    }
+    else {
+        public_dir = docroot;
+    }
+    app_root = dc->app_root ? dc->app_root : parent_dir(r->pool, public_dir);
+
+    /* Step Three: the app type. */
+    if (dc->app_start_command != NULL) {
+        type = "generic";
+        start_command = dc->app_start_command;
+        startup_file = dc->startup_file;
+    }
+    else if (dc->app_type != NULL) {
+        if (strcmp(dc->app_type, "node") == 0) {
+            type = "node";
+            startup_file = dc->startup_file ? dc->startup_file
+                                            : FERRY_DEFAULT_STARTUP_FILE;
+            /* Passenger needs PassengerAppRoot with PassengerAppType; Ferry
+             * also takes the derived root, but only if the app is there. */
+            if (dc->app_root == NULL) {
+                apr_status_t rv = APR_SUCCESS;
+                if (probe(r->pool, app_root, startup_file, 0, &rv) <= 0) {
+                    return DECLINED;
+                }
+            }
+        }
+        else if (strcmp(dc->app_type, "generic") == 0) {
+            type = "generic";
+            detect(r, app_root, NULL, &d);
+            if (d.kind != DETECT_GENERIC) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0007)
+                              "Cannot start generic app %s: PassengerAppType "
+                              "generic needs PassengerAppStartCommand (or "
+                              "app_start_command in Passengerfile.json)", app_root);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            start_command = d.start_command;
+        }
+        else {
+            return unsupported_type(r, app_root, dc->app_type);
+        }
+    }
+    else {
+        detect(r, app_root, dc->startup_file, &d);
+        switch (d.kind) {
+        case DETECT_NODE:
+            type = "node";
+            startup_file = dc->startup_file ? dc->startup_file
+                                            : FERRY_DEFAULT_STARTUP_FILE;
+            break;
+        case DETECT_GENERIC:
+            type = "generic";
+            start_command = d.start_command;
+            break;
+        case DETECT_EACCES:
+            if (dc->app_root != NULL) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, d.rv, r, FERRY_LOGNO(0008)
+                              "Cannot detect the app in %s: permission denied "
+                              "(Apache's user must be able to search it)", app_root);
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            return DECLINED;
+        case DETECT_OTHER:
+        case DETECT_NONE:
+        default:
+            return DECLINED; /* not a Node.js/generic app: Apache serves */
+        }
+    }
+
+    /* Step Four: Passenger's page cache. */
+    if (page_cache(r)) {
+        return DECLINED;
+    }
+
+    /* Step Five: claim the request. */
+    app = apr_pcalloc(r->pool, sizeof(*app));
+    app->dc = dc;
+    app->app_root = app_root;
+    app->app_type = type;
+    app->startup_file = startup_file;
+    app->app_start_command = start_command;
+    app->base_uri = base_uri ? base_uri : "";
+    app->document_root = docroot;
+    app->app_env = dc->app_env ? dc->app_env : FERRY_DEFAULT_APP_ENV;
+    app->app_group_name = dc->app_group_name
+        ? dc->app_group_name
+        : apr_pstrcat(r->pool, app_root, " (", app->app_env, ")", NULL);
+    app->show_version = sc->show_version_in_header_set ? sc->show_version_in_header : 1;
+    app->server_timeout = r->server->timeout;
+    ap_set_module_config(r->request_config, &ferry_module, app);
+    r->handler = FERRY_HANDLER_NAME;
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "ferry: %s -> %s app %s (group \"%s\", base URI \"%s\")",
+                  r->uri, type, app_root, app->app_group_name, app->base_uri);
+    return OK;
+}
+
+static ferry_app_t *request_state(request_rec *r)
+{
+    return ap_get_module_config(r->request_config, &ferry_module);
+}
+
+int ferry_map_block_mod_dir(request_rec *r)
+{
+    ferry_app_t *app = request_state(r);
+
+    if (app != NULL && r->finfo.filetype == APR_DIR) {
+        r->finfo.filetype = APR_NOFILE;
+        app->dir_blocked = 1;
+    }
+    return DECLINED;
+}
+
+int ferry_map_unblock_mod_dir(request_rec *r)
+{
+    ferry_app_t *app = request_state(r);
+
+    if (app != NULL && app->dir_blocked) {
+        r->finfo.filetype = APR_DIR;
+        app->dir_blocked = 0;
+    }
+    return DECLINED;
+}
+
+const ferry_app_t *ferry_request_app(request_rec *r)
+{
+    const ferry_app_t *app = request_state(r);
+
+    /* mod_rewrite (redirect-handler) or a later SetHandler takes over. */
+    if (app == NULL || r->handler == NULL
+        || strcmp(r->handler, FERRY_HANDLER_NAME) != 0) {
+        return NULL;
+    }
+    return app;
+}
+
+/* ---- Knobs for the data path ---------------------------------------------- */
+
+apr_interval_time_t ferry_app_read_timeout(request_rec *r, const ferry_app_t *app)
+{
+    if (app->dc->read_timeout != FERRY_UNSET) {
+        return app->dc->read_timeout;
+    }
+    return r->server->timeout;
+}
+
+int ferry_app_buffer_response(const ferry_app_t *app)
+{
+    return app->dc->buffer_response_set && app->dc->buffer_response;
+}
+
+apr_interval_time_t ferry_app_ws_idle_timeout(const ferry_app_t *app)
+{
+    if (app->dc->ws_idle_timeout != FERRY_UNSET) {
+        return app->dc->ws_idle_timeout;
+    }
+    return app->server_timeout;
+}
+
+int ferry_app_error_override(const ferry_app_t *app)
+{
+    return app->dc->error_override_set && app->dc->error_override;
+}
+
+int ferry_app_show_version(const ferry_app_t *app)
+{
+    return app->show_version;
+}
+
+/* ---- REQUEST_HEAD "app" and "env" (docs/protocol.md) ---------------------- */
+
+typedef struct {
+    const char *key;
+    enum { V_STR, V_INT, V_BOOL } type;
+    const char *s;
+    long long i;
+} kv_t;
+
+static void put_str(kv_t *kv, int *n, const char *key, const char *s)
+{
+    if (s != NULL) {
+        kv[*n].key = key;
+        kv[*n].type = V_STR;
+        kv[*n].s = s;
+        (*n)++;
+    }
+}
+
+static void put_int(kv_t *kv, int *n, const char *key, long long v, int set)
+{
+    if (set) {
+        kv[*n].key = key;
+        kv[*n].type = V_INT;
+        kv[*n].i = v;
+        (*n)++;
+    }
+}
+
+static void put_bool(kv_t *kv, int *n, const char *key, int v, int set)
+{
+    if (set) {
+        kv[*n].key = key;
+        kv[*n].type = V_BOOL;
+        kv[*n].i = v;
+        (*n)++;
+    }
+}
+
+static int pack_str(msgpack_packer *pk, const char *s)
+{
+    size_t len = strlen(s);
+    if (msgpack_pack_str(pk, len) != 0) {
+        return -1;
+    }
+    return msgpack_pack_str_body(pk, s, len);
+}
+
+int ferry_pack_app(msgpack_packer *pk, request_rec *r, const ferry_app_t *app)
+{
+    const ferry_dir_conf_t *dc = app->dc;
+    const ferry_server_conf_t *sc = ferry_server_conf(r->server);
+    kv_t kv[40];
+    int n = 0, i;
+
+    put_str(kv, &n, "app_root", app->app_root);
+    put_str(kv, &n, "app_group_name", app->app_group_name);
+    put_str(kv, &n, "app_type", app->app_type);
+    put_str(kv, &n, "startup_file", app->startup_file);
+    put_str(kv, &n, "app_start_command", app->app_start_command);
+    put_str(kv, &n, "app_env", dc->app_env);
+    put_str(kv, &n, "nodejs", dc->nodejs);
+    put_str(kv, &n, "base_uri", app->base_uri);
+    put_str(kv, &n, "document_root", app->document_root);
+    put_int(kv, &n, "min_instances", dc->min_instances, dc->min_instances != FERRY_UNSET);
+    put_int(kv, &n, "max_instances_per_app", dc->max_instances_per_app,
+            dc->max_instances_per_app != FERRY_UNSET);
+    put_int(kv, &n, "max_requests", dc->max_requests, dc->max_requests != FERRY_UNSET);
+    put_int(kv, &n, "max_request_queue_size", dc->max_request_queue_size,
+            dc->max_request_queue_size != FERRY_UNSET);
+    put_int(kv, &n, "force_max_concurrent_requests_per_process",
+            dc->force_max_concurrent, dc->force_max_concurrent_set);
+    put_int(kv, &n, "start_timeout", dc->start_timeout, dc->start_timeout != FERRY_UNSET);
+    put_str(kv, &n, "restart_dir", dc->restart_dir);
+    put_bool(kv, &n, "sticky_sessions", dc->sticky_sessions, dc->sticky_sessions_set);
+    put_str(kv, &n, "sticky_sessions_cookie_name", dc->sticky_cookie_name);
+    put_str(kv, &n, "sticky_sessions_cookie_attributes", dc->sticky_cookie_attributes);
+    put_bool(kv, &n, "friendly_error_pages", dc->friendly_error_pages,
+             dc->friendly_error_pages_set);
+    put_str(kv, &n, "user", dc->user);
+    put_str(kv, &n, "group", dc->group);
+    put_bool(kv, &n, "load_shell_envvars", dc->load_shell_envvars,
+             dc->load_shell_envvars_set);
+    put_int(kv, &n, "memory_limit", dc->memory_limit, dc->memory_limit != FERRY_UNSET);
+    put_int(kv, &n, "max_request_time", dc->max_request_time,
+            dc->max_request_time != FERRY_UNSET);
+    put_str(kv, &n, "app_log_file", dc->app_log_file);
+    put_int(kv, &n, "app_file_descriptor_ulimit", dc->app_fd_ulimit,
+            dc->app_fd_ulimit != FERRY_UNSET);
+    put_bool(kv, &n, "abort_websockets_on_process_shutdown", dc->abort_websockets,
+             dc->abort_websockets_set);
+    put_bool(kv, &n, "show_version_in_header", sc->show_version_in_header,
+             sc->show_version_in_header_set);
+
+    if (msgpack_pack_map(pk, (size_t)n) != 0) {
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        int rc = pack_str(pk, kv[i].key);
+        if (rc == 0) {
+            switch (kv[i].type) {
+            case V_STR:
+                rc = pack_str(pk, kv[i].s);
+                break;
+            case V_INT:
+                rc = msgpack_pack_long_long(pk, kv[i].i);
+                break;
+            case V_BOOL:
+                rc = kv[i].i ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+                break;
+            }
+        }
+        if (rc != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Which r->subprocess_env entries are the app's environment: variables set
+ * for the app by SetEnv, SetEnvIf/BrowserMatch, PassEnv or mod_rewrite's
+ * E= flag. Not passed: names that are not portable environment names
+ * ([A-Za-z_][A-Za-z0-9_]*: this drops httpd's control variables such as
+ * no-gzip, nokeepalive, downgrade-1.0), CGI request variables, and the
+ * per-request ones other modules add (HTTP_*, HTTPS, SSL_*, REDIRECT_*,
+ * UNIQUE_ID). PassengerEnvVar entries are added last and win.
+ */
+static int env_passes(const char *name)
+{
+    static const char *const cgi[] = {
+        "AUTH_TYPE", "CONTENT_LENGTH", "CONTENT_TYPE", "CONTEXT_DOCUMENT_ROOT",
+        "CONTEXT_PREFIX", "DOCUMENT_ROOT", "GATEWAY_INTERFACE", "HTTPS",
+        "PATH_INFO", "PATH_TRANSLATED", "QUERY_STRING", "REMOTE_ADDR",
+        "REMOTE_HOST", "REMOTE_IDENT", "REMOTE_PORT", "REMOTE_USER",
+        "REQUEST_METHOD", "REQUEST_SCHEME", "REQUEST_URI", "SCRIPT_FILENAME",
+        "SCRIPT_NAME", "SCRIPT_URI", "SCRIPT_URL", "SERVER_ADDR", "SERVER_ADMIN",
+        "SERVER_NAME", "SERVER_PORT", "SERVER_PROTOCOL", "SERVER_SIGNATURE",
+        "SERVER_SOFTWARE", "UNIQUE_ID", NULL
+    };
+    static const char *const prefixes[] = { "HTTP_", "SSL_", "REDIRECT_", NULL };
+    const char *c;
+    int i;
+
+    if (!apr_isalpha(*name) && *name != '_') {
+        return 0;
+    }
+    for (c = name; *c; c++) {
+        if (!apr_isalnum(*c) && *c != '_') {
+            return 0;
+        }
+    }
+    for (i = 0; cgi[i]; i++) {
+        if (strcmp(name, cgi[i]) == 0) {
+            return 0;
+        }
+    }
+    for (i = 0; prefixes[i]; i++) {
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int ferry_pack_env(msgpack_packer *pk, request_rec *r, const ferry_app_t *app)
+{
+    const apr_array_header_t *sub = apr_table_elts(r->subprocess_env);
+    const apr_array_header_t *own = apr_table_elts(app->dc->env_vars);
+    const apr_table_entry_t *se = (const apr_table_entry_t *)sub->elts;
+    const apr_table_entry_t *oe = (const apr_table_entry_t *)own->elts;
+    int i, n = 0;
+    char *take = apr_pcalloc(r->pool, (apr_size_t)sub->nelts + 1);
+
+    for (i = 0; i < sub->nelts; i++) {
+        if (se[i].key && se[i].val && env_passes(se[i].key)
+            && apr_table_get(app->dc->env_vars, se[i].key) == NULL) {
+            take[i] = 1;
+            n++;
+        }
+    }
+    if (msgpack_pack_array(pk, (size_t)(n + own->nelts) * 2) != 0) {
+        return -1;
+    }
+    for (i = 0; i < sub->nelts; i++) {
+        if (take[i] && (pack_str(pk, se[i].key) != 0 || pack_str(pk, se[i].val) != 0)) {
+            return -1;
+        }
+    }
+    for (i = 0; i < own->nelts; i++) {
+        if (pack_str(pk, oe[i].key) != 0 || pack_str(pk, oe[i].val) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}

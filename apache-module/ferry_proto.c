@@ -1,0 +1,660 @@
+/*
+ * ferry_proto.c: frame encoder and incremental decoder for the mod_ferry <->
+ * core protocol, version 1 (docs/protocol.md). msgpack-c only: no httpd/APR,
+ * so the unit test in test/proto_test.c links this file alone.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry_proto.h"
+
+#define FERRY_DECODER_INITIAL (FERRY_BODY_CHUNK + 256)
+
+struct ferry_decoder_t {
+    char *buf;
+    size_t cap;
+    size_t start;               /* first unconsumed byte */
+    size_t end;                 /* one past the last received byte */
+    msgpack_unpacked result;    /* the last frame's objects */
+    int has_result;
+};
+
+const char *ferry_proto_strstatus(ferry_proto_status st)
+{
+    switch (st) {
+    case FERRY_PROTO_OK:
+        return "ok";
+    case FERRY_PROTO_NEED_MORE:
+        return "incomplete frame";
+    case FERRY_PROTO_TOO_LARGE:
+        return "frame over the size limit";
+    case FERRY_PROTO_MALFORMED:
+        return "malformed frame";
+    case FERRY_PROTO_NOMEM:
+        return "out of memory";
+    }
+    return "unknown";
+}
+
+static uint32_t get_be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+
+    return ((uint32_t)u[0] << 24) | ((uint32_t)u[1] << 16)
+           | ((uint32_t)u[2] << 8) | (uint32_t)u[3];
+}
+
+static void put_be32(char *p, uint32_t v)
+{
+    unsigned char *u = (unsigned char *)p;
+
+    u[0] = (unsigned char)(v >> 24);
+    u[1] = (unsigned char)(v >> 16);
+    u[2] = (unsigned char)(v >> 8);
+    u[3] = (unsigned char)v;
+}
+
+static int is_str(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_STR;
+}
+
+static int is_int(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+           || o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+}
+
+/* An array of strings with an even number of elements (name/value pairs). */
+static int is_str_pairs(const msgpack_object *o)
+{
+    uint32_t i;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size % 2 != 0) {
+        return 0;
+    }
+    for (i = 0; i < o->via.array.size; i++) {
+        if (!is_str(&o->via.array.ptr[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int str_eq(const msgpack_object *o, const char *s)
+{
+    size_t n = strlen(s);
+
+    return is_str(o) && o->via.str.size == n
+           && memcmp(o->via.str.ptr, s, n) == 0;
+}
+
+const msgpack_object *ferry_map_get(const msgpack_object *map, const char *key)
+{
+    uint32_t i;
+
+    if (map->type != MSGPACK_OBJECT_MAP) {
+        return NULL;
+    }
+    for (i = 0; i < map->via.map.size; i++) {
+        if (str_eq(&map->via.map.ptr[i].key, key)) {
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
+void ferry_frame_header(const ferry_frame_t *f, size_t i,
+                        ferry_str_t *name, ferry_str_t *value)
+{
+    const msgpack_object *n = &f->headers[2 * i];
+    const msgpack_object *v = &f->headers[2 * i + 1];
+
+    name->ptr = n->via.str.ptr;
+    name->len = n->via.str.size;
+    value->ptr = v->via.str.ptr;
+    value->len = v->via.str.size;
+}
+
+/* ---- Validation --------------------------------------------------------- */
+
+typedef enum { K_STR, K_INT, K_BOOL, K_PAIRS, K_MAP } ferry_kind;
+
+static const struct {
+    const char *key;
+    ferry_kind kind;
+    int required;
+} head_keys[] = {
+    { "v",           K_INT,   1 },
+    { "method",      K_STR,   1 },
+    { "uri",         K_STR,   1 },
+    { "proto",       K_STR,   0 },
+    { "headers",     K_PAIRS, 1 },
+    { "remote_addr", K_STR,   0 },
+    { "remote_port", K_INT,   0 },
+    { "server_name", K_STR,   0 },
+    { "server_port", K_INT,   0 },
+    { "https",       K_BOOL,  0 },
+    { "has_body",    K_BOOL,  0 },
+    { "upgrade",     K_BOOL,  0 },
+    { "gen",         K_INT,   0 },
+    { "app",         K_MAP,   1 },
+    { "env",         K_PAIRS, 0 },
+};
+
+static int kind_ok(const msgpack_object *o, ferry_kind kind)
+{
+    switch (kind) {
+    case K_STR:
+        return is_str(o);
+    case K_INT:
+        return is_int(o);
+    case K_BOOL:
+        return o->type == MSGPACK_OBJECT_BOOLEAN;
+    case K_PAIRS:
+        return is_str_pairs(o);
+    case K_MAP:
+        return o->type == MSGPACK_OBJECT_MAP;
+    }
+    return 0;
+}
+
+static int map_has_str_keys(const msgpack_object *map)
+{
+    uint32_t i;
+
+    for (i = 0; i < map->via.map.size; i++) {
+        if (!is_str(&map->via.map.ptr[i].key)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+static int validate_request_head(const msgpack_object *head)
+{
+    const msgpack_object *v;
+    size_t i;
+
+    if (head->type != MSGPACK_OBJECT_MAP || !map_has_str_keys(head)) {
+        return -1;
+    }
+    for (i = 0; i < sizeof(head_keys) / sizeof(head_keys[0]); i++) {
+        v = ferry_map_get(head, head_keys[i].key);
+        if (v == NULL) {
+            if (head_keys[i].required) {
+                return -1;
+            }
+            continue;
+        }
+        if (!kind_ok(v, head_keys[i].kind)) {
+            return -1;
+        }
+    }
+    v = ferry_map_get(head, "v");
+    if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER
+        || v->via.u64 != FERRY_PROTO_VERSION) {
+        return -1;
+    }
+    if (!map_has_str_keys(ferry_map_get(head, "app"))) {
+        return -1;
+    }
+    return 0;
+}
+
+/* Check the frame array o and fill f. */
+static ferry_proto_status validate_frame(const msgpack_object *o,
+                                         ferry_frame_t *f)
+{
+    const msgpack_object *e;
+    uint32_t n;
+
+    memset(f, 0, sizeof(*f));
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1) {
+        return FERRY_PROTO_MALFORMED;
+    }
+    e = o->via.array.ptr;
+    n = o->via.array.size;
+    if (e[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        return FERRY_PROTO_MALFORMED;
+    }
+    switch (e[0].via.u64) {
+    case FERRY_FRAME_REQUEST_HEAD:
+        if (n < 2 || validate_request_head(&e[1]) != 0) {
+            return FERRY_PROTO_MALFORMED;
+        }
+        f->head = &e[1];
+        break;
+    case FERRY_FRAME_BODY:
+        if (n < 2 || e[1].type != MSGPACK_OBJECT_BIN) {
+            return FERRY_PROTO_MALFORMED;
+        }
+        f->data = e[1].via.bin.ptr;
+        f->len = e[1].via.bin.size;
+        break;
+    case FERRY_FRAME_END:
+        break;
+    case FERRY_FRAME_RESPONSE_HEAD:
+        if (n < 3 || e[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+            || e[1].via.u64 < 100 || e[1].via.u64 > 599
+            || !is_str_pairs(&e[2])) {
+            return FERRY_PROTO_MALFORMED;
+        }
+        f->status = (int)e[1].via.u64;
+        f->nheaders = e[2].via.array.size / 2;
+        f->headers = e[2].via.array.ptr;
+        break;
+    case FERRY_FRAME_ABORT:
+        if (n < 3 || !is_str(&e[1]) || !is_str(&e[2])) {
+            return FERRY_PROTO_MALFORMED;
+        }
+        f->code.ptr = e[1].via.str.ptr;
+        f->code.len = e[1].via.str.size;
+        f->message.ptr = e[2].via.str.ptr;
+        f->message.len = e[2].via.str.size;
+        break;
+    default:
+        return FERRY_PROTO_MALFORMED;
+    }
+    f->type = (int)e[0].via.u64;
+    return FERRY_PROTO_OK;
+}
+
+/* ---- Decoder ------------------------------------------------------------ */
+
+ferry_decoder_t *ferry_decoder_create(void)
+{
+    ferry_decoder_t *dec = calloc(1, sizeof(*dec));
+
+    if (dec == NULL) {
+        return NULL;
+    }
+    dec->buf = malloc(FERRY_DECODER_INITIAL);
+    if (dec->buf == NULL) {
+        free(dec);
+        return NULL;
+    }
+    dec->cap = FERRY_DECODER_INITIAL;
+    msgpack_unpacked_init(&dec->result);
+    return dec;
+}
+
+static void release_result(ferry_decoder_t *dec)
+{
+    if (dec->has_result) {
+        msgpack_unpacked_destroy(&dec->result);
+        msgpack_unpacked_init(&dec->result);
+        dec->has_result = 0;
+    }
+}
+
+void ferry_decoder_destroy(ferry_decoder_t *dec)
+{
+    if (dec == NULL) {
+        return;
+    }
+    release_result(dec);
+    msgpack_unpacked_destroy(&dec->result);
+    free(dec->buf);
+    free(dec);
+}
+
+int ferry_decoder_space(ferry_decoder_t *dec, size_t min,
+                        char **buf, size_t *avail)
+{
+    size_t want, newcap;
+    char *nb;
+
+    release_result(dec);
+    if (dec->start > 0) {
+        memmove(dec->buf, dec->buf + dec->start, dec->end - dec->start);
+        dec->end -= dec->start;
+        dec->start = 0;
+    }
+    if (min > FERRY_FRAME_MAX + 4) {
+        min = FERRY_FRAME_MAX + 4;
+    }
+    want = dec->end + min;
+    if (dec->end >= 4) {
+        /* Make room for the whole frame being received (up to the limit;
+         * an oversized one is rejected by ferry_decoder_next). */
+        uint32_t len = get_be32(dec->buf);
+        if (len <= FERRY_FRAME_MAX && (size_t)len + 4 > want) {
+            want = (size_t)len + 4;
+        }
+    }
+    if (want > dec->cap) {
+        newcap = dec->cap * 2;
+        if (newcap < want) {
+            newcap = want;
+        }
+        nb = realloc(dec->buf, newcap);
+        if (nb == NULL) {
+            return -1;
+        }
+        dec->buf = nb;
+        dec->cap = newcap;
+    }
+    *buf = dec->buf + dec->end;
+    *avail = dec->cap - dec->end;
+    return 0;
+}
+
+void ferry_decoder_commit(ferry_decoder_t *dec, size_t n)
+{
+    dec->end += n;
+}
+
+int ferry_decoder_feed(ferry_decoder_t *dec, const char *data, size_t n)
+{
+    char *buf;
+    size_t avail;
+
+    while (n > 0) {
+        if (ferry_decoder_space(dec, n, &buf, &avail) != 0) {
+            return -1;
+        }
+        if (avail > n) {
+            avail = n;
+        }
+        memcpy(buf, data, avail);
+        ferry_decoder_commit(dec, avail);
+        data += avail;
+        n -= avail;
+    }
+    return 0;
+}
+
+/* The frame type, if the start of the payload shows it (array header, then
+ * a positive fixint); 0 when not (yet) known. */
+static int peek_type(const unsigned char *p, size_t n)
+{
+    size_t at;
+
+    if (n < 1) {
+        return 0;
+    }
+    if ((p[0] & 0xf0) == 0x90) {
+        at = 1;
+    }
+    else if (p[0] == 0xdc) {
+        at = 3;
+    }
+    else if (p[0] == 0xdd) {
+        at = 5;
+    }
+    else {
+        return 0;
+    }
+    return (n > at && p[at] < 0x80) ? p[at] : 0;
+}
+
+static int is_head_type(int type)
+{
+    return type == FERRY_FRAME_REQUEST_HEAD
+           || type == FERRY_FRAME_RESPONSE_HEAD;
+}
+
+ferry_proto_status ferry_decoder_next(ferry_decoder_t *dec, ferry_frame_t *f)
+{
+    size_t have = dec->end - dec->start;
+    const char *p = dec->buf + dec->start;
+    uint32_t len;
+    size_t off = 0;
+    msgpack_unpack_return ur;
+    ferry_proto_status st;
+
+    release_result(dec);
+    if (have < 4) {
+        return FERRY_PROTO_NEED_MORE;
+    }
+    len = get_be32(p);
+    if (len > FERRY_FRAME_MAX) {
+        return FERRY_PROTO_TOO_LARGE;
+    }
+    if (len > FERRY_HEAD_FRAME_MAX
+        && is_head_type(peek_type((const unsigned char *)p + 4, have - 4))) {
+        return FERRY_PROTO_TOO_LARGE;
+    }
+    if (len == 0) {
+        return FERRY_PROTO_MALFORMED;
+    }
+    if (have - 4 < len) {
+        return FERRY_PROTO_NEED_MORE;
+    }
+
+    ur = msgpack_unpack_next(&dec->result, p + 4, len, &off);
+    dec->has_result = 1;
+    if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
+        return FERRY_PROTO_NOMEM;
+    }
+    if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) {
+        return FERRY_PROTO_MALFORMED;
+    }
+    if (off != len) {
+        /* The payload is exactly ONE msgpack value. */
+        return FERRY_PROTO_MALFORMED;
+    }
+    st = validate_frame(&dec->result.data, f);
+    if (st != FERRY_PROTO_OK) {
+        return st;
+    }
+    if (len > FERRY_HEAD_FRAME_MAX && is_head_type(f->type)) {
+        return FERRY_PROTO_TOO_LARGE;
+    }
+    dec->start += 4 + (size_t)len;
+    return FERRY_PROTO_OK;
+}
+
+size_t ferry_decoder_pending(const ferry_decoder_t *dec, const char **data)
+{
+    *data = dec->buf + dec->start;
+    return dec->end - dec->start;
+}
+
+void ferry_decoder_consume(ferry_decoder_t *dec, size_t len)
+{
+    if (len > dec->end - dec->start) {
+        len = dec->end - dec->start;
+    }
+    dec->start += len;
+}
+
+/* ---- Encoders ----------------------------------------------------------- */
+
+size_t ferry_frame_begin(msgpack_sbuffer *sb)
+{
+    static const char zero[4] = { 0, 0, 0, 0 };
+    size_t start = sb->size;
+
+    msgpack_sbuffer_write(sb, zero, sizeof(zero));
+    return start;
+}
+
+int ferry_frame_finish(msgpack_sbuffer *sb, size_t start, size_t limit)
+{
+    size_t plen;
+
+    if (sb->size < start + 4) {
+        return -1;
+    }
+    plen = sb->size - start - 4;
+    if (plen > limit || plen == 0) {
+        sb->size = start;
+        return -1;
+    }
+    put_be32(sb->data + start, (uint32_t)plen);
+    return 0;
+}
+
+int ferry_pack_cstr(msgpack_packer *pk, const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (msgpack_pack_str(pk, n) != 0) {
+        return -1;
+    }
+    return n ? msgpack_pack_str_body(pk, s, n) : 0;
+}
+
+static int pack_key_str(msgpack_packer *pk, const char *key, const char *val)
+{
+    return (ferry_pack_cstr(pk, key) || ferry_pack_cstr(pk, val)) ? -1 : 0;
+}
+
+static int pack_key_int(msgpack_packer *pk, const char *key, int64_t val)
+{
+    return (ferry_pack_cstr(pk, key) || msgpack_pack_int64(pk, val)) ? -1 : 0;
+}
+
+static int pack_key_bool(msgpack_packer *pk, const char *key, int val)
+{
+    if (ferry_pack_cstr(pk, key) != 0) {
+        return -1;
+    }
+    return val ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+    size_t i;
+    int rc = 0;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    rc |= msgpack_pack_array(&pk, 2);
+    rc |= msgpack_pack_int(&pk, FERRY_FRAME_REQUEST_HEAD);
+    /* Keys in the order of the table in docs/protocol.md. */
+    rc |= msgpack_pack_map(&pk, 15);
+    rc |= pack_key_int(&pk, "v", FERRY_PROTO_VERSION);
+    rc |= pack_key_str(&pk, "method", h->method);
+    rc |= pack_key_str(&pk, "uri", h->uri);
+    rc |= pack_key_str(&pk, "proto", h->proto);
+    rc |= ferry_pack_cstr(&pk, "headers");
+    rc |= msgpack_pack_array(&pk, 2 * h->nheaders);
+    for (i = 0; i < 2 * h->nheaders; i++) {
+        rc |= ferry_pack_cstr(&pk, h->headers[i]);
+    }
+    rc |= pack_key_str(&pk, "remote_addr", h->remote_addr);
+    rc |= pack_key_int(&pk, "remote_port", h->remote_port);
+    rc |= pack_key_str(&pk, "server_name", h->server_name);
+    rc |= pack_key_int(&pk, "server_port", h->server_port);
+    rc |= pack_key_bool(&pk, "https", h->https);
+    rc |= pack_key_bool(&pk, "has_body", h->has_body);
+    rc |= pack_key_bool(&pk, "upgrade", h->upgrade);
+    rc |= pack_key_int(&pk, "gen", h->gen);
+    rc |= ferry_pack_cstr(&pk, "app");
+    rc |= h->pack_app ? h->pack_app(&pk, h->ctx) : msgpack_pack_map(&pk, 0);
+    rc |= ferry_pack_cstr(&pk, "env");
+    rc |= h->pack_env ? h->pack_env(&pk, h->ctx) : msgpack_pack_array(&pk, 0);
+    if (rc != 0) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_HEAD_FRAME_MAX);
+}
+
+int ferry_encode_body(msgpack_sbuffer *sb, const char *data, size_t len)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+    int rc = 0;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    rc |= msgpack_pack_array(&pk, 2);
+    rc |= msgpack_pack_int(&pk, FERRY_FRAME_BODY);
+    rc |= msgpack_pack_bin(&pk, len);
+    if (len > 0) {
+        rc |= msgpack_pack_bin_body(&pk, data, len);
+    }
+    if (rc != 0) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_FRAME_MAX);
+}
+
+int ferry_encode_end(msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 1) || msgpack_pack_int(&pk, FERRY_FRAME_END)) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_FRAME_MAX);
+}
+
+int ferry_encode_abort(msgpack_sbuffer *sb, const char *code, const char *message)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+    int rc = 0;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    rc |= msgpack_pack_array(&pk, 3);
+    rc |= msgpack_pack_int(&pk, FERRY_FRAME_ABORT);
+    rc |= ferry_pack_cstr(&pk, code);
+    rc |= ferry_pack_cstr(&pk, message);
+    if (rc != 0) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_FRAME_MAX);
+}
+
+int ferry_encode_response_head(msgpack_sbuffer *sb, int status,
+                               const ferry_str_t *headers, size_t nheaders)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+    size_t i;
+    int rc = 0;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    rc |= msgpack_pack_array(&pk, 3);
+    rc |= msgpack_pack_int(&pk, FERRY_FRAME_RESPONSE_HEAD);
+    rc |= msgpack_pack_int(&pk, status);
+    rc |= msgpack_pack_array(&pk, 2 * nheaders);
+    for (i = 0; i < 2 * nheaders; i++) {
+        rc |= msgpack_pack_str(&pk, headers[i].len);
+        if (headers[i].len > 0) {
+            rc |= msgpack_pack_str_body(&pk, headers[i].ptr, headers[i].len);
+        }
+    }
+    if (rc != 0) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_HEAD_FRAME_MAX);
+}
+
+size_t ferry_body_prefix(char *out, size_t len)
+{
+    unsigned char *u = (unsigned char *)out;
+    size_t hdr;
+
+    u[4] = 0x92;                        /* fixarray of 2 */
+    u[5] = FERRY_FRAME_BODY;            /* positive fixint */
+    if (len < 0x100) {
+        u[6] = 0xc4;                    /* bin 8 */
+        u[7] = (unsigned char)len;
+        hdr = 4;
+    }
+    else if (len < 0x10000) {
+        u[6] = 0xc5;                    /* bin 16 */
+        u[7] = (unsigned char)(len >> 8);
+        u[8] = (unsigned char)len;
+        hdr = 5;
+    }
+    else {
+        u[6] = 0xc6;                    /* bin 32 */
+        put_be32(out + 7, (uint32_t)len);
+        hdr = 7;
+    }
+    put_be32(out, (uint32_t)(hdr + len));
+    return 4 + hdr;
+}

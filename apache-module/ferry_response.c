@@ -1,0 +1,363 @@
+/*
+ * ferry_response.c: Step Five, the response. RESPONSE_HEAD becomes r->status
+ * and r->headers_out; each BODY frame goes down r->output_filters as it
+ * arrives. A FLUSH follows when the next read from the core would block
+ * (mod_wsgi's wsgi_transfer_response), so streamed responses and SSE reach
+ * the client chunk by chunk; PassengerBufferResponse on passes no FLUSH and
+ * lets Apache buffer (and compute Content-Length). EOS goes last.
+ *
+ * Before any byte went to the client a failure becomes an HTTP status
+ * (ferry_status_for); after that the status is fixed: the response is cut
+ * (error bucket: no final chunk) and the connection closed.
+ */
+#include <string.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_core.h"
+#include "http_log.h"
+#include "http_protocol.h"
+#include "http_request.h"
+#include "util_filter.h"
+#include "apr_strings.h"
+
+#include "ferry_conn.h"
+#include "ferry_exchange.h"
+#include "ferry_log.h"
+
+APLOG_USE_MODULE(ferry);
+
+/* PassengerBufferResponse on: pass the body on once this much is held. */
+#define FERRY_BUFFER_MAX (16 * 1024 * 1024)
+
+/* Response headers that describe the core <-> module hop only. On a 101,
+ * Connection and Upgrade are kept (they are the handshake). */
+static int drop_response_header(const char *name, int is101)
+{
+    static const char *const hop[] = {
+        "Keep-Alive", "Transfer-Encoding", "TE", "Proxy-Connection",
+        "Trailer", NULL
+    };
+    int i;
+
+    if (!ap_cstr_casecmp(name, "Connection")
+        || !ap_cstr_casecmp(name, "Upgrade")) {
+        return !is101;
+    }
+    for (i = 0; hop[i] != NULL; i++) {
+        if (!ap_cstr_casecmp(name, hop[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void ferry_apply_headers(ferry_exchange_t *ex, const ferry_frame_t *f)
+{
+    request_rec *r = ex->r;
+    ferry_str_t n, v;
+    const char *name, *val, *line;
+    apr_off_t len;
+    size_t i;
+    int is101 = f->status == HTTP_SWITCHING_PROTOCOLS;
+
+    for (i = 0; i < f->nheaders; i++) {
+        ferry_frame_header(f, i, &n, &v);
+        name = apr_pstrmemdup(r->pool, n.ptr, n.len);
+        val = apr_pstrmemdup(r->pool, v.ptr, v.len);
+        if (*name == '\0' || drop_response_header(name, is101)) {
+            continue;
+        }
+        if (!ap_cstr_casecmp(name, "Content-Type")) {
+            ap_set_content_type(r, val);
+        }
+        else if (!ap_cstr_casecmp(name, "Content-Length")) {
+            if (is101 || !ap_parse_strict_length(&len, val)) {
+                ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                              "dropping Content-Length \"%s\" from the core",
+                              val);
+                continue;
+            }
+            apr_table_setn(r->headers_out, "Content-Length", val);
+        }
+        else {
+            /* add, not set: several Set-Cookie stay separate */
+            apr_table_addn(r->headers_out, name, val);
+        }
+    }
+    r->status = f->status;
+    /* A status httpd has no reason phrase for keeps its number. */
+    line = ap_get_status_line(f->status);
+    if (atoi(line) != f->status) {
+        r->status_line = apr_psprintf(r->pool, "%d ", f->status);
+    }
+}
+
+/* Pass ex->bb (plus a FLUSH) to the client. 0, or -1 when the client is
+ * gone. */
+static int pass_out(ferry_exchange_t *ex, int flush)
+{
+    request_rec *r = ex->r;
+    apr_status_t rv;
+
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(ex->bb,
+            apr_bucket_flush_create(r->connection->bucket_alloc));
+    }
+    rv = ap_pass_brigade(r->output_filters, ex->bb);
+    apr_brigade_cleanup(ex->bb);
+    ex->head_sent = 1;
+    if (rv != APR_SUCCESS || r->connection->aborted) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
+                      "client went away while receiving the response");
+        return -1;
+    }
+    return 0;
+}
+
+/* Next frame from the core. With *unflushed set, a non-blocking read is
+ * tried first; if it would block the client is flushed and the read waits
+ * (up to the read timeout). */
+static ferry_err read_frame(ferry_exchange_t *ex, ferry_frame_t *f,
+                            int *unflushed, apr_status_t *rvp,
+                            ferry_proto_status *stp)
+{
+    ferry_proto_status st;
+    apr_status_t rv;
+    apr_size_t got;
+
+    for (;;) {
+        st = ferry_decoder_next(ex->dec, f);
+        if (st == FERRY_PROTO_OK) {
+            return FERRY_OK;
+        }
+        if (st != FERRY_PROTO_NEED_MORE) {
+            *stp = st;
+            return FERRY_E_PROTOCOL;
+        }
+        if (*unflushed) {
+            rv = ferry_conn_recv(ex->sock, ex->dec, 0, &got);
+            if (APR_STATUS_IS_EAGAIN(rv) || APR_STATUS_IS_TIMEUP(rv)) {
+                if (pass_out(ex, 1) != 0) {
+                    return FERRY_E_CLIENT_ABORTED;
+                }
+                *unflushed = 0;
+                continue;
+            }
+        }
+        else {
+            rv = ferry_conn_recv(ex->sock, ex->dec, ex->read_timeout, &got);
+        }
+        if (rv == APR_SUCCESS) {
+            continue;
+        }
+        *rvp = rv;
+        if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
+            return FERRY_E_TIMEOUT;
+        }
+        if (rv == APR_ENOMEM) {
+            return FERRY_E_INTERNAL;
+        }
+        return FERRY_E_CORE_CLOSED;
+    }
+}
+
+static const char *err_text(ferry_err err, ferry_proto_status st)
+{
+    switch (err) {
+    case FERRY_E_TIMEOUT:
+        return "no data within the read timeout (PassengerReadTimeout)";
+    case FERRY_E_PROTOCOL:
+        return ferry_proto_strstatus(st);
+    case FERRY_E_CORE_CLOSED:
+        return "the connection to the core ended";
+    case FERRY_E_INTERNAL:
+        return "out of memory";
+    default:
+        return "unexpected failure";
+    }
+}
+
+/* The client went away: not an error. Tell the core, stop. */
+static int client_gone(ferry_exchange_t *ex)
+{
+    apr_brigade_cleanup(ex->bb);
+    ferry_send_abort(ex, "client_aborted", "The client closed the connection");
+    ex->r->connection->keepalive = AP_CONN_CLOSE;
+    return OK;
+}
+
+/* The response cannot be completed. Before the head went out: an HTTP
+ * error. After: cut the response so the client sees it incomplete (no last
+ * chunk: httpd's chunk filter honours a 502 error bucket) and close. */
+static int broken(ferry_exchange_t *ex, ferry_err err)
+{
+    request_rec *r = ex->r;
+    conn_rec *c = r->connection;
+
+    apr_brigade_cleanup(ex->bb);
+    if (!ex->head_sent) {
+        apr_table_clear(r->headers_out);
+        r->status_line = NULL;
+        return ferry_status_for(ex, err);
+    }
+    c->keepalive = AP_CONN_CLOSE;
+    r->no_cache = 1;
+    APR_BRIGADE_INSERT_TAIL(ex->bb,
+        ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, r->pool,
+                               c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(ex->bb, apr_bucket_eos_create(c->bucket_alloc));
+    ap_pass_brigade(r->output_filters, ex->bb);
+    apr_brigade_cleanup(ex->bb);
+    return OK;
+}
+
+/* The core's Upgrade answers what the client asked for. */
+static int upgrade_matches(request_rec *r, const ferry_frame_t *f)
+{
+    const char *asked = apr_table_get(r->headers_in, "Upgrade");
+    ferry_str_t n, v;
+    size_t i;
+
+    for (i = 0; i < f->nheaders; i++) {
+        ferry_frame_header(f, i, &n, &v);
+        if (n.len == 7 && !ap_cstr_casecmpn(n.ptr, "Upgrade", 7)) {
+            return asked != NULL
+                   && ap_find_token(r->pool, asked,
+                                    apr_pstrmemdup(r->pool, v.ptr, v.len));
+        }
+    }
+    return 0;
+}
+
+int ferry_relay_response(ferry_exchange_t *ex)
+{
+    request_rec *r = ex->r;
+    conn_rec *c = r->connection;
+    ferry_frame_t f;
+    ferry_err err;
+    ferry_proto_status st = FERRY_PROTO_OK;
+    apr_status_t rv = APR_SUCCESS;
+    apr_bucket *b;
+    apr_off_t held = 0, sent = 0;
+    int unflushed = 0, no_body, status;
+    int buffer = ferry_app_buffer_response(ex->app);
+
+    /* The head, within PassengerReadTimeout. */
+    err = read_frame(ex, &f, &unflushed, &rv, &st);
+    if (err != FERRY_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0109)
+                      "Cannot read the response head from the core: %s "
+                      "(read timeout %" APR_TIME_T_FMT " s)",
+                      err_text(err, st), apr_time_sec(ex->read_timeout));
+        return ferry_status_for(ex, err);
+    }
+    if (f.type == FERRY_FRAME_ABORT) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0110)
+                      "Cannot get a response: the core aborted the request: "
+                      "%.*s: %.*s", (int)f.code.len, f.code.ptr,
+                      (int)f.message.len, f.message.ptr);
+        return ferry_status_for(ex, FERRY_E_CORE_ABORT);
+    }
+    if (f.type != FERRY_FRAME_RESPONSE_HEAD) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0111)
+                      "Cannot read the response head from the core: got a "
+                      "frame of type %d instead", f.type);
+        return ferry_status_for(ex, FERRY_E_PROTOCOL);
+    }
+    status = f.status;
+    if (status == HTTP_SWITCHING_PROTOCOLS) {
+        if (!ex->upgrade || !upgrade_matches(r, &f)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0112)
+                          "Cannot switch protocols: the core answered 101 "
+                          "but the client asked for %s",
+                          ex->upgrade ? "a different Upgrade" : "no upgrade");
+            return ferry_status_for(ex, FERRY_E_PROTOCOL);
+        }
+        ferry_apply_headers(ex, &f);
+        return ferry_tunnel_run(ex);
+    }
+    if (ap_is_HTTP_INFO(status)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0113)
+                      "Cannot relay the interim status %d from the core",
+                      status);
+        return ferry_status_for(ex, FERRY_E_PROTOCOL);
+    }
+    ferry_apply_headers(ex, &f);
+    if (ap_is_HTTP_ERROR(status) && ferry_app_error_override(ex->app)) {
+        /* PassengerErrorOverride: Apache's ErrorDocument answers. */
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "app answered %d; PassengerErrorOverride hands it to "
+                      "ErrorDocument", status);
+        ex->overridden = 1;
+        apr_table_clear(r->headers_out);
+        r->status_line = NULL;
+        return status;
+    }
+    no_body = r->header_only || status == HTTP_NO_CONTENT
+              || status == HTTP_NOT_MODIFIED;
+
+    /* The body, frame by frame. */
+    for (;;) {
+        err = read_frame(ex, &f, &unflushed, &rv, &st);
+        if (err == FERRY_E_CLIENT_ABORTED) {
+            return client_gone(ex);
+        }
+        if (err != FERRY_OK) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0114)
+                          "Cannot complete the response (status %d, %"
+                          APR_OFF_T_FMT " body bytes relayed): %s", status,
+                          sent, err_text(err, st));
+            return broken(ex, err);
+        }
+        if (f.type == FERRY_FRAME_END) {
+            break;
+        }
+        if (f.type == FERRY_FRAME_ABORT) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0115)
+                          "Cannot complete the response (status %d, %"
+                          APR_OFF_T_FMT " body bytes relayed): the core "
+                          "aborted it: %.*s: %.*s", status, sent,
+                          (int)f.code.len, f.code.ptr, (int)f.message.len,
+                          f.message.ptr);
+            return broken(ex, FERRY_E_CORE_ABORT);
+        }
+        if (f.type != FERRY_FRAME_BODY) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0116)
+                          "Cannot complete the response: unexpected frame "
+                          "of type %d from the core", f.type);
+            return broken(ex, FERRY_E_PROTOCOL);
+        }
+        if (no_body || f.len == 0) {
+            continue;
+        }
+        sent += (apr_off_t)f.len;
+        if (buffer) {
+            /* The decoder's buffer is reused: keep a copy. */
+            b = apr_bucket_heap_create(f.data, f.len, NULL, c->bucket_alloc);
+            APR_BRIGADE_INSERT_TAIL(ex->bb, b);
+            held += (apr_off_t)f.len;
+            if (held < FERRY_BUFFER_MAX) {
+                continue;
+            }
+            held = 0;
+        }
+        else {
+            b = apr_bucket_transient_create(f.data, f.len, c->bucket_alloc);
+            APR_BRIGADE_INSERT_TAIL(ex->bb, b);
+            unflushed = 1;
+        }
+        if (pass_out(ex, 0) != 0) {
+            return client_gone(ex);
+        }
+    }
+
+    APR_BRIGADE_INSERT_TAIL(ex->bb, apr_bucket_eos_create(c->bucket_alloc));
+    if (pass_out(ex, 0) != 0) {
+        return client_gone(ex);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "relayed response %d with %" APR_OFF_T_FMT " body bytes",
+                  status, sent);
+    return OK;
+}

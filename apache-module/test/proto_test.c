@@ -1,0 +1,434 @@
+/*
+ * proto_test.c: standalone test of ferry_proto.c against the golden frames in
+ * test/fixtures/protocol/ (see the README there).
+ *
+ *   proto_test <fixtures dir>
+ *
+ * Every good vector must decode (fed whole, and fed one byte at a time) and
+ * re-encode byte-exact through the module's encoders; every *.bad.hex must be
+ * rejected (an error, or an incomplete frame at end of stream). Prints
+ * "C tests: N passed, M failed" last; exits 1 on any failure.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../ferry_proto.h"
+
+static int passed, failed;
+
+static void result(const char *name, const char *what, int ok, const char *why)
+{
+    if (ok) {
+        passed++;
+        printf("ok - %s: %s\n", name, what);
+    }
+    else {
+        failed++;
+        printf("not ok - %s: %s (%s)\n", name, what, why ? why : "");
+    }
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/* Read a .hex file into bytes (whitespace ignored). Returns malloc'd data. */
+static char *read_hex(const char *path, size_t *len)
+{
+    FILE *fp = fopen(path, "r");
+    char *out;
+    size_t cap = 4096, n = 0;
+    int c, hi = -1;
+
+    if (fp == NULL) {
+        return NULL;
+    }
+    out = malloc(cap);
+    while (out && (c = fgetc(fp)) != EOF) {
+        int v = hexval(c);
+        if (v < 0) {
+            continue;
+        }
+        if (hi < 0) {
+            hi = v;
+            continue;
+        }
+        if (n == cap) {
+            char *nb = realloc(out, cap * 2);
+            if (nb == NULL) {
+                free(out);
+                out = NULL;
+                break;
+            }
+            out = nb;
+            cap *= 2;
+        }
+        out[n++] = (char)(hi << 4 | v);
+        hi = -1;
+    }
+    fclose(fp);
+    *len = n;
+    return out;
+}
+
+static int pack_object_cb(msgpack_packer *pk, void *ctx)
+{
+    return msgpack_pack_object(pk, *(const msgpack_object *)ctx);
+}
+
+typedef struct {
+    const msgpack_object *app;
+    const msgpack_object *env;
+} head_ctx;
+
+static int pack_app_cb(msgpack_packer *pk, void *ctx)
+{
+    return pack_object_cb(pk, (void *)((head_ctx *)ctx)->app);
+}
+
+static int pack_env_cb(msgpack_packer *pk, void *ctx)
+{
+    head_ctx *hc = ctx;
+
+    return hc->env ? pack_object_cb(pk, (void *)hc->env)
+                   : msgpack_pack_array(pk, 0);
+}
+
+static char *dup_str(const msgpack_object *o)
+{
+    char *s;
+
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR) {
+        return NULL;
+    }
+    s = malloc(o->via.str.size + 1);
+    memcpy(s, o->via.str.ptr, o->via.str.size);
+    s[o->via.str.size] = '\0';
+    return s;
+}
+
+static long long get_int(const msgpack_object *o)
+{
+    if (o == NULL) {
+        return 0;
+    }
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? (long long)o->via.i64
+                                                      : (long long)o->via.u64;
+}
+
+static int get_bool(const msgpack_object *o)
+{
+    return o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+}
+
+/* Re-encode a decoded frame with the module's encoders into sb. */
+static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
+{
+    int rc = -1;
+    size_t i;
+
+    switch (f->type) {
+    case FERRY_FRAME_REQUEST_HEAD: {
+        const msgpack_object *hd = ferry_map_get(f->head, "headers");
+        ferry_request_head_t h;
+        head_ctx hc;
+        char **hv;
+        size_t n = hd->via.array.size;
+
+        memset(&h, 0, sizeof(h));
+        hv = calloc(n + 1, sizeof(char *));
+        for (i = 0; i < n; i++) {
+            hv[i] = dup_str(&hd->via.array.ptr[i]);
+        }
+        h.method = dup_str(ferry_map_get(f->head, "method"));
+        h.uri = dup_str(ferry_map_get(f->head, "uri"));
+        h.proto = dup_str(ferry_map_get(f->head, "proto"));
+        h.headers = (const char *const *)hv;
+        h.nheaders = n / 2;
+        h.remote_addr = dup_str(ferry_map_get(f->head, "remote_addr"));
+        h.remote_port = get_int(ferry_map_get(f->head, "remote_port"));
+        h.server_name = dup_str(ferry_map_get(f->head, "server_name"));
+        h.server_port = get_int(ferry_map_get(f->head, "server_port"));
+        h.https = get_bool(ferry_map_get(f->head, "https"));
+        h.has_body = get_bool(ferry_map_get(f->head, "has_body"));
+        h.upgrade = get_bool(ferry_map_get(f->head, "upgrade"));
+        h.gen = get_int(ferry_map_get(f->head, "gen"));
+        hc.app = ferry_map_get(f->head, "app");
+        hc.env = ferry_map_get(f->head, "env");
+        h.pack_app = pack_app_cb;
+        h.pack_env = pack_env_cb;
+        h.ctx = &hc;
+        rc = ferry_encode_request_head(sb, &h);
+        for (i = 0; i < n; i++) {
+            free(hv[i]);
+        }
+        free(hv);
+        free((char *)h.method);
+        free((char *)h.uri);
+        free((char *)h.proto);
+        free((char *)h.remote_addr);
+        free((char *)h.server_name);
+        break;
+    }
+    case FERRY_FRAME_BODY: {
+        /* Both the buffered encoder and the zero-copy prefix path. */
+        char prefix[FERRY_BODY_PREFIX_MAX];
+        size_t plen, start = sb->size;
+
+        rc = ferry_encode_body(sb, f->data, f->len);
+        if (rc == 0) {
+            plen = ferry_body_prefix(prefix, f->len);
+            if (sb->size - start != plen + f->len
+                || memcmp(sb->data + start, prefix, plen) != 0) {
+                rc = -1;
+            }
+        }
+        break;
+    }
+    case FERRY_FRAME_END:
+        rc = ferry_encode_end(sb);
+        break;
+    case FERRY_FRAME_RESPONSE_HEAD: {
+        ferry_str_t *hs = calloc(2 * f->nheaders + 1, sizeof(ferry_str_t));
+
+        for (i = 0; i < f->nheaders; i++) {
+            ferry_frame_header(f, i, &hs[2 * i], &hs[2 * i + 1]);
+        }
+        rc = ferry_encode_response_head(sb, f->status, hs, f->nheaders);
+        free(hs);
+        break;
+    }
+    case FERRY_FRAME_ABORT: {
+        char *code = malloc(f->code.len + 1), *msg = malloc(f->message.len + 1);
+
+        memcpy(code, f->code.ptr, f->code.len);
+        code[f->code.len] = '\0';
+        memcpy(msg, f->message.ptr, f->message.len);
+        msg[f->message.len] = '\0';
+        rc = ferry_encode_abort(sb, code, msg);
+        free(code);
+        free(msg);
+        break;
+    }
+    }
+    return rc;
+}
+
+/* Decode data fed in pieces of `step` bytes; 0 when exactly one frame
+ * decodes and nothing is left over. On success, re-encode into sb. */
+static int decode_one(const char *data, size_t len, size_t step,
+                      msgpack_sbuffer *sb, const char **why)
+{
+    ferry_decoder_t *dec = ferry_decoder_create();
+    ferry_frame_t f;
+    ferry_proto_status st = FERRY_PROTO_NEED_MORE;
+    size_t off = 0, n;
+    const char *rest;
+    int frames = 0, rc = -1;
+
+    *why = "no frame";
+    while (dec) {
+        st = ferry_decoder_next(dec, &f);
+        if (st == FERRY_PROTO_OK) {
+            frames++;
+            if (frames > 1) {
+                *why = "more than one frame";
+                break;
+            }
+            if (sb != NULL && reencode(&f, sb) != 0) {
+                *why = "re-encoding failed";
+                break;
+            }
+            continue;
+        }
+        if (st != FERRY_PROTO_NEED_MORE) {
+            *why = ferry_proto_strstatus(st);
+            break;
+        }
+        if (off == len) {
+            if (frames == 1 && ferry_decoder_pending(dec, &rest) == 0) {
+                rc = 0;
+            }
+            else if (frames == 1) {
+                *why = "bytes left over";
+            }
+            else {
+                *why = "incomplete frame at end of stream";
+            }
+            break;
+        }
+        n = len - off < step ? len - off : step;
+        if (ferry_decoder_feed(dec, data + off, n) != 0) {
+            *why = "out of memory";
+            break;
+        }
+        off += n;
+    }
+    ferry_decoder_destroy(dec);
+    return rc;
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_vector(const char *dir, const char *name)
+{
+    char path[4096];
+    char *data;
+    size_t len;
+    const char *why = "";
+    int ok;
+    int bad = ends_with(name, ".bad.hex");
+    msgpack_sbuffer sb;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    data = read_hex(path, &len);
+    if (data == NULL) {
+        result(name, "read", 0, "cannot read file");
+        return;
+    }
+    if (bad) {
+        result(name, "rejected (whole)",
+               decode_one(data, len, len ? len : 1, NULL, &why) != 0, "accepted");
+        result(name, "rejected (byte by byte)",
+               decode_one(data, len, 1, NULL, &why) != 0, "accepted");
+    }
+    else {
+        msgpack_sbuffer_init(&sb);
+        ok = decode_one(data, len, 1, NULL, &why) == 0;
+        result(name, "decodes byte by byte", ok, why);
+        if (decode_one(data, len, len, &sb, &why) != 0) {
+            result(name, "decodes and re-encodes", 0, why);
+        }
+        else {
+            result(name, "re-encodes byte-exact",
+                   sb.size == len && memcmp(sb.data, data, len) == 0,
+                   "bytes differ");
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    free(data);
+}
+
+/* Checks that need no vector: limits on the encoding side, body prefixes,
+ * several frames in one buffer, leftover bytes after a frame. */
+static void test_builtin(void)
+{
+    msgpack_sbuffer sb;
+    ferry_decoder_t *dec;
+    ferry_frame_t f;
+    char *big, prefix[FERRY_BODY_PREFIX_MAX];
+    const char *rest;
+    size_t sizes[] = { 0, 1, 255, 256, 65535, 65536 };
+    size_t i;
+    int ok;
+
+    msgpack_sbuffer_init(&sb);
+    big = calloc(1, FERRY_FRAME_MAX + 1);
+    result("builtin", "BODY over 4 MiB is refused by the encoder",
+           ferry_encode_body(&sb, big, FERRY_FRAME_MAX) != 0 && sb.size == 0,
+           "encoded");
+
+    ok = 1;
+    for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t plen;
+        msgpack_sbuffer_clear(&sb);
+        ferry_encode_body(&sb, big, sizes[i]);
+        plen = ferry_body_prefix(prefix, sizes[i]);
+        if (sb.size != plen + sizes[i] || memcmp(sb.data, prefix, plen) != 0) {
+            ok = 0;
+        }
+    }
+    result("builtin", "BODY prefix matches the encoder for 0..64 KiB", ok,
+           "mismatch");
+
+    /* END + BODY("xy") + 3 raw bytes in one buffer. */
+    msgpack_sbuffer_clear(&sb);
+    ferry_encode_end(&sb);
+    ferry_encode_body(&sb, "xy", 2);
+    msgpack_sbuffer_write(&sb, "raw", 3);
+    dec = ferry_decoder_create();
+    ferry_decoder_feed(dec, sb.data, sb.size);
+    ok = ferry_decoder_next(dec, &f) == FERRY_PROTO_OK && f.type == FERRY_FRAME_END
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+         && f.type == FERRY_FRAME_BODY && f.len == 2 && memcmp(f.data, "xy", 2) == 0
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_NEED_MORE
+         && ferry_decoder_pending(dec, &rest) == 3 && memcmp(rest, "raw", 3) == 0;
+    result("builtin", "frames then raw bytes: frames decode, rest is pending",
+           ok, "mismatch");
+    ferry_decoder_destroy(dec);
+
+    /* A 4 MiB BODY frame (the limit) decodes. */
+    msgpack_sbuffer_clear(&sb);
+    ok = ferry_encode_body(&sb, big, FERRY_FRAME_MAX - 16) == 0;
+    dec = ferry_decoder_create();
+    ok = ok && ferry_decoder_feed(dec, sb.data, sb.size) == 0
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+         && f.len == FERRY_FRAME_MAX - 16;
+    result("builtin", "a BODY frame just under 4 MiB decodes", ok, "rejected");
+    ferry_decoder_destroy(dec);
+
+    free(big);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "../test/fixtures/protocol";
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, i;
+    int good = 0, bad = 0;
+
+    if (d == NULL) {
+        printf("not ok - cannot open %s\n", dir);
+        printf("C tests: 0 passed, 1 failed\n");
+        return 1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (ends_with(de->d_name, ".hex")) {
+            names = realloc(names, (n + 1) * sizeof(char *));
+            names[n++] = strdup(de->d_name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof(char *), cmp_names);
+    for (i = 0; i < n; i++) {
+        if (ends_with(names[i], ".bad.hex")) {
+            bad++;
+        }
+        else {
+            good++;
+        }
+        test_vector(dir, names[i]);
+        free(names[i]);
+    }
+    free(names);
+    result("fixtures", "at least one good and one bad vector",
+           good > 0 && bad > 0, "fixtures missing");
+    test_builtin();
+    printf("C tests: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}

@@ -1,0 +1,289 @@
+// Turns a run's results into docs/performance.md and a hand-drawn SVG chart.
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import { basename, dirname, join, relative } from "node:path";
+
+function tryRun(cmd, args) {
+  try {
+    return execFileSync(cmd, args, { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10000 }).trim();
+  } catch {
+    return null;
+  }
+}
+
+function pkgVersion(file) {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")).version ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export async function collectMachine(repo) {
+  const cpuinfo = existsSync("/proc/cpuinfo") ? readFileSync("/proc/cpuinfo", "utf8") : "";
+  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? "unknown";
+  const apache = tryRun("/usr/sbin/apache2", ["-v"])?.split("\n")[0]?.replace(/^Server version:\s*/, "") ?? null;
+  const dpkg = (p) => tryRun("dpkg-query", ["-W", "-f=${Version}", p]) || null;
+  const rev = tryRun("git", ["-C", repo, "rev-parse", "--short", "HEAD"]);
+  return {
+    nproc: os.availableParallelism?.() ?? os.cpus().length,
+    cpu: model,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    apache,
+    passenger: dpkg("libapache2-mod-passenger"),
+    pm2: pkgVersion(join(repo, "bench/.tools/node_modules/pm2/package.json")),
+    ferry: `${pkgVersion(join(repo, "package.json")) ?? "?"}${rev ? ` (git ${rev})` : ""}`,
+    wrk: tryRun("dpkg-query", ["-W", "-f=${Version}", "wrk"]) || null,
+    date: new Date().toISOString().replace("T", " ").slice(0, 16) + " UTC",
+  };
+}
+
+const median = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
+};
+const max = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x));
+  return v.length === 0 ? null : Math.max(...v);
+};
+const min = (xs) => {
+  const v = xs.filter((x) => typeof x === "number" && Number.isFinite(x));
+  return v.length === 0 ? null : Math.min(...v);
+};
+
+/** Per target and scenario: medians over rounds (max for RSS, sum for errors). */
+export function aggregate(results, scenarios) {
+  const agg = {};
+  for (const [id, t] of Object.entries(results.targets)) {
+    agg[id] = { label: t.label, unavailable: t.unavailable, startErrors: [], spread: [], sc: {} };
+    for (const r of t.rounds) {
+      if (r.error !== undefined) agg[id].startErrors.push(r.error);
+      if (r.pids !== undefined) agg[id].spread.push(r.pids.length);
+    }
+    for (const sc of scenarios) {
+      const runs = t.rounds.map((r) => r.scenarios?.[sc.id]).filter((x) => x !== undefined);
+      const ok = runs.filter((x) => x.failed === undefined);
+      const failed = runs.filter((x) => x.failed !== undefined).map((x) => x.failed);
+      if (ok.length === 0) {
+        agg[id].sc[sc.id] = failed.length > 0 ? { failed: failed[0] } : null;
+        continue;
+      }
+      const pick = (k) => ok.map((x) => x[k]);
+      agg[id].sc[sc.id] = {
+        n: ok.length,
+        rps: median(pick("rps")),
+        p50Ms: median(pick("p50Ms")),
+        p99Ms: median(pick("p99Ms")),
+        errors: pick("errors").reduce((a, b) => a + (b ?? 0), 0),
+        peakRssMb: max(pick("peakRssMb")),
+        cpuUsPerReq: median(pick("cpuUsPerReq")),
+        tinyP50Ms: median(pick("tinyP50Ms")),
+        tinyP99Ms: median(pick("tinyP99Ms")),
+        held: min(pick("held")),
+        coldMs: median(pick("coldMs")),
+        failedRounds: failed.length,
+      };
+    }
+  }
+  return agg;
+}
+
+function f(x, d = 0) {
+  if (x === null || x === undefined || !Number.isFinite(x)) return "–";
+  return x.toLocaleString("en-US", { minimumFractionDigits: d, maximumFractionDigits: d });
+}
+function ratio(x, base) {
+  if (x === null || x === undefined || base === null || base === undefined || !(base > 0)) return "–";
+  return `×${(x / base).toFixed(2)}`;
+}
+
+function statusRow(a, cols) {
+  if (a.unavailable !== null) return ["unavailable", ...Array(cols - 1).fill("")];
+  return null;
+}
+
+function scenarioTable(sc, agg, ids) {
+  const P = agg.passenger?.sc?.[sc.id] ?? null;
+  const lines = [];
+  let head;
+  if (sc.kind === "cold") head = ["target", "first response ms", "vs Passenger"];
+  else if (sc.kind === "ws")
+    head = ["target", "echoes/s", "vs P", "p50 ms", "p99 ms", "errors", "held", "peak RSS MiB", "vs P", "CPU µs/echo", "vs P"];
+  else if (sc.mode === "mixed")
+    head = ["target", "req/s", "vs P", "p50 ms", "p99 ms", "tiny p50 ms", "tiny p99 ms", "vs P", "errors", "peak RSS MiB", "vs P", "CPU µs/req", "vs P"];
+  else head = ["target", "req/s", "vs P", "p50 ms", "p99 ms", "vs P", "errors", "peak RSS MiB", "vs P", "CPU µs/req", "vs P"];
+  lines.push(`| ${head.join(" | ")} |`, `| ${head.map((h, i) => (i === 0 ? "---" : "---:")).join(" | ")} |`);
+  for (const id of ids) {
+    const a = agg[id];
+    let cells = statusRow(a, head.length - 1);
+    const m = a.sc[sc.id];
+    if (cells === null && (m === null || m === undefined)) {
+      cells = [a.startErrors.length > 0 ? "failed to start" : "not run", ...Array(head.length - 2).fill("")];
+    } else if (cells === null && m.failed !== undefined) {
+      cells = ["failed", ...Array(head.length - 2).fill("")];
+    } else if (cells === null) {
+      if (sc.kind === "cold") cells = [f(m.coldMs), ratio(m.coldMs, P?.coldMs)];
+      else if (sc.kind === "ws")
+        cells = [f(m.rps), ratio(m.rps, P?.rps), f(m.p50Ms, 2), f(m.p99Ms, 2), f(m.errors), f(m.held),
+          f(m.peakRssMb), ratio(m.peakRssMb, P?.peakRssMb), f(m.cpuUsPerReq), ratio(m.cpuUsPerReq, P?.cpuUsPerReq)];
+      else if (sc.mode === "mixed")
+        cells = [f(m.rps), ratio(m.rps, P?.rps), f(m.p50Ms, 2), f(m.p99Ms, 2), f(m.tinyP50Ms, 2), f(m.tinyP99Ms, 2),
+          ratio(m.tinyP99Ms, P?.tinyP99Ms), f(m.errors), f(m.peakRssMb), ratio(m.peakRssMb, P?.peakRssMb),
+          f(m.cpuUsPerReq), ratio(m.cpuUsPerReq, P?.cpuUsPerReq)];
+      else
+        cells = [f(m.rps), ratio(m.rps, P?.rps), f(m.p50Ms, 2), f(m.p99Ms, 2), ratio(m.p99Ms, P?.p99Ms), f(m.errors),
+          f(m.peakRssMb), ratio(m.peakRssMb, P?.peakRssMb), f(m.cpuUsPerReq), ratio(m.cpuUsPerReq, P?.cpuUsPerReq)];
+    }
+    lines.push(`| ${[a.label, ...cells].join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/** The issue's goals, checked against this run's figures. */
+function goals(agg) {
+  const F = agg.mod_ferry;
+  const S = agg.ferry;
+  const P = agg.passenger;
+  const M = agg.pm2;
+  const g = (t, s) => (t && t.unavailable === null ? t.sc[s] ?? null : null);
+  const rows = [];
+  const add = (goal, value, ok) =>
+    rows.push(`| ${goal} | ${value} | ${ok === null ? "not measured" : ok ? "met" : "**not met**"} |`);
+  const rr = (t, s, k, base) => {
+    const x = g(t, s)?.[k];
+    const b = g(base, s)?.[k];
+    return typeof x === "number" && typeof b === "number" && b > 0 ? x / b : null;
+  };
+  const show = (x) => (x === null ? "–" : `×${x.toFixed(2)}`);
+  for (const [s, want] of [["small", 2], ["get100k", 2.5], ["post64k", 3]]) {
+    const x = rr(F, s, "rps", P);
+    add(`Apache + Ferry req/s ≥ ${want}× Passenger (${s})`, show(x), x === null ? null : x >= want);
+  }
+  const cpu = g(F, "small")?.cpuUsPerReq ?? null;
+  add("Apache + Ferry server CPU ≤ ~100 µs/request (small GET)", cpu === null ? "–" : `${f(cpu)} µs`, cpu === null ? null : cpu <= 100);
+  const p99s = ["small", "get100k", "post64k", "slow", "mixed"].map((s) => [s, rr(F, s, "p99Ms", P)]).filter(([, x]) => x !== null);
+  add("Apache + Ferry p99 ≤ Passenger's everywhere", p99s.map(([s, x]) => `${s} ${show(x)}`).join(", ") || "–",
+    p99s.length === 0 ? null : p99s.every(([, x]) => x <= 1));
+  const sx = rr(S, "small", "rps", M);
+  add("ferry start req/s ≥ 0.5× PM2 cluster (small GET)", show(sx), sx === null ? null : sx >= 0.5);
+  const tx = rr(S, "mixed", "tinyP99Ms", M);
+  add("ferry start tiny-request p99 ≤ 0.5× PM2's (mixed)", show(tx), tx === null ? null : tx <= 0.5);
+  const ws = g(F, "ws");
+  add("1,000 WebSockets through Apache + Ferry, no errors", ws === null ? "–" : `held ${f(ws.held)}, errors ${f(ws.errors)}`,
+    ws === null ? null : ws.held === 1000 && ws.errors === 0);
+  const rss = ["small", "get100k", "post64k", "slow", "mixed", "ws"].map((s) => [s, rr(F, s, "peakRssMb", P)]).filter(([, x]) => x !== null);
+  add("Apache + Ferry peak RSS ≤ Passenger's in every scenario", rss.map(([s, x]) => `${s} ${show(x)}`).join(", ") || "–",
+    rss.length === 0 ? null : rss.every(([, x]) => x <= 1));
+  const cold = rr(F, "cold", "coldMs", P);
+  add("Apache + Ferry cold start ≤ Passenger's", show(cold), cold === null ? null : cold <= 1);
+  return ["| goal (issue 5) | this run | verdict |", "| --- | --- | --- |", ...rows].join("\n");
+}
+
+const COLORS = { mod_ferry: "#1f77b4", passenger: "#d62728", mod_proxy: "#ff7f0e", ferry: "#2ca02c", pm2: "#9467bd", node: "#7f7f7f" };
+
+function esc(s) {
+  return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+/** Grouped bars: per scenario, each target's req/s as a ratio to Passenger's. */
+export function chartSvg(agg, scenarios, ids) {
+  const groups = scenarios.filter((s) => s.kind !== "cold");
+  const bars = ids.filter((id) => agg[id].unavailable === null);
+  const val = (id, s) => {
+    const x = agg[id]?.sc?.[s.id]?.rps;
+    const b = agg.passenger?.sc?.[s.id]?.rps;
+    return typeof x === "number" && typeof b === "number" && b > 0 ? x / b : null;
+  };
+  let top = 1;
+  for (const s of groups) for (const id of bars) top = Math.max(top, val(id, s) ?? 0);
+  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
+  const tick = steps.find((t) => top / t <= 6) ?? 1000;
+  top = Math.ceil(top / tick) * tick;
+  const W = Math.max(640, 90 + groups.length * (bars.length * 18 + 30));
+  const H = 380;
+  const L = 60, R = 20, T = 40, B = 110;
+  const ph = H - T - B;
+  const gw = (W - L - R) / Math.max(1, groups.length);
+  const bw = Math.min(22, (gw - 16) / Math.max(1, bars.length));
+  const y = (v) => T + ph - (v / top) * ph;
+  const o = [];
+  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  o.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  o.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Throughput relative to Apache + Passenger (×1 = Passenger; higher is better)</text>`);
+  for (let v = 0; v <= top + 1e-9; v += tick) {
+    o.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
+    o.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">×${v}</text>`);
+  }
+  o.push(`<line x1="${L}" x2="${W - R}" y1="${y(1)}" y2="${y(1)}" stroke="#d62728" stroke-dasharray="4 3"/>`);
+  groups.forEach((s, gi) => {
+    const x0 = L + gi * gw + (gw - bw * bars.length) / 2;
+    bars.forEach((id, bi) => {
+      const v = val(id, s);
+      const x = x0 + bi * bw;
+      if (v === null) {
+        o.push(`<text x="${x + bw / 2}" y="${y(0) - 4}" text-anchor="middle" font-size="9" fill="#999">–</text>`);
+        return;
+      }
+      o.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(y(0) - y(v)).toFixed(1)}" fill="${COLORS[id] ?? "#333"}"><title>${esc(agg[id].label)} ${esc(s.label)}: ×${v.toFixed(2)}</title></rect>`);
+      o.push(`<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="8">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text>`);
+    });
+    o.push(`<text x="${L + gi * gw + gw / 2}" y="${H - B + 16}" text-anchor="middle">${esc(s.id)}</text>`);
+  });
+  o.push(`<line x1="${L}" x2="${W - R}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`);
+  bars.forEach((id, i) => {
+    const cx = L + (i % 3) * 210;
+    const cy = H - B + 40 + Math.floor(i / 3) * 18;
+    o.push(`<rect x="${cx}" y="${cy - 9}" width="12" height="12" fill="${COLORS[id] ?? "#333"}"/>`);
+    o.push(`<text x="${cx + 18}" y="${cy + 1}">${esc(agg[id].label)}</text>`);
+  });
+  if (agg.passenger === undefined || agg.passenger.unavailable !== null)
+    o.push(`<text x="${W / 2}" y="${T + ph / 2}" text-anchor="middle" font-size="14" fill="#999">no Passenger figures in this run</text>`);
+  o.push("</svg>");
+  return o.join("\n") + "\n";
+}
+
+export function writeReport(results, scenarios, targets, outFile, argv) {
+  const agg = aggregate(results, scenarios);
+  const ids = targets.map((t) => t.id);
+  const m = results.machine;
+  const svgFile = join(dirname(outFile), `${basename(outFile, ".md")}.svg`);
+  writeFileSync(svgFile, chartSvg(agg, scenarios, ids));
+  const cmd = `sh bench/run.sh${argv.length ? " " + argv.join(" ") : ""}`;
+  const out = [];
+  out.push("# Performance", "");
+  out.push(`Generated by \`${cmd}\` (bench/README.md explains the harness and how to read every figure). ` +
+    `Every figure is from one interleaved run: ${results.rounds} round(s) of ${results.duration} s per scenario ` +
+    `(after ${results.warmup} s of unmeasured warm-up), the targets in turn (${ids.join(" → ")}), each round starting ` +
+    "every server from nothing. Figures are medians over rounds; peak RSS is the maximum, errors the sum. " +
+    "“vs P” is the ratio to Apache + Passenger in the same run.", "");
+  out.push("## Machine", "");
+  out.push("| | |", "| --- | --- |");
+  out.push(`| CPUs (nproc) | ${m.nproc} × ${m.cpu} |`, `| memory | ${m.memGiB} GiB |`, `| kernel | ${m.kernel} |`);
+  out.push(`| Node.js | ${m.node} |`, `| Apache | ${m.apache ?? "–"} (event MPM) |`, `| Passenger | ${m.passenger ?? "not installed"} (Debian) |`);
+  out.push(`| PM2 | ${m.pm2 ?? "not installed"} |`, `| Ferry | ${m.ferry} |`, `| wrk | ${m.wrk ?? "–"} |`, `| date | ${m.date} |`, "");
+  out.push("## Throughput relative to Passenger", "", `![req/s as a ratio to Apache + Passenger](${relative(dirname(outFile), svgFile)})`, "");
+  out.push("## Goals", "", goals(agg), "");
+  out.push("## Results per scenario", "");
+  for (const sc of scenarios) {
+    out.push(`### ${sc.label}`, "");
+    if (sc.kind === "wrk") out.push(`wrk, 2 threads, ${sc.conns} keep-alive connections${sc.mode === "mixed" ? "; every 10th request is /cpu, “tiny” columns time only the other 90%" : ""}.`, "");
+    if (sc.kind === "ws") out.push(`${sc.conns} connections opened (≤ 50 handshakes in flight), then each echoes 32 bytes in a loop; “held” = connections still open at the end (worst round).`, "");
+    if (sc.kind === "cold") out.push("From launching the server side (Apache, `ferry start`, `pm2 start`, node) with no app process to the first 200 from the app.", "");
+    out.push(scenarioTable(sc, agg, ids), "");
+  }
+  out.push("## Targets", "");
+  out.push("| target | app pids seen before measuring (per round) | notes |", "| --- | --- | --- |");
+  for (const id of ids) {
+    const a = agg[id];
+    const note = a.unavailable !== null ? `unavailable: ${a.unavailable}` : a.startErrors.length > 0 ? `failed to start: ${a.startErrors[0].split("\n")[0]}` : "";
+    out.push(`| ${a.label} | ${a.spread.join(", ") || "–"} | ${esc(note).replace(/\|/g, "\\|")} |`);
+  }
+  out.push("");
+  writeFileSync(outFile, out.join("\n"));
+  return { md: outFile, svg: svgFile };
+}

@@ -1,0 +1,281 @@
+// The six targets. Each start() brings up a whole server side from nothing
+// and times the first 200 from the app (the cold start); stop() tears it all
+// down. A target that cannot run here says why in unavailable().
+import { existsSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { APACHE_BIN, MODULES, apacheArgs, appVhost, errorLogTail, writeApacheConfig } from "./apache.mjs";
+import { freePort, waitListening, waitOk } from "./http.mjs";
+import { alive, pidsMatching, readStat, sleep, startChild, stopChild, treeStats, waitGone } from "./proc.mjs";
+
+const run = promisify(execFile);
+const PASSENGER_SO = `${MODULES}/mod_passenger.so`;
+const PASSENGER_ROOT = "/usr/lib/ruby/vendor_ruby/phusion_passenger/locations.ini";
+const START_DEADLINE_MS = 90000;
+
+function dead(child) {
+  return () => child.exitCode !== null || child.signalCode !== null;
+}
+
+/** An Apache-fronted target: `body(port, dir)` is its part of the config. */
+function apacheTarget({ id, label, check, body, extra }) {
+  return {
+    id,
+    label,
+    expectPids: 2,
+    unavailable: check,
+    async start(ctx, n) {
+      const dir = join(ctx.runDir, `${id}-${n}`);
+      const appDir = ctx.appDir(id);
+      const port = await freePort();
+      const conf = writeApacheConfig(dir, port, body(port, dir, appDir, ctx));
+      const t0 = performance.now();
+      // Backends first (as an init system would order them): a balancer member
+      // that refuses the first request is put in error state for 60 s.
+      const backends = extra ? await extra.start(ctx, appDir) : [];
+      try {
+        for (const [i, b] of backends.entries()) await waitListening(extra.ports[i], START_DEADLINE_MS, dead(b));
+      } catch (e) {
+        for (const b of backends) await stopChild(b);
+        throw new Error(`${e.message}\n${backends.map((b) => b.output.trim()).join("\n")}`.trim());
+      }
+      const child = startChild(APACHE_BIN, apacheArgs(dir, conf), { env: { ...process.env, LANG: "C" } });
+      let coldMs;
+      try {
+        coldMs = await waitOk(port, START_DEADLINE_MS, dead(child), t0);
+      } catch (e) {
+        await stopChild(child, 15000);
+        for (const b of backends) await stopChild(b);
+        throw new Error(`${e.message}\n${child.output.trim()}\n${errorLogTail(dir)}`.trim());
+      }
+      return {
+        port,
+        coldMs,
+        dir,
+        roots: () => [child.pid, ...backends.map((b) => b.pid), ...pidsMatching(appDir)],
+        logTail: () => errorLogTail(dir),
+        async stop() {
+          const tree = [...treeStats([child.pid, ...pidsMatching(appDir)]).keys()];
+          await stopChild(child, 20000);
+          for (const b of backends) await stopChild(b);
+          await waitGone(tree, 10000);
+        },
+      };
+    },
+  };
+}
+
+function nodeApp(ctx, appDir, port) {
+  return startChild(ctx.node, [join(appDir, "app.js")], {
+    cwd: appDir,
+    env: { ...process.env, PORT: String(port), BENCH_HOST: "127.0.0.1", NODE_ENV: "production" },
+  });
+}
+
+export function makeTargets(ctx) {
+  const modFerrySo = join(ctx.repo, "build/apache/mod_ferry.so");
+  const coreMain = join(ctx.repo, "build/core/src/main.js");
+  const cliMain = join(ctx.repo, "build/core/src/cli/main.js");
+
+  const modFerry = apacheTarget({
+    id: "mod_ferry",
+    label: "Apache + mod_ferry",
+    check: () => {
+      if (!existsSync(modFerrySo)) return `not built: ${modFerrySo} is missing (sh apache-module/build.sh)`;
+      if (!existsSync(coreMain)) return `not built: ${coreMain} is missing (npx tsc -p tsconfig.json)`;
+      return null;
+    },
+    body: (port, dir, appDir) => `LoadModule ferry_module ${modFerrySo}
+PassengerRoot "${ctx.repo}"
+PassengerInstanceRegistryDir "${dir}/registry"
+PassengerNodejs ${ctx.node}
+PassengerMaxPoolSize 2
+PassengerMinInstances 2
+${appVhost(port, appDir)}
+`,
+  });
+  const passenger = apacheTarget({
+    id: "passenger",
+    label: "Apache + Passenger",
+    check: () => (existsSync(PASSENGER_SO) ? null : `not installed: ${PASSENGER_SO} (Debian libapache2-mod-passenger)`),
+    body: (port, dir, appDir) => {
+      mkdirSync(join(dir, "registry"), { recursive: true });
+      return `LoadModule passenger_module ${PASSENGER_SO}
+PassengerRoot ${PASSENGER_ROOT}
+PassengerDefaultRuby /usr/bin/ruby
+PassengerInstanceRegistryDir "${dir}/registry"
+PassengerNodejs ${ctx.node}
+PassengerMaxPoolSize 2
+PassengerMinInstances 2
+PassengerDisableSecurityUpdateCheck on
+PassengerDisableAnonymousTelemetry on
+${appVhost(port, appDir)}
+`;
+    },
+  });
+  const ports = [];
+  const modProxy = apacheTarget({
+    id: "mod_proxy",
+    label: "Apache + mod_proxy_balancer",
+    check: () => (existsSync(`${MODULES}/mod_proxy_balancer.so`) ? null : "not installed: mod_proxy_balancer"),
+    body: (port) => `LoadModule proxy_module ${MODULES}/mod_proxy.so
+LoadModule proxy_http_module ${MODULES}/mod_proxy_http.so
+LoadModule proxy_balancer_module ${MODULES}/mod_proxy_balancer.so
+LoadModule slotmem_shm_module ${MODULES}/mod_slotmem_shm.so
+LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
+<VirtualHost 127.0.0.1:${port}>
+  ServerName 127.0.0.1
+  <Proxy "balancer://app">
+    BalancerMember "http://127.0.0.1:${ports[0]}" keepalive=On upgrade=websocket
+    BalancerMember "http://127.0.0.1:${ports[1]}" keepalive=On upgrade=websocket
+    ProxySet lbmethod=bybusyness
+  </Proxy>
+  <Location "/">
+    Require all granted
+  </Location>
+  ProxyPass "/" "balancer://app/"
+  ProxyPassReverse "/" "balancer://app/"
+</VirtualHost>
+`,
+    extra: {
+      ports,
+      async start(c, appDir) {
+        return [nodeApp(c, appDir, ports[0]), nodeApp(c, appDir, ports[1])];
+      },
+    },
+  });
+  // Backend ports are picked before the config is written.
+  const proxyStart = modProxy.start;
+  modProxy.start = async (c, n) => {
+    ports[0] = await freePort();
+    ports[1] = await freePort();
+    return proxyStart(c, n);
+  };
+
+  const ferry = {
+    id: "ferry",
+    label: "ferry start (standalone)",
+    expectPids: 2,
+    unavailable: () => (existsSync(cliMain) ? null : `not built: ${cliMain} is missing (npx tsc -p tsconfig.json)`),
+    async start(c, n) {
+      const appDir = c.appDir("ferry");
+      const port = await freePort();
+      const t0 = performance.now();
+      const child = startChild(
+        c.node,
+        [join(c.repo, "bin/ferry.js"), "start", appDir, "--port", String(port), "--address", "127.0.0.1",
+          "--min-instances", "2", "--max-pool-size", "2", "--environment", "production"],
+        { cwd: appDir, env: { ...process.env } },
+      );
+      let coldMs;
+      try {
+        coldMs = await waitOk(port, START_DEADLINE_MS, dead(child), t0);
+      } catch (e) {
+        await stopChild(child, 15000);
+        throw new Error(`${e.message}\n${child.output.trim().split("\n").slice(-15).join("\n")}`.trim());
+      }
+      return {
+        port,
+        coldMs,
+        roots: () => [child.pid, ...pidsMatching(appDir)],
+        logTail: () => child.output.trim().split("\n").slice(-15).join("\n"),
+        async stop() {
+          const tree = [...treeStats([child.pid, ...pidsMatching(appDir)]).keys()];
+          await stopChild(child, 20000);
+          await waitGone(tree, 10000);
+        },
+      };
+    },
+  };
+
+  const pm2 = {
+    id: "pm2",
+    label: "PM2 cluster (2)",
+    expectPids: 2,
+    unavailable: () => (existsSync(c2(ctx)) ? null : `not installed: ${c2(ctx)} (npm install --prefix bench/.tools pm2)`),
+    async start(c, n) {
+      const appDir = c.appDir("pm2");
+      const home = join(c.runDir, `pm2-${n}`);
+      mkdirSync(home, { recursive: true });
+      const port = await freePort();
+      const eco = join(home, "ecosystem.json");
+      writeFileSync(
+        eco,
+        JSON.stringify({
+          apps: [{
+            name: "bench", script: join(appDir, "app.js"), cwd: appDir, instances: 2, exec_mode: "cluster",
+            autorestart: true, env: { PORT: String(port), BENCH_HOST: "127.0.0.1", NODE_ENV: "production" },
+          }],
+        }),
+      );
+      const env = { ...process.env, PM2_HOME: home, PM2_DISCRETE_MODE: "true" };
+      const pm2Cmd = async (args, timeout) =>
+        run(c.node, [c2(c), ...args], { env, timeout, maxBuffer: 1 << 20 });
+      const t0 = performance.now();
+      const daemonPids = () => {
+        try {
+          const p = Number(readFileSync(join(home, "pm2.pid"), "utf8").trim());
+          return Number.isInteger(p) && p > 0 ? [p] : [];
+        } catch {
+          return [];
+        }
+      };
+      const stop = async () => {
+        const tree = [...treeStats([...daemonPids(), ...pidsMatching(appDir), ...pidsMatching(home)]).keys()];
+        await pm2Cmd(["kill"], 30000).catch(() => {});
+        if (!(await waitGone(tree, 10000))) for (const p of tree) if (alive(p)) try { process.kill(p, "SIGKILL"); } catch {}
+      };
+      let coldMs;
+      try {
+        await pm2Cmd(["start", eco], 60000);
+        coldMs = await waitOk(port, START_DEADLINE_MS, () => false, t0);
+      } catch (e) {
+        await stop();
+        throw new Error(`Cannot start PM2: ${e.message}`);
+      }
+      return {
+        port,
+        coldMs,
+        roots: () => [...daemonPids(), ...pidsMatching(appDir)],
+        logTail: () => "",
+        stop,
+      };
+    },
+  };
+
+  const node = {
+    id: "node",
+    label: "node alone (1 process)",
+    expectPids: 1,
+    unavailable: () => null,
+    async start(c) {
+      const appDir = c.appDir("node");
+      const port = await freePort();
+      const t0 = performance.now();
+      const child = nodeApp(c, appDir, port);
+      let coldMs;
+      try {
+        coldMs = await waitOk(port, START_DEADLINE_MS, dead(child), t0);
+      } catch (e) {
+        await stopChild(child);
+        throw new Error(`${e.message}\n${child.output}`.trim());
+      }
+      return {
+        port,
+        coldMs,
+        roots: () => [child.pid],
+        logTail: () => child.output.trim().split("\n").slice(-15).join("\n"),
+        stop: () => stopChild(child),
+      };
+    },
+  };
+
+  return [modFerry, passenger, modProxy, ferry, pm2, node];
+}
+
+function c2(ctx) {
+  return join(ctx.repo, "bench/.tools/node_modules/pm2/bin/pm2");
+}
+
+export { readStat, sleep };

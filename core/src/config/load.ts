@@ -1,0 +1,280 @@
+/**
+ * unknown → validated configuration. One table (STANDALONE_OPTIONS) lists every
+ * option `ferry start` takes, under its Passengerfile.json key (snake_case, as
+ * `passenger start`), its flag (kebab-case) and its environment variable
+ * (PASSENGER_<KEY>). Values from the file, the environment and the command line
+ * are checked here; a bad one is a ConfigError naming the key, where it came
+ * from, and what it accepts.
+ *
+ * Precedence (Passenger's): defaults < Passengerfile.json / ferry.json < PASSENGER_* < flags.
+ */
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import { ConfigError } from "../errors.js";
+import {
+  SERVER_DEFAULTS, makeAppOptions, type AppOptions, type ServerOptions,
+} from "./schema.js";
+
+type Kind =
+  | { readonly t: "int"; readonly min: number; readonly max: number }
+  /** A duration in seconds (may be fractional), stored in ms. */
+  | { readonly t: "seconds"; readonly min: number; readonly max: number }
+  | { readonly t: "bool" }
+  | { readonly t: "string"; readonly nonEmpty?: boolean; readonly pattern?: RegExp; readonly what?: string }
+  | { readonly t: "enum"; readonly values: readonly string[] }
+  | { readonly t: "envvars" };
+
+type Target = "listen" | "app" | "server" | "both";
+
+export interface OptionSpec {
+  /** Passengerfile.json key. */
+  readonly key: string;
+  /** Command-line flag without dashes. */
+  readonly flag: string;
+  readonly target: Target;
+  /** Field in AppOptions / ServerOptions / ListenOptions. */
+  readonly field: string;
+  readonly kind: Kind;
+  readonly help: string;
+}
+
+const INT_MAX = 2_147_483_647;
+
+export const STANDALONE_OPTIONS: readonly OptionSpec[] = [
+  { key: "port", flag: "port", target: "listen", field: "port", kind: { t: "int", min: 0, max: 65535 }, help: "TCP port to listen on (default 3000; 0 = any free port)" },
+  { key: "address", flag: "address", target: "listen", field: "address", kind: { t: "string", nonEmpty: true }, help: "address to bind (default 127.0.0.1)" },
+  { key: "environment", flag: "environment", target: "app", field: "appEnv", kind: { t: "string", nonEmpty: true }, help: "app environment (default development)" },
+  { key: "app_type", flag: "app-type", target: "app", field: "appType", kind: { t: "enum", values: ["node", "generic"] }, help: "node or generic (default node)" },
+  { key: "startup_file", flag: "startup-file", target: "app", field: "startupFile", kind: { t: "string", nonEmpty: true }, help: "startup file relative to the app dir (default app.js)" },
+  { key: "app_start_command", flag: "app-start-command", target: "app", field: "appStartCommand", kind: { t: "string" }, help: "command for a generic app; $PORT is the port to listen on" },
+  { key: "nodejs", flag: "nodejs", target: "app", field: "nodejs", kind: { t: "string" }, help: "node interpreter (default the one running ferry)" },
+  { key: "envvars", flag: "envvar", target: "app", field: "env", kind: { t: "envvars" }, help: "environment variable NAME=VALUE for the app (repeatable)" },
+  { key: "min_instances", flag: "min-instances", target: "app", field: "minInstances", kind: { t: "int", min: 0, max: 10000 }, help: "processes kept alive (default 1)" },
+  { key: "max_pool_size", flag: "max-pool-size", target: "server", field: "maxPoolSize", kind: { t: "int", min: 1, max: 10000 }, help: "maximum processes (default 6)" },
+  { key: "max_instances_per_app", flag: "max-instances-per-app", target: "both", field: "maxInstancesPerApp", kind: { t: "int", min: 0, max: 10000 }, help: "maximum processes of the app (0 = pool limit)" },
+  { key: "pool_idle_time", flag: "pool-idle-time", target: "server", field: "poolIdleTimeMs", kind: { t: "seconds", min: 0, max: INT_MAX }, help: "seconds before an idle process above the minimum is retired (default 300)" },
+  { key: "max_requests", flag: "max-requests", target: "app", field: "maxRequests", kind: { t: "int", min: 0, max: INT_MAX }, help: "recycle a process after this many requests (0 = never)" },
+  { key: "max_request_queue_size", flag: "max-request-queue-size", target: "app", field: "maxRequestQueueSize", kind: { t: "int", min: 0, max: INT_MAX }, help: "requests waiting for a process before 503 (default 100; 0 = unbounded)" },
+  { key: "force_max_concurrent_requests_per_process", flag: "force-max-concurrent-requests-per-process", target: "app", field: "maxConcurrentRequestsPerProcess", kind: { t: "int", min: 0, max: INT_MAX }, help: "in-flight requests per process (0 = unlimited, scale by load)" },
+  { key: "start_timeout", flag: "start-timeout", target: "app", field: "startTimeoutMs", kind: { t: "seconds", min: 1, max: INT_MAX }, help: "seconds an app may take to start listening (default 90)" },
+  { key: "restart_dir", flag: "restart-dir", target: "app", field: "restartDir", kind: { t: "string", nonEmpty: true }, help: "dir of restart.txt, relative to the app dir (default tmp)" },
+  { key: "sticky_sessions", flag: "sticky-sessions", target: "app", field: "stickySessions", kind: { t: "bool" }, help: "pin clients to a process with a cookie" },
+  { key: "sticky_sessions_cookie_name", flag: "sticky-sessions-cookie-name", target: "app", field: "stickySessionsCookieName", kind: { t: "string", nonEmpty: true, pattern: /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, what: "a cookie name (token characters)" }, help: "sticky cookie name (default _passenger_route)" },
+  { key: "sticky_sessions_cookie_attributes", flag: "sticky-sessions-cookie-attributes", target: "app", field: "stickySessionsCookieAttributes", kind: { t: "string", pattern: /^[^\r\n]*$/, what: "cookie attributes on one line" }, help: "sticky cookie attributes (default \"SameSite=Lax\")" },
+  { key: "friendly_error_pages", flag: "friendly-error-pages", target: "app", field: "friendlyErrorPages", kind: { t: "bool" }, help: "show errors and app output in error pages (default on in development)" },
+  { key: "max_request_time", flag: "max-request-time", target: "app", field: "maxRequestTimeMs", kind: { t: "seconds", min: 0, max: INT_MAX }, help: "seconds before a request is cut with 504 and its process recycled (0 = none)" },
+  { key: "memory_limit", flag: "memory-limit", target: "app", field: "memoryLimitMB", kind: { t: "int", min: 0, max: INT_MAX }, help: "MB of memory after which a process is recycled (0 = none)" },
+  { key: "abort_websockets_on_process_shutdown", flag: "abort-websockets-on-process-shutdown", target: "app", field: "abortWebsocketsOnProcessShutdown", kind: { t: "bool" }, help: "close WebSockets when their process shuts down (default on)" },
+  { key: "show_version_in_header", flag: "show-version-in-header", target: "app", field: "showVersionInHeader", kind: { t: "bool" }, help: "X-Powered-By carries the version (default on)" },
+  { key: "load_shell_envvars", flag: "load-shell-envvars", target: "app", field: "loadShellEnvvars", kind: { t: "bool" }, help: "start the app through a login shell" },
+  { key: "user", flag: "user", target: "app", field: "user", kind: { t: "string" }, help: "run the app as this user (when started as root)" },
+  { key: "stat_throttle_rate", flag: "stat-throttle-rate", target: "server", field: "statThrottleRateMs", kind: { t: "seconds", min: 0, max: INT_MAX }, help: "seconds between restart.txt checks (default 1)" },
+  { key: "log_level", flag: "log-level", target: "server", field: "logLevel", kind: { t: "int", min: 0, max: 7 }, help: "0 (crit) … 7 (debug3), default 3" },
+  { key: "log_file", flag: "log-file", target: "server", field: "logFile", kind: { t: "string" }, help: "log file (default stderr)" },
+  { key: "instance_registry_dir", flag: "instance-registry-dir", target: "server", field: "instanceRegistryDir", kind: { t: "string", nonEmpty: true }, help: "where the instance dir (control socket) is created (default $TMPDIR or /tmp)" },
+];
+
+export interface ListenOptions {
+  readonly port: number;
+  readonly address: string;
+}
+
+export interface StandaloneConfig {
+  readonly appRoot: string;
+  readonly listen: ListenOptions;
+  readonly app: AppOptions;
+  readonly server: ServerOptions;
+  /** The config file that was read, if any. */
+  readonly configFile: string;
+}
+
+/** Values for one source: key → raw value (file: JSON values; env/flags: strings, booleans, string lists). */
+export type RawValues = Readonly<Record<string, unknown>>;
+
+function describe(kind: Kind): string {
+  switch (kind.t) {
+    case "int": return `an integer ${kind.min}-${kind.max}`;
+    case "seconds": return `a number of seconds ${kind.min}-${kind.max}`;
+    case "bool": return "true or false";
+    case "string": return kind.what ?? (kind.nonEmpty === true ? "a non-empty string" : "a string");
+    case "enum": return kind.values.join(" or ");
+    case "envvars": return 'an object {"NAME": "value"} or NAME=VALUE strings';
+  }
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** Parse one value of an option; `where` names the source in errors. */
+export function parseOptionValue(spec: OptionSpec, raw: unknown, where: string): unknown {
+  const bad = (): ConfigError =>
+    new ConfigError(`Cannot use ${where} "${spec.key}" = ${JSON.stringify(raw)}: expected ${describe(spec.kind)}`);
+  const k = spec.kind;
+  switch (k.t) {
+    case "int": {
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*-?\d+\s*$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isInteger(n) || n < k.min || n > k.max) throw bad();
+      return n;
+    }
+    case "seconds": {
+      const n = typeof raw === "number" ? raw : typeof raw === "string" && /^\s*\d+(\.\d+)?\s*$/.test(raw) ? Number(raw) : NaN;
+      if (!Number.isFinite(n) || n < k.min || n > k.max) throw bad();
+      return Math.round(n * 1000);
+    }
+    case "bool": {
+      if (typeof raw === "boolean") return raw;
+      if (typeof raw === "string") {
+        const s = raw.trim().toLowerCase();
+        if (["true", "on", "yes", "1"].includes(s)) return true;
+        if (["false", "off", "no", "0"].includes(s)) return false;
+      }
+      throw bad();
+    }
+    case "string": {
+      if (typeof raw !== "string") throw bad();
+      if (k.nonEmpty === true && raw.trim() === "") throw bad();
+      if (k.pattern !== undefined && !k.pattern.test(raw)) throw bad();
+      return raw;
+    }
+    case "enum": {
+      if (typeof raw !== "string" || !k.values.includes(raw)) throw bad();
+      return raw;
+    }
+    case "envvars": {
+      const out: Record<string, string> = {};
+      const add = (name: string, value: unknown): void => {
+        if (!ENV_NAME.test(name) || (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean")) throw bad();
+        out[name] = String(value);
+      };
+      const addPair = (s: unknown): void => {
+        if (typeof s !== "string") throw bad();
+        const eq = s.indexOf("=");
+        if (eq <= 0) throw bad();
+        add(s.slice(0, eq), s.slice(eq + 1));
+      };
+      if (Array.isArray(raw)) for (const s of raw) addPair(s);
+      else if (typeof raw === "string") addPair(raw);
+      else if (typeof raw === "object" && raw !== null) for (const [n, v] of Object.entries(raw)) add(n, v);
+      else throw bad();
+      return out;
+    }
+  }
+}
+
+/** Parse a Passengerfile-style map; unknown keys are an error (they are usually typos). */
+export function parseConfigMap(v: unknown, where: string, specs: readonly OptionSpec[] = STANDALONE_OPTIONS): Map<OptionSpec, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ConfigError(`Cannot read ${where}: expected a JSON object`);
+  }
+  const out = new Map<OptionSpec, unknown>();
+  for (const [key, raw] of Object.entries(v)) {
+    const spec = specs.find((s) => s.key === key);
+    if (spec === undefined) {
+      throw new ConfigError(`Cannot use ${where} key "${key}": unknown option (known: ${specs.map((s) => s.key).join(", ")})`);
+    }
+    out.set(spec, parseOptionValue(spec, raw, where));
+  }
+  return out;
+}
+
+/** Values from PASSENGER_<KEY> environment variables. */
+export function parseEnvValues(env: Readonly<Record<string, string | undefined>>): Map<OptionSpec, unknown> {
+  const out = new Map<OptionSpec, unknown>();
+  for (const spec of STANDALONE_OPTIONS) {
+    const name = `PASSENGER_${spec.key.toUpperCase()}`;
+    const raw = env[name];
+    if (raw === undefined || raw === "") continue;
+    if (spec.kind.t === "envvars") continue;
+    out.set(spec, parseOptionValue(spec, raw, `environment variable ${name} for`));
+  }
+  return out;
+}
+
+/** Values from parsed flags (util.parseArgs values keyed by flag name). */
+export function parseFlagValues(flags: RawValues): Map<OptionSpec, unknown> {
+  const out = new Map<OptionSpec, unknown>();
+  for (const spec of STANDALONE_OPTIONS) {
+    const raw = flags[spec.flag];
+    if (raw === undefined) continue;
+    out.set(spec, parseOptionValue(spec, raw, `flag --${spec.flag} for`));
+  }
+  // Every on/off option also has a --no-<flag> form.
+  for (const spec of STANDALONE_OPTIONS) {
+    if (spec.kind.t === "bool" && flags[`no-${spec.flag}`] === true) out.set(spec, false);
+  }
+  return out;
+}
+
+/** Read `Passengerfile.json` or `ferry.json` in the app dir (the first that exists). */
+export async function readAppConfigFile(appDir: string): Promise<{ file: string; value: unknown } | undefined> {
+  for (const name of ["Passengerfile.json", "ferry.json"]) {
+    const file = path.join(appDir, name);
+    let text: string;
+    try {
+      text = await fsp.readFile(file, "utf8");
+    } catch (e: unknown) {
+      if (typeof e === "object" && e !== null && Reflect.get(e, "code") === "ENOENT") continue;
+      throw new ConfigError(`Cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+    try {
+      return { file, value: JSON.parse(text) };
+    } catch (e: unknown) {
+      throw new ConfigError(`Cannot parse ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  }
+  return undefined;
+}
+
+export interface ResolveInput {
+  /** Absolute app dir. */
+  readonly appRoot: string;
+  readonly file?: { readonly file: string; readonly value: unknown } | undefined;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  readonly flags?: RawValues;
+}
+
+/** Combine the sources (defaults < file < env < flags) into a validated StandaloneConfig. */
+export function resolveStandaloneConfig(input: ResolveInput): StandaloneConfig {
+  const env = input.env ?? {};
+  const layers: Array<Map<OptionSpec, unknown>> = [];
+  if (input.file !== undefined) layers.push(parseConfigMap(input.file.value, path.basename(input.file.file)));
+  layers.push(parseEnvValues(env));
+  layers.push(parseFlagValues(input.flags ?? {}));
+
+  const listen: Record<string, unknown> = { port: 3000, address: "127.0.0.1" };
+  const app: Record<string, unknown> = {};
+  const server: Record<string, unknown> = { ...SERVER_DEFAULTS, instanceRegistryDir: defaultRegistryDir(env) };
+  const envvars: Record<string, string> = {};
+  for (const layer of layers) {
+    for (const [spec, value] of layer) {
+      if (spec.kind.t === "envvars") {
+        Object.assign(envvars, value);
+        continue;
+      }
+      if (spec.target === "listen") listen[spec.field] = value;
+      if (spec.target === "app" || spec.target === "both") app[spec.field] = value;
+      if (spec.target === "server" || spec.target === "both") server[spec.field] = value;
+    }
+  }
+  // passenger start: the environment comes from the flag/file, else RAILS_ENV/RACK_ENV/NODE_ENV/PASSENGER_APP_ENV, else development.
+  if (app["appEnv"] === undefined) {
+    app["appEnv"] = env["PASSENGER_APP_ENV"] ?? env["NODE_ENV"] ?? env["RACK_ENV"] ?? env["RAILS_ENV"] ?? "development";
+  }
+  app["env"] = envvars;
+  const appOptions = makeAppOptions(input.appRoot, app as Partial<AppOptions>);
+  if (appOptions.appType === "generic" && appOptions.appStartCommand === "") {
+    throw new ConfigError('Cannot use app_type "generic": app_start_command is required (a command with $PORT)');
+  }
+  return {
+    appRoot: input.appRoot,
+    listen: listen as unknown as ListenOptions,
+    app: appOptions,
+    server: server as unknown as ServerOptions,
+    configFile: input.file?.file ?? "",
+  };
+}
+
+/** $TMPDIR or /tmp, as Passenger's default instance registry dir. */
+export function defaultRegistryDir(env: Readonly<Record<string, string | undefined>>): string {
+  const t = env["TMPDIR"];
+  return t !== undefined && t !== "" ? t : "/tmp";
+}

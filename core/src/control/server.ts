@@ -1,0 +1,221 @@
+/**
+ * The admin API: HTTP/1.1 over a Unix socket in the instance directory
+ * (`control.sock`), used by `ferry status` / `ferry restart` in both modes.
+ *
+ *   GET  /status            the pool's PoolStatus as JSON            (read-only access)
+ *   GET  /instance          the instance's properties (pid, version, mode …) (read-only)
+ *   POST /restart {"app"}   rolling restart of an app by root or group name (admin)
+ *
+ * Access: read-only requests are allowed to a peer with the core's uid or root
+ * (peer credentials) or with a valid token; admin requests need
+ * `Authorization: Bearer <admin token>`. Tokens are random, written on start to
+ * `admin_token` and `read_only_token` in the instance directory, mode 0600.
+ */
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { promises as fsp } from "node:fs";
+import http from "node:http";
+import type net from "node:net";
+import path from "node:path";
+import { FerryError } from "../errors.js";
+import type { Logger } from "../log.js";
+import type { PoolStatus } from "../pool/status.js";
+
+/** What the admin API needs of the pool (pool/pool.ts's Pool satisfies it). */
+export interface ControlTarget {
+  status(): PoolStatus;
+  restartApp(selector: string): Promise<number>;
+}
+
+export interface ControlServerOptions {
+  readonly instanceDir: string;
+  readonly pool: ControlTarget;
+  readonly log: Logger;
+  /** Default `<instanceDir>/control.sock`. */
+  readonly socketPath?: string;
+  /** Shown by GET /instance. */
+  readonly properties?: Readonly<Record<string, unknown>>;
+  /** Largest request body accepted, bytes. */
+  readonly maxBodyBytes?: number;
+}
+
+export const CONTROL_SOCKET_NAME = "control.sock";
+export const ADMIN_TOKEN_NAME = "admin_token";
+export const READ_ONLY_TOKEN_NAME = "read_only_token";
+
+type PeerCredFn = (fd: number) => { uid: number };
+
+async function loadPeerCred(log: Logger): Promise<PeerCredFn | undefined> {
+  try {
+    const m = await import("../os/native.js");
+    return m.peerCred;
+  } catch (e: unknown) {
+    log.warn({ err: e }, "peer credentials unavailable: admin API read access needs a token");
+    return undefined;
+  }
+}
+
+function socketFd(s: net.Socket): number | undefined {
+  const handle: unknown = Reflect.get(s, "_handle");
+  if (typeof handle !== "object" || handle === null) return undefined;
+  const fd: unknown = Reflect.get(handle, "fd");
+  return typeof fd === "number" && fd >= 0 ? fd : undefined;
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+class ControlError extends FerryError {
+  constructor(message: string, status: number) {
+    super("FERRY_ERR_CONTROL", message, status);
+  }
+}
+
+export class ControlServer {
+  readonly socketPath: string;
+  readonly #opts: ControlServerOptions;
+  readonly #server: http.Server;
+  readonly #adminToken = randomBytes(24).toString("hex");
+  readonly #readToken = randomBytes(24).toString("hex");
+  #peerCred: PeerCredFn | undefined;
+
+  constructor(opts: ControlServerOptions) {
+    this.#opts = opts;
+    this.socketPath = opts.socketPath ?? path.join(opts.instanceDir, CONTROL_SOCKET_NAME);
+    this.#server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000 }, (req, res) => {
+      this.#handle(req, res).catch((e: unknown) => {
+        opts.log.error({ err: e }, "Cannot answer admin API request: unexpected error");
+        if (!res.headersSent) this.#send(res, 500, { error: "internal error" });
+        else res.destroy();
+      });
+    });
+    this.#server.on("error", (e: unknown) => opts.log.error({ err: e }, "admin API server error"));
+  }
+
+  /** Write the token files, listen on the socket (replacing a stale one). */
+  async start(): Promise<void> {
+    this.#peerCred = await loadPeerCred(this.#opts.log);
+    await writeSecret(path.join(this.#opts.instanceDir, ADMIN_TOKEN_NAME), this.#adminToken);
+    await writeSecret(path.join(this.#opts.instanceDir, READ_ONLY_TOKEN_NAME), this.#readToken);
+    await fsp.rm(this.socketPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: unknown): void => reject(e);
+      this.#server.once("error", onError);
+      this.#server.listen(this.socketPath, () => {
+        this.#server.off("error", onError);
+        resolve();
+      });
+    });
+    // Anyone may connect; the checks below decide what they may do.
+    await fsp.chmod(this.socketPath, 0o666);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+    await fsp.rm(this.socketPath, { force: true });
+  }
+
+  #access(req: http.IncomingMessage): "admin" | "read" | "none" {
+    const auth = req.headers.authorization ?? "";
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    if (m !== null) {
+      const token = m[1] ?? "";
+      if (sameToken(token, this.#adminToken)) return "admin";
+      if (sameToken(token, this.#readToken)) return "read";
+      return "none";
+    }
+    const fd = socketFd(req.socket);
+    if (this.#peerCred !== undefined && fd !== undefined) {
+      try {
+        const { uid } = this.#peerCred(fd);
+        if (uid === 0 || uid === process.getuid?.()) return "read";
+      } catch {
+        return "none";
+      }
+    }
+    return "none";
+  }
+
+  #send(res: http.ServerResponse, status: number, body: unknown): void {
+    const text = JSON.stringify(body, null, 2) + "\n";
+    res.writeHead(status, { "Content-Type": "application/json; charset=utf-8", "Content-Length": Buffer.byteLength(text), "Cache-Control": "no-store" });
+    res.end(text);
+  }
+
+  async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? "/", "http://control");
+    const access = this.#access(req);
+    const route = `${req.method ?? "GET"} ${url.pathname}`;
+    try {
+      switch (route) {
+        case "GET /status":
+          requireAccess(access, "read");
+          this.#send(res, 200, this.#opts.pool.status());
+          return;
+        case "GET /instance":
+          requireAccess(access, "read");
+          this.#send(res, 200, { pid: process.pid, ...this.#opts.properties });
+          return;
+        case "POST /restart": {
+          requireAccess(access, "admin");
+          const body = await readJson(req, this.#opts.maxBodyBytes ?? 64 * 1024);
+          const app = typeof body === "object" && body !== null ? Reflect.get(body, "app") : undefined;
+          if (typeof app !== "string" || app === "") {
+            throw new ControlError('Cannot restart: the body must be {"app": "<app root or group name>"}', 400);
+          }
+          const restarted = await this.#opts.pool.restartApp(app);
+          if (restarted === 0) throw new ControlError(`Cannot restart "${app}": no such app group`, 404);
+          this.#opts.log.info({ app, restarted }, "rolling restart requested through the admin API");
+          this.#send(res, 200, { restarted });
+          return;
+        }
+        default:
+          throw new ControlError(`Cannot ${req.method ?? "GET"} ${url.pathname}: no such endpoint`, 404);
+      }
+    } catch (e: unknown) {
+      if (e instanceof FerryError) {
+        const status = e instanceof ControlError ? e.httpStatus : 500;
+        this.#send(res, status, { error: e.message, code: e.code });
+        return;
+      }
+      throw e;
+    }
+  }
+}
+
+function requireAccess(have: "admin" | "read" | "none", need: "admin" | "read"): void {
+  if (have === "admin") return;
+  if (need === "read" && have === "read") return;
+  throw new ControlError(
+    need === "admin"
+      ? "Cannot perform admin action: a valid admin token is required (Authorization: Bearer <instance dir>/admin_token)"
+      : "Cannot read status: run as the core's user or root, or send a token",
+    have === "none" ? 401 : 403,
+  );
+}
+
+async function readJson(req: http.IncomingMessage, limit: number): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
+    size += b.length;
+    if (size > limit) throw new ControlError(`Cannot read request body: larger than ${limit} bytes`, 413);
+    chunks.push(b);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+  } catch {
+    throw new ControlError("Cannot parse request body: not JSON", 400);
+  }
+}
+
+async function writeSecret(file: string, value: string): Promise<void> {
+  await fsp.rm(file, { force: true });
+  await fsp.writeFile(file, value + "\n", { mode: 0o600, flag: "wx" });
+}

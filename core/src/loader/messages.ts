@@ -1,0 +1,104 @@
+/**
+ * The loader ↔ core control channel (docs/loader.md "Readiness and shutdown
+ * protocol"): JSON lines over file descriptor 3 of the app process, a Unix
+ * socket pair created by the core. Pure: no I/O. The loader imports it too, so
+ * it must only import node: built-ins (it runs inside the app process).
+ */
+
+/** Environment variable carrying LoaderOptions as JSON; the loader deletes it before the app runs. */
+export const LOADER_OPTIONS_ENV = "FERRY_LOADER_OPTIONS";
+
+/** The fd of the control channel in the app process. */
+export const CHANNEL_FD = 3;
+
+/** Longest line either side accepts. */
+export const MAX_MESSAGE_BYTES = 64 * 1024;
+
+export interface LoaderOptions {
+  /** The Unix socket the app's (first) server listens on. */
+  readonly socketPath: string;
+  /** Directory for throw-away sockets of later servers (the per-app socket dir). */
+  readonly socketDir: string;
+  /** Absolute path of the app's startup file. */
+  readonly startupFile: string;
+  readonly appRoot: string;
+}
+
+/** The spawn steps, in order (SpawnError.step). */
+export type SpawnStep = "prepare" | "exec" | "load" | "listen";
+
+/** Loader → core. */
+export type LoaderMessage =
+  /** The loader runs; the app is about to load (step exec done). */
+  | { readonly type: "started"; readonly pid: number }
+  /** The app called listen() on the server Ferry binds (step load done). */
+  | { readonly type: "listen-called" }
+  /** The socket is listening: the core may connect (ready). */
+  | { readonly type: "listening"; readonly path: string }
+  /** The loader failed at a step (the process exits after this). */
+  | { readonly type: "error"; readonly step: SpawnStep; readonly message: string };
+
+/** Core → loader. EOF on the channel means the same as "shutdown". */
+export type CoreMessage = { readonly type: "shutdown" };
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function parseJson(line: string): unknown {
+  if (line.length > MAX_MESSAGE_BYTES) return undefined;
+  try {
+    return JSON.parse(line) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const STEPS: readonly string[] = ["prepare", "exec", "load", "listen"];
+
+/** Validate one line from the loader; undefined when malformed. */
+export function parseLoaderMessage(line: string): LoaderMessage | undefined {
+  const v = parseJson(line);
+  if (!isRecord(v)) return undefined;
+  switch (v["type"]) {
+    case "started":
+      return typeof v["pid"] === "number" && Number.isInteger(v["pid"]) ? { type: "started", pid: v["pid"] } : undefined;
+    case "listen-called":
+      return { type: "listen-called" };
+    case "listening":
+      return typeof v["path"] === "string" ? { type: "listening", path: v["path"] } : undefined;
+    case "error": {
+      const step = v["step"];
+      const message = v["message"];
+      if (typeof step !== "string" || !STEPS.includes(step) || typeof message !== "string") return undefined;
+      return { type: "error", step: step as SpawnStep, message };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** Validate one line from the core; undefined when malformed. */
+export function parseCoreMessage(line: string): CoreMessage | undefined {
+  const v = parseJson(line);
+  return isRecord(v) && v["type"] === "shutdown" ? { type: "shutdown" } : undefined;
+}
+
+/** Validate the loader options JSON; throws TypeError naming the bad field. */
+export function parseLoaderOptions(json: string): LoaderOptions {
+  const v = parseJson(json);
+  if (!isRecord(v)) throw new TypeError(`Cannot read ${LOADER_OPTIONS_ENV}: not a JSON object`);
+  const field = (k: string): string => {
+    const x = v[k];
+    if (typeof x !== "string" || x === "") throw new TypeError(`Cannot read ${LOADER_OPTIONS_ENV}: "${k}" must be a non-empty string`);
+    return x;
+  };
+  return { socketPath: field("socketPath"), socketDir: field("socketDir"), startupFile: field("startupFile"), appRoot: field("appRoot") };
+}
+
+/** Split a growing buffer into complete lines; returns the rest. */
+export function splitLines(buffer: string): { readonly lines: string[]; readonly rest: string } {
+  const parts = buffer.split("\n");
+  const rest = parts.pop() ?? "";
+  return { lines: parts.filter((l) => l.trim() !== ""), rest };
+}

@@ -1,0 +1,146 @@
+/**
+ * Ferry's Node loader: the program an app process runs,
+ * `node node-loader.js <startup file>`, with the app root as cwd and
+ * FERRY_LOADER_OPTIONS in the environment. It runs INSIDE the app process and
+ * imports only node: built-ins and its own folder.
+ *
+ * 1. Read and remove FERRY_LOADER_OPTIONS; open the control channel (fd 3).
+ * 2. Install reverse port binding (reverse-binding.ts) and the
+ *    `PhusionPassenger` global (configure({ autoInstall }), 'exit' event).
+ * 3. Run the startup file as Node runs a main module (CommonJS with
+ *    require.main === module, or ES module for .mjs / "type": "module").
+ * 4. Report "listen-called" and "listening" on the channel; on "shutdown" or
+ *    EOF, shut down gracefully (docs/loader.md).
+ */
+import Module from "node:module";
+import http from "node:http";
+import net from "node:net";
+import tls from "node:tls";
+import { EventEmitter } from "node:events";
+import { fstatSync } from "node:fs";
+import {
+  CHANNEL_FD, LOADER_OPTIONS_ENV, MAX_MESSAGE_BYTES, parseCoreMessage, parseLoaderOptions, splitLines,
+  type LoaderMessage, type LoaderOptions,
+} from "./messages.js";
+import { ReverseBinding } from "./reverse-binding.js";
+
+function fail(message: string): never {
+  process.stderr.write(`Ferry loader: ${message}\n`);
+  process.exit(1);
+}
+
+function readOptions(): LoaderOptions {
+  const raw = process.env[LOADER_OPTIONS_ENV];
+  delete process.env[LOADER_OPTIONS_ENV];
+  if (raw === undefined) fail(`Cannot start: ${LOADER_OPTIONS_ENV} is not set (this program is started by Ferry)`);
+  try {
+    return parseLoaderOptions(raw);
+  } catch (e: unknown) {
+    return fail(e instanceof Error ? e.message : String(e));
+  }
+}
+
+function openChannel(): net.Socket | undefined {
+  try {
+    fstatSync(CHANNEL_FD);
+  } catch {
+    return undefined;
+  }
+  const channel = new net.Socket({ fd: CHANNEL_FD, readable: true, writable: true });
+  channel.unref();
+  channel.on("error", () => { /* the core went away: handled as EOF via 'close' */ });
+  return channel;
+}
+
+const options = readOptions();
+const channel = openChannel();
+if (channel === undefined) fail(`Cannot start: control channel fd ${CHANNEL_FD} is not open`);
+
+function send(msg: LoaderMessage): void {
+  if (channel !== undefined && !channel.destroyed && channel.writable) channel.write(`${JSON.stringify(msg)}\n`);
+}
+
+const binding = new ReverseBinding({
+  socketPath: options.socketPath,
+  socketDir: options.socketDir,
+  onListenCalled: () => {
+    listenCalled = true;
+    send({ type: "listen-called" });
+  },
+  onListening: (p) => {
+    ready = true;
+    send({ type: "listening", path: p });
+  },
+  warn: (m) => process.stderr.write(`${m}\n`),
+});
+binding.install();
+
+/** Passenger's app-facing API, for apps written for Passenger. */
+class PassengerApi extends EventEmitter {
+  readonly options = { app_root: options.appRoot, startup_file: options.startupFile, socket: options.socketPath };
+  configure(opts: unknown): void {
+    if (typeof opts === "object" && opts !== null && "autoInstall" in opts) {
+      binding.autoInstall = (opts as { autoInstall: unknown }).autoInstall !== false;
+    }
+  }
+}
+const passenger = new PassengerApi();
+(globalThis as Record<string, unknown>)["PhusionPassenger"] = passenger;
+
+let shuttingDown = false;
+
+/** Graceful shutdown: the app's own hook if it has one, else close, drain, exit. */
+function shutdown(): void {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  if (passenger.listenerCount("exit") > 0) {
+    passenger.emit("exit");
+    return;
+  }
+  if (process.listenerCount("message") > 0) {
+    (process as EventEmitter).emit("message", "shutdown");
+    return;
+  }
+  const installed = binding.installed;
+  let installedClosed: Promise<void> = Promise.resolve();
+  for (const s of binding.servers) {
+    const closed = new Promise<void>((resolve) => { s.close(() => resolve()); });
+    if (s === installed) installedClosed = closed;
+    if ("closeIdleConnections" in s && typeof s.closeIdleConnections === "function") s.closeIdleConnections();
+  }
+  // HTTP servers: exit once in-flight requests are answered (idle keep-alive and
+  // upgraded connections do not hold the process). Other servers: once every
+  // connection has ended. The core SIGKILLs after its shutdown deadline.
+  const isHttp = installed instanceof http.Server || installed instanceof tls.Server;
+  void (isHttp ? binding.whenIdle() : installedClosed).then(() => process.exit(0));
+}
+
+if (channel !== undefined) {
+  let buf = "";
+  channel.setEncoding("utf8");
+  channel.on("data", (chunk: string) => {
+    buf += chunk;
+    const { lines, rest } = splitLines(buf);
+    buf = rest.length > MAX_MESSAGE_BYTES ? "" : rest;
+    for (const line of lines) {
+      if (parseCoreMessage(line)?.type === "shutdown") shutdown();
+    }
+  });
+  channel.on("end", shutdown);
+  channel.on("close", shutdown);
+}
+
+// Before the app is ready, tell the core which exception is about to end the
+// process (Node still prints it to stderr and exits as usual).
+let ready = false;
+let listenCalled = false;
+process.on("uncaughtExceptionMonitor", (err: unknown) => {
+  if (ready) return;
+  const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  send({ type: "error", step: listenCalled ? "listen" : "load", message: message.slice(0, 2000) });
+});
+
+process.title = `Ferry NodeApp: ${options.appRoot}`;
+process.argv.splice(1, process.argv.length - 1, options.startupFile);
+send({ type: "started", pid: process.pid });
+Module.runMain(options.startupFile);

@@ -1,0 +1,515 @@
+/**
+ * Composition root of module mode: mod_ferry starts
+ * `node build/core/src/main.js --config <instance dir>/config.json`
+ * (docs/core-config.md). Reads and validates the config, builds the spawner,
+ * pool, module listener and admin API, writes core.pid, and wires the
+ * signals: SIGHUP re-reads the config (graceful), SIGTERM/SIGINT drain and
+ * exit, and the core also exits when its parent (Apache) is gone or the
+ * lifeline fd reaches EOF. Tests build a core in-process with startModuleCore().
+ */
+import { promises as fsp, readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { SERVER_DEFAULTS, type ServerOptions } from "./config/schema.js";
+import { ControlServer } from "./control/server.js";
+import { ConfigError } from "./errors.js";
+import { createLogger, pinoLevelFor, type Logger } from "./log.js";
+import { Pool, type RedeployMode } from "./pool/pool.js";
+import { AppAgents } from "./server/app-agents.js";
+import { ModuleListener } from "./server/listener.js";
+import { handleExchange } from "./server/request.js";
+import { ChildSpawner } from "./spawn/child-spawner.js";
+import type { Spawner } from "./spawn/spawner.js";
+import { FERRY_VERSION } from "./version.js";
+
+/** The validated config file (docs/core-config.md). */
+export interface CoreConfig {
+  readonly version: 1;
+  readonly generation: number;
+  readonly instanceDir: string;
+  readonly moduleSocket: string;
+  readonly controlSocket: string;
+  readonly apacheUid: number;
+  readonly apacheGid: number;
+  /** Apache's parent pid; 0 = do not watch. */
+  readonly parentPid: number;
+  /** A pipe fd whose EOF means "exit"; -1 = none. */
+  readonly lifelineFd: number;
+  readonly redeployOnGraceful: RedeployMode;
+  readonly server: ServerOptions;
+  /** PassengerPreStart URLs. */
+  readonly prestart: readonly string[];
+}
+
+type Obj = Readonly<Record<string, unknown>>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function shown(v: unknown): string {
+  if (v === undefined) return "nothing";
+  if (typeof v === "string") return JSON.stringify(v);
+  if (Array.isArray(v)) return "an array";
+  if (isObj(v)) return "an object";
+  return String(v);
+}
+
+class Reader {
+  constructor(readonly obj: Obj, readonly prefix: string) {}
+
+  #bad(key: string, what: string): never {
+    throw new ConfigError(`Cannot read core config: ${this.prefix}${key} must be ${what}, got ${shown(this.obj[key])}`);
+  }
+
+  has(key: string): boolean {
+    return Object.hasOwn(this.obj, key) && this.obj[key] !== undefined && this.obj[key] !== null;
+  }
+
+  int(key: string, min: number, max: number, dflt?: number): number {
+    if (!this.has(key)) return dflt ?? this.#bad(key, `an integer ${min}-${max}`);
+    const v = this.obj[key];
+    if (typeof v !== "number" || !Number.isSafeInteger(v) || v < min || v > max) return this.#bad(key, `an integer ${min}-${max}`);
+    return v;
+  }
+
+  /** A duration in seconds (may be fractional), returned in ms. */
+  seconds(key: string, dfltMs: number): number {
+    if (!this.has(key)) return dfltMs;
+    const v = this.obj[key];
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 2_147_483) return this.#bad(key, "a number of seconds ≥ 0");
+    return Math.round(v * 1000);
+  }
+
+  bool(key: string, dflt: boolean): boolean {
+    if (!this.has(key)) return dflt;
+    const v = this.obj[key];
+    if (typeof v !== "boolean") return this.#bad(key, "true or false");
+    return v;
+  }
+
+  str(key: string, dflt?: string): string {
+    if (!this.has(key)) return dflt ?? this.#bad(key, "a string");
+    const v = this.obj[key];
+    if (typeof v !== "string") return this.#bad(key, "a string");
+    return v;
+  }
+
+  absPath(key: string, dflt?: string): string {
+    const v = this.str(key, dflt);
+    if (!path.isAbsolute(v)) return this.#bad(key, "an absolute path");
+    return path.normalize(v);
+  }
+
+  oneOf<T extends string>(key: string, values: readonly T[], dflt: T): T {
+    if (!this.has(key)) return dflt;
+    const v = this.obj[key];
+    const found = values.find((x) => x === v);
+    return found ?? this.#bad(key, `one of ${values.join(", ")}`);
+  }
+
+  strList(key: string): string[] {
+    if (!this.has(key)) return [];
+    const v = this.obj[key];
+    if (!Array.isArray(v) || !v.every((s) => typeof s === "string")) return this.#bad(key, "an array of strings");
+    return v as string[];
+  }
+
+  map(key: string): Obj {
+    if (!this.has(key)) return {};
+    const v = this.obj[key];
+    if (!isObj(v)) return this.#bad(key, "an object");
+    return v;
+  }
+}
+
+const SERVER_KEYS = [
+  "max_pool_size", "pool_idle_time", "max_instances_per_app", "stat_throttle_rate", "user_switching",
+  "default_user", "default_group", "log_level", "log_file", "socket_backlog", "prestart",
+  "process_shutdown_timeout",
+] as const;
+
+/** unknown (the parsed JSON) → CoreConfig, or a ConfigError naming the key. Unknown keys are ignored. */
+export function parseCoreConfig(raw: unknown): CoreConfig {
+  if (!isObj(raw)) throw new ConfigError(`Cannot read core config: the file must hold a JSON object, got ${shown(raw)}`);
+  const top = new Reader(raw, "");
+  const version = top.int("version", 1, 1);
+  if (version !== 1) throw new ConfigError("Cannot read core config: version must be 1");
+  const instanceDir = top.absPath("instance_dir");
+  const s = new Reader(top.map("server"), "server.");
+  const server: ServerOptions = {
+    maxPoolSize: s.int("max_pool_size", 1, 10_000, SERVER_DEFAULTS.maxPoolSize),
+    poolIdleTimeMs: s.seconds("pool_idle_time", SERVER_DEFAULTS.poolIdleTimeMs),
+    maxInstancesPerApp: s.int("max_instances_per_app", 0, 10_000, SERVER_DEFAULTS.maxInstancesPerApp),
+    statThrottleRateMs: s.seconds("stat_throttle_rate", SERVER_DEFAULTS.statThrottleRateMs),
+    userSwitching: s.bool("user_switching", SERVER_DEFAULTS.userSwitching),
+    defaultUser: s.str("default_user", SERVER_DEFAULTS.defaultUser),
+    defaultGroup: s.str("default_group", SERVER_DEFAULTS.defaultGroup),
+    logLevel: s.int("log_level", 0, 7, SERVER_DEFAULTS.logLevel),
+    logFile: s.str("log_file", SERVER_DEFAULTS.logFile),
+    instanceRegistryDir: path.dirname(instanceDir),
+    socketBacklog: s.int("socket_backlog", 1, 65_535, SERVER_DEFAULTS.socketBacklog),
+    processShutdownTimeoutMs: s.seconds("process_shutdown_timeout", SERVER_DEFAULTS.processShutdownTimeoutMs),
+  };
+  const prestart = s.strList("prestart");
+  for (const [i, u] of prestart.entries()) {
+    if (!/^https?:\/\/[^\s/]+/.test(u)) throw new ConfigError(`Cannot read core config: server.prestart[${i}] must be an http(s) URL, got ${shown(u)}`);
+  }
+  return {
+    version: 1,
+    generation: top.int("generation", 0, Number.MAX_SAFE_INTEGER, 0),
+    instanceDir,
+    moduleSocket: top.absPath("module_socket", path.join(instanceDir, "module.sock")),
+    controlSocket: top.absPath("control_socket", path.join(instanceDir, "control.sock")),
+    apacheUid: top.int("apache_uid", 0, 4_294_967_294),
+    apacheGid: top.int("apache_gid", 0, 4_294_967_294),
+    parentPid: top.int("parent_pid", 0, 4_194_304, 0),
+    lifelineFd: top.int("lifeline_fd", -1, 65_535, -1),
+    redeployOnGraceful: top.oneOf("redeploy_on_graceful", ["all", "changed", "off"] as const, "all"),
+    server,
+    prestart,
+  };
+}
+
+/** Keys of the `server` map this core does not know (a newer module); logged, not fatal. */
+export function unknownServerKeys(raw: unknown): string[] {
+  if (!isObj(raw) || !isObj(raw["server"])) return [];
+  const known: readonly string[] = SERVER_KEYS;
+  return Object.keys(raw["server"]).filter((k) => !known.includes(k));
+}
+
+/** Read and validate a config file. */
+export async function readCoreConfig(file: string): Promise<{ config: CoreConfig; raw: unknown }> {
+  let text: string;
+  try {
+    text = await fsp.readFile(file, "utf8");
+  } catch (e: unknown) {
+    throw new ConfigError(`Cannot read core config ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e: unknown) {
+    throw new ConfigError(`Cannot read core config ${file}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+  }
+  try {
+    return { config: parseCoreConfig(raw), raw };
+  } catch (e: unknown) {
+    if (e instanceof ConfigError) throw new ConfigError(e.message.replace("Cannot read core config:", `Cannot read core config ${file}:`), { cause: e });
+    throw e;
+  }
+}
+
+export interface ModuleCoreOptions {
+  readonly config: CoreConfig;
+  readonly log: Logger;
+  /** Default: the real ChildSpawner with sockets under `<instance dir>/apps.s`. */
+  readonly spawner?: Spawner;
+  /** Override the peer-credential source of the module listener (tests). */
+  readonly peerCred?: (fd: number) => { pid: number; uid: number; gid: number };
+}
+
+export interface ModuleCore {
+  readonly pool: Pool;
+  readonly listener: ModuleListener;
+  readonly control: ControlServer;
+  /** The config in effect (updated by reload()). */
+  readonly config: CoreConfig;
+  /** Apply a re-read config (SIGHUP): server options, log level, redeploy on a new generation. */
+  reload(next: CoreConfig): void;
+  /** Stop accepting, drain in-flight requests until the deadline, stop the apps, remove sockets and core.pid. */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+/** Create (if missing) and check a directory. */
+async function ensureDir(dir: string, mode: number): Promise<void> {
+  await fsp.mkdir(dir, { recursive: true, mode });
+  const st = await fsp.lstat(dir);
+  if (!st.isDirectory()) throw new ConfigError(`Cannot use ${dir}: not a directory`);
+  if ((st.mode & 0o002) !== 0) throw new ConfigError(`Cannot use ${dir}: it is world-writable`);
+}
+
+/** Build and start a module-mode core from a validated config. */
+export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCore> {
+  const { log } = opts;
+  let config = opts.config;
+  await ensureDir(config.instanceDir, 0o711);
+  const socketDir = path.join(config.instanceDir, "apps.s");
+  // Traversable, not listable: each app gets a private subdir (spawn/child-spawner.ts).
+  await ensureDir(socketDir, 0o711);
+  await fsp.chmod(socketDir, 0o711);
+
+  // Component loggers, kept so a reload can change their level (pino children copy it at creation).
+  const loggers: Logger[] = [log];
+  const component = (name: string): Logger => {
+    const child = log.child({ component: name });
+    loggers.push(child);
+    return child;
+  };
+  const spawner = opts.spawner ?? new ChildSpawner({ log: component("spawner"), socketDir });
+  const pool = new Pool({ spawner, server: config.server, log: component("pool") });
+  pool.redeploy(config.generation, config.redeployOnGraceful);
+  const agents = new AppAgents();
+  const reqLog = component("request");
+  const listener = new ModuleListener({
+    path: config.moduleSocket,
+    log: component("module-listener"),
+    apacheUid: config.apacheUid,
+    apacheGid: config.apacheGid,
+    backlog: config.server.socketBacklog,
+    handler: (ex, generation) => handleExchange(ex, { pool, log: reqLog, generation, agents }),
+    ...(opts.peerCred !== undefined ? { peerCred: opts.peerCred } : {}),
+  });
+  const properties = {
+    pid: process.pid,
+    version: FERRY_VERSION,
+    integration_mode: "apache",
+    created_at: Date.now(),
+    generation: config.generation,
+    module_socket: config.moduleSocket,
+  };
+  const control = new ControlServer({
+    instanceDir: config.instanceDir,
+    pool,
+    log: component("control"),
+    socketPath: config.controlSocket,
+    properties,
+  });
+  const pidFile = path.join(config.instanceDir, "core.pid");
+  const propsFile = path.join(config.instanceDir, "properties.json");
+  try {
+    await listener.start();
+    await control.start();
+    await fsp.writeFile(propsFile, JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
+    await fsp.writeFile(pidFile, `${process.pid}\n`, { mode: 0o644 });
+  } catch (e: unknown) {
+    await listener.close(0).catch(() => undefined);
+    await control.close().catch(() => undefined);
+    await pool.shutdown(1_000).catch(() => undefined);
+    agents.destroy();
+    throw e;
+  }
+  log.info({ version: FERRY_VERSION, generation: config.generation, moduleSocket: config.moduleSocket }, "Ferry core started");
+
+  let stopping: Promise<void> | undefined;
+  return {
+    pool,
+    listener,
+    control,
+    get config() {
+      return config;
+    },
+    reload(next: CoreConfig): void {
+      const prev = config;
+      for (const k of ["instanceDir", "moduleSocket", "controlSocket", "apacheUid", "apacheGid"] as const) {
+        if (next[k] !== prev[k]) log.warn({ key: k }, `Cannot apply a changed ${k} on reload: it takes effect when the core restarts`);
+      }
+      if (next.server.logFile !== prev.server.logFile) {
+        log.warn("Cannot apply a changed log_file on reload: it takes effect when the core restarts");
+      }
+      config = { ...next, instanceDir: prev.instanceDir, moduleSocket: prev.moduleSocket, controlSocket: prev.controlSocket, apacheUid: prev.apacheUid, apacheGid: prev.apacheGid };
+      for (const l of loggers) l.level = pinoLevelFor(next.server.logLevel);
+      pool.setServerOptions(next.server);
+      if (next.generation !== prev.generation || next.redeployOnGraceful !== prev.redeployOnGraceful) {
+        pool.redeploy(next.generation, next.redeployOnGraceful);
+      }
+      log.info({ generation: next.generation, redeploy: next.redeployOnGraceful }, "Configuration reloaded");
+    },
+    stop(deadlineMs = 30_000): Promise<void> {
+      stopping ??= (async () => {
+        const until = Date.now() + deadlineMs;
+        log.info({ deadlineMs }, "Ferry core stopping");
+        const drained = await listener.close(Math.max(0, Math.min(deadlineMs / 2, until - Date.now())));
+        if (!drained) log.warn("Stopping with requests still in flight: the drain deadline passed");
+        await control.close().catch((e: unknown) => log.warn({ err: e }, "Cannot close the admin API"));
+        await pool.shutdown(Math.max(1_000, until - Date.now()));
+        agents.destroy();
+        await fsp.rm(pidFile, { force: true });
+        await fsp.rm(propsFile, { force: true });
+        log.info("Ferry core stopped");
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Whether a pid is gone (no such process, or a zombie nobody reaped). */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (e: unknown) {
+    return !(typeof e === "object" && e !== null && Reflect.get(e, "code") === "EPERM");
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state === "Z" || state === "X";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Request each PassengerPreStart URL so its app spawns before the first real
+ * request. Apache may not listen yet when the core starts: retry for a while.
+ */
+export async function prestartUrls(urls: readonly string[], log: Logger, signal: AbortSignal): Promise<void> {
+  await Promise.all(urls.map(async (url) => {
+    const giveUp = Date.now() + 60_000;
+    for (let delay = 500; !signal.aborted; delay = Math.min(delay * 2, 5_000)) {
+      try {
+        const res = await fetch(url, { signal: AbortSignal.any([signal, AbortSignal.timeout(120_000)]), redirect: "manual" });
+        await res.arrayBuffer().catch(() => undefined);
+        log.info({ url, status: res.status }, "Prestarted");
+        return;
+      } catch (e: unknown) {
+        if (signal.aborted) return;
+        if (Date.now() + delay > giveUp) {
+          log.warn({ url, err: e }, "Cannot prestart: the URL did not answer");
+          return;
+        }
+      }
+      await new Promise<void>((r) => {
+        const t = setTimeout(r, delay);
+        signal.addEventListener("abort", () => {
+          clearTimeout(t);
+          r();
+        }, { once: true });
+      });
+    }
+  }));
+}
+
+async function flushLog(log: Logger): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 1_000);
+    try {
+      log.flush(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    } catch {
+      clearTimeout(t);
+      resolve();
+    }
+  });
+}
+
+/** `main.js --config <file>`: run a module-mode core until told to stop. Returns the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  let configFile: string;
+  try {
+    const { values } = parseArgs({ args: [...argv], options: { config: { type: "string" } }, strict: true });
+    if (values.config === undefined) throw new Error("--config <file> is required");
+    configFile = path.resolve(values.config);
+  } catch (e: unknown) {
+    process.stderr.write(`ferry core: ${e instanceof Error ? e.message : String(e)}\nusage: main.js --config <file>\n`);
+    return 2;
+  }
+  let config: CoreConfig;
+  let raw: unknown;
+  try {
+    ({ config, raw } = await readCoreConfig(configFile));
+  } catch (e: unknown) {
+    process.stderr.write(`ferry core: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+  const log = createLogger({ level: config.server.logLevel, file: config.server.logFile, name: "ferry-core" });
+  const unknown = unknownServerKeys(raw);
+  if (unknown.length > 0) log.warn({ keys: unknown }, "Ignoring unknown server keys in the core config");
+
+  let exiting = false;
+  const die = async (code: number, why: string, err?: unknown): Promise<never> => {
+    if (err !== undefined) log.fatal({ err }, why);
+    else log.fatal(why);
+    await flushLog(log);
+    process.exit(code);
+  };
+  process.on("unhandledRejection", (reason: unknown) => void die(1, "Unhandled promise rejection", reason));
+  process.on("uncaughtException", (err: unknown) => void die(1, "Uncaught exception", err));
+
+  let core: ModuleCore;
+  try {
+    core = await startModuleCore({ config, log });
+  } catch (e: unknown) {
+    log.fatal({ err: e }, `Cannot start the Ferry core: ${e instanceof Error ? e.message : String(e)}`);
+    await flushLog(log);
+    return 1;
+  }
+  const prestartAbort = new AbortController();
+  void prestartUrls(config.prestart, log.child({ component: "prestart" }), prestartAbort.signal);
+
+  const shutdown = async (why: string): Promise<void> => {
+    if (exiting) return;
+    exiting = true;
+    log.info(`Shutting down: ${why}`);
+    prestartAbort.abort();
+    const hardStop = setTimeout(() => void die(1, "Shutdown did not finish in time"), 60_000);
+    hardStop.unref();
+    try {
+      await core.stop(Math.min(30_000, Math.max(5_000, core.config.server.processShutdownTimeoutMs)));
+    } catch (e: unknown) {
+      log.error({ err: e }, "Cannot stop cleanly");
+    }
+    await flushLog(log);
+    process.exit(0);
+  };
+
+  let reloading = Promise.resolve();
+  process.on("SIGHUP", () => {
+    reloading = reloading.then(async () => {
+      if (exiting) return;
+      try {
+        const next = await readCoreConfig(configFile);
+        const unk = unknownServerKeys(next.raw);
+        if (unk.length > 0) log.warn({ keys: unk }, "Ignoring unknown server keys in the core config");
+        core.reload(next.config);
+      } catch (e: unknown) {
+        log.error({ err: e }, `Cannot reload the configuration, keeping the current one: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    });
+  });
+  let signals = 0;
+  const onStop = (sig: string): void => {
+    if (++signals > 1) void die(1, `${sig} again: exiting without waiting`);
+    else void shutdown(sig);
+  };
+  process.on("SIGTERM", () => onStop("SIGTERM"));
+  process.on("SIGINT", () => onStop("SIGINT"));
+
+  if (config.parentPid > 0) {
+    const parent = config.parentPid;
+    const watchedPpid = process.ppid;
+    const timer = setInterval(() => {
+      const reparented = watchedPpid === parent && process.ppid !== parent;
+      if (reparented || processGone(parent)) {
+        clearInterval(timer);
+        void shutdown(`parent process ${parent} is gone`);
+      }
+    }, 1_000);
+  }
+  if (config.lifelineFd >= 0) {
+    try {
+      const lifeline = new net.Socket({ fd: config.lifelineFd, readable: true, writable: false });
+      lifeline.on("data", () => undefined);
+      lifeline.on("error", (e: unknown) => log.warn({ err: e }, "lifeline fd error"));
+      lifeline.on("close", () => void shutdown(`lifeline fd ${config.lifelineFd} closed`));
+      lifeline.unref();
+    } catch (e: unknown) {
+      log.warn({ err: e, fd: config.lifelineFd }, "Cannot watch the lifeline fd");
+    }
+  }
+  return new Promise<number>(() => undefined);
+}
+
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`ferry core: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,593 @@
+/**
+ * Group: one application's processes and its bounded wait list (Passenger's
+ * Group). It builds snapshots, asks the pure policies (routing, admission,
+ * scaling) what to do, and acts: dispatch waiters, spawn in the background,
+ * retire and stop processes, run rolling restarts.
+ */
+import { connect } from "node:net";
+import type { AppOptions, ServerOptions } from "../config/schema.js";
+import { AbortedError, AppCrashedError, PoolShutdownError, QueueFullError, SpawnError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { admit } from "../policy/admission.js";
+import { route, type RoutableProcess } from "../policy/routing.js";
+import {
+  crashRespawnDelayMs,
+  effectiveMaxInstances,
+  idleProcessesToRetire,
+  QUICK_CRASH_MS,
+  shouldSpawn,
+  spawnBackoffMs,
+  type ScalingProcess,
+  type SpawnReason,
+} from "../policy/scaling.js";
+import { newStickyId } from "../policy/sticky.js";
+import type { Clock } from "../util/clock.js";
+import type { ProcessExit, SpawnedProcess, Spawner } from "../spawn/spawner.js";
+import { PoolProcess, type PoolSession, type SessionOwner } from "./process.js";
+import { RestartProbe } from "./restart-probe.js";
+import type { Session, SessionOutcome } from "./session.js";
+import type { GroupStatus } from "./status.js";
+
+/** What a Group needs from its Pool. */
+export interface GroupContext {
+  readonly spawner: Spawner;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** Aborted when the pool shuts down (cancels spawns). */
+  readonly shutdownSignal: AbortSignal;
+  server(): ServerOptions;
+  /** Processes the pool can still start without evicting (≤ 0 when full). */
+  poolRoom(): number;
+  /** Retire an idle process of another group to make room; true when one was retired. */
+  freeCapacity(requester: Group): boolean;
+  /** A process stopped counting against the pool (exit, retire) or became idle. */
+  capacityChanged(): void;
+  /** A random integer in [1, 2^32 - 1] for sticky ids. */
+  randomStickyId(): number;
+  /** Take a first CPU/RSS sample of a new process. */
+  sample(group: Group, proc: PoolProcess): void;
+}
+
+interface Waiter {
+  readonly stickyId: string | undefined;
+  readonly resolve: (s: Session) => void;
+  readonly reject: (e: Error) => void;
+  readonly detach: () => void;
+}
+
+type LastError = GroupStatus["lastError"];
+
+/** How long a liveness probe of a process after an app_error may take. */
+const LIVENESS_PROBE_MS = 1_000;
+
+export class Group implements SessionOwner {
+  readonly name: string;
+  app: AppOptions;
+  /** Apache config generation of `app` (redeploy). */
+  appGeneration: number;
+  /** Highest redeploy generation that already restarted this group. */
+  redeployedGeneration = -1;
+  readonly probe: RestartProbe;
+  readonly log: Logger;
+
+  private processes: PoolProcess[] = [];
+  private spawningCount = 0;
+  private readonly spawns = new Set<Promise<void>>();
+  private waiters: Waiter[] = [];
+  /** Restart generation: processes spawned under an older one are stale. */
+  private restartGen = 0;
+  private restarting = false;
+  private lastError: LastError = null;
+  private spawnFailures = 0;
+  private crashStreak = 0;
+  /** No spawn before this time (backoff). */
+  private notBefore = 0;
+  /** notBefore comes from a spawn failure: requests with nothing to serve them get the error at once. */
+  private failFast = false;
+  private updateScheduled = false;
+  private recheckTimer: NodeJS.Timeout | null = null;
+  private recheckAt = 0;
+  private closed = false;
+
+  constructor(
+    app: AppOptions,
+    generation: number,
+    private readonly ctx: GroupContext,
+  ) {
+    this.name = app.appGroupName;
+    this.app = app;
+    this.appGeneration = generation;
+    this.probe = new RestartProbe(app.appRoot, app.restartDir);
+    this.log = ctx.log.child({ app: this.name });
+  }
+
+  // ---- Checkout -------------------------------------------------------------
+
+  checkout(stickyId: string | undefined, signal: AbortSignal | undefined): Promise<Session> {
+    if (this.closed) return Promise.reject(new PoolShutdownError(`Cannot check out a process of "${this.name}": the pool is shutting down`));
+    if (signal?.aborted === true) return Promise.reject(this.abortedError());
+    const sticky = this.app.stickySessions ? stickyId : undefined;
+    const now = this.ctx.clock.now();
+    // Earlier waiters go first when a slot has just freed up.
+    this.dispatchWaiters();
+    const decision = admit({
+      route: route({ processes: this.routable(), maxConcurrency: this.app.maxConcurrentRequestsPerProcess, stickyId: sticky }),
+      queueLength: this.waiters.length,
+      maxQueueSize: this.app.maxRequestQueueSize,
+      spawnBlocked: this.spawnBlocked(now),
+    });
+    switch (decision.kind) {
+      case "dispatch": {
+        const proc = this.processes.find((p) => p.pid === decision.id);
+        if (proc === undefined) return Promise.reject(new Error(`Cannot route to pid ${decision.id}: not in group`));
+        const session = proc.open(this.name, this, now);
+        this.schedule();
+        return Promise.resolve(session);
+      }
+      case "reject":
+        if (decision.reason === "spawn_failed") return Promise.reject(this.spawnErrorForWaiters());
+        return Promise.reject(
+          new QueueFullError(`Cannot queue a request for "${this.name}": the queue is full (${this.app.maxRequestQueueSize} waiting)`),
+        );
+      case "enqueue":
+        return new Promise<Session>((resolve, reject) => {
+          const onAbort = (): void => {
+            const i = this.waiters.indexOf(waiter);
+            if (i >= 0) this.waiters.splice(i, 1);
+            reject(this.abortedError());
+          };
+          const waiter: Waiter = {
+            stickyId: sticky,
+            resolve,
+            reject,
+            detach: () => signal?.removeEventListener("abort", onAbort),
+          };
+          signal?.addEventListener("abort", onAbort, { once: true });
+          this.waiters.push(waiter);
+          this.schedule();
+        });
+    }
+  }
+
+  private abortedError(): AbortedError {
+    return new AbortedError(`Cannot check out a process of "${this.name}": the request was aborted`);
+  }
+
+  private spawnErrorForWaiters(): SpawnError {
+    const e = this.lastError;
+    if (e === null) return new SpawnError(`Cannot spawn app "${this.name}": unknown error`, {});
+    return new SpawnError(e.message, { output: e.output, timeout: e.code === "FERRY_ERR_SPAWN_TIMEOUT" });
+  }
+
+  private spawnBlocked(now: number): boolean {
+    return (
+      this.failFast &&
+      this.lastError !== null &&
+      now < this.notBefore &&
+      this.spawningCount === 0 &&
+      !this.processes.some((p) => p.state === "ready")
+    );
+  }
+
+  private routable(): RoutableProcess[] {
+    return this.processes.map((p) => ({ id: p.pid, stickyId: p.stickyId, inFlight: p.inFlight, accepting: p.state === "ready" }));
+  }
+
+  /** Hand queued requests to processes that can take them, in arrival order. */
+  private dispatchWaiters(): void {
+    if (this.waiters.length === 0) return;
+    const now = this.ctx.clock.now();
+    const remaining: Waiter[] = [];
+    for (const w of this.waiters) {
+      const d = route({ processes: this.routable(), maxConcurrency: this.app.maxConcurrentRequestsPerProcess, stickyId: w.stickyId });
+      const proc = d.kind === "process" ? this.processes.find((p) => p.pid === d.id) : undefined;
+      if (proc === undefined) {
+        remaining.push(w);
+        continue;
+      }
+      w.detach();
+      w.resolve(proc.open(this.name, this, now));
+    }
+    this.waiters = remaining;
+  }
+
+  private rejectWaiters(e: Error): void {
+    const ws = this.waiters;
+    this.waiters = [];
+    for (const w of ws) {
+      w.detach();
+      w.reject(e);
+    }
+  }
+
+  // ---- Sessions ---------------------------------------------------------------
+
+  onSessionUpgraded(proc: PoolProcess, session: PoolSession): void {
+    proc.upgradedSession(session, this.ctx.clock.now());
+    if (proc.state === "draining" && this.app.abortWebsocketsOnProcessShutdown) {
+      session.abortGone(new AppCrashedError(`Cannot keep the upgraded connection to process ${proc.pid}: it is shutting down`));
+    }
+    this.maybeStop(proc);
+    this.schedule();
+  }
+
+  onSessionReleased(proc: PoolProcess, session: PoolSession, outcome: SessionOutcome): void {
+    proc.closed(session, session.wasUpgraded, this.ctx.clock.now());
+    if (proc.state === "ready") {
+      if (outcome === "timeout") this.retire(proc, "a request exceeded the max request time");
+      else if (outcome === "app_error") this.probeLiveness(proc);
+      if (proc.state === "ready" && this.app.maxRequests > 0 && proc.processed >= this.app.maxRequests) {
+        this.retire(proc, `it handled ${proc.processed} requests (max requests ${this.app.maxRequests})`);
+      }
+    }
+    this.maybeStop(proc);
+    if (proc.inFlight === 0 && proc.upgraded === 0) this.ctx.capacityChanged();
+    this.schedule();
+  }
+
+  /** After an app_error: detach the process if its socket no longer accepts connections. */
+  private probeLiveness(proc: PoolProcess): void {
+    const a = proc.address;
+    const sock = a.kind === "unix" ? connect({ path: a.path }) : connect({ host: a.host, port: a.port });
+    let done = false;
+    const finish = (ok: boolean, why: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (!ok && proc.state === "ready") this.retire(proc, `its socket is unreachable (${why})`);
+    };
+    const timer = setTimeout(() => finish(false, `no connection within ${LIVENESS_PROBE_MS} ms`), LIVENESS_PROBE_MS);
+    timer.unref();
+    sock.once("connect", () => finish(true, ""));
+    sock.once("error", (e) => finish(false, e.message));
+  }
+
+  // ---- Update loop --------------------------------------------------------------
+
+  /** Re-evaluate soon (coalesced in a microtask; avoids re-entrancy). */
+  schedule(): void {
+    if (this.updateScheduled || this.closed) return;
+    this.updateScheduled = true;
+    queueMicrotask(() => {
+      this.updateScheduled = false;
+      this.update();
+    });
+  }
+
+  private update(): void {
+    if (this.closed) return;
+    this.dispatchWaiters();
+    if (this.restarting && !this.processes.some((p) => p.state === "ready" && p.generation < this.restartGen)) {
+      this.restarting = false;
+      this.log.info("Rolling restart complete");
+    }
+    this.maybeSpawn();
+  }
+
+  private scalingProcesses(): ScalingProcess[] {
+    return this.processes
+      .filter((p) => p.state === "ready")
+      .map((p) => ({
+        id: p.pid,
+        inFlight: p.inFlight,
+        upgraded: p.upgraded,
+        busySince: p.busySince,
+        lagMs: p.lagMs,
+        lastUsedAt: p.lastUsedAt,
+        stale: p.generation < this.restartGen,
+      }));
+  }
+
+  private maybeSpawn(): void {
+    const server = this.ctx.server();
+    for (let i = 0; i < 64; i++) {
+      const now = this.ctx.clock.now();
+      const d = shouldSpawn(
+        {
+          processes: this.scalingProcesses(),
+          spawning: this.spawningCount,
+          queueLength: this.waiters.length,
+          restarting: this.restarting,
+          minInstances: this.app.minInstances,
+          maxInstances: effectiveMaxInstances(this.app.maxInstancesPerApp, server.maxInstancesPerApp),
+          maxConcurrency: this.app.maxConcurrentRequestsPerProcess,
+          poolRoom: this.ctx.poolRoom(),
+          notBefore: this.notBefore,
+        },
+        now,
+      );
+      if (d.kind === "hold") {
+        if (d.recheckAt !== undefined) this.armRecheck(d.recheckAt);
+        return;
+      }
+      if (d.needsRoom) {
+        // Background top-ups to minInstances never evict other apps' processes.
+        if (d.reason === "min") return;
+        // Otherwise evict another app's idle process, or wait for capacityChanged();
+        // a rolling restart may exceed the pool by the one process it spawns.
+        if (!this.ctx.freeCapacity(this) && d.reason !== "restart") return;
+      }
+      this.startSpawn(d.reason);
+    }
+  }
+
+  private armRecheck(at: number): void {
+    if (this.recheckTimer !== null && this.recheckAt <= at && this.recheckAt > this.ctx.clock.now()) return;
+    if (this.recheckTimer !== null) clearTimeout(this.recheckTimer);
+    this.recheckAt = at;
+    this.recheckTimer = setTimeout(() => {
+      this.recheckTimer = null;
+      this.schedule();
+    }, Math.max(1, at - this.ctx.clock.now()));
+    this.recheckTimer.unref();
+  }
+
+  // ---- Spawning ---------------------------------------------------------------------
+
+  private startSpawn(reason: SpawnReason): void {
+    this.spawningCount++;
+    const gen = this.restartGen;
+    const app = this.app;
+    const timeout = AbortSignal.timeout(app.startTimeoutMs);
+    const signal = AbortSignal.any([this.ctx.shutdownSignal, timeout]);
+    this.log.info({ reason, generation: gen }, "Spawning a process");
+    const p = Promise.resolve()
+      .then(() => this.ctx.spawner.spawn({ app, server: this.ctx.server(), signal }))
+      .then(
+        (sp) => this.onSpawned(sp, gen, reason),
+        (e: unknown) => this.onSpawnFailed(e, timeout.aborted),
+      )
+      .catch((e: unknown) => this.log.error({ err: e }, "Cannot finish a spawn: internal error"))
+      .finally(() => this.spawns.delete(p));
+    this.spawns.add(p);
+  }
+
+  /** Settles when every spawn in progress has settled. */
+  async spawnsSettled(): Promise<void> {
+    await Promise.allSettled([...this.spawns]);
+  }
+
+  private onSpawned(sp: SpawnedProcess, gen: number, reason: SpawnReason): void {
+    this.spawningCount--;
+    const now = this.ctx.clock.now();
+    if (this.closed) {
+      this.log.info({ pid: sp.pid }, "Stopping a process spawned during shutdown");
+      sp.kill();
+      return;
+    }
+    const taken = new Set(this.processes.map((p) => p.stickyId));
+    const proc = new PoolProcess(sp, newStickyId(taken, () => this.ctx.randomStickyId()), gen, this.log.child({ pid: sp.pid }), now);
+    this.processes.push(proc);
+    this.lastError = null;
+    this.spawnFailures = 0;
+    this.failFast = false;
+    this.notBefore = 0;
+    proc.log.info({ reason, stickyId: proc.stickyId }, "Process spawned");
+    void sp.exited.then(
+      (exit) => this.onExit(proc, exit),
+      () => this.onExit(proc, { code: null, signal: null }),
+    );
+    this.ctx.sample(this, proc);
+    if (this.restarting) {
+      const stale = this.processes
+        .filter((p) => p !== proc && p.state === "ready" && p.generation < this.restartGen)
+        .sort((a, b) => a.generation - b.generation || a.inFlight - b.inFlight || a.startedAt - b.startedAt);
+      const old = stale[0];
+      if (old !== undefined) this.retire(old, "replaced by a rolling restart");
+    }
+    this.schedule();
+  }
+
+  private onSpawnFailed(e: unknown, timedOut: boolean): void {
+    this.spawningCount--;
+    if (this.closed || this.ctx.shutdownSignal.aborted) return;
+    const err = toSpawnError(e, this.name, timedOut, this.app.startTimeoutMs);
+    const now = this.ctx.clock.now();
+    this.spawnFailures++;
+    const backoff = spawnBackoffMs(this.spawnFailures);
+    this.notBefore = now + backoff;
+    this.failFast = true;
+    this.lastError = { at: now, code: err.code, message: err.message, output: err.output };
+    this.log.error({ code: err.code, step: err.step, output: err.output, retryInMs: backoff }, err.message);
+    if (this.restarting) {
+      this.restarting = false;
+      this.log.error("Cannot complete the rolling restart: the new version failed to start; the old processes keep serving");
+    }
+    if (!this.processes.some((p) => p.state === "ready")) this.rejectWaiters(err);
+    this.schedule();
+  }
+
+  // ---- Process lifecycle ---------------------------------------------------------------
+
+  private onExit(proc: PoolProcess, exit: ProcessExit): void {
+    const expected = proc.state === "draining";
+    proc.state = "dead";
+    if (proc.killTimer !== null) clearTimeout(proc.killTimer);
+    proc.killTimer = null;
+    this.processes = this.processes.filter((p) => p !== proc);
+    const how = exit.signal !== null ? `signal ${exit.signal}` : `code ${String(exit.code)}`;
+    proc.abortAll(new AppCrashedError(`Cannot finish the request: app process ${proc.pid} exited (${how})`));
+    const now = this.ctx.clock.now();
+    if (expected || this.closed) {
+      proc.log.info({ code: exit.code, signal: exit.signal }, "Process exited");
+    } else {
+      const uptime = now - proc.startedAt;
+      this.crashStreak = uptime < QUICK_CRASH_MS ? this.crashStreak + 1 : 0;
+      const delay = crashRespawnDelayMs(this.crashStreak);
+      if (delay > 0) this.notBefore = Math.max(this.notBefore, now + delay);
+      proc.log.warn({ code: exit.code, signal: exit.signal, uptimeMs: uptime, respawnDelayMs: delay }, "Process exited unexpectedly");
+    }
+    this.ctx.capacityChanged();
+    this.schedule();
+  }
+
+  /** Stop routing to a process; it shuts down once its requests are done. */
+  retire(proc: PoolProcess, reason: string): void {
+    if (proc.state !== "ready") return;
+    proc.state = "draining";
+    proc.retireReason = reason;
+    proc.log.info({ inFlight: proc.inFlight, upgraded: proc.upgraded }, `Retiring process: ${reason}`);
+    this.maybeStop(proc);
+    this.ctx.capacityChanged();
+    this.schedule();
+  }
+
+  /** A draining process with nothing left to wait for gets shutdown(), then SIGKILL after the deadline. */
+  private maybeStop(proc: PoolProcess): void {
+    if (proc.state !== "draining" || proc.shutdownSent || proc.inFlight > 0) return;
+    const abortWs = this.app.abortWebsocketsOnProcessShutdown || this.closed;
+    if (proc.upgraded > 0 && !abortWs) return;
+    proc.shutdownSent = true;
+    if (proc.upgraded > 0) proc.abortUpgraded(new AppCrashedError(`Cannot keep the upgraded connection to process ${proc.pid}: it is shutting down`));
+    proc.spawned.shutdown();
+    const ms = this.ctx.server().processShutdownTimeoutMs;
+    proc.killTimer = setTimeout(() => {
+      proc.killTimer = null;
+      if (proc.state === "dead") return;
+      proc.log.warn(`Process did not exit within ${ms} ms of the shutdown request; killing it`);
+      proc.spawned.kill();
+    }, ms);
+    proc.killTimer.unref();
+  }
+
+  /** A rolling restart: new processes first, each one ready replaces a stale one. Coalesces. */
+  requestRestart(reason: string): void {
+    if (this.closed) return;
+    this.restartGen++;
+    const stale = this.processes.filter((p) => p.state === "ready").length;
+    if (stale === 0) {
+      this.log.info({ reason }, "Restart requested: no process to replace");
+      return;
+    }
+    if (this.restarting) this.log.info({ reason }, "Restart requested while one is running: coalesced");
+    else this.log.info({ reason, processes: stale }, "Rolling restart");
+    this.restarting = true;
+    // A new version deserves a fresh try even if the last spawn failed, but
+    // always_restart.txt (a restart per request) must not defeat the backoff.
+    if (reason !== "always_restart.txt") {
+      this.notBefore = 0;
+      this.failFast = false;
+      this.spawnFailures = 0;
+    }
+    this.schedule();
+  }
+
+  /** New options (redeploy, or the first request of a new config generation). */
+  setOptions(app: AppOptions, generation: number): void {
+    this.app = app;
+    this.appGeneration = generation;
+    this.probe.setDirectory(app.appRoot, app.restartDir);
+    this.schedule();
+  }
+
+  // ---- Pool-driven maintenance -----------------------------------------------------------------
+
+  /** Retire processes idle for the pool idle time, above minInstances. */
+  collectIdle(idleTimeMs: number, now: number): void {
+    const ids = idleProcessesToRetire(this.scalingProcesses(), { idleTimeMs, minInstances: this.app.minInstances }, now);
+    for (const id of ids) {
+      const p = this.processes.find((x) => x.pid === id);
+      if (p !== undefined) this.retire(p, `idle for ${Math.round((now - p.lastUsedAt) / 1000)} s`);
+    }
+  }
+
+  /** Retire a process by pid (eviction, pool limit); false when not found or not ready. */
+  retireByPid(pid: number, reason: string): boolean {
+    const p = this.processes.find((x) => x.pid === pid && x.state === "ready");
+    if (p === undefined) return false;
+    this.retire(p, reason);
+    return true;
+  }
+
+  /** Record a CPU/RSS sample; enforce PassengerMemoryLimit. */
+  applySample(proc: PoolProcess, cpuPercent: number | null, rssBytes: number): void {
+    if (cpuPercent !== null) proc.cpuPercent = cpuPercent;
+    proc.rssBytes = rssBytes;
+    const limitMB = this.app.memoryLimitMB;
+    if (limitMB > 0 && proc.state === "ready" && rssBytes > limitMB * 1024 * 1024) {
+      proc.log.warn({ rssBytes, memoryLimitMB: limitMB }, "Process exceeds the memory limit");
+      this.retire(proc, `it uses ${Math.round(rssBytes / 1048576)} MB, over the memory limit of ${limitMB} MB`);
+    }
+  }
+
+  setLag(pid: number, lagMs: number): boolean {
+    const p = this.processes.find((x) => x.pid === pid);
+    if (p === undefined) return false;
+    p.lagMs = lagMs;
+    this.schedule();
+    return true;
+  }
+
+  /** Live processes (ready and draining). */
+  get live(): readonly PoolProcess[] {
+    return this.processes;
+  }
+
+  get accepting(): readonly PoolProcess[] {
+    return this.processes.filter((p) => p.state === "ready");
+  }
+
+  get spawning(): number {
+    return this.spawningCount;
+  }
+
+  get queueLength(): number {
+    return this.waiters.length;
+  }
+
+  get inFlightTotal(): number {
+    return this.processes.reduce((n, p) => n + p.inFlight, 0);
+  }
+
+  /** Stop everything: reject waiters, retire every process (each stops once its requests finish). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.recheckTimer !== null) clearTimeout(this.recheckTimer);
+    this.recheckTimer = null;
+    this.rejectWaiters(new PoolShutdownError(`Cannot check out a process of "${this.name}": the pool is shutting down`));
+    for (const p of this.processes) {
+      if (p.state === "ready") {
+        p.state = "draining";
+        p.retireReason = "shutdown";
+      }
+      this.maybeStop(p);
+    }
+  }
+
+  /** SIGKILL every live process (shutdown deadline passed). */
+  killAll(): void {
+    for (const p of this.processes) {
+      p.log.warn("Killing process: shutdown deadline passed");
+      p.spawned.kill();
+    }
+  }
+
+  /** Resolves when every process has exited. */
+  async exited(): Promise<void> {
+    await Promise.all(this.processes.map((p) => p.spawned.exited.catch(() => undefined)));
+  }
+
+  status(): GroupStatus {
+    return {
+      name: this.name,
+      appRoot: this.app.appRoot,
+      appEnv: this.app.appEnv,
+      queueLength: this.waiters.length,
+      spawning: this.spawningCount,
+      restarting: this.restarting,
+      lastError: this.lastError,
+      processes: this.processes.map((p) => p.status()),
+    };
+  }
+}
+
+function toSpawnError(e: unknown, name: string, timedOut: boolean, timeoutMs: number): SpawnError {
+  if (e instanceof SpawnError) return e;
+  if (timedOut) {
+    return new SpawnError(`Cannot spawn app "${name}": not ready after ${timeoutMs} ms`, { timeout: true, step: "start" }, { cause: e });
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return new SpawnError(`Cannot spawn app "${name}": ${msg}`, {}, { cause: e });
+}

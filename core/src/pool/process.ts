@@ -1,0 +1,165 @@
+/**
+ * One app process in a group (Passenger's Process) and the sessions checked
+ * out on it. States: ready (takes requests) → draining (retired: no new
+ * requests, shut down once idle) → dead (exited). The Group decides; this
+ * class keeps the counters and the per-session signals straight.
+ */
+import type { Logger } from "../log.js";
+import type { SpawnedProcess } from "../spawn/spawner.js";
+import type { ProcessState, ProcessStatus } from "./status.js";
+import type { AppAddress, Session, SessionOutcome } from "./session.js";
+import type { ProcSample } from "./metrics.js";
+
+export type LiveState = Exclude<ProcessState, "spawning">;
+
+/** Callbacks from a session back to its group. */
+export interface SessionOwner {
+  onSessionUpgraded(proc: PoolProcess, session: PoolSession): void;
+  onSessionReleased(proc: PoolProcess, session: PoolSession, outcome: SessionOutcome): void;
+}
+
+export class PoolProcess {
+  readonly pid: number;
+  readonly address: AppAddress;
+  readonly startedAt: number;
+  state: LiveState = "ready";
+  inFlight = 0;
+  upgraded = 0;
+  processed = 0;
+  lastUsedAt: number;
+  /** Since when inFlight has been ≥ 1 without a break; null when idle. */
+  busySince: number | null = null;
+  /** Event-loop lag reported by the loader (optional). */
+  lagMs: number | undefined;
+  cpuPercent = 0;
+  rssBytes = 0;
+  lastSample: ProcSample | null = null;
+  /** Why it is draining, for the log and status. */
+  retireReason = "";
+  /** shutdown() was sent. */
+  shutdownSent = false;
+  killTimer: NodeJS.Timeout | null = null;
+  private readonly sessions = new Set<PoolSession>();
+
+  constructor(
+    readonly spawned: SpawnedProcess,
+    readonly stickyId: string,
+    /** Restart generation of the group when it was spawned. */
+    readonly generation: number,
+    readonly log: Logger,
+    now: number,
+  ) {
+    this.pid = spawned.pid;
+    this.address = spawned.address;
+    this.startedAt = now;
+    this.lastUsedAt = now;
+  }
+
+  /** Open a session for one request. */
+  open(groupName: string, owner: SessionOwner, now: number): PoolSession {
+    const s = new PoolSession(this, groupName, owner);
+    this.sessions.add(s);
+    if (this.inFlight === 0) this.busySince = now;
+    this.inFlight++;
+    this.lastUsedAt = now;
+    return s;
+  }
+
+  /** Bookkeeping when a session ends; the group applies consequences. */
+  closed(s: PoolSession, wasUpgraded: boolean, now: number): void {
+    if (!this.sessions.delete(s)) return;
+    if (wasUpgraded) this.upgraded--;
+    else this.inFlight--;
+    this.processed++;
+    this.lastUsedAt = now;
+    if (this.inFlight === 0) this.busySince = null;
+  }
+
+  upgradedSession(s: PoolSession, now: number): void {
+    if (!this.sessions.has(s)) return;
+    this.inFlight--;
+    this.upgraded++;
+    if (this.inFlight === 0) this.busySince = null;
+    this.lastUsedAt = now;
+  }
+
+  /** The process exited: abort every open session's processGone signal. */
+  abortAll(reason: Error): void {
+    for (const s of this.sessions) s.abortGone(reason);
+  }
+
+  /** Abort the upgraded sessions only (abortWebsocketsOnProcessShutdown). */
+  abortUpgraded(reason: Error): void {
+    for (const s of this.sessions) if (s.isUpgraded) s.abortGone(reason);
+  }
+
+  status(): ProcessStatus {
+    return {
+      pid: this.pid,
+      stickyId: this.stickyId,
+      state: this.state,
+      inFlight: this.inFlight,
+      upgraded: this.upgraded,
+      processed: this.processed,
+      startedAt: this.startedAt,
+      lastUsedAt: this.lastUsedAt,
+      cpuPercent: this.cpuPercent,
+      rssBytes: this.rssBytes,
+    };
+  }
+}
+
+/** One checkout: see core/src/pool/session.ts for the contract. */
+export class PoolSession implements Session {
+  readonly groupName: string;
+  readonly pid: number;
+  readonly address: AppAddress;
+  readonly stickyId: string;
+  private readonly gone = new AbortController();
+  private released = false;
+  private upgraded = false;
+
+  constructor(
+    private readonly proc: PoolProcess,
+    groupName: string,
+    private readonly owner: SessionOwner,
+  ) {
+    this.groupName = groupName;
+    this.pid = proc.pid;
+    this.address = proc.address;
+    this.stickyId = proc.stickyId;
+  }
+
+  get processGone(): AbortSignal {
+    return this.gone.signal;
+  }
+
+  get isUpgraded(): boolean {
+    return this.upgraded;
+  }
+
+  get isReleased(): boolean {
+    return this.released;
+  }
+
+  abortGone(reason: Error): void {
+    if (!this.gone.signal.aborted) this.gone.abort(reason);
+  }
+
+  markUpgraded(): void {
+    if (this.released || this.upgraded) return;
+    this.upgraded = true;
+    this.owner.onSessionUpgraded(this.proc, this);
+  }
+
+  release(outcome: SessionOutcome): void {
+    if (this.released) return;
+    this.released = true;
+    this.owner.onSessionReleased(this.proc, this, outcome);
+  }
+
+  /** Used by the group on release: was this session upgraded when it ended? */
+  get wasUpgraded(): boolean {
+    return this.upgraded;
+  }
+}

@@ -1,0 +1,273 @@
+/**
+ * Length-prefixed msgpack framing (docs/protocol.md §Framing): `encodeFrame`
+ * and a streaming `FrameDecoder`. The only importer of msgpackr. Plain msgpack
+ * only (no records/structures extensions, minimal-size maps) so the C side
+ * (msgpack-c) reads and writes the very same bytes.
+ */
+import { Packr, Unpackr } from "msgpackr";
+import { ProtocolError } from "../errors.js";
+import {
+  FrameType,
+  frameTypeOf,
+  LENGTH_PREFIX_SIZE,
+  MAX_FRAME_PAYLOAD,
+  payloadLimitFor,
+  type Frame,
+  type WireMap,
+} from "./frames.js";
+
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, encodeUndefinedAsNil: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+
+function wireArrayOf(frame: Frame): unknown[] {
+  switch (frame.kind) {
+    case "request-head":
+      return [FrameType.RequestHead, frame.head];
+    case "body":
+      return [FrameType.Body, Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.byteLength)];
+    case "end":
+      return [FrameType.End];
+    case "response-head":
+      return [FrameType.ResponseHead, frame.status, frame.headers];
+    case "abort":
+      return [FrameType.Abort, frame.code, frame.message];
+  }
+}
+
+function lengthPrefix(length: number): Buffer {
+  const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_SIZE);
+  prefix.writeUInt32BE(length, 0);
+  return prefix;
+}
+
+/** Encode one whole frame: u32 big-endian length, then the msgpack array. */
+export function encodeFrame(frame: Frame): Buffer {
+  const payload = packr.pack(wireArrayOf(frame));
+  const limit = payloadLimitFor(frameTypeOf(frame.kind));
+  if (payload.length > limit) {
+    throw new ProtocolError(`Cannot encode ${frame.kind} frame: payload of ${payload.length} bytes exceeds the limit of ${limit}`);
+  }
+  return Buffer.concat([lengthPrefix(payload.length), payload]);
+}
+
+/**
+ * The bytes of a BODY frame up to (not including) its data: length prefix,
+ * array header, type and bin header. `encodeBodyPrefix(d.length)` followed by
+ * `d` equals `encodeFrame({ kind: "body", data: d })`, without copying `d`.
+ */
+export function encodeBodyPrefix(dataLength: number): Buffer {
+  let binHeader: Buffer;
+  if (dataLength < 0x100) {
+    binHeader = Buffer.from([0xc4, dataLength]);
+  } else if (dataLength < 0x10000) {
+    binHeader = Buffer.from([0xc5, dataLength >> 8, dataLength & 0xff]);
+  } else {
+    binHeader = Buffer.allocUnsafe(5);
+    binHeader[0] = 0xc6;
+    binHeader.writeUInt32BE(dataLength, 1);
+  }
+  const payloadLength = 2 + binHeader.length + dataLength;
+  if (payloadLength > MAX_FRAME_PAYLOAD) {
+    throw new ProtocolError(`Cannot encode body frame: payload of ${payloadLength} bytes exceeds the limit of ${MAX_FRAME_PAYLOAD}`);
+  }
+  return Buffer.concat([lengthPrefix(payloadLength), Buffer.from([0x92, FrameType.Body]), binHeader]);
+}
+
+function isWireMap(v: unknown): v is WireMap {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+
+function isStringList(v: unknown): v is string[] {
+  return Array.isArray(v) && v.every((s) => typeof s === "string");
+}
+
+/** Check the shape of a decoded payload and turn it into a typed Frame. */
+export function frameFromWire(value: unknown): Frame {
+  if (!Array.isArray(value)) {
+    throw new ProtocolError(`Cannot decode frame: payload is a ${describe(value)}, not an array`);
+  }
+  const arr: readonly unknown[] = value;
+  const type = arr[0];
+  const arity = (n: number, name: string): void => {
+    if (arr.length < n) throw new ProtocolError(`Cannot decode ${name} frame: ${arr.length} elements, expected ${n}`);
+  };
+  switch (type) {
+    case FrameType.RequestHead: {
+      arity(2, "REQUEST_HEAD");
+      const head = arr[1];
+      if (!isWireMap(head)) throw new ProtocolError(`Cannot decode REQUEST_HEAD frame: head is a ${describe(head)}, not a map`);
+      return { kind: "request-head", head };
+    }
+    case FrameType.Body: {
+      arity(2, "BODY");
+      const data = arr[1];
+      if (!(data instanceof Uint8Array)) throw new ProtocolError(`Cannot decode BODY frame: data is a ${describe(data)}, not bin`);
+      return { kind: "body", data };
+    }
+    case FrameType.End:
+      return { kind: "end" };
+    case FrameType.ResponseHead: {
+      arity(3, "RESPONSE_HEAD");
+      const status = arr[1];
+      const headers = arr[2];
+      if (typeof status !== "number" || !Number.isInteger(status) || status < 100 || status > 599) {
+        throw new ProtocolError(`Cannot decode RESPONSE_HEAD frame: status ${String(status)} is not an integer 100-599`);
+      }
+      if (!isStringList(headers) || headers.length % 2 !== 0) {
+        throw new ProtocolError("Cannot decode RESPONSE_HEAD frame: headers is not a flat array of name/value strings");
+      }
+      return { kind: "response-head", status, headers };
+    }
+    case FrameType.Abort: {
+      arity(3, "ABORT");
+      const code = arr[1];
+      const message = arr[2];
+      if (typeof code !== "string" || typeof message !== "string") {
+        throw new ProtocolError("Cannot decode ABORT frame: code and message must be strings");
+      }
+      return { kind: "abort", code, message };
+    }
+    default:
+      throw new ProtocolError(`Cannot decode frame: unknown frame type ${describe(type)}`);
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "nil";
+  if (Array.isArray(v)) return "array";
+  if (v instanceof Uint8Array) return "bin";
+  if (typeof v === "number") return Number.isInteger(v) ? `int ${v}` : "float";
+  if (typeof v === "object") return "map";
+  return typeof v;
+}
+
+/** Decode exactly one payload (without length prefix) into a Frame. */
+export function decodePayload(payload: Uint8Array): Frame {
+  let value: unknown;
+  try {
+    value = unpackr.unpack(payload);
+  } catch (e: unknown) {
+    const msg = e instanceof Error ? e.message : String(e);
+    throw new ProtocolError(`Cannot decode frame payload: ${msg.slice(0, 200)}`, { cause: e });
+  }
+  return frameFromWire(value);
+}
+
+/**
+ * Streaming frame decoder. Feed it bytes with push() at whatever chunk
+ * boundaries the socket gives, pull frames with next(). A frame whose length
+ * prefix exceeds the limit fails as soon as its prefix (and, for the HEAD
+ * limit, its first payload bytes) arrived, before its payload is buffered.
+ * After a 101 the caller calls takeRaw() to get the bytes already buffered
+ * past the last frame and stops using the decoder.
+ */
+export class FrameDecoder {
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  #raw = false;
+
+  /** Bytes received and not yet returned as frames. */
+  get bufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  push(chunk: Uint8Array): void {
+    if (this.#raw) throw new Error("Cannot push to frame decoder: it was switched to raw mode");
+    if (chunk.length === 0) return;
+    this.#chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.#buffered += chunk.length;
+  }
+
+  /** The next complete frame, or undefined when more bytes are needed. Throws ProtocolError. */
+  next(): Frame | undefined {
+    if (this.#raw) throw new Error("Cannot decode frame: the decoder was switched to raw mode");
+    if (this.#buffered < LENGTH_PREFIX_SIZE) return undefined;
+    const head = this.#peek(Math.min(this.#buffered, LENGTH_PREFIX_SIZE + 6));
+    const length = head.readUInt32BE(0);
+    if (length === 0) throw new ProtocolError("Cannot decode frame: empty payload");
+    if (length > MAX_FRAME_PAYLOAD) {
+      throw new ProtocolError(`Cannot decode frame: payload of ${length} bytes exceeds the limit of ${MAX_FRAME_PAYLOAD}`);
+    }
+    const type = peekType(head.subarray(LENGTH_PREFIX_SIZE));
+    if (type !== undefined && length > payloadLimitFor(type)) {
+      throw new ProtocolError(`Cannot decode frame of type ${type}: payload of ${length} bytes exceeds the limit of ${payloadLimitFor(type)}`);
+    }
+    if (this.#buffered < LENGTH_PREFIX_SIZE + length) return undefined;
+    const frame = this.#take(LENGTH_PREFIX_SIZE + length);
+    return decodePayload(frame.subarray(LENGTH_PREFIX_SIZE));
+  }
+
+  /** At end of stream: throws ProtocolError if a partial frame is left. */
+  finish(): void {
+    if (!this.#raw && this.#buffered > 0) {
+      throw new ProtocolError(`Cannot decode frame: stream ended inside a frame (${this.#buffered} bytes left)`);
+    }
+  }
+
+  /** Switch to raw mode (after a 101): returns the bytes buffered past the last frame. */
+  takeRaw(): Buffer {
+    this.#raw = true;
+    const rest = Buffer.concat(this.#chunks, this.#buffered);
+    this.#chunks = [];
+    this.#buffered = 0;
+    return rest;
+  }
+
+  /** The first n buffered bytes (n ≤ buffered), merging leading chunks if needed. */
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0];
+    if (first !== undefined && first.length >= n) return first;
+    let merged = 0;
+    let count = 0;
+    while (merged < n) {
+      const c = this.#chunks[count];
+      if (c === undefined) break;
+      merged += c.length;
+      count++;
+    }
+    const joined = Buffer.concat(this.#chunks.slice(0, count), merged);
+    this.#chunks.splice(0, count, joined);
+    return joined;
+  }
+
+  /** Remove and return the first n buffered bytes (n ≤ buffered). */
+  #take(n: number): Buffer {
+    const first = this.#chunks[0];
+    if (first !== undefined && first.length >= n) {
+      this.#buffered -= n;
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const parts: Buffer[] = [];
+    let got = 0;
+    while (got < n) {
+      const c = this.#chunks.shift();
+      if (c === undefined) break;
+      const want = n - got;
+      if (c.length > want) {
+        parts.push(c.subarray(0, want));
+        this.#chunks.unshift(c.subarray(want));
+        got += want;
+      } else {
+        parts.push(c);
+        got += c.length;
+      }
+    }
+    this.#buffered -= got;
+    return Buffer.concat(parts, got);
+  }
+}
+
+/** The frame type from the first payload bytes, if they are an array header followed by a positive fixint. */
+function peekType(p: Buffer): number | undefined {
+  const b0 = p[0];
+  if (b0 === undefined) return undefined;
+  let at: number;
+  if (b0 >= 0x90 && b0 <= 0x9f) at = 1;
+  else if (b0 === 0xdc) at = 3;
+  else if (b0 === 0xdd) at = 5;
+  else return undefined;
+  const t = p[at];
+  return t !== undefined && t < 0x80 ? t : undefined;
+}

@@ -1,0 +1,88 @@
+/**
+ * The frames of the mod_ferry ↔ core protocol (docs/protocol.md, version 1) as
+ * a discriminated union, plus the limits both sides enforce. Pure types and
+ * constants: no I/O, no msgpack (that is protocol/codec.ts).
+ */
+
+/** Protocol version carried in every REQUEST_HEAD (`v`). */
+export const PROTOCOL_VERSION = 1;
+
+/** Largest payload of a HEAD frame (REQUEST_HEAD, RESPONSE_HEAD). */
+export const MAX_HEAD_PAYLOAD = 1024 * 1024;
+/** Largest payload of any other frame. */
+export const MAX_FRAME_PAYLOAD = 4 * 1024 * 1024;
+/** Size of the big-endian u32 length prefix. */
+export const LENGTH_PREFIX_SIZE = 4;
+/** Largest data chunk the core puts in one BODY frame (the module sends at most 64 KiB too). */
+export const MAX_BODY_CHUNK = 64 * 1024;
+/** The core closes a module connection that sends no complete REQUEST_HEAD within this time. */
+export const HEAD_DEADLINE_MS = 30_000;
+
+/** Numeric frame types on the wire (the first array element). */
+export const FrameType = {
+  RequestHead: 1,
+  Body: 2,
+  End: 3,
+  ResponseHead: 4,
+  Abort: 5,
+} as const;
+export type FrameTypeNumber = (typeof FrameType)[keyof typeof FrameType];
+
+/** A msgpack map with string keys, as decoded; validated by protocol/validate.ts. */
+export type WireMap = Readonly<Record<string, unknown>>;
+
+/** module → core: the request head and the app options (`[1, head]`). */
+export interface RequestHeadFrame {
+  readonly kind: "request-head";
+  readonly head: WireMap;
+}
+
+/** Both directions: a body chunk, possibly empty (`[2, data]`). */
+export interface BodyFrame {
+  readonly kind: "body";
+  readonly data: Uint8Array;
+}
+
+/** Both directions: the body is complete (`[3]`). */
+export interface EndFrame {
+  readonly kind: "end";
+}
+
+/** core → module: status and flat header list (`[4, status, headers]`). */
+export interface ResponseHeadFrame {
+  readonly kind: "response-head";
+  readonly status: number;
+  /** Flat [name, value, …]; repeated names stay separate. */
+  readonly headers: readonly string[];
+}
+
+/** Both directions: the exchange cannot be completed (`[5, code, message]`). */
+export interface AbortFrame {
+  readonly kind: "abort";
+  readonly code: string;
+  readonly message: string;
+}
+
+export type Frame = RequestHeadFrame | BodyFrame | EndFrame | ResponseHeadFrame | AbortFrame;
+export type FrameKind = Frame["kind"];
+
+/** The wire type number of a frame kind. */
+export function frameTypeOf(kind: FrameKind): FrameTypeNumber {
+  switch (kind) {
+    case "request-head":
+      return FrameType.RequestHead;
+    case "body":
+      return FrameType.Body;
+    case "end":
+      return FrameType.End;
+    case "response-head":
+      return FrameType.ResponseHead;
+    case "abort":
+      return FrameType.Abort;
+  }
+}
+
+/** The payload limit for a frame of this wire type (HEAD frames are smaller). */
+export function payloadLimitFor(type: number): number {
+  return type === FrameType.RequestHead || type === FrameType.ResponseHead ? MAX_HEAD_PAYLOAD : MAX_FRAME_PAYLOAD;
+}

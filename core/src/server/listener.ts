@@ -1,0 +1,520 @@
+/**
+ * The Unix-socket server mod_ferry talks to (docs/protocol.md): one connection
+ * per request. Checks the peer's credentials, decodes the REQUEST_HEAD (within
+ * a deadline), turns the connection into an Exchange for the request path
+ * (BODY frames → a Readable with backpressure; the response → frames), and
+ * after a 101 hands out the raw socket for the tunnel. A malformed frame
+ * closes that connection only.
+ */
+import { promises as fsp } from "node:fs";
+import net from "node:net";
+import { Readable, type Duplex } from "node:stream";
+import { ProtocolError } from "../errors.js";
+import type { AppOptions } from "../config/schema.js";
+import type { Logger } from "../log.js";
+import { FrameDecoder, encodeBodyPrefix, encodeFrame } from "../protocol/codec.js";
+import { HEAD_DEADLINE_MS, MAX_BODY_CHUNK, type Frame } from "../protocol/frames.js";
+import { validateRequestHead } from "../protocol/validate.js";
+import type { Exchange, RequestHead } from "./exchange.js";
+
+/** Peer credentials of a Unix socket connection. */
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** The request path: handles one exchange to completion (server/request.ts's handleExchange). */
+export type ExchangeHandler = (ex: Exchange, generation: number) => Promise<void>;
+
+export interface ModuleListenerOptions {
+  /** Socket path (`<instance dir>/module.sock`). */
+  readonly path: string;
+  readonly log: Logger;
+  /** Apache's uid (`User`): the only non-root uid allowed to connect. */
+  readonly apacheUid: number;
+  /** Apache's gid: group owner of the socket when the core runs as root. */
+  readonly apacheGid?: number;
+  readonly handler: ExchangeHandler;
+  /** Peer credentials of a socket fd; default the native addon's (core/src/os/native.ts). */
+  readonly peerCred?: (fd: number) => PeerCredentials;
+  /** Close a connection that sent no complete REQUEST_HEAD within this time. Default 30 s. */
+  readonly headDeadlineMs?: number;
+  /** After the response went out, how long to keep reading (discarding) what the module still sends. */
+  readonly lingerMs?: number;
+  /** listen() backlog (PassengerSocketBacklog). */
+  readonly backlog?: number;
+  /** Buffered request body bytes before the socket is paused. Default 64 KiB. */
+  readonly bodyHighWaterMark?: number;
+}
+
+/** Whether a peer may use the module socket: root and Apache's uid only. */
+export function isPeerAllowed(cred: Pick<PeerCredentials, "uid">, apacheUid: number): boolean {
+  return cred.uid === 0 || cred.uid === apacheUid;
+}
+
+/**
+ * The wire form of an ABORT code (docs/protocol.md §ABORT): snake_case;
+ * a FerryError code loses its FERRY_ERR_ prefix (FERRY_ERR_APP_CRASHED → app_crashed).
+ */
+export function wireAbortCode(code: string): string {
+  const bare = code.startsWith("FERRY_ERR_") ? code.slice("FERRY_ERR_".length) : code;
+  const snake = bare.toLowerCase().replace(/[^a-z0-9_]+/g, "_");
+  return snake === "" ? "internal" : snake;
+}
+
+/** The file descriptor of a connected net.Socket (Node keeps it on the internal handle). */
+export function socketFd(socket: net.Socket): number | undefined {
+  const handle: unknown = Reflect.get(socket, "_handle");
+  if (typeof handle !== "object" || handle === null) return undefined;
+  const fd: unknown = Reflect.get(handle, "fd");
+  return typeof fd === "number" && fd >= 0 ? fd : undefined;
+}
+
+async function defaultPeerCred(): Promise<(fd: number) => PeerCredentials> {
+  const native = await import("../os/native.js");
+  return native.peerCred;
+}
+
+export class ModuleListener {
+  readonly path: string;
+  readonly #opts: ModuleListenerOptions;
+  readonly #server: net.Server;
+  readonly #connections = new Set<ModuleConnection>();
+  #peerCred: ((fd: number) => PeerCredentials) | undefined;
+  #closing = false;
+  #emptyWaiters: Array<() => void> = [];
+
+  constructor(opts: ModuleListenerOptions) {
+    this.#opts = opts;
+    this.path = opts.path;
+    this.#peerCred = opts.peerCred;
+    this.#server = net.createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
+    this.#server.on("error", (e: unknown) => opts.log.error({ err: e }, "module socket server error"));
+  }
+
+  /** Connections currently open. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Listen on the socket path (replacing a stale socket), mode 0660, group Apache's when root. */
+  async start(): Promise<void> {
+    this.#peerCred ??= await defaultPeerCred();
+    const st = await fsp.lstat(this.path).catch(() => undefined);
+    if (st !== undefined) {
+      if (!st.isSocket()) throw new Error(`Cannot listen on module socket ${this.path}: a file that is not a socket is in the way`);
+      await fsp.rm(this.path, { force: true });
+    }
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: unknown): void => reject(e);
+      this.#server.once("error", onError);
+      this.#server.listen({ path: this.path, backlog: this.#opts.backlog ?? 2048 }, () => {
+        this.#server.off("error", onError);
+        resolve();
+      });
+    });
+    await fsp.chmod(this.path, 0o660);
+    if (process.getuid?.() === 0 && this.#opts.apacheGid !== undefined) {
+      await fsp.chown(this.path, 0, this.#opts.apacheGid);
+    }
+  }
+
+  /** Stop accepting new connections; open ones continue. */
+  stopAccepting(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#server.close();
+  }
+
+  /**
+   * Stop accepting, wait up to `deadlineMs` for open exchanges to finish, then
+   * cut the rest and remove the socket file. Resolves true if all finished.
+   */
+  async close(deadlineMs = 0): Promise<boolean> {
+    this.stopAccepting();
+    let drained = this.#connections.size === 0;
+    if (!drained && deadlineMs > 0) {
+      drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), deadlineMs);
+        this.#emptyWaiters.push(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    }
+    for (const c of this.#connections) c.destroy();
+    await fsp.rm(this.path, { force: true }).catch(() => undefined);
+    return drained;
+  }
+
+  #accept(socket: net.Socket): void {
+    const log = this.#opts.log;
+    socket.on("error", (e: unknown) => log.debug({ err: e }, "module connection error"));
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const fd = socketFd(socket);
+    let cred: PeerCredentials | undefined;
+    try {
+      if (fd !== undefined && this.#peerCred !== undefined) cred = this.#peerCred(fd);
+    } catch (e: unknown) {
+      log.warn({ err: e }, "Cannot read peer credentials of a module connection: closing it");
+    }
+    if (cred === undefined) {
+      if (fd === undefined) log.warn("Cannot read peer credentials of a module connection: no file descriptor; closing it");
+      socket.destroy();
+      return;
+    }
+    if (!isPeerAllowed(cred, this.#opts.apacheUid)) {
+      log.warn({ peerUid: cred.uid, peerPid: cred.pid }, `Cannot accept module connection from uid ${cred.uid} (pid ${cred.pid}): only root and Apache's uid ${this.#opts.apacheUid} may connect`);
+      socket.destroy();
+      return;
+    }
+    const conn = new ModuleConnection(socket, this.#opts, log.child({ peerPid: cred.pid }));
+    this.#connections.add(conn);
+    socket.once("close", () => {
+      this.#connections.delete(conn);
+      if (this.#connections.size === 0) {
+        const waiters = this.#emptyWaiters;
+        this.#emptyWaiters = [];
+        for (const w of waiters) w();
+      }
+    });
+  }
+}
+
+type ConnState =
+  | "head" // waiting for REQUEST_HEAD
+  | "body" // reading BODY frames until END
+  | "after-end" // request complete; only ABORT may still come
+  | "upgraded" // raw bytes both ways
+  | "done"; // response complete; discarding input until the module closes
+
+/** One module connection = one exchange. */
+class ModuleConnection {
+  readonly #socket: net.Socket;
+  readonly #opts: ModuleListenerOptions;
+  readonly #log: Logger;
+  readonly #decoder = new FrameDecoder();
+  #state: ConnState = "head";
+  #headTimer: NodeJS.Timeout | undefined;
+  #lingerTimer: NodeJS.Timeout | undefined;
+  #exchange: ModuleExchange | undefined;
+
+  constructor(socket: net.Socket, opts: ModuleListenerOptions, log: Logger) {
+    this.#socket = socket;
+    this.#opts = opts;
+    this.#log = log;
+    this.#headTimer = setTimeout(() => {
+      this.#log.warn(`Cannot read request head from module connection: none within ${opts.headDeadlineMs ?? HEAD_DEADLINE_MS} ms, closing it`);
+      this.destroy();
+    }, opts.headDeadlineMs ?? HEAD_DEADLINE_MS);
+    socket.on("data", this.#onData);
+    socket.on("end", this.#onEof);
+    socket.once("close", () => this.#onClose());
+  }
+
+  get state(): ConnState {
+    return this.#state;
+  }
+
+  destroy(): void {
+    this.#socket.destroy();
+  }
+
+  /** Still reading frames (not upgraded, response not complete). */
+  #framing(): boolean {
+    return this.#state === "head" || this.#state === "body" || this.#state === "after-end";
+  }
+
+  readonly #onData = (chunk: Buffer): void => {
+    if (this.#state === "done") return; // response complete: discard
+    try {
+      this.#decoder.push(chunk);
+      for (;;) {
+        if (!this.#framing() || this.#socket.destroyed) return;
+        const frame = this.#decoder.next();
+        if (frame === undefined) return;
+        this.#onFrame(frame);
+      }
+    } catch (e: unknown) {
+      this.#protocolError(e);
+    }
+  };
+
+  #onFrame(frame: Frame): void {
+    switch (this.#state) {
+      case "head":
+        if (frame.kind !== "request-head") throw new ProtocolError(`Cannot accept ${frame.kind} frame: expected REQUEST_HEAD first`);
+        this.#startExchange(frame.head);
+        return;
+      case "body":
+        if (frame.kind === "body") {
+          this.#exchange?.pushBody(frame.data);
+        } else if (frame.kind === "end") {
+          this.#state = "after-end";
+          this.#exchange?.endBody();
+        } else if (frame.kind === "abort") {
+          this.#clientAbort(frame.code, frame.message);
+        } else {
+          throw new ProtocolError(`Cannot accept ${frame.kind} frame: expected BODY, END or ABORT`);
+        }
+        return;
+      case "after-end":
+        if (frame.kind === "abort") this.#clientAbort(frame.code, frame.message);
+        else throw new ProtocolError(`Cannot accept ${frame.kind} frame: the request was complete`);
+        return;
+      case "upgraded":
+      case "done":
+        return;
+    }
+  }
+
+  #startExchange(map: Readonly<Record<string, unknown>>): void {
+    clearTimeout(this.#headTimer);
+    this.#headTimer = undefined;
+    const { head, app, generation } = validateRequestHead(map);
+    this.#state = "body";
+    const ex = new ModuleExchange(head, app, this, this.#socket, this.#opts.bodyHighWaterMark ?? 64 * 1024);
+    this.#exchange = ex;
+    let handled: Promise<void>;
+    try {
+      handled = this.#opts.handler(ex, generation);
+    } catch (e: unknown) {
+      handled = Promise.reject(e);
+    }
+    handled.then(
+      () => this.#handlerDone(),
+      (e: unknown) => {
+        this.#log.error({ err: e }, "Cannot handle request: the request path failed");
+        this.#handlerDone();
+      },
+    );
+  }
+
+  #handlerDone(): void {
+    const ex = this.#exchange;
+    if (ex === undefined) return;
+    if (this.#state === "upgraded") {
+      this.destroy();
+    } else if (!ex.finished) {
+      this.#log.error("Cannot complete response: the request path returned without ending it");
+      ex.abort("internal", "The response was not completed");
+    }
+  }
+
+  /** The module sent ABORT: the client went away. */
+  #clientAbort(code: string, message: string): void {
+    this.#log.debug({ code }, `module aborted the request: ${message}`);
+    this.#exchange?.clientGone();
+    this.destroy();
+  }
+
+  #protocolError(e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (e instanceof ProtocolError) this.#log.warn(`Closing module connection after a protocol error: ${msg}`);
+    else this.#log.error({ err: e }, `Closing module connection after an internal error: ${msg}`);
+    this.#exchange?.clientGone();
+    this.destroy();
+  }
+
+  readonly #onEof = (): void => {
+    switch (this.#state) {
+      case "head":
+        try {
+          this.#decoder.finish();
+        } catch (e: unknown) {
+          this.#protocolError(e);
+          return;
+        }
+        this.destroy();
+        return;
+      case "body":
+        // The module closed its side before END: the request body is incomplete.
+        this.#clientAbort("client_aborted", "connection closed before END");
+        return;
+      case "after-end":
+        // A half-close after END is allowed: keep sending the response.
+        return;
+      case "upgraded":
+        return;
+      case "done":
+        this.destroy();
+        return;
+    }
+  };
+
+  #onClose(): void {
+    clearTimeout(this.#headTimer);
+    clearTimeout(this.#lingerTimer);
+    this.#exchange?.clientGone();
+  }
+
+  /** Called by the exchange at writeHead(101): stop framing, return bytes already read. */
+  switchToRaw(): Buffer {
+    this.#state = "upgraded";
+    this.#socket.pause();
+    this.#socket.off("data", this.#onData);
+    this.#socket.off("end", this.#onEof);
+    return this.#decoder.takeRaw();
+  }
+
+  /** Called by the exchange when the response (END or ABORT) went out. */
+  responseDone(): void {
+    if (this.#state === "upgraded") return;
+    this.#state = "done";
+    this.#socket.end();
+    this.#exchange?.discardBody();
+    if (this.#socket.readableEnded) {
+      this.destroy();
+      return;
+    }
+    // Keep reading (and discarding) what the module still sends, so it sees our
+    // frames rather than a reset; close when it closes, or after the linger time.
+    this.#socket.resume();
+    this.#lingerTimer = setTimeout(() => this.destroy(), this.#opts.lingerMs ?? HEAD_DEADLINE_MS);
+  }
+}
+
+/** The Exchange the request path sees for one module connection. */
+class ModuleExchange implements Exchange {
+  readonly head: RequestHead;
+  readonly app: AppOptions;
+  readonly body: Readable;
+  readonly signal: AbortSignal;
+  readonly #abort = new AbortController();
+  readonly #conn: ModuleConnection;
+  readonly #socket: net.Socket;
+  #headSent = false;
+  #upgradedStream: Duplex | undefined;
+  #leftover: Buffer | undefined;
+  #finished = false;
+  #uncorkScheduled = false;
+
+  constructor(head: RequestHead, app: AppOptions, conn: ModuleConnection, socket: net.Socket, highWaterMark: number) {
+    this.head = head;
+    this.app = app;
+    this.#conn = conn;
+    this.#socket = socket;
+    this.signal = this.#abort.signal;
+    this.body = new Readable({
+      highWaterMark,
+      read: () => {
+        if (conn.state !== "upgraded") socket.resume();
+      },
+    });
+  }
+
+  /** The response went out completely (END or ABORT), or the connection is gone. */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  pushBody(data: Uint8Array): void {
+    if (this.#finished || this.body.destroyed || data.length === 0) return;
+    if (!this.body.push(data)) this.#socket.pause();
+  }
+
+  endBody(): void {
+    if (!this.body.destroyed) this.body.push(null);
+    // Keep reading: an ABORT or the connection closing must still be seen.
+    this.#socket.resume();
+  }
+
+  /** The response is complete: drop whatever request body is still buffered. */
+  discardBody(): void {
+    if (!this.body.readableEnded) this.body.destroy();
+  }
+
+  /** The client (or the module) went away: abort the signal unless the response already completed. */
+  clientGone(): void {
+    if (!this.body.readableEnded) this.body.destroy();
+    if (this.#finished && this.#upgradedStream === undefined) return;
+    this.#finished = true;
+    if (!this.#abort.signal.aborted) this.#abort.abort();
+  }
+
+  writeHead(status: number, headers: readonly string[]): void {
+    if (this.#finished || this.#socket.destroyed) return;
+    if (this.#headSent) throw new Error("Cannot send response head: it was already sent");
+    if (status === 101 && !this.head.upgrade) throw new Error("Cannot switch protocols: the request did not ask to upgrade");
+    const frame = encodeFrame({ kind: "response-head", status, headers });
+    this.#headSent = true;
+    this.#socket.write(frame);
+    if (status === 101) this.#leftover = this.#conn.switchToRaw();
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.#finished || this.#socket.destroyed) return true;
+    if (!this.#headSent) throw new Error("Cannot write response body: no head was sent");
+    if (this.#leftover !== undefined || this.#upgradedStream !== undefined) {
+      throw new Error("Cannot write response body: the connection was upgraded");
+    }
+    if (chunk.length === 0) return !this.#socket.writableNeedDrain;
+    if (!this.#uncorkScheduled) {
+      this.#uncorkScheduled = true;
+      this.#socket.cork();
+      process.nextTick(() => {
+        this.#uncorkScheduled = false;
+        this.#socket.uncork();
+      });
+    }
+    let ok = true;
+    for (let at = 0; at < chunk.length; at += MAX_BODY_CHUNK) {
+      const piece = chunk.subarray(at, Math.min(chunk.length, at + MAX_BODY_CHUNK));
+      this.#socket.write(encodeBodyPrefix(piece.length));
+      ok = this.#socket.write(piece);
+    }
+    return ok;
+  }
+
+  waitDrain(): Promise<void> {
+    const s = this.#socket;
+    if (!s.writableNeedDrain || s.destroyed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        s.off("drain", done);
+        s.off("close", done);
+        resolve();
+      };
+      s.on("drain", done);
+      s.on("close", done);
+    });
+  }
+
+  end(): void {
+    if (this.#finished || this.#socket.destroyed) return;
+    if (this.#leftover !== undefined || this.#upgradedStream !== undefined) return; // the tunnel ends it
+    if (!this.#headSent) {
+      this.abort("internal", "The response ended without a head");
+      return;
+    }
+    this.#finished = true;
+    this.#socket.write(encodeFrame({ kind: "end" }));
+    this.#conn.responseDone();
+  }
+
+  abort(code: string, message: string): void {
+    if (this.#finished || this.#socket.destroyed) return;
+    if (this.#leftover !== undefined || this.#upgradedStream !== undefined) {
+      this.#socket.destroy();
+      return;
+    }
+    this.#finished = true;
+    this.#socket.write(encodeFrame({ kind: "abort", code: wireAbortCode(code), message }));
+    this.#conn.responseDone();
+  }
+
+  upgraded(): Duplex {
+    if (this.#upgradedStream !== undefined) return this.#upgradedStream;
+    const leftover = this.#leftover;
+    if (leftover === undefined) throw new Error("Cannot use the upgraded connection: no 101 response was sent");
+    if (leftover.length > 0) this.#socket.unshift(leftover);
+    // Neither paused nor flowing: the consumer's pipe() or on("data") starts the flow.
+    Reflect.set(this.#socket, "readableFlowing", null);
+    this.#upgradedStream = this.#socket;
+    return this.#socket;
+  }
+}

@@ -1,0 +1,119 @@
+/**
+ * Composition root of standalone mode (`ferry start`): instance directory,
+ * spawner, pool, front HTTP server and admin API for one app. `main.ts` is the
+ * module-mode counterpart. Tests start an instance in-process through
+ * `startStandalone()`.
+ */
+import { promises as fsp } from "node:fs";
+import path from "node:path";
+import type { StandaloneConfig } from "./config/load.js";
+import { ControlServer } from "./control/server.js";
+import type { Logger } from "./log.js";
+import { Pool } from "./pool/pool.js";
+import { AppAgents } from "./server/app-agents.js";
+import { FrontServer } from "./server/standalone.js";
+import { ChildSpawner } from "./spawn/child-spawner.js";
+import type { Spawner } from "./spawn/spawner.js";
+import { FERRY_VERSION } from "./version.js";
+
+export interface StandaloneOptions {
+  readonly config: StandaloneConfig;
+  readonly log: Logger;
+  /** Default: the real ChildSpawner. */
+  readonly spawner?: Spawner;
+  /** Start the app's first process at once instead of on the first request (default true). */
+  readonly prestart?: boolean;
+}
+
+export interface StandaloneInstance {
+  /** http://address:port/ */
+  readonly url: string;
+  readonly port: number;
+  readonly instanceDir: string;
+  readonly controlSocket: string;
+  readonly pool: Pool;
+  /** Graceful stop: stop accepting, drain until the deadline, stop the app processes. */
+  stop(deadlineMs?: number): Promise<void>;
+}
+
+/**
+ * Create `<registry>/ferry-<pid>` (or `ferry-<pid>-<n>` when taken), mode 0755 like
+ * Passenger's: app processes running as another user must traverse it to reach
+ * their socket dir; the tokens inside are 0600.
+ */
+async function makeInstanceDir(registryDir: string): Promise<string> {
+  await fsp.mkdir(registryDir, { recursive: true });
+  for (let n = 0; n < 1000; n++) {
+    const dir = path.join(registryDir, n === 0 ? `ferry-${process.pid}` : `ferry-${process.pid}-${n}`);
+    try {
+      await fsp.mkdir(dir, { mode: 0o755 });
+      await fsp.chmod(dir, 0o755);
+      return dir;
+    } catch (e: unknown) {
+      if (typeof e === "object" && e !== null && Reflect.get(e, "code") === "EEXIST") continue;
+      throw e;
+    }
+  }
+  throw new Error(`Cannot create an instance dir in ${registryDir}: every name is taken`);
+}
+
+export async function startStandalone(opts: StandaloneOptions): Promise<StandaloneInstance> {
+  const { config, log } = opts;
+  const instanceDir = await makeInstanceDir(config.server.instanceRegistryDir);
+  const socketDir = path.join(instanceDir, "apps.s");
+  // Traversable, not listable: each app gets a private 0700 subdir (spawn/child-spawner.ts).
+  await fsp.mkdir(socketDir, { mode: 0o711 });
+  await fsp.chmod(socketDir, 0o711);
+
+  const spawner = opts.spawner ?? new ChildSpawner({ log: log.child({ component: "spawner" }), socketDir });
+  const pool = new Pool({ spawner, server: config.server, log: log.child({ component: "pool" }) });
+  const agents = new AppAgents();
+  const front = new FrontServer({ app: config.app, deps: { pool, log, agents }, log });
+  let control: ControlServer | undefined;
+  try {
+    const addr = await front.listen(config.listen.port, config.listen.address, config.server.socketBacklog);
+    const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
+    const url = `http://${host}:${addr.port}/`;
+    const properties = {
+      pid: process.pid,
+      version: FERRY_VERSION,
+      integration_mode: "standalone",
+      created_at: Date.now(),
+      app_root: config.appRoot,
+      url,
+    };
+    control = new ControlServer({ instanceDir, pool, log: log.child({ component: "control" }), properties });
+    await control.start();
+    await fsp.writeFile(path.join(instanceDir, "properties.json"), JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
+
+    if (opts.prestart !== false) {
+      const ac = new AbortController();
+      pool.checkout(config.app, { signal: ac.signal }).then(
+        (s) => s.release("ok"),
+        (e: unknown) => log.warn({ err: e }, "the app could not be prestarted; the first request will retry"),
+      );
+    }
+
+    let stopping: Promise<void> | undefined;
+    const ctl = control;
+    const stop = (deadlineMs = 30_000): Promise<void> => {
+      stopping ??= (async () => {
+        const until = Date.now() + deadlineMs;
+        await front.close(deadlineMs);
+        await ctl.close().catch((e: unknown) => log.warn({ err: e }, "Cannot close the admin API"));
+        await pool.shutdown(Math.max(1_000, until - Date.now()));
+        agents.destroy();
+        await fsp.rm(instanceDir, { recursive: true, force: true });
+      })();
+      return stopping;
+    };
+    return { url, port: addr.port, instanceDir, controlSocket: control.socketPath, pool, stop };
+  } catch (e: unknown) {
+    await front.close(0).catch(() => undefined);
+    await control?.close().catch(() => undefined);
+    await pool.shutdown(1_000).catch(() => undefined);
+    agents.destroy();
+    await fsp.rm(instanceDir, { recursive: true, force: true });
+    throw e;
+  }
+}

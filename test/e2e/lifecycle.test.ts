@@ -1,0 +1,130 @@
+/**
+ * End-to-end through a real Apache: the core's life as the module manages it.
+ * `apachectl graceful` under load fails no request and serves the new code;
+ * `apachectl restart` keeps the core; a killed core is restarted; `apachectl
+ * stop` ends the core and the apps. Tests run in this order on one Apache.
+ */
+import test from "ava";
+import { existsSync } from "node:fs";
+import { readFile, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
+import { ApacheServer, isAlive, makeTempRoot, prepareApp, processesUnder, waitFor } from "../helpers/apache.js";
+import { request } from "../helpers/e2e-http.js";
+
+let server: ApacheServer | undefined;
+let root = "";
+let app = "";
+
+function srv(): ApacheServer {
+  if (server === undefined) throw new Error("Cannot run: Apache did not start");
+  return server;
+}
+
+test.before(async () => {
+  root = await makeTempRoot("e2e-life");
+  app = await prepareApp(root, "e2e-app", "grace");
+  server = await ApacheServer.start({
+    root,
+    vhosts: [{ serverName: "grace.test", documentRoot: path.join(app, "public"), directives: ["PassengerMinInstances 2"] }],
+  });
+});
+
+test.after.always(async () => {
+  await server?.kill();
+  if (root !== "") await rm(root, { recursive: true, force: true });
+});
+
+test.afterEach.always((t) => {
+  if (!t.passed && server !== undefined) t.log(server.errorLogTail(80));
+});
+
+async function version(): Promise<{ status: number; version?: string; error?: string }> {
+  try {
+    const r = await request(srv().port, { path: "/version", host: "grace.test", timeoutMs: 30_000 });
+    if (r.status !== 200) return { status: r.status, error: r.text.slice(0, 200) };
+    return { status: 200, version: (JSON.parse(r.text) as { version: string }).version };
+  } catch (e: unknown) {
+    return { status: 0, error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
+test.serial("apachectl graceful under a load loop fails no request and then serves the new code", async (t) => {
+  t.is((await version()).version, "v1");
+  const failures: string[] = [];
+  const seen = { v1: 0, v2: 0, other: 0 };
+  let stopLoad = false;
+  let firstV2At = 0;
+  const worker = async (): Promise<void> => {
+    while (!stopLoad) {
+      const r = await version();
+      if (r.status !== 200) failures.push(`${r.status} ${r.error ?? ""}`);
+      else if (r.version === "v1") seen.v1++;
+      else if (r.version === "v2") {
+        seen.v2++;
+        if (firstV2At === 0) firstV2At = Date.now();
+      } else seen.other++;
+    }
+  };
+  const workers = Array.from({ length: 4 }, () => worker());
+  try {
+    await waitFor(() => seen.v1 >= 20, { timeoutMs: 20_000, what: "load on v1" });
+    // Deploy new code, then graceful (what a deploy script does).
+    const file = path.join(app, "app.js");
+    await writeFile(file, (await readFile(file, "utf8")).replace('const VERSION = "v1";', 'const VERSION = "v2";'));
+    await srv().graceful();
+    await waitFor(() => firstV2At !== 0 && Date.now() - firstV2At > 2000 && seen.v2 >= 20, {
+      timeoutMs: 60_000,
+      what: "v2 served steadily after the graceful",
+    });
+  } finally {
+    stopLoad = true;
+    await Promise.all(workers);
+  }
+  t.deepEqual(failures, []);
+  t.true(seen.v1 >= 20 && seen.v2 >= 20, JSON.stringify(seen));
+  // Once v2 is out, v1 is gone for good.
+  const after = await Promise.all(Array.from({ length: 10 }, () => version()));
+  t.deepEqual(after.map((r) => r.version), Array.from({ length: 10 }, () => "v2"));
+});
+
+test.serial("apachectl restart (SIGHUP) keeps the same core and keeps serving", async (t) => {
+  const core = srv().corePid();
+  t.truthy(core);
+  await srv().restart();
+  t.is(srv().corePid(), core);
+  t.true(core !== undefined && isAlive(core));
+  t.regex(srv().errorLog(), /FERRY0217: Sent generation 3 to the ferry core/);
+  t.is((await version()).status, 200);
+});
+
+test.serial("a core killed with SIGKILL is restarted by the module and service resumes", async (t) => {
+  const core = srv().corePid();
+  if (core === undefined) return t.fail("no core pid in the error log");
+  process.kill(core, "SIGKILL");
+  await waitFor(() => !isAlive(core), { timeoutMs: 10_000, what: "the core to die" });
+  const fresh = await waitFor(
+    () => {
+      const p = srv().corePid();
+      return p !== undefined && p !== core ? p : undefined;
+    },
+    { timeoutMs: 30_000, what: "a new core" },
+  );
+  t.regex(srv().errorLog(), /FERRY0213: The ferry core \(pid \d+\) died with signal 9; restarting it/);
+  await waitFor(async () => (await version()).status === 200, { timeoutMs: 30_000, intervalMs: 200, what: "service to resume" });
+  t.true(isAlive(fresh));
+});
+
+test.serial("apachectl stop (SIGTERM) stops the core and the apps", async (t) => {
+  t.is((await version()).status, 200);
+  const core = srv().corePid();
+  const appPids = processesUnder(app);
+  const instanceDir = srv().instanceDir;
+  t.true(core !== undefined && isAlive(core));
+  t.true(appPids.length >= 1);
+  await srv().stop();
+  t.false(srv().isRunning);
+  t.false(core !== undefined && isAlive(core));
+  t.deepEqual(appPids.filter((p) => isAlive(p)), []);
+  t.false(existsSync(instanceDir), `${instanceDir} still exists`);
+  t.regex(srv().errorLog(), /FERRY0212: Stopped ferry core/);
+});

@@ -1,0 +1,167 @@
+/**
+ * End-to-end through a real Apache: the app pool as a client (and `ps`) sees
+ * it. Process counts are observed from the OS (processes whose cwd or command
+ * line is inside the app's root), not from ferry's own status.
+ */
+import test from "ava";
+import { utimes, writeFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { ApacheServer, makeTempRoot, prepareApp, processesUnder, waitFor } from "../helpers/apache.js";
+import { getJson, request, type HttpResult } from "../helpers/e2e-http.js";
+
+let server: ApacheServer | undefined;
+let root = "";
+const apps = { scale: "", crash: "", restart: "", sticky: "", queue: "" };
+const IDLE_TIME_S = 3;
+
+function srv(): ApacheServer {
+  if (server === undefined) throw new Error("Cannot run: Apache did not start");
+  return server;
+}
+
+function vhost(name: keyof typeof apps, directives: readonly string[] = []): { serverName: string; documentRoot: string; directives: readonly string[] } {
+  return { serverName: `${name}.test`, documentRoot: path.join(apps[name], "public"), directives };
+}
+
+test.before(async () => {
+  root = await makeTempRoot("e2e-pool");
+  for (const name of Object.keys(apps) as Array<keyof typeof apps>) apps[name] = await prepareApp(root, "e2e-app", name);
+  server = await ApacheServer.start({
+    root,
+    global: [`PassengerPoolIdleTime ${IDLE_TIME_S}`, "PassengerMaxPoolSize 12", "PassengerStatThrottleRate 0"],
+    vhosts: [
+      vhost("scale", ["PassengerMinInstances 1", "PassengerMaxInstancesPerApp 3"]),
+      vhost("crash"),
+      vhost("restart"),
+      vhost("sticky", ["PassengerStickySessions on", "PassengerMaxInstancesPerApp 2", "PassengerForceMaxConcurrentRequestsPerProcess 1"]),
+      vhost("queue", ["PassengerMaxInstancesPerApp 1", "PassengerForceMaxConcurrentRequestsPerProcess 1", "PassengerMaxRequestQueueSize 2"]),
+    ],
+  });
+});
+
+test.after.always(async () => {
+  await server?.kill();
+  if (root !== "") await rm(root, { recursive: true, force: true });
+});
+
+test.afterEach.always((t) => {
+  if (!t.passed && server !== undefined) t.log(server.errorLogTail(60));
+});
+
+async function pidOf(host: string): Promise<number> {
+  const body = await getJson(srv().port, "/pid", host);
+  if (typeof body.pid !== "number") throw new Error("Cannot read pid: no number");
+  return body.pid;
+}
+
+test.serial("concurrent load is spread over at least 2 processes, the pool grows, then shrinks when idle", async (t) => {
+  await pidOf("scale.test"); // first spawn
+  t.is(processesUnder(apps.scale).length, 1);
+  const pids = new Set<number>();
+  let maxProcs = 1;
+  // Sustained concurrent slow requests (8 workers back to back), no
+  // per-process limit: ferry must scale out.
+  let stop = false;
+  const deadline = Date.now() + 40_000;
+  const worker = async (): Promise<void> => {
+    while (!stop && Date.now() < deadline) {
+      const b = await getJson(srv().port, "/slow?ms=300", "scale.test");
+      if (typeof b.pid === "number") pids.add(b.pid);
+      maxProcs = Math.max(maxProcs, processesUnder(apps.scale).length);
+      if (pids.size >= 2) stop = true;
+    }
+  };
+  await Promise.all(Array.from({ length: 8 }, () => worker()));
+  t.true(pids.size >= 2, `pids seen: ${[...pids].join(",")}`);
+  t.true(maxProcs >= 2 && maxProcs <= 3, `max processes ${maxProcs}`);
+  // Idle: back to PassengerMinInstances (1) after PassengerPoolIdleTime.
+  await waitFor(() => processesUnder(apps.scale).length === 1, {
+    timeoutMs: (IDLE_TIME_S + 25) * 1000,
+    intervalMs: 250,
+    what: "the pool to shrink back to 1 process",
+  });
+  t.is(processesUnder(apps.scale).length, 1);
+  t.is((await request(srv().port, { path: "/", host: "scale.test" })).status, 200);
+});
+
+test.serial("an app dying mid-request gives 502, then the app is served again by a new process", async (t) => {
+  const before = await pidOf("crash.test");
+  const res = await request(srv().port, { path: "/crash", host: "crash.test" });
+  t.is(res.status, 502, res.text.slice(0, 300));
+  const after = await waitFor(
+    async () => {
+      const r = await request(srv().port, { path: "/pid", host: "crash.test" });
+      return r.status === 200 ? (JSON.parse(r.text) as { pid: number }).pid : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: "the crashed app to serve again" },
+  );
+  t.not(after, before);
+});
+
+test.serial("touching tmp/restart.txt restarts the app with no failed request", async (t) => {
+  const before = await pidOf("restart.test");
+  const file = path.join(apps.restart, "tmp", "restart.txt");
+  await writeFile(file, "");
+  const now = new Date();
+  await utimes(file, now, now);
+  const failures: HttpResult[] = [];
+  const after = await waitFor(
+    async () => {
+      const r = await request(srv().port, { path: "/pid", host: "restart.test" });
+      if (r.status !== 200) failures.push(r);
+      const pid = r.status === 200 ? (JSON.parse(r.text) as { pid: number }).pid : before;
+      return pid !== before ? pid : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 100, what: "a new pid after restart.txt" },
+  );
+  t.not(after, before);
+  t.deepEqual(failures.map((f) => f.status), []);
+});
+
+function routeCookie(res: HttpResult): string | undefined {
+  for (let i = 0; i < res.rawHeaders.length; i += 2) {
+    if (res.rawHeaders[i]?.toLowerCase() === "set-cookie") {
+      const m = /^(_passenger_route=[^;]+)/.exec(res.rawHeaders[i + 1] ?? "");
+      if (m?.[1] !== undefined) return m[1];
+    }
+  }
+  return undefined;
+}
+
+test.serial("sticky sessions: a route cookie keeps a client on its process", async (t) => {
+  // Two concurrent requests with a per-process limit of 1 land on two processes.
+  const cookies = new Map<number, string>();
+  await waitFor(
+    async () => {
+      const batch = await Promise.all([0, 1].map(() => request(srv().port, { path: "/slow?ms=600", host: "sticky.test" })));
+      for (const r of batch) {
+        const c = routeCookie(r);
+        if (r.status === 200 && c !== undefined) cookies.set((JSON.parse(r.text) as { pid: number }).pid, c);
+      }
+      return cookies.size >= 2;
+    },
+    { timeoutMs: 40_000, intervalMs: 50, what: "route cookies for 2 processes" },
+  );
+  t.is(cookies.size, 2);
+  for (const [pid, cookie] of cookies) {
+    for (let i = 0; i < 6; i++) {
+      const r = await request(srv().port, { path: "/pid", host: "sticky.test", headers: { Cookie: cookie } });
+      t.is(r.status, 200);
+      t.is((JSON.parse(r.text) as { pid: number }).pid, pid);
+    }
+  }
+});
+
+test.serial("a full request queue answers 503 at once while queued requests are served", async (t) => {
+  await pidOf("queue.test"); // the single process is up
+  const results = await Promise.all(
+    Array.from({ length: 8 }, () => request(srv().port, { path: "/slow?ms=1500", host: "queue.test", timeoutMs: 60_000 })),
+  );
+  const statuses = results.map((r) => r.status).sort();
+  t.true(statuses.includes(503), statuses.join(","));
+  t.true(statuses.includes(200), statuses.join(","));
+  t.true(statuses.every((s) => s === 200 || s === 503), statuses.join(","));
+  // 1 in flight + 2 queued may succeed; the rest are rejected.
+  t.true(statuses.filter((s) => s === 200).length <= 3, statuses.join(","));
+  t.is((await request(srv().port, { path: "/", host: "queue.test" })).status, 200);
+});

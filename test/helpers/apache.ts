@@ -1,0 +1,425 @@
+/**
+ * A private Apache for end-to-end tests (Passenger's apache2_controller.rb
+ * shape): render test/fixtures/apache/httpd.conf.tmpl into a temp server root
+ * (Listen 127.0.0.1:<free port>, event MPM from the system's module dir, our
+ * freshly built build/apache/mod_ferry.so, User/Group when root, private
+ * PidFile/ErrorLog/instance registry), run `apache2 -f <conf> -DFOREGROUND` as
+ * a child, wait for the port under a deadline; graceful() = SIGUSR1, stop() =
+ * SIGTERM and make sure the core and the apps are gone too.
+ */
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { once } from "node:events";
+import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { chmod, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file runs from build/test/helpers/). */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+export const FERRY_MODULE = path.join(REPO_ROOT, "build/apache/mod_ferry.so");
+export const CORE_SCRIPT = path.join(REPO_ROOT, "build/core/src/main.js");
+const TEMPLATE = path.join(REPO_ROOT, "test/fixtures/apache/httpd.conf.tmpl");
+const FIXTURE_APPS = path.join(REPO_ROOT, "test/fixtures/apps");
+
+export interface VHostSpec {
+  /** ServerName; tests send it as the Host header. The first vhost is the default. */
+  readonly serverName: string;
+  readonly documentRoot: string;
+  /** Extra directives inside the <VirtualHost>. */
+  readonly directives?: readonly string[];
+}
+
+export interface ApacheStartOptions {
+  /** Temp dir owned by the test file (see makeTempRoot); the server root is made inside it. */
+  readonly root: string;
+  readonly vhosts: readonly VHostSpec[];
+  /** Extra server-wide directives. */
+  readonly global?: readonly string[];
+  /** Apache LogLevel; default "warn ferry:info". */
+  readonly logLevel?: string;
+  /** Deadline for the port to accept connections; default 30 s. */
+  readonly startTimeoutMs?: number;
+}
+
+/** Poll `cond` until it returns a truthy value or the deadline passes. */
+export async function waitFor<T>(
+  cond: () => T | Promise<T>,
+  opts: { readonly timeoutMs: number; readonly intervalMs?: number; readonly what: string },
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + opts.timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      const v = await cond();
+      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
+    } catch (e: unknown) {
+      lastError = e;
+    }
+    if (Date.now() >= deadline) {
+      const why = lastError instanceof Error ? `: ${lastError.message}` : "";
+      throw new Error(`Cannot wait for ${opts.what}: not true after ${opts.timeoutMs} ms${why}`);
+    }
+    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
+  }
+}
+
+/** A temp dir every user can traverse (Apache's User and the app users need to). */
+export async function makeTempRoot(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `ferry-${prefix}-`));
+  await chmod(dir, 0o755);
+  return dir;
+}
+
+/**
+ * Copy fixture app `fixture` (test/fixtures/apps/<fixture>) to <root>/apps/<name>
+ * with a public/ (the DocumentRoot) and tmp/ dir and a node_modules link to
+ * the repository's, readable by everyone (a root-owned app runs as nobody).
+ * Returns the app root.
+ */
+export async function prepareApp(root: string, fixture: string, name: string = fixture): Promise<string> {
+  const appRoot = path.join(root, "apps", name);
+  await mkdir(path.dirname(appRoot), { recursive: true, mode: 0o755 });
+  await chmod(path.dirname(appRoot), 0o755);
+  await cp(path.join(FIXTURE_APPS, fixture), appRoot, { recursive: true });
+  await mkdir(path.join(appRoot, "public"), { recursive: true });
+  await mkdir(path.join(appRoot, "tmp"), { recursive: true });
+  if (!existsSync(path.join(appRoot, "node_modules"))) {
+    await symlink(path.join(REPO_ROOT, "node_modules"), path.join(appRoot, "node_modules"));
+  }
+  execFileSync("chmod", ["-R", "a+rX", appRoot]);
+  return appRoot;
+}
+
+/** A free loopback port (bound to port 0, then released). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  srv.listen(0, "127.0.0.1");
+  await once(srv, "listening");
+  const addr = srv.address();
+  srv.close();
+  await once(srv, "close");
+  if (addr === null || typeof addr === "string") throw new Error("Cannot pick a free port: no address");
+  return addr.port;
+}
+
+function canConnect(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: "127.0.0.1", port });
+    const done = (ok: boolean): void => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.once("connect", () => done(true));
+    sock.once("error", () => done(false));
+  });
+}
+
+/** State letter of /proc/<pid>/stat, or undefined when the process is gone. */
+function procState(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Alive = exists and is not a zombie (PID 1 here does not reap orphans). */
+export function isAlive(pid: number): boolean {
+  const st = procState(pid);
+  return st !== undefined && st !== "Z" && st !== "X";
+}
+
+/** Pids of live processes whose command line or cwd is inside `dir`. */
+export function processesUnder(dir: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    if (pid === process.pid || !isAlive(pid)) continue;
+    let hit = false;
+    try {
+      hit = readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir);
+    } catch {
+      continue;
+    }
+    if (!hit) {
+      try {
+        const cwd = readlinkSync(`/proc/${pid}/cwd`);
+        hit = cwd === dir || cwd.startsWith(dir + "/");
+      } catch {
+        /* gone or not ours to read */
+      }
+    }
+    if (hit) out.push(pid);
+  }
+  return out;
+}
+
+function render(tmpl: string, vars: Readonly<Record<string, string>>): string {
+  return tmpl.replace(/\{\{([A-Z_]+)\}\}/g, (_m, key: string) => {
+    const v = vars[key];
+    if (v === undefined) throw new Error(`Cannot render httpd.conf: no value for {{${key}}}`);
+    return v;
+  });
+}
+
+function modulesDir(): string {
+  try {
+    const dir = execFileSync("apxs", ["-q", "LIBEXECDIR"], { encoding: "utf8" }).trim();
+    if (dir !== "" && existsSync(path.join(dir, "mod_mpm_event.so"))) return dir;
+  } catch {
+    /* apxs missing: fall back to Debian's path */
+  }
+  return "/usr/lib/apache2/modules";
+}
+
+function userGroupLines(): string {
+  if (process.getuid?.() !== 0) return "# not root: children run as the current user";
+  return "User www-data\nGroup www-data";
+}
+
+function renderVhost(v: VHostSpec, port: number): string {
+  return [
+    `<VirtualHost 127.0.0.1:${port}>`,
+    `    ServerName ${v.serverName}`,
+    `    DocumentRoot "${v.documentRoot}"`,
+    `    <Directory "${v.documentRoot}">`,
+    `        AllowOverride All`,
+    `        Require all granted`,
+    `    </Directory>`,
+    ...(v.directives ?? []).map((d) => `    ${d}`),
+    `</VirtualHost>`,
+  ].join("\n");
+}
+
+async function writeConfig(confPath: string, serverRoot: string, port: number, opts: ApacheStartOptions): Promise<void> {
+  const conf = render(await readFile(TEMPLATE, "utf8"), {
+    SERVER_ROOT: serverRoot,
+    PORT: String(port),
+    LOG_LEVEL: opts.logLevel ?? "warn ferry:info",
+    MODULES_DIR: modulesDir(),
+    FERRY_MODULE,
+    PASSENGER_ROOT: REPO_ROOT,
+    USER_GROUP: userGroupLines(),
+    GLOBAL: (opts.global ?? []).join("\n"),
+    VHOSTS: opts.vhosts.map((v) => renderVhost(v, port)).join("\n\n"),
+  });
+  await writeFile(confPath, conf);
+}
+
+export class ApacheServer {
+  private exited = false;
+  private stderrText = "";
+
+  private constructor(
+    readonly serverRoot: string,
+    readonly port: number,
+    private readonly child: ChildProcess,
+  ) {
+    child.on("exit", () => {
+      this.exited = true;
+    });
+    child.stderr?.on("data", (d: Buffer) => {
+      this.stderrText += d.toString("utf8");
+    });
+    child.stdout?.resume();
+    // Safety net: never leave an Apache behind if the worker exits abruptly.
+    process.once("exit", () => {
+      if (!this.exited && child.pid !== undefined) {
+        try {
+          process.kill(child.pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+    });
+  }
+
+  /** Start a private Apache; retries with another port if the first one was taken meanwhile. */
+  static async start(opts: ApacheStartOptions): Promise<ApacheServer> {
+    if (!existsSync(FERRY_MODULE)) {
+      throw new Error(`Cannot start Apache: ${FERRY_MODULE} is missing (sh apache-module/build.sh)`);
+    }
+    if (!existsSync(CORE_SCRIPT)) {
+      throw new Error(`Cannot start Apache: ${CORE_SCRIPT} is missing (npx tsc -p tsconfig.json)`);
+    }
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        return await ApacheServer.startOnce(opts, await freePort());
+      } catch (e: unknown) {
+        lastError = e;
+        if (!(e instanceof Error) || !/could not bind|Address already in use/.test(e.message)) throw e;
+      }
+    }
+    throw lastError instanceof Error ? lastError : new Error("Cannot start Apache");
+  }
+
+  private static async startOnce(opts: ApacheStartOptions, port: number): Promise<ApacheServer> {
+    const serverRoot = path.join(opts.root, "apache");
+    await rm(serverRoot, { recursive: true, force: true });
+    for (const d of ["", "run", "logs", "conf"]) {
+      await mkdir(path.join(serverRoot, d), { recursive: true });
+      await chmod(path.join(serverRoot, d), 0o755);
+    }
+    const confPath = path.join(serverRoot, "conf", "httpd.conf");
+    await writeConfig(confPath, serverRoot, port, opts);
+
+    const child = spawn("apache2", ["-f", confPath, "-DFOREGROUND"], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+    });
+    const server = new ApacheServer(serverRoot, port, child);
+    child.on("error", () => {
+      server.exited = true;
+    });
+    try {
+      await waitFor(
+        async () => {
+          if (server.exited) {
+            throw new Error(`Cannot start Apache: it exited.\n${server.stderrText}\n${server.errorLogTail(40)}`);
+          }
+          return canConnect(port);
+        },
+        { timeoutMs: opts.startTimeoutMs ?? 30_000, intervalMs: 100, what: `Apache on 127.0.0.1:${port}` },
+      );
+    } catch (e: unknown) {
+      await server.kill();
+      const msg = e instanceof Error ? e.message : String(e);
+      throw new Error(`${msg}\n--- error_log ---\n${server.errorLogTail(60)}\n--- stderr ---\n${server.stderrText}`);
+    }
+    return server;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** The Apache parent's pid. */
+  get pid(): number {
+    if (this.child.pid === undefined) throw new Error("Cannot get Apache's pid: not started");
+    return this.child.pid;
+  }
+
+  get isRunning(): boolean {
+    return !this.exited;
+  }
+
+  get errorLogPath(): string {
+    return path.join(this.serverRoot, "logs", "error_log");
+  }
+
+  /** The core's instance dir (docs/core-config.md). */
+  get instanceDir(): string {
+    return path.join(this.serverRoot, "run", `ferry-${this.pid}`);
+  }
+
+  errorLog(): string {
+    try {
+      return readFileSync(this.errorLogPath, "utf8");
+    } catch {
+      return "";
+    }
+  }
+
+  errorLogTail(lines = 80): string {
+    return this.errorLog().split("\n").slice(-lines).join("\n");
+  }
+
+  /** The pid of the core the module last started (from its FERRY0208 log line). */
+  corePid(): number | undefined {
+    const all = [...this.errorLog().matchAll(/FERRY0208: Started ferry core \(pid (\d+)/g)];
+    const last = all.at(-1);
+    return last?.[1] === undefined ? undefined : Number(last[1]);
+  }
+
+  /**
+   * Rewrite httpd.conf with new vhosts/global directives (same port and
+   * server root); takes effect on the next graceful() or restart().
+   */
+  async reconfigure(opts: Omit<ApacheStartOptions, "root">): Promise<void> {
+    await writeConfig(path.join(this.serverRoot, "conf", "httpd.conf"), this.serverRoot, this.port, {
+      ...opts,
+      root: path.dirname(this.serverRoot),
+    });
+  }
+
+  /** `apachectl graceful`: SIGUSR1, resolved once Apache says it resumed with the new config. */
+  async graceful(timeoutMs = 30_000): Promise<void> {
+    await this.signalAndWaitResume("SIGUSR1", timeoutMs);
+  }
+
+  /** `apachectl restart`: SIGHUP. */
+  async restart(timeoutMs = 30_000): Promise<void> {
+    await this.signalAndWaitResume("SIGHUP", timeoutMs);
+  }
+
+  private async signalAndWaitResume(sig: NodeJS.Signals, timeoutMs: number): Promise<void> {
+    const count = (): number => (this.errorLog().match(/AH00489/g) ?? []).length;
+    const before = count();
+    process.kill(this.pid, sig);
+    await waitFor(() => count() > before, { timeoutMs, what: `Apache to resume after ${sig}` });
+    await waitFor(() => canConnect(this.port), { timeoutMs, what: "Apache's port after a restart" });
+  }
+
+  /**
+   * `apachectl stop`: SIGTERM, wait for the parent to exit, then for the core
+   * and the apps (every process running from this test's root) to be gone.
+   * Throws (after SIGKILLing them) if any survived.
+   */
+  async stop(timeoutMs = 30_000): Promise<void> {
+    if (!this.exited && this.child.pid !== undefined) {
+      process.kill(this.child.pid, "SIGTERM");
+      await waitFor(() => this.exited, { timeoutMs, what: "Apache to exit after SIGTERM" });
+    }
+    const root = path.dirname(this.serverRoot);
+    try {
+      await waitFor(() => processesUnder(root).length === 0, { timeoutMs, what: "the core and apps to exit" });
+    } catch (e: unknown) {
+      const left = processesUnder(root);
+      for (const pid of left) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+      const desc = left.map((p) => `${p}: ${safeCmdline(p)}`).join("\n");
+      throw new Error(`${e instanceof Error ? e.message : String(e)}; left running:\n${desc}`);
+    }
+  }
+
+  /** Best-effort teardown for test.after.always: stop, SIGKILL anything left. */
+  async kill(): Promise<void> {
+    try {
+      await this.stop(15_000);
+    } catch {
+      if (!this.exited && this.child.pid !== undefined) {
+        try {
+          process.kill(this.child.pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+      for (const pid of processesUnder(path.dirname(this.serverRoot))) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  }
+}
+
+function safeCmdline(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+  } catch {
+    return "?";
+  }
+}

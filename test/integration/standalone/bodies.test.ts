@@ -1,0 +1,90 @@
+/** Request and response bodies stream through standalone mode byte-exact, both ways. */
+import test from "ava";
+import { createHash } from "node:crypto";
+import http from "node:http";
+import path from "node:path";
+import { FIXTURE_APPS, json, pidOf, req, startApp, type Running } from "../../helpers/standalone.js";
+
+let r: Running | undefined;
+test.before(async () => {
+  r = await startApp(path.join(FIXTURE_APPS, "h3-app"));
+  await pidOf(r.port);
+});
+test.after.always(async () => { await r?.stop(); });
+
+function port(): number {
+  if (r === undefined) throw new Error("not started");
+  return r.port;
+}
+
+/** Deterministic pseudo-random chunk i. */
+function chunk(i: number, size: number): Buffer {
+  const seed = createHash("sha256").update(`chunk-${i}`).digest();
+  const b = Buffer.alloc(size);
+  for (let o = 0; o < size; o += seed.length) seed.copy(b, o);
+  return b;
+}
+
+test("a 32 MB chunked upload is echoed back byte-exact (streamed both ways)", async (t) => {
+  const chunks = 512;
+  const size = 64 * 1024;
+  const sent = createHash("sha256");
+  const got = createHash("sha256");
+  let received = 0;
+  await new Promise<void>((resolve, reject) => {
+    const q = http.request({ host: "127.0.0.1", port: port(), path: "/echo", method: "POST", agent: false, signal: AbortSignal.timeout(60_000) }, (res) => {
+      t.is(res.statusCode, 200);
+      res.on("data", (c: Buffer) => { received += c.length; got.update(c); });
+      res.on("end", () => resolve());
+      res.on("error", reject);
+    });
+    q.on("error", reject);
+    let i = 0;
+    const pump = (): void => {
+      while (i < chunks) {
+        const c = chunk(i++, size);
+        sent.update(c);
+        if (!q.write(c)) { q.once("drain", pump); return; }
+      }
+      q.end();
+    };
+    pump();
+  });
+  t.is(received, chunks * size);
+  t.is(got.digest("hex"), sent.digest("hex"));
+});
+
+test("a Content-Length upload reaches the app byte-exact", async (t) => {
+  const body = Buffer.concat(Array.from({ length: 64 }, (_, i) => chunk(i, 16 * 1024)));
+  const res = await req(port(), "/hash", { method: "PUT", body });
+  t.is(res.status, 200);
+  const v = JSON.parse(res.text) as { bytes: number; sha256: string };
+  t.is(v.bytes, body.length);
+  t.is(v.sha256, createHash("sha256").update(body).digest("hex"));
+});
+
+test("HEAD and 204 answers have no body; keep-alive clients reuse the connection", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const head = await req(port(), "/", { method: "HEAD", agent });
+    t.is(head.status, 200);
+    t.is(head.body.length, 0);
+    const none = await req(port(), "/nocontent", { agent });
+    t.is(none.status, 204);
+    t.is(none.body.length, 0);
+    const again = await json(port(), "/headers", { agent });
+    t.is(again["method"], "GET");
+  } finally {
+    agent.destroy();
+  }
+});
+
+test("the app sees the raw URI, the client's headers in order, and X-Forwarded-*", async (t) => {
+  const v = await json(port(), "/headers?a=1&b=%2F", { headers: { "X-One": "1", "X-Forwarded-Proto": "https", Host: "example.test:8080" } });
+  t.is(v["url"], "/headers?a=1&b=%2F");
+  const h = v["headers"] as Record<string, string>;
+  t.is(h["x-one"], "1");
+  t.is(h["host"], "example.test:8080");
+  t.is(h["x-forwarded-proto"], "http", "a client-sent X-Forwarded-Proto is replaced");
+  t.is(h["x-forwarded-for"], "127.0.0.1");
+});

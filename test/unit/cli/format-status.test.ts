@@ -1,0 +1,56 @@
+import test from "ava";
+import { formatDuration, formatMemory, formatStatus } from "../../../core/src/cli/format-status.js";
+import type { PoolStatus } from "../../../core/src/pool/status.js";
+
+const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
+
+test("formatDuration() uses the largest two units", (t) => {
+  t.is(formatDuration(53_000), "53s");
+  t.is(formatDuration(242_000), "4m 2s");
+  t.is(formatDuration(3 * 3600_000 + 60_000), "3h 1m");
+  t.is(formatDuration(2 * 86400_000 + 4 * 3600_000), "2d 4h");
+  t.is(formatDuration(-5), "0s");
+});
+
+test("formatMemory() shows whole MB", (t) => {
+  t.is(formatMemory(50 * 1024 * 1024), "50M");
+});
+
+test("formatStatus() lays out general information and each group like passenger-status", (t) => {
+  const s: PoolStatus = {
+    version: "0.1.0", maxPoolSize: 6, processCount: 2,
+    groups: [{
+      name: "/srv/app (production)", appRoot: "/srv/app", appEnv: "production", queueLength: 1, spawning: 1, restarting: true,
+      lastError: { at: NOW - 5000, code: "FERRY_ERR_SPAWN", message: "Cannot spawn", output: "" },
+      processes: [
+        { pid: 31622, stickyId: "1", state: "ready", inFlight: 0, upgraded: 2, processed: 12, startedAt: NOW - 53_000, lastUsedAt: NOW - 21_000, cpuPercent: 0.4, rssBytes: 50 * 1024 * 1024 },
+        { pid: 31666, stickyId: "2", state: "draining", inFlight: 1, upgraded: 0, processed: 1, startedAt: NOW - 22_000, lastUsedAt: 0, cpuPercent: 12, rssBytes: 47 * 1024 * 1024 },
+      ],
+    }],
+  };
+  const text = formatStatus(s, { name: "ferry-1", mode: "standalone", pid: 10 }, NOW);
+  t.is(text, `Version : 0.1.0
+Date    : 2026-11-29 12:00:00 UTC
+Instance: ferry-1 (standalone, pid 10)
+
+----------- General information -----------
+Max pool size : 6
+App groups    : 1
+Processes     : 2
+Requests in queue : 1
+
+----------- Application groups -----------
+/srv/app (production):
+  App root: /srv/app
+  (restarting...)
+  (spawning 1 new process...)
+  Requests in queue: 1
+  * PID: 31622   Sessions: 0       Processed: 12      Uptime: 53s
+    CPU: 0%      Memory  : 50M     Last used: 21s ago
+    WebSockets: 2
+  * PID: 31666   Sessions: 1       Processed: 1       Uptime: 22s
+    CPU: 12%     Memory  : 47M     Last used: never
+    Shutting down...
+  Last error (5s ago): FERRY_ERR_SPAWN: Cannot spawn
+`);
+});

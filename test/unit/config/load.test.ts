@@ -1,0 +1,80 @@
+import test from "ava";
+import { ConfigError } from "../../../core/src/errors.js";
+import { STANDALONE_OPTIONS, parseConfigMap, resolveStandaloneConfig } from "../../../core/src/config/load.js";
+
+test("resolveStandaloneConfig() defaults: 127.0.0.1:3000, development, friendly pages on, pool 6", (t) => {
+  const c = resolveStandaloneConfig({ appRoot: "/srv/a" });
+  t.deepEqual(c.listen, { port: 3000, address: "127.0.0.1" });
+  t.is(c.app.appEnv, "development");
+  t.true(c.app.friendlyErrorPages);
+  t.is(c.app.appGroupName, "/srv/a (development)");
+  t.is(c.server.maxPoolSize, 6);
+  t.is(c.server.instanceRegistryDir, "/tmp");
+});
+
+test("resolveStandaloneConfig() precedence: defaults < file < PASSENGER_* < flags", (t) => {
+  const c = resolveStandaloneConfig({
+    appRoot: "/srv/a",
+    file: { file: "/srv/a/Passengerfile.json", value: { port: 4000, max_pool_size: 3, min_instances: 2, environment: "staging" } },
+    env: { PASSENGER_MAX_POOL_SIZE: "4", PASSENGER_MIN_INSTANCES: "3" },
+    flags: { "max-pool-size": "5" },
+  });
+  t.is(c.listen.port, 4000);
+  t.is(c.server.maxPoolSize, 5);
+  t.is(c.app.minInstances, 3);
+  t.is(c.app.appEnv, "staging");
+  t.false(c.app.friendlyErrorPages, "friendly pages default off outside development");
+});
+
+test("resolveStandaloneConfig() converts seconds to ms and collects envvars from file and flags", (t) => {
+  const c = resolveStandaloneConfig({
+    appRoot: "/srv/a",
+    file: { file: "ferry.json", value: { pool_idle_time: 2, start_timeout: 1.5, envvars: { A: "1", B: 2 } } },
+    flags: { envvar: ["C=3", "A=x=y"], "max-request-time": "10", "sticky-sessions": true },
+  });
+  t.is(c.server.poolIdleTimeMs, 2000);
+  t.is(c.app.startTimeoutMs, 1500);
+  t.is(c.app.maxRequestTimeMs, 10_000);
+  t.deepEqual(c.app.env, { A: "x=y", B: "2", C: "3" });
+  t.true(c.app.stickySessions);
+});
+
+test("resolveStandaloneConfig() takes the environment from NODE_ENV when no option says", (t) => {
+  t.is(resolveStandaloneConfig({ appRoot: "/a", env: { NODE_ENV: "production" } }).app.appEnv, "production");
+  t.is(resolveStandaloneConfig({ appRoot: "/a", env: { NODE_ENV: "production" }, flags: { environment: "development" } }).app.appEnv, "development");
+});
+
+test("--no-friendly-error-pages turns them off in development", (t) => {
+  t.false(resolveStandaloneConfig({ appRoot: "/a", flags: { "no-friendly-error-pages": true } }).app.friendlyErrorPages);
+  t.true(resolveStandaloneConfig({ appRoot: "/a", flags: { "friendly-error-pages": true, environment: "production" } }).app.friendlyErrorPages);
+});
+
+const bad: Array<[string, Record<string, unknown>, RegExp]> = [
+  ["port out of range", { port: 70000 }, /"port" = 70000: expected an integer 0-65535/],
+  ["negative pool", { max_pool_size: 0 }, /"max_pool_size" = 0: expected an integer 1-10000/],
+  ["bool as number", { sticky_sessions: 2 }, /"sticky_sessions" = 2: expected true or false/],
+  ["bad app type", { app_type: "ruby" }, /"app_type" = "ruby": expected node or generic/],
+  ["bad cookie name", { sticky_sessions_cookie_name: "a b" }, /"sticky_sessions_cookie_name".*cookie name/],
+  ["bad envvar name", { envvars: { "1X": "a" } }, /"envvars"/],
+  ["unknown key", { max_pool_sise: 3 }, /key "max_pool_sise": unknown option/],
+  ["log level", { log_level: 9 }, /"log_level" = 9: expected an integer 0-7/],
+];
+for (const [what, value, message] of bad) {
+  test(`parseConfigMap() rejects ${what} with a ConfigError naming the key`, (t) => {
+    const e = t.throws(() => parseConfigMap(value, "Passengerfile.json"), { instanceOf: ConfigError });
+    t.regex(e?.message ?? "", message);
+  });
+}
+
+test("parseConfigMap() rejects a non-object", (t) => {
+  t.throws(() => parseConfigMap([1], "ferry.json"), { instanceOf: ConfigError, message: /expected a JSON object/ });
+});
+
+test("a generic app needs app_start_command", (t) => {
+  t.throws(() => resolveStandaloneConfig({ appRoot: "/a", flags: { "app-type": "generic" } }), { instanceOf: ConfigError, message: /app_start_command/ });
+});
+
+test("every option has a distinct key and flag", (t) => {
+  t.is(new Set(STANDALONE_OPTIONS.map((o) => o.key)).size, STANDALONE_OPTIONS.length);
+  t.is(new Set(STANDALONE_OPTIONS.map((o) => o.flag)).size, STANDALONE_OPTIONS.length);
+});

@@ -1,0 +1,33 @@
+import test from "ava";
+import { parseCoreMessage, parseLoaderMessage, parseLoaderOptions, splitLines } from "../../../core/src/loader/messages.js";
+
+test("parseLoaderMessage() accepts each message kind", (t) => {
+  t.deepEqual(parseLoaderMessage('{"type":"started","pid":12}'), { type: "started", pid: 12 });
+  t.deepEqual(parseLoaderMessage('{"type":"listen-called"}'), { type: "listen-called" });
+  t.deepEqual(parseLoaderMessage('{"type":"listening","path":"/s"}'), { type: "listening", path: "/s" });
+  t.deepEqual(parseLoaderMessage('{"type":"error","step":"listen","message":"EACCES"}'), { type: "error", step: "listen", message: "EACCES" });
+});
+
+test("parseLoaderMessage() rejects malformed lines", (t) => {
+  for (const line of ["", "nope", "[]", "null", '{"type":"started"}', '{"type":"started","pid":1.5}', '{"type":"listening"}',
+    '{"type":"error","step":"fly","message":"x"}', '{"type":"other"}', `{"type":"listening","path":"${"x".repeat(70_000)}"}`]) {
+    t.is(parseLoaderMessage(line), undefined, line.slice(0, 40));
+  }
+});
+
+test("parseCoreMessage() accepts only shutdown", (t) => {
+  t.deepEqual(parseCoreMessage('{"type":"shutdown"}'), { type: "shutdown" });
+  t.is(parseCoreMessage('{"type":"reboot"}'), undefined);
+});
+
+test("parseLoaderOptions() names a missing field", (t) => {
+  t.throws(() => parseLoaderOptions('{"socketPath":"/s"}'), { instanceOf: TypeError, message: /"socketDir"/ });
+  t.throws(() => parseLoaderOptions("[1]"), { instanceOf: TypeError });
+  t.deepEqual(parseLoaderOptions('{"socketPath":"/s","socketDir":"/d","startupFile":"/a/app.js","appRoot":"/a"}'),
+    { socketPath: "/s", socketDir: "/d", startupFile: "/a/app.js", appRoot: "/a" });
+});
+
+test("splitLines() keeps the incomplete tail and drops blank lines", (t) => {
+  t.deepEqual(splitLines('a\n\nb\nc'), { lines: ["a", "b"], rest: "c" });
+  t.deepEqual(splitLines(""), { lines: [], rest: "" });
+});

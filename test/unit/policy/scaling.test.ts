@@ -1,0 +1,238 @@
+import test from "ava";
+import {
+  crashRespawnDelayMs,
+  effectiveMaxInstances,
+  idleProcessesToRetire,
+  nextIdleCheckAt,
+  shouldSpawn,
+  spawnBackoffMs,
+  SUSTAINED_BUSY_MS,
+  type ScalingProcess,
+  type ScalingSnapshot,
+  type SpawnDecision,
+} from "../../../core/src/policy/scaling.js";
+
+const NOW = 100_000;
+
+function proc(id: number, over: Partial<ScalingProcess> = {}): ScalingProcess {
+  return { id, inFlight: 0, upgraded: 0, busySince: null, lastUsedAt: NOW - 1000, stale: false, ...over };
+}
+/** A process busy with n requests since `since`. */
+const busy = (id: number, n: number, since: number, over: Partial<ScalingProcess> = {}): ScalingProcess =>
+  proc(id, { inFlight: n, busySince: since, ...over });
+
+function snap(over: Partial<ScalingSnapshot>): ScalingSnapshot {
+  return {
+    processes: [],
+    spawning: 0,
+    queueLength: 0,
+    restarting: false,
+    minInstances: 1,
+    maxInstances: 0,
+    maxConcurrency: 0,
+    poolRoom: 5,
+    notBefore: 0,
+    ...over,
+  };
+}
+
+const spawn = (reason: string, needsRoom = false): SpawnDecision => ({ kind: "spawn", reason, needsRoom }) as SpawnDecision;
+const hold = (reason: string, recheckAt?: number): SpawnDecision =>
+  (recheckAt === undefined ? { kind: "hold", reason } : { kind: "hold", reason, recheckAt }) as SpawnDecision;
+
+const cases: ReadonlyArray<{ title: string; s: ScalingSnapshot; want: SpawnDecision }> = [
+  // minimum
+  { title: "below minInstances → spawn min", s: snap({ minInstances: 2, processes: [proc(1)] }), want: spawn("min") },
+  { title: "below min with a spawn running → another (parallel up to min)", s: snap({ minInstances: 3, processes: [proc(1)], spawning: 1 }), want: spawn("min") },
+  { title: "at min with a spawn running → hold spawning", s: snap({ minInstances: 2, processes: [proc(1)], spawning: 1 }), want: hold("spawning") },
+  { title: "below min, pool full → spawn min needing room", s: snap({ minInstances: 1, poolRoom: 0 }), want: spawn("min", true) },
+  { title: "first request of a new app (min 1) → demand", s: snap({ minInstances: 1, queueLength: 1 }), want: spawn("demand") },
+  { title: "first request of a new app, pool full → demand needing room", s: snap({ minInstances: 1, queueLength: 1, poolRoom: -1 }), want: spawn("demand", true) },
+  { title: "min 0, no process, a waiter → demand", s: snap({ minInstances: 0, queueLength: 1 }), want: spawn("demand") },
+  { title: "min 0, no process, no waiter → hold", s: snap({ minInstances: 0 }), want: hold("not_needed") },
+  { title: "min above the per-app cap is capped", s: snap({ minInstances: 3, maxInstances: 2, processes: [proc(1), proc(2)] }), want: hold("not_needed") },
+  // backoff
+  { title: "backoff holds even below min", s: snap({ minInstances: 1, notBefore: NOW + 500 }), want: hold("backoff", NOW + 500) },
+  { title: "expired backoff allows the spawn", s: snap({ minInstances: 1, notBefore: NOW }), want: spawn("min") },
+  // per-process limit
+  {
+    title: "limit: all processes at the limit → busy",
+    s: snap({ maxConcurrency: 2, processes: [busy(1, 2, NOW), busy(2, 2, NOW)] }),
+    want: spawn("busy"),
+  },
+  {
+    title: "limit: one below the limit → hold",
+    s: snap({ maxConcurrency: 2, processes: [busy(1, 2, NOW), busy(2, 1, NOW)] }),
+    want: hold("not_needed"),
+  },
+  { title: "limit: queue non-empty → busy", s: snap({ maxConcurrency: 2, processes: [busy(1, 1, NOW)], queueLength: 1 }), want: spawn("busy") },
+  {
+    title: "limit: busy but at the per-app cap → app_limit",
+    s: snap({ maxConcurrency: 1, maxInstances: 2, processes: [busy(1, 1, NOW), busy(2, 1, NOW)] }),
+    want: hold("app_limit"),
+  },
+  {
+    title: "limit: busy, pool full → spawn needing room",
+    s: snap({ maxConcurrency: 1, poolRoom: 0, processes: [busy(1, 1, NOW)] }),
+    want: spawn("busy", true),
+  },
+  { title: "limit: busy but a spawn runs → hold (serial)", s: snap({ maxConcurrency: 1, spawning: 1, processes: [busy(1, 1, NOW)] }), want: hold("spawning") },
+  // default load policy (no limit)
+  {
+    title: "no limit: sustained busy with more requests than processes → load",
+    s: snap({ processes: [busy(1, 3, NOW - SUSTAINED_BUSY_MS)] }),
+    want: spawn("load"),
+  },
+  {
+    title: "no limit: busy but not long enough → hold not_yet with recheck time",
+    s: snap({ processes: [busy(1, 3, NOW - 100)] }),
+    want: hold("not_yet", NOW - 100 + SUSTAINED_BUSY_MS),
+  },
+  {
+    title: "no limit: recheck follows the most recently busy process",
+    s: snap({ processes: [busy(1, 3, NOW - 5000), busy(2, 1, NOW - 200)] }),
+    want: hold("not_yet", NOW - 200 + SUSTAINED_BUSY_MS),
+  },
+  {
+    title: "no limit: one idle process → hold",
+    s: snap({ processes: [busy(1, 5, NOW - 5000), proc(2)] }),
+    want: hold("not_needed"),
+  },
+  {
+    title: "no limit: one request per process (no excess) → hold",
+    s: snap({ processes: [busy(1, 1, NOW - 5000), busy(2, 1, NOW - 5000)] }),
+    want: hold("not_needed"),
+  },
+  {
+    title: "no limit: one request per process but every loop lagging → lag",
+    s: snap({ processes: [busy(1, 1, NOW - 5000, { lagMs: 250 }), busy(2, 1, NOW - 5000, { lagMs: 120 })] }),
+    want: spawn("lag"),
+  },
+  {
+    title: "no limit: lag on only one process → hold",
+    s: snap({ processes: [busy(1, 1, NOW - 5000, { lagMs: 250 }), busy(2, 1, NOW - 5000, { lagMs: 10 })] }),
+    want: hold("not_needed"),
+  },
+  {
+    title: "no limit: lag threshold is configurable",
+    s: snap({ lagThresholdMs: 300, processes: [busy(1, 1, NOW - 5000, { lagMs: 250 })] }),
+    want: hold("not_needed"),
+  },
+  {
+    title: "no limit: sustained window is configurable",
+    s: snap({ sustainedBusyMs: 50, processes: [busy(1, 2, NOW - 60)] }),
+    want: spawn("load"),
+  },
+  {
+    title: "no limit: sustained load at the per-app cap → app_limit",
+    s: snap({ maxInstances: 1, processes: [busy(1, 4, NOW - 5000)] }),
+    want: hold("app_limit"),
+  },
+  {
+    title: "no limit: sustained load, spawn already running → hold spawning",
+    s: snap({ spawning: 1, processes: [busy(1, 4, NOW - 5000)] }),
+    want: hold("spawning"),
+  },
+  {
+    title: "no limit: sustained load, pool full → load needing room",
+    s: snap({ poolRoom: 0, processes: [busy(1, 4, NOW - 5000)] }),
+    want: spawn("load", true),
+  },
+  {
+    title: "no limit: upgraded connections alone do not count as busy",
+    s: snap({ processes: [proc(1, { upgraded: 20 })] }),
+    want: hold("not_needed"),
+  },
+  // rolling restart
+  {
+    title: "restart: stale process and nothing spawning → restart",
+    s: snap({ restarting: true, processes: [proc(1, { stale: true })] }),
+    want: spawn("restart"),
+  },
+  {
+    title: "restart: ignores the per-app cap",
+    s: snap({ restarting: true, maxInstances: 1, processes: [proc(1, { stale: true })] }),
+    want: spawn("restart"),
+  },
+  {
+    title: "restart: pool full → restart needing room",
+    s: snap({ restarting: true, poolRoom: 0, processes: [proc(1, { stale: true })] }),
+    want: spawn("restart", true),
+  },
+  {
+    title: "restart: one at a time",
+    s: snap({ restarting: true, spawning: 1, processes: [proc(1, { stale: true }), proc(2, { stale: true })] }),
+    want: hold("spawning"),
+  },
+  {
+    title: "restart: no stale process left → normal policy",
+    s: snap({ restarting: true, processes: [proc(1)] }),
+    want: hold("not_needed"),
+  },
+  {
+    title: "restart: backoff holds restart spawns too",
+    s: snap({ restarting: true, notBefore: NOW + 1, processes: [proc(1, { stale: true })] }),
+    want: hold("backoff", NOW + 1),
+  },
+];
+
+for (const c of cases) {
+  test(`shouldSpawn() ${c.title}`, (t) => {
+    t.deepEqual(shouldSpawn(c.s, NOW), c.want);
+  });
+}
+
+const idleCases: ReadonlyArray<{ title: string; ps: ScalingProcess[]; idle: number; min: number; want: number[] }> = [
+  { title: "idle time 0 never retires", ps: [proc(1, { lastUsedAt: 0 }), proc(2, { lastUsedAt: 0 })], idle: 0, min: 0, want: [] },
+  { title: "keeps minInstances", ps: [proc(1, { lastUsedAt: 0 })], idle: 1000, min: 1, want: [] },
+  { title: "retires idle above min, LRU first", ps: [proc(1, { lastUsedAt: 50 }), proc(2, { lastUsedAt: 10 }), proc(3, { lastUsedAt: 90 })], idle: 1000, min: 1, want: [2, 1] },
+  { title: "not idle long enough", ps: [proc(1, { lastUsedAt: NOW - 999 }), proc(2, { lastUsedAt: NOW - 999 })], idle: 1000, min: 0, want: [] },
+  { title: "exactly the idle time counts", ps: [proc(1, { lastUsedAt: NOW - 1000 }), proc(2, { lastUsedAt: NOW })], idle: 1000, min: 1, want: [1] },
+  { title: "busy processes are never idle", ps: [busy(1, 1, 0, { lastUsedAt: 0 }), proc(2, { lastUsedAt: NOW })], idle: 1000, min: 0, want: [] },
+  { title: "upgraded connections keep a process", ps: [proc(1, { lastUsedAt: 0, upgraded: 1 }), proc(2, { lastUsedAt: 0 })], idle: 1000, min: 0, want: [2] },
+  { title: "min 0 retires everything idle", ps: [proc(1, { lastUsedAt: 0 }), proc(2, { lastUsedAt: 1 })], idle: 1000, min: 0, want: [1, 2] },
+];
+for (const c of idleCases) {
+  test(`idleProcessesToRetire() ${c.title}`, (t) => {
+    t.deepEqual(idleProcessesToRetire(c.ps, { idleTimeMs: c.idle, minInstances: c.min }, NOW), c.want);
+  });
+}
+
+test("nextIdleCheckAt() is the earliest idle deadline above min, null otherwise", (t) => {
+  const ps = [proc(1, { lastUsedAt: 500 }), proc(2, { lastUsedAt: 200 }), busy(3, 1, 0, { lastUsedAt: 0 })];
+  t.is(nextIdleCheckAt(ps, { idleTimeMs: 1000, minInstances: 1 }), 1200);
+  t.is(nextIdleCheckAt(ps, { idleTimeMs: 0, minInstances: 1 }), null);
+  t.is(nextIdleCheckAt(ps, { idleTimeMs: 1000, minInstances: 3 }), null);
+});
+
+const capCases: ReadonlyArray<[number, number, number]> = [
+  [0, 0, 0],
+  [3, 0, 3],
+  [0, 4, 4],
+  [3, 4, 3],
+  [5, 2, 2],
+];
+for (const [app, server, want] of capCases) {
+  test(`effectiveMaxInstances(${app}, ${server}) = ${want}`, (t) => {
+    t.is(effectiveMaxInstances(app, server), want);
+  });
+}
+
+const backoffCases: ReadonlyArray<[number, number]> = [
+  [0, 0],
+  [1, 1_000],
+  [2, 2_000],
+  [3, 4_000],
+  [5, 16_000],
+  [6, 30_000],
+  [100, 30_000],
+];
+for (const [failures, want] of backoffCases) {
+  test(`spawnBackoffMs(${failures}) = ${want}`, (t) => {
+    t.is(spawnBackoffMs(failures), want);
+  });
+}
+
+test("crashRespawnDelayMs() respawns the first quick crash at once, then backs off", (t) => {
+  t.deepEqual([0, 1, 2, 3, 4, 10].map(crashRespawnDelayMs), [0, 0, 1_000, 2_000, 4_000, 30_000]);
+});

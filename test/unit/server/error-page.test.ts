@@ -1,0 +1,63 @@
+import test from "ava";
+import { makeAppOptions } from "../../../core/src/config/schema.js";
+import { AppCrashedError, QueueFullError, SpawnError } from "../../../core/src/errors.js";
+import { escapeHtml, newErrorId, renderErrorPage, wantsJson } from "../../../core/src/server/error-page.js";
+
+const spawnError = new SpawnError("Cannot spawn app: exited", { output: "<script>alert(1)</script>\nline 2", step: "load" });
+
+test("escapeHtml() escapes the five HTML specials", (t) => {
+  t.is(escapeHtml(`<a href="x">'&'</a>`), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+});
+
+test("newErrorId() is 8 hex digits", (t) => {
+  t.regex(newErrorId(), /^[0-9a-f]{8}$/);
+});
+
+test("wantsJson() follows the request's Content-Type, then Accept", (t) => {
+  t.true(wantsJson(["Content-Type", "application/json"]));
+  t.true(wantsJson(["Accept", "application/json"]));
+  t.false(wantsJson(["Accept", "text/html,application/json;q=0.9"]));
+  t.false(wantsJson([]));
+});
+
+test("renderErrorPage() friendly: error, escaped app output, app root, env; 500; no-store", (t) => {
+  const app = makeAppOptions("/srv/blog", { appEnv: "development", env: { FOO: "bar" } });
+  const p = renderErrorPage({ error: spawnError, app, errorId: "abcdef12", requestHeaders: [] });
+  const html = p.body.toString();
+  t.is(p.status, 500);
+  t.true(html.includes("&lt;script&gt;alert(1)&lt;/script&gt;"));
+  t.false(html.includes("<script>"));
+  t.true(html.includes("/srv/blog"));
+  t.true(html.includes("FOO"));
+  t.true(html.includes("abcdef12"));
+  t.true(p.headers.includes("no-cache, no-store, must-revalidate"));
+  t.is(p.headers[p.headers.indexOf("Content-Length") + 1], String(p.body.length));
+});
+
+test("renderErrorPage() plain: no details, the error ID", (t) => {
+  const app = makeAppOptions("/srv/blog", { appEnv: "production" });
+  const html = renderErrorPage({ error: spawnError, app, errorId: "abcdef12", requestHeaders: [] }).body.toString();
+  t.false(html.includes("alert"));
+  t.false(html.includes("/srv/blog"));
+  t.regex(html, /something went wrong/);
+  t.regex(html, /Error ID <code id="error-id">abcdef12<\/code>/);
+});
+
+test("renderErrorPage() uses the error's status: 503 queue full with Retry-After, 502 crash", (t) => {
+  const app = makeAppOptions("/srv/blog");
+  const full = renderErrorPage({ error: new QueueFullError("full"), app, errorId: "1", requestHeaders: [] });
+  t.is(full.status, 503);
+  t.true(full.headers.includes("Retry-After"));
+  t.regex(full.body.toString(), /heavy load/);
+  t.is(renderErrorPage({ error: new AppCrashedError("x"), app, errorId: "1", requestHeaders: [] }).status, 502);
+});
+
+test("renderErrorPage() JSON: status, message, error_id, code; output only when friendly", (t) => {
+  const dev = makeAppOptions("/srv/blog", { appEnv: "development" });
+  const j = JSON.parse(renderErrorPage({ error: spawnError, app: dev, errorId: "e1", requestHeaders: ["Accept", "application/json"] }).body.toString()) as Record<string, unknown>;
+  t.like(j, { status: "error", error_id: "e1", code: "FERRY_ERR_SPAWN" });
+  t.regex(String(j["output"]), /alert/);
+  const prod = makeAppOptions("/srv/blog");
+  const p = JSON.parse(renderErrorPage({ error: spawnError, app: prod, errorId: "e1", requestHeaders: ["Content-Type", "application/json"] }).body.toString()) as Record<string, unknown>;
+  t.is(p["output"], undefined);
+});
