@@ -578,6 +578,30 @@ static const char *set_base_uri(cmd_parms *cmd, void *cfg, const char *arg)
     return NULL;
 }
 
+/* PassengerAppRoot: an absolute path (relative ones are taken from
+ * ServerRoot, like httpd's own paths), without a trailing slash. */
+static const char *set_app_root(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_dir_conf_t *dc = cfg;
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_FILES);
+    char *root;
+    size_t len;
+
+    if (err != NULL) {
+        return err;
+    }
+    root = ap_server_root_relative(cmd->pool, arg);
+    if (*arg == '\0' || root == NULL) {
+        return apr_psprintf(cmd->pool, "%s must be a directory path", cmd->cmd->name);
+    }
+    len = strlen(root);
+    while (len > 1 && root[len - 1] == '/') {
+        root[--len] = '\0';
+    }
+    dc->app_root = root;
+    return NULL;
+}
+
 /* PassengerAppType: node|nodejs|generic run; Passenger's other languages
  * are accepted (so existing configs load) and answered with 500. */
 static const char *set_app_type(cmd_parms *cmd, void *cfg, const char *arg)
@@ -681,9 +705,11 @@ static const char *set_max_instances(cmd_parms *cmd, void *cfg, const char *arg)
 static const char *set_prestart(cmd_parms *cmd, void *cfg, const char *arg)
 {
     ferry_server_conf_t *sc = global_conf(cmd);
+    size_t skip = strncasecmp(arg, "http://", 7) == 0 ? 7
+                  : strncasecmp(arg, "https://", 8) == 0 ? 8 : 0;
 
     (void)cfg;
-    if (strncasecmp(arg, "http://", 7) != 0 && strncasecmp(arg, "https://", 8) != 0) {
+    if (skip == 0 || arg[skip] == '\0' || arg[skip] == '/' || strpbrk(arg, " \t") != NULL) {
         return apr_psprintf(cmd->pool, "%s must be an http:// or https:// URL",
                             cmd->cmd->name);
     }
@@ -728,7 +754,7 @@ SF(log_file, 0, 0);
 SF(default_user, 0, 0);
 SF(default_group, 0, 0);
 SF(log_level, 0, 7);
-SF(socket_backlog, 0, 65535);
+SF(socket_backlog, 1, 65535);
 SF(max_pool_size, 1, 10000);
 SF(pool_idle_time, 0, FERRY_MAX_SECONDS);
 SF(stat_throttle_rate, 0, 86400);
@@ -745,7 +771,6 @@ DF(max_request_time, 0, FERRY_MAX_SECONDS, 0);
 DF(read_timeout, 1, FERRY_MAX_SECONDS, 0);
 DF(ws_idle_timeout, 1, FERRY_MAX_SECONDS, 0);
 
-DF(app_root, 0, 0, 1);
 DF(app_start_command, 0, 0, 1);
 DF(startup_file, 0, 0, 1);
 DF(app_env, 0, 0, 1);
@@ -1006,7 +1031,7 @@ const command_rec ferry_cmds[] = {
     AP_INIT_TAKE1("PassengerForceMaxConcurrentRequestsPerProcess", set_dir_int,
                   I(df_force_max_concurrent), A,
                   "Concurrent requests one process takes; -1 = not forced, 0 = unlimited"),
-    AP_INIT_TAKE1("PassengerAppRoot", set_dir_str, I(df_app_root), A,
+    AP_INIT_TAKE1("PassengerAppRoot", set_app_root, NULL, A,
                   "The app's root directory (default: parent of DocumentRoot)"),
     AP_INIT_TAKE1("PassengerLveMinUid", set_inert_take1, I(in_lve), A,
                   "CloudLinux LVE minimum uid (accepted, no effect)"),

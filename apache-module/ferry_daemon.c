@@ -261,7 +261,9 @@ static apr_status_t make_instance_dir(ferry_daemon_state *st, server_rec *s)
 }
 
 /* Write config.json atomically (temp file + rename) so the core never reads
- * a half-written file after SIGHUP. Mode 0600: only the core reads it. */
+ * a half-written file after SIGHUP. Mode 0600: only the core reads it.
+ * apache_uid/gid are who Apache's children run as: `User`/`Group` when the
+ * parent is root, else the parent's own ids (httpd does not switch then). */
 static apr_status_t write_config(ferry_daemon_state *st, server_rec *s,
                                  apr_pool_t *ptemp)
 {
@@ -292,8 +294,8 @@ static apr_status_t write_config(ferry_daemon_state *st, server_rec *s,
         json_str(ptemp, st->instance_dir),
         json_str(ptemp, st->module_socket),
         json_str(ptemp, st->control_socket),
-        (long)ap_unixd_config.user_id,
-        (long)ap_unixd_config.group_id,
+        (long)(core_is_root() ? ap_unixd_config.user_id : geteuid()),
+        (long)(core_is_root() ? ap_unixd_config.group_id : getegid()),
         st->parent_pid,
         json_str(ptemp, (redeploy && *redeploy) ? redeploy : "all"),
         (server_json && *server_json) ? server_json : "{}");
@@ -432,6 +434,25 @@ static apr_status_t spawn_core(ferry_daemon_state *st, server_rec *s)
     return APR_SUCCESS;
 }
 
+/* Is the module socket there and connectable by Apache's children? The core
+ * creates it, then gives it to Apache's User/Group (docs/protocol.md): until
+ * then a child's connect() would fail with EACCES. Connecting needs write
+ * permission on the socket. */
+static int socket_ready(const ferry_daemon_state *st)
+{
+    struct stat sb;
+
+    if (stat(st->module_socket, &sb) != 0 || !S_ISSOCK(sb.st_mode)) {
+        return 0;
+    }
+    if (!core_is_root()) {
+        return 1;   /* children run as we do */
+    }
+    return (sb.st_uid == ap_unixd_config.user_id && (sb.st_mode & S_IWUSR))
+           || (sb.st_gid == ap_unixd_config.group_id && (sb.st_mode & S_IWGRP))
+           || (sb.st_mode & S_IWOTH);
+}
+
 /* Wait (bounded) until the fresh core listens on its module socket. Returns
  * APR_SUCCESS, APR_TIMEUP (still starting: the data path's connect retry
  * covers the rest) or APR_EGENERAL when the core exited (reaped; proc.pid
@@ -439,11 +460,10 @@ static apr_status_t spawn_core(ferry_daemon_state *st, server_rec *s)
 static apr_status_t wait_core_ready(ferry_daemon_state *st, server_rec *s)
 {
     apr_time_t deadline = apr_time_now() + FERRY_CORE_READY_WAIT;
-    struct stat sb;
     int status = 0;
 
     for (;;) {
-        if (stat(st->module_socket, &sb) == 0 && S_ISSOCK(sb.st_mode)) {
+        if (socket_ready(st)) {
             return APR_SUCCESS;
         }
         if (core_has_exited(st->proc.pid, &status)) {
@@ -457,10 +477,12 @@ static apr_status_t wait_core_ready(ferry_daemon_state *st, server_rec *s)
         }
         if (apr_time_now() >= deadline) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FERRY_LOGNO(0210)
-                         "The ferry core (pid %" APR_PID_T_FMT ") is not listening "
-                         "on %s after %d s; requests will wait for it",
+                         "The ferry core (pid %" APR_PID_T_FMT ") is not ready on "
+                         "%s after %d s (not listening, or the socket is not yet "
+                         "connectable by uid %ld/gid %ld); requests will wait for it",
                          st->proc.pid, st->module_socket,
-                         (int)apr_time_sec(FERRY_CORE_READY_WAIT));
+                         (int)apr_time_sec(FERRY_CORE_READY_WAIT),
+                         (long)ap_unixd_config.user_id, (long)ap_unixd_config.group_id);
             return APR_TIMEUP;
         }
         apr_sleep(FERRY_POLL_INTERVAL);

@@ -163,7 +163,7 @@ try {
       } finally {
         const inst = current;
         current = null;
-        await inst.stop();
+        await inst.stop().catch((e) => log(`${t.id}: cannot stop cleanly: ${e.message}`));
       }
     }
   }

@@ -125,6 +125,14 @@ export function startChild(cmd, args, opts = {}) {
   return child;
 }
 
+/** Load clients (wrk, ws-load) in flight: killed by cleanupAll(). */
+const clients = new Set();
+export function trackClient(child) {
+  clients.add(child);
+  child.on("exit", () => clients.delete(child));
+  return child;
+}
+
 /** Remember pids seen in a target's tree so the last sweep can stop strays. */
 export function rememberPids(pids) {
   for (const p of pids) if (p !== process.pid) extraPids.add(p);
@@ -183,6 +191,7 @@ function killQuiet(pid, sig) {
  * belonging to someone else is never touched.
  */
 export async function cleanupAll(marker) {
+  for (const c of clients) killQuiet(c.pid, "SIGKILL");
   await Promise.all([...children].map((c) => stopChild(c, 5000)));
   const strays = [...extraPids].filter((p) => {
     const c = cmdline(p);

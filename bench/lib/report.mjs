@@ -60,10 +60,11 @@ const min = (xs) => {
 export function aggregate(results, scenarios) {
   const agg = {};
   for (const [id, t] of Object.entries(results.targets)) {
-    agg[id] = { label: t.label, unavailable: t.unavailable, startErrors: [], spread: [], sc: {} };
+    agg[id] = { label: t.label, unavailable: t.unavailable, startErrors: [], spread: [], spreadBad: 0, sc: {} };
     for (const r of t.rounds) {
       if (r.error !== undefined) agg[id].startErrors.push(r.error);
       if (r.pids !== undefined) agg[id].spread.push(r.pids.length);
+      if (r.spreadOk === false) agg[id].spreadBad++;
     }
     for (const sc of scenarios) {
       const runs = t.rounds.map((r) => r.scenarios?.[sc.id]).filter((x) => x !== undefined);
@@ -206,7 +207,7 @@ export function chartSvg(agg, scenarios, ids) {
   top = Math.ceil(top / tick) * tick;
   const W = Math.max(640, 90 + groups.length * (bars.length * 18 + 30));
   const H = 380;
-  const L = 60, R = 20, T = 40, B = 110;
+  const L = 60, R = 20, T = 40, B = 90;
   const ph = H - T - B;
   const gw = (W - L - R) / Math.max(1, groups.length);
   const bw = Math.min(22, (gw - 16) / Math.max(1, bars.length));
@@ -233,6 +234,9 @@ export function chartSvg(agg, scenarios, ids) {
       o.push(`<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="8">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text>`);
     });
     o.push(`<text x="${L + gi * gw + gw / 2}" y="${H - B + 16}" text-anchor="middle">${esc(s.id)}</text>`);
+    const base = agg.passenger?.sc?.[s.id];
+    if (agg.passenger?.unavailable === null && (base === null || base === undefined || !(base.rps > 0)))
+      o.push(`<text x="${L + gi * gw + gw / 2}" y="${T + ph / 2}" text-anchor="middle" font-size="10" fill="#d62728"><tspan x="${L + gi * gw + gw / 2}">Passenger</tspan><tspan x="${L + gi * gw + gw / 2}" dy="13">${base?.rps === 0 ? "served none" : "no figure"}</tspan></text>`);
   });
   o.push(`<line x1="${L}" x2="${W - R}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`);
   bars.forEach((id, i) => {
@@ -280,7 +284,11 @@ export function writeReport(results, scenarios, targets, outFile, argv) {
   out.push("| target | app pids seen before measuring (per round) | notes |", "| --- | --- | --- |");
   for (const id of ids) {
     const a = agg[id];
-    const note = a.unavailable !== null ? `unavailable: ${a.unavailable}` : a.startErrors.length > 0 ? `failed to start: ${a.startErrors[0].split("\n")[0]}` : "";
+    const notes = [];
+    if (a.unavailable !== null) notes.push(`unavailable: ${a.unavailable}`);
+    if (a.startErrors.length > 0) notes.push(`failed to start in ${a.startErrors.length} round(s): ${a.startErrors[0].split("\n")[0]}`);
+    if (a.spreadBad > 0) notes.push(`fewer app pids than expected in ${a.spreadBad} round(s): measured anyway`);
+    const note = notes.join("; ");
     out.push(`| ${a.label} | ${a.spread.join(", ") || "–"} | ${esc(note).replace(/\|/g, "\\|")} |`);
   }
   out.push("");

@@ -1,7 +1,7 @@
 // The scenarios and how one is run against a started target.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { TreeSampler, rememberPids } from "./proc.mjs";
+import { TreeSampler, rememberPids, trackClient } from "./proc.mjs";
 
 export const SCENARIOS = [
   { id: "small", label: "small GET", kind: "wrk", mode: "get", path: "/", conns: 64 },
@@ -15,7 +15,7 @@ export const SCENARIOS = [
 
 function execOut(cmd, args, env, timeoutMs) {
   return new Promise((resolve, reject) => {
-    execFile(cmd, args, { env, timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
+    const child = execFile(cmd, args, { env, timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       const line = stdout.split("\n").find((l) => l.startsWith("BENCHJSON "));
       if (line === undefined) {
         reject(new Error(`Cannot run ${cmd}: ${err?.message ?? "no result line"} ${stderr.slice(-500)}`));
@@ -23,6 +23,7 @@ function execOut(cmd, args, env, timeoutMs) {
       }
       resolve(JSON.parse(line.slice("BENCHJSON ".length)));
     });
+    trackClient(child);
   });
 }
 

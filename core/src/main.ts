@@ -7,7 +7,7 @@
  * exit, and the core also exits when its parent (Apache) is gone or the
  * lifeline fd reaches EOF. Tests build a core in-process with startModuleCore().
  */
-import { promises as fsp, readFileSync } from "node:fs";
+import { promises as fsp, readFileSync, realpathSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -504,7 +504,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   return new Promise<number>(() => undefined);
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+/** Whether this file is the program node was started with (also through a symlinked PassengerRoot). */
+function isEntryPoint(): boolean {
+  const arg = process.argv[1];
+  if (arg === undefined) return false;
+  try {
+    return realpathSync(arg) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntryPoint()) {
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (e: unknown) => {

@@ -228,6 +228,8 @@ const BAD: ReadonlyArray<readonly [string, RegExp]> = [
   ["PassengerEnvVar 1ABC x", /PassengerEnvVar: variable name '1ABC' must start with a letter or _/],
   ["PassengerEnvVar ONLY_NAME", /PassengerEnvVar takes two arguments/],
   ["PassengerPreStart ftp://host/", /PassengerPreStart must be an http:\/\/ or https:\/\/ URL/],
+  ["PassengerPreStart http://", /PassengerPreStart must be an http:\/\/ or https:\/\/ URL/],
+  ["PassengerSocketBacklog 0", /PassengerSocketBacklog must be an integer 1-65535/],
   ["PassengerStickySessionsCookieName a;b", /PassengerStickySessionsCookieName must be a cookie name/],
   ["PassengerMemoryLimit -1", /PassengerMemoryLimit must be an integer >= 0/],
   ['PassengerAppEnv ""', /PassengerAppEnv takes one argument/],
@@ -278,4 +280,18 @@ PassengerMaxPoolSize 4
   t.regex(res.output, /FERRY0003: PassengerRollingRestarts .*: rolling restarts are always on in Ferry/);
   t.regex(res.output, /FERRY0005: PassengerAppType ruby .*: Ferry runs Node\.js and generic/);
   t.notRegex(res.output, /PassengerMaxPoolSize/, "implemented directives are silent");
+});
+
+test("conf/ferry.conf and conf/app-vhost.conf.example pass apache2 -t and ferry.conf is read", async (t) => {
+  const c = await setup();
+  const ferryConf = await readFile(path.join(REPO_ROOT, "conf/ferry.conf"), "utf8");
+  const vhost = await readFile(path.join(REPO_ROOT, "conf/app-vhost.conf.example"), "utf8");
+  const res = await configTest(c.httpd, c.dir, "shipped", `${c.base}\n${ferryConf}\n${vhost}\n`);
+  t.true(res.ok, res.output);
+  // <IfModule mod_ferry.c> matched: a bad value inside it must now fail.
+  const broken = ferryConf.replace(/^(\s*)# PassengerMaxPoolSize 6$/m, "$1PassengerMaxPoolSize 0");
+  t.not(broken, ferryConf);
+  const res2 = await configTest(c.httpd, c.dir, "shipped-broken", `${c.base}\n${broken}\n`);
+  t.false(res2.ok);
+  t.regex(res2.output, /PassengerMaxPoolSize must be an integer 1-10000/);
 });

@@ -136,7 +136,7 @@ ${vhost("base.test", path.join(dir, "www"), "  PassengerBaseURI /sub")}
 ${vhost("ruby.test", a("ruby/public"), "")}
 ${vhost("rubytype.test", a("ruby/public"), `  PassengerAppRoot ${a("ruby")}\n  PassengerAppType ruby`)}
 ${vhost("gen.test", a("gen/public"), "")}
-${vhost("cmd.test", a("cmd/public"), `  PassengerAppRoot ${a("cmd")}\n  PassengerAppStartCommand "node server.js"`)}
+${vhost("cmd.test", a("cmd/public"), `  PassengerAppRoot apps/cmd/\n  PassengerAppStartCommand "node server.js"`)}
 ${vhost("typed.test", a("typed/public"), `  PassengerAppRoot ${a("typed")}\n  PassengerAppType node\n  PassengerStartupFile server.js\n  PassengerAppGroupName typed-group`)}
 ${vhost("notyped.test", a("typed/public"), "  PassengerAppType node")}
 `;
@@ -284,7 +284,7 @@ test("a Ruby app is left to Apache; an explicit PassengerAppType ruby answers 50
   t.regex(log, /FERRY0006: Cannot serve ruby app .*apps\/ruby: Ferry runs Node\.js and generic/);
 });
 
-test("generic apps come from Passengerfile.json or PassengerAppStartCommand", async (t) => {
+test("generic apps come from Passengerfile.json or PassengerAppStartCommand (relative app root from ServerRoot)", async (t) => {
   const w = await world();
   const g = await mustClaim(t, "gen.test", "/");
   t.like(g.app, { app_type: "generic", app_start_command: "python3 -m http.server $PORT", app_root: path.join(w.dir, "apps/gen") });

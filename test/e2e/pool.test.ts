@@ -11,7 +11,7 @@ import { getJson, request, type HttpResult } from "../helpers/e2e-http.js";
 
 let server: ApacheServer | undefined;
 let root = "";
-const apps = { scale: "", crash: "", restart: "", sticky: "", queue: "" };
+const apps = { scale: "", grow: "", crash: "", restart: "", sticky: "", queue: "" };
 const IDLE_TIME_S = 3;
 
 function srv(): ApacheServer {
@@ -31,6 +31,7 @@ test.before(async () => {
     global: [`PassengerPoolIdleTime ${IDLE_TIME_S}`, "PassengerMaxPoolSize 12", "PassengerStatThrottleRate 0"],
     vhosts: [
       vhost("scale", ["PassengerMinInstances 1", "PassengerMaxInstancesPerApp 3"]),
+      vhost("grow", ["PassengerMinInstances 1", "PassengerMaxInstancesPerApp 3"]),
       vhost("crash"),
       vhost("restart"),
       vhost("sticky", ["PassengerStickySessions on", "PassengerMaxInstancesPerApp 2", "PassengerForceMaxConcurrentRequestsPerProcess 1"]),
@@ -54,34 +55,48 @@ async function pidOf(host: string): Promise<number> {
   return body.pid;
 }
 
-test.serial("concurrent load is spread over at least 2 processes, the pool grows, then shrinks when idle", async (t) => {
-  await pidOf("scale.test"); // first spawn
-  t.is(processesUnder(apps.scale).length, 1);
+/** Run `workers` clients doing back-to-back /slow requests until `done()` or the deadline. */
+async function sustainedLoad(host: string, workers: number, done: (pids: ReadonlySet<number>) => boolean, timeoutMs: number, onEach: () => void = () => {}): Promise<Set<number>> {
   const pids = new Set<number>();
-  let maxProcs = 1;
-  // Sustained concurrent slow requests (8 workers back to back), no
-  // per-process limit: ferry must scale out.
+  const deadline = Date.now() + timeoutMs;
   let stop = false;
-  const deadline = Date.now() + 40_000;
   const worker = async (): Promise<void> => {
     while (!stop && Date.now() < deadline) {
-      const b = await getJson(srv().port, "/slow?ms=300", "scale.test");
+      const b = await getJson(srv().port, "/slow?ms=300", host);
       if (typeof b.pid === "number") pids.add(b.pid);
-      maxProcs = Math.max(maxProcs, processesUnder(apps.scale).length);
-      if (pids.size >= 2) stop = true;
+      onEach();
+      if (done(pids)) stop = true;
     }
   };
-  await Promise.all(Array.from({ length: 8 }, () => worker()));
+  await Promise.all(Array.from({ length: workers }, () => worker()));
+  return pids;
+}
+
+test.serial("concurrent load is served by at least 2 processes (no per-process limit set)", async (t) => {
+  await pidOf("scale.test"); // first spawn
+  const pids = await sustainedLoad("scale.test", 8, (p) => p.size >= 2, 40_000);
   t.true(pids.size >= 2, `pids seen: ${[...pids].join(",")}`);
-  t.true(maxProcs >= 2 && maxProcs <= 3, `max processes ${maxProcs}`);
-  // Idle: back to PassengerMinInstances (1) after PassengerPoolIdleTime.
-  await waitFor(() => processesUnder(apps.scale).length === 1, {
+});
+
+test.serial("the pool grows to PassengerMaxInstancesPerApp under load and shrinks to PassengerMinInstances when idle", async (t) => {
+  await pidOf("grow.test");
+  t.is(processesUnder(apps.grow).length, 1);
+  let maxProcs = 1;
+  const observe = (): void => {
+    maxProcs = Math.max(maxProcs, processesUnder(apps.grow).length);
+  };
+  await sustainedLoad("grow.test", 10, () => maxProcs >= 3, 40_000, observe);
+  // Keep the load a little longer: it must not grow past the cap.
+  const until = Date.now() + 1500;
+  await sustainedLoad("grow.test", 10, () => Date.now() > until, 10_000, observe);
+  t.is(maxProcs, 3);
+  await waitFor(() => processesUnder(apps.grow).length === 1, {
     timeoutMs: (IDLE_TIME_S + 25) * 1000,
     intervalMs: 250,
     what: "the pool to shrink back to 1 process",
   });
-  t.is(processesUnder(apps.scale).length, 1);
-  t.is((await request(srv().port, { path: "/", host: "scale.test" })).status, 200);
+  t.is(processesUnder(apps.grow).length, 1);
+  t.is((await request(srv().port, { path: "/", host: "grow.test" })).status, 200);
 });
 
 test.serial("an app dying mid-request gives 502, then the app is served again by a new process", async (t) => {

@@ -170,15 +170,3 @@ export function idleProcessesToRetire(processes: readonly ScalingProcess[], limi
     .slice(0, spare)
     .map((p) => p.id);
 }
-
-/** When the next idle retirement could happen (for a timer), or null when none can. */
-export function nextIdleCheckAt(processes: readonly ScalingProcess[], limits: IdleLimits): number | null {
-  if (limits.idleTimeMs <= 0 || processes.length <= limits.minInstances) return null;
-  let next: number | null = null;
-  for (const p of processes) {
-    if (p.inFlight > 0 || p.upgraded > 0) continue;
-    const at = p.lastUsedAt + limits.idleTimeMs;
-    if (next === null || at < next) next = at;
-  }
-  return next;
-}

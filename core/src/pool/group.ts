@@ -170,7 +170,12 @@ export class Group implements SessionOwner {
   }
 
   private routable(): RoutableProcess[] {
-    return this.processes.map((p) => ({ id: p.pid, stickyId: p.stickyId, inFlight: p.inFlight, accepting: p.state === "ready" }));
+    return this.processes.map((p) => ({
+      id: p.pid,
+      stickyId: p.stickyId,
+      inFlight: p.inFlight,
+      accepting: p.state === "ready" && !p.suspect,
+    }));
   }
 
   /** Hand queued requests to processes that can take them, in arrival order. */
@@ -225,8 +230,14 @@ export class Group implements SessionOwner {
     this.schedule();
   }
 
-  /** After an app_error: detach the process if its socket no longer accepts connections. */
+  /**
+   * After an app_error: no new requests go to the process until its socket
+   * answers a connection (a retried checkout goes elsewhere or waits); detach
+   * it if the socket no longer accepts connections.
+   */
   private probeLiveness(proc: PoolProcess): void {
+    if (proc.suspect) return;
+    proc.suspect = true;
     const a = proc.address;
     const sock = a.kind === "unix" ? connect({ path: a.path }) : connect({ host: a.host, port: a.port });
     let done = false;
@@ -235,7 +246,9 @@ export class Group implements SessionOwner {
       done = true;
       clearTimeout(timer);
       sock.destroy();
+      proc.suspect = false;
       if (!ok && proc.state === "ready") this.retire(proc, `its socket is unreachable (${why})`);
+      this.schedule();
     };
     const timer = setTimeout(() => finish(false, `no connection within ${LIVENESS_PROBE_MS} ms`), LIVENESS_PROBE_MS);
     timer.unref();
@@ -302,8 +315,9 @@ export class Group implements SessionOwner {
         return;
       }
       if (d.needsRoom) {
-        // Background top-ups to minInstances never evict other apps' processes.
-        if (d.reason === "min") return;
+        // Background top-ups to minInstances never evict other apps' processes
+        // (unless requests are waiting for this group).
+        if (d.reason === "min" && this.waiters.length === 0) return;
         // Otherwise evict another app's idle process, or wait for capacityChanged();
         // a rolling restart may exceed the pool by the one process it spawns.
         if (!this.ctx.freeCapacity(this) && d.reason !== "restart") return;
@@ -534,10 +548,6 @@ export class Group implements SessionOwner {
 
   get queueLength(): number {
     return this.waiters.length;
-  }
-
-  get inFlightTotal(): number {
-    return this.processes.reduce((n, p) => n + p.inFlight, 0);
   }
 
   /** Stop everything: reject waiters, retire every process (each stops once its requests finish). */

@@ -231,7 +231,10 @@ export class Pool {
     if (victim === null) return false;
     const g = this.groups.get(victim.group);
     if (g === undefined) return false;
-    return g.retireByPid(victim.id, `evicted to make room for "${requester.name}" (pool full)`);
+    const why = victim.busy
+      ? `giving its pool share to "${requester.name}" (pool full, fair share)`
+      : `evicted to make room for "${requester.name}" (pool full)`;
+    return g.retireByPid(victim.id, why);
   }
 
   private evictable(): EvictableGroup[] {

@@ -34,6 +34,8 @@ export class PoolProcess {
   cpuPercent = 0;
   rssBytes = 0;
   lastSample: ProcSample | null = null;
+  /** A request on it failed (app_error): no new requests until a liveness probe answers. */
+  suspect = false;
   /** Why it is draining, for the log and status. */
   retireReason = "";
   /** shutdown() was sent. */

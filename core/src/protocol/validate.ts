@@ -25,6 +25,22 @@ const BAD_VALUE = /[\r\n\0]/;
 // Request target: no whitespace or control characters.
 const BAD_URI = /[\x00-\x20\x7f]/;
 
+const ASCII = /^[\x00-\x7f]*$/;
+
+/**
+ * A wire str (UTF-8) as a Node "byte string": one char per byte (latin1), the
+ * form Node's HTTP parser produces and its HTTP writer expects, so non-ASCII
+ * bytes in the request target and header values reach the app unchanged.
+ */
+export function toByteString(s: string): string {
+  return ASCII.test(s) ? s : Buffer.from(s, "utf8").toString("latin1");
+}
+
+/** The inverse of toByteString(): a Node byte string as the str to put on the wire. */
+export function fromByteString(s: string): string {
+  return ASCII.test(s) ? s : Buffer.from(s, "latin1").toString("utf8");
+}
+
 function has(map: WireMap, key: string): boolean {
   return Object.hasOwn(map, key) && map[key] !== undefined && map[key] !== null;
 }
@@ -79,7 +95,7 @@ function pairs(map: WireMap, key: string, field: string): string[] {
   if (!Array.isArray(v) || v.length % 2 !== 0 || !v.every((s) => typeof s === "string")) {
     return fail(field, "a flat array of name/value strings", v);
   }
-  return v as string[];
+  return [...(v as string[])];
 }
 
 function subMap(map: WireMap, key: string, field: string): WireMap {
@@ -106,10 +122,11 @@ export function validateRequestHead(map: WireMap): ValidatedRequestHead {
     const value = headers[i + 1] ?? "";
     if (!TOKEN.test(name)) fail(`headers[${i}]`, "a header name token", name);
     if (BAD_VALUE.test(value)) fail(`headers[${i + 1}]`, "a header value without CR, LF or NUL", value);
+    headers[i + 1] = toByteString(value);
   }
   const head: RequestHead = {
     method,
-    uri,
+    uri: toByteString(uri),
     proto,
     headers,
     remoteAddr: str(map, "remote_addr", "remote_addr", ""),

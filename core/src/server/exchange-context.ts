@@ -234,3 +234,24 @@ export function settleAfterConnectFailure(session: Session, signal: AbortSignal,
     signal.addEventListener("abort", done, { once: true });
   });
 }
+
+/** How long a broken app connection waits for the pool to see the process exit. */
+export const CRASH_SETTLE_MS = 1_000;
+
+/**
+ * After the app connection broke (not a timeout, not the client): give the pool
+ * a moment to notice that the process is exiting before the client hears about
+ * it, so a request the client sends right after the error is not routed to the
+ * dying process. Returns the error to report (AppCrashedError once the process is gone).
+ */
+export async function settleBrokenConnection(ctx: RequestContext, session: Session, err: FerryError, phase: string): Promise<FerryError> {
+  if (err.code === "FERRY_ERR_APP_TIMEOUT" || err.code === "FERRY_ERR_ABORTED" ||
+    (err.code === "FERRY_ERR_APP_CRASHED" && session.processGone.aborted)) {
+    return err;
+  }
+  await settleAfterConnectFailure(session, ctx.ex.signal, CRASH_SETTLE_MS);
+  if (session.processGone.aborted && err.code !== "FERRY_ERR_APP_CRASHED") {
+    return new AppCrashedError(`Cannot ${phase}: app process ${session.pid} exited`, { cause: err });
+  }
+  return err;
+}

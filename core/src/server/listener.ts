@@ -14,7 +14,7 @@ import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import { FrameDecoder, encodeBodyPrefix, encodeFrame } from "../protocol/codec.js";
 import { HEAD_DEADLINE_MS, MAX_BODY_CHUNK, type Frame } from "../protocol/frames.js";
-import { validateRequestHead } from "../protocol/validate.js";
+import { fromByteString, validateRequestHead } from "../protocol/validate.js";
 import type { Exchange, RequestHead } from "./exchange.js";
 
 /** Peer credentials of a Unix socket connection. */
@@ -440,7 +440,7 @@ class ModuleExchange implements Exchange {
     if (this.#finished || this.#socket.destroyed) return;
     if (this.#headSent) throw new Error("Cannot send response head: it was already sent");
     if (status === 101 && !this.head.upgrade) throw new Error("Cannot switch protocols: the request did not ask to upgrade");
-    const frame = encodeFrame({ kind: "response-head", status, headers });
+    const frame = encodeFrame({ kind: "response-head", status, headers: headers.map(fromByteString) });
     this.#headSent = true;
     this.#socket.write(frame);
     if (status === 101) this.#leftover = this.#conn.switchToRaw();

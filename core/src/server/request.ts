@@ -18,8 +18,8 @@ import type { Session, SessionOutcome } from "../pool/session.js";
 import { addressRequestOptions } from "./app-agents.js";
 import type { Exchange } from "./exchange.js";
 import {
-  Cancellation, MAX_CHECKOUT_TRIES, RetryCheckout, appError, errCode, isConnectFailure, newRequestId, outcomeOf,
-  sendError, settleAfterConnectFailure, trackConnect,
+  Cancellation, MAX_CHECKOUT_TRIES, RetryCheckout, appError, isConnectFailure, newRequestId, outcomeOf,
+  sendError, settleAfterConnectFailure, settleBrokenConnection, trackConnect,
   type CheckoutOptions, type RequestContext, type RequestDeps,
 } from "./exchange-context.js";
 import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders, stickyIdFromCookies } from "./forwarding.js";
@@ -150,38 +150,32 @@ async function forward(ctx: RequestContext, session: Session, allowRetry: boolea
     currentRes?.destroy(e);
   });
   try {
-    // Step three: send the request. A GET on a reused keep-alive connection that the
-    // app closed at the same moment is retried once on a fresh connection.
-    let res: http.IncomingMessage;
-    for (let attempt = 0; ; attempt++) {
-      const sent = sendRequest(ctx, session, headers);
-      const conn = trackConnect(sent.req);
-      current = sent.req;
-      if (cancel.reason !== undefined) sent.req.destroy(cancel.reason);
-      if (ex.head.hasBody) {
-        // Read the client's body only once the app is connected, so a failed connect consumed nothing.
-        void conn.whenConnected.then((ok) => {
-          if (!ok) return;
-          pumpBody(ex.body, sent.req).catch((e: unknown) => {
-            if (!sent.req.destroyed) sent.req.destroy(e instanceof Error ? e : new Error(String(e)));
-          });
+    // Step three: send the request; the body is read from the client only once the app
+    // is connected. (A failure on a reused keep-alive connection is not retried: the app
+    // may have received the request. Idle connections are dropped before the app's
+    // keep-alive timeout, see app-agents.ts.)
+    const sent = sendRequest(ctx, session, headers);
+    const conn = trackConnect(sent.req);
+    current = sent.req;
+    if (cancel.reason !== undefined) sent.req.destroy(cancel.reason);
+    if (ex.head.hasBody) {
+      void conn.whenConnected.then((ok) => {
+        if (!ok) return;
+        pumpBody(ex.body, sent.req).catch((e: unknown) => {
+          if (!sent.req.destroyed) sent.req.destroy(e instanceof Error ? e : new Error(String(e)));
         });
-      } else {
-        sent.req.end();
+      });
+    } else {
+      sent.req.end();
+    }
+    let res: http.IncomingMessage;
+    try {
+      res = await sent.response;
+    } catch (e: unknown) {
+      if (allowRetry && cancel.reason === undefined && isConnectFailure(e, conn)) {
+        throw new RetryCheckout(appError(e, session, "connect"));
       }
-      try {
-        res = await sent.response;
-        break;
-      } catch (e: unknown) {
-        if (allowRetry && cancel.reason === undefined && isConnectFailure(e, conn)) {
-          throw new RetryCheckout(appError(e, session, "connect"));
-        }
-        const retriable = attempt === 0 && !ex.head.hasBody && sent.req.reusedSocket && cancel.reason === undefined &&
-          (errCode(e) === "ECONNRESET" || errCode(e) === "EPIPE");
-        if (!retriable) throw e;
-        ctx.log.debug({ pid: session.pid }, "retrying on a fresh connection after a stale keep-alive connection");
-        if (deps.agents !== undefined) deps.agents.forget(session.address);
-      }
+      throw e;
     }
     currentRes = res;
     if (cancel.reason !== undefined) throw cancel.reason;
@@ -207,7 +201,8 @@ async function forward(ctx: RequestContext, session: Session, allowRetry: boolea
     return "ok";
   } catch (e: unknown) {
     if (e instanceof RetryCheckout) throw e;
-    const err = cancel.reason ?? appError(e, session, headSent ? "relay response" : "send request");
+    const phase = headSent ? "relay response" : "send request";
+    const err = cancel.reason ?? await settleBrokenConnection(ctx, session, appError(e, session, phase), phase);
     current?.destroy();
     if (err.code === "FERRY_ERR_ABORTED") {
       if (headSent) ex.abort(err.code, err.message);

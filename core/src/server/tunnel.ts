@@ -14,7 +14,8 @@ import { AppResponseError, FerryError } from "../errors.js";
 import { addressRequestOptions } from "./app-agents.js";
 import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "./forwarding.js";
 import {
-  Cancellation, RetryCheckout, appError, isConnectFailure, sendError, trackConnect, type RequestContext,
+  Cancellation, RetryCheckout, appError, isConnectFailure, sendError, settleBrokenConnection, trackConnect,
+  type RequestContext,
 } from "./exchange-context.js";
 
 type Answer =
@@ -79,7 +80,8 @@ export async function tunnelExchange(ctx: RequestContext, session: Session, allo
     if (allowRetry && !headSent && !ex.head.hasBody && cancel.reason === undefined && isConnectFailure(e, conn)) {
       throw new RetryCheckout(appError(e, session, "connect"));
     }
-    const err: FerryError = cancel.reason ?? appError(e, session, headSent ? "relay response" : "send upgrade request");
+    const phase = headSent ? "relay response" : "send upgrade request";
+    const err: FerryError = cancel.reason ?? await settleBrokenConnection(ctx, session, appError(e, session, phase), phase);
     req.destroy();
     if (err.code === "FERRY_ERR_ABORTED") {
       if (headSent) ex.abort(err.code, err.message);

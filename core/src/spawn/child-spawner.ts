@@ -168,7 +168,8 @@ export class ChildSpawner implements Spawner {
     let child: ChildProcess;
     try {
       child = spawnChild(file, args, {
-        cwd: app.appRoot,
+        // Through the helper, chdir happens after the privilege drop (as the app's user).
+        cwd: file === this.#helper ? "/" : app.appRoot,
         env,
         detached: true,
         stdio: ["ignore", "pipe", "pipe", generic ? "ignore" : "pipe"],

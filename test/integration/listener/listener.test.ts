@@ -91,24 +91,26 @@ test("a request round trip: head, app options and env reach the handler; the res
   const l = await startListener(async (ex, gen) => {
     seen = { ex, gen };
     const body = await readAll(ex);
-    ex.writeHead(200, ["Content-Type", "text/plain", "Set-Cookie", "a=1", "Set-Cookie", "b=2"]);
+    // Node byte strings (latin1), as an app's rawHeaders are.
+    ex.writeHead(200, ["Content-Type", "text/plain", "Set-Cookie", "a=1", "Set-Cookie", "b=2", "X-Note", Buffer.from("café").toString("latin1")]);
     ex.write(Buffer.from(`${ex.head.method} ${ex.head.uri} ${body.toString()}`));
     ex.end();
   });
   const res = await frameRequest(
     l.path,
-    requestHeadMap({ method: "POST", uri: "/x?y=1", has_body: true, gen: 5, env: ["FOO", "bar"] }, { app_env: "development", start_timeout: 7 }),
+    requestHeadMap({ method: "POST", uri: "/x?y=1", has_body: true, gen: 5, env: ["FOO", "bar"], headers: ["Host", "localhost", "X-Name", "Zoë"] }, { app_env: "development", start_timeout: 7 }),
     ["hel", "lo"],
   );
   t.is(res.status, 200);
   t.is(res.ending, "end");
-  t.deepEqual(res.headers, ["Content-Type", "text/plain", "Set-Cookie", "a=1", "Set-Cookie", "b=2"]);
+  t.deepEqual(res.headers, ["Content-Type", "text/plain", "Set-Cookie", "a=1", "Set-Cookie", "b=2", "X-Note", "café"]);
   t.is(res.body.toString(), "POST /x?y=1 hello");
   t.is(seen?.gen, 5);
   t.is(seen?.ex.app.startTimeoutMs, 7000);
   t.true(seen?.ex.app.friendlyErrorPages);
   t.deepEqual(seen?.ex.app.env, { FOO: "bar" });
   t.is(headerValue(seen?.ex.head.headers ?? [], "host"), "localhost");
+  t.is(Buffer.from(headerValue(seen?.ex.head.headers ?? [], "x-name") ?? "", "latin1").toString("utf8"), "Zoë");
 });
 
 test("a large body streams both ways with backpressure and arrives intact", async (t) => {

@@ -248,9 +248,7 @@ test("redeploy: changed restarts only groups whose options changed, off only rec
   await sleep(100);
   t.is(h.spawner.spawnCalls, 2, "unchanged options: no restart");
   h.pool.redeploy(3, "changed");
-  const s = await h.pool.checkout(a2, { generation: 3 });
-  t.is(s.pid, sa.pid, "old process serves during the restart");
-  s.release("ok");
+  (await h.pool.checkout(a2, { generation: 3 })).release("ok");
   await waitFor("a restarted", () => restartsDone(a.appGroupName, sa.pid));
   t.deepEqual(h.spawner.requests.at(-1)?.app.env, { FOO: "bar" }, "new options used for the spawn");
   t.is(pids(h.pool, b.appGroupName, "ready")[0], sb.pid, "b untouched");
@@ -394,4 +392,18 @@ test("status(): groups, processes and their fields", async (t) => {
   t.is(typeof p?.cpuPercent, "number");
   t.notThrows(() => JSON.stringify(st));
   s.release("ok");
+});
+
+test("after an app_error, a retried checkout does not get the suspect process before its probe answers", async (t) => {
+  const h = harness();
+  t.teardown(() => h.close());
+  const app = h.app();
+  const s1 = await h.pool.checkout(app);
+  const fake = h.spawner.byPid(s1.pid);
+  fake.stopListening(); // like a process that died a moment before its exit is reported
+  s1.release("app_error");
+  const s2 = await h.pool.checkout(app); // the request path's retry
+  t.not(s2.pid, s1.pid);
+  s2.release("ok");
+  t.false(pids(h.pool, app.appGroupName, "ready").includes(s1.pid));
 });

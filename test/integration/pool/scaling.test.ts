@@ -201,3 +201,23 @@ test("memory limit: a process over PassengerMemoryLimit is retired after its req
   s.release("ok");
   await waitFor("shut down", () => fake.shutdownCalls === 1);
 });
+
+test("pool full of one busy app: a starved app gets a fair share (a busy process drains for it)", async (t) => {
+  const h = harness({ maxPoolSize: 3 });
+  t.teardown(() => h.close());
+  const a = h.app({ minInstances: 3 }, h.newRoot("a"));
+  const b = h.app({}, h.newRoot("b"));
+  const first = await h.pool.checkout(a);
+  await waitFor("a has 3", () => pids(h.pool, a.appGroupName, "ready").length === 3);
+  const held = [first, ...(await Promise.all([1, 2, 3, 4, 5].map(() => h.pool.checkout(a))))];
+  const sb = await h.pool.checkout(b);
+  t.is(pids(h.pool, b.appGroupName, "ready").length, 1);
+  t.is(pids(h.pool, a.appGroupName, "ready").length, 2);
+  const draining = pids(h.pool, a.appGroupName, "draining");
+  t.is(draining.length, 1);
+  const victim = h.spawner.byPid(draining[0] ?? 0);
+  t.is(victim.shutdownCalls, 0, "its requests finish first");
+  for (const s of held) s.release("ok");
+  await waitFor("victim stopped", () => victim.hasExited);
+  sb.release("ok");
+});

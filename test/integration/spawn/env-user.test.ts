@@ -41,16 +41,30 @@ function getent(db: string, key: string): string | undefined {
   }
 }
 
+/** useradd & co. fail while another process holds /etc/passwd's lock: retry with a deadline. */
+async function adminCommand(cmd: string, args: string[]): Promise<void> {
+  const end = Date.now() + 20_000;
+  for (;;) {
+    try {
+      await execFile(cmd, args, { timeout: 10_000 });
+      return;
+    } catch (e: unknown) {
+      if (Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
 test.before(async () => {
   process.env["FERRY_CORE_SECRET"] = "do-not-leak-me";
   h = await makeHarness("spawn-env");
   if (!IS_ROOT) return;
   if (getent("group", EXTRA_GROUP) === undefined) {
-    execFileSync("groupadd", [EXTRA_GROUP]);
+    await adminCommand("groupadd", [EXTRA_GROUP]);
     created.group = true;
   }
   if (getent("passwd", USER) === undefined) {
-    execFileSync("useradd", ["--no-create-home", "--user-group", "--groups", EXTRA_GROUP, "--home-dir", `/home/${USER}`, "--shell", "/bin/sh", USER]);
+    await adminCommand("useradd", ["--no-create-home", "--user-group", "--groups", EXTRA_GROUP, "--home-dir", `/home/${USER}`, "--shell", "/bin/sh", USER]);
     created.user = true;
   }
   const pw = (getent("passwd", USER) ?? "").split(":");
@@ -63,8 +77,8 @@ test.before(async () => {
 
 test.after.always(async () => {
   await h.cleanup();
-  if (created.user) execFileSync("userdel", [USER]);
-  if (created.group) execFileSync("groupdel", [EXTRA_GROUP]);
+  if (created.user) await adminCommand("userdel", [USER]);
+  if (created.group) await adminCommand("groupdel", [EXTRA_GROUP]);
 });
 
 async function dump(p: { address: Parameters<typeof httpRequest>[0] }): Promise<Dump> {

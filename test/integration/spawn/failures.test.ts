@@ -3,6 +3,8 @@
  * output, and leave no process behind.
  */
 import test from "ava";
+import { cp, chmod } from "node:fs/promises";
+import path from "node:path";
 import { SpawnError } from "../../../core/src/errors.js";
 import { fixtureApp, isGone, makeHarness, waitUntil, type Harness } from "../../helpers/spawn-harness.js";
 
@@ -71,4 +73,14 @@ test("spawn() reports an aborted spawn as FERRY_ERR_SPAWN and stops the process"
   t.regex(err?.message ?? "", /spawn aborted/);
   const pid = h.lines.find((l) => l.app === "abort-me")?.pid ?? -1;
   t.true(await isGone(pid));
+});
+
+(process.getuid?.() === 0 ? test : test.skip)("spawn() reports an app root the app's user cannot enter at step exec (needs root)", async (t) => {
+  const root = path.join(h.dir, "private-root");
+  await cp(fixtureApp("hello"), root, { recursive: true });
+  await chmod(root, 0o700); // root-owned: the app runs as nobody, who cannot enter it
+  const err = await t.throwsAsync(h.spawn(h.app(root)), { instanceOf: SpawnError });
+  t.is(err?.step, "exec");
+  t.regex(err?.message ?? "", /exited with code 72 while starting the loader/);
+  t.regex(err?.output ?? "", /ferry-exec-helper: Cannot chdir to .*private-root: Permission denied/);
 });

@@ -4,6 +4,8 @@
  */
 import test from "ava";
 import http from "node:http";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
 import { fixtureApp, httpRequest, isGone, makeHarness, waitForLine, waitUntil, type Harness } from "../../helpers/spawn-harness.js";
 
 let h: Harness;
@@ -54,6 +56,14 @@ test("shutdown() emits process 'message' 'shutdown' to an app that listens for i
   t.deepEqual(await p.exited, { code: 0, signal: null });
 });
 
+test("shutdown() emits PhusionPassenger 'exit' to an app that listens for it", async (t) => {
+  const p = await h.spawn(h.app(fixtureApp("passenger-exit-hook")));
+  t.is((await httpRequest(p.address)).body, "exit-hook\n");
+  p.shutdown();
+  await waitForLine(h, p.pid, "passenger-exit-hook: exit event");
+  t.deepEqual(await p.exited, { code: 0, signal: null });
+});
+
 test("kill() SIGKILLs the process at once", async (t) => {
   const p = await h.spawn(h.app(fixtureApp("hello")));
   p.kill();
@@ -75,4 +85,12 @@ test("shutdown() SIGKILLs a process that ignores it after processShutdownTimeout
   p.shutdown();
   await waitForLine(h, p.pid, "ignores-shutdown: ignoring shutdown");
   t.deepEqual(await p.exited, { code: null, signal: "SIGKILL" });
+});
+
+test("spawn() appends app output to PassengerAppLogFile with the pid", async (t) => {
+  const logFile = path.join(h.dir, "app-output.log");
+  const p = await h.spawn(h.app(fixtureApp("hello"), { appLogFile: logFile, appGroupName: "with log file" }));
+  const expected = `App ${p.pid} stdout: hello listening, pid ${p.pid}`;
+  await waitUntil(async () => (await readFile(logFile, "utf8").catch(() => "")).includes(expected), 10_000, "the log file line");
+  t.regex(await readFile(logFile, "utf8"), /^\[\d{4}-\d\d-\d\dT[^\]]+\] App \d+ stdout: hello listening/m);
 });

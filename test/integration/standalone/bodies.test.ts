@@ -3,7 +3,7 @@ import test from "ava";
 import { createHash } from "node:crypto";
 import http from "node:http";
 import path from "node:path";
-import { FIXTURE_APPS, json, pidOf, req, startApp, type Running } from "../../helpers/standalone.js";
+import { FIXTURE_APPS, json, pidOf, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
 
 let r: Running | undefined;
 test.before(async () => {
@@ -87,4 +87,61 @@ test("the app sees the raw URI, the client's headers in order, and X-Forwarded-*
   t.is(h["host"], "example.test:8080");
   t.is(h["x-forwarded-proto"], "http", "a client-sent X-Forwarded-Proto is replaced");
   t.is(h["x-forwarded-for"], "127.0.0.1");
+});
+
+test("backpressure: a client that does not read the echo stalls its own upload instead of filling memory", async (t) => {
+  const size = 64 * 1024;
+  const limit = 128 * 1024 * 1024;
+  const sent = createHash("sha256");
+  const got = createHash("sha256");
+  let written = 0;
+  let received = 0;
+  let response: http.IncomingMessage | undefined;
+  const q = http.request({ host: "127.0.0.1", port: port(), path: "/echo", method: "POST", agent: false, signal: AbortSignal.timeout(90_000) });
+  const done = new Promise<void>((resolve, reject) => {
+    q.on("response", (res) => {
+      response = res;
+      res.pause();
+      res.on("end", () => resolve());
+      res.on("error", reject);
+    });
+    q.on("error", reject);
+  });
+  let i = 0;
+  let finished = false;
+  const pump = (): void => {
+    while (written < limit) {
+      const c = chunk(i++, size);
+      sent.update(c);
+      written += c.length;
+      if (!q.write(c)) { q.once("drain", pump); return; }
+    }
+    finished = true;
+    q.end();
+  };
+  pump();
+  // With the response unread, the upload must stall well below the limit: every hop
+  // (front server → core → app → core → client) holds only bounded buffers.
+  let last = -1;
+  let stableSince = Date.now();
+  await waitFor("the upload to stall", () => {
+    if (written !== last) {
+      last = written;
+      stableSince = Date.now();
+      return undefined;
+    }
+    return Date.now() - stableSince > 1_000 ? true : undefined;
+  }, 60_000, 50);
+  t.false(finished);
+  t.log(`stalled after ${written} bytes`);
+  t.true(written < 48 * 1024 * 1024, `stalled after ${written} bytes`);
+  // Reading the response releases everything; the echo is byte-exact.
+  const res = response;
+  if (res === undefined) throw new Error("no response head while stalled");
+  res.on("data", (c: Buffer) => { received += c.length; got.update(c); });
+  res.resume();
+  await done;
+  t.true(finished);
+  t.is(received, limit);
+  t.is(got.digest("hex"), sent.digest("hex"));
 });

@@ -102,3 +102,15 @@ test("conf/ferry.conf shows every implemented global directive", (t) => {
     .map((r) => r.name);
   t.deepEqual(missing, []);
 });
+
+test("every FERRYnnnn tag of the config and mapping code is unique and listed in docs/errors.md", (t) => {
+  const errors = read("docs/errors.md");
+  const tags: string[] = [];
+  for (const file of ["apache-module/ferry_config.c", "apache-module/ferry_map.c"]) {
+    for (const m of read(file).matchAll(/FERRY_LOGNO\((\d{4})\)/g)) tags.push(`FERRY${m[1] ?? ""}`);
+  }
+  t.true(tags.length >= 10);
+  t.deepEqual(tags.filter((x, i) => tags.indexOf(x) !== i), [], "a tag used at two call sites");
+  t.deepEqual(tags.filter((x) => !new RegExp(`^\\| ${x} \\|`, "m").test(errors)), [], "tags missing from docs/errors.md");
+  t.true(tags.every((x) => Number(x.slice(5)) >= 1 && Number(x.slice(5)) <= 99), "config/mapping tags are 0001-0099");
+});

@@ -1,4 +1,5 @@
 import test from "ava";
+import * as fc from "fast-check";
 import { isAtLimit, route, type RoutableProcess, type RouteDecision, type RouteInput } from "../../../core/src/policy/routing.js";
 
 const p = (id: number, inFlight: number, accepting = true, stickyId = String(id * 11)): RoutableProcess => ({ id, stickyId, inFlight, accepting });
@@ -84,4 +85,30 @@ test("isAtLimit() is false for unlimited concurrency and true at or above the li
   t.false(isAtLimit(p(1, 1), 2));
   t.true(isAtLimit(p(1, 2), 2));
   t.true(isAtLimit(p(1, 3), 2));
+});
+
+test("route() property: picks an accepting, least busy process below the limit, or says why it cannot", (t) => {
+  const procArb = fc.record({
+    inFlight: fc.integer({ min: 0, max: 6 }),
+    accepting: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(fc.array(procArb, { maxLength: 8 }), fc.integer({ min: 0, max: 4 }), fc.option(fc.integer({ min: 0, max: 9 })), (raw, max, stickyIdx) => {
+      const processes = raw.map((r, i) => p(i + 1, r.inFlight, r.accepting));
+      const stickyId = stickyIdx === null ? undefined : String((stickyIdx + 1) * 11);
+      const d = route({ processes, maxConcurrency: max, stickyId });
+      const accepting = processes.filter((x) => x.accepting);
+      if (d.kind === "process") {
+        const chosen = processes.find((x) => x.id === d.id);
+        if (chosen === undefined || !chosen.accepting || isAtLimit(chosen, max)) return false;
+        if (d.sticky) return chosen.stickyId === stickyId;
+        return accepting.every((x) => x.inFlight >= chosen.inFlight);
+      }
+      if (d.reason === "no_process") return accepting.length === 0;
+      if (d.reason === "sticky_busy") return accepting.some((x) => x.stickyId === stickyId && isAtLimit(x, max));
+      return accepting.length > 0 && accepting.every((x) => isAtLimit(x, max));
+    }),
+    { numRuns: 500 },
+  );
+  t.pass();
 });

@@ -3,7 +3,6 @@ import {
   crashRespawnDelayMs,
   effectiveMaxInstances,
   idleProcessesToRetire,
-  nextIdleCheckAt,
   shouldSpawn,
   spawnBackoffMs,
   SUSTAINED_BUSY_MS,
@@ -197,13 +196,6 @@ for (const c of idleCases) {
     t.deepEqual(idleProcessesToRetire(c.ps, { idleTimeMs: c.idle, minInstances: c.min }, NOW), c.want);
   });
 }
-
-test("nextIdleCheckAt() is the earliest idle deadline above min, null otherwise", (t) => {
-  const ps = [proc(1, { lastUsedAt: 500 }), proc(2, { lastUsedAt: 200 }), busy(3, 1, 0, { lastUsedAt: 0 })];
-  t.is(nextIdleCheckAt(ps, { idleTimeMs: 1000, minInstances: 1 }), 1200);
-  t.is(nextIdleCheckAt(ps, { idleTimeMs: 0, minInstances: 1 }), null);
-  t.is(nextIdleCheckAt(ps, { idleTimeMs: 1000, minInstances: 3 }), null);
-});
 
 const capCases: ReadonlyArray<[number, number, number]> = [
   [0, 0, 0],

@@ -45,6 +45,8 @@ test("validateRequestHead() translates every app key of request_head_full into A
   t.true(head.https);
   t.true(head.hasBody);
   t.deepEqual(head.headers.filter((_, i) => head.headers[i - 1] === "Cookie"), ["a=1", "_passenger_route=3f9a; b=2"]);
+  // Non-ASCII bytes are handed on as a Node byte string (latin1), as Node's HTTP parser does.
+  t.is(head.headers[head.headers.indexOf("X-Note") + 1], Buffer.from("café").toString("latin1"));
   t.like(app, {
     appRoot: "/srv/www/example.com/current/shop", appGroupName: "shop", appType: "generic", startupFile: "server.js",
     appStartCommand: "node server.js --port $PORT", appEnv: "staging", nodejs: "/usr/local/bin/node", baseURI: "/shop",
@@ -117,6 +119,11 @@ for (const [what, map, re] of BAD_HEADS) {
     t.regex(err.message, /^Cannot accept request head: /);
   });
 }
+
+test("validateRequestHead() keeps the raw bytes of a non-ASCII request target", (t) => {
+  const { head } = validateRequestHead({ ...BASE, uri: "/caf\u00e9/\u{1f600}" });
+  t.deepEqual([...Buffer.from(head.uri, "latin1")], [...Buffer.from("/caf\u00e9/\u{1f600}", "utf8")]);
+});
 
 test("validateRequestHead() ignores a __proto__ key and inherited properties", (t) => {
   const map = JSON.parse('{"v":1,"method":"GET","uri":"/","app":{"app_root":"/a"},"__proto__":{"https":true}}') as WireMap;

@@ -8,13 +8,13 @@
  *   ferry apache install [--dest /etc/apache2/mods-available]
  *
  * `start` renders an httpd.conf into DIR (default $TMPDIR/ferry-apache-<port>),
- * runs `apache2 -f DIR/conf/httpd.conf -k start` (Apache daemonizes), waits for
+ * runs `apache2 -f DIR/conf/httpd.conf -DFOREGROUND` in its own session, waits for
  * the port under a deadline and prints the URL and the log path. `install`
  * only writes files and says what to run next: it never enables, reloads or
  * restarts the system's Apache.
  */
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
@@ -334,36 +334,32 @@ async function start(args: readonly string[], io: CommandIO): Promise<number> {
   );
 
   const errorLog = path.join(dir, "logs", "error_log");
-  const child = spawn(apache, ["-f", confPath, "-k", "start"], { stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (d: Buffer) => (output += d.toString("utf8")));
-  child.stderr.on("data", (d: Buffer) => (output += d.toString("utf8")));
-  const code = await new Promise<number>((resolve) => {
-    child.on("error", () => resolve(127));
-    child.on("close", (c) => resolve(c ?? 1));
-  });
-  if (code !== 0) {
-    fail(io, `Cannot start Apache: ${apache} exited with ${code}`);
-    io.stderr.write(`${output}\n--- ${errorLog} ---\n${tail(errorLog, 30)}\n`);
-    return 1;
-  }
+  const outLog = path.join(dir, "logs", "apache.out");
+  // Foreground httpd in its own session (it outlives this command), so an
+  // early exit (bad config, core failing to start) is seen at once.
+  const out = openSync(outLog, "a");
+  const child = spawn(apache, ["-f", confPath, "-DFOREGROUND"], { detached: true, stdio: ["ignore", out, out] });
+  closeSync(out);
+  let exitCode: number | null = null;
+  child.on("error", () => (exitCode = 127));
+  child.on("exit", (c, sig) => (exitCode = c ?? (sig === null ? 1 : 128)));
   const connectHost = address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address;
-  const up = await until(async () => {
-    const pid = readPid(pidFile);
-    return pid !== undefined && pidAlive(pid) && (await canConnect(connectHost, port));
-  }, START_TIMEOUT_MS);
-  if (!up) {
-    fail(io, `Cannot start Apache: not listening on ${address}:${port} after ${START_TIMEOUT_MS} ms`);
-    io.stderr.write(`--- ${errorLog} ---\n${tail(errorLog, 30)}\n`);
-    return 1;
+  const up = await until(async () => exitCode !== null || (await canConnect(connectHost, port)), START_TIMEOUT_MS);
+  if (exitCode !== null || !up) {
+    const why = exitCode !== null ? `${apache} exited with ${exitCode}` : `not listening on ${address}:${port} after ${START_TIMEOUT_MS} ms`;
+    if (exitCode === null) child.kill("SIGTERM");
+    fail(io, `Cannot start Apache: ${why}`);
+    io.stderr.write(`--- ${outLog} ---\n${tail(outLog, 10)}\n--- ${errorLog} ---\n${tail(errorLog, 30)}\n`);
+    return EXIT_FAILURE;
   }
+  child.unref();
   const host = net.isIPv6(address) ? `[${address}]` : address;
   say(io, `Apache with mod_ferry is serving ${appDir} (${environment})`);
   say(io, `  URL:        http://${host}:${port}/`);
   say(io, `  error log:  ${errorLog}`);
   say(io, `  config:     ${confPath}`);
   say(io, `  stop with:  ferry apache stop --dir ${dir}`);
-  return 0;
+  return EXIT_OK;
 }
 
 // ---------------------------------------------------------------------------
@@ -381,16 +377,16 @@ async function stop(args: readonly string[], io: CommandIO): Promise<number> {
   const pid = readPid(pidFile);
   if (pid === undefined || !pidAlive(pid)) {
     fail(io, `Cannot stop Apache: none is running from ${dir} (no live pid in ${pidFile})`);
-    return 1;
+    return EXIT_FAILURE;
   }
   process.kill(pid, "SIGTERM");
   const gone = await until(() => !pidAlive(pid), STOP_TIMEOUT_MS);
   if (!gone) {
     fail(io, `Cannot stop Apache: pid ${pid} still running ${STOP_TIMEOUT_MS} ms after SIGTERM`);
-    return 1;
+    return EXIT_FAILURE;
   }
   say(io, `Stopped Apache (pid ${pid}) from ${dir}; mod_ferry stopped the core and its apps`);
-  return 0;
+  return EXIT_OK;
 }
 
 // ---------------------------------------------------------------------------
@@ -468,5 +464,5 @@ async function install(args: readonly string[], io: CommandIO): Promise<number> 
   say(io, "  apachectl configtest");
   say(io, "  systemctl reload apache2     # or: apachectl graceful");
   say(io, "Then add PassengerAppRoot/PassengerEnabled to a VirtualHost (docs/apache.md).");
-  return 0;
+  return EXIT_OK;
 }
