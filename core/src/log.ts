@@ -26,7 +26,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const dest = opts.file !== undefined && opts.file !== ""
     ? pino.destination({ dest: opts.file, append: true, sync: false, mkdir: true })
     : pino.destination({ fd: 2, sync: false });
-  return pino({ name: opts.name ?? "ferry", level, base: { pid: process.pid } }, dest);
+  return pino({ name: opts.name ?? "ferry", level, base: { corePid: process.pid } }, dest);
 }
 
 /** A logger that drops everything (tests). */

@@ -262,7 +262,8 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     handler: (ex, generation) => handleExchange(ex, { pool, log: reqLog, generation, agents }),
     ...(opts.peerCred !== undefined ? { peerCred: opts.peerCred } : {}),
   });
-  const properties = {
+  // Mutable: GET /instance and properties.json show the current generation.
+  const properties: Record<string, unknown> = {
     pid: process.pid,
     version: FERRY_VERSION,
     integration_mode: "apache",
@@ -315,6 +316,10 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
       if (next.generation !== prev.generation || next.redeployOnGraceful !== prev.redeployOnGraceful) {
         pool.redeploy(next.generation, next.redeployOnGraceful);
       }
+      properties["generation"] = next.generation;
+      fsp.writeFile(propsFile, JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 }).catch((e: unknown) => {
+        log.warn({ err: e }, `Cannot update ${propsFile}`);
+      });
       log.info({ generation: next.generation, redeploy: next.redeployOnGraceful }, "Configuration reloaded");
     },
     stop(deadlineMs = 30_000): Promise<void> {

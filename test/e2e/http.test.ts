@@ -4,6 +4,7 @@
  * several VirtualHosts in it.
  */
 import test from "ava";
+import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import http from "node:http";
 import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
@@ -14,7 +15,7 @@ import { getJson, rawExchange, request, statusOf } from "../helpers/e2e-http.js"
 
 let server: ApacheServer | undefined;
 let root = "";
-const apps = { main: "", alpha: "", beta: "", env: "", sub: "" };
+const apps = { main: "", alpha: "", beta: "", env: "", sub: "", owned: "" };
 
 function srv(): ApacheServer {
   if (server === undefined) throw new Error("Cannot run: Apache did not start");
@@ -28,6 +29,8 @@ test.before(async () => {
   apps.beta = await prepareApp(root, "e2e-app", "beta");
   apps.env = await prepareApp(root, "e2e-app", "envapp");
   apps.sub = await prepareApp(root, "e2e-app", "subapp");
+  apps.owned = await prepareApp(root, "e2e-app", "owned");
+  if (process.getuid?.() === 0) execFileSync("chown", ["-R", "daemon:daemon", apps.owned]);
   // A static site that hosts the sub-URI app under /sub.
   const site = path.join(root, "site");
   await mkdir(site, { recursive: true });
@@ -45,6 +48,7 @@ test.before(async () => {
         documentRoot: path.join(apps.env, "public"),
         directives: ["SetEnv E2E_SETENV hello-from-setenv", "PassengerAppEnv staging"],
       },
+      { serverName: "owned.test", documentRoot: path.join(apps.owned, "public") },
       {
         serverName: "sub.test",
         documentRoot: site,
@@ -203,6 +207,15 @@ test.serial("SetEnv and PassengerAppEnv reach the app's environment", async (t) 
   t.is(body.env.E2E_SETENV, "hello-from-setenv");
   t.is(body.env.NODE_ENV, "staging");
   t.is(body.env.PASSENGER_APP_ENV, "staging");
+});
+
+test.serial("apps run as the owner of their startup file, nobody when that is root", async (t) => {
+  const me = process.getuid?.() ?? -1;
+  const isRoot = me === 0;
+  const main = (await getJson(srv().port, "/env", "main.test")) as { uid: number };
+  const owned = (await getJson(srv().port, "/env", "owned.test")) as { uid: number };
+  t.is(main.uid, isRoot ? 65534 : me);
+  t.is(owned.uid, isRoot ? 1 : me); // uid 1 = daemon
 });
 
 test.serial("two VirtualHosts serve two different apps", async (t) => {

@@ -54,6 +54,7 @@ test.serial("apachectl graceful under a load loop fails no request and then serv
   const seen = { v1: 0, v2: 0, other: 0 };
   let stopLoad = false;
   let firstV2At = 0;
+  const slowStatuses: Array<number | string> = [];
   const worker = async (): Promise<void> => {
     while (!stopLoad) {
       const r = await version();
@@ -68,10 +69,20 @@ test.serial("apachectl graceful under a load loop fails no request and then serv
   const workers = Array.from({ length: 4 }, () => worker());
   try {
     await waitFor(() => seen.v1 >= 20, { timeoutMs: 20_000, what: "load on v1" });
-    // Deploy new code, then graceful (what a deploy script does).
+    // Deploy new code, then graceful (what a deploy script does), with slow
+    // requests in flight across the graceful: they must complete too.
     const file = path.join(app, "app.js");
     await writeFile(file, (await readFile(file, "utf8")).replace('const VERSION = "v1";', 'const VERSION = "v2";'));
+    let sent = 0;
+    const inFlight = Array.from({ length: 4 }, () =>
+      request(srv().port, { path: "/slow?ms=1500", host: "grace.test", timeoutMs: 60_000, onSent: () => sent++ }).then(
+        (r) => r.status,
+        (e: unknown) => `error ${e instanceof Error ? e.message : String(e)}`,
+      ),
+    );
+    await waitFor(() => sent === 4, { timeoutMs: 10_000, what: "the slow requests to be sent" });
     await srv().graceful();
+    slowStatuses.push(...(await Promise.all(inFlight)));
     await waitFor(() => firstV2At !== 0 && Date.now() - firstV2At > 2000 && seen.v2 >= 20, {
       timeoutMs: 60_000,
       what: "v2 served steadily after the graceful",
@@ -81,6 +92,7 @@ test.serial("apachectl graceful under a load loop fails no request and then serv
     await Promise.all(workers);
   }
   t.deepEqual(failures, []);
+  t.deepEqual(slowStatuses, [200, 200, 200, 200]);
   t.true(seen.v1 >= 20 && seen.v2 >= 20, JSON.stringify(seen));
   // Once v2 is out, v1 is gone for good.
   const after = await Promise.all(Array.from({ length: 10 }, () => version()));

@@ -159,6 +159,24 @@ export function processesUnder(dir: string): number[] {
   return out;
 }
 
+function onPath(name: string): boolean {
+  const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/usr/bin"]);
+  return dirs.some((d) => d !== "" && existsSync(path.join(d, name)));
+}
+
+/** A missing apache2 is installed (Debian package), never skipped silently. */
+function ensureApacheInstalled(): void {
+  if (onPath("apache2")) return;
+  if (process.getuid?.() !== 0 || !onPath("apt-get")) {
+    throw new Error("Cannot start Apache: apache2 is not installed (apt-get install apache2 apache2-dev)");
+  }
+  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "apache2", "apache2-dev"], {
+    stdio: "ignore",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    timeout: 300_000,
+  });
+}
+
 function render(tmpl: string, vars: Readonly<Record<string, string>>): string {
   return tmpl.replace(/\{\{([A-Z_]+)\}\}/g, (_m, key: string) => {
     const v = vars[key];
@@ -241,6 +259,7 @@ export class ApacheServer {
 
   /** Start a private Apache; retries with another port if the first one was taken meanwhile. */
   static async start(opts: ApacheStartOptions): Promise<ApacheServer> {
+    ensureApacheInstalled();
     if (!existsSync(FERRY_MODULE)) {
       throw new Error(`Cannot start Apache: ${FERRY_MODULE} is missing (sh apache-module/build.sh)`);
     }

@@ -24,6 +24,8 @@ export interface RequestOptions {
   /** A Buffer (sent with Content-Length) or a stream (sent chunked unless a length header is given). */
   readonly body?: Buffer | Readable;
   readonly timeoutMs?: number;
+  /** Called once the whole request has been written to the socket. */
+  readonly onSent?: () => void;
 }
 
 export function request(port: number, opts: RequestOptions): Promise<HttpResult> {
@@ -41,6 +43,7 @@ export function request(port: number, opts: RequestOptions): Promise<HttpResult>
       agent: false,
       signal: AbortSignal.timeout(timeoutMs),
     });
+    if (opts.onSent !== undefined) req.on("finish", opts.onSent);
     req.on("error", (e) => reject(new Error(`Cannot ${opts.method ?? "GET"} ${opts.path}: ${e.message}`, { cause: e })));
     req.on("response", (res) => {
       const chunks: Buffer[] = [];

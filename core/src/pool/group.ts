@@ -218,6 +218,7 @@ export class Group implements SessionOwner {
 
   onSessionReleased(proc: PoolProcess, session: PoolSession, outcome: SessionOutcome): void {
     proc.closed(session, session.wasUpgraded, this.ctx.clock.now());
+    if (outcome === "app_error") proc.watchErrored(session);
     if (proc.state === "ready") {
       if (outcome === "timeout") this.retire(proc, "a request exceeded the max request time");
       else if (outcome === "app_error") this.probeLiveness(proc);
@@ -247,6 +248,9 @@ export class Group implements SessionOwner {
       clearTimeout(timer);
       sock.destroy();
       proc.suspect = false;
+      // A live socket: the failed request was the app's own problem. A dead
+      // one: keep signalling processGone to those sessions until the exit.
+      if (ok) proc.forgetErrored();
       if (!ok && proc.state === "ready") this.retire(proc, `its socket is unreachable (${why})`);
       this.schedule();
     };

@@ -42,6 +42,12 @@ export class PoolProcess {
   shutdownSent = false;
   killTimer: NodeJS.Timeout | null = null;
   private readonly sessions = new Set<PoolSession>();
+  /**
+   * Sessions released with app_error: their owners may still wait on
+   * processGone to learn whether the process died. Kept until the liveness
+   * probe answers or the process exits (bounded by the probe's deadline).
+   */
+  private readonly errored = new Set<PoolSession>();
 
   constructor(
     readonly spawned: SpawnedProcess,
@@ -85,9 +91,21 @@ export class PoolProcess {
     this.lastUsedAt = now;
   }
 
-  /** The process exited: abort every open session's processGone signal. */
+  /** Keep signalling processGone to a session released after an app error. */
+  watchErrored(s: PoolSession): void {
+    if (this.state !== "dead") this.errored.add(s);
+  }
+
+  /** The liveness probe answered: stop tracking released sessions. */
+  forgetErrored(): void {
+    this.errored.clear();
+  }
+
+  /** The process exited: abort every open (or errored) session's processGone signal. */
   abortAll(reason: Error): void {
     for (const s of this.sessions) s.abortGone(reason);
+    for (const s of this.errored) s.abortGone(reason);
+    this.errored.clear();
   }
 
   /** Abort the upgraded sessions only (abortWebsocketsOnProcessShutdown). */

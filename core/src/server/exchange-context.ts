@@ -3,7 +3,7 @@
  * the per-request context, error classification and error responses, and the
  * watcher of the ways an exchange is cut short.
  */
-import { randomBytes } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { ClientRequest } from "node:http";
 import type { AppOptions } from "../config/schema.js";
 import {
@@ -168,7 +168,7 @@ export class Cancellation {
 }
 
 export function newRequestId(): string {
-  return randomBytes(6).toString("hex");
+  return randomUUID().slice(0, 13).replace("-", "");
 }
 
 /** Checkouts tried per request when connecting to the process fails (Passenger tries up to 10). */

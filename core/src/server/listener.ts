@@ -8,7 +8,7 @@
  */
 import { promises as fsp } from "node:fs";
 import net from "node:net";
-import { Readable, type Duplex } from "node:stream";
+import { Duplex, Readable } from "node:stream";
 import { ProtocolError } from "../errors.js";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
@@ -184,13 +184,49 @@ export class ModuleListener {
     });
   }
 }
-
 type ConnState =
   | "head" // waiting for REQUEST_HEAD
   | "body" // reading BODY frames until END
   | "after-end" // request complete; only ABORT may still come
-  | "upgraded" // raw bytes both ways
+  | "upgraded" // after a 101: raw bytes both ways (once the module's END was read)
   | "done"; // response complete; discarding input until the module closes
+
+/**
+ * The raw byte stream of an upgraded connection, as the request path sees it.
+ * Reading yields what the module sends after the 101 (and its END); writing
+ * goes to the socket with its backpressure; end() half-closes the socket.
+ */
+class RawTunnel extends Duplex {
+  readonly #socket: net.Socket;
+
+  constructor(socket: net.Socket) {
+    super({ allowHalfOpen: true });
+    this.#socket = socket;
+  }
+
+  override _read(): void {
+    this.#socket.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.#socket.destroyed) {
+      cb(new Error("Cannot write to the upgraded connection: it is closed"));
+      return;
+    }
+    if (this.#socket.write(chunk)) cb();
+    else this.#socket.once("drain", () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#socket.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    this.#socket.destroy();
+    cb(err);
+  }
+}
 
 /** One module connection = one exchange. */
 class ModuleConnection {
@@ -199,6 +235,8 @@ class ModuleConnection {
   readonly #log: Logger;
   readonly #decoder = new FrameDecoder();
   #state: ConnState = "head";
+  #endSeen = false;
+  #tunnel: RawTunnel | undefined;
   #headTimer: NodeJS.Timeout | undefined;
   #lingerTimer: NodeJS.Timeout | undefined;
   #exchange: ModuleExchange | undefined;
@@ -224,25 +262,30 @@ class ModuleConnection {
     this.#socket.destroy();
   }
 
-  /** Still reading frames (not upgraded, response not complete). */
-  #framing(): boolean {
-    return this.#state === "head" || this.#state === "body" || this.#state === "after-end";
-  }
-
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state === "done") return; // response complete: discard
+    const tunnel = this.#tunnel;
+    if (tunnel !== undefined && this.#endSeen) {
+      if (!tunnel.push(chunk)) this.#socket.pause();
+      return;
+    }
     try {
       this.#decoder.push(chunk);
-      for (;;) {
-        if (!this.#framing() || this.#socket.destroyed) return;
-        const frame = this.#decoder.next();
-        if (frame === undefined) return;
-        this.#onFrame(frame);
-      }
+      this.#decodeFrames();
     } catch (e: unknown) {
       this.#protocolError(e);
     }
   };
+
+  #decodeFrames(): void {
+    for (;;) {
+      if (this.#state === "done" || this.#socket.destroyed) return;
+      if (this.#tunnel !== undefined && this.#endSeen) return;
+      const frame = this.#decoder.next();
+      if (frame === undefined) return;
+      this.#onFrame(frame);
+    }
+  }
 
   #onFrame(frame: Frame): void {
     switch (this.#state) {
@@ -251,11 +294,17 @@ class ModuleConnection {
         this.#startExchange(frame.head);
         return;
       case "body":
+      case "upgraded": // a 101 went out before the module's END was read
         if (frame.kind === "body") {
-          this.#exchange?.pushBody(frame.data);
+          if (this.#state === "body") this.#exchange?.pushBody(frame.data);
         } else if (frame.kind === "end") {
-          this.#state = "after-end";
-          this.#exchange?.endBody();
+          this.#endSeen = true;
+          if (this.#state === "body") {
+            this.#state = "after-end";
+            this.#exchange?.endBody();
+          } else {
+            this.#startRaw();
+          }
         } else if (frame.kind === "abort") {
           this.#clientAbort(frame.code, frame.message);
         } else {
@@ -266,7 +315,6 @@ class ModuleConnection {
         if (frame.kind === "abort") this.#clientAbort(frame.code, frame.message);
         else throw new ProtocolError(`Cannot accept ${frame.kind} frame: the request was complete`);
         return;
-      case "upgraded":
       case "done":
         return;
     }
@@ -339,6 +387,8 @@ class ModuleConnection {
         // A half-close after END is allowed: keep sending the response.
         return;
       case "upgraded":
+        if (!this.#endSeen) this.#clientAbort("client_aborted", "connection closed before END");
+        else this.#tunnel?.push(null); // the client half-closed the tunnel
         return;
       case "done":
         this.destroy();
@@ -349,16 +399,27 @@ class ModuleConnection {
   #onClose(): void {
     clearTimeout(this.#headTimer);
     clearTimeout(this.#lingerTimer);
+    this.#tunnel?.destroy();
     this.#exchange?.clientGone();
   }
 
-  /** Called by the exchange at writeHead(101): stop framing, return bytes already read. */
-  switchToRaw(): Buffer {
+  /**
+   * Called by the exchange at writeHead(101): frames end here. Returns the
+   * stream of raw bytes; they start after the module's END (already read, or
+   * still to come).
+   */
+  switchToRaw(): Duplex {
+    const tunnel = new RawTunnel(this.#socket);
+    this.#tunnel = tunnel;
     this.#state = "upgraded";
-    this.#socket.pause();
-    this.#socket.off("data", this.#onData);
-    this.#socket.off("end", this.#onEof);
-    return this.#decoder.takeRaw();
+    if (this.#endSeen) this.#startRaw();
+    return tunnel;
+  }
+
+  /** The END was read after the 101: what follows it is raw. */
+  #startRaw(): void {
+    const rest = this.#decoder.takeRaw();
+    if (rest.length > 0 && this.#tunnel?.push(rest) === false) this.#socket.pause();
   }
 
   /** Called by the exchange when the response (END or ABORT) went out. */
@@ -388,8 +449,7 @@ class ModuleExchange implements Exchange {
   readonly #conn: ModuleConnection;
   readonly #socket: net.Socket;
   #headSent = false;
-  #upgradedStream: Duplex | undefined;
-  #leftover: Buffer | undefined;
+  #tunnel: Duplex | undefined;
   #finished = false;
   #uncorkScheduled = false;
 
@@ -431,7 +491,7 @@ class ModuleExchange implements Exchange {
   /** The client (or the module) went away: abort the signal unless the response already completed. */
   clientGone(): void {
     if (!this.body.readableEnded) this.body.destroy();
-    if (this.#finished && this.#upgradedStream === undefined) return;
+    if (this.#finished && this.#tunnel === undefined) return;
     this.#finished = true;
     if (!this.#abort.signal.aborted) this.#abort.abort();
   }
@@ -443,15 +503,13 @@ class ModuleExchange implements Exchange {
     const frame = encodeFrame({ kind: "response-head", status, headers: headers.map(fromByteString) });
     this.#headSent = true;
     this.#socket.write(frame);
-    if (status === 101) this.#leftover = this.#conn.switchToRaw();
+    if (status === 101) this.#tunnel = this.#conn.switchToRaw();
   }
 
   write(chunk: Uint8Array): boolean {
     if (this.#finished || this.#socket.destroyed) return true;
     if (!this.#headSent) throw new Error("Cannot write response body: no head was sent");
-    if (this.#leftover !== undefined || this.#upgradedStream !== undefined) {
-      throw new Error("Cannot write response body: the connection was upgraded");
-    }
+    if (this.#tunnel !== undefined) throw new Error("Cannot write response body: the connection was upgraded");
     if (chunk.length === 0) return !this.#socket.writableNeedDrain;
     if (!this.#uncorkScheduled) {
       this.#uncorkScheduled = true;
@@ -486,7 +544,7 @@ class ModuleExchange implements Exchange {
 
   end(): void {
     if (this.#finished || this.#socket.destroyed) return;
-    if (this.#leftover !== undefined || this.#upgradedStream !== undefined) return; // the tunnel ends it
+    if (this.#tunnel !== undefined) return; // the tunnel ends it
     if (!this.#headSent) {
       this.abort("internal", "The response ended without a head");
       return;
@@ -498,7 +556,7 @@ class ModuleExchange implements Exchange {
 
   abort(code: string, message: string): void {
     if (this.#finished || this.#socket.destroyed) return;
-    if (this.#leftover !== undefined || this.#upgradedStream !== undefined) {
+    if (this.#tunnel !== undefined) {
       this.#socket.destroy();
       return;
     }
@@ -508,13 +566,7 @@ class ModuleExchange implements Exchange {
   }
 
   upgraded(): Duplex {
-    if (this.#upgradedStream !== undefined) return this.#upgradedStream;
-    const leftover = this.#leftover;
-    if (leftover === undefined) throw new Error("Cannot use the upgraded connection: no 101 response was sent");
-    if (leftover.length > 0) this.#socket.unshift(leftover);
-    // Neither paused nor flowing: the consumer's pipe() or on("data") starts the flow.
-    Reflect.set(this.#socket, "readableFlowing", null);
-    this.#upgradedStream = this.#socket;
-    return this.#socket;
+    if (this.#tunnel === undefined) throw new Error("Cannot use the upgraded connection: no 101 response was sent");
+    return this.#tunnel;
   }
 }

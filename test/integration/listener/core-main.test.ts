@@ -119,6 +119,7 @@ test.serial("main.js serves module requests end to end, redeploys on SIGHUP and 
   writeConfig(core.configFile, core.dir, { generation: 2 });
   core.child.kill("SIGHUP");
   await until(() => core.output().includes("Configuration reloaded"), "the reload");
+  await until(() => readFileSync(path.join(core.dir, "properties.json"), "utf8").includes('"generation": 2'), "properties.json to show generation 2");
   let second = first;
   const deadline = Date.now() + 20_000;
   while (second.pid === first.pid && Date.now() < deadline) {

@@ -407,3 +407,22 @@ test("after an app_error, a retried checkout does not get the suspect process be
   s2.release("ok");
   t.false(pids(h.pool, app.appGroupName, "ready").includes(s1.pid));
 });
+
+test("processGone still fires for a session released with app_error when the process then exits", async (t) => {
+  const h = harness();
+  t.teardown(() => h.close());
+  const app = h.app();
+  const s = await h.pool.checkout(app);
+  const fake = h.spawner.byPid(s.pid);
+  fake.stopListening();
+  s.release("app_error");
+  t.false(s.processGone.aborted);
+  fake.exit(1, null);
+  await waitFor("processGone after release", () => s.processGone.aborted, 2_000);
+  // A released "ok" session is not tracked.
+  const s2 = await h.pool.checkout(app);
+  s2.release("ok");
+  h.spawner.byPid(s2.pid).exit(1, null);
+  await waitFor("gone", () => !pids(h.pool, app.appGroupName).includes(s2.pid));
+  t.false(s2.processGone.aborted);
+});

@@ -2,7 +2,7 @@
 import test from "ava";
 import path from "node:path";
 import WebSocket from "ws";
-import { FIXTURE_APPS, json, pidOf, req, startApp, type Running } from "../../helpers/standalone.js";
+import { FIXTURE_APPS, json, pidOf, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
 
 const running: Running[] = [];
 test.after.always(async () => { await Promise.all(running.map((r) => r.stop())); });
@@ -67,13 +67,30 @@ function talk(port: number, headers: Record<string, string> = {}): Promise<WsTal
   });
 }
 
+test("an open WebSocket shows in status as upgraded, not in flight", async (t) => {
+  const r = await start("h3-ws");
+  const ws = new WebSocket(`ws://127.0.0.1:${r.port}/ws`, { handshakeTimeout: 20_000 });
+  ws.on("error", () => undefined);
+  await new Promise<void>((resolve) => ws.once("message", () => resolve()));
+  const p = await waitFor("one upgraded connection", () =>
+    r.instance.pool.status().groups[0]?.processes.find((x) => x.upgraded === 1));
+  t.is(p.inFlight, 0);
+  const closed = new Promise<void>((resolve) => ws.once("close", () => resolve()));
+  ws.close();
+  await closed;
+  await waitFor("released", () => (r.instance.pool.status().groups[0]?.processes.every((x) => x.upgraded === 0) === true ? true : undefined));
+  t.pass();
+});
+
 test("a WebSocket echo works through standalone mode (text and a 1 MB binary frame)", async (t) => {
   const r = await start("h3-ws");
   const w = await talk(r.port);
   t.regex(w.greeting, /^hello from \d+$/);
   t.deepEqual(w.echoes, ["one", "two"]);
   t.true(w.binaryOk);
-  // The upgraded connection is released: the app still answers plain requests.
+  // The upgraded session is released once both sides closed.
+  await waitFor("no open WebSocket in status", () =>
+    (r.instance.pool.status().groups[0]?.processes.every((p) => p.upgraded === 0 && p.inFlight === 0) === true ? true : undefined));
   t.is((await req(r.port, "/")).status, 200);
 });
 

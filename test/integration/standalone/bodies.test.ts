@@ -145,3 +145,15 @@ test("backpressure: a client that does not read the echo stalls its own upload i
   t.is(received, limit);
   t.is(got.digest("hex"), sent.digest("hex"));
 });
+
+test("a client that goes away mid-upload releases its process (no leaked session)", async (t) => {
+  const inst = r;
+  if (inst === undefined) throw new Error("not started");
+  const q = http.request({ host: "127.0.0.1", port: port(), path: "/hash", method: "POST", agent: false, headers: { "Content-Length": String(10 * 1024 * 1024) } });
+  q.on("error", () => undefined);
+  q.write(chunk(0, 64 * 1024));
+  await waitFor("the upload in flight", () => (inst.instance.pool.status().groups[0]?.processes.some((p) => p.inFlight > 0) === true ? true : undefined));
+  q.destroy();
+  await waitFor("no request in flight", () => (inst.instance.pool.status().groups[0]?.processes.every((p) => p.inFlight === 0) === true ? true : undefined));
+  t.is((await req(port(), "/")).status, 200);
+});

@@ -1,5 +1,6 @@
 import test from "ava";
 import { ConfigError } from "../../../core/src/errors.js";
+import { SERVER_DEFAULTS, makeAppOptions } from "../../../core/src/config/schema.js";
 import { STANDALONE_OPTIONS, parseConfigMap, resolveStandaloneConfig } from "../../../core/src/config/load.js";
 
 test("resolveStandaloneConfig() defaults: 127.0.0.1:3000, development, friendly pages on, pool 6", (t) => {
@@ -77,4 +78,13 @@ test("a generic app needs app_start_command", (t) => {
 test("every option has a distinct key and flag", (t) => {
   t.is(new Set(STANDALONE_OPTIONS.map((o) => o.key)).size, STANDALONE_OPTIONS.length);
   t.is(new Set(STANDALONE_OPTIONS.map((o) => o.flag)).size, STANDALONE_OPTIONS.length);
+});
+
+test("every option's field exists in AppOptions / ServerOptions", (t) => {
+  const app = makeAppOptions("/x");
+  for (const o of STANDALONE_OPTIONS) {
+    if (o.target === "app" || o.target === "both") t.true(o.field in app, `${o.key} → app.${o.field}`);
+    if (o.target === "server" || o.target === "both") t.true(o.field in SERVER_DEFAULTS, `${o.key} → server.${o.field}`);
+    if (o.target === "listen") t.true(o.field === "port" || o.field === "address", o.key);
+  }
 });

@@ -1,0 +1,181 @@
+/**
+ * The AffinityStore port (STYLE §3 "Ports & adapters"): where cross-host
+ * session affinity lives. A sticky id (the process id in the sticky cookie)
+ * of an app is pinned to its owner (node, pid) with a sliding TTL, and each
+ * core registers itself as a node with a heartbeat TTL. `redis-store.ts` is the
+ * real adapter; `MemoryAffinityStore` here is the in-memory one (tests, and the
+ * shape to follow). Values arriving from a store are `unknown` and pass the
+ * validators below.
+ */
+import type { Clock } from "../util/clock.js";
+
+/** Who serves a pinned sticky id: the node (core) and the app process on it. */
+export interface PinOwner {
+  readonly node: string;
+  readonly pid: number;
+}
+
+/** A node's registration (key `ferry:node:<name>`, refreshed by the heartbeat). */
+export interface NodeRecord {
+  readonly name: string;
+  /** Where the node accepts forwarded requests (`host:port`); "" = it accepts none. */
+  readonly peer: string;
+  /** The peer listener speaks TLS. */
+  readonly tls: boolean;
+  /** App group names the node has served. */
+  readonly apps: readonly string[];
+  /** Sticky ids (sessions) the node owns now. */
+  readonly sessions: number;
+  /** The core's pid (informational). */
+  readonly pid: number;
+  /** Epoch ms of this registration. */
+  readonly updatedAt: number;
+}
+
+/**
+ * Every method may reject with AffinityUnavailableError (store down or slower
+ * than its budget); callers then fall back to local-only affinity.
+ */
+export interface AffinityStore {
+  /** The owner of `stickyId` of `app`, or null when not pinned (or expired). */
+  getOwner(app: string, stickyId: string): Promise<PinOwner | null>;
+  /** Pin (or re-pin) with a fresh TTL: the sliding part. */
+  pin(app: string, stickyId: string, owner: PinOwner, ttlMs: number): Promise<void>;
+  /** Remove a pin, only if it still names `node`. */
+  unpin(app: string, stickyId: string, node: string): Promise<void>;
+  /** Register / refresh a node with a TTL. */
+  putNode(rec: NodeRecord, ttlMs: number): Promise<void>;
+  removeNode(name: string): Promise<void>;
+  getNode(name: string): Promise<NodeRecord | null>;
+  /** All registered, unexpired nodes. */
+  listNodes(): Promise<NodeRecord[]>;
+  close(): Promise<void>;
+}
+
+export class AffinityUnavailableError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "AffinityUnavailableError";
+  }
+}
+
+function isObj(v: unknown): v is Readonly<Record<string, unknown>> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A stored pin value (JSON text) → PinOwner, or null when malformed. */
+export function parsePinOwner(text: unknown): PinOwner | null {
+  if (typeof text !== "string") return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isObj(v)) return null;
+  const node = v["node"];
+  const pid = v["pid"];
+  if (typeof node !== "string" || node === "" || typeof pid !== "number" || !Number.isSafeInteger(pid) || pid < 0) return null;
+  return { node, pid };
+}
+
+/** A stored node value (JSON text) → NodeRecord, or null when malformed. */
+export function parseNodeRecord(text: unknown): NodeRecord | null {
+  if (typeof text !== "string") return null;
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isObj(v)) return null;
+  const { name, peer, tls, apps, sessions, pid, updatedAt } = v;
+  if (typeof name !== "string" || name === "" || typeof peer !== "string" || typeof tls !== "boolean") return null;
+  if (!Array.isArray(apps) || !apps.every((a) => typeof a === "string")) return null;
+  const nums = [sessions, pid, updatedAt];
+  if (!nums.every((n) => typeof n === "number" && Number.isFinite(n) && n >= 0)) return null;
+  return {
+    name, peer, tls, apps: apps as string[], sessions: sessions as number, pid: pid as number, updatedAt: updatedAt as number,
+  };
+}
+
+interface Entry {
+  readonly value: string;
+  readonly expiresAt: number;
+}
+
+/** In-memory AffinityStore with TTLs on an injected clock (tests; a single host). */
+export class MemoryAffinityStore implements AffinityStore {
+  readonly #clock: Clock;
+  readonly #pins = new Map<string, Entry>();
+  readonly #nodes = new Map<string, Entry>();
+  /** Set to make every call fail as an unavailable store would. */
+  down = false;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+  }
+
+  #check(): void {
+    if (this.down) throw new AffinityUnavailableError("Cannot reach the affinity store: it is down");
+  }
+
+  #live(map: Map<string, Entry>, key: string): string | undefined {
+    const e = map.get(key);
+    if (e === undefined) return undefined;
+    if (e.expiresAt <= this.#clock.now()) {
+      map.delete(key);
+      return undefined;
+    }
+    return e.value;
+  }
+
+  getOwner(app: string, stickyId: string): Promise<PinOwner | null> {
+    this.#check();
+    return Promise.resolve(parsePinOwner(this.#live(this.#pins, `${app}\n${stickyId}`)));
+  }
+
+  pin(app: string, stickyId: string, owner: PinOwner, ttlMs: number): Promise<void> {
+    this.#check();
+    this.#pins.set(`${app}\n${stickyId}`, { value: JSON.stringify(owner), expiresAt: this.#clock.now() + ttlMs });
+    return Promise.resolve();
+  }
+
+  unpin(app: string, stickyId: string, node: string): Promise<void> {
+    this.#check();
+    const key = `${app}\n${stickyId}`;
+    if (parsePinOwner(this.#live(this.#pins, key))?.node === node) this.#pins.delete(key);
+    return Promise.resolve();
+  }
+
+  putNode(rec: NodeRecord, ttlMs: number): Promise<void> {
+    this.#check();
+    this.#nodes.set(rec.name, { value: JSON.stringify(rec), expiresAt: this.#clock.now() + ttlMs });
+    return Promise.resolve();
+  }
+
+  removeNode(name: string): Promise<void> {
+    this.#check();
+    this.#nodes.delete(name);
+    return Promise.resolve();
+  }
+
+  getNode(name: string): Promise<NodeRecord | null> {
+    this.#check();
+    return Promise.resolve(parseNodeRecord(this.#live(this.#nodes, name)));
+  }
+
+  listNodes(): Promise<NodeRecord[]> {
+    this.#check();
+    const out: NodeRecord[] = [];
+    for (const name of [...this.#nodes.keys()]) {
+      const rec = parseNodeRecord(this.#live(this.#nodes, name));
+      if (rec !== null) out.push(rec);
+    }
+    return Promise.resolve(out);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
