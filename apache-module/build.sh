@@ -36,5 +36,8 @@ fi
 echo "ferry: building mod_ferry.so with $apxs (headers in $incdir)"
 make -s -C "$here" APXS="$apxs"
 mkdir -p "$root/build/apache"
-cp "$here/.libs/mod_ferry.so" "$root/build/apache/mod_ferry.so"
+# Copy then rename: a running Apache has the old file mapped, and writing
+# into that inode would crash its children.
+cp "$here/.libs/mod_ferry.so" "$root/build/apache/mod_ferry.so.tmp.$$"
+mv -f "$root/build/apache/mod_ferry.so.tmp.$$" "$root/build/apache/mod_ferry.so"
 echo "ferry: built $root/build/apache/mod_ferry.so"

@@ -7,6 +7,7 @@
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { spread } from "./lib/http.mjs";
 import { cleanupAll, rememberPids, treeStats } from "./lib/proc.mjs";
@@ -116,7 +117,7 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 }
 
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-const results = { started: new Date().toISOString(), rounds, duration, warmup, targets: {}, order: [] };
+const results = { started: new Date().toISOString(), rounds, duration, warmup, targets: {}, order: [], loadavg: [os.loadavg()[0]] };
 for (const t of targets) {
   const why = t.unavailable();
   results.targets[t.id] = { id: t.id, label: t.label, unavailable: why, rounds: [] };
@@ -142,11 +143,11 @@ try {
       }
       try {
         rememberPids([...treeStats(current.roots()).keys()]);
-        r.scenarios.cold = { coldMs: current.coldMs };
+        r.scenarios.cold = { coldMs: current.coldMs, firstRequestMs: current.firstRequestMs };
         const pids = await spread(current.port, t.expectPids, 60000);
         r.pids = pids;
         r.spreadOk = pids.length >= t.expectPids;
-        log(`${t.id}: first response after ${fmt(current.coldMs)} ms; app pids seen: ${pids.join(", ") || "none"}${r.spreadOk ? "" : " (EXPECTED " + t.expectPids + ")"}`);
+        log(`${t.id}: first response after ${fmt(current.coldMs)} ms (that request took ${fmt(current.firstRequestMs)} ms); app pids seen: ${pids.join(", ") || "none"}${r.spreadOk ? "" : " (EXPECTED " + t.expectPids + ")"}`);
         for (const sc of scenarios) {
           if (sc.kind === "cold") continue;
           try {
@@ -172,6 +173,7 @@ try {
 }
 
 results.finished = new Date().toISOString();
+results.loadavg.push(os.loadavg()[0]);
 results.machine = await collectMachine(repo);
 mkdirSync(join(here, "results"), { recursive: true });
 const stamp = results.started.replace(/[:.]/g, "-");

@@ -36,15 +36,21 @@ export async function waitListening(port, deadlineMs, isDead = () => false) {
   throw new Error(`Cannot reach port ${port}: nothing listening after ${deadlineMs} ms`);
 }
 
-/** Polls GET / until a 200 with an X-Pid; returns ms taken. */
+/**
+ * Polls GET / until a 200 with an X-Pid. Returns the ms from `since`, and the
+ * successful request's own latency (for a server that spawns the app on the
+ * first request, that request waits for the spawn).
+ */
 export async function waitOk(port, deadlineMs, isDead = () => false, since = performance.now()) {
   const deadline = Date.now() + deadlineMs;
   let last = "no answer";
   while (Date.now() < deadline) {
     if (isDead()) throw new Error(`Cannot get a first response on port ${port}: the server exited`);
     try {
+      const sent = performance.now();
       const r = await get(port, "/", { timeoutMs: Math.max(1000, deadline - Date.now()) });
-      if (r.status === 200 && r.headers["x-pid"] !== undefined) return performance.now() - since;
+      const now = performance.now();
+      if (r.status === 200 && r.headers["x-pid"] !== undefined) return { ms: now - since, requestMs: now - sent };
       last = `status ${r.status}`;
     } catch (e) {
       last = e.message;

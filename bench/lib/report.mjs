@@ -87,6 +87,7 @@ export function aggregate(results, scenarios) {
         tinyP99Ms: median(pick("tinyP99Ms")),
         held: min(pick("held")),
         coldMs: median(pick("coldMs")),
+        firstRequestMs: median(pick("firstRequestMs")),
         failedRounds: failed.length,
       };
     }
@@ -112,7 +113,7 @@ function scenarioTable(sc, agg, ids) {
   const P = agg.passenger?.sc?.[sc.id] ?? null;
   const lines = [];
   let head;
-  if (sc.kind === "cold") head = ["target", "first response ms", "vs Passenger"];
+  if (sc.kind === "cold") head = ["target", "launch to first response ms", "vs P", "that request's own ms", "vs P"];
   else if (sc.kind === "ws")
     head = ["target", "echoes/s", "vs P", "p50 ms", "p99 ms", "errors", "held", "peak RSS MiB", "vs P", "CPU µs/echo", "vs P"];
   else if (sc.mode === "mixed")
@@ -128,7 +129,8 @@ function scenarioTable(sc, agg, ids) {
     } else if (cells === null && m.failed !== undefined) {
       cells = ["failed", ...Array(head.length - 2).fill("")];
     } else if (cells === null) {
-      if (sc.kind === "cold") cells = [f(m.coldMs), ratio(m.coldMs, P?.coldMs)];
+      if (sc.kind === "cold")
+        cells = [f(m.coldMs), ratio(m.coldMs, P?.coldMs), f(m.firstRequestMs), ratio(m.firstRequestMs, P?.firstRequestMs)];
       else if (sc.kind === "ws")
         cells = [f(m.rps), ratio(m.rps, P?.rps), f(m.p50Ms, 2), f(m.p99Ms, 2), f(m.errors), f(m.held),
           f(m.peakRssMb), ratio(m.peakRssMb, P?.peakRssMb), f(m.cpuUsPerReq), ratio(m.cpuUsPerReq, P?.cpuUsPerReq)];
@@ -265,11 +267,17 @@ export function writeReport(results, scenarios, targets, outFile, argv) {
     `(after ${results.warmup} s of unmeasured warm-up), the targets in turn (${ids.join(" → ")}), each round starting ` +
     "every server from nothing. Figures are medians over rounds; peak RSS is the maximum, errors the sum. " +
     "“vs P” is the ratio to Apache + Passenger in the same run.", "");
+  if (results.rounds < 2 || results.duration < 10)
+    out.push(`> **Smoke run** (${results.rounds} round × ${results.duration} s): it shows the harness works end to end; ` +
+      "its figures are too short to quote. A full run is `sh bench/run.sh` (2 rounds × 10 s).", "");
   out.push("## Machine", "");
   out.push("| | |", "| --- | --- |");
   out.push(`| CPUs (nproc) | ${m.nproc} × ${m.cpu} |`, `| memory | ${m.memGiB} GiB |`, `| kernel | ${m.kernel} |`);
   out.push(`| Node.js | ${m.node} |`, `| Apache | ${m.apache ?? "–"} (event MPM) |`, `| Passenger | ${m.passenger ?? "not installed"} (Debian) |`);
-  out.push(`| PM2 | ${m.pm2 ?? "not installed"} |`, `| Ferry | ${m.ferry} |`, `| wrk | ${m.wrk ?? "–"} |`, `| date | ${m.date} |`, "");
+  out.push(`| PM2 | ${m.pm2 ?? "not installed"} |`, `| Ferry | ${m.ferry} |`, `| wrk | ${m.wrk ?? "–"} |`, `| date | ${m.date} |`);
+  if (Array.isArray(results.loadavg))
+    out.push(`| load average (1 min) before / after the run | ${results.loadavg.map((x) => x.toFixed(2)).join(" / ")} (the load generator shares the ${m.nproc} CPUs) |`);
+  out.push("");
   out.push("## Throughput relative to Passenger", "", `![req/s as a ratio to Apache + Passenger](${relative(dirname(outFile), svgFile)})`, "");
   out.push("## Goals", "", goals(agg), "");
   out.push("## Results per scenario", "");
@@ -277,7 +285,9 @@ export function writeReport(results, scenarios, targets, outFile, argv) {
     out.push(`### ${sc.label}`, "");
     if (sc.kind === "wrk") out.push(`wrk, 2 threads, ${sc.conns} keep-alive connections${sc.mode === "mixed" ? "; every 10th request is /cpu, “tiny” columns time only the other 90%" : ""}.`, "");
     if (sc.kind === "ws") out.push(`${sc.conns} connections opened (≤ 50 handshakes in flight), then each echoes 32 bytes in a loop; “held” = connections still open at the end (worst round).`, "");
-    if (sc.kind === "cold") out.push("From launching the server side (Apache, `ferry start`, `pm2 start`, node) with no app process to the first 200 from the app.", "");
+    if (sc.kind === "cold")
+      out.push("From launching the server side (Apache, `ferry start`, `pm2 start`, node) with no app process to the first 200 from the app " +
+        "(polled every 10 ms); and the latency of that successful request alone (where the app is spawned on the first request, it includes the spawn).", "");
     out.push(scenarioTable(sc, agg, ids), "");
   }
   out.push("## Targets", "");

@@ -7,7 +7,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { APACHE_BIN, MODULES, apacheArgs, appVhost, errorLogTail, writeApacheConfig } from "./apache.mjs";
 import { freePort, waitListening, waitOk } from "./http.mjs";
-import { alive, pidsMatching, readStat, sleep, startChild, stopChild, treeStats, waitGone } from "./proc.mjs";
+import { alive, pidsMatching, startChild, stopChild, treeStats, waitGone } from "./proc.mjs";
 
 const run = promisify(execFile);
 const PASSENGER_SO = `${MODULES}/mod_passenger.so`;
@@ -18,7 +18,7 @@ function dead(child) {
   return () => child.exitCode !== null || child.signalCode !== null;
 }
 
-/** An Apache-fronted target: `body(port, dir)` is its part of the config. */
+/** An Apache-fronted target: `body(port, dir, appDir)` is its part of the config. */
 function apacheTarget({ id, label, check, body, extra }) {
   return {
     id,
@@ -42,8 +42,9 @@ function apacheTarget({ id, label, check, body, extra }) {
       }
       const child = startChild(APACHE_BIN, apacheArgs(dir, conf), { env: { ...process.env, LANG: "C" } });
       let coldMs;
+      let firstRequestMs;
       try {
-        coldMs = await waitOk(port, START_DEADLINE_MS, dead(child), t0);
+        ({ ms: coldMs, requestMs: firstRequestMs } = await waitOk(port, START_DEADLINE_MS, dead(child), t0));
       } catch (e) {
         await stopChild(child, 15000);
         for (const b of backends) await stopChild(b);
@@ -52,6 +53,7 @@ function apacheTarget({ id, label, check, body, extra }) {
       return {
         port,
         coldMs,
+        firstRequestMs,
         dir,
         roots: () => [child.pid, ...backends.map((b) => b.pid), ...pidsMatching(appDir)],
         logTail: () => errorLogTail(dir),
@@ -161,16 +163,20 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
     async start(c, n) {
       const appDir = c.appDir("ferry");
       const port = await freePort();
+      const registry = join(c.runDir, `ferry-${n}`);
+      mkdirSync(registry, { recursive: true, mode: 0o755 });
       const t0 = performance.now();
       const child = startChild(
         c.node,
         [join(c.repo, "bin/ferry.js"), "start", appDir, "--port", String(port), "--address", "127.0.0.1",
-          "--min-instances", "2", "--max-pool-size", "2", "--environment", "production"],
+          "--min-instances", "2", "--max-pool-size", "2", "--environment", "production",
+          "--instance-registry-dir", registry],
         { cwd: appDir, env: { ...process.env } },
       );
       let coldMs;
+      let firstRequestMs;
       try {
-        coldMs = await waitOk(port, START_DEADLINE_MS, dead(child), t0);
+        ({ ms: coldMs, requestMs: firstRequestMs } = await waitOk(port, START_DEADLINE_MS, dead(child), t0));
       } catch (e) {
         await stopChild(child, 15000);
         throw new Error(`${e.message}\n${child.output.trim().split("\n").slice(-15).join("\n")}`.trim());
@@ -178,6 +184,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
       return {
         port,
         coldMs,
+        firstRequestMs,
         roots: () => [child.pid, ...pidsMatching(appDir)],
         logTail: () => child.output.trim().split("\n").slice(-15).join("\n"),
         async stop() {
@@ -193,7 +200,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
     id: "pm2",
     label: "PM2 cluster (2)",
     expectPids: 2,
-    unavailable: () => (existsSync(c2(ctx)) ? null : `not installed: ${c2(ctx)} (npm install --prefix bench/.tools pm2)`),
+    unavailable: () => (existsSync(pm2Bin(ctx)) ? null : `not installed: ${pm2Bin(ctx)} (npm install --prefix bench/.tools pm2)`),
     async start(c, n) {
       const appDir = c.appDir("pm2");
       const home = join(c.runDir, `pm2-${n}`);
@@ -211,7 +218,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
       );
       const env = { ...process.env, PM2_HOME: home, PM2_DISCRETE_MODE: "true" };
       const pm2Cmd = async (args, timeout) =>
-        run(c.node, [c2(c), ...args], { env, timeout, maxBuffer: 1 << 20 });
+        run(c.node, [pm2Bin(c), ...args], { env, timeout, maxBuffer: 1 << 20 });
       const t0 = performance.now();
       const daemonPids = () => {
         try {
@@ -227,9 +234,10 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
         if (!(await waitGone(tree, 10000))) for (const p of tree) if (alive(p)) try { process.kill(p, "SIGKILL"); } catch {}
       };
       let coldMs;
+      let firstRequestMs;
       try {
         await pm2Cmd(["start", eco], 60000);
-        coldMs = await waitOk(port, START_DEADLINE_MS, () => false, t0);
+        ({ ms: coldMs, requestMs: firstRequestMs } = await waitOk(port, START_DEADLINE_MS, () => false, t0));
       } catch (e) {
         await stop();
         throw new Error(`Cannot start PM2: ${e.message}`);
@@ -237,6 +245,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
       return {
         port,
         coldMs,
+        firstRequestMs,
         roots: () => [...daemonPids(), ...pidsMatching(appDir)],
         logTail: () => "",
         stop,
@@ -255,8 +264,9 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
       const t0 = performance.now();
       const child = nodeApp(c, appDir, port);
       let coldMs;
+      let firstRequestMs;
       try {
-        coldMs = await waitOk(port, START_DEADLINE_MS, dead(child), t0);
+        ({ ms: coldMs, requestMs: firstRequestMs } = await waitOk(port, START_DEADLINE_MS, dead(child), t0));
       } catch (e) {
         await stopChild(child);
         throw new Error(`${e.message}\n${child.output}`.trim());
@@ -264,6 +274,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
       return {
         port,
         coldMs,
+        firstRequestMs,
         roots: () => [child.pid],
         logTail: () => child.output.trim().split("\n").slice(-15).join("\n"),
         stop: () => stopChild(child),
@@ -274,8 +285,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
   return [modFerry, passenger, modProxy, ferry, pm2, node];
 }
 
-function c2(ctx) {
+function pm2Bin(ctx) {
   return join(ctx.repo, "bench/.tools/node_modules/pm2/bin/pm2");
 }
 
-export { readStat, sleep };

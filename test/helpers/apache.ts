@@ -297,15 +297,12 @@ export class ApacheServer {
       server.exited = true;
     });
     try {
-      await waitFor(
-        async () => {
-          if (server.exited) {
-            throw new Error(`Cannot start Apache: it exited.\n${server.stderrText}\n${server.errorLogTail(40)}`);
-          }
-          return canConnect(port);
-        },
-        { timeoutMs: opts.startTimeoutMs ?? 30_000, intervalMs: 100, what: `Apache on 127.0.0.1:${port}` },
-      );
+      await waitFor(async () => server.exited || (await canConnect(port)), {
+        timeoutMs: opts.startTimeoutMs ?? 30_000,
+        intervalMs: 100,
+        what: `Apache on 127.0.0.1:${port}`,
+      });
+      if (server.exited) throw new Error("Cannot start Apache: it exited");
     } catch (e: unknown) {
       await server.kill();
       const msg = e instanceof Error ? e.message : String(e);

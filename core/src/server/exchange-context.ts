@@ -173,6 +173,8 @@ export function newRequestId(): string {
 
 /** Checkouts tried per request when connecting to the process fails (Passenger tries up to 10). */
 export const MAX_CHECKOUT_TRIES = 4;
+/** Before another checkout, how long to wait for the pool to see the unreachable process exit. */
+export const RETRY_SETTLE_MS = 250;
 
 /**
  * Thrown by forward()/tunnelExchange() when the process could not be connected

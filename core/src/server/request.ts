@@ -18,7 +18,7 @@ import type { Session, SessionOutcome } from "../pool/session.js";
 import { addressRequestOptions } from "./app-agents.js";
 import type { Exchange } from "./exchange.js";
 import {
-  Cancellation, MAX_CHECKOUT_TRIES, RetryCheckout, appError, isConnectFailure, newRequestId, outcomeOf,
+  Cancellation, MAX_CHECKOUT_TRIES, RETRY_SETTLE_MS, RetryCheckout, appError, isConnectFailure, newRequestId, outcomeOf,
   sendError, settleAfterConnectFailure, settleBrokenConnection, trackConnect,
   type CheckoutOptions, type RequestContext, type RequestDeps,
 } from "./exchange-context.js";
@@ -71,7 +71,7 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
       if (retry === undefined) return;
       log.warn({ pid: session.pid, attempt }, `${retry.message}; checking out another process`);
       deps.agents?.forget(session.address);
-      await settleAfterConnectFailure(session, ex.signal, 1_000);
+      await settleAfterConnectFailure(session, ex.signal, RETRY_SETTLE_MS);
       if (ex.signal.aborted) return;
     }
   } catch (e: unknown) {
@@ -99,9 +99,13 @@ function drainOf(w: http.ClientRequest): Promise<void> {
   });
 }
 
-/** Stream the client's body to the app request, pausing while the app is not reading. */
+/**
+ * Stream the client's body to the app request, pausing while the app is not
+ * reading. Stopping early (the app answered without reading it all) leaves the
+ * client's stream to its front end instead of destroying it mid-response.
+ */
 async function pumpBody(body: Readable, req: http.ClientRequest): Promise<void> {
-  for await (const chunk of body) {
+  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
     if (req.destroyed) return;
     const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
     if (!req.write(buf)) await drainOf(req);

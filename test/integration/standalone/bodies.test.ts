@@ -157,3 +157,26 @@ test("a client that goes away mid-upload releases its process (no leaked session
   await waitFor("no request in flight", () => (inst.instance.pool.status().groups[0]?.processes.every((p) => p.inFlight === 0) === true ? true : undefined));
   t.is((await req(port(), "/")).status, 200);
 });
+
+test("an app that answers before reading the body: the client gets the answer", async (t) => {
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const q = http.request({ host: "127.0.0.1", port: port(), path: "/early", method: "POST", agent: false, headers: { "Content-Length": String(8 * 1024 * 1024) }, signal: AbortSignal.timeout(30_000) }, (res) => {
+      let body = "";
+      res.on("data", (c: Buffer) => { body += c.toString(); });
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    });
+    q.on("error", (e) => reject(e));
+    let i = 0;
+    const pump = (): void => {
+      while (i < 128) {
+        if (!q.write(chunk(i++, 64 * 1024))) { q.once("drain", pump); return; }
+      }
+      q.end();
+    };
+    pump();
+  });
+  t.is(answer.status, 413);
+  t.regex(answer.body, /too large/);
+  t.is((await req(port(), "/")).status, 200);
+});

@@ -1,0 +1,166 @@
+/**
+ * This core's membership in the affinity cluster: a heartbeat registers it
+ * (`ferry:node:<name>` with a TTL: name, peer address, apps, sessions owned)
+ * and refreshes the cached view of the other nodes that the request path
+ * reads without a store round trip. A heartbeat that succeeds after the store
+ * was unavailable republishes this node's pins (a restarted Redis starts
+ * empty). `view()` is the cluster part of `ferry status`.
+ */
+import type { Logger } from "../log.js";
+import type { Clock } from "../util/clock.js";
+import type { AffinityStore, NodeRecord } from "./store.js";
+
+export const DEFAULT_HEARTBEAT_MS = 2_000;
+
+export interface ClusterNodeView {
+  readonly name: string;
+  readonly peer: string;
+  readonly tls: boolean;
+  /** Registered now (its heartbeat key has not expired). */
+  readonly alive: boolean;
+  readonly self: boolean;
+  readonly sessions: number;
+  readonly apps: readonly string[];
+  /** Epoch ms of its last heartbeat we saw. */
+  readonly lastSeenAt: number;
+}
+
+export interface ClusterView {
+  readonly node: string;
+  /** The shared store answered the last heartbeat. */
+  readonly storeAvailable: boolean;
+  readonly nodes: readonly ClusterNodeView[];
+}
+
+export interface ClusterOptions {
+  readonly store: AffinityStore;
+  readonly log: Logger;
+  readonly clock: Clock;
+  /** The record to publish now (apps and session count change over time). */
+  readonly record: () => NodeRecord;
+  readonly heartbeatMs?: number;
+  /** Called after a heartbeat succeeded following a failed one (or the first success). */
+  readonly onStoreBack?: () => Promise<void>;
+}
+
+export class Cluster {
+  readonly #o: ClusterOptions;
+  readonly #heartbeatMs: number;
+  #nodes = new Map<string, NodeRecord>();
+  /** Every node seen since start, for the status view (dead ones show alive: false). */
+  readonly #seen = new Map<string, NodeRecord>();
+  #timer: NodeJS.Timeout | undefined;
+  #storeUp = false;
+  #running: Promise<void> | undefined;
+  #stopped = false;
+
+  constructor(o: ClusterOptions) {
+    this.#o = o;
+    this.#heartbeatMs = o.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  }
+
+  /** Node key TTL: three missed heartbeats and the node counts as gone. */
+  get nodeTtlMs(): number {
+    return this.#heartbeatMs * 3 + 500;
+  }
+
+  get storeAvailable(): boolean {
+    return this.#storeUp;
+  }
+
+  /** First heartbeat now, then periodically. */
+  async start(): Promise<void> {
+    await this.beat();
+    this.#timer = setInterval(() => void this.beat(), this.#heartbeatMs);
+    this.#timer.unref();
+  }
+
+  /** One heartbeat (coalesced if one is running). Never rejects. */
+  beat(): Promise<void> {
+    this.#running ??= this.#beat().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #beat(): Promise<void> {
+    if (this.#stopped) return;
+    const { store, log } = this.#o;
+    try {
+      await store.putNode(this.#o.record(), this.nodeTtlMs);
+      const wasDown = !this.#storeUp;
+      this.#storeUp = true;
+      if (wasDown && this.#o.onStoreBack !== undefined) await this.#o.onStoreBack();
+      const nodes = await store.listNodes();
+      const next = new Map<string, NodeRecord>();
+      for (const n of nodes) {
+        next.set(n.name, n);
+        this.#seen.set(n.name, n);
+      }
+      this.#nodes = next;
+    } catch (e: unknown) {
+      // The store logs the outage once; keep the last view (a forward to a dead peer is declined anyway).
+      this.#storeUp = false;
+      log.debug({ err: e }, "affinity heartbeat failed");
+    }
+  }
+
+  /** A live node from the cached view. */
+  node(name: string): NodeRecord | undefined {
+    return this.#nodes.get(name);
+  }
+
+  /** Look a node up in the store when the cache does not know it (a node that just started). */
+  async lookup(name: string): Promise<NodeRecord | undefined> {
+    const cached = this.#nodes.get(name);
+    if (cached !== undefined) return cached;
+    try {
+      const rec = await this.#o.store.getNode(name);
+      if (rec === null) return undefined;
+      this.#nodes.set(rec.name, rec);
+      this.#seen.set(rec.name, rec);
+      return rec;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A forward to this node failed to connect: consider it gone until its next heartbeat shows it. */
+  suspect(name: string): void {
+    this.#nodes.delete(name);
+  }
+
+  view(): ClusterView {
+    const self = this.#o.record();
+    const nodes: ClusterNodeView[] = [];
+    const names = new Set([...this.#seen.keys(), self.name]);
+    for (const name of [...names].sort()) {
+      const isSelf = name === self.name;
+      const rec = isSelf ? self : this.#nodes.get(name) ?? this.#seen.get(name);
+      if (rec === undefined) continue;
+      nodes.push({
+        name,
+        peer: rec.peer,
+        tls: rec.tls,
+        alive: isSelf || this.#nodes.has(name),
+        self: isSelf,
+        sessions: rec.sessions,
+        apps: rec.apps,
+        lastSeenAt: rec.updatedAt,
+      });
+    }
+    return { node: self.name, storeAvailable: this.#storeUp, nodes };
+  }
+
+  /** Stop the heartbeat and unregister (best effort, within the store's budget). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    await this.#running?.catch(() => undefined);
+    try {
+      await this.#o.store.removeNode(this.#o.record().name);
+    } catch {
+      // the TTL removes it
+    }
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * Accepts requests forwarded by peer cores (PassengerAffinityListen), over
+ * HTTP/1.1 keep-alive on TCP, optionally TLS. Each request is checked
+ * (peer-auth.ts: HMAC under the shared secret, time window, nonce replay)
+ * before anything else: a refused one gets 403 and a log line. An accepted
+ * one whose app or process this core no longer has gets 421 + `X-Ferry-Peer:
+ * gone` before its body is read (the sender re-pins locally). Otherwise it
+ * becomes an Exchange served from this core's own pool as if it were local
+ * (the handler is the request path); the answer, a 101 upgrade included,
+ * streams back on the same connection.
+ */
+import http from "node:http";
+import https from "node:https";
+import type { AddressInfo } from "node:net";
+import { Readable, type Duplex } from "node:stream";
+import type { AppOptions } from "../config/schema.js";
+import type { Logger } from "../log.js";
+import type { Exchange, RequestHead } from "../server/exchange.js";
+import { META_HEADER, SIGNATURE_HEADER, isEndToEnd, type PeerMeta, type PeerVerifier } from "./peer-auth.js";
+
+export const GONE_HEADER = "X-Ferry-Peer";
+
+export interface PeerTlsOptions {
+  readonly cert: string | Buffer;
+  readonly key: string | Buffer;
+  /** CA to verify peers' certificates (client side); default the system CAs. */
+  readonly ca?: string | Buffer;
+}
+
+export interface PeerServerOptions {
+  readonly verifier: PeerVerifier;
+  readonly log: Logger;
+  /** The app options this core serves under that group name, if any. */
+  readonly resolveApp: (appGroupName: string) => AppOptions | undefined;
+  /** Whether this core has a live process of the app with that sticky id. */
+  readonly hasProcess: (appGroupName: string, stickyId: string) => boolean;
+  /** Serve one exchange (the request path, without forwarding). Never rejects. */
+  readonly handler: (ex: Exchange) => Promise<void>;
+  readonly tls?: PeerTlsOptions;
+}
+
+/** The request head the request path sees for a forwarded request. */
+function headOf(req: http.IncomingMessage, meta: PeerMeta): RequestHead {
+  const headers: string[] = [];
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? "";
+    if (isEndToEnd(name)) headers.push(name, raw[i + 1] ?? "");
+    else if (meta.upgrade && name.toLowerCase() === "upgrade") headers.push(name, raw[i + 1] ?? "");
+  }
+  return {
+    method: req.method ?? "GET",
+    uri: req.url ?? "/",
+    proto: meta.proto,
+    headers,
+    remoteAddr: meta.remoteAddr,
+    remotePort: meta.remotePort,
+    serverName: meta.serverName,
+    serverPort: meta.serverPort,
+    https: meta.https,
+    hasBody: meta.hasBody,
+    upgrade: meta.upgrade,
+  };
+}
+
+function waitDrainOf(w: NodeJS.WritableStream & { writableNeedDrain: boolean; destroyed: boolean }): Promise<void> {
+  if (!w.writableNeedDrain || w.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      w.removeListener("drain", done);
+      w.removeListener("close", done);
+      resolve();
+    };
+    w.on("drain", done);
+    w.on("close", done);
+  });
+}
+
+class PeerHttpExchange implements Exchange {
+  readonly head: RequestHead;
+  readonly body: Readable;
+  readonly signal: AbortSignal;
+  readonly #res: http.ServerResponse;
+
+  constructor(readonly app: AppOptions, meta: PeerMeta, req: http.IncomingMessage, res: http.ServerResponse) {
+    this.head = headOf(req, meta);
+    this.body = req;
+    this.#res = res;
+    const ac = new AbortController();
+    this.signal = ac.signal;
+    res.once("close", () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    req.once("error", () => ac.abort());
+  }
+
+  writeHead(status: number, headers: readonly string[]): void {
+    this.#res.writeHead(status, [...headers]);
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.#res.destroyed) return true;
+    return this.#res.write(chunk);
+  }
+
+  waitDrain(): Promise<void> {
+    return waitDrainOf(this.#res);
+  }
+
+  end(): void {
+    this.#res.end();
+  }
+
+  abort(): void {
+    this.#res.destroy();
+  }
+
+  upgraded(): Duplex {
+    throw new Error("Cannot upgrade the connection: the request did not ask to upgrade");
+  }
+}
+
+class PeerUpgradeExchange implements Exchange {
+  readonly head: RequestHead;
+  readonly body: Readable = Readable.from([]);
+  readonly signal: AbortSignal;
+  readonly #socket: Duplex;
+  #status = 0;
+
+  constructor(readonly app: AppOptions, meta: PeerMeta, req: http.IncomingMessage, socket: Duplex, rest: Buffer) {
+    this.head = headOf(req, meta);
+    this.#socket = socket;
+    if (rest.length > 0) socket.unshift(rest);
+    const ac = new AbortController();
+    this.signal = ac.signal;
+    socket.once("close", () => ac.abort());
+  }
+
+  writeHead(status: number, headers: readonly string[]): void {
+    this.#status = status;
+    const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}`];
+    for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i] ?? ""}: ${headers[i + 1] ?? ""}`);
+    if (status !== 101) lines.push("Connection: close");
+    this.#socket.write(Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"));
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.#socket.destroyed) return true;
+    return this.#socket.write(chunk);
+  }
+
+  waitDrain(): Promise<void> {
+    return waitDrainOf(this.#socket);
+  }
+
+  end(): void {
+    if (this.#status !== 101) this.#socket.end();
+  }
+
+  abort(): void {
+    this.#socket.destroy();
+  }
+
+  upgraded(): Duplex {
+    return this.#socket;
+  }
+}
+
+type Admission =
+  | { readonly kind: "serve"; readonly app: AppOptions; readonly meta: PeerMeta }
+  | { readonly kind: "refuse"; readonly status: number; readonly reason: string; readonly gone: boolean };
+
+export class PeerServer {
+  readonly server: http.Server;
+  readonly #opts: PeerServerOptions;
+  readonly #log: Logger;
+  readonly #active = new Set<Promise<void>>();
+  readonly #upgraded = new Set<Duplex>();
+  /** Forwarded requests refused for authentication (for status and tests). */
+  refused = 0;
+
+  constructor(opts: PeerServerOptions) {
+    this.#opts = opts;
+    this.#log = opts.log;
+    // requireHostHeader: a client without Host is forwarded as it came.
+    const serverOpts = { requestTimeout: 0, headersTimeout: 30_000, keepAliveTimeout: 30_000, requireHostHeader: false };
+    this.server = opts.tls !== undefined
+      ? https.createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key })
+      : http.createServer(serverOpts);
+    const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      const a = this.#admit(req);
+      if (a.kind === "refuse") {
+        res.writeHead(a.status, { "Content-Type": "text/plain", [GONE_HEADER]: a.gone ? "gone" : "refused", Connection: "close" });
+        res.end(`${a.reason}\n`);
+        req.resume();
+        return;
+      }
+      if (req.headers.expect !== undefined) res.writeContinue();
+      this.#track(opts.handler(new PeerHttpExchange(a.app, a.meta, req, res)));
+    };
+    this.server.on("request", onRequest);
+    this.server.on("checkContinue", onRequest);
+    this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, rest: Buffer) => {
+      socket.on("error", (e: unknown) => this.#log.debug({ err: e }, "forwarded upgrade socket error"));
+      const a = this.#admit(req);
+      if (a.kind === "refuse") {
+        const extra = `${GONE_HEADER}: ${a.gone ? "gone" : "refused"}\r\n`;
+        socket.end(`HTTP/1.1 ${a.status} ${http.STATUS_CODES[a.status] ?? ""}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
+      this.#upgraded.add(socket);
+      socket.once("close", () => this.#upgraded.delete(socket));
+      this.#track(opts.handler(new PeerUpgradeExchange(a.app, a.meta, req, socket, rest)));
+    });
+    this.server.on("clientError", (err: unknown, socket: Duplex) => {
+      this.#log.debug({ err }, "peer connection error");
+      socket.destroy();
+    });
+  }
+
+  #admit(req: http.IncomingMessage): Admission {
+    const header = (name: string): string | undefined => {
+      const v = req.headers[name];
+      return typeof v === "string" ? v : undefined;
+    };
+    const v = this.#opts.verifier.verify({
+      method: req.method ?? "",
+      uri: req.url ?? "",
+      headers: req.rawHeaders,
+      metaText: header(META_HEADER),
+      signature: header(SIGNATURE_HEADER),
+    });
+    const from = `${req.socket.remoteAddress ?? "?"}:${req.socket.remotePort ?? 0}`;
+    if (!v.ok) {
+      this.refused++;
+      this.#log.warn({ peer: from, reason: v.reason }, `Refusing forwarded request from ${from}: ${v.reason}`);
+      return { kind: "refuse", status: 403, reason: `Forbidden: ${v.reason}`, gone: false };
+    }
+    const { meta } = v;
+    const app = this.#opts.resolveApp(meta.app);
+    if (app === undefined) {
+      this.#log.info({ peer: meta.from, app: meta.app }, `Cannot serve request forwarded by ${meta.from}: app "${meta.app}" is not served here`);
+      return { kind: "refuse", status: 421, reason: "app not served here", gone: true };
+    }
+    if (!this.#opts.hasProcess(meta.app, meta.sticky)) {
+      this.#log.debug({ peer: meta.from, app: meta.app, sticky: meta.sticky }, "forwarded request for a process that is gone");
+      return { kind: "refuse", status: 421, reason: "process gone", gone: true };
+    }
+    return { kind: "serve", app, meta };
+  }
+
+  #track(p: Promise<void>): void {
+    this.#active.add(p);
+    void p.finally(() => this.#active.delete(p));
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const onError = (e: unknown): void => reject(e);
+      this.server.once("error", onError);
+      this.server.listen({ port, host }, () => {
+        this.server.off("error", onError);
+        this.server.on("error", (e: unknown) => this.#log.error({ err: e }, "peer server error"));
+        const a = this.server.address();
+        if (a === null || typeof a === "string") reject(new Error("Cannot listen for peers: no TCP address"));
+        else resolve(a);
+      });
+    });
+  }
+
+  /** Stop accepting, let forwarded exchanges finish until the deadline, then cut the rest. */
+  async close(deadlineMs: number): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeIdleConnections();
+    for (const s of this.#upgraded) s.end();
+    const until = Date.now() + deadlineMs;
+    while (this.#active.size > 0 && Date.now() < until) {
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, Math.min(100, until - Date.now()))));
+      await Promise.race([Promise.allSettled([...this.#active]).then(() => undefined), timer]);
+      this.server.closeIdleConnections();
+    }
+    this.server.closeAllConnections();
+    for (const s of this.#upgraded) s.destroy();
+    await closed;
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * Test users and groups for the shared-hosting tests (issue 4): system users
+ * `ferrytest-*` made with `useradd --system --no-create-home`, each with its
+ * own primary group. Creating is idempotent (an existing user is reused, a
+ * leftover of a crashed run included); removal deletes the user and its
+ * group. useradd & co. fail while another process holds the passwd lock (ava
+ * runs files in parallel): every command retries under a deadline.
+ *
+ * Each test file uses its own names so files running in parallel never
+ * delete each other's users.
+ */
+import { execFile as execFileCb, execFileSync } from "node:child_process";
+import { promisify } from "node:util";
+
+const execFile = promisify(execFileCb);
+
+export interface TestUser {
+  readonly name: string;
+  readonly uid: number;
+  /** Primary gid (the user's own group). */
+  readonly gid: number;
+  readonly home: string;
+  readonly shell: string;
+}
+
+export interface TestGroup {
+  readonly name: string;
+  readonly gid: number;
+}
+
+const LOCK_RETRY_MS = 30_000;
+
+/** Run an account-admin command, retrying while the passwd/group lock is busy. */
+async function admin(cmd: string, args: readonly string[]): Promise<void> {
+  const end = Date.now() + LOCK_RETRY_MS;
+  let delay = 50;
+  for (;;) {
+    try {
+      await execFile(cmd, [...args], { timeout: 15_000 });
+      return;
+    } catch (e: unknown) {
+      if (Date.now() > end) {
+        const msg = e instanceof Error ? e.message : String(e);
+        throw new Error(`Cannot run ${cmd} ${args.join(" ")}: ${msg}`, { cause: e });
+      }
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 500);
+    }
+  }
+}
+
+function getent(db: "passwd" | "group", key: string): string[] | undefined {
+  try {
+    return execFileSync("getent", [db, key], { encoding: "utf8" }).trim().split(":");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The passwd entry of `name`, or undefined. */
+export function lookupUser(name: string): TestUser | undefined {
+  const f = getent("passwd", name);
+  if (f === undefined || f.length < 7) return undefined;
+  return { name: f[0] ?? name, uid: Number(f[2]), gid: Number(f[3]), home: f[5] ?? "", shell: f[6] ?? "" };
+}
+
+/** The group entry of `name`, or undefined. */
+export function lookupGroup(name: string): TestGroup | undefined {
+  const f = getent("group", name);
+  if (f === undefined || f.length < 3) return undefined;
+  return { name: f[0] ?? name, gid: Number(f[2]) };
+}
+
+/** Make sure group `name` exists. */
+export async function ensureGroup(name: string): Promise<TestGroup> {
+  if (lookupGroup(name) === undefined) await admin("groupadd", ["--system", name]);
+  const g = lookupGroup(name);
+  if (g === undefined) throw new Error(`Cannot create group ${name}: not found after groupadd`);
+  return g;
+}
+
+/**
+ * Make sure system user `name` exists, with its own primary group and (at
+ * least) the given supplementary groups, which must exist.
+ */
+export async function ensureUser(name: string, opts: { readonly groups?: readonly string[] } = {}): Promise<TestUser> {
+  if (process.getuid?.() !== 0) throw new Error(`Cannot create user ${name}: the tests must run as root`);
+  const groups = opts.groups ?? [];
+  if (lookupUser(name) === undefined) {
+    const args = ["--system", "--no-create-home", "--user-group", "--home-dir", `/home/${name}`, "--shell", "/bin/sh"];
+    if (groups.length > 0) args.push("--groups", groups.join(","));
+    await admin("useradd", [...args, name]);
+  } else if (groups.length > 0) {
+    await admin("usermod", ["--append", "--groups", groups.join(","), name]);
+  }
+  const u = lookupUser(name);
+  if (u === undefined) throw new Error(`Cannot create user ${name}: not found after useradd`);
+  return u;
+}
+
+/** Create several users, one after the other (useradd holds a global lock anyway). */
+export async function ensureUsers(names: readonly string[]): Promise<TestUser[]> {
+  const out: TestUser[] = [];
+  for (const n of names) out.push(await ensureUser(n));
+  return out;
+}
+
+/** Delete a test user and its own group; no error if already gone. */
+export async function removeUser(name: string): Promise<void> {
+  if (lookupUser(name) !== undefined) await admin("userdel", [name]);
+  if (lookupGroup(name) !== undefined) await admin("groupdel", [name]);
+}
+
+/** Delete a group; no error if already gone. */
+export async function removeGroup(name: string): Promise<void> {
+  if (lookupGroup(name) !== undefined) await admin("groupdel", [name]);
+}
+
+/** Ids of a live process from /proc/<pid>/status (real uid/gid, supplementary groups, capabilities). */
+export interface ProcIdentity {
+  readonly uid: number;
+  readonly euid: number;
+  readonly gid: number;
+  readonly egid: number;
+  readonly groups: readonly number[];
+  readonly capEff: string;
+  readonly capPrm: string;
+  readonly capAmb: string;
+}
+
+export function procIdentity(statusText: string): ProcIdentity {
+  const field = (name: string): string =>
+    statusText.split("\n").find((l) => l.startsWith(`${name}:`))?.slice(name.length + 1).trim() ?? "";
+  const ids = (name: string): number[] => field(name).split(/\s+/).filter((s) => s !== "").map(Number);
+  const uids = ids("Uid");
+  const gids = ids("Gid");
+  return {
+    uid: uids[0] ?? -1,
+    euid: uids[1] ?? -1,
+    gid: gids[0] ?? -1,
+    egid: gids[1] ?? -1,
+    groups: ids("Groups"),
+    capEff: field("CapEff"),
+    capPrm: field("CapPrm"),
+    capAmb: field("CapAmb"),
+  };
+}
+
+/**
+ * Copy fixture app `fixture` (test/fixtures/apps/<fixture>) to
+ * `<root>/apps/<name>` with public/ (the DocumentRoot) and tmp/, owned by
+ * `owner` (undefined: left to root), readable by everyone so Apache can map
+ * the DocumentRoot. Returns the app root.
+ */
+export async function prepareTenantApp(
+  root: string, fixtureDir: string, name: string, owner: Pick<TestUser, "uid" | "gid"> | undefined,
+): Promise<string> {
+  const { chmod, chown, cp, mkdir } = await import("node:fs/promises");
+  const path = await import("node:path");
+  const appRoot = path.join(root, "apps", name);
+  await mkdir(path.dirname(appRoot), { recursive: true, mode: 0o755 });
+  await chmod(path.dirname(appRoot), 0o755);
+  await cp(fixtureDir, appRoot, { recursive: true });
+  await mkdir(path.join(appRoot, "public"), { recursive: true });
+  await mkdir(path.join(appRoot, "tmp"), { recursive: true });
+  execFileSync("chmod", ["-R", "a+rX", appRoot]);
+  if (owner !== undefined) {
+    execFileSync("chown", ["-R", `${owner.uid}:${owner.gid}`, appRoot]);
+    await chown(appRoot, owner.uid, owner.gid);
+  }
+  return appRoot;
+}
