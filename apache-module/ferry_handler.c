@@ -55,6 +55,25 @@ static int is_hop_by_hop(const char *name, int upgrade)
     return 0;
 }
 
+/* httpd joins repeated request headers with ", "; for Cookie that makes
+ * "a=1, b=2", which cookie parsers read as one cookie. A cookie value cannot
+ * hold a comma (RFC 6265 cookie-octet), so ", " is turned into "; ". */
+static const char *join_cookies(apr_pool_t *p, const char *val)
+{
+    char *out = apr_palloc(p, strlen(val) + 1), *o = out;
+    const char *s;
+
+    for (s = val; *s != '\0'; s++) {
+        if (*s == ',') {
+            *o++ = ';';
+            continue;
+        }
+        *o++ = *s;
+    }
+    *o = '\0';
+    return out;
+}
+
 /* The client asks to switch protocols (WebSocket): HTTP/1.1, an Upgrade
  * header, "upgrade" in Connection, and no body. */
 static int wants_upgrade(request_rec *r)
@@ -122,6 +141,10 @@ static ferry_err encode_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
         }
         headers[2 * n] = e[i].key;
         headers[2 * n + 1] = e[i].val ? e[i].val : "";
+        if (!ap_cstr_casecmp(e[i].key, "Cookie") && e[i].val != NULL
+            && strchr(e[i].val, ',') != NULL) {
+            headers[2 * n + 1] = join_cookies(r->pool, e[i].val);
+        }
         n++;
     }
 

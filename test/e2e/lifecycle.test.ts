@@ -5,7 +5,7 @@
  * stop` ends the core and the apps. Tests run in this order on one Apache.
  */
 import test from "ava";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ApacheServer, isAlive, makeTempRoot, prepareApp, processesUnder, waitFor } from "../helpers/apache.js";
@@ -47,6 +47,48 @@ async function version(): Promise<{ status: number; version?: string; error?: st
     return { status: 0, error: e instanceof Error ? e.message : String(e) };
   }
 }
+
+interface CoreConfig {
+  generation: number;
+  instance_dir: string;
+  module_socket: string;
+  control_socket: string;
+  apache_uid: number;
+  apache_gid: number;
+  parent_pid: number;
+  redeploy_on_graceful: string;
+  server: Record<string, unknown>;
+}
+
+async function coreConfig(): Promise<CoreConfig> {
+  return JSON.parse(await readFile(path.join(srv().instanceDir, "config.json"), "utf8")) as CoreConfig;
+}
+
+test.serial("the module gives the core its instance dir and config.json (docs/core-config.md)", async (t) => {
+  t.is((await version()).status, 200);
+  const dir = srv().instanceDir;
+  const isRoot = process.getuid?.() === 0;
+  t.is(statSync(dir).mode & 0o777, isRoot ? 0o711 : 0o700);
+  t.is(statSync(path.join(dir, "config.json")).mode & 0o777, 0o600);
+  const cfg = await coreConfig();
+  t.is(cfg.generation, 1);
+  t.is(cfg.instance_dir, dir);
+  t.is(cfg.module_socket, path.join(dir, "module.sock"));
+  t.is(cfg.control_socket, path.join(dir, "control.sock"));
+  t.is(cfg.parent_pid, srv().pid);
+  t.is(cfg.redeploy_on_graceful, "all");
+  const wwwData = 33;
+  t.is(cfg.apache_uid, isRoot ? wwwData : (process.getuid?.() ?? -1));
+  t.is(typeof cfg.server, "object");
+  t.true(statSync(cfg.module_socket).isSocket());
+  const core = srv().corePid();
+  if (core === undefined) return t.fail("no core pid in the error log");
+  t.true(isAlive(core));
+  // The core runs in its own session, out of reach of Apache's process-group signals.
+  const stat = readFileSync(`/proc/${core}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  t.is(Number(fields[3]), core); // session id == its own pid
+});
 
 test.serial("apachectl graceful under a load loop fails no request and then serves the new code", async (t) => {
   t.is((await version()).version, "v1");
@@ -106,6 +148,7 @@ test.serial("apachectl restart (SIGHUP) keeps the same core and keeps serving", 
   t.is(srv().corePid(), core);
   t.true(core !== undefined && isAlive(core));
   t.regex(srv().errorLog(), /FERRY0217: Sent generation 3 to the ferry core/);
+  t.is((await coreConfig()).generation, 3);
   t.is((await version()).status, 200);
 });
 

@@ -4,7 +4,7 @@
  * (Listen 127.0.0.1:<free port>, event MPM from the system's module dir, our
  * freshly built build/apache/mod_ferry.so, User/Group when root, private
  * PidFile/ErrorLog/instance registry), run `apache2 -f <conf> -DFOREGROUND` as
- * a child, wait for the port under a deadline; graceful() = SIGUSR1, stop() =
+ * a child, wait for its PidFile and port under a deadline; graceful() = SIGUSR1, stop() =
  * SIGTERM and make sure the core and the apps are gone too.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
@@ -297,7 +297,17 @@ export class ApacheServer {
       server.exited = true;
     });
     try {
-      await waitFor(async () => server.exited || (await canConnect(port)), {
+      // The PidFile is written after post_config (so after mod_ferry started
+      // the core); the port alone accepts connections earlier than that.
+      const pidFile = path.join(serverRoot, "run", "httpd.pid");
+      const pidWritten = (): boolean => {
+        try {
+          return readFileSync(pidFile, "utf8").trim() === String(child.pid);
+        } catch {
+          return false;
+        }
+      };
+      await waitFor(async () => server.exited || (pidWritten() && (await canConnect(port))), {
         timeoutMs: opts.startTimeoutMs ?? 30_000,
         intervalMs: 100,
         what: `Apache on 127.0.0.1:${port}`,

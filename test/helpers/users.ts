@@ -10,6 +10,8 @@
  * delete each other's users.
  */
 import { execFile as execFileCb, execFileSync } from "node:child_process";
+import { chmod, chown, cp, mkdir } from "node:fs/promises";
+import path from "node:path";
 import { promisify } from "node:util";
 
 const execFile = promisify(execFileCb);
@@ -155,8 +157,6 @@ export function procIdentity(statusText: string): ProcIdentity {
 export async function prepareTenantApp(
   root: string, fixtureDir: string, name: string, owner: Pick<TestUser, "uid" | "gid"> | undefined,
 ): Promise<string> {
-  const { chmod, chown, cp, mkdir } = await import("node:fs/promises");
-  const path = await import("node:path");
   const appRoot = path.join(root, "apps", name);
   await mkdir(path.dirname(appRoot), { recursive: true, mode: 0o755 });
   await chmod(path.dirname(appRoot), 0o755);

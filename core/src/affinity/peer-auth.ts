@@ -120,6 +120,10 @@ export class NonceCache {
     this.#max = max;
   }
 
+  get size(): number {
+    return this.#seen.size;
+  }
+
   /** Record a nonce valid until `expiresAt`; false when it was already seen (replay). */
   add(nonce: string, expiresAt: number, now: number): boolean {
     for (const [n, exp] of this.#seen) {

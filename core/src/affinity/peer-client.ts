@@ -211,7 +211,9 @@ export class PeerClient {
   async #relay(ex: Exchange, res: http.IncomingMessage, req: http.ClientRequest, log: Logger, t: PeerTarget): Promise<void> {
     const status = res.statusCode ?? 502;
     ex.writeHead(status, clientResponseHeaders(status, res.rawHeaders));
-    const onGone = (): void => res.destroy();
+    const onGone = (): void => {
+      res.destroy();
+    };
     ex.signal.addEventListener("abort", onGone, { once: true });
     try {
       for await (const chunk of res) {

@@ -63,6 +63,15 @@ export class PinTracker {
     for (const p of this.#pins.values()) p.writtenAt = -Infinity;
   }
 
+  /** The pins used within the TTL (to write them all again). */
+  entries(): Array<{ app: string; stickyId: string; pid: number }> {
+    this.count();
+    return [...this.#pins].map(([k, p]) => {
+      const at = k.indexOf("\n");
+      return { app: k.slice(0, at), stickyId: k.slice(at + 1), pid: p.pid };
+    });
+  }
+
   /** Pins used within the TTL (sessions this node owns); forgets the others. */
   count(): number {
     const now = this.#clock.now();

@@ -25,7 +25,7 @@ import { MIN_SECRET_BYTES, PeerVerifier } from "./peer-auth.js";
 import { PeerClient, splitHostPort } from "./peer-client.js";
 import { PeerServer, type PeerTlsOptions } from "./peer-server.js";
 import { PinTracker } from "./pins.js";
-import { RedisAffinityStore } from "./redis-store.js";
+import { DEFAULT_REDIS_TIMEOUT_MS, RedisAffinityStore } from "./redis-store.js";
 import { needsLookup, routeAffinity, type OwnerLookup } from "./router.js";
 import type { AffinityStore, NodeRecord } from "./store.js";
 
@@ -242,6 +242,9 @@ export class AffinityService {
   }
 }
 
+/** PassengerAffinityTTL default: 1800 s. */
+export const DEFAULT_AFFINITY_TTL_MS = 1_800_000;
+
 /** The affinity settings of ServerOptions, when shared affinity is on. */
 export interface AffinitySettings {
   readonly redisUrl: string;
@@ -280,14 +283,16 @@ export function parseListen(listen: string): { host: string; port: number } {
 
 /** Settings from the server options, or undefined when shared affinity is off (no Redis URL). */
 export function affinitySettings(server: ServerOptions): AffinitySettings | undefined {
-  if (server.affinityRedis === "") return undefined;
+  const redisUrl = server.affinityRedis ?? "";
+  if (redisUrl === "") return undefined;
+  const nodeName = server.affinityNodeName ?? "";
   return {
-    redisUrl: server.affinityRedis,
-    nodeName: server.affinityNodeName !== "" ? server.affinityNodeName : os.hostname(),
-    listen: server.affinityListen,
-    secretFile: server.affinitySecretFile,
-    ttlMs: server.affinityTtlMs,
-    redisTimeoutMs: server.affinityRedisTimeoutMs,
+    redisUrl,
+    nodeName: nodeName !== "" ? nodeName : os.hostname(),
+    listen: server.affinityListen ?? "",
+    secretFile: server.affinitySecretFile ?? "",
+    ttlMs: server.affinityTtlMs ?? DEFAULT_AFFINITY_TTL_MS,
+    redisTimeoutMs: server.affinityRedisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
   };
 }
 

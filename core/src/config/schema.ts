@@ -94,6 +94,19 @@ export interface ServerOptions {
   readonly socketBacklog: number;
   /** Graceful shutdown deadline for retired processes before SIGKILL, ms. */
   readonly processShutdownTimeoutMs: number;
+  // Shared session affinity (docs/affinity.md); optional, absent = the default.
+  /** PassengerAffinityRedis: redis://host:port/db, rediss://…, unix:/path; "" (default) = off. */
+  readonly affinityRedis?: string;
+  /** PassengerAffinityNodeName; "" (default) = the host name. */
+  readonly affinityNodeName?: string;
+  /** PassengerAffinityListen ADDR:PORT for forwarded requests; "" (default) = accept none. */
+  readonly affinityListen?: string;
+  /** PassengerAffinitySecretFile: the shared secret (required when affinityRedis is set). */
+  readonly affinitySecretFile?: string;
+  /** PassengerAffinityTTL in ms (sliding pin lifetime); default 1 800 000. */
+  readonly affinityTtlMs?: number;
+  /** PassengerAffinityRedisTimeout in ms: budget of each Redis call; default 50. */
+  readonly affinityRedisTimeoutMs?: number;
 }
 
 export const DEFAULT_NODE_STARTUP_FILE = "app.js";

@@ -344,7 +344,12 @@ async function start(args: readonly string[], io: CommandIO): Promise<number> {
   child.on("error", () => (exitCode = 127));
   child.on("exit", (c, sig) => (exitCode = c ?? (sig === null ? 1 : 128)));
   const connectHost = address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address;
-  const up = await until(async () => exitCode !== null || (await canConnect(connectHost, port)), START_TIMEOUT_MS);
+  // httpd writes its PidFile after the configuration (and mod_ferry's core)
+  // is up; its port accepts connections earlier than that.
+  const up = await until(
+    async () => exitCode !== null || (readPid(pidFile) === child.pid && (await canConnect(connectHost, port))),
+    START_TIMEOUT_MS,
+  );
   if (exitCode !== null || !up) {
     const why = exitCode !== null ? `${apache} exited with ${exitCode}` : `not listening on ${address}:${port} after ${START_TIMEOUT_MS} ms`;
     if (exitCode === null) child.kill("SIGTERM");
