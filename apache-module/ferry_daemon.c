@@ -196,38 +196,59 @@ static const char *describe_exit(apr_pool_t *p, int status)
 /* ------------------------------------------------------------------------ */
 /* The instance directory and config.json                                  */
 
-/* Create (or take over a stale) <registry>/ferry-<parent pid> with the least
- * permissions that work: 0711 when root (app users and Apache's User must
- * traverse it to reach their sockets, nobody may list it), 0700 otherwise. */
-static apr_status_t make_instance_dir(ferry_daemon_state *st, server_rec *s)
+/* The instance dir this configuration asks for:
+ * <PassengerInstanceRegistryDir or DefaultRuntimeDir>/ferry-<parent pid>.
+ * Creates the registry dir when it is missing. NULL on error (logged). */
+static const char *instance_dir_path(apr_pool_t *p, ferry_daemon_state *st,
+                                     server_rec *s, int create_registry)
 {
-    apr_pool_t *p = st->gen_pool;
     const char *registry = ferry_conf_instance_registry_dir(s);
-    const char *dir;
-    mode_t mode = core_is_root() ? 0711 : 0700;
-    struct stat sb;
+    const char *name = apr_psprintf(p, "ferry-%" APR_PID_T_FMT, st->parent_pid);
     apr_status_t rv;
 
-    if (registry && *registry) {
-        registry = ap_server_root_relative(p, registry);
-        if (!registry) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FERRY_LOGNO(0200)
-                         "Cannot use PassengerInstanceRegistryDir: invalid path");
-            return APR_EBADPATH;
-        }
+    if (!registry || !*registry) {
+        return ap_runtime_dir_relative(p, name);
+    }
+    registry = ap_server_root_relative(p, registry);
+    if (!registry) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FERRY_LOGNO(0200)
+                     "Cannot use PassengerInstanceRegistryDir: invalid path");
+        return NULL;
+    }
+    if (create_registry) {
         rv = apr_dir_make_recursive(registry, APR_FPROT_OS_DEFAULT, p);
         if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv)) {
             ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, FERRY_LOGNO(0201)
                          "Cannot create instance registry dir %s", registry);
-            return rv;
+            return NULL;
         }
-        dir = apr_psprintf(p, "%s/ferry-%" APR_PID_T_FMT, registry, st->parent_pid);
     }
-    else {
-        dir = ap_runtime_dir_relative(p, apr_psprintf(p, "ferry-%" APR_PID_T_FMT,
-                                                      st->parent_pid));
-    }
+    return apr_pstrcat(p, registry, "/", name, NULL);
+}
 
+static void set_instance_paths(ferry_daemon_state *st, const char *dir)
+{
+    apr_pool_t *p = st->gen_pool;
+
+    st->instance_dir = apr_pstrdup(p, dir);
+    st->config_path = apr_pstrcat(p, dir, "/config.json", NULL);
+    st->module_socket = apr_pstrcat(p, dir, "/module.sock", NULL);
+    st->control_socket = apr_pstrcat(p, dir, "/control.sock", NULL);
+}
+
+/* Create (or take over a stale) instance dir with the least permissions
+ * that work: 0711 when root (app users and Apache's User must traverse it to
+ * reach their sockets, nobody may list it), 0700 otherwise. */
+static apr_status_t make_instance_dir(ferry_daemon_state *st, server_rec *s)
+{
+    const char *dir = instance_dir_path(st->gen_pool, st, s, 1);
+    mode_t mode = core_is_root() ? 0711 : 0700;
+    struct stat sb;
+    apr_status_t rv;
+
+    if (!dir) {
+        return APR_EBADPATH;
+    }
     if (mkdir(dir, mode) != 0) {
         if (errno != EEXIST) {
             rv = APR_FROM_OS_ERROR(errno);
@@ -252,11 +273,7 @@ static apr_status_t make_instance_dir(ferry_daemon_state *st, server_rec *s)
                      "Cannot set the mode of instance dir %s", dir);
         return rv;
     }
-
-    st->instance_dir = dir;
-    st->config_path = apr_pstrcat(p, dir, "/config.json", NULL);
-    st->module_socket = apr_pstrcat(p, dir, "/module.sock", NULL);
-    st->control_socket = apr_pstrcat(p, dir, "/control.sock", NULL);
+    set_instance_paths(st, dir);
     return APR_SUCCESS;
 }
 
@@ -660,45 +677,96 @@ static ferry_daemon_state *get_state(server_rec *s)
     return st;
 }
 
-/* Resolve and check everything the core needs, into a new gen_pool. */
-static int prepare_generation(ferry_daemon_state *st, server_rec *s)
+/* Resolve and check everything the core needs, into a new gen_pool.
+ *
+ * With a live core (graceful/restart), its instance dir stays where it is
+ * (the core was started with that config path), and a PassengerRoot,
+ * PassengerNodejs or registry change applies when the core next starts: a
+ * notice says so. A broken PassengerRoot/node is then only a warning, so a
+ * graceful never takes Apache down while the running core is fine. */
+static int prepare_generation(ferry_daemon_state *st, server_rec *s, int core_alive)
 {
+    apr_pool_t *old = st->gen_pool, *p;
     const char *root = ferry_conf_root(s);
     const char *log_file = ferry_conf_log_file(s);
+    const char *script = NULL, *node = NULL, *problem = NULL;
     struct stat sb;
+    int level = core_alive ? APLOG_WARNING : APLOG_ERR;
 
-    if (st->gen_pool) {
-        apr_pool_destroy(st->gen_pool);
-    }
-    apr_pool_create(&st->gen_pool, s->process->pool);
-    apr_pool_tag(st->gen_pool, "ferry_daemon_generation");
+    apr_pool_create(&p, s->process->pool);
+    apr_pool_tag(p, "ferry_daemon_generation");
+    st->gen_pool = p;
 
     if (!root || !*root) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FERRY_LOGNO(0214)
+        problem = "PassengerRoot is not set";
+        ap_log_error(APLOG_MARK, level, 0, s, FERRY_LOGNO(0214)
                      "Cannot start the ferry core: PassengerRoot is not set; "
                      "point it at the ferry install (the directory holding "
                      "build/core)");
-        return HTTP_INTERNAL_SERVER_ERROR;
     }
-    st->script = apr_pstrcat(st->gen_pool, root, "/" FERRY_CORE_SCRIPT, NULL);
-    if (stat(st->script, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, APR_FROM_OS_ERROR(errno), s,
-                     FERRY_LOGNO(0215)
-                     "Cannot start the ferry core: %s is missing; check "
-                     "PassengerRoot and build ferry (npm run build)", st->script);
-        return HTTP_INTERNAL_SERVER_ERROR;
+    else {
+        script = apr_pstrcat(p, root, "/" FERRY_CORE_SCRIPT, NULL);
+        if (stat(script, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+            problem = "the core script is missing";
+            ap_log_error(APLOG_MARK, level, APR_FROM_OS_ERROR(errno), s,
+                         FERRY_LOGNO(0215)
+                         "Cannot start the ferry core: %s is missing; check "
+                         "PassengerRoot and build ferry (npm run build)", script);
+            script = NULL;
+        }
     }
-    st->node = resolve_node(st->gen_pool, ferry_conf_nodejs(s));
-    if (!st->node) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FERRY_LOGNO(0216)
+    node = resolve_node(p, ferry_conf_nodejs(s));
+    if (!node) {
+        problem = "the Node.js interpreter is missing";
+        ap_log_error(APLOG_MARK, level, 0, s, FERRY_LOGNO(0216)
                      "Cannot start the ferry core: Node.js interpreter \"%s\" "
                      "not found or not executable (PassengerNodejs, PATH=%s)",
                      ferry_conf_nodejs(s) ? ferry_conf_nodejs(s) : "node",
                      getenv("PATH") ? getenv("PATH") : "");
-        return HTTP_INTERNAL_SERVER_ERROR;
     }
     st->log_file = (log_file && *log_file)
-                   ? ap_server_root_relative(st->gen_pool, log_file) : NULL;
+                   ? ap_server_root_relative(p, log_file) : NULL;
+
+    if (core_alive && st->instance_dir) {
+        const char *wanted = instance_dir_path(p, st, s, 0);
+        int moved = wanted && strcmp(wanted, st->instance_dir) != 0;
+        int changed = (script && st->script && strcmp(script, st->script) != 0)
+                      || (node && st->node && strcmp(node, st->node) != 0);
+
+        if (moved || changed) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s, FERRY_LOGNO(0219)
+                         "%s changed: the running ferry core (pid %"
+                         APR_PID_T_FMT ") keeps its instance dir %s and "
+                         "program until it restarts; stop and start Apache to "
+                         "switch now", moved ? "PassengerInstanceRegistryDir"
+                         : "PassengerRoot or PassengerNodejs",
+                         st->proc.pid, st->instance_dir);
+        }
+        /* Keep the running core's paths (copied before the old pool goes). */
+        set_instance_paths(st, st->instance_dir);
+        st->script = apr_pstrdup(p, script ? script : st->script);
+        st->node = apr_pstrdup(p, node ? node : st->node);
+        if (old) {
+            apr_pool_destroy(old);
+        }
+        if (problem) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, FERRY_LOGNO(0220)
+                         "The running ferry core keeps serving, but it could "
+                         "not be restarted with this configuration (%s)", problem);
+        }
+        return OK;
+    }
+
+    if (old) {
+        apr_pool_destroy(old);
+    }
+    st->script = script;
+    st->node = node;
+    st->instance_dir = st->config_path = NULL;
+    st->module_socket = st->control_socket = NULL;
+    if (problem) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (make_instance_dir(st, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -709,7 +777,7 @@ int ferry_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
                              apr_pool_t *ptemp, server_rec *s)
 {
     ferry_daemon_state *st;
-    int first_start, rc, status = 0;
+    int first_start, alive, rc, status = 0;
 
     (void)plog;
 
@@ -729,25 +797,30 @@ int ferry_daemon_post_config(apr_pool_t *pconf, apr_pool_t *plog,
     st->registered = 0;   /* pconf was cleared: registrations are gone */
     st->generation++;
     first_start = (st->generation == 1);
-
-    rc = prepare_generation(st, s);
-    if (rc != OK) {
-        return rc;
+    alive = st->proc.pid > 0 && !core_has_exited(st->proc.pid, &status);
+    if (!alive) {
+        st->proc.pid = 0;
     }
-    core_socket_path = st->module_socket;
-    core_instance_dir = st->instance_dir;
-    config_generation = st->generation;
 
     /* Restart vs stop is decided when pconf goes away. Registered before
      * the other-child (pool cleanups run LIFO, so that one goes first). */
     apr_pool_cleanup_register(pconf, st, ferry_daemon_pconf_cleanup,
                               apr_pool_cleanup_null);
 
+    rc = prepare_generation(st, s, alive);
+    core_socket_path = st->module_socket;
+    core_instance_dir = st->instance_dir;
+    config_generation = st->generation;
+    if (rc != OK) {
+        /* Refuse to start httpd the first time; on a restart keep Apache
+         * serving other sites (requests for apps get 503). */
+        return first_start ? rc : OK;
+    }
     if (write_config(st, s, ptemp) != APR_SUCCESS) {
-        return HTTP_INTERNAL_SERVER_ERROR;
+        return first_start ? HTTP_INTERNAL_SERVER_ERROR : OK;
     }
 
-    if (st->proc.pid > 0 && !core_has_exited(st->proc.pid, &status)) {
+    if (alive) {
         /* Graceful or full restart: the core lives on with new config. */
         if (kill(st->proc.pid, SIGHUP) == 0) {
             core_pid = st->proc.pid;

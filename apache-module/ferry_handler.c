@@ -18,8 +18,23 @@
 #include "http_log.h"
 #include "http_protocol.h"
 #include "http_request.h"
-#include "http_ssl.h"
 #include "mod_core.h"
+
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 102)
+#include "http_ssl.h"            /* ap_ssl_conn_is_ssl(), httpd >= 2.4.47 */
+#define FERRY_CONN_IS_SSL(c) ap_ssl_conn_is_ssl(c)
+#else
+APR_DECLARE_OPTIONAL_FN(int, ssl_is_https, (conn_rec *));
+static int ferry_conn_is_ssl(conn_rec *c)
+{
+    APR_OPTIONAL_FN_TYPE(ssl_is_https) *fn = APR_RETRIEVE_OPTIONAL_FN(ssl_is_https);
+
+    return fn != NULL && fn(c);
+}
+#define FERRY_CONN_IS_SSL(c) ferry_conn_is_ssl(c)
+#endif
+#include "ap_mmn.h"
+#include "apr_optional.h"
 #include "apr_strings.h"
 
 #include "ferry_conn.h"
@@ -91,7 +106,7 @@ static int is_https(request_rec *r)
 {
     const char *https = apr_table_get(r->subprocess_env, "HTTPS");
 
-    return ap_ssl_conn_is_ssl(r->connection)
+    return FERRY_CONN_IS_SSL(r->connection)
            || !ap_cstr_casecmp(ap_http_scheme(r), "https")
            || (https != NULL && !ap_cstr_casecmp(https, "on"));
 }

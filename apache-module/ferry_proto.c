@@ -260,6 +260,101 @@ static ferry_proto_status validate_frame(const msgpack_object *o,
     return FERRY_PROTO_OK;
 }
 
+/* ---- Structural pre-check ---------------------------------------------- */
+
+/* Read an n-byte big-endian length at p[*pos]; -1 when out of bytes. */
+static int read_len(const unsigned char *p, size_t len, size_t *pos, int n,
+                    uint64_t *out)
+{
+    int i;
+
+    if (len - *pos < (size_t)n) {
+        return -1;
+    }
+    *out = 0;
+    for (i = 0; i < n; i++) {
+        *out = (*out << 8) | p[(*pos)++];
+    }
+    return 0;
+}
+
+/* Walk the msgpack value in p[0..len) without allocating: every string/bin
+ * fits and every container announces no more elements than bytes remain.
+ * msgpack-c allocates a container's element array from its header before
+ * reading the elements, so a lying header ([array32 0xffffffff]) must be
+ * refused before it gets there. */
+static int plausible(const unsigned char *p, size_t len)
+{
+    size_t pos = 0;
+    uint64_t pending = 1, skip, items, n;
+    unsigned char b;
+
+    while (pending > 0) {
+        if (pos >= len || pending > len - pos) {
+            return 0;
+        }
+        b = p[pos++];
+        skip = items = 0;
+        if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+            /* fixint, nil, bool */
+        }
+        else if ((b & 0xe0) == 0xa0) {
+            skip = b & 0x1f;
+        }
+        else if ((b & 0xf0) == 0x90) {
+            items = b & 0x0f;
+        }
+        else if ((b & 0xf0) == 0x80) {
+            items = 2 * (uint64_t)(b & 0x0f);
+        }
+        else {
+            int lb = 0;                 /* bytes of a length field */
+            int is_map = 0, is_cont = 0, is_ext = 0;
+
+            switch (b) {
+            case 0xc4: case 0xd9: lb = 1; break;        /* bin8, str8 */
+            case 0xc5: case 0xda: lb = 2; break;        /* bin16, str16 */
+            case 0xc6: case 0xdb: lb = 4; break;        /* bin32, str32 */
+            case 0xc7: lb = 1; is_ext = 1; break;       /* ext8/16/32 */
+            case 0xc8: lb = 2; is_ext = 1; break;
+            case 0xc9: lb = 4; is_ext = 1; break;
+            case 0xcc: case 0xd0: skip = 1; break;      /* ints, floats */
+            case 0xcd: case 0xd1: skip = 2; break;
+            case 0xca: case 0xce: case 0xd2: skip = 4; break;
+            case 0xcb: case 0xcf: case 0xd3: skip = 8; break;
+            case 0xd4: skip = 2; break;                 /* fixext + type */
+            case 0xd5: skip = 3; break;
+            case 0xd6: skip = 5; break;
+            case 0xd7: skip = 9; break;
+            case 0xd8: skip = 17; break;
+            case 0xdc: lb = 2; is_cont = 1; break;      /* array16/32 */
+            case 0xdd: lb = 4; is_cont = 1; break;
+            case 0xde: lb = 2; is_cont = is_map = 1; break; /* map16/32 */
+            case 0xdf: lb = 4; is_cont = is_map = 1; break;
+            default:                                    /* 0xc1 */
+                return 0;
+            }
+            if (lb > 0) {
+                if (read_len(p, len, &pos, lb, &n) != 0) {
+                    return 0;
+                }
+                if (is_cont) {
+                    items = is_map ? 2 * n : n;
+                }
+                else {
+                    skip = n + (uint64_t)is_ext;
+                }
+            }
+        }
+        if (skip > len - pos) {
+            return 0;
+        }
+        pos += (size_t)skip;
+        pending = pending - 1 + items;
+    }
+    return 1;
+}
+
 /* ---- Decoder ------------------------------------------------------------ */
 
 ferry_decoder_t *ferry_decoder_create(void)
@@ -423,6 +518,9 @@ ferry_proto_status ferry_decoder_next(ferry_decoder_t *dec, ferry_frame_t *f)
         return FERRY_PROTO_NEED_MORE;
     }
 
+    if (!plausible((const unsigned char *)p + 4, len)) {
+        return FERRY_PROTO_MALFORMED;
+    }
     ur = msgpack_unpack_next(&dec->result, p + 4, len, &off);
     dec->has_result = 1;
     if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {

@@ -19,6 +19,7 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
+#include "apr_lib.h"
 #include "apr_strings.h"
 
 #include "ferry_conn.h"
@@ -52,6 +53,24 @@ static int drop_response_header(const char *name, int is101)
     return 0;
 }
 
+/* A Content-Length value: decimal digits only, no overflow. */
+static int parse_length(const char *val, apr_off_t *len)
+{
+    char *end;
+    const char *p;
+
+    if (*val == '\0') {
+        return -1;
+    }
+    for (p = val; *p != '\0'; p++) {
+        if (!apr_isdigit(*p)) {
+            return -1;
+        }
+    }
+    return (apr_strtoff(len, val, &end, 10) == APR_SUCCESS && *end == '\0')
+           ? 0 : -1;
+}
+
 void ferry_apply_headers(ferry_exchange_t *ex, const ferry_frame_t *f)
 {
     request_rec *r = ex->r;
@@ -72,7 +91,7 @@ void ferry_apply_headers(ferry_exchange_t *ex, const ferry_frame_t *f)
             ap_set_content_type(r, val);
         }
         else if (!ap_cstr_casecmp(name, "Content-Length")) {
-            if (is101 || !ap_parse_strict_length(&len, val)) {
+            if (is101 || parse_length(val, &len) != 0) {
                 ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                               "dropping Content-Length \"%s\" from the core",
                               val);

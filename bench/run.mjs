@@ -4,7 +4,8 @@
 // Run it through `sh bench/run.sh` (which installs what is missing first).
 // Options: --rounds N (2) --duration S (10) --warmup S (auto) --only a,b
 //          --scenarios a,b --out FILE (docs/performance.md) --no-docs
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+//          --from-json bench/results/X.json (rewrite the report from a saved run)
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import os from "node:os";
@@ -27,19 +28,30 @@ const { values } = parseArgs({
     scenarios: { type: "string" },
     out: { type: "string", default: join(repo, "docs/performance.md") },
     "no-docs": { type: "boolean", default: false },
+    "from-json": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
-  console.log("usage: sh bench/run.sh [--rounds N] [--duration S] [--warmup S] [--only t1,t2] [--scenarios s1,s2] [--out FILE] [--no-docs]");
+  console.log("usage: sh bench/run.sh [--rounds N] [--duration S] [--warmup S] [--only t1,t2] [--scenarios s1,s2] [--out FILE] [--no-docs] [--from-json FILE]");
   console.log(`targets: mod_ferry passenger mod_proxy ferry pm2 node\nscenarios: ${SCENARIOS.map((s) => s.id).join(" ")}`);
+  process.exit(0);
+}
+if (values["from-json"] !== undefined) {
+  // Rewrite the report from a saved run (bench/results/*.json), measuring nothing.
+  const saved = JSON.parse(readFileSync(values["from-json"], "utf8"));
+  const ids = Object.keys(saved.targets);
+  const scs = SCENARIOS.filter((s) => values.scenarios === undefined || values.scenarios.split(",").includes(s.id));
+  const argv = saved.argv ?? [];
+  const { md, svg } = writeReport(saved, scs, ids.map((id) => ({ id })), values.out, argv);
+  console.log(`bench: wrote ${md} and ${svg} from ${values["from-json"]}`);
   process.exit(0);
 }
 const rounds = Number(values.rounds);
 const duration = Number(values.duration);
 const warmup = values.warmup !== undefined ? Number(values.warmup) : Math.max(1, Math.min(3, Math.round(duration * 0.2)));
-if (!(rounds >= 1 && duration >= 1 && warmup >= 0)) {
-  console.error("bench: --rounds and --duration must be ≥ 1, --warmup ≥ 0");
+if (![rounds, duration, warmup].every(Number.isInteger) || rounds < 1 || duration < 1 || warmup < 0) {
+  console.error("bench: --rounds and --duration must be whole numbers ≥ 1, --warmup ≥ 0");
   process.exit(2);
 }
 
@@ -57,6 +69,11 @@ const pick = (list, csv, what) => {
 };
 const targets = pick(allTargets, values.only, "target");
 const scenarios = pick(SCENARIOS, values.scenarios, "scenario");
+
+if (scenarios.some((s) => s.kind === "wrk") && !existsSync("/usr/bin/wrk")) {
+  console.error("bench: wrk is missing (Debian package wrk; sh bench/install.sh as root installs it)");
+  process.exit(1);
+}
 
 // A private run directory; apps live under it, readable by `nobody` (Passenger
 // and mod_ferry run an app owned by root as nobody).
@@ -117,7 +134,7 @@ for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
 }
 
 const log = (...a) => console.log(`[${new Date().toISOString().slice(11, 19)}]`, ...a);
-const results = { started: new Date().toISOString(), rounds, duration, warmup, targets: {}, order: [], loadavg: [os.loadavg()[0]] };
+const results = { argv: process.argv.slice(2), started: new Date().toISOString(), rounds, duration, warmup, targets: {}, order: [], loadavg: [os.loadavg()[0]] };
 for (const t of targets) {
   const why = t.unavailable();
   results.targets[t.id] = { id: t.id, label: t.label, unavailable: why, rounds: [] };
@@ -181,6 +198,6 @@ const jsonFile = join(here, "results", `${stamp}.json`);
 writeFileSync(jsonFile, JSON.stringify(results, null, 2));
 log(`raw results: ${jsonFile}`);
 if (!values["no-docs"]) {
-  const { md, svg } = writeReport(results, scenarios, targets, values.out, process.argv.slice(2));
+  const { md, svg } = writeReport(results, scenarios, targets, values.out, results.argv);
   log(`wrote ${md} and ${svg}`);
 }

@@ -7,6 +7,13 @@ import { join } from "node:path";
 export const APACHE_BIN = "/usr/sbin/apache2";
 export const MODULES = "/usr/lib/apache2/modules";
 
+/** Why no private Apache can run here, or null. */
+export function apacheMissing() {
+  if (!existsSync(APACHE_BIN)) return `not installed: ${APACHE_BIN} (Debian apache2)`;
+  if (!existsSync(`${MODULES}/mod_mpm_event.so`)) return `not installed: ${MODULES}/mod_mpm_event.so`;
+  return null;
+}
+
 /** The same server settings for every Apache target; `body` adds the target's part. */
 export function writeApacheConfig(dir, port, body, { mpm = "event" } = {}) {
   mkdirSync(join(dir, "run"), { recursive: true });

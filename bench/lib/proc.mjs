@@ -64,30 +64,61 @@ export function treeStats(roots) {
 }
 
 /**
+ * Which part of a server side a process is: "app" (its command line names the
+ * app dir), "apache" (an apache2 process), or "core" (the rest: Ferry's core
+ * or `ferry start`'s process, Passenger's watchdog and core, PM2's daemon).
+ */
+export function classifier(appDir) {
+  return (pid) => {
+    const c = cmdline(pid) ?? "";
+    // `ferry start APP_DIR` names the app dir too, but is the front + core.
+    if (c.includes("bin/ferry.js")) return "core";
+    if (appDir !== undefined && c.includes(appDir)) return "app";
+    let comm = "";
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, "latin1").trim();
+    } catch {}
+    if (comm === "apache2" || comm === "httpd") return "apache";
+    return "core";
+  };
+}
+
+/**
  * Samples a server side while a scenario runs: peak summed RSS, and CPU time
- * used by every process seen (a process that appears mid-run counts from 0).
+ * used by every process seen (a process that appears mid-run counts from 0),
+ * both also split by part (see classifier()).
  * `rootsFn` is asked each time, so processes started by a target (apps) join.
  */
 export class TreeSampler {
-  constructor(rootsFn, everyMs = 200) {
+  constructor(rootsFn, everyMs = 200, classify = () => "core") {
     this.rootsFn = rootsFn;
     this.everyMs = everyMs;
+    this.classify = classify;
+    this.kind = new Map();
     this.first = new Map();
     this.last = new Map();
     this.peakRss = 0;
+    this.peakRssByPart = {};
     this.pids = new Set();
     this.timer = null;
   }
   sample(initial = false) {
     const tree = treeStats(this.rootsFn());
     let rss = 0;
+    const byPart = {};
     for (const s of tree.values()) {
       rss += s.rssBytes;
       this.pids.add(s.pid);
+      if (!this.kind.has(s.pid)) this.kind.set(s.pid, this.classify(s.pid));
+      const k = this.kind.get(s.pid);
+      byPart[k] = (byPart[k] ?? 0) + s.rssBytes;
       if (!this.first.has(s.pid)) this.first.set(s.pid, initial ? s.cpuTicks : 0);
       this.last.set(s.pid, s.cpuTicks);
     }
-    if (rss > this.peakRss) this.peakRss = rss;
+    if (rss > this.peakRss) {
+      this.peakRss = rss;
+      this.peakRssByPart = byPart;
+    }
   }
   start() {
     this.sample(true);
@@ -99,8 +130,14 @@ export class TreeSampler {
     this.timer = null;
     this.sample();
     let ticks = 0;
-    for (const [pid, last] of this.last) ticks += last - (this.first.get(pid) ?? 0);
-    return { cpuUs: ticks * TICK_US, peakRssBytes: this.peakRss, pids: [...this.pids] };
+    const cpuByPart = {};
+    for (const [pid, last] of this.last) {
+      const d = last - (this.first.get(pid) ?? 0);
+      ticks += d;
+      const k = this.kind.get(pid) ?? "core";
+      cpuByPart[k] = (cpuByPart[k] ?? 0) + d * TICK_US;
+    }
+    return { cpuUs: ticks * TICK_US, cpuByPart, peakRssBytes: this.peakRss, peakRssByPart: this.peakRssByPart, pids: [...this.pids] };
   }
 }
 

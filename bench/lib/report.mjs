@@ -56,6 +56,18 @@ const min = (xs) => {
   return v.length === 0 ? null : Math.min(...v);
 };
 
+const PARTS = ["apache", "core", "app"];
+function partMedians(list) {
+  const out = {};
+  for (const k of PARTS) out[k] = median(list.map((x) => x?.[k]).filter((v) => v !== undefined));
+  return out;
+}
+function partMax(list) {
+  const out = {};
+  for (const k of PARTS) out[k] = max(list.map((x) => x?.[k]).filter((v) => v !== undefined));
+  return out;
+}
+
 /** Per target and scenario: medians over rounds (max for RSS, sum for errors). */
 export function aggregate(results, scenarios) {
   const agg = {};
@@ -86,6 +98,8 @@ export function aggregate(results, scenarios) {
         tinyP50Ms: median(pick("tinyP50Ms")),
         tinyP99Ms: median(pick("tinyP99Ms")),
         held: min(pick("held")),
+        cpuByPart: partMedians(ok.map((x) => x.cpuUsPerReqByPart)),
+        rssByPart: partMax(ok.map((x) => x.peakRssMbByPart)),
         coldMs: median(pick("coldMs")),
         firstRequestMs: median(pick("firstRequestMs")),
         failedRounds: failed.length,
@@ -202,25 +216,35 @@ export function chartSvg(agg, scenarios, ids) {
     const b = agg.passenger?.sc?.[s.id]?.rps;
     return typeof x === "number" && typeof b === "number" && b > 0 ? x / b : null;
   };
-  let top = 1;
-  for (const s of groups) for (const id of bars) top = Math.max(top, val(id, s) ?? 0);
-  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000];
-  const tick = steps.find((t) => top / t <= 6) ?? 1000;
-  top = Math.ceil(top / tick) * tick;
+  // Log2 scale around ×1: bars grow up from the Passenger line when faster,
+  // down when slower, so ×0.5 and ×2 look equally far from it.
+  let hi = 1;
+  let lo = 1;
+  for (const s of groups)
+    for (const id of bars) {
+      const v = val(id, s);
+      if (v !== null && v > 0) {
+        hi = Math.max(hi, v);
+        lo = Math.min(lo, v);
+      }
+    }
+  const topE = Math.max(1, Math.ceil(Math.log2(hi)));
+  const botE = Math.min(-1, Math.floor(Math.log2(lo)));
   const W = Math.max(640, 90 + groups.length * (bars.length * 18 + 30));
   const H = 380;
   const L = 60, R = 20, T = 40, B = 90;
   const ph = H - T - B;
   const gw = (W - L - R) / Math.max(1, groups.length);
   const bw = Math.min(22, (gw - 16) / Math.max(1, bars.length));
-  const y = (v) => T + ph - (v / top) * ph;
+  const y = (v) => T + ((topE - Math.log2(Math.max(v, 2 ** botE))) / (topE - botE)) * ph;
   const o = [];
   o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
   o.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  o.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Throughput relative to Apache + Passenger (×1 = Passenger; higher is better)</text>`);
-  for (let v = 0; v <= top + 1e-9; v += tick) {
+  o.push(`<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">Throughput relative to Apache + Passenger (log scale; ×1 = Passenger; higher is better)</text>`);
+  for (let e = botE; e <= topE; e++) {
+    const v = 2 ** e;
     o.push(`<line x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`);
-    o.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">×${v}</text>`);
+    o.push(`<text x="${L - 6}" y="${y(v) + 4}" text-anchor="end">×${e >= 0 ? v : `1/${2 ** -e}`}</text>`);
   }
   o.push(`<line x1="${L}" x2="${W - R}" y1="${y(1)}" y2="${y(1)}" stroke="#d62728" stroke-dasharray="4 3"/>`);
   groups.forEach((s, gi) => {
@@ -229,18 +253,21 @@ export function chartSvg(agg, scenarios, ids) {
       const v = val(id, s);
       const x = x0 + bi * bw;
       if (v === null) {
-        o.push(`<text x="${x + bw / 2}" y="${y(0) - 4}" text-anchor="middle" font-size="9" fill="#999">–</text>`);
+        o.push(`<text x="${x + bw / 2}" y="${y(1) - 4}" text-anchor="middle" font-size="9" fill="#999">–</text>`);
         return;
       }
-      o.push(`<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${(y(0) - y(v)).toFixed(1)}" fill="${COLORS[id] ?? "#333"}"><title>${esc(agg[id].label)} ${esc(s.label)}: ×${v.toFixed(2)}</title></rect>`);
-      o.push(`<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${(y(v) - 3).toFixed(1)}" text-anchor="middle" font-size="8">${v >= 10 ? v.toFixed(0) : v.toFixed(1)}</text>`);
+      const y1 = Math.min(y(v), y(1));
+      const h = Math.max(1, Math.abs(y(v) - y(1)));
+      o.push(`<rect x="${x.toFixed(1)}" y="${y1.toFixed(1)}" width="${(bw - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[id] ?? "#333"}"><title>${esc(agg[id].label)} ${esc(s.label)}: ×${v.toFixed(2)}</title></rect>`);
+      const ly = v >= 1 ? y1 - 3 : y1 + h + 9;
+      o.push(`<text x="${(x + bw / 2 - 1).toFixed(1)}" y="${ly.toFixed(1)}" text-anchor="middle" font-size="8">${v >= 10 ? v.toFixed(0) : v.toFixed(v < 0.1 ? 2 : 1)}</text>`);
     });
     o.push(`<text x="${L + gi * gw + gw / 2}" y="${H - B + 16}" text-anchor="middle">${esc(s.id)}</text>`);
     const base = agg.passenger?.sc?.[s.id];
     if (agg.passenger?.unavailable === null && (base === null || base === undefined || !(base.rps > 0)))
       o.push(`<text x="${L + gi * gw + gw / 2}" y="${T + ph / 2}" text-anchor="middle" font-size="10" fill="#d62728"><tspan x="${L + gi * gw + gw / 2}">Passenger</tspan><tspan x="${L + gi * gw + gw / 2}" dy="13">${base?.rps === 0 ? "served none" : "no figure"}</tspan></text>`);
   });
-  o.push(`<line x1="${L}" x2="${W - R}" y1="${y(0)}" y2="${y(0)}" stroke="#333"/>`);
+  o.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${T + ph}" stroke="#333"/>`);
   bars.forEach((id, i) => {
     const cx = L + (i % 3) * 210;
     const cy = H - B + 40 + Math.floor(i / 3) * 18;
@@ -290,6 +317,26 @@ export function writeReport(results, scenarios, targets, outFile, argv) {
         "(polled every 10 ms); and the latency of that successful request alone (where the app is spawned on the first request, it includes the spawn).", "");
     out.push(scenarioTable(sc, agg, ids), "");
   }
+  const split = scenarios.filter((sc) => sc.kind !== "cold");
+  const splitTable = (key, unit, d) => {
+    const t = [`| target | ${split.map((sc) => sc.id).join(" | ")} |`, `| --- | ${split.map(() => "---:").join(" | ")} |`];
+    for (const id of ids) {
+      const a = agg[id];
+      if (a.unavailable !== null) continue;
+      const cells = split.map((sc) => {
+        const p = a.sc[sc.id]?.[key];
+        if (p === undefined || p === null) return "–";
+        return PARTS.map((k) => (p[k] === null || p[k] === undefined ? "·" : f(p[k], d))).join(" / ");
+      });
+      t.push(`| ${a.label} | ${cells.join(" | ")} |`);
+    }
+    return t.join("\n");
+  };
+  out.push("## Where the server side spends", "");
+  out.push("Each cell is **Apache / core / app**: Apache's processes; the middle layer (Ferry's core or `ferry start`'s " +
+    "process, Passenger's watchdog and core agent, PM2's daemon); the app processes. “·” = no such part.", "");
+  out.push("CPU µs per request:", "", splitTable("cpuByPart", "µs", 0), "");
+  out.push("Peak RSS MiB (at the sample where the whole side peaked):", "", splitTable("rssByPart", "MiB", 0), "");
   out.push("## Targets", "");
   out.push("| target | app pids seen before measuring (per round) | notes |", "| --- | --- | --- |");
   for (const id of ids) {

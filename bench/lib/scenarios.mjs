@@ -1,7 +1,7 @@
 // The scenarios and how one is run against a started target.
 import { execFile } from "node:child_process";
 import { join } from "node:path";
-import { TreeSampler, rememberPids, trackClient } from "./proc.mjs";
+import { TreeSampler, classifier, rememberPids, trackClient } from "./proc.mjs";
 
 export const SCENARIOS = [
   { id: "small", label: "small GET", kind: "wrk", mode: "get", path: "/", conns: 64 },
@@ -46,7 +46,7 @@ function wsRun(sc, port, seconds, here, node) {
 export async function runScenario(sc, inst, opts) {
   const here = opts.libDir;
   if (sc.kind === "wrk" && opts.warmup > 0) await wrkRun(sc, inst.port, opts.warmup, here);
-  const sampler = new TreeSampler(inst.roots, 200);
+  const sampler = new TreeSampler(inst.roots, 200, classifier(inst.appDir));
   sampler.start();
   let r;
   let side;
@@ -68,6 +68,9 @@ export async function runScenario(sc, inst, opts) {
     peakRssMb: side.peakRssBytes / 1048576,
     cpuUsPerReq: r.requests > 0 ? side.cpuUs / r.requests : null,
     serverPids: side.pids.length,
+    // µs of CPU per request and peak MiB, by part of the server side.
+    cpuUsPerReqByPart: Object.fromEntries(Object.entries(side.cpuByPart).map(([k, v]) => [k, r.requests > 0 ? v / r.requests : null])),
+    peakRssMbByPart: Object.fromEntries(Object.entries(side.peakRssByPart).map(([k, v]) => [k, v / 1048576])),
     raw: r,
   };
   if (sc.mode === "mixed") {

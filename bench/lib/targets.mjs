@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { APACHE_BIN, MODULES, apacheArgs, appVhost, errorLogTail, writeApacheConfig } from "./apache.mjs";
+import { APACHE_BIN, MODULES, apacheArgs, apacheMissing, appVhost, errorLogTail, writeApacheConfig } from "./apache.mjs";
 import { freePort, waitListening, waitOk } from "./http.mjs";
 import { alive, pidsMatching, startChild, stopChild, treeStats, waitGone } from "./proc.mjs";
 
@@ -24,7 +24,7 @@ function apacheTarget({ id, label, check, body, extra }) {
     id,
     label,
     expectPids: 2,
-    unavailable: check,
+    unavailable: () => apacheMissing() ?? check(),
     async start(ctx, n) {
       const dir = join(ctx.runDir, `${id}-${n}`);
       const appDir = ctx.appDir(id);
@@ -54,6 +54,7 @@ function apacheTarget({ id, label, check, body, extra }) {
         port,
         coldMs,
         firstRequestMs,
+        appDir,
         dir,
         roots: () => [child.pid, ...backends.map((b) => b.pid), ...pidsMatching(appDir)],
         logTail: () => errorLogTail(dir),
@@ -185,6 +186,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
         port,
         coldMs,
         firstRequestMs,
+        appDir,
         roots: () => [child.pid, ...pidsMatching(appDir)],
         logTail: () => child.output.trim().split("\n").slice(-15).join("\n"),
         async stop() {
@@ -246,6 +248,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
         port,
         coldMs,
         firstRequestMs,
+        appDir,
         roots: () => [...daemonPids(), ...pidsMatching(appDir)],
         logTail: () => "",
         stop,
@@ -275,6 +278,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
         port,
         coldMs,
         firstRequestMs,
+        appDir,
         roots: () => [child.pid],
         logTail: () => child.output.trim().split("\n").slice(-15).join("\n"),
         stop: () => stopChild(child),

@@ -100,6 +100,18 @@ test.serial("HEAD gets the app's status and headers and no body", async (t) => {
   t.is(res.body.length, 0);
 });
 
+test.serial("204 and 304 responses arrive with their status and no body, and the connection stays usable", async (t) => {
+  const noContent = await rawExchange(
+    srv().port,
+    "GET /status?code=204 HTTP/1.1\r\nHost: main.test\r\n\r\nGET /status?code=304 HTTP/1.1\r\nHost: main.test\r\n\r\nGET /status?code=201 HTTP/1.1\r\nHost: main.test\r\nConnection: close\r\n\r\n",
+  );
+  const statuses = [...noContent.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
+  t.deepEqual(statuses, [204, 304, 201], noContent.slice(0, 600));
+  // Nothing between the 204/304 heads and the next response: no stray body bytes.
+  t.regex(noContent, /^HTTP\/1\.1 204 [^\r]*\r\n(?:[^\r\n]+\r\n)*\r\nHTTP\/1\.1 304 [^\r]*\r\n(?:[^\r\n]+\r\n)*\r\nHTTP\/1\.1 201 /);
+  t.notRegex(noContent.split("HTTP/1.1 201")[0] ?? "", /Transfer-Encoding: chunked/i);
+});
+
 test.serial("two Set-Cookie headers from the app arrive as two separate headers", async (t) => {
   const res = await request(srv().port, { path: "/cookies", host: "main.test" });
   t.is(res.status, 200, res.text);

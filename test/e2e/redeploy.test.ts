@@ -76,3 +76,17 @@ test.serial("PassengerRedeployOnGraceful off: graceful keeps every app process",
     t.is((await envOf("edited.test")).pid, edited.pid);
   }
 });
+
+test.serial("a graceful with a broken PassengerRoot keeps the running core and Apache serving", async (t) => {
+  const core = srv().corePid();
+  const before = await envOf("steady.test");
+  await srv().reconfigure({ global: [`PassengerRoot "${path.join(root, "no-ferry-here")}"`], vhosts: vhosts(2) });
+  await srv().graceful();
+  t.true(srv().isRunning);
+  t.is(srv().corePid(), core);
+  t.regex(srv().errorLog(), /FERRY0215: Cannot start the ferry core: .*no-ferry-here\/build\/core\/src\/main\.js is missing/);
+  t.regex(srv().errorLog(), /FERRY0220: The running ferry core keeps serving/);
+  const after = await envOf("steady.test");
+  t.is(after.rev, "steady");
+  t.true(after.pid > 0 && before.pid > 0);
+});

@@ -229,6 +229,18 @@ async function writeConfig(confPath: string, serverRoot: string, port: number, o
   await writeFile(confPath, conf);
 }
 
+/** Safety net: never leave an Apache behind if the test worker exits abruptly. */
+const livePids = new Set<number>();
+process.once("exit", () => {
+  for (const pid of livePids) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+});
+
 export class ApacheServer {
   private exited = false;
   private stderrText = "";
@@ -245,15 +257,9 @@ export class ApacheServer {
       this.stderrText += d.toString("utf8");
     });
     child.stdout?.resume();
-    // Safety net: never leave an Apache behind if the worker exits abruptly.
-    process.once("exit", () => {
-      if (!this.exited && child.pid !== undefined) {
-        try {
-          process.kill(child.pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-      }
+    if (child.pid !== undefined) livePids.add(child.pid);
+    child.on("exit", () => {
+      if (child.pid !== undefined) livePids.delete(child.pid);
     });
   }
 

@@ -38,8 +38,12 @@ export interface GroupContext {
   server(): ServerOptions;
   /** Processes the pool can still start without evicting (≤ 0 when full). */
   poolRoom(): number;
-  /** Retire an idle process of another group to make room; true when one was retired. */
-  freeCapacity(requester: Group): boolean;
+  /**
+   * Retire a process of another group to make room: "wait" = room comes when
+   * an evicted idle process exits (capacityChanged()); "spawn" = a busy one
+   * yields its fair share, spawn now; "none" = nothing to evict.
+   */
+  freeCapacity(requester: Group): "spawn" | "wait" | "none";
   /** A process stopped counting against the pool (exit, retire) or became idle. */
   capacityChanged(): void;
   /** A random integer in [1, 2^32 - 1] for sticky ids. */
@@ -322,9 +326,11 @@ export class Group implements SessionOwner {
         // Background top-ups to minInstances never evict other apps' processes
         // (unless requests are waiting for this group).
         if (d.reason === "min" && this.waiters.length === 0) return;
-        // Otherwise evict another app's idle process, or wait for capacityChanged();
-        // a rolling restart may exceed the pool by the one process it spawns.
-        if (!this.ctx.freeCapacity(this) && d.reason !== "restart") return;
+        // Otherwise evict another app's idle process and spawn once it has
+        // exited (capacityChanged()), so the pool never exceeds its size; a
+        // rolling restart may exceed the pool by the one process it spawns.
+        const room = this.ctx.freeCapacity(this);
+        if (room !== "spawn" && d.reason !== "restart") return;
       }
       this.startSpawn(d.reason);
     }

@@ -77,6 +77,8 @@ export class Pool {
   private gcTimer: NodeJS.Timeout | null = null;
   private metricsTimer: NodeJS.Timeout | null = null;
   private capacityScheduled = false;
+  /** Idle processes evicted to make room that have not exited yet. */
+  private readonly evicting = new Set<number>();
 
   constructor(deps: PoolDeps) {
     this.spawner = deps.spawner;
@@ -222,19 +224,37 @@ export class Pool {
 
   private poolRoom(): number {
     let used = 0;
-    for (const g of this.groups.values()) used += g.accepting.length + g.spawning;
+    // Draining processes still exist until they exit: they count, so the
+    // process table never holds more than maxPoolSize app processes (issue 4).
+    for (const g of this.groups.values()) used += g.live.length + g.spawning;
     return this.server.maxPoolSize - used;
   }
 
-  private freeCapacity(requester: Group): boolean {
+  private isLive(pid: number): boolean {
+    for (const g of this.groups.values()) if (g.live.some((p) => p.pid === pid)) return true;
+    return false;
+  }
+
+  /**
+   * Make room for `requester`: "wait" when an idle process was evicted (or one
+   * evicted earlier is still exiting) — its exit calls capacityChanged(), then
+   * the requester spawns; "spawn" when a busy process yields its fair share
+   * (it drains first: the pool is one over until it finishes); "none".
+   */
+  private freeCapacity(requester: Group): "spawn" | "wait" | "none" {
+    for (const pid of this.evicting) if (!this.isLive(pid)) this.evicting.delete(pid);
+    if (this.evicting.size > 0) return "wait";
     const victim = chooseEvictionVictim(this.evictable(), requester.name, this.server.maxPoolSize);
-    if (victim === null) return false;
+    if (victim === null) return "none";
     const g = this.groups.get(victim.group);
-    if (g === undefined) return false;
+    if (g === undefined) return "none";
     const why = victim.busy
       ? `giving its pool share to "${requester.name}" (pool full, fair share)`
       : `evicted to make room for "${requester.name}" (pool full)`;
-    return g.retireByPid(victim.id, why);
+    if (!g.retireByPid(victim.id, why)) return "none";
+    if (victim.busy) return "spawn";
+    this.evicting.add(victim.id);
+    return "wait";
   }
 
   private evictable(): EvictableGroup[] {

@@ -97,9 +97,13 @@ class MemExchange implements Exchange {
 
   constructor(readonly head: RequestHead, body: Buffer[] = [], readonly app = APP) {
     this.signal = this.ac.signal;
-    const src = Readable.from(body);
-    this.body = src;
-    src.once("data", () => { this.bodyRead = true; });
+    const rest = [...body];
+    this.body = new Readable({
+      read: () => {
+        this.bodyRead = true;
+        this.body.push(rest.shift() ?? null);
+      },
+    });
     const pair = duplexPair();
     this.#server = pair.left;
     this.client = pair.right;
