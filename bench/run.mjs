@@ -126,8 +126,10 @@ async function cleanup() {
   }
   return cleaning;
 }
+let stopping = false;
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
   process.on(sig, () => {
+    stopping = true;
     console.error(`bench: ${sig}, stopping every server started`);
     cleanup().finally(() => process.exit(130));
   });
@@ -145,6 +147,7 @@ const fmt = (x, d = 0) => (x === null || x === undefined ? "-" : x.toFixed(d));
 try {
   for (let round = 1; round <= rounds; round++) {
     for (const t of targets) {
+      if (stopping) break;
       const rec = results.targets[t.id];
       if (rec.unavailable !== null) continue;
       results.order.push(`${round}:${t.id}`);
@@ -161,12 +164,12 @@ try {
       try {
         rememberPids([...treeStats(current.roots()).keys()]);
         r.scenarios.cold = { coldMs: current.coldMs, firstRequestMs: current.firstRequestMs };
-        const pids = await spread(current.port, t.expectPids, 60000);
+        const pids = stopping ? [] : await spread(current.port, t.expectPids, 60000);
         r.pids = pids;
         r.spreadOk = pids.length >= t.expectPids;
         log(`${t.id}: first response after ${fmt(current.coldMs)} ms (that request took ${fmt(current.firstRequestMs)} ms); app pids seen: ${pids.join(", ") || "none"}${r.spreadOk ? "" : " (EXPECTED " + t.expectPids + ")"}`);
         for (const sc of scenarios) {
-          if (sc.kind === "cold") continue;
+          if (sc.kind === "cold" || stopping) continue;
           try {
             const m = await runScenario(sc, current, { duration, warmup, libDir: join(here, "lib"), node: process.execPath });
             r.scenarios[sc.id] = m;

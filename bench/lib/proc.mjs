@@ -223,13 +223,14 @@ function killQuiet(pid, sig) {
 
 /**
  * Stop everything we started: children (SIGTERM, then SIGKILL to their
- * process group), then any remembered pid that still runs a process whose
- * command line mentions `marker` (our run directory), so a recycled pid
- * belonging to someone else is never touched.
+ * process group), then any remembered pid, or any process at all, whose
+ * command line mentions `marker` (our unique run directory), so a recycled
+ * pid belonging to someone else is never touched.
  */
 export async function cleanupAll(marker) {
   for (const c of clients) killQuiet(c.pid, "SIGKILL");
   await Promise.all([...children].map((c) => stopChild(c, 5000)));
+  if (marker !== undefined) for (const p of pidsMatching(marker)) extraPids.add(p);
   const strays = [...extraPids].filter((p) => {
     const c = cmdline(p);
     return c !== null && alive(p) && marker !== undefined && c.includes(marker);

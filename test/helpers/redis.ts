@@ -68,7 +68,7 @@ export class RedisServer {
     if (this.running) return;
     const child = spawn("redis-server", [
       "--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-      "--dir", this.dir, "--daemonize", "no", "--protected-mode", "no",
+      "--dir", this.dir, "--daemonize", "no", "--protected-mode", "no", "--enable-debug-command", "local",
     ], { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout?.on("data", (d: Buffer) => { this.#log = (this.#log + d.toString()).slice(-4000); });
     child.stderr?.on("data", (d: Buffer) => { this.#log = (this.#log + d.toString()).slice(-4000); });
@@ -97,4 +97,38 @@ export class RedisServer {
     await this.stop();
     await fsp.rm(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Send one command (RESP) and resolve with the raw reply once a full line arrived. */
+export function redisCommand(port: number, ...args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: "127.0.0.1", port });
+    let out = "";
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`Cannot run redis command ${args[0] ?? ""}: no reply within 10 s`));
+    }, 10_000);
+    s.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    s.on("data", (d: Buffer) => {
+      out += d.toString();
+      // A bulk reply ($n) needs its second line too.
+      const complete = out.startsWith("$") && !out.startsWith("$-1") ? out.split("\r\n").length >= 3 : out.includes("\r\n");
+      if (complete) {
+        clearTimeout(timer);
+        s.destroy();
+        resolve(out);
+      }
+    });
+    s.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(a)}\r\n${a}\r\n`).join("")}`);
+  });
+}
+
+/** GET a key's string value, or undefined. */
+export async function redisGet(port: number, key: string): Promise<string | undefined> {
+  const r = await redisCommand(port, "GET", key);
+  if (r.startsWith("$-1")) return undefined;
+  return r.split("\r\n")[1];
 }

@@ -102,6 +102,8 @@ export class RedisAffinityStore implements AffinityStore {
   /** undefined until the first call settles. */
   #up: boolean | undefined;
   #closed = false;
+  /** The first connection attempt is still in progress: failures then are not an outage yet. */
+  #starting = true;
 
   constructor(opts: RedisStoreOptions) {
     const t = parseRedisUrl(opts.url);
@@ -127,7 +129,13 @@ export class RedisAffinityStore implements AffinityStore {
     if (t.tls) ro.tls = t.host !== undefined ? { servername: t.host } : {};
     this.#redis = new Redis(ro);
     this.#redis.on("error", (e: unknown) => this.#log.debug({ err: e }, "redis connection error"));
-    this.#redis.connect().catch((e: unknown) => this.#down(e));
+    this.#redis.once("ready", () => {
+      this.#starting = false;
+    });
+    this.#redis.connect().catch((e: unknown) => {
+      this.#starting = false;
+      this.#down(e);
+    });
   }
 
   /** Whether the last call succeeded (undefined before the first one). */
@@ -164,7 +172,7 @@ export class RedisAffinityStore implements AffinityStore {
       this.#upAgain();
       return v;
     } catch (e: unknown) {
-      this.#down(e);
+      if (!this.#starting) this.#down(e);
       if (e instanceof AffinityUnavailableError) throw e;
       throw new AffinityUnavailableError(`Cannot ${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
     } finally {
