@@ -147,6 +147,14 @@ int ferry_config_check_config(apr_pool_t *pconf, apr_pool_t *plog,
     if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
         log_notices(s);
     }
+    /* Peers authenticate forwarded requests with the shared secret. */
+    if (ferry_server_conf(s)->affinity_redis != NULL
+        && ferry_server_conf(s)->affinity_secret_file == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_ERR, 0, s, FERRY_LOGNO(0013)
+                     "PassengerAffinitySecretFile is required when "
+                     "PassengerAffinityRedis is set");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     return OK;
 }
 
@@ -178,6 +186,8 @@ void *ferry_create_server_conf(apr_pool_t *p, server_rec *s)
     c->stat_throttle_rate = FERRY_UNSET;
     c->redeploy_on_graceful = FERRY_REDEPLOY_UNSET;
     c->prestart = apr_array_make(p, 2, sizeof(const char *));
+    c->affinity_ttl = FERRY_UNSET;
+    c->affinity_redis_timeout = FERRY_UNSET;
     return c;
 }
 
@@ -717,6 +727,46 @@ static const char *set_prestart(cmd_parms *cmd, void *cfg, const char *arg)
     return NULL;
 }
 
+/* PassengerAffinityRedis redis://host:port/db | rediss://… | unix:/path. */
+static const char *set_affinity_redis(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_server_conf_t *sc = global_conf(cmd);
+    size_t skip = strncasecmp(arg, "redis://", 8) == 0 ? 8
+                  : strncasecmp(arg, "rediss://", 9) == 0 ? 9 : 0;
+
+    (void)cfg;
+    if (strncasecmp(arg, "unix:/", 6) == 0) {
+        skip = 5;
+    }
+    if (skip == 0 || arg[skip] == '\0' || strpbrk(arg, " \t") != NULL) {
+        return apr_psprintf(cmd->pool, "%s must be redis://host:port/db, "
+                            "rediss://host:port/db or unix:/path", cmd->cmd->name);
+    }
+    sc->affinity_redis = arg;
+    return NULL;
+}
+
+/* PassengerAffinityListen ADDR:PORT (IPv6 as [ADDR]:PORT). */
+static const char *set_affinity_listen(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_server_conf_t *sc = global_conf(cmd);
+    const char *colon = strrchr(arg, ':');
+    char *end = NULL;
+    long port;
+
+    (void)cfg;
+    if (colon == NULL || colon == arg || strpbrk(arg, " \t") != NULL) {
+        return apr_psprintf(cmd->pool, "%s must be ADDR:PORT", cmd->cmd->name);
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (colon[1] == '\0' || end == NULL || *end != '\0' || port < 0 || port > 65535) {
+        return apr_psprintf(cmd->pool, "%s must be ADDR:PORT with a port 0-65535",
+                            cmd->cmd->name);
+    }
+    sc->affinity_listen = arg;
+    return NULL;
+}
+
 /* PassengerRedeployOnGraceful all|changed|off. */
 static const char *set_redeploy(cmd_parms *cmd, void *cfg, const char *arg)
 {
@@ -760,6 +810,10 @@ SF(pool_idle_time, 0, FERRY_MAX_SECONDS);
 SF(stat_throttle_rate, 0, 86400);
 SB(user_switching);
 SB(show_version_in_header);
+SF(affinity_node_name, 0, 0);
+SF(affinity_secret_file, 0, 0);
+SF(affinity_ttl, 1, FERRY_MAX_SECONDS);
+SF(affinity_redis_timeout, 1, 60000);
 
 DB(enabled, 0);
 DB(error_override, 0);
@@ -938,6 +992,18 @@ const command_rec ferry_cmds[] = {
                   "Seconds between checks of restart.txt and app detection"),
     AP_INIT_TAKE1("PassengerPreStart", set_prestart, NULL, G,
                   "URL of an app to start when Apache starts (repeatable)"),
+    AP_INIT_TAKE1("PassengerAffinityRedis", set_affinity_redis, NULL, G,
+                  "Redis URL for session affinity shared across hosts (unset = off)"),
+    AP_INIT_TAKE1("PassengerAffinityNodeName", set_srv_str, I(sf_affinity_node_name), G,
+                  "This host's name in the affinity cluster (default: the host name)"),
+    AP_INIT_TAKE1("PassengerAffinityListen", set_affinity_listen, NULL, G,
+                  "ADDR:PORT where the core accepts requests forwarded by its peers"),
+    AP_INIT_TAKE1("PassengerAffinitySecretFile", set_srv_str, I(sf_affinity_secret_file), G,
+                  "File with the secret shared by the affinity cluster's hosts"),
+    AP_INIT_TAKE1("PassengerAffinityTTL", set_srv_seconds, I(sf_affinity_ttl), G,
+                  "Seconds a session stays pinned to its process after its last request"),
+    AP_INIT_TAKE1("PassengerAffinityRedisTimeout", set_srv_int, I(sf_affinity_redis_timeout), G,
+                  "Milliseconds a request may wait for Redis before affinity falls back to local"),
     AP_INIT_FLAG("PassengerTurbocaching", set_inert_flag, I(in_turbocache), G,
                  "Turbocaching (accepted, no effect)"),
     AP_INIT_FLAG("PassengerOldRouting", set_inert_flag, I(in_old_routing), G,
@@ -1236,6 +1302,8 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     JSON_INT("stat_throttle_rate", stat_throttle_rate);
     JSON_INT("log_level", log_level);
     JSON_INT("socket_backlog", socket_backlog);
+    JSON_INT("affinity_ttl", affinity_ttl);
+    JSON_INT("affinity_redis_timeout", affinity_redis_timeout);
 #undef JSON_INT
     if (sc->user_switching_set) {
         json_add(kv, p, "user_switching", sc->user_switching ? "true" : "false");
@@ -1248,6 +1316,18 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     }
     if (sc->log_file) {
         json_add(kv, p, "log_file", json_str(p, sc->log_file));
+    }
+    if (sc->affinity_redis) {
+        json_add(kv, p, "affinity_redis", json_str(p, sc->affinity_redis));
+    }
+    if (sc->affinity_node_name) {
+        json_add(kv, p, "affinity_node_name", json_str(p, sc->affinity_node_name));
+    }
+    if (sc->affinity_listen) {
+        json_add(kv, p, "affinity_listen", json_str(p, sc->affinity_listen));
+    }
+    if (sc->affinity_secret_file) {
+        json_add(kv, p, "affinity_secret_file", json_str(p, sc->affinity_secret_file));
     }
     if (sc->prestart->nelts > 0) {
         apr_array_header_t *urls = apr_array_make(p, sc->prestart->nelts,

@@ -50,6 +50,12 @@ typedef struct {
     int show_version_in_header_set;
     ferry_redeploy_t redeploy_on_graceful; /* PassengerRedeployOnGraceful */
     apr_array_header_t *prestart;      /* PassengerPreStart URLs (const char *) */
+    const char *affinity_redis;        /* PassengerAffinityRedis URL */
+    const char *affinity_node_name;    /* PassengerAffinityNodeName */
+    const char *affinity_listen;       /* PassengerAffinityListen ADDR:PORT */
+    const char *affinity_secret_file;  /* PassengerAffinitySecretFile */
+    int affinity_ttl;                  /* PassengerAffinityTTL, s */
+    int affinity_redis_timeout;        /* PassengerAffinityRedisTimeout, ms */
 } ferry_server_conf_t;
 
 /* Per-application (A) and per-location (L) options. */

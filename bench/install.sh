@@ -23,6 +23,11 @@ if [ -n "$need" ]; then
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $need >/dev/null
   if command -v service >/dev/null 2>&1; then service apache2 stop >/dev/null 2>&1 || true; fi
+  # Debian's postinst enables Passenger in the system Apache's config; the
+  # bench loads it only into its private instances, so undo that.
+  case "$need" in
+    *libapache2-mod-passenger*) if command -v a2dismod >/dev/null 2>&1; then a2dismod -q passenger >/dev/null 2>&1 || true; fi ;;
+  esac
 fi
 if [ ! -f "$here/.tools/node_modules/pm2/bin/pm2" ]; then
   echo "bench: installing pm2 into bench/.tools"

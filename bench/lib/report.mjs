@@ -265,7 +265,7 @@ export function chartSvg(agg, scenarios, ids) {
     o.push(`<text x="${L + gi * gw + gw / 2}" y="${H - B + 16}" text-anchor="middle">${esc(s.id)}</text>`);
     const base = agg.passenger?.sc?.[s.id];
     if (agg.passenger?.unavailable === null && (base === null || base === undefined || !(base.rps > 0)))
-      o.push(`<text x="${L + gi * gw + gw / 2}" y="${T + ph / 2}" text-anchor="middle" font-size="10" fill="#d62728"><tspan x="${L + gi * gw + gw / 2}">Passenger</tspan><tspan x="${L + gi * gw + gw / 2}" dy="13">${base?.rps === 0 ? "served none" : "no figure"}</tspan></text>`);
+      o.push(`<text x="${L + gi * gw + gw / 2}" y="${y(1) - 36}" text-anchor="middle" font-size="10" fill="#d62728"><tspan x="${L + gi * gw + gw / 2}">Passenger</tspan><tspan x="${L + gi * gw + gw / 2}" dy="13">${base?.rps === 0 ? "served none" : "no figure"}</tspan></text>`);
   });
   o.push(`<line x1="${L}" x2="${L}" y1="${T}" y2="${T + ph}" stroke="#333"/>`);
   bars.forEach((id, i) => {
@@ -326,6 +326,7 @@ export function writeReport(results, scenarios, targets, outFile, argv) {
       const cells = split.map((sc) => {
         const p = a.sc[sc.id]?.[key];
         if (p === undefined || p === null) return "–";
+        if (key === "cpuByPart" && !(a.sc[sc.id].rps > 0)) return "–";
         return PARTS.map((k) => (p[k] === null || p[k] === undefined ? "·" : f(p[k], d))).join(" / ");
       });
       t.push(`| ${a.label} | ${cells.join(" | ")} |`);

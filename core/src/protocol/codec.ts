@@ -34,12 +34,6 @@ function wireArrayOf(frame: Frame): unknown[] {
   }
 }
 
-function lengthPrefix(length: number): Buffer {
-  const prefix = Buffer.allocUnsafe(LENGTH_PREFIX_SIZE);
-  prefix.writeUInt32BE(length, 0);
-  return prefix;
-}
-
 /** Encode one whole frame: u32 big-endian length, then the msgpack array. */
 export function encodeFrame(frame: Frame): Buffer {
   const payload = packr.pack(wireArrayOf(frame));
@@ -47,7 +41,10 @@ export function encodeFrame(frame: Frame): Buffer {
   if (payload.length > limit) {
     throw new ProtocolError(`Cannot encode ${frame.kind} frame: payload of ${payload.length} bytes exceeds the limit of ${limit}`);
   }
-  return Buffer.concat([lengthPrefix(payload.length), payload]);
+  const out = Buffer.allocUnsafe(LENGTH_PREFIX_SIZE + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.set(payload, LENGTH_PREFIX_SIZE);
+  return out;
 }
 
 /**
@@ -56,21 +53,27 @@ export function encodeFrame(frame: Frame): Buffer {
  * `d` equals `encodeFrame({ kind: "body", data: d })`, without copying `d`.
  */
 export function encodeBodyPrefix(dataLength: number): Buffer {
-  let binHeader: Buffer;
-  if (dataLength < 0x100) {
-    binHeader = Buffer.from([0xc4, dataLength]);
-  } else if (dataLength < 0x10000) {
-    binHeader = Buffer.from([0xc5, dataLength >> 8, dataLength & 0xff]);
-  } else {
-    binHeader = Buffer.allocUnsafe(5);
-    binHeader[0] = 0xc6;
-    binHeader.writeUInt32BE(dataLength, 1);
-  }
-  const payloadLength = 2 + binHeader.length + dataLength;
+  const binHeaderLength = dataLength < 0x100 ? 2 : dataLength < 0x10000 ? 3 : 5;
+  const payloadLength = 2 + binHeaderLength + dataLength;
   if (payloadLength > MAX_FRAME_PAYLOAD) {
     throw new ProtocolError(`Cannot encode body frame: payload of ${payloadLength} bytes exceeds the limit of ${MAX_FRAME_PAYLOAD}`);
   }
-  return Buffer.concat([lengthPrefix(payloadLength), Buffer.from([0x92, FrameType.Body]), binHeader]);
+  // One small buffer per frame (this runs for every body chunk).
+  const out = Buffer.allocUnsafe(LENGTH_PREFIX_SIZE + 2 + binHeaderLength);
+  out.writeUInt32BE(payloadLength, 0);
+  out[4] = 0x92;
+  out[5] = FrameType.Body;
+  if (binHeaderLength === 2) {
+    out[6] = 0xc4;
+    out[7] = dataLength;
+  } else if (binHeaderLength === 3) {
+    out[6] = 0xc5;
+    out.writeUInt16BE(dataLength, 7);
+  } else {
+    out[6] = 0xc6;
+    out.writeUInt32BE(dataLength, 7);
+  }
+  return out;
 }
 
 function isWireMap(v: unknown): v is WireMap {

@@ -140,8 +140,23 @@ export function validateRequestHead(map: WireMap): ValidatedRequestHead {
   const generation = int(map, "gen", "gen", 0, 0);
   if (!has(map, "app")) fail("app", "a map", undefined);
   const env = pairs(map, "env", "env");
-  const app = validateAppOptions(subMap(map, "app", "app"), env);
+  const app = cachedAppOptions(subMap(map, "app", "app"), env);
   return { head, app, generation };
+}
+
+/** Validated app options by their wire form: every request of a vhost carries the same `app` map. */
+const appOptionsCache = new Map<string, AppOptions>();
+const APP_OPTIONS_CACHE_MAX = 512;
+
+/** validateAppOptions(), memoised on the wire map and env (AppOptions are read-only, so sharing is safe). */
+function cachedAppOptions(app: WireMap, env: readonly string[]): AppOptions {
+  const key = JSON.stringify(env.length === 0 ? app : [app, env]);
+  const hit = appOptionsCache.get(key);
+  if (hit !== undefined) return hit;
+  const opts = validateAppOptions(app, env);
+  if (appOptionsCache.size >= APP_OPTIONS_CACHE_MAX) appOptionsCache.clear();
+  appOptionsCache.set(key, opts);
+  return opts;
 }
 
 /**

@@ -172,7 +172,7 @@ export class ModuleListener {
       socket.destroy();
       return;
     }
-    const conn = new ModuleConnection(socket, this.#opts, log.child({ peerPid: cred.pid }));
+    const conn = new ModuleConnection(socket, this.#opts, log, cred.pid);
     this.#connections.add(conn);
     socket.once("close", () => {
       this.#connections.delete(conn);
@@ -232,7 +232,9 @@ class RawTunnel extends Duplex {
 class ModuleConnection {
   readonly #socket: net.Socket;
   readonly #opts: ModuleListenerOptions;
-  readonly #log: Logger;
+  readonly #baseLog: Logger;
+  readonly #peerPid: number;
+  #childLog: Logger | undefined;
   readonly #decoder = new FrameDecoder();
   #state: ConnState = "head";
   #endSeen = false;
@@ -241,10 +243,11 @@ class ModuleConnection {
   #lingerTimer: NodeJS.Timeout | undefined;
   #exchange: ModuleExchange | undefined;
 
-  constructor(socket: net.Socket, opts: ModuleListenerOptions, log: Logger) {
+  constructor(socket: net.Socket, opts: ModuleListenerOptions, log: Logger, peerPid: number) {
     this.#socket = socket;
     this.#opts = opts;
-    this.#log = log;
+    this.#baseLog = log;
+    this.#peerPid = peerPid;
     this.#headTimer = setTimeout(() => {
       this.#log.warn(`Cannot read request head from module connection: none within ${opts.headDeadlineMs ?? HEAD_DEADLINE_MS} ms, closing it`);
       this.destroy();
@@ -256,6 +259,12 @@ class ModuleConnection {
 
   get state(): ConnState {
     return this.#state;
+  }
+
+  /** The connection's logger, made on first use (a pino child per connection is costly on the hot path). */
+  get #log(): Logger {
+    this.#childLog ??= this.#baseLog.child({ peerPid: this.#peerPid });
+    return this.#childLog;
   }
 
   destroy(): void {
@@ -439,6 +448,9 @@ class ModuleConnection {
   }
 }
 
+/** The END frame's bytes (constant). */
+const END_FRAME = encodeFrame({ kind: "end" });
+
 /** The Exchange the request path sees for one module connection. */
 class ModuleExchange implements Exchange {
   readonly head: RequestHead;
@@ -451,7 +463,8 @@ class ModuleExchange implements Exchange {
   #headSent = false;
   #tunnel: Duplex | undefined;
   #finished = false;
-  #uncorkScheduled = false;
+  /** The socket is corked by us; an uncork is scheduled for the end of this loop turn. */
+  #corked = false;
 
   constructor(head: RequestHead, app: AppOptions, conn: ModuleConnection, socket: net.Socket, highWaterMark: number) {
     this.head = head;
@@ -502,23 +515,37 @@ class ModuleExchange implements Exchange {
     if (status === 101 && !this.head.upgrade) throw new Error("Cannot switch protocols: the request did not ask to upgrade");
     const frame = encodeFrame({ kind: "response-head", status, headers: headers.map(fromByteString) });
     this.#headSent = true;
+    if (status === 101) {
+      this.#socket.write(frame);
+      this.#tunnel = this.#conn.switchToRaw();
+      return;
+    }
+    // Head, body and END usually come from one read of the app's answer: cork
+    // so they leave in one writev (and the module wakes once), not one syscall each.
+    this.#cork();
     this.#socket.write(frame);
-    if (status === 101) this.#tunnel = this.#conn.switchToRaw();
   }
+
+  /** Cork until end()/abort() or the end of this event-loop turn, whichever comes first. */
+  #cork(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#socket.cork();
+    setImmediate(this.#uncork);
+  }
+
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#socket.uncork();
+  };
 
   write(chunk: Uint8Array): boolean {
     if (this.#finished || this.#socket.destroyed) return true;
     if (!this.#headSent) throw new Error("Cannot write response body: no head was sent");
     if (this.#tunnel !== undefined) throw new Error("Cannot write response body: the connection was upgraded");
     if (chunk.length === 0) return !this.#socket.writableNeedDrain;
-    if (!this.#uncorkScheduled) {
-      this.#uncorkScheduled = true;
-      this.#socket.cork();
-      process.nextTick(() => {
-        this.#uncorkScheduled = false;
-        this.#socket.uncork();
-      });
-    }
+    this.#cork();
     let ok = true;
     for (let at = 0; at < chunk.length; at += MAX_BODY_CHUNK) {
       const piece = chunk.subarray(at, Math.min(chunk.length, at + MAX_BODY_CHUNK));
@@ -550,7 +577,8 @@ class ModuleExchange implements Exchange {
       return;
     }
     this.#finished = true;
-    this.#socket.write(encodeFrame({ kind: "end" }));
+    this.#socket.write(END_FRAME);
+    this.#uncork();
     this.#conn.responseDone();
   }
 
@@ -562,6 +590,7 @@ class ModuleExchange implements Exchange {
     }
     this.#finished = true;
     this.#socket.write(encodeFrame({ kind: "abort", code: wireAbortCode(code), message }));
+    this.#uncork();
     this.#conn.responseDone();
   }
 

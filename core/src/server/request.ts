@@ -14,6 +14,7 @@
 import http from "node:http";
 import type { Readable } from "node:stream";
 import { AppResponseError, toFerryError } from "../errors.js";
+import type { Logger } from "../log.js";
 import type { Session, SessionOutcome } from "../pool/session.js";
 import { addressRequestOptions } from "./app-agents.js";
 import type { Exchange } from "./exchange.js";
@@ -29,9 +30,7 @@ export type { CheckoutOptions, RequestDeps, SessionSource } from "./exchange-con
 
 /** Handle one exchange to completion. Never rejects. */
 export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<void> {
-  const reqId = newRequestId();
-  const log = deps.log.child({ reqId, app: ex.app.appGroupName });
-  const ctx: RequestContext = { ex, deps, log, reqId };
+  const ctx = lazyContext(ex, deps);
   try {
     // Step one: sticky id.
     const stickyId = ex.app.stickySessions
@@ -48,7 +47,7 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
         session = await deps.pool.checkout(ex.app, opts);
       } catch (e: unknown) {
         if (ex.signal.aborted) {
-          log.debug("client went away while waiting for a process");
+          ctx.log.debug("client went away while waiting for a process");
           return;
         }
         sendError(ctx, toFerryError(e));
@@ -69,19 +68,40 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
         session.release(outcome);
       }
       if (retry === undefined) return;
-      log.warn({ pid: session.pid, attempt }, `${retry.message}; checking out another process`);
+      ctx.log.warn({ pid: session.pid, attempt }, `${retry.message}; checking out another process`);
       deps.agents?.forget(session.address);
       await settleAfterConnectFailure(session, ex.signal, RETRY_SETTLE_MS);
       if (ex.signal.aborted) return;
     }
   } catch (e: unknown) {
-    log.error({ err: e }, "Cannot handle request: unexpected error");
+    ctx.log.error({ err: e }, "Cannot handle request: unexpected error");
     try {
       ex.abort("FERRY_ERR_INTERNAL", "Internal error");
     } catch {
       // nothing more to do
     }
   }
+}
+
+/**
+ * The request's context. The request id and its pino child logger are made on
+ * first use only: most requests log nothing, and a child logger per request
+ * is a measurable share of the hot path.
+ */
+function lazyContext(ex: Exchange, deps: RequestDeps): RequestContext {
+  let reqId: string | undefined;
+  let log: Logger | undefined;
+  const id = (): string => (reqId ??= newRequestId());
+  return {
+    ex,
+    deps,
+    get reqId(): string {
+      return id();
+    },
+    get log(): Logger {
+      return (log ??= deps.log.child({ reqId: id(), app: ex.app.appGroupName }));
+    },
+  };
 }
 
 /** Wait until a writable drains, closes or errors. */

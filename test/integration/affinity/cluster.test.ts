@@ -10,10 +10,11 @@
 import test from "ava";
 import { promises as fsp } from "node:fs";
 import net from "node:net";
+import path from "node:path";
 import WebSocket from "ws";
 import { ClientSession, cookieId, startHost, writeSecret, type Host } from "../../helpers/affinity-cluster.js";
 import { RedisServer, redisGet } from "../../helpers/redis.js";
-import { copyApp, makeTmp, pidGone, waitFor } from "../../helpers/standalone.js";
+import { FIXTURE_APPS, makeTmp, pidGone, waitFor } from "../../helpers/standalone.js";
 
 let redis: RedisServer;
 let tmp = "";
@@ -23,7 +24,8 @@ const appPids = new Set<number>();
 test.before(async () => {
   redis = await RedisServer.start();
   tmp = await makeTmp("ferry-affinity");
-  const appDir = await copyApp("affinity-counter", tmp);
+  // Served from the fixture dir (the app needs `ws` from the repository's node_modules).
+  const appDir = path.join(FIXTURE_APPS, "affinity-counter");
   const secretFile = await writeSecret(tmp);
   hosts = await Promise.all(["h1", "h2", "h3"].map((name) => startHost({ appDir, tmp, name, redisUrl: redis.url, secretFile })));
   await waitFor("all three nodes registered in Redis", async () => {
@@ -53,14 +55,14 @@ function randomHost(except?: Host): Host {
 }
 
 function dump(): string {
-  return hosts.map((h) => `--- ${h.name}\n${h.log().slice(-3000)}\n${h.stderr().slice(-1000)}`).join("\n");
+  return hosts.map((h) => `--- ${h.name}\n${h.log().slice(-1500)}\n${h.stderr().slice(-500)}`).join("\n");
 }
 
 test.serial("every request of a session reaches the same app process, whichever host gets it", async (t) => {
   const sessions = Array.from({ length: 6 }, (_, i) => new ClientSession(`s${i}-${Date.now()}`));
   for (const s of sessions) {
     const first = await s.hit(randomHost());
-    t.is(first.status, 200, dump());
+    if (first.status !== 200) t.fail(`first request: ${first.status}\n${dump()}`);
     t.not(s.cookie, undefined, "the first answer pins the session with a cookie");
     appPids.add(first.pid);
     const cookie = s.cookie;
@@ -69,7 +71,7 @@ test.serial("every request of a session reaches the same app process, whichever 
       const h = await s.hit(randomHost());
       seenHosts.add(h.host);
       t.is(h.status, 200);
-      t.is(h.pid, first.pid, `request ${n} of ${s.id} (via ${h.host}) reached another process\n${dump()}`);
+      if (h.pid !== first.pid) t.fail(`request ${n} of ${s.id} (via ${h.host}) reached ${h.pid}, not ${first.pid}\n${dump()}`);
       t.is(h.count, n, `the process's own counter for ${s.id} continues`);
     }
     t.is(s.cookie, cookie, "the cookie never changed");
@@ -178,7 +180,7 @@ test.serial("Redis stopping fails no request; its return restores shared affinit
   const first = await after.hit(randomHost());
   for (let n = 2; n <= 10; n++) {
     const h = await after.hit(randomHost());
-    t.is(h.pid, first.pid, `request ${n} after Redis returned\n${dump()}`);
+    if (h.pid !== first.pid) t.fail(`request ${n} after Redis returned reached ${h.pid}, not ${first.pid}\n${dump()}`);
     t.is(h.count, n);
   }
 });
@@ -197,7 +199,7 @@ test.serial("killing the owning host re-pins its sessions elsewhere on the next 
   owner.child.kill("SIGKILL");
   await owner.exited;
   const next = await s.hit(randomHost());
-  t.is(next.status, 200, dump());
+  if (next.status !== 200) t.fail(`after the kill: ${next.status}\n${dump()}`);
   appPids.add(next.pid);
   t.not(next.pid, first.pid);
   t.not(next.setCookie, undefined, "a new cookie");

@@ -1,0 +1,237 @@
+#!/bin/sh
+# bench/profile-datapath.sh: server-side CPU per request of Ferry's data path.
+#
+# Starts a private Apache (event MPM, loopback port, generated config in a temp
+# dir) with build/apache/mod_ferry.so and a tiny app (PassengerMinInstances 2),
+# then `ferry start` on the same app, and prints for small GET / 100 KiB GET /
+# 64 KiB POST: req/s and server CPU µs per request (utime+stime read from /proc
+# for Apache, the core and the apps, before/after a wrk run), split by process
+# kind. CPU per request is robust to other load on a shared machine; req/s is not.
+#
+#   sh bench/profile-datapath.sh [seconds per scenario (5)] [connections (16)]
+#   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry
+#   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
+#
+# Needs: apache2, wrk (apt-get install wrk), the built module and core
+# (sh apache-module/build.sh; npx tsc -p tsconfig.json). Not part of the tests.
+set -eu
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+DUR=${1:-5}
+CONNS=${2:-16}
+TARGETS=${TARGETS:-"apache standalone"}
+NODE=$(command -v node)
+MODULES=/usr/lib/apache2/modules
+TICK=$(getconf CLK_TCK)
+DIR=$(mktemp -d /tmp/ferry-prof-XXXXXX)
+chmod 755 "$DIR"
+ROOT_PID=""
+
+cleanup() {
+    if [ -n "$ROOT_PID" ] && kill -0 "$ROOT_PID" 2>/dev/null; then
+        kill -TERM "$ROOT_PID" 2>/dev/null || true
+        i=0
+        while kill -0 "$ROOT_PID" 2>/dev/null && [ $i -lt 100 ]; do
+            sleep 0.1; i=$((i + 1))
+        done
+    fi
+    ROOT_PID=""
+}
+trap 'cleanup; rm -rf "$DIR"' EXIT INT TERM
+
+free_port() {
+    "$NODE" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+}
+
+# pids of $1 and all its descendants
+tree() {
+    ps -e -o pid=,ppid= | awk -v root="$1" '
+        { parent[$1] = $2; pids[NR] = $1 }
+        END {
+            keep[root] = 1; changed = 1
+            while (changed) {
+                changed = 0
+                for (i in pids) { p = pids[i]; if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; changed = 1 } }
+            }
+            for (p in keep) print p
+        }'
+}
+
+# "apache core apps" CPU ticks of the tree under $1
+ticks() {
+    a=0; c=0; x=0
+    for p in $(tree "$1"); do
+        [ -r /proc/$p/stat ] || continue
+        t=$(sed 's/^.*) //' /proc/$p/stat 2>/dev/null | awk '{print $12 + $13}') || continue
+        [ -n "$t" ] || continue
+        cmd=$(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null || true)
+        case "$cmd" in
+            *apache2*) a=$((a + t)) ;;
+            *core/src/main.js*|*bin/ferry.js*) c=$((c + t)) ;;
+            *) x=$((x + t)) ;;
+        esac
+    done
+    echo "$a $c $x"
+}
+
+wait_ok() {
+    i=0
+    while [ $i -lt 300 ]; do
+        if curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; then return 0; fi
+        sleep 0.1; i=$((i + 1))
+    done
+    echo "target on port $1 did not answer" >&2
+    return 1
+}
+
+# The app: plain node:http, / (3 bytes), /100k, POST /echo (streamed back).
+mkdir -p "$DIR/app/public"
+cat > "$DIR/app/app.js" <<'EOF'
+"use strict";
+const http = require("node:http");
+const BIG = Buffer.alloc(100 * 1024, "x");
+const SMALL = Buffer.from("ok\n");
+http.createServer((req, res) => {
+  if (req.method === "POST") {
+    res.setHeader("Content-Type", "application/octet-stream");
+    if (req.headers["content-length"] !== undefined) res.setHeader("Content-Length", req.headers["content-length"]);
+    req.pipe(res);
+    return;
+  }
+  req.resume();
+  res.setHeader("Content-Type", "text/plain");
+  const body = req.url === "/100k" ? BIG : SMALL;
+  res.setHeader("Content-Length", body.length);
+  res.end(body);
+}).listen(process.env.PORT || 3000);
+EOF
+chmod -R a+rX "$DIR/app"
+head -c 65536 /dev/zero | tr '\0' 'x' > "$DIR/body64k"
+cat > "$DIR/post.lua" <<EOF
+local f = io.open("$DIR/body64k", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/octet-stream"
+EOF
+
+# run_one LABEL PORT PATH [wrk args...]
+run_one() {
+    label=$1; port=$2; path=$3; shift 3
+    wrk -t2 -c"$CONNS" -d1s "$@" "http://127.0.0.1:$port$path" > /dev/null 2>&1 || true
+    set -- $(ticks "$ROOT_PID") "$@"
+    a0=$1; c0=$2; x0=$3; shift 3
+    out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency "$@" "http://127.0.0.1:$port$path" 2>&1)
+    set -- $(ticks "$ROOT_PID")
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {printf "%s ", $0}')
+    echo "$n $rps $p99 $a0 $c0 $x0 $1 $2 $3 $TICK" | awk -v label="$label" -v errs="$errs" '{
+        n = $1; f = 1e6 / $10 / (n > 0 ? n : 1)
+        a = ($7 - $4) * f; c = ($8 - $5) * f; x = ($9 - $6) * f
+        printf "%-26s %9s req/s  p99 %-8s  CPU %6.1f us/req  (apache %5.1f  core %5.1f  apps %5.1f)  n=%d %s\n",
+            label, $2, $3, a + c + x, a, c, x, n, errs }'
+}
+
+scenarios() {
+    run_one "$1 small GET" "$2" /
+    run_one "$1 100KiB GET" "$2" /100k
+    run_one "$1 64KiB POST" "$2" /echo -s "$DIR/post.lua"
+}
+
+for target in $TARGETS; do
+    case "$target" in
+    apache)
+        port=$(free_port)
+        d="$DIR/apache"
+        mkdir -p "$d/run" "$d/logs" "$d/registry"
+        extra=""
+        if [ "${CPU_PROF:-}" = 1 ]; then
+            # PassengerNodejs may carry flags? No: wrap node in a script.
+            printf '#!/bin/sh\ncase "$*" in *core/src/main.js*) exec %s --cpu-prof --cpu-prof-dir=%s "$@";; esac\nexec %s "$@"\n' \
+                "$NODE" "$DIR/prof" "$NODE" > "$DIR/node-prof"
+            chmod 755 "$DIR/node-prof"; mkdir -p "$DIR/prof"; chmod 777 "$DIR/prof"
+            extra="PassengerNodejs $DIR/node-prof"
+        fi
+        cat > "$d/httpd.conf" <<EOF
+ServerRoot "$d"
+ServerName 127.0.0.1
+Listen 127.0.0.1:$port
+PidFile "$d/run/httpd.pid"
+DefaultRuntimeDir "$d/run"
+Mutex file:$d/run default
+ErrorLog "$d/logs/error.log"
+LogLevel warn
+LoadModule mpm_event_module $MODULES/mod_mpm_event.so
+LoadModule authz_core_module $MODULES/mod_authz_core.so
+User www-data
+Group www-data
+StartServers 2
+ServerLimit 16
+ThreadLimit 80
+ThreadsPerChild 80
+MaxRequestWorkers 1280
+MinSpareThreads 80
+MaxSpareThreads 480
+MaxConnectionsPerChild 0
+KeepAlive On
+KeepAliveTimeout 65
+MaxKeepAliveRequests 0
+Timeout 60
+<Directory />
+  AllowOverride None
+  Require all denied
+</Directory>
+LoadModule ferry_module $REPO/build/apache/mod_ferry.so
+PassengerRoot "$REPO"
+PassengerInstanceRegistryDir "$d/registry"
+PassengerNodejs ${NODE}
+$extra
+PassengerMaxPoolSize 2
+PassengerMinInstances 2
+<VirtualHost 127.0.0.1:$port>
+  ServerName 127.0.0.1
+  DocumentRoot "$DIR/app/public"
+  PassengerAppRoot "$DIR/app"
+  PassengerAppType node
+  PassengerStartupFile app.js
+  PassengerMinInstances 2
+  <Directory "$DIR/app/public">
+    Require all granted
+  </Directory>
+</VirtualHost>
+EOF
+        /usr/sbin/apache2 -d "$d" -f "$d/httpd.conf" -DFOREGROUND > "$d/logs/stdout.log" 2>&1 &
+        ROOT_PID=$!
+        wait_ok "$port" || { tail -20 "$d/logs/error.log" >&2; exit 1; }
+        scenarios "mod_ferry" "$port"
+        cleanup
+        if [ -s "$d/logs/error.log" ]; then
+            n=$(grep -c -i 'error\|warn' "$d/logs/error.log" || true)
+            [ "$n" = 0 ] || { echo "error.log ($n warn/error lines):"; grep -i 'error\|warn' "$d/logs/error.log" | tail -5; }
+        fi
+        ;;
+    standalone)
+        port=$(free_port)
+        mkdir -p "$DIR/standalone-reg"
+        prof=""
+        if [ "${CPU_PROF:-}" = 1 ]; then mkdir -p "$DIR/prof"; prof="--cpu-prof --cpu-prof-dir=$DIR/prof"; fi
+        # shellcheck disable=SC2086
+        "$NODE" $prof "$REPO/bin/ferry.js" start "$DIR/app" --port "$port" --address 127.0.0.1 \
+            --min-instances 2 --max-pool-size 2 --environment production \
+            --instance-registry-dir "$DIR/standalone-reg" > "$DIR/standalone.log" 2>&1 &
+        ROOT_PID=$!
+        wait_ok "$port" || { tail -20 "$DIR/standalone.log" >&2; exit 1; }
+        scenarios "ferry start" "$port"
+        cleanup
+        ;;
+    esac
+done
+
+if [ "${CPU_PROF:-}" = 1 ] && [ -d "$DIR/prof" ]; then
+    mkdir -p "$REPO/bench/results"
+    for f in "$DIR"/prof/*.cpuprofile; do
+        [ -e "$f" ] && cp "$f" "$REPO/bench/results/" && echo "profile: $REPO/bench/results/$(basename "$f")"
+    done
+fi
