@@ -8,12 +8,14 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
 
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
 #include "apr_strings.h"
+#include "apr_portable.h"
 
 #include "ferry_conn.h"
 #include "ferry_daemon.h"
@@ -39,7 +41,7 @@ static int core_alive(void)
     return (kill(pid, 0) == 0 || errno == EPERM) ? 1 : 0;
 }
 
-apr_status_t ferry_conn_open(request_rec *r, apr_socket_t **sock)
+apr_status_t ferry_conn_open(request_rec *r, apr_pool_t *p, apr_socket_t **sock)
 {
     const char *path = ferry_core_socket_path();
     apr_sockaddr_t *sa;
@@ -56,7 +58,7 @@ apr_status_t ferry_conn_open(request_rec *r, apr_socket_t **sock)
                       "known (did the core start? see FERRY02xx lines)");
         return APR_ENOENT;
     }
-    rv = apr_sockaddr_info_get(&sa, path, APR_UNIX, 0, 0, r->pool);
+    rv = apr_sockaddr_info_get(&sa, path, APR_UNIX, 0, 0, p);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0101)
                       "Cannot resolve the core socket path %s", path);
@@ -65,7 +67,7 @@ apr_status_t ferry_conn_open(request_rec *r, apr_socket_t **sock)
 
     for (;;) {
         attempts++;
-        rv = apr_socket_create(&s, APR_UNIX, SOCK_STREAM, 0, r->pool);
+        rv = apr_socket_create(&s, APR_UNIX, SOCK_STREAM, 0, p);
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0102)
                           "Cannot create a socket for the core at %s", path);
@@ -186,4 +188,100 @@ apr_status_t ferry_conn_recv(apr_socket_t *sock, ferry_decoder_t *dec,
         return APR_SUCCESS;
     }
     return rv == APR_SUCCESS ? APR_EOF : rv;
+}
+
+/* ---- Protocol v2: one core connection per client connection ------------ */
+
+static apr_status_t decoder_cleanup(void *data)
+{
+    ferry_decoder_destroy(data);
+    return APR_SUCCESS;
+}
+
+/* The idle connection is still usable: the core has neither closed it nor
+ * sent anything (between exchanges it sends nothing). */
+static int link_alive(ferry_link_t *link)
+{
+    apr_os_sock_t fd;
+    char b;
+    ssize_t n;
+
+    if (apr_os_sock_get(&fd, link->sock) != APR_SUCCESS) {
+        return 0;
+    }
+    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static void link_close(ferry_link_t *link)
+{
+    if (link->pool != NULL) {
+        apr_pool_destroy(link->pool);   /* closes the socket, frees dec */
+    }
+    link->pool = NULL;
+    link->sock = NULL;
+    link->dec = NULL;
+    link->exchanges = 0;
+}
+
+apr_status_t ferry_link_acquire(request_rec *r, ferry_link_t **linkp,
+                                int *reused)
+{
+    conn_rec *c = r->connection;
+    ferry_link_t *link = ap_get_module_config(c->conn_config, &ferry_module);
+    apr_status_t rv;
+
+    *reused = 0;
+    if (link == NULL) {
+        link = apr_pcalloc(c->pool, sizeof(*link));
+        ap_set_module_config(c->conn_config, &ferry_module, link);
+    }
+    *linkp = link;
+    if (link->pool != NULL) {
+        if (link_alive(link)) {
+            *reused = 1;
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                          "reusing the core connection (%u exchanges)",
+                          (unsigned)link->exchanges);
+            return APR_SUCCESS;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                      "the core closed the idle connection; opening another");
+        link_close(link);
+    }
+    rv = apr_pool_create(&link->pool, c->pool);
+    if (rv != APR_SUCCESS) {
+        link->pool = NULL;
+        return rv;
+    }
+    apr_pool_tag(link->pool, "ferry_core_link");
+    link->dec = ferry_decoder_create();
+    if (link->dec == NULL) {
+        link_close(link);
+        return APR_ENOMEM;
+    }
+    apr_pool_cleanup_register(link->pool, link->dec, decoder_cleanup,
+                              apr_pool_cleanup_null);
+    rv = ferry_conn_open(r, link->pool, &link->sock);
+    if (rv != APR_SUCCESS) {
+        link_close(link);
+    }
+    return rv;
+}
+
+void ferry_link_release(request_rec *r, ferry_link_t *link, int reusable)
+{
+    const char *pending;
+
+    if (link == NULL || link->pool == NULL) {
+        return;
+    }
+    if (reusable && ferry_decoder_pending(link->dec, &pending) == 0) {
+        link->exchanges++;
+        return;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "closing the core connection after %u exchanges",
+                  (unsigned)link->exchanges);
+    link_close(link);
 }

@@ -18,8 +18,30 @@
 
 /* Connect to ferry_core_socket_path(): the socket timeout is set before
  * connect; ENOENT/ECONNREFUSED/EAGAIN are retried with doubling capped
- * sleeps within FERRY_CONNECT_BUDGET. Logs the final failure. */
-apr_status_t ferry_conn_open(request_rec *r, apr_socket_t **sock);
+ * sleeps within FERRY_CONNECT_BUDGET. The socket lives in pool p. Logs the
+ * final failure. */
+apr_status_t ferry_conn_open(request_rec *r, apr_pool_t *p, apr_socket_t **sock);
+
+/* Protocol v2: the core connection of a client connection, reused by its
+ * sequential requests (docs/protocol.md "Connections"). It lives in a
+ * subpool of c->pool, so it closes with the client connection at the latest. */
+typedef struct {
+    apr_pool_t *pool;           /* owns sock and dec; NULL when there is none */
+    apr_socket_t *sock;
+    ferry_decoder_t *dec;
+    apr_uint32_t exchanges;     /* completed on this connection */
+} ferry_link_t;
+
+/* The core connection for r: the client connection's idle one if the core
+ * has not closed it (*reused = 1), else a new one. APR_ENOMEM when the
+ * decoder cannot be allocated; connect failures as ferry_conn_open. */
+apr_status_t ferry_link_acquire(request_rec *r, ferry_link_t **link,
+                                int *reused);
+
+/* The exchange is over. reusable: it completed cleanly both ways (our END
+ * sent, the core's END read, nothing left over), so the connection can carry
+ * the next request; otherwise it is closed now. */
+void ferry_link_release(request_rec *r, ferry_link_t *link, int reusable);
 
 /* Send all of data (len bytes), waiting at most timeout per write. */
 apr_status_t ferry_conn_send(apr_socket_t *sock, const char *data,

@@ -176,8 +176,9 @@ static int core_has_exited(pid_t pid, int *status)
         return 1;
     }
     if (r < 0 && errno == ECHILD) {
-        /* Not our child (any more): someone else reaped it. */
-        return kill(pid, 0) != 0 && errno == ESRCH;
+        /* Not our child (any more): it was reaped elsewhere, so the core is
+         * gone; never probe the pid, it may belong to someone else now. */
+        return 1;
     }
     return 0;
 }

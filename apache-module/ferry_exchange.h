@@ -10,6 +10,7 @@
 #include "apr_network_io.h"
 #include "apr_buckets.h"
 
+#include "ferry_conn.h"
 #include "ferry_map.h"
 #include "ferry_proto.h"
 
@@ -30,8 +31,9 @@ typedef enum {
 typedef struct {
     request_rec *r;
     const ferry_app_t *app;
-    apr_socket_t *sock;             /* the core connection */
-    ferry_decoder_t *dec;           /* frames from the core */
+    ferry_link_t *link;             /* the core connection (v2: reused) */
+    apr_socket_t *sock;             /* link->sock */
+    ferry_decoder_t *dec;           /* link->dec: frames from the core */
     apr_bucket_brigade *bb;         /* output brigade, reused */
     apr_interval_time_t read_timeout;   /* PassengerReadTimeout */
     apr_interval_time_t write_timeout;  /* Apache's Timeout */
@@ -40,6 +42,9 @@ typedef struct {
     unsigned int core_gone:1;       /* the core stopped reading our frames */
     unsigned int head_sent:1;       /* the response head went to the client */
     unsigned int overridden:1;      /* the app's error status goes to ErrorDocument */
+    unsigned int reused:1;          /* link carried an earlier exchange */
+    unsigned int complete:1;        /* the core's END was read and relayed */
+    unsigned int stale:1;           /* reused link closed before any response byte */
 } ferry_exchange_t;
 
 /* The HTTP status for err (the one place statuses are chosen). */

@@ -3,7 +3,8 @@
  * app, else runs one exchange with the core (docs/protocol.md):
  *
  *   Step One    is the request ours?
- *   Step Two    connect to the core (bounded retry, else 503)
+ *   Step Two    the core connection: the client connection's idle one
+ *               (protocol v2), else connect (bounded retry, else 503)
  *   Step Three  send REQUEST_HEAD (+ END when there is no body)
  *   Step Four   stream the request body as BODY frames, then END
  *   Step Five   relay the response (or tunnel an upgraded connection)
@@ -128,12 +129,6 @@ static int pack_env_cb(msgpack_packer *pk, void *ctx)
 static apr_status_t sbuffer_cleanup(void *data)
 {
     msgpack_sbuffer_destroy(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t decoder_cleanup(void *data)
-{
-    ferry_decoder_destroy(data);
     return APR_SUCCESS;
 }
 
@@ -276,7 +271,7 @@ int ferry_handler(request_rec *r)
     msgpack_sbuffer *sb;
     apr_status_t rv;
     ferry_err err;
-    int has_body, rc;
+    int has_body, rc, attempt, reused;
 
     /* Step One: ours? (mod_rewrite's [R] redirects stay Apache's.) */
     memset(&ex, 0, sizeof(ex));
@@ -296,25 +291,8 @@ int ferry_handler(request_rec *r)
     ex.upgrade = wants_upgrade(r) ? 1 : 0;
     has_body = ap_request_has_body(r);
 
-    /* Step Two: connect to the core. */
-    rv = ferry_conn_open(r, &ex.sock);
-    if (rv != APR_SUCCESS) {
-        rc = ferry_status_for(&ex, FERRY_E_CONNECT);
-        error_page(r, rc);
-        return rc;
-    }
-    ex.dec = ferry_decoder_create();
-    if (ex.dec == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, APR_ENOMEM, r, FERRY_LOGNO(0105)
-                      "Cannot allocate the frame decoder");
-        rc = ferry_status_for(&ex, FERRY_E_INTERNAL);
-        goto cleanup;
-    }
-    apr_pool_cleanup_register(r->pool, ex.dec, decoder_cleanup,
-                              apr_pool_cleanup_null);
+    /* The request head, encoded once (sent again only on a retry). */
     ex.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-
-    /* Step Three: the request head. */
     sb = apr_pcalloc(r->pool, sizeof(*sb));
     msgpack_sbuffer_init(sb);
     apr_pool_cleanup_register(r->pool, sb, sbuffer_cleanup,
@@ -322,36 +300,76 @@ int ferry_handler(request_rec *r)
     err = encode_head(&ex, sb, has_body);
     if (err != FERRY_OK) {
         rc = ferry_status_for(&ex, err);
-        goto cleanup;
+        error_page(r, rc);
+        return rc;
     }
-    rv = ferry_conn_send(ex.sock, sb->data, sb->size, ex.write_timeout);
-    if (rv != APR_SUCCESS) {
-        /* The core accepted and then went away (shutting down). */
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0106)
-                      "Cannot send the request head to the core at %s",
-                      ferry_core_socket_path());
-        rc = ferry_status_for(&ex, FERRY_E_CONNECT);
-        goto cleanup;
-    }
-    ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
-                  "sent request head (%" APR_SIZE_T_FMT " bytes, body %s, "
-                  "upgrade %s)", (apr_size_t)sb->size, has_body ? "yes" : "no",
-                  ex.upgrade ? "yes" : "no");
 
-    /* Step Four: the request body. */
-    if (has_body) {
-        err = ferry_send_body(&ex);
-        if (err != FERRY_OK) {
-            rc = ferry_status_for(&ex, err);
+    for (attempt = 0; ; attempt++) {
+        /* Step Two: the core connection (v2: the client connection's idle
+         * one, else a new one). */
+        rv = ferry_link_acquire(r, &ex.link, &reused);
+        if (rv != APR_SUCCESS) {
+            if (rv == APR_ENOMEM) {
+                ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0105)
+                              "Cannot allocate the frame decoder");
+                rc = ferry_status_for(&ex, FERRY_E_INTERNAL);
+            }
+            else {
+                rc = ferry_status_for(&ex, FERRY_E_CONNECT);
+            }
+            ex.link = NULL;
             goto cleanup;
         }
+        ex.sock = ex.link->sock;
+        ex.dec = ex.link->dec;
+        ex.reused = reused ? 1 : 0;
+        ex.stale = 0;
+
+        /* Step Three: the request head. */
+        rv = ferry_conn_send(ex.sock, sb->data, sb->size, ex.write_timeout);
+        if (rv != APR_SUCCESS) {
+            ferry_link_release(r, ex.link, 0);
+            ex.link = NULL;
+            if (reused && attempt == 0) {
+                /* The core closed the idle connection just now. */
+                continue;
+            }
+            /* The core accepted and then went away (shutting down). */
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0106)
+                          "Cannot send the request head to the core at %s",
+                          ferry_core_socket_path());
+            rc = ferry_status_for(&ex, FERRY_E_CONNECT);
+            goto cleanup;
+        }
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
+                      "sent request head (%" APR_SIZE_T_FMT " bytes, body %s, "
+                      "upgrade %s, %s connection)", (apr_size_t)sb->size,
+                      has_body ? "yes" : "no", ex.upgrade ? "yes" : "no",
+                      reused ? "reused" : "new");
+
+        /* Step Four: the request body. */
+        if (has_body) {
+            err = ferry_send_body(&ex);
+            if (err != FERRY_OK) {
+                rc = ferry_status_for(&ex, err);
+                goto cleanup;
+            }
+        }
+
+        /* Step Five: the response. */
+        rc = ferry_relay_response(&ex);
+        if (ex.stale && !has_body && attempt == 0) {
+            /* A reused connection the core closed as we sent (it stops
+             * between exchanges only): nothing was started, send again. */
+            ferry_link_release(r, ex.link, 0);
+            ex.link = NULL;
+            continue;
+        }
+        break;
     }
 
-    /* Step Five: the response. */
-    rc = ferry_relay_response(&ex);
-
 cleanup:
-    apr_socket_close(ex.sock);
+    ferry_link_release(r, ex.link, ex.complete && !ex.core_gone);
     if (!ex.overridden) {
         error_page(r, rc);
     }

@@ -1,6 +1,6 @@
 /*
  * ferry_proto.c: frame encoder and incremental decoder for the mod_ferry <->
- * core protocol, version 1 (docs/protocol.md). msgpack-c only: no httpd/APR,
+ * core protocol, version 2 (docs/protocol.md). msgpack-c only: no httpd/APR,
  * so the unit test in test/proto_test.c links this file alone.
  */
 #include <stdlib.h>
@@ -193,7 +193,8 @@ static int validate_request_head(const msgpack_object *head)
     }
     v = ferry_map_get(head, "v");
     if (v->type != MSGPACK_OBJECT_POSITIVE_INTEGER
-        || v->via.u64 != FERRY_PROTO_VERSION) {
+        || v->via.u64 < FERRY_PROTO_MIN_VERSION
+        || v->via.u64 > FERRY_PROTO_VERSION) {
         return -1;
     }
     if (!map_has_str_keys(ferry_map_get(head, "app"))) {

@@ -1,5 +1,5 @@
 /*
- * ferry_proto.h: the mod_ferry <-> core wire protocol, version 1
+ * ferry_proto.h: the mod_ferry <-> core wire protocol, version 2
  * (docs/protocol.md): length-prefixed msgpack frames.
  *
  * Pure C99 + msgpack-c: no httpd or APR types, so apache-module/test/proto_test.c
@@ -14,7 +14,10 @@
 #include <stdint.h>
 #include <msgpack.h>
 
-#define FERRY_PROTO_VERSION 1
+/* The version the module sends: 2 = sequential exchanges on one connection.
+ * Decoding accepts heads of FERRY_PROTO_MIN_VERSION and up. */
+#define FERRY_PROTO_VERSION 2
+#define FERRY_PROTO_MIN_VERSION 1
 
 /* Frame types (the first array element). */
 #define FERRY_FRAME_REQUEST_HEAD  1

@@ -260,10 +260,21 @@ int ferry_relay_response(ferry_exchange_t *ex)
     apr_bucket *b;
     apr_off_t held = 0, sent = 0;
     int unflushed = 0, no_body, status;
+    const char *pending;
     int buffer = ferry_app_buffer_response(ex->app);
 
     /* The head, within PassengerReadTimeout. */
     err = read_frame(ex, &f, &unflushed, &rv, &st);
+    if (err == FERRY_E_CORE_CLOSED && ex->reused
+        && ferry_decoder_pending(ex->dec, &pending) == 0) {
+        /* The core closed this idle connection (it never does so once an
+         * exchange started): the caller may send the request again. */
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, r,
+                      "the reused core connection was closed before the "
+                      "response began");
+        ex->stale = 1;
+        return ferry_status_for(ex, err);
+    }
     if (err != FERRY_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0109)
                       "Cannot read the response head from the core: %s "
@@ -375,6 +386,7 @@ int ferry_relay_response(ferry_exchange_t *ex)
     if (pass_out(ex, 0) != 0) {
         return client_gone(ex);
     }
+    ex->complete = 1;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
                   "relayed response %d with %" APR_OFF_T_FMT " body bytes",
                   status, sent);

@@ -9,7 +9,8 @@
 # kind. CPU per request is robust to other load on a shared machine; req/s is not.
 #
 #   sh bench/profile-datapath.sh [seconds per scenario (5)] [connections (16)]
-#   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry
+#   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry (also: standalone, node)
+#   SCENARIOS="small get100k post64k"  # a subset
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
 #
 # Needs: apache2, wrk (apt-get install wrk), the built module and core
@@ -134,10 +135,15 @@ run_one() {
             label, $2, $3, a + c + x, a, c, x, n, errs }'
 }
 
+SCENARIOS=${SCENARIOS:-"small get100k post64k"}
 scenarios() {
-    run_one "$1 small GET" "$2" /
-    run_one "$1 100KiB GET" "$2" /100k
-    run_one "$1 64KiB POST" "$2" /echo -s "$DIR/post.lua"
+    for sc in $SCENARIOS; do
+        case "$sc" in
+        small) run_one "$1 small GET" "$2" / ;;
+        get100k) run_one "$1 100KiB GET" "$2" /100k ;;
+        post64k) run_one "$1 64KiB POST" "$2" /echo -s "$DIR/post.lua" ;;
+        esac
+    done
 }
 
 for target in $TARGETS; do
@@ -211,6 +217,15 @@ EOF
             n=$(grep -c -i 'error\|warn' "$d/logs/error.log" || true)
             [ "$n" = 0 ] || { echo "error.log ($n warn/error lines):"; grep -i 'error\|warn' "$d/logs/error.log" | tail -5; }
         fi
+        ;;
+    node)
+        # Calibration: the app alone (one process, TCP, wrk's keep-alive).
+        port=$(free_port)
+        PORT=$port "$NODE" "$DIR/app/app.js" > /dev/null 2>&1 &
+        ROOT_PID=$!
+        wait_ok "$port" || exit 1
+        scenarios "node alone" "$port"
+        cleanup
         ;;
     standalone)
         port=$(free_port)

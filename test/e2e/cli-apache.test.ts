@@ -3,8 +3,8 @@
  * Apache with mod_ferry that serves an app, and stop it with its core and apps.
  */
 import test from "ava";
-import { execFile } from "node:child_process";
-import { rm } from "node:fs/promises";
+import { execFile, execFileSync } from "node:child_process";
+import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT, freePort, makeTempRoot, prepareApp, processesUnder, waitFor } from "../helpers/apache.js";
@@ -59,4 +59,32 @@ test.serial("ferry apache start serves the app and ferry apache stop ends Apache
   t.regex(stopped.stdout, /Stopped Apache \(pid \d+\)/);
   await waitFor(() => processesUnder(root).length === 0, { timeoutMs: 20_000, what: "Apache, the core and the app to exit" });
   t.deepEqual(processesUnder(root), []);
+});
+
+test.serial("ferry apache install writes ferry.load and ferry.conf that apache2 -t accepts", async (t) => {
+  const dest = path.join(root, "mods-available");
+  await mkdir(dest, { recursive: true });
+  const out = await run(process.execPath, [FERRY, "apache", "install", "--dest", dest], { timeout: 30_000 });
+  t.regex(out.stdout, /Wrote .*ferry\.load/);
+  t.regex(out.stdout, /Nothing was enabled or restarted/);
+  const modules = execFileSync("apxs", ["-q", "LIBEXECDIR"], { encoding: "utf8" }).trim();
+  const conf = path.join(root, "check.conf");
+  await writeFile(
+    conf,
+    [
+      `ServerRoot "${root}"`,
+      `ServerName 127.0.0.1`,
+      `PidFile "${root}/check.pid"`,
+      `ErrorLog "${root}/check.log"`,
+      `Listen 127.0.0.1:${await freePort()}`,
+      `LoadModule mpm_event_module "${modules}/mod_mpm_event.so"`,
+      `LoadModule authz_core_module "${modules}/mod_authz_core.so"`,
+      `Include "${dest}/ferry.load"`,
+      `Include "${dest}/ferry.conf"`,
+      "",
+    ].join("\n"),
+  );
+  const check = await run("apache2", ["-t", "-f", conf], { timeout: 30_000 });
+  t.regex(check.stdout + check.stderr, /Syntax OK/);
+  t.true((await readFile(path.join(dest, "ferry.conf"), "utf8")).includes(`PassengerRoot "${REPO_ROOT}"`));
 });

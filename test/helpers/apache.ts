@@ -294,7 +294,10 @@ export class ApacheServer {
     const confPath = path.join(serverRoot, "conf", "httpd.conf");
     await writeConfig(confPath, serverRoot, port, opts);
 
+    // Own process group: httpd signals its whole group on stop/restart
+    // (prefork does), which must not reach the test worker.
     const child = spawn("apache2", ["-f", confPath, "-DFOREGROUND"], {
+      detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
     });

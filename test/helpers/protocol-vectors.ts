@@ -24,7 +24,7 @@ export const GOOD_VECTORS: ReadonlyArray<{ readonly file: string; readonly frame
     frame: {
       kind: "request-head",
       head: {
-        v: 1,
+        v: 2,
         method: "GET",
         uri: "/",
         proto: "HTTP/1.1",
@@ -47,7 +47,7 @@ export const GOOD_VECTORS: ReadonlyArray<{ readonly file: string; readonly frame
     frame: {
       kind: "request-head",
       head: {
-        v: 1,
+        v: 2,
         method: "POST",
         uri: "/shop/cart?item=42&note=caf%C3%A9",
         proto: "HTTP/1.1",
@@ -135,7 +135,7 @@ export const GOOD_VECTORS: ReadonlyArray<{ readonly file: string; readonly frame
 
 /** Malformed input: hex of the whole byte stream, and why it must be rejected. */
 export const BAD_VECTORS: ReadonlyArray<{ readonly file: string; readonly bytes: string; readonly level: "frame" | "head" }> = [
-  // REQUEST_HEAD {v: 2, method: "GET", uri: "/", app: {app_root: "/srv/app"}}: frame is fine, head validation fails.
+  // REQUEST_HEAD {v: 3, method: "GET", uri: "/", app: {app_root: "/srv/app"}}: frame is fine, head validation fails.
   { file: "wrong_version.bad.hex", bytes: "", level: "head" },
   // Declared 5-byte payload present, but the msgpack value inside is cut: [2, bin(5) "h"…].
   { file: "truncated_payload.bad.hex", bytes: "0000000592 02 c4 05 68", level: "frame" },

@@ -2,14 +2,17 @@
  * Test users and groups for the shared-hosting tests (issue 4): system users
  * `ferrytest-*` made with `useradd --system --no-create-home`, each with its
  * own primary group. Creating is idempotent (an existing user is reused, a
- * leftover of a crashed run included); removal deletes the user and its
- * group. useradd & co. fail while another process holds the passwd lock (ava
- * runs files in parallel): every command retries under a deadline.
- *
- * Each test file uses its own names so files running in parallel never
- * delete each other's users.
+ * leftover of a crashed run included). Several test processes may use the
+ * same names at once (ava runs files in parallel; a whole suite may run
+ * beside a single file): each use leaves a marker
+ * `/tmp/ferrytest-users/<name>/<pid>`, and removal deletes the user only when
+ * no live process still marks it (and userdel itself refuses while a process
+ * runs as the user: then the user is left for the next run to reuse).
+ * useradd & co. fail while another process holds the passwd lock: they are
+ * retried under a deadline.
  */
 import { execFile as execFileCb, execFileSync } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { chmod, chown, cp, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -32,8 +35,8 @@ export interface TestGroup {
 
 const LOCK_RETRY_MS = 30_000;
 
-/** Run an account-admin command, retrying while the passwd/group lock is busy. */
-async function admin(cmd: string, args: readonly string[]): Promise<void> {
+/** Run an account-admin command, retrying (under a deadline) while it fails with one of `retryCodes`. */
+async function admin(cmd: string, args: readonly string[], retryCodes?: readonly number[]): Promise<void> {
   const end = Date.now() + LOCK_RETRY_MS;
   let delay = 50;
   for (;;) {
@@ -41,7 +44,9 @@ async function admin(cmd: string, args: readonly string[]): Promise<void> {
       await execFile(cmd, [...args], { timeout: 15_000 });
       return;
     } catch (e: unknown) {
-      if (Date.now() > end) {
+      const code: unknown = typeof e === "object" && e !== null ? Reflect.get(e, "code") : undefined;
+      const retryable = retryCodes === undefined || (typeof code === "number" && retryCodes.includes(code));
+      if (!retryable || Date.now() > end) {
         const msg = e instanceof Error ? e.message : String(e);
         throw new Error(`Cannot run ${cmd} ${args.join(" ")}: ${msg}`, { cause: e });
       }
@@ -49,6 +54,40 @@ async function admin(cmd: string, args: readonly string[]): Promise<void> {
       delay = Math.min(delay * 2, 500);
     }
   }
+}
+
+const MARKERS = "/tmp/ferrytest-users";
+
+function markUse(name: string): void {
+  const dir = path.join(MARKERS, name);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  writeFileSync(path.join(dir, String(process.pid)), "");
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+    return state !== "Z" && state !== "X";
+  } catch {
+    return false;
+  }
+}
+
+/** Drop this process's marker; true when no other live process marks the user. */
+function unmarkUse(name: string): boolean {
+  const dir = path.join(MARKERS, name);
+  rmSync(path.join(dir, String(process.pid)), { force: true });
+  let others = false;
+  try {
+    for (const f of readdirSync(dir)) {
+      if (/^\d+$/.test(f) && pidAlive(Number(f))) others = true;
+      else rmSync(path.join(dir, f), { force: true });
+    }
+  } catch {
+    return true;
+  }
+  return !others;
 }
 
 function getent(db: "passwd" | "group", key: string): string[] | undefined {
@@ -75,6 +114,7 @@ export function lookupGroup(name: string): TestGroup | undefined {
 
 /** Make sure group `name` exists. */
 export async function ensureGroup(name: string): Promise<TestGroup> {
+  markUse(`group-${name}`);
   if (lookupGroup(name) === undefined) await admin("groupadd", ["--system", name]);
   const g = lookupGroup(name);
   if (g === undefined) throw new Error(`Cannot create group ${name}: not found after groupadd`);
@@ -87,6 +127,7 @@ export async function ensureGroup(name: string): Promise<TestGroup> {
  */
 export async function ensureUser(name: string, opts: { readonly groups?: readonly string[] } = {}): Promise<TestUser> {
   if (process.getuid?.() !== 0) throw new Error(`Cannot create user ${name}: the tests must run as root`);
+  markUse(name);
   const groups = opts.groups ?? [];
   if (lookupUser(name) === undefined) {
     const args = ["--system", "--no-create-home", "--user-group", "--home-dir", `/home/${name}`, "--shell", "/bin/sh"];
@@ -107,15 +148,27 @@ export async function ensureUsers(names: readonly string[]): Promise<TestUser[]>
   return out;
 }
 
-/** Delete a test user and its own group; no error if already gone. */
+/**
+ * Delete a test user and its own group, unless another live test process
+ * still uses it or a process runs as it (userdel exit 8): then it stays for
+ * reuse. Only lock contention is retried, so this never hangs a teardown.
+ */
 export async function removeUser(name: string): Promise<void> {
-  if (lookupUser(name) !== undefined) await admin("userdel", [name]);
-  if (lookupGroup(name) !== undefined) await admin("groupdel", [name]);
+  if (!unmarkUse(name)) return;
+  if (lookupUser(name) !== undefined) {
+    try {
+      await admin("userdel", [name], [1, 10]);
+    } catch {
+      return; // in use: left for the next run
+    }
+  }
+  if (lookupGroup(name) !== undefined) await admin("groupdel", [name], [10]).catch(() => undefined);
 }
 
-/** Delete a group; no error if already gone. */
+/** Delete a group unless another live test process uses it; no error if already gone. */
 export async function removeGroup(name: string): Promise<void> {
-  if (lookupGroup(name) !== undefined) await admin("groupdel", [name]);
+  if (!unmarkUse(`group-${name}`)) return;
+  if (lookupGroup(name) !== undefined) await admin("groupdel", [name], [10]).catch(() => undefined);
 }
 
 /** Ids of a live process from /proc/<pid>/status (real uid/gid, supplementary groups, capabilities). */

@@ -39,7 +39,7 @@ export interface ClusterOptions {
   /** The record to publish now (apps and session count change over time). */
   readonly record: () => NodeRecord;
   readonly heartbeatMs?: number;
-  /** Called after a heartbeat succeeded following a failed one (or the first success). */
+  /** Called after the first successful heartbeat and after each one following a store outage. */
   readonly onStoreBack?: () => Promise<void>;
 }
 
@@ -51,6 +51,8 @@ export class Cluster {
   readonly #seen = new Map<string, NodeRecord>();
   #timer: NodeJS.Timeout | undefined;
   #storeUp = false;
+  /** store.outages when the pins were last (re)published; -1 = never. */
+  #publishedAt = -1;
   #running: Promise<void> | undefined;
   #stopped = false;
 
@@ -88,9 +90,13 @@ export class Cluster {
     const { store, log } = this.#o;
     try {
       await store.putNode(this.#o.record(), this.nodeTtlMs);
-      const wasDown = !this.#storeUp;
       this.#storeUp = true;
-      if (wasDown && this.#o.onStoreBack !== undefined) await this.#o.onStoreBack();
+      const outages = store.outages;
+      if (outages !== this.#publishedAt && this.#o.onStoreBack !== undefined) {
+        // First contact, or the store was lost since: it may have come back empty.
+        this.#publishedAt = outages;
+        await this.#o.onStoreBack();
+      }
       const nodes = await store.listNodes();
       const next = new Map<string, NodeRecord>();
       for (const n of nodes) {

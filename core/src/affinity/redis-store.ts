@@ -104,6 +104,8 @@ export class RedisAffinityStore implements AffinityStore {
   #closed = false;
   /** The first connection attempt is still in progress: failures then are not an outage yet. */
   #starting = true;
+  #outages = 0;
+  #connected = false;
 
   constructor(opts: RedisStoreOptions) {
     const t = parseRedisUrl(opts.url);
@@ -129,8 +131,14 @@ export class RedisAffinityStore implements AffinityStore {
     if (t.tls) ro.tls = t.host !== undefined ? { servername: t.host } : {};
     this.#redis = new Redis(ro);
     this.#redis.on("error", (e: unknown) => this.#log.debug({ err: e }, "redis connection error"));
-    this.#redis.once("ready", () => {
+    this.#redis.on("ready", () => {
       this.#starting = false;
+      this.#connected = true;
+    });
+    // A dropped connection may come back to an empty (restarted) Redis: count it.
+    this.#redis.on("close", () => {
+      if (this.#connected) this.#outages++;
+      this.#connected = false;
     });
     this.#redis.connect().catch((e: unknown) => {
       this.#starting = false;
@@ -143,9 +151,28 @@ export class RedisAffinityStore implements AffinityStore {
     return this.#up;
   }
 
+  get outages(): number {
+    return this.#outages;
+  }
+
+  /** Resolves when the first connection is ready, or after `ms` (never rejects). */
+  async whenReady(ms: number): Promise<void> {
+    if (!this.#starting) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(t);
+        this.#redis.off("ready", done);
+        resolve();
+      };
+      const t = setTimeout(done, ms);
+      this.#redis.once("ready", done);
+    });
+  }
+
   #down(e: unknown): void {
     if (this.#closed) return;
     if (this.#up !== false) {
+      if (this.#up === true && this.#connected) this.#outages++;
       const msg = e instanceof Error ? e.message : String(e);
       this.#log.warn({ redis: this.#where }, `Cannot use the Redis affinity store at ${this.#where}: ${msg}; session affinity is local-only until it returns`);
     }

@@ -316,6 +316,7 @@ export async function startAffinity(s: AffinitySettings, deps: StartAffinityDeps
     ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
   });
   try {
+    await store.whenReady(Math.max(500, s.redisTimeoutMs * 10));
     await service.start();
   } catch (e: unknown) {
     await store.close();

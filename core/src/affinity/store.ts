@@ -49,6 +49,12 @@ export interface AffinityStore {
   getNode(name: string): Promise<NodeRecord | null>;
   /** All registered, unexpired nodes. */
   listNodes(): Promise<NodeRecord[]>;
+  /**
+   * How many times the store was lost (unavailable, or its connection dropped)
+   * so far: when it changes, the store may have come back empty, and a node
+   * writes its pins again.
+   */
+  readonly outages: number;
   close(): Promise<void>;
 }
 
@@ -109,15 +115,34 @@ export class MemoryAffinityStore implements AffinityStore {
   readonly #clock: Clock;
   readonly #pins = new Map<string, Entry>();
   readonly #nodes = new Map<string, Entry>();
-  /** Set to make every call fail as an unavailable store would. */
-  down = false;
+  #down = false;
+  #outages = 0;
+
+  /** Make every call fail as an unavailable store would (tests). */
+  get down(): boolean {
+    return this.#down;
+  }
+
+  set down(v: boolean) {
+    if (v && !this.#down) this.#outages++;
+    this.#down = v;
+  }
+
+  get outages(): number {
+    return this.#outages;
+  }
+
+  /** Forget every pin, as a restarted Redis would. */
+  clearPins(): void {
+    this.#pins.clear();
+  }
 
   constructor(clock: Clock) {
     this.#clock = clock;
   }
 
   #check(): void {
-    if (this.down) throw new AffinityUnavailableError("Cannot reach the affinity store: it is down");
+    if (this.#down) throw new AffinityUnavailableError("Cannot reach the affinity store: it is down");
   }
 
   #live(map: Map<string, Entry>, key: string): string | undefined {

@@ -38,12 +38,14 @@ export interface GroupContext {
   server(): ServerOptions;
   /** Processes the pool can still start without evicting (≤ 0 when full). */
   poolRoom(): number;
+  /** Retire an idle process of another group to make room; true when one was retired. */
+  freeCapacity(requester: Group): boolean;
   /**
-   * Retire a process of another group to make room: "wait" = room comes when
-   * an evicted idle process exits (capacityChanged()); "spawn" = a busy one
-   * yields its fair share, spawn now; "none" = nothing to evict.
+   * Wait until a spawn may exec its process (the pool's process table is
+   * below maxPoolSize; `bypass` = at once). Resolves with a release function
+   * to call once the process joined the group or the spawn failed.
    */
-  freeCapacity(requester: Group): "spawn" | "wait" | "none";
+  spawnSlot(bypass: boolean, signal: AbortSignal): Promise<() => void>;
   /** A process stopped counting against the pool (exit, retire) or became idle. */
   capacityChanged(): void;
   /** A random integer in [1, 2^32 - 1] for sticky ids. */
@@ -326,11 +328,9 @@ export class Group implements SessionOwner {
         // Background top-ups to minInstances never evict other apps' processes
         // (unless requests are waiting for this group).
         if (d.reason === "min" && this.waiters.length === 0) return;
-        // Otherwise evict another app's idle process and spawn once it has
-        // exited (capacityChanged()), so the pool never exceeds its size; a
-        // rolling restart may exceed the pool by the one process it spawns.
-        const room = this.ctx.freeCapacity(this);
-        if (room !== "spawn" && d.reason !== "restart") return;
+        // Otherwise evict another app's idle process, or wait for capacityChanged();
+        // a rolling restart may exceed the pool by the one process it spawns.
+        if (!this.ctx.freeCapacity(this) && d.reason !== "restart") return;
       }
       this.startSpawn(d.reason);
     }
@@ -356,14 +356,21 @@ export class Group implements SessionOwner {
     const timeout = AbortSignal.timeout(app.startTimeoutMs);
     const signal = AbortSignal.any([this.ctx.shutdownSignal, timeout]);
     this.log.info({ reason, generation: gen }, "Spawning a process");
-    const p = Promise.resolve()
-      .then(() => this.ctx.spawner.spawn({ app, server: this.ctx.server(), signal }))
+    let release: (() => void) | undefined;
+    const p = this.ctx.spawnSlot(reason === "restart", signal)
+      .then((r) => {
+        release = r;
+        return this.ctx.spawner.spawn({ app, server: this.ctx.server(), signal });
+      })
       .then(
         (sp) => this.onSpawned(sp, gen, reason),
         (e: unknown) => this.onSpawnFailed(e, timeout.aborted),
       )
       .catch((e: unknown) => this.log.error({ err: e }, "Cannot finish a spawn: internal error"))
-      .finally(() => this.spawns.delete(p));
+      .finally(() => {
+        release?.();
+        this.spawns.delete(p);
+      });
     this.spawns.add(p);
   }
 

@@ -77,8 +77,10 @@ export class Pool {
   private gcTimer: NodeJS.Timeout | null = null;
   private metricsTimer: NodeJS.Timeout | null = null;
   private capacityScheduled = false;
-  /** Idle processes evicted to make room that have not exited yet. */
-  private readonly evicting = new Set<number>();
+  /** Spawns let through spawnSlot() whose process has not joined its group yet. */
+  private executing = 0;
+  /** Spawns waiting in spawnSlot() for an app process to exit. */
+  private slotWaiters: Array<() => void> = [];
 
   constructor(deps: PoolDeps) {
     this.spawner = deps.spawner;
@@ -93,6 +95,7 @@ export class Pool {
       server: () => this.server,
       poolRoom: () => this.poolRoom(),
       freeCapacity: (g) => this.freeCapacity(g),
+      spawnSlot: (bypass, signal) => this.spawnSlot(bypass, signal),
       capacityChanged: () => this.capacityChanged(),
       randomStickyId: () => randomInt(1, MAX_STICKY_ID + 1),
       sample: (g, p) => void this.sample(g, p),
@@ -224,37 +227,78 @@ export class Pool {
 
   private poolRoom(): number {
     let used = 0;
-    // Draining processes still exist until they exit: they count, so the
-    // process table never holds more than maxPoolSize app processes (issue 4).
-    for (const g of this.groups.values()) used += g.live.length + g.spawning;
+    for (const g of this.groups.values()) used += g.accepting.length + g.spawning;
     return this.server.maxPoolSize - used;
   }
 
-  private isLive(pid: number): boolean {
-    for (const g of this.groups.values()) if (g.live.some((p) => p.pid === pid)) return true;
-    return false;
-  }
-
-  /**
-   * Make room for `requester`: "wait" when an idle process was evicted (or one
-   * evicted earlier is still exiting) — its exit calls capacityChanged(), then
-   * the requester spawns; "spawn" when a busy process yields its fair share
-   * (it drains first: the pool is one over until it finishes); "none".
-   */
-  private freeCapacity(requester: Group): "spawn" | "wait" | "none" {
-    for (const pid of this.evicting) if (!this.isLive(pid)) this.evicting.delete(pid);
-    if (this.evicting.size > 0) return "wait";
+  private freeCapacity(requester: Group): boolean {
     const victim = chooseEvictionVictim(this.evictable(), requester.name, this.server.maxPoolSize);
-    if (victim === null) return "none";
+    if (victim === null) return false;
     const g = this.groups.get(victim.group);
-    if (g === undefined) return "none";
+    if (g === undefined) return false;
     const why = victim.busy
       ? `giving its pool share to "${requester.name}" (pool full, fair share)`
       : `evicted to make room for "${requester.name}" (pool full)`;
-    if (!g.retireByPid(victim.id, why)) return "none";
-    if (victim.busy) return "spawn";
-    this.evicting.add(victim.id);
-    return "wait";
+    return g.retireByPid(victim.id, why);
+  }
+
+  /**
+   * App processes in the process table now: ready ones, retired ones that
+   * were told to exit, and spawns let through the gate. (A retired process
+   * still finishing requests or WebSockets is not counted: it may take long.)
+   */
+  private processesInTable(): number {
+    let n = this.executing;
+    for (const g of this.groups.values()) {
+      for (const p of g.live) if (p.state === "ready" || p.shutdownSent) n++;
+    }
+    return n;
+  }
+
+  /**
+   * The gate before a spawn execs its process: it waits until fewer than
+   * maxPoolSize app processes exist, so a process evicted to make room has
+   * exited before its replacement starts and the process table never holds
+   * more than PassengerMaxPoolSize app processes (issue 4). Rolling restarts
+   * (`bypass`) go through at once. Resolves with the release function, to be
+   * called once the process joined its group or the spawn failed.
+   */
+  private spawnSlot(bypass: boolean, signal: AbortSignal): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
+        this.executing--;
+        this.grantSlots();
+      };
+      const grant = (): void => {
+        signal.removeEventListener("abort", onAbort);
+        this.executing++;
+        resolve(release);
+      };
+      const onAbort = (): void => {
+        this.slotWaiters = this.slotWaiters.filter((w) => w !== grant);
+        reject(signal.reason instanceof Error ? signal.reason : new Error("Cannot start the process: the spawn was aborted"));
+      };
+      if (signal.aborted) {
+        onAbort();
+        return;
+      }
+      if (bypass || (this.slotWaiters.length === 0 && this.processesInTable() < this.server.maxPoolSize)) {
+        grant();
+        return;
+      }
+      signal.addEventListener("abort", onAbort, { once: true });
+      this.slotWaiters.push(grant);
+    });
+  }
+
+  private grantSlots(): void {
+    while (this.slotWaiters.length > 0 && this.processesInTable() < this.server.maxPoolSize) {
+      const next = this.slotWaiters.shift();
+      next?.();
+    }
   }
 
   private evictable(): EvictableGroup[] {
@@ -271,6 +315,7 @@ export class Pool {
     this.capacityScheduled = true;
     queueMicrotask(() => {
       this.capacityScheduled = false;
+      this.grantSlots();
       for (const g of this.groups.values()) g.schedule();
     });
   }

@@ -4,8 +4,14 @@
  * constants: no I/O, no msgpack (that is protocol/codec.ts).
  */
 
-/** Protocol version carried in every REQUEST_HEAD (`v`). */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Protocol version the module sends in every REQUEST_HEAD (`v`). Version 2
+ * carries sequential exchanges on one connection; version 1 (one exchange per
+ * connection) is still accepted (docs/protocol.md, "History").
+ */
+export const PROTOCOL_VERSION = 2;
+/** The oldest version the core still accepts. */
+export const MIN_PROTOCOL_VERSION = 1;
 
 /** Largest payload of a HEAD frame (REQUEST_HEAD, RESPONSE_HEAD). */
 export const MAX_HEAD_PAYLOAD = 1024 * 1024;

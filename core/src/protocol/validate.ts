@@ -7,7 +7,7 @@
 import { ProtocolError } from "../errors.js";
 import { makeAppOptions, type AppOptions, type AppType } from "../config/schema.js";
 import type { RequestHead } from "../server/exchange.js";
-import { PROTOCOL_VERSION, type WireMap } from "./frames.js";
+import { MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, type WireMap } from "./frames.js";
 
 /** A validated REQUEST_HEAD. */
 export interface ValidatedRequestHead {
@@ -15,6 +15,8 @@ export interface ValidatedRequestHead {
   readonly app: AppOptions;
   /** The module's configuration generation (`gen`). */
   readonly generation: number;
+  /** The protocol version of the head (`v`): 2 lets the connection carry further exchanges. */
+  readonly version: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -107,8 +109,8 @@ function subMap(map: WireMap, key: string, field: string): WireMap {
 /** Validate a REQUEST_HEAD map (docs/protocol.md §REQUEST_HEAD). */
 export function validateRequestHead(map: WireMap): ValidatedRequestHead {
   const v = map["v"];
-  if (v !== PROTOCOL_VERSION) {
-    fail0(`Cannot accept request head: protocol version ${typeof v === "number" ? String(v) : "missing"} is not ${PROTOCOL_VERSION}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < MIN_PROTOCOL_VERSION || v > PROTOCOL_VERSION) {
+    fail0(`Cannot accept request head: protocol version ${typeof v === "number" ? String(v) : "missing"} is not ${MIN_PROTOCOL_VERSION}-${PROTOCOL_VERSION}`);
   }
   const method = str(map, "method", "method");
   if (!TOKEN.test(method)) fail("method", "a token", method);
@@ -141,7 +143,7 @@ export function validateRequestHead(map: WireMap): ValidatedRequestHead {
   if (!has(map, "app")) fail("app", "a map", undefined);
   const env = pairs(map, "env", "env");
   const app = cachedAppOptions(subMap(map, "app", "app"), env);
-  return { head, app, generation };
+  return { head, app, generation, version: v };
 }
 
 /** Validated app options by their wire form: every request of a vhost carries the same `app` map. */

@@ -1,6 +1,6 @@
 /**
- * The Unix-socket server mod_ferry talks to (docs/protocol.md): one connection
- * per request. Checks the peer's credentials, decodes the REQUEST_HEAD (within
+ * The Unix-socket server mod_ferry talks to (docs/protocol.md): protocol v2
+ * connections carry sequential exchanges (v1: one each). Checks the peer's credentials, decodes the REQUEST_HEAD (within
  * a deadline), turns the connection into an Exchange for the request path
  * (BODY frames → a Readable with backpressure; the response → frames), and
  * after a 101 hands out the raw socket for the tunnel. A malformed frame
@@ -120,11 +120,16 @@ export class ModuleListener {
     }
   }
 
-  /** Stop accepting new connections; open ones continue. */
+  /**
+   * Stop accepting new connections. Exchanges in progress continue; a
+   * connection then closes after its exchange instead of waiting for the next
+   * one, and idle (v2) connections close now.
+   */
   stopAccepting(): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#server.close();
+    for (const c of this.#connections) c.closeWhenIdle();
   }
 
   /**
@@ -185,9 +190,10 @@ export class ModuleListener {
   }
 }
 type ConnState =
-  | "head" // waiting for REQUEST_HEAD
+  | "head" // waiting for REQUEST_HEAD (v2: also between exchanges)
   | "body" // reading BODY frames until END
   | "after-end" // request complete; only ABORT may still come
+  | "drain-body" // v2: the response went out before the request's END; discarding BODY until it
   | "upgraded" // after a 101: raw bytes both ways (once the module's END was read)
   | "done"; // response complete; discarding input until the module closes
 
@@ -228,7 +234,10 @@ class RawTunnel extends Duplex {
   }
 }
 
-/** One module connection = one exchange. */
+/**
+ * One module connection: one exchange (protocol v1), or sequential exchanges
+ * (v2): after the core's END and the module's END the next REQUEST_HEAD may follow.
+ */
 class ModuleConnection {
   readonly #socket: net.Socket;
   readonly #opts: ModuleListenerOptions;
@@ -242,6 +251,12 @@ class ModuleConnection {
   #headTimer: NodeJS.Timeout | undefined;
   #lingerTimer: NodeJS.Timeout | undefined;
   #exchange: ModuleExchange | undefined;
+  /** The current exchange came with a v2 head: the connection may carry the next one. */
+  #persistent = false;
+  /** The listener is closing: no further exchange on this connection. */
+  #closeWhenIdle = false;
+  /** Exchanges completed on this connection. */
+  #served = 0;
 
   constructor(socket: net.Socket, opts: ModuleListenerOptions, log: Logger, peerPid: number) {
     this.#socket = socket;
@@ -269,6 +284,14 @@ class ModuleConnection {
 
   destroy(): void {
     this.#socket.destroy();
+  }
+
+  /** No further exchange: close now if between exchanges, else after the current one. */
+  closeWhenIdle(): void {
+    this.#closeWhenIdle = true;
+    if (this.#served > 0 && this.#state === "head" && this.#exchange === undefined && this.#decoder.bufferedBytes === 0) {
+      this.destroy();
+    }
   }
 
   readonly #onData = (chunk: Buffer): void => {
@@ -324,6 +347,11 @@ class ModuleConnection {
         if (frame.kind === "abort") this.#clientAbort(frame.code, frame.message);
         else throw new ProtocolError(`Cannot accept ${frame.kind} frame: the request was complete`);
         return;
+      case "drain-body":
+        if (frame.kind === "end") this.#nextExchange();
+        else if (frame.kind === "abort") this.destroy();
+        else if (frame.kind !== "body") throw new ProtocolError(`Cannot accept ${frame.kind} frame: expected BODY, END or ABORT`);
+        return;
       case "done":
         return;
     }
@@ -332,7 +360,8 @@ class ModuleConnection {
   #startExchange(map: Readonly<Record<string, unknown>>): void {
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
-    const { head, app, generation } = validateRequestHead(map);
+    const { head, app, generation, version } = validateRequestHead(map);
+    this.#persistent = version >= 2;
     this.#state = "body";
     const ex = new ModuleExchange(head, app, this, this.#socket, this.#opts.bodyHighWaterMark ?? 64 * 1024);
     this.#exchange = ex;
@@ -343,18 +372,17 @@ class ModuleConnection {
       handled = Promise.reject(e);
     }
     handled.then(
-      () => this.#handlerDone(),
+      () => this.#handlerDone(ex),
       (e: unknown) => {
         this.#log.error({ err: e }, "Cannot handle request: the request path failed");
-        this.#handlerDone();
+        this.#handlerDone(ex);
       },
     );
   }
 
-  #handlerDone(): void {
-    const ex = this.#exchange;
-    if (ex === undefined) return;
-    if (this.#state === "upgraded") {
+  /** The request path returned for ex (by then the connection may carry a later exchange). */
+  #handlerDone(ex: ModuleExchange): void {
+    if (this.#exchange === ex && this.#state === "upgraded") {
       this.destroy();
     } else if (!ex.finished) {
       this.#log.error("Cannot complete response: the request path returned without ending it");
@@ -395,6 +423,9 @@ class ModuleConnection {
       case "after-end":
         // A half-close after END is allowed: keep sending the response.
         return;
+      case "drain-body":
+        this.destroy();
+        return;
       case "upgraded":
         if (!this.#endSeen) this.#clientAbort("client_aborted", "connection closed before END");
         else this.#tunnel?.push(null); // the client half-closed the tunnel
@@ -425,15 +456,56 @@ class ModuleConnection {
     return tunnel;
   }
 
+  /** v2: the exchange is over both ways; wait for the next REQUEST_HEAD (no deadline: the module closes idle connections). */
+  #nextExchange(): void {
+    this.#exchange = undefined;
+    this.#endSeen = false;
+    this.#state = "head";
+    if (this.#closeWhenIdle) {
+      this.destroy();
+      return;
+    }
+    this.#socket.resume();
+    // A head already buffered (the module does not pipeline, but may) is
+    // decoded outside the caller's stack (ex.end() runs inside the request path).
+    if (this.#decoder.bufferedBytes > 0) {
+      setImmediate(() => {
+        try {
+          this.#decodeFrames();
+        } catch (e: unknown) {
+          this.#protocolError(e);
+        }
+      });
+    }
+  }
+
   /** The END was read after the 101: what follows it is raw. */
   #startRaw(): void {
     const rest = this.#decoder.takeRaw();
     if (rest.length > 0 && this.#tunnel?.push(rest) === false) this.#socket.pause();
   }
 
-  /** Called by the exchange when the response (END or ABORT) went out. */
-  responseDone(): void {
+  /**
+   * Called by the exchange when the response went out: with END (`complete`)
+   * a v2 connection goes on to the next exchange once the module's END is
+   * read; after an ABORT, or on v1, the connection ends.
+   */
+  responseDone(complete: boolean): void {
     if (this.#state === "upgraded") return;
+    this.#served++;
+    if (complete && this.#persistent && !this.#closeWhenIdle && !this.#socket.destroyed) {
+      if (this.#state === "after-end") {
+        this.#nextExchange();
+        return;
+      }
+      if (this.#state === "body") {
+        // The app answered before reading the whole body: skip the rest of it.
+        this.#state = "drain-body";
+        this.#exchange?.discardBody();
+        this.#socket.resume();
+        return;
+      }
+    }
     this.#state = "done";
     this.#socket.end();
     this.#exchange?.discardBody();
@@ -579,7 +651,7 @@ class ModuleExchange implements Exchange {
     this.#finished = true;
     this.#socket.write(END_FRAME);
     this.#uncork();
-    this.#conn.responseDone();
+    this.#conn.responseDone(true);
   }
 
   abort(code: string, message: string): void {
@@ -591,7 +663,7 @@ class ModuleExchange implements Exchange {
     this.#finished = true;
     this.#socket.write(encodeFrame({ kind: "abort", code: wireAbortCode(code), message }));
     this.#uncork();
-    this.#conn.responseDone();
+    this.#conn.responseDone(false);
   }
 
   upgraded(): Duplex {

@@ -17,7 +17,7 @@ import { ensureUsers, prepareTenantApp, procIdentity, removeUser, type TestUser 
 const FIXTURE = path.join(REPO_ROOT, "test/fixtures/apps/tenant-app");
 const TENANTS = 30;
 const POOL_SIZE = 8;
-const ROUNDS = 2;
+const ROUNDS = 3;
 const CLIENTS = 4;
 const NAMES = Array.from({ length: TENANTS }, (_, i) => `ferrytest-h${String(i + 1).padStart(2, "0")}`);
 

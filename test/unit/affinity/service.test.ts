@@ -1,0 +1,113 @@
+import test from "ava";
+import { Readable, type Duplex } from "node:stream";
+import { pino } from "pino";
+import { AffinityService } from "../../../core/src/affinity/service.js";
+import { MemoryAffinityStore } from "../../../core/src/affinity/store.js";
+import { makeAppOptions } from "../../../core/src/config/schema.js";
+import type { Session } from "../../../core/src/pool/session.js";
+import type { PoolStatus } from "../../../core/src/pool/status.js";
+import type { Exchange } from "../../../core/src/server/exchange.js";
+
+const log = pino({ level: "silent" });
+const APP = makeAppOptions("/srv/app", { stickySessions: true });
+
+function status(stickyIds: string[]): PoolStatus {
+  return {
+    version: "x", maxPoolSize: 6, processCount: stickyIds.length,
+    groups: [{
+      name: APP.appGroupName, appRoot: APP.appRoot, appEnv: "production", queueLength: 0, spawning: 0, restarting: false, lastError: null,
+      processes: stickyIds.map((s, i) => ({
+        pid: 100 + i, stickyId: s, state: "ready" as const, inFlight: 0, upgraded: 0, processed: 0, startedAt: 0, lastUsedAt: 0, cpuPercent: 0, rssBytes: 0,
+      })),
+    }],
+  };
+}
+
+function session(stickyId: string, pid: number): Session {
+  return {
+    groupName: APP.appGroupName, pid, stickyId, address: { kind: "unix", path: "/x" },
+    processGone: new AbortController().signal, markUpgraded: () => undefined, release: () => undefined,
+  };
+}
+
+function exchange(): Exchange {
+  return {
+    head: {
+      method: "GET", uri: "/", proto: "HTTP/1.1", headers: [], remoteAddr: "", remotePort: 0, serverName: "x", serverPort: 80,
+      https: false, hasBody: false, upgrade: false,
+    },
+    app: APP,
+    body: Readable.from([]),
+    signal: new AbortController().signal,
+    writeHead: () => { throw new Error("must not answer"); },
+    write: () => true,
+    waitDrain: () => Promise.resolve(),
+    end: () => undefined,
+    abort: () => undefined,
+    upgraded: (): Duplex => { throw new Error("no"); },
+  };
+}
+
+function setup(local: string[]): { store: MemoryAffinityStore; svc: AffinityService; clock: { now: () => number; advance: (ms: number) => void } } {
+  let t = 5_000_000;
+  const clock = { now: () => t, advance: (ms: number) => { t += ms; } };
+  const store = new MemoryAffinityStore(clock);
+  const svc = new AffinityService({
+    store, nodeName: "a", secret: Buffer.alloc(32, 1), ttlMs: 100_000, log, clock,
+    poolStatus: () => status(local), serveLocal: () => Promise.resolve(),
+  });
+  return { store, svc, clock };
+}
+
+test("hook.served() pins the process to this node with the TTL", async (t) => {
+  const { store, svc, clock } = setup(["7"]);
+  await svc.hook.served(APP, session("7", 100));
+  t.deepEqual(await store.getOwner(APP.appGroupName, "7"), { node: "a", pid: 100 });
+  clock.advance(99_999);
+  t.not(await store.getOwner(APP.appGroupName, "7"), null);
+  clock.advance(1);
+  t.is(await store.getOwner(APP.appGroupName, "7"), null, "expired: nothing renewed it");
+});
+
+test("hook.served() does nothing for an app without sticky sessions", async (t) => {
+  const { store, svc } = setup(["7"]);
+  const plain = makeAppOptions("/srv/app");
+  await svc.hook.served(plain, session("7", 100));
+  t.is(await store.getOwner(plain.appGroupName, "7"), null);
+});
+
+test("hook.served() with the store down neither fails nor waits", async (t) => {
+  const { store, svc } = setup(["7"]);
+  store.down = true;
+  await t.notThrowsAsync(() => svc.hook.served(APP, session("7", 100)));
+});
+
+test("hook.forward() serves a local process locally", async (t) => {
+  const { svc } = setup(["7"]);
+  t.false(await svc.hook.forward(exchange(), "7"));
+});
+
+test("hook.forward() serves locally when the store is down", async (t) => {
+  const { store, svc } = setup(["8"]);
+  store.down = true;
+  t.false(await svc.hook.forward(exchange(), "7"));
+});
+
+test("hook.forward() re-pins locally when the owner node is not alive", async (t) => {
+  const { store, svc } = setup(["8"]);
+  await store.pin(APP.appGroupName, "7", { node: "b", pid: 5 }, 100_000);
+  t.false(await svc.hook.forward(exchange(), "7"));
+});
+
+test("hook.forward() re-pins locally when this node's pinned process is gone", async (t) => {
+  const { store, svc } = setup(["8"]);
+  await store.pin(APP.appGroupName, "7", { node: "a", pid: 5 }, 100_000);
+  t.false(await svc.hook.forward(exchange(), "7"));
+});
+
+test("localHook never forwards", async (t) => {
+  const { store, svc } = setup([]);
+  await store.pin(APP.appGroupName, "7", { node: "b", pid: 5 }, 100_000);
+  await store.putNode({ name: "b", peer: "127.0.0.1:1", tls: false, apps: [], sessions: 0, pid: 1, updatedAt: 0 }, 100_000);
+  t.false(await svc.localHook.forward(exchange(), "7"));
+});
