@@ -106,18 +106,23 @@ export class ModuleListener {
       if (!st.isSocket()) throw new Error(`Cannot listen on module socket ${this.path}: a file that is not a socket is in the way`);
       await fsp.rm(this.path, { force: true });
     }
+    // Listen on a temporary name, set the permissions, then rename into place:
+    // a client never sees the socket with the wrong mode or owner (EACCES race).
+    const tmpPath = `${this.path}.${process.pid}.tmp`;
+    await fsp.rm(tmpPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: unknown): void => reject(e);
       this.#server.once("error", onError);
-      this.#server.listen({ path: this.path, backlog: this.#opts.backlog ?? 2048 }, () => {
+      this.#server.listen({ path: tmpPath, backlog: this.#opts.backlog ?? 2048 }, () => {
         this.#server.off("error", onError);
         resolve();
       });
     });
-    await fsp.chmod(this.path, 0o660);
+    await fsp.chmod(tmpPath, 0o660);
     if (process.getuid?.() === 0 && this.#opts.apacheGid !== undefined) {
-      await fsp.chown(this.path, 0, this.#opts.apacheGid);
+      await fsp.chown(tmpPath, 0, this.#opts.apacheGid);
     }
+    await fsp.rename(tmpPath, this.path);
   }
 
   /**
