@@ -1,11 +1,13 @@
 /*
  * ferry_body.c: Step Four, the request body. Reads the (dechunked) body
- * through r->input_filters in blocks of at most 64 KiB and sends each as a
- * BODY frame, then END (mod_wsgi's wsgi_execute_remote shape). A body that
+ * through r->input_filters, gathers it into blocks of at most 64 KiB and
+ * sends each as a BODY frame, then END (mod_wsgi's wsgi_execute_remote shape). A body that
  * cannot be read answers 400/408/413 (ap_map_http_request_error). When the
  * core stops reading (it answered early and closed), the rest of the body is
  * still drained from the client so the response can be delivered.
  */
+#include <string.h>
+
 #include "httpd.h"
 #include "http_config.h"
 #include "http_log.h"
@@ -39,6 +41,12 @@ static void send_chunks(ferry_exchange_t *ex, const char *data, apr_size_t len)
     }
 }
 
+/* The body is gathered into blocks of up to FERRY_BODY_CHUNK before it is
+ * sent: httpd's input filters hand it out in socket-read sized pieces (often
+ * 8 KB), and a frame per piece costs a write here and a frame, a stream push
+ * and an app write in the core. A block goes out as soon as the client has
+ * nothing more ready (a non-blocking read would block), so a slow upload is
+ * still streamed as it arrives. */
 ferry_err ferry_send_body(ferry_exchange_t *ex)
 {
     request_rec *r = ex->r;
@@ -46,15 +54,27 @@ ferry_err ferry_send_body(ferry_exchange_t *ex)
                                                 r->connection->bucket_alloc);
     apr_bucket *b;
     const char *data;
-    apr_size_t len;
+    char *block = apr_palloc(r->pool, FERRY_BODY_CHUNK);
+    apr_size_t len, used = 0, n;
     apr_off_t total = 0;
     apr_status_t rv;
+    apr_read_type_e mode;
     int seen_eos = 0;
     msgpack_sbuffer sb;
 
     do {
-        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                            APR_BLOCK_READ, FERRY_BODY_CHUNK);
+        mode = used > 0 ? APR_NONBLOCK_READ : APR_BLOCK_READ;
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, mode,
+                            FERRY_BODY_CHUNK - used);
+        if (mode == APR_NONBLOCK_READ
+            && (APR_STATUS_IS_EAGAIN(rv)
+                || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb)))) {
+            /* Nothing more ready now: send what we have, then wait. */
+            apr_brigade_cleanup(bb);
+            send_chunks(ex, block, used);
+            used = 0;
+            continue;
+        }
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, FERRY_LOGNO(0107)
                           "Cannot read the request body from the client "
@@ -85,10 +105,31 @@ ferry_err ferry_send_body(ferry_exchange_t *ex)
                 return FERRY_E_BODY_READ;
             }
             total += len;
-            send_chunks(ex, data, len);
+            while (len > 0) {
+                if (used == 0 && len >= FERRY_BODY_CHUNK) {
+                    /* A whole block in one bucket: no copy. */
+                    send_chunks(ex, data, FERRY_BODY_CHUNK);
+                    data += FERRY_BODY_CHUNK;
+                    len -= FERRY_BODY_CHUNK;
+                    continue;
+                }
+                n = FERRY_BODY_CHUNK - used;
+                if (n > len) {
+                    n = len;
+                }
+                memcpy(block + used, data, n);
+                used += n;
+                data += n;
+                len -= n;
+                if (used == FERRY_BODY_CHUNK) {
+                    send_chunks(ex, block, used);
+                    used = 0;
+                }
+            }
         }
         apr_brigade_cleanup(bb);
     } while (!seen_eos);
+    send_chunks(ex, block, used);
 
     if (!ex->core_gone) {
         msgpack_sbuffer_init(&sb);

@@ -814,6 +814,9 @@ SF(affinity_node_name, 0, 0);
 SF(affinity_secret_file, 0, 0);
 SF(affinity_ttl, 1, FERRY_MAX_SECONDS);
 SF(affinity_redis_timeout, 1, 60000);
+SF(affinity_tls_cert_file, 0, 0);
+SF(affinity_tls_key_file, 0, 0);
+SF(affinity_tls_ca_file, 0, 0);
 
 DB(enabled, 0);
 DB(error_override, 0);
@@ -1004,6 +1007,12 @@ const command_rec ferry_cmds[] = {
                   "Seconds a session stays pinned to its process after its last request"),
     AP_INIT_TAKE1("PassengerAffinityRedisTimeout", set_srv_int, I(sf_affinity_redis_timeout), G,
                   "Milliseconds a request may wait for Redis before affinity falls back to local"),
+    AP_INIT_TAKE1("PassengerAffinityTLSCertFile", set_srv_str, I(sf_affinity_tls_cert_file), G,
+                  "PEM certificate: the core serves its peers over TLS"),
+    AP_INIT_TAKE1("PassengerAffinityTLSKeyFile", set_srv_str, I(sf_affinity_tls_key_file), G,
+                  "PEM private key of PassengerAffinityTLSCertFile"),
+    AP_INIT_TAKE1("PassengerAffinityTLSCAFile", set_srv_str, I(sf_affinity_tls_ca_file), G,
+                  "PEM CA that signed the peers' certificates (default: the system CAs)"),
     AP_INIT_FLAG("PassengerTurbocaching", set_inert_flag, I(in_turbocache), G,
                  "Turbocaching (accepted, no effect)"),
     AP_INIT_FLAG("PassengerOldRouting", set_inert_flag, I(in_old_routing), G,
@@ -1328,6 +1337,15 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     }
     if (sc->affinity_secret_file) {
         json_add(kv, p, "affinity_secret_file", json_str(p, sc->affinity_secret_file));
+    }
+    if (sc->affinity_tls_cert_file) {
+        json_add(kv, p, "affinity_tls_cert_file", json_str(p, sc->affinity_tls_cert_file));
+    }
+    if (sc->affinity_tls_key_file) {
+        json_add(kv, p, "affinity_tls_key_file", json_str(p, sc->affinity_tls_key_file));
+    }
+    if (sc->affinity_tls_ca_file) {
+        json_add(kv, p, "affinity_tls_ca_file", json_str(p, sc->affinity_tls_ca_file));
     }
     if (sc->prestart->nelts > 0) {
         apr_array_header_t *urls = apr_array_make(p, sc->prestart->nelts,

@@ -56,6 +56,9 @@ typedef struct {
     const char *affinity_secret_file;  /* PassengerAffinitySecretFile */
     int affinity_ttl;                  /* PassengerAffinityTTL, s */
     int affinity_redis_timeout;        /* PassengerAffinityRedisTimeout, ms */
+    const char *affinity_tls_cert_file; /* PassengerAffinityTLSCertFile */
+    const char *affinity_tls_key_file;  /* PassengerAffinityTLSKeyFile */
+    const char *affinity_tls_ca_file;   /* PassengerAffinityTLSCAFile */
 } ferry_server_conf_t;
 
 /* Per-application (A) and per-location (L) options. */

@@ -265,10 +265,11 @@ int ferry_relay_response(ferry_exchange_t *ex)
 
     /* The head, within PassengerReadTimeout. */
     err = read_frame(ex, &f, &unflushed, &rv, &st);
-    if (err == FERRY_E_CORE_CLOSED && ex->reused
+    if (err == FERRY_E_CORE_CLOSED && ex->reused && !ap_request_has_body(r)
         && ferry_decoder_pending(ex->dec, &pending) == 0) {
         /* The core closed this idle connection (it never does so once an
-         * exchange started): the caller may send the request again. */
+         * exchange started): the caller sends the request again (only
+         * without a body: a body cannot be read from the client twice). */
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, r,
                       "the reused core connection was closed before the "
                       "response began");

@@ -11,13 +11,14 @@
 #   sh bench/profile-datapath.sh [seconds per scenario (5)] [connections (16)]
 #   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry (also: standalone, node)
 #   SCENARIOS="small get100k post64k"  # a subset
+#   FERRY_ROOT=/other/checkout ...  # measure another built tree (A/B comparisons)
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
 #
 # Needs: apache2, wrk (apt-get install wrk), the built module and core
 # (sh apache-module/build.sh; npx tsc -p tsconfig.json). Not part of the tests.
 set -eu
 
-REPO=$(cd "$(dirname "$0")/.." && pwd)
+REPO=${FERRY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
 DUR=${1:-5}
 CONNS=${2:-16}
 TARGETS=${TARGETS:-"apache standalone"}

@@ -9,12 +9,15 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { promises as fsp, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { controlRequest, findInstances, readToken } from "../../core/src/control/client.js";
 import { req, waitFor, type Reply } from "./standalone.js";
 
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../bin/ferry.js");
 
 export interface Host {
   readonly name: string;
+  /** Its instance registry dir (for `ferry status`). */
+  readonly registry: string;
   readonly port: number;
   readonly child: ChildProcess;
   readonly logFile: string;
@@ -57,7 +60,7 @@ export async function startHost(o: HostOptions): Promise<Host> {
     return m === null ? undefined : Number(m[1]);
   }, 30_000);
   return {
-    name: o.name, port, child, logFile, exited,
+    name: o.name, port, child, logFile, exited, registry: path.join(o.tmp, `reg-${o.name}`),
     stderr: () => err,
     log: () => {
       try {
@@ -108,4 +111,14 @@ export class ClientSession {
 /** The sticky id in a Set-Cookie value. */
 export function cookieId(setCookie: string | undefined): string | undefined {
   return setCookie?.split(";")[0]?.split("=")[1];
+}
+
+/** GET /status of a host's admin API (control socket, read-only token): the pool status plus `cluster`. */
+export async function adminStatus(host: Host): Promise<Record<string, unknown>> {
+  const [inst] = await findInstances(host.registry);
+  if (inst === undefined) throw new Error(`Cannot find the instance of ${host.name} in ${host.registry}`);
+  const token = (await readToken(inst, "read")) ?? (await readToken(inst, "admin"));
+  const r = await controlRequest(inst.socketPath, { method: "GET", path: "/status", token });
+  if (r.status !== 200 || typeof r.body !== "object" || r.body === null) throw new Error(`Cannot read status of ${host.name}: ${r.status}`);
+  return r.body as Record<string, unknown>;
 }

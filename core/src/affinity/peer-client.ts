@@ -79,7 +79,7 @@ export class PeerClient {
   }
 
   /** Forward `ex` (sticky id `sticky`) to its owner. Never rejects. */
-  async forward(ex: Exchange, target: PeerTarget, sticky: string): Promise<ForwardResult> {
+  async forward(ex: Exchange, target: PeerTarget, sticky: string, retried = false): Promise<ForwardResult> {
     const log = this.#opts.log.child({ peer: target.node });
     const addr = splitHostPort(target.peer);
     if (addr === undefined) {
@@ -164,6 +164,10 @@ export class PeerClient {
       switch (f.kind) {
         case "error": {
           if (ex.signal.aborted) return "served";
+          if (!bodySent && req.reusedSocket && !retried) {
+            // A keep-alive connection the peer closed just as we reused it: once more on a fresh one.
+            return await this.forward(ex, target, sticky, true);
+          }
           if (!bodySent) {
             const code = typeof f.err === "object" && f.err !== null ? String(Reflect.get(f.err, "code") ?? "") : "";
             log.warn({ code }, `Cannot forward to node ${target.node} at ${target.peer}: ${f.err instanceof Error ? f.err.message : String(f.err)}; serving locally`);

@@ -63,6 +63,16 @@ function headOf(req: http.IncomingMessage, meta: PeerMeta): RequestHead {
   };
 }
 
+/** The app's headers without our peer marker (only this server may say "gone" or "refused"). */
+function withoutMarker(headers: readonly string[]): string[] {
+  const out: string[] = [];
+  const marker = GONE_HEADER.toLowerCase();
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if ((headers[i] ?? "").toLowerCase() !== marker) out.push(headers[i] ?? "", headers[i + 1] ?? "");
+  }
+  return out;
+}
+
 function waitDrainOf(w: NodeJS.WritableStream & { writableNeedDrain: boolean; destroyed: boolean }): Promise<void> {
   if (!w.writableNeedDrain || w.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
@@ -95,7 +105,7 @@ class PeerHttpExchange implements Exchange {
   }
 
   writeHead(status: number, headers: readonly string[]): void {
-    this.#res.writeHead(status, [...headers]);
+    this.#res.writeHead(status, withoutMarker(headers));
   }
 
   write(chunk: Uint8Array): boolean {
@@ -139,7 +149,8 @@ class PeerUpgradeExchange implements Exchange {
   writeHead(status: number, headers: readonly string[]): void {
     this.#status = status;
     const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}`];
-    for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i] ?? ""}: ${headers[i + 1] ?? ""}`);
+    const h = withoutMarker(headers);
+    for (let i = 0; i + 1 < h.length; i += 2) lines.push(`${h[i] ?? ""}: ${h[i + 1] ?? ""}`);
     if (status !== 101) lines.push("Connection: close");
     this.#socket.write(Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"));
   }

@@ -180,7 +180,7 @@ export class RedisAffinityStore implements AffinityStore {
   }
 
   #upAgain(): void {
-    if (this.#up === false) this.#log.warn({ redis: this.#where }, `The Redis affinity store at ${this.#where} is reachable again: shared session affinity restored`);
+    if (this.#up === false) this.#log.info({ redis: this.#where }, `The Redis affinity store at ${this.#where} is reachable again: shared session affinity restored`);
     this.#up = true;
   }
 

@@ -56,7 +56,10 @@ export interface AffinityServiceOptions {
   readonly listen?: { readonly host: string; readonly port: number };
   /** Address peers connect to, when it differs from the listen address (default: it, or the host name for a wildcard). */
   readonly advertiseHost?: string;
+  /** Serve peers over TLS with this certificate (advertised: peers connect with TLS). */
   readonly tls?: PeerTlsOptions;
+  /** CA that signed the peers' certificates (default the system CAs). */
+  readonly ca?: string | Buffer;
   readonly heartbeatMs?: number;
   readonly connectTimeoutMs?: number;
 }
@@ -91,9 +94,10 @@ export class AffinityService {
     this.#clock = o.clock ?? systemClock;
     this.#log = o.log;
     this.#pins = new PinTracker(o.ttlMs, this.#clock);
+    const ca = o.ca ?? o.tls?.ca;
     this.#client = new PeerClient({
       self: o.nodeName, secret: o.secret, log: o.log, clock: this.#clock,
-      ...(o.tls?.ca !== undefined ? { ca: o.tls.ca } : {}),
+      ...(ca !== undefined ? { ca } : {}),
       ...(o.connectTimeoutMs !== undefined ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
     });
     this.#cluster = new Cluster({
@@ -254,6 +258,10 @@ export interface AffinitySettings {
   readonly secretFile: string;
   readonly ttlMs: number;
   readonly redisTimeoutMs: number;
+  /** TLS for the peer listener (both or neither), and the CA of the peers' certificates; "" = none. */
+  readonly tlsCertFile: string;
+  readonly tlsKeyFile: string;
+  readonly tlsCaFile: string;
 }
 
 /** Read the shared secret: at least 16 bytes (surrounding whitespace trimmed). */
@@ -293,6 +301,9 @@ export function affinitySettings(server: ServerOptions): AffinitySettings | unde
     secretFile: server.affinitySecretFile ?? "",
     ttlMs: server.affinityTtlMs ?? DEFAULT_AFFINITY_TTL_MS,
     redisTimeoutMs: server.affinityRedisTimeoutMs ?? DEFAULT_REDIS_TIMEOUT_MS,
+    tlsCertFile: server.affinityTlsCertFile ?? "",
+    tlsKeyFile: server.affinityTlsKeyFile ?? "",
+    tlsCaFile: server.affinityTlsCaFile ?? "",
   };
 }
 
@@ -308,11 +319,27 @@ export async function startAffinity(s: AffinitySettings, deps: StartAffinityDeps
   const log = deps.log.child({ component: "affinity" });
   const secret = await readSecretFile(s.secretFile, log);
   const listen = s.listen !== "" ? parseListen(s.listen) : undefined;
+  if ((s.tlsCertFile === "") !== (s.tlsKeyFile === "")) {
+    throw new ConfigError("Cannot serve peers over TLS: PassengerAffinityTLSCertFile and PassengerAffinityTLSKeyFile go together");
+  }
+  const readPem = async (file: string, what: string): Promise<Buffer | undefined> => {
+    if (file === "") return undefined;
+    try {
+      return await fsp.readFile(file);
+    } catch (e: unknown) {
+      throw new ConfigError(`Cannot read ${what} ${file}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    }
+  };
+  const cert = await readPem(s.tlsCertFile, "PassengerAffinityTLSCertFile");
+  const key = await readPem(s.tlsKeyFile, "PassengerAffinityTLSKeyFile");
+  const ca = await readPem(s.tlsCaFile, "PassengerAffinityTLSCAFile");
   const store = new RedisAffinityStore({ url: s.redisUrl, log, timeoutMs: s.redisTimeoutMs });
   const service = new AffinityService({
     store, nodeName: s.nodeName, secret, ttlMs: s.ttlMs, log,
     poolStatus: deps.poolStatus, serveLocal: deps.serveLocal,
     ...(listen !== undefined ? { listen } : {}),
+    ...(cert !== undefined && key !== undefined ? { tls: { cert, key } } : {}),
+    ...(ca !== undefined ? { ca } : {}),
     ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
   });
   try {
@@ -323,4 +350,20 @@ export async function startAffinity(s: AffinitySettings, deps: StartAffinityDeps
     throw e;
   }
   return service;
+}
+
+/**
+ * The pool as the admin API sees it, with the cluster view added to its status
+ * (`ferry status --json` → `cluster`: nodes, alive, sessions owned). The target
+ * unchanged when shared affinity is off.
+ */
+export function withClusterStatus<T extends { status(): PoolStatus }>(target: T, affinity: AffinityService | undefined): T {
+  if (affinity === undefined) return target;
+  return new Proxy(target, {
+    get(t, prop) {
+      if (prop === "status") return () => Object.assign({}, t.status(), { cluster: affinity.view() });
+      const v: unknown = Reflect.get(t, prop, t);
+      return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+    },
+  });
 }

@@ -107,6 +107,11 @@ export interface ServerOptions {
   readonly affinityTtlMs?: number;
   /** PassengerAffinityRedisTimeout in ms: budget of each Redis call; default 50. */
   readonly affinityRedisTimeoutMs?: number;
+  /** PassengerAffinityTLSCertFile / KeyFile: serve peers over TLS; "" (default) = plain TCP. */
+  readonly affinityTlsCertFile?: string;
+  readonly affinityTlsKeyFile?: string;
+  /** PassengerAffinityTLSCAFile: CA of the peers' certificates; "" (default) = the system CAs. */
+  readonly affinityTlsCaFile?: string;
 }
 
 export const DEFAULT_NODE_STARTUP_FILE = "app.js";

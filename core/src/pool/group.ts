@@ -4,7 +4,8 @@
  * scaling) what to do, and acts: dispatch waiters, spawn in the background,
  * retire and stop processes, run rolling restarts.
  */
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
+import { connectAppSocket } from "../os/app-socket.js";
 import type { AppOptions, ServerOptions } from "../config/schema.js";
 import { AbortedError, AppCrashedError, PoolShutdownError, QueueFullError, SpawnError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -246,7 +247,6 @@ export class Group implements SessionOwner {
     if (proc.suspect) return;
     proc.suspect = true;
     const a = proc.address;
-    const sock = a.kind === "unix" ? connect({ path: a.path }) : connect({ host: a.host, port: a.port });
     let done = false;
     const finish = (ok: boolean, why: string): void => {
       if (done) return;
@@ -262,8 +262,15 @@ export class Group implements SessionOwner {
     };
     const timer = setTimeout(() => finish(false, `no connection within ${LIVENESS_PROBE_MS} ms`), LIVENESS_PROBE_MS);
     timer.unref();
-    sock.once("connect", () => finish(true, ""));
-    sock.once("error", (e) => finish(false, e.message));
+    let sock: Socket;
+    if (a.kind === "unix") {
+      // Checks who listens: a socket swapped for a symlink to someone else's is not "alive" (issue 4).
+      sock = connectAppSocket(a.path, (e) => finish(e === null, e?.message ?? ""));
+    } else {
+      sock = connect({ host: a.host, port: a.port });
+      sock.once("connect", () => finish(true, ""));
+      sock.once("error", (e) => finish(false, e.message));
+    }
   }
 
   // ---- Update loop --------------------------------------------------------------

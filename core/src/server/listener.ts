@@ -327,6 +327,11 @@ class ModuleConnection {
   #onFrame(frame: Frame): void {
     switch (this.#state) {
       case "head":
+        if (frame.kind === "abort" && this.#served > 0) {
+          // v2: the client went away while the module relayed a response we had completed.
+          this.destroy();
+          return;
+        }
         if (frame.kind !== "request-head") throw new ProtocolError(`Cannot accept ${frame.kind} frame: expected REQUEST_HEAD first`);
         this.#startExchange(frame.head);
         return;
@@ -466,7 +471,7 @@ class ModuleConnection {
     this.#exchange = undefined;
     this.#endSeen = false;
     this.#state = "head";
-    if (this.#closeWhenIdle) {
+    if (this.#closeWhenIdle || this.#socket.readableEnded) {
       this.destroy();
       return;
     }
@@ -498,7 +503,8 @@ class ModuleConnection {
   responseDone(complete: boolean): void {
     if (this.#state === "upgraded") return;
     this.#served++;
-    if (complete && this.#persistent && !this.#closeWhenIdle && !this.#socket.destroyed) {
+    // A module that half-closed after its END gets no further exchange.
+    if (complete && this.#persistent && !this.#closeWhenIdle && !this.#socket.destroyed && !this.#socket.readableEnded) {
       if (this.#state === "after-end") {
         this.#nextExchange();
         return;

@@ -12,7 +12,7 @@ import { promises as fsp } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import WebSocket from "ws";
-import { ClientSession, cookieId, startHost, writeSecret, type Host } from "../../helpers/affinity-cluster.js";
+import { ClientSession, cookieId, startHost, adminStatus, writeSecret, type Host } from "../../helpers/affinity-cluster.js";
 import { RedisServer, redisGet } from "../../helpers/redis.js";
 import { FIXTURE_APPS, makeTmp, pidGone, waitFor } from "../../helpers/standalone.js";
 
@@ -77,6 +77,18 @@ test.serial("every request of a session reaches the same app process, whichever 
     t.is(s.cookie, cookie, "the cookie never changed");
     t.true(seenHosts.size >= 2, "the session crossed hosts");
   }
+});
+
+test.serial("the admin API's status shows the cluster: every node, alive, with the sessions it owns", async (t) => {
+  const h = hosts[0];
+  if (h === undefined) throw new Error("no host");
+  t.is((await new ClientSession(`status-${Date.now()}`).hit(h)).status, 200, "a session pinned on h1");
+  const st = await adminStatus(h);
+  const cluster = st["cluster"] as { node: string; storeAvailable: boolean; nodes: Array<{ name: string; alive: boolean; sessions: number; self: boolean }> };
+  t.is(cluster.node, "h1");
+  t.true(cluster.storeAvailable);
+  t.deepEqual(cluster.nodes.map((n) => [n.name, n.alive, n.self]), [["h1", true, true], ["h2", true, false], ["h3", true, false]]);
+  t.true(cluster.nodes.some((n) => n.self && n.sessions >= 1), "this node owns the sessions it pinned");
 });
 
 test.serial("a request body crosses the hop intact", async (t) => {
@@ -210,4 +222,16 @@ test.serial("killing the owning host re-pins its sessions elsewhere on the next 
     t.is(h.status, 200);
     t.is(h.pid, next.pid, "the re-pinned session sticks to its new process");
   }
+});
+
+test("ferry start refuses shared affinity without a secret file", async (t) => {
+  const { spawn } = await import("node:child_process");
+  const { BIN } = await import("../../helpers/affinity-cluster.js");
+  const child = spawn(process.execPath, [BIN, "start", path.join(FIXTURE_APPS, "affinity-counter"), "--port", "0",
+    "--instance-registry-dir", path.join(tmp, "reg-nosecret"), "--affinity-redis", redis.url], { stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => { err += d.toString(); });
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  t.is(code, 1);
+  t.regex(err, /PassengerAffinitySecretFile is required/);
 });

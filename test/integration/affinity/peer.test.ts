@@ -41,6 +41,12 @@ const server = new PeerServer({
       await new Promise((r) => s.once("close", r));
       return;
     }
+    if (ex.head.uri === "/fake-gone") {
+      // An app imitating the peer's "gone" answer must not make the sender run the request again.
+      ex.writeHead(421, ["X-Ferry-Peer", "gone", "Content-Length", "0"]);
+      ex.end();
+      return;
+    }
     let bytes = 0;
     for await (const c of ex.body) bytes += (c as Buffer).length;
     const body = Buffer.from(JSON.stringify({ head: ex.head, bytes, app: ex.app.appGroupName }));
@@ -236,6 +242,15 @@ test.serial("PeerClient.forward() declines without reading the body when the pro
   t.is(await client.forward(ex, target(), "77"), "declined");
   t.false(ex.bodyRead, "the body is left for the local request path");
   t.is(ex.status, 0);
+});
+
+test.serial("PeerClient.forward() relays an app's own 421 + X-Ferry-Peer as an answer, not as a refusal", async (t) => {
+  const before = served;
+  const ex = new MemExchange(head({ uri: "/fake-gone" }));
+  t.is(await client.forward(ex, target(), "42"), "served");
+  t.is(ex.status, 421);
+  t.is(served, before + 1, "the app ran the request exactly once");
+  t.false(ex.headers.map((h) => h.toLowerCase()).includes("x-ferry-peer"));
 });
 
 test.serial("PeerClient.forward() declines when the app is not served there", async (t) => {

@@ -1,0 +1,103 @@
+/**
+ * Issue 4: the core runs as root, tenants control the files in their app
+ * root and in their own socket directory. The core must never lend root's
+ * rights to a path a tenant controls:
+ *   - a tenant app that replaces its own socket with a symlink to a root-only
+ *     socket (here the core's own admin socket; in real life docker.sock …)
+ *     must not get the core to talk to it as root: the core checks the peer
+ *     credentials of every connection to an app;
+ *   - PassengerAppLogFile inside the tenant's app root, pointed by the tenant
+ *     (symlink) at a root-owned directory, must not let the core create or
+ *     write files there.
+ */
+import test from "ava";
+import { existsSync } from "node:fs";
+import { lchown, mkdir, readdir, rm, stat, symlink } from "node:fs/promises";
+import path from "node:path";
+import { ApacheServer, REPO_ROOT, makeTempRoot, waitFor } from "../../helpers/apache.js";
+import { getJson, request } from "../../helpers/e2e-http.js";
+import { ensureUser, prepareTenantApp, removeUser, type TestUser } from "../../helpers/users.js";
+
+const FIXTURE = path.join(REPO_ROOT, "test/fixtures/apps/tenant-app");
+const USER = "ferrytest-r";
+
+let root = "";
+let rootOnlyDir = "";
+let server: ApacheServer | undefined;
+let owner: TestUser;
+
+function srv(): ApacheServer {
+  if (server === undefined) throw new Error("Cannot run: Apache did not start");
+  return server;
+}
+
+/** The socket of the app running as `uid` (its directory under <instance>/apps.s is owned by uid). */
+async function appSocketOf(uid: number): Promise<string> {
+  const base = path.join(srv().instanceDir, "apps.s");
+  for (const name of await readdir(base)) {
+    const dir = path.join(base, name);
+    const st = await stat(dir);
+    if (!st.isDirectory() || st.uid !== uid) continue;
+    const sock = (await readdir(dir)).find((x) => x.endsWith(".sock"));
+    if (sock !== undefined) return path.join(dir, sock);
+  }
+  throw new Error(`Cannot find an app socket of uid ${uid} under ${base}`);
+}
+
+test.before(async () => {
+  root = await makeTempRoot("sec-root");
+  owner = await ensureUser(USER);
+  const swap = await prepareTenantApp(root, FIXTURE, "swap", owner);
+  const logApp = await prepareTenantApp(root, FIXTURE, "logapp", owner);
+  // A root-owned directory the tenant may not write to; the tenant points its log dir at it.
+  rootOnlyDir = path.join(root, "root-only");
+  await mkdir(rootOnlyDir, { mode: 0o755 });
+  await symlink(rootOnlyDir, path.join(logApp, "log"));
+  await lchown(path.join(logApp, "log"), owner.uid, owner.gid);
+  server = await ApacheServer.start({
+    root,
+    vhosts: [
+      { serverName: "swap.test", documentRoot: path.join(swap, "public") },
+      { serverName: "logapp.test", documentRoot: path.join(logApp, "public"), directives: ["PassengerAppLogFile log/app.log"] },
+    ],
+  });
+});
+
+test.after.always(async () => {
+  await server?.kill();
+  if (root !== "") await rm(root, { recursive: true, force: true });
+  await removeUser(USER).catch(() => undefined);
+});
+
+test.afterEach.always((t) => {
+  if (!t.passed && server !== undefined) t.log(server.errorLogTail(40));
+});
+
+test("a tenant app that swaps its socket for a symlink to a root-only socket does not get the core to connect to it", async (t) => {
+  const before = await getJson(srv().port, "/pid", "swap.test");
+  const sock = await appSocketOf(owner.uid);
+  const target = path.join(srv().instanceDir, "control.sock");
+  const swapped = await getJson(srv().port, `/swap?${new URLSearchParams({ sock, target }).toString()}`, "swap.test");
+  t.is(swapped["result"], "swapped");
+  // Next requests need a new connection "to the app": through the symlink they would
+  // reach the admin API as root, which answers GET /status with the pool's status.
+  for (let i = 0; i < 3; i++) {
+    const res = await request(srv().port, { path: "/status", host: "swap.test" });
+    t.false(res.text.includes("\"groups\""), `request ${i} reached the admin API: ${res.status} ${res.text.slice(0, 200)}`);
+    t.false(res.text.includes("no such endpoint"), `request ${i} reached the admin API: ${res.text.slice(0, 200)}`);
+  }
+  await waitFor(() => srv().errorLog().includes("Cannot connect to app process"), { timeoutMs: 10_000, what: "the refusal in the log" });
+  // The app is served again (by a new process, with a fresh socket).
+  const after = await waitFor(async () => {
+    const r = await request(srv().port, { path: "/pid", host: "swap.test" });
+    return r.status === 200 ? (JSON.parse(r.text) as { pid: number }).pid : undefined;
+  }, { timeoutMs: 30_000, intervalMs: 300, what: "the app to be served again" });
+  t.not(after, before["pid"]);
+});
+
+test("PassengerAppLogFile through a tenant's symlink to a root-owned directory creates no file there", async (t) => {
+  const res = await request(srv().port, { path: "/pid", host: "logapp.test" });
+  t.is(res.status, 200, res.text.slice(0, 200));
+  t.false(existsSync(path.join(rootOnlyDir, "app.log")), "the core created a file in a root-owned directory");
+  t.deepEqual(await readdir(rootOnlyDir), []);
+});
