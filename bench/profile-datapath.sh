@@ -127,12 +127,12 @@ run_one() {
     set -- $(ticks "$ROOT_PID")
     n=$(echo "$out" | awk '/requests in/ {print $1}')
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "50%" {p50 = $2} $1 == "99%" {print p50 "/" $2}')
     errs=$(echo "$out" | awk '/Non-2xx|Socket errors/ {printf "%s ", $0}')
     echo "$n $rps $p99 $a0 $c0 $x0 $1 $2 $3 $TICK" | awk -v label="$label" -v errs="$errs" '{
         n = $1; f = 1e6 / $10 / (n > 0 ? n : 1)
         a = ($7 - $4) * f; c = ($8 - $5) * f; x = ($9 - $6) * f
-        printf "%-26s %9s req/s  p99 %-8s  CPU %6.1f us/req  (apache %5.1f  core %5.1f  apps %5.1f)  n=%d %s\n",
+        printf "%-26s %9s req/s  p50/p99 %-16s  CPU %6.1f us/req  (apache %5.1f  core %5.1f  apps %5.1f)  n=%d %s\n",
             label, $2, $3, a + c + x, a, c, x, n, errs }'
 }
 

@@ -291,6 +291,8 @@ export class Pool {
       }
       signal.addEventListener("abort", onAbort, { once: true });
       this.slotWaiters.push(grant);
+      // Over the limit (it was lowered, or a restart took one more): make room now.
+      this.trimToPoolSize();
     });
   }
 
@@ -321,7 +323,10 @@ export class Pool {
   }
 
   private trimToPoolSize(): void {
-    for (const v of processesOverPoolLimit(this.evictable(), this.server.maxPoolSize)) {
+    // Spawns in progress will need their room too.
+    let spawning = 0;
+    for (const g of this.groups.values()) spawning += g.spawning;
+    for (const v of processesOverPoolLimit(this.evictable(), Math.max(0, this.server.maxPoolSize - spawning))) {
       this.groups.get(v.group)?.retireByPid(v.id, `the pool is over its size limit (${this.server.maxPoolSize})`);
     }
   }

@@ -23,6 +23,7 @@ const USER = "ferrytest-r";
 
 let root = "";
 let rootOnlyDir = "";
+let logOkApp = "";
 let server: ApacheServer | undefined;
 let owner: TestUser;
 
@@ -49,6 +50,7 @@ test.before(async () => {
   owner = await ensureUser(USER);
   const swap = await prepareTenantApp(root, FIXTURE, "swap", owner);
   const logApp = await prepareTenantApp(root, FIXTURE, "logapp", owner);
+  logOkApp = await prepareTenantApp(root, FIXTURE, "logok", owner);
   // A root-owned directory the tenant may not write to; the tenant points its log dir at it.
   rootOnlyDir = path.join(root, "root-only");
   await mkdir(rootOnlyDir, { mode: 0o755 });
@@ -59,6 +61,7 @@ test.before(async () => {
     vhosts: [
       { serverName: "swap.test", documentRoot: path.join(swap, "public") },
       { serverName: "logapp.test", documentRoot: path.join(logApp, "public"), directives: ["PassengerAppLogFile log/app.log"] },
+      { serverName: "logok.test", documentRoot: path.join(logOkApp, "public"), directives: ["PassengerAppLogFile app.log"] },
     ],
   });
 });
@@ -86,7 +89,7 @@ test("a tenant app that swaps its socket for a symlink to a root-only socket doe
     t.false(res.text.includes("\"groups\""), `request ${i} reached the admin API: ${res.status} ${res.text.slice(0, 200)}`);
     t.false(res.text.includes("no such endpoint"), `request ${i} reached the admin API: ${res.text.slice(0, 200)}`);
   }
-  await waitFor(() => srv().errorLog().includes("Cannot connect to app process"), { timeoutMs: 10_000, what: "the refusal in the log" });
+  await waitFor(() => /served by uid 0 .*not by the app.s uid/.test(srv().errorLog()), { timeoutMs: 10_000, what: "the refusal in the log" });
   // The app is served again (by a new process, with a fresh socket).
   const after = await waitFor(async () => {
     const r = await request(srv().port, { path: "/pid", host: "swap.test" });
@@ -100,4 +103,13 @@ test("PassengerAppLogFile through a tenant's symlink to a root-owned directory c
   t.is(res.status, 200, res.text.slice(0, 200));
   t.false(existsSync(path.join(rootOnlyDir, "app.log")), "the core created a file in a root-owned directory");
   t.deepEqual(await readdir(rootOnlyDir), []);
+});
+
+test("PassengerAppLogFile in the app root is created by the app's user", async (t) => {
+  const res = await request(srv().port, { path: "/pid", host: "logok.test" });
+  t.is(res.status, 200, res.text.slice(0, 200));
+  const st = await waitFor(() => stat(path.join(logOkApp, "app.log")).catch(() => undefined), { timeoutMs: 10_000, what: "app.log" });
+  t.true(st.isFile());
+  t.is(st.uid, owner.uid);
+  t.is(st.mode & 0o007, 0, "not readable by others");
 });

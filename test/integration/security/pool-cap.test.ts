@@ -71,3 +71,23 @@ test("a rolling restart in a full pool still completes (it may use one extra pro
   t.false(before.includes(s.pid));
   s.release("ok");
 });
+
+test("after the pool size is lowered, a new app is served at once: idle processes over the limit make room", async (t) => {
+  const h = harness({ maxPoolSize: 4, poolIdleTimeMs: 300_000 });
+  t.teardown(() => h.close());
+  const a = h.app({ minInstances: 2, maxConcurrentRequestsPerProcess: 1 });
+  const b = h.app({ minInstances: 2, maxConcurrentRequestsPerProcess: 1 }, h.newRoot("b"));
+  // Four busy processes: nothing idle to trim when the limit drops.
+  const busy = [await h.pool.checkout(a), await h.pool.checkout(a), await h.pool.checkout(b), await h.pool.checkout(b)];
+  t.is(new Set(busy.map((s) => s.pid)).size, 4);
+  h.pool.setServerOptions({ ...h.server, maxPoolSize: 2, poolIdleTimeMs: 300_000 });
+  for (const s of busy) s.release("ok");
+  // Now 4 idle processes in a pool of 2; the periodic trim is seconds away.
+  const c = h.app({}, h.newRoot("c"));
+  const started = Date.now();
+  const sc = await h.pool.checkout(c);
+  const took = Date.now() - started;
+  t.true(took < 3_000, `served after ${took} ms`);
+  await waitFor("the pool back within its size", () => h.spawner.live.length <= 2);
+  sc.release("ok");
+});
