@@ -377,11 +377,16 @@ export async function prestartUrls(urls: readonly string[], log: Logger, signal:
         }
       }
       await new Promise<void>((r) => {
-        const t = setTimeout(r, delay);
-        signal.addEventListener("abort", () => {
+        const onAbort = (): void => {
           clearTimeout(t);
           r();
-        }, { once: true });
+        };
+        // Removed when the timer fires: one listener per retry would pile up on the shared signal.
+        const t = setTimeout(() => {
+          signal.removeEventListener("abort", onAbort);
+          r();
+        }, delay);
+        signal.addEventListener("abort", onAbort, { once: true });
       });
     }
   }));

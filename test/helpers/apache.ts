@@ -35,7 +35,7 @@ export interface ApacheStartOptions {
   /** Temp dir owned by the test file (see makeTempRoot); the server root is made inside it. */
   readonly root: string;
   readonly vhosts: readonly VHostSpec[];
-  /** Extra server-wide directives. */
+  /** Extra server-wide directives ("{{PORT}}" in them becomes the port Apache listens on). */
   readonly global?: readonly string[];
   /** Apache LogLevel; default "warn ferry:info". */
   readonly logLevel?: string;
@@ -223,7 +223,8 @@ async function writeConfig(confPath: string, serverRoot: string, port: number, o
     FERRY_MODULE,
     PASSENGER_ROOT: REPO_ROOT,
     USER_GROUP: userGroupLines(),
-    GLOBAL: (opts.global ?? []).join("\n"),
+    // "{{PORT}}" in a global directive is this Apache's port (PassengerPreStart URLs).
+    GLOBAL: (opts.global ?? []).join("\n").replaceAll("{{PORT}}", String(port)),
     VHOSTS: opts.vhosts.map((v) => renderVhost(v, port)).join("\n\n"),
   });
   await writeFile(confPath, conf);

@@ -360,6 +360,7 @@ export class Group implements SessionOwner {
     this.spawningCount++;
     const gen = this.restartGen;
     const app = this.app;
+    const optionsGen = this.appGeneration;
     const timeout = AbortSignal.timeout(app.startTimeoutMs);
     const signal = AbortSignal.any([this.ctx.shutdownSignal, timeout]);
     this.log.info({ reason, generation: gen }, "Spawning a process");
@@ -371,7 +372,7 @@ export class Group implements SessionOwner {
       })
       .then(
         (sp) => this.onSpawned(sp, gen, reason),
-        (e: unknown) => this.onSpawnFailed(e, timeout.aborted),
+        (e: unknown) => this.onSpawnFailed(e, timeout.aborted, app, optionsGen),
       )
       .catch((e: unknown) => this.log.error({ err: e }, "Cannot finish a spawn: internal error"))
       .finally(() => {
@@ -417,11 +418,19 @@ export class Group implements SessionOwner {
     this.schedule();
   }
 
-  private onSpawnFailed(e: unknown, timedOut: boolean): void {
+  private onSpawnFailed(e: unknown, timedOut: boolean, app: AppOptions, optionsGen: number): void {
     this.spawningCount--;
     if (this.closed || this.ctx.shutdownSignal.aborted) return;
-    const err = toSpawnError(e, this.name, timedOut, this.app.startTimeoutMs);
+    const err = toSpawnError(e, this.name, timedOut, app.startTimeoutMs);
     const now = this.ctx.clock.now();
+    if (optionsGen < this.appGeneration && app !== this.app) {
+      // Started with the options of an older configuration generation (e.g.
+      // the old PassengerStartTimeout): its failure says nothing about the
+      // current ones, so the waiting requests get a spawn with those instead.
+      this.log.warn({ code: err.code, output: err.output }, `${err.message} (outdated options; retrying with the current ones)`);
+      this.schedule();
+      return;
+    }
     this.spawnFailures++;
     const backoff = spawnBackoffMs(this.spawnFailures);
     this.notBefore = now + backoff;
@@ -493,21 +502,24 @@ export class Group implements SessionOwner {
   requestRestart(reason: string): void {
     if (this.closed) return;
     this.restartGen++;
-    const stale = this.processes.filter((p) => p.state === "ready").length;
-    if (stale === 0) {
-      this.log.info({ reason }, "Restart requested: no process to replace");
-      return;
-    }
-    if (this.restarting) this.log.info({ reason }, "Restart requested while one is running: coalesced");
-    else this.log.info({ reason, processes: stale }, "Rolling restart");
-    this.restarting = true;
-    // A new version deserves a fresh try even if the last spawn failed, but
-    // always_restart.txt (a restart per request) must not defeat the backoff.
+    // A new version deserves a fresh try even if the last spawn failed (also
+    // when no process is left to replace: the admin may just have fixed the
+    // failing start), but always_restart.txt (a restart per request) must not
+    // defeat the backoff.
     if (reason !== "always_restart.txt") {
       this.notBefore = 0;
       this.failFast = false;
       this.spawnFailures = 0;
     }
+    const stale = this.processes.filter((p) => p.state === "ready").length;
+    if (stale === 0) {
+      this.log.info({ reason }, "Restart requested: no process to replace");
+      this.schedule();
+      return;
+    }
+    if (this.restarting) this.log.info({ reason }, "Restart requested while one is running: coalesced");
+    else this.log.info({ reason, processes: stale }, "Rolling restart");
+    this.restarting = true;
     this.schedule();
   }
 

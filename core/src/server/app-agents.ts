@@ -1,16 +1,19 @@
 /**
- * Keep-alive HTTP agents towards app processes, one per app address, so the
- * request path reuses connections to a process instead of opening one per
- * request. Agents of addresses nobody used for a while are dropped.
+ * Keep-alive connection pools towards app processes, one per app address, so
+ * the request path reuses connections to a process instead of opening one per
+ * request. Pools of addresses nobody used for a while are dropped.
+ *
+ * Plain requests go through undici (request.ts): its HTTP/1.1 client costs the
+ * core markedly less CPU per request than node:http's. Upgrade requests
+ * (tunnel.ts) use node:http with `addressRequestOptions`.
  */
-import http from "node:http";
+import type http from "node:http";
+import { Client, Pool, type Dispatcher } from "undici";
 import type { AppAddress } from "../pool/session.js";
 
 export interface AppAgentsOptions {
   /** Upper bound of connections to one app process. */
   readonly maxSocketsPerProcess?: number;
-  /** Idle keep-alive connections kept per process. */
-  readonly maxFreeSocketsPerProcess?: number;
   /** Idle keep-alive connections are closed after this many ms (below Node's server default of 5 s). */
   readonly freeSocketTimeoutMs?: number;
 }
@@ -24,63 +27,93 @@ export function addressRequestOptions(a: AppAddress): http.RequestOptions {
   return a.kind === "unix" ? { socketPath: a.path } : { host: a.host, port: a.port };
 }
 
+/** The undici origin of an address (a Unix socket gets a placeholder origin plus `socketPath`). */
+function originOf(a: AppAddress): string {
+  if (a.kind === "unix") return "http://localhost";
+  return a.host.includes(":") ? `http://[${a.host}]:${a.port}` : `http://${a.host}:${a.port}`;
+}
+
+/** Options shared by pools and one-shot clients: no undici timeouts (PassengerMaxRequestTime is ours). */
+function clientOptions(a: AppAddress, keepAliveTimeout: number): Client.Options {
+  const opts: Client.Options = {
+    pipelining: 1,
+    keepAliveTimeout,
+    keepAliveMaxTimeout: keepAliveTimeout,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    connectTimeout: 10_000,
+  };
+  if (a.kind === "unix") opts.connect = { socketPath: a.path };
+  return opts;
+}
+
+/**
+ * A client for one request that opens its own connection and closes it after
+ * the exchange (used when the core runs without shared pools).
+ */
+export function oneShotClient(a: AppAddress): Client {
+  return new Client(originOf(a), clientOptions(a, 1_000));
+}
+
+interface PoolStats {
+  readonly connected: number;
+  readonly pending: number;
+  readonly running: number;
+}
+
 export class AppAgents {
-  readonly #agents = new Map<string, http.Agent>();
+  readonly #pools = new Map<string, Pool>();
   readonly #opts: Required<AppAgentsOptions>;
   #gets = 0;
 
   constructor(opts: AppAgentsOptions = {}) {
     this.#opts = {
       maxSocketsPerProcess: opts.maxSocketsPerProcess ?? 256,
-      maxFreeSocketsPerProcess: opts.maxFreeSocketsPerProcess ?? 32,
       freeSocketTimeoutMs: opts.freeSocketTimeoutMs ?? 4_000,
     };
   }
 
-  /** The agent for an address, created on first use. */
-  get(address: AppAddress): http.Agent {
+  /** The pool for an address, created on first use. */
+  get(address: AppAddress): Dispatcher {
     if (++this.#gets % 256 === 0) this.#sweep();
     const key = addressKey(address);
-    let agent = this.#agents.get(key);
-    if (agent === undefined) {
-      agent = new http.Agent({
-        keepAlive: true,
-        maxSockets: this.#opts.maxSocketsPerProcess,
-        maxFreeSockets: this.#opts.maxFreeSocketsPerProcess,
-        timeout: this.#opts.freeSocketTimeoutMs,
-        scheduling: "lifo",
+    let pool = this.#pools.get(key);
+    if (pool === undefined) {
+      pool = new Pool(originOf(address), {
+        ...clientOptions(address, this.#opts.freeSocketTimeoutMs),
+        connections: this.#opts.maxSocketsPerProcess,
       });
-      this.#agents.set(key, agent);
+      this.#pools.set(key, pool);
     }
-    return agent;
+    return pool;
   }
 
-  /** Drop the agent of an address whose process is gone, closing its connections. */
+  /** Drop the pool of an address whose process is gone, closing its connections. */
   forget(address: AppAddress): void {
     const key = addressKey(address);
-    const agent = this.#agents.get(key);
-    if (agent !== undefined) {
-      this.#agents.delete(key);
-      agent.destroy();
+    const pool = this.#pools.get(key);
+    if (pool !== undefined) {
+      this.#pools.delete(key);
+      pool.destroy().catch(() => undefined);
     }
   }
 
   /** Close every connection. */
   destroy(): void {
-    for (const agent of this.#agents.values()) agent.destroy();
-    this.#agents.clear();
+    for (const pool of this.#pools.values()) pool.destroy().catch(() => undefined);
+    this.#pools.clear();
   }
 
   get size(): number {
-    return this.#agents.size;
+    return this.#pools.size;
   }
 
   #sweep(): void {
-    for (const [key, agent] of this.#agents) {
-      const busy = Object.keys(agent.sockets).length + Object.keys(agent.freeSockets).length + Object.keys(agent.requests).length;
-      if (busy === 0) {
-        this.#agents.delete(key);
-        agent.destroy();
+    for (const [key, pool] of this.#pools) {
+      const s: PoolStats = pool.stats;
+      if (s.connected === 0 && s.pending === 0 && s.running === 0) {
+        this.#pools.delete(key);
+        pool.destroy().catch(() => undefined);
       }
     }
   }

@@ -74,7 +74,9 @@ export function sendError(ctx: RequestContext, err: FerryError, headSent = false
 }
 
 /** Codes of connection errors that mean "could not connect" rather than "broke mid-exchange". */
-export const CONNECT_CODES = new Set(["ECONNREFUSED", "ENOENT", "EACCES", "ENOTSOCK", "EHOSTUNREACH", "ETIMEDOUT"]);
+export const CONNECT_CODES = new Set([
+  "ECONNREFUSED", "ENOENT", "EACCES", "ENOTSOCK", "EHOSTUNREACH", "ETIMEDOUT", "UND_ERR_CONNECT_TIMEOUT",
+]);
 
 export function errCode(e: unknown): string {
   if (typeof e === "object" && e !== null && "code" in e) {
@@ -115,10 +117,7 @@ export class Cancellation {
   readonly #cleanups: Array<() => void> = [];
   #onCancel: ((e: FerryError) => void) | undefined;
   #wake: (() => void) | undefined;
-  /** Resolves when the exchange is cancelled (for racing waits that cancellation must end). */
-  readonly cancelled: Promise<void> = new Promise<void>((resolve) => {
-    this.#wake = resolve;
-  });
+  #cancelled: Promise<void> | undefined;
 
   constructor(ex: Exchange, session: Session, app: AppOptions) {
     const on = (signal: AbortSignal, make: () => FerryError): void => {
@@ -139,6 +138,19 @@ export class Cancellation {
 
   get reason(): FerryError | undefined {
     return this.#reason;
+  }
+
+  /**
+   * Resolves when the exchange is cancelled (for racing waits that cancellation
+   * must end). Made on first use: most exchanges never wait.
+   */
+  get cancelled(): Promise<void> {
+    this.#cancelled ??= this.#reason !== undefined
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    return this.#cancelled;
   }
 
   /** Register the action; runs at once if already cancelled. */

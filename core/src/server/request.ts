@@ -11,19 +11,20 @@
  * Errors before the response head went out become an error page (error-page.ts);
  * after it, the client connection is cut (`ex.abort`). Upgrade requests go to tunnel.ts.
  */
-import http from "node:http";
 import type { Readable } from "node:stream";
-import { AppResponseError, toFerryError } from "../errors.js";
+import type { Dispatcher } from "undici";
+import { type FerryError, toFerryError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Session, SessionOutcome } from "../pool/session.js";
-import { addressRequestOptions } from "./app-agents.js";
+import { type AppAgents, oneShotClient } from "./app-agents.js";
 import type { Exchange } from "./exchange.js";
 import {
-  Cancellation, MAX_CHECKOUT_TRIES, RETRY_SETTLE_MS, RetryCheckout, appError, isConnectFailure, newRequestId, outcomeOf,
-  sendError, settleAfterConnectFailure, settleBrokenConnection, trackConnect,
+  CONNECT_CODES, Cancellation, MAX_CHECKOUT_TRIES, RETRY_SETTLE_MS, RetryCheckout, appError, errCode, newRequestId, outcomeOf,
+  sendError, settleAfterConnectFailure, settleBrokenConnection,
   type CheckoutOptions, type RequestContext, type RequestDeps,
 } from "./exchange-context.js";
 import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders, stickyIdFromCookies } from "./forwarding.js";
+import { forwardNodeHttp } from "./forward-http.js";
 import { tunnelExchange } from "./tunnel.js";
 
 export type { CheckoutOptions, RequestDeps, SessionSource } from "./exchange-context.js";
@@ -60,7 +61,9 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
       let outcome: SessionOutcome = "app_error";
       let retry: RetryCheckout | undefined;
       try {
-        outcome = ex.head.upgrade ? await tunnelExchange(ctx, session, allowRetry) : await forward(ctx, session, allowRetry);
+        outcome = ex.head.upgrade ? await tunnelExchange(ctx, session, allowRetry)
+          : ex.head.uri.startsWith("/") ? await forward(ctx, session, allowRetry)
+          : await forwardNodeHttp(ctx, session, allowRetry); // e.g. OPTIONS *, which undici cannot send
       } catch (e: unknown) {
         if (!(e instanceof RetryCheckout)) throw e;
         retry = e;
@@ -104,130 +107,147 @@ function lazyContext(ex: Exchange, deps: RequestDeps): RequestContext {
   };
 }
 
-/** Wait until a writable drains, closes or errors. */
-function drainOf(w: http.ClientRequest): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      w.off("drain", done);
-      w.off("close", done);
-      w.off("error", done);
-      resolve();
-    };
-    w.on("drain", done);
-    w.on("close", done);
-    w.on("error", done);
-  });
+/**
+ * The client's body as undici reads it: only once the app is connected, with
+ * backpressure (undici awaits the socket's drain between chunks). Stopping
+ * early (the app answered without reading it all) leaves the client's stream
+ * to its front end instead of destroying it mid-response.
+ */
+async function* bodyChunks(body: Readable): AsyncGenerator<Buffer> {
+  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+    yield typeof chunk === "string" ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+  }
 }
 
 /**
- * Stream the client's body to the app request, pausing while the app is not
- * reading. Stopping early (the app answered without reading it all) leaves the
- * client's stream to its front end instead of destroying it mid-response.
+ * Relays one app response to the exchange as undici hands it over (head, body
+ * chunks with backpressure, end) and settles `done` once: resolved when the
+ * response is complete, rejected with the failure or the cancellation reason.
  */
-async function pumpBody(body: Readable, req: http.ClientRequest): Promise<void> {
-  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
-    if (req.destroyed) return;
-    const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
-    if (!req.write(buf)) await drainOf(req);
-  }
-  if (!req.destroyed) req.end();
-}
+class Relay implements Dispatcher.DispatchHandlers {
+  /** A connection to the app was established and the request is being written. */
+  connected = false;
+  headSent = false;
+  readonly done: Promise<void>;
+  #resolve: () => void = () => undefined;
+  #reject: (e: unknown) => void = () => undefined;
+  #settled = false;
+  #abort: ((e?: Error) => void) | undefined;
+  #cancelled: FerryError | undefined;
+  #resume: (() => void) | undefined;
 
-interface Sent {
-  readonly req: http.ClientRequest;
-  readonly response: Promise<http.IncomingMessage>;
-}
-
-function sendRequest(ctx: RequestContext, session: Session, headers: string[]): Sent {
-  const { ex, deps } = ctx;
-  const req = http.request({
-    ...addressRequestOptions(session.address),
-    agent: deps.agents !== undefined ? deps.agents.get(session.address) : false,
-    method: ex.head.method,
-    path: ex.head.uri,
-    headers,
-    setHost: false,
-  });
-  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
-    req.once("response", resolve);
-    req.once("error", reject);
-    req.once("upgrade", (res: http.IncomingMessage, socket) => {
-      socket.destroy();
-      res.destroy();
-      reject(new AppResponseError(`Cannot relay response: app process ${session.pid} switched protocols on a request that did not ask to`));
+  constructor(private readonly ctx: RequestContext, private readonly session: Session, private readonly cancelWatch: Cancellation) {
+    this.done = new Promise<void>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
     });
-  });
-  response.catch(() => undefined);
-  return { req, response };
+    this.done.catch(() => undefined);
+  }
+
+  /** Stop the exchange with the app (cancellation, or a failure on our side). */
+  cancel(e: FerryError): void {
+    this.#cancelled ??= e;
+    this.#settle(e);
+    this.#abort?.(e);
+  }
+
+  /** Cut the app request if it is still running (no-op once complete). */
+  abort(): void {
+    this.#abort?.(new Error("request ended"));
+  }
+
+  onConnect(abort: (e?: Error) => void): void {
+    this.connected = true;
+    this.#abort = abort;
+    if (this.#cancelled !== undefined) abort(this.#cancelled);
+  }
+
+  onHeaders(status: number, raw: Buffer[], resume: () => void): boolean {
+    if (status < 200) return true; // 1xx: informational, not relayed
+    if (this.#settled) return false;
+    const { ex } = this.ctx;
+    const strs: string[] = new Array<string>(raw.length);
+    for (let i = 0; i < raw.length; i++) strs[i] = raw[i]?.toString("latin1") ?? "";
+    const out = clientResponseHeaders(status, strs);
+    out.push(...addedResponseHeaders(ex.app, this.session.stickyId, ex.head.https));
+    this.#resume = resume;
+    ex.writeHead(status, out);
+    this.headSent = true;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.#settled) return false;
+    if (this.ctx.ex.write(chunk)) return true;
+    this.cancelWatch.drain(this.ctx.ex).then(() => {
+      if (!this.#settled) this.#resume?.();
+    }, (e: unknown) => this.#settle(e));
+    return false;
+  }
+
+  onComplete(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#resolve();
+  }
+
+  onError(e: Error): void {
+    this.#settle(e);
+  }
+
+  #settle(e: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#reject(e);
+  }
 }
 
 /** Forward a plain (non-upgrade) exchange and relay the answer; returns how it ended. */
 async function forward(ctx: RequestContext, session: Session, allowRetry: boolean): Promise<SessionOutcome> {
   const { ex, deps } = ctx;
   const cancel = new Cancellation(ex, session, ex.app);
-  const headers = appRequestHeaders(ex.head);
-  let headSent = false;
-  let current: http.ClientRequest | undefined;
-  let currentRes: http.IncomingMessage | undefined;
-  cancel.onCancel((e) => {
-    current?.destroy(e);
-    currentRes?.destroy(e);
-  });
+  const relay = new Relay(ctx, session, cancel);
+  cancel.onCancel((e) => relay.cancel(e));
+  const oneShot = deps.agents === undefined ? oneShotClient(session.address) : undefined;
+  let ok = false;
   try {
-    // Step three: send the request; the body is read from the client only once the app
-    // is connected. (A failure on a reused keep-alive connection is not retried: the app
-    // may have received the request. Idle connections are dropped before the app's
+    // Step three: send the request; undici reads the body from the client only once the
+    // app is connected. (A failure on a reused keep-alive connection is not retried: the
+    // app may have received the request. Idle connections are dropped before the app's
     // keep-alive timeout, see app-agents.ts.)
-    const sent = sendRequest(ctx, session, headers);
-    const conn = trackConnect(sent.req);
-    current = sent.req;
-    if (cancel.reason !== undefined) sent.req.destroy(cancel.reason);
-    if (ex.head.hasBody) {
-      void conn.whenConnected.then((ok) => {
-        if (!ok) return;
-        pumpBody(ex.body, sent.req).catch((e: unknown) => {
-          if (!sent.req.destroyed) sent.req.destroy(e instanceof Error ? e : new Error(String(e)));
-        });
-      });
-    } else {
-      sent.req.end();
+    if (cancel.reason === undefined) {
+      const dispatcher: Dispatcher = oneShot ?? (deps.agents as AppAgents).get(session.address);
+      const opts: Dispatcher.DispatchOptions = {
+        method: ex.head.method as Dispatcher.HttpMethod, // any token method goes through (validated by undici)
+        path: ex.head.uri,
+        headers: undiciHeaders(appRequestHeaders(ex.head)),
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        reset: oneShot !== undefined,
+      };
+      // undici takes async iterables as bodies (lib/core/request.js); its types only list streams.
+      if (ex.head.hasBody) Reflect.set(opts, "body", bodyChunks(ex.body));
+      dispatcher.dispatch(opts, relay);
     }
-    let res: http.IncomingMessage;
     try {
-      res = await sent.response;
+      await relay.done;
     } catch (e: unknown) {
-      if (allowRetry && cancel.reason === undefined && isConnectFailure(e, conn)) {
+      if (allowRetry && cancel.reason === undefined && !relay.connected && CONNECT_CODES.has(errCode(e))) {
         throw new RetryCheckout(appError(e, session, "connect"));
       }
       throw e;
     }
-    currentRes = res;
+    // Step four happened in Relay: head, then the body with backpressure.
     if (cancel.reason !== undefined) throw cancel.reason;
-
-    // Step four: relay the head, then the body with backpressure.
-    const status = res.statusCode ?? 502;
-    const out = clientResponseHeaders(status, res.rawHeaders);
-    out.push(...addedResponseHeaders(ex.app, session.stickyId, ex.head.https));
-    ex.writeHead(status, out);
-    headSent = true;
-    for await (const chunk of res) {
-      const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
-      if (!ex.write(buf)) await cancel.drain(ex);
-      if (cancel.reason !== undefined) throw cancel.reason;
-    }
-    if (cancel.reason !== undefined) throw cancel.reason;
-    if (!res.complete) {
-      throw new AppResponseError(`Cannot relay response: app process ${session.pid} closed the connection before the end of the body`);
-    }
     ex.end();
-    // The app may answer before reading the whole body; that connection cannot be reused.
-    if (!current.writableFinished) current.destroy();
+    ok = true;
     return "ok";
   } catch (e: unknown) {
     if (e instanceof RetryCheckout) throw e;
+    const headSent = relay.headSent;
     const phase = headSent ? "relay response" : "send request";
     const err = cancel.reason ?? await settleBrokenConnection(ctx, session, appError(e, session, phase), phase);
-    current?.destroy();
+    relay.abort();
     if (err.code === "FERRY_ERR_ABORTED") {
       if (headSent) ex.abort(err.code, err.message);
       return "client_aborted";
@@ -236,5 +256,15 @@ async function forward(ctx: RequestContext, session: Session, allowRetry: boolea
     return outcomeOf(err);
   } finally {
     cancel.dispose();
+    if (oneShot !== undefined) {
+      (ok ? oneShot.close() : oneShot.destroy()).catch(() => undefined);
+    }
   }
+}
+
+/** undici frames the body itself (chunked when the length is unknown) and refuses a Transfer-Encoding header. */
+function undiciHeaders(headers: string[]): string[] {
+  const n = headers.length;
+  if (n >= 2 && headers[n - 2] === "Transfer-Encoding") headers.length = n - 2;
+  return headers;
 }

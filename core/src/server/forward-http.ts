@@ -1,0 +1,150 @@
+/**
+ * The node:http variant of the plain request path, for request targets undici
+ * cannot send (anything but origin-form, e.g. `OPTIONS *`). Rare, so it opens
+ * a connection per request instead of keeping a pool. Same contract as
+ * request.ts's forward(): returns how the exchange ended, throws RetryCheckout
+ * when the process could not be connected to.
+ */
+import http from "node:http";
+import type { Readable } from "node:stream";
+import { AppResponseError } from "../errors.js";
+import type { Session, SessionOutcome } from "../pool/session.js";
+import { addressRequestOptions } from "./app-agents.js";
+import {
+  Cancellation, RetryCheckout, appError, isConnectFailure, outcomeOf, sendError, settleBrokenConnection, trackConnect,
+  type RequestContext,
+} from "./exchange-context.js";
+import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "./forwarding.js";
+
+/** Wait until a writable drains, closes or errors. */
+function drainOf(w: http.ClientRequest): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      w.off("drain", done);
+      w.off("close", done);
+      w.off("error", done);
+      resolve();
+    };
+    w.on("drain", done);
+    w.on("close", done);
+    w.on("error", done);
+  });
+}
+
+/**
+ * Stream the client's body to the app request, pausing while the app is not
+ * reading. Stopping early (the app answered without reading it all) leaves the
+ * client's stream to its front end instead of destroying it mid-response.
+ */
+async function pumpBody(body: Readable, req: http.ClientRequest): Promise<void> {
+  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
+    if (req.destroyed) return;
+    const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
+    if (!req.write(buf)) await drainOf(req);
+  }
+  if (!req.destroyed) req.end();
+}
+
+interface Sent {
+  readonly req: http.ClientRequest;
+  readonly response: Promise<http.IncomingMessage>;
+}
+
+function sendRequest(ctx: RequestContext, session: Session, headers: string[]): Sent {
+  const { ex } = ctx;
+  const req = http.request({
+    ...addressRequestOptions(session.address),
+    agent: false,
+    method: ex.head.method,
+    path: ex.head.uri,
+    headers,
+    setHost: false,
+  });
+  const response = new Promise<http.IncomingMessage>((resolve, reject) => {
+    req.once("response", resolve);
+    req.once("error", reject);
+    req.once("upgrade", (res: http.IncomingMessage, socket) => {
+      socket.destroy();
+      res.destroy();
+      reject(new AppResponseError(`Cannot relay response: app process ${session.pid} switched protocols on a request that did not ask to`));
+    });
+  });
+  response.catch(() => undefined);
+  return { req, response };
+}
+
+/** Forward a plain (non-upgrade) exchange and relay the answer; returns how it ended. */
+export async function forwardNodeHttp(ctx: RequestContext, session: Session, allowRetry: boolean): Promise<SessionOutcome> {
+  const { ex } = ctx;
+  const cancel = new Cancellation(ex, session, ex.app);
+  const headers = appRequestHeaders(ex.head);
+  let headSent = false;
+  let current: http.ClientRequest | undefined;
+  let currentRes: http.IncomingMessage | undefined;
+  cancel.onCancel((e) => {
+    current?.destroy(e);
+    currentRes?.destroy(e);
+  });
+  try {
+    // Step three: send the request; the body is read from the client only once the app
+    // is connected.
+    const sent = sendRequest(ctx, session, headers);
+    const conn = trackConnect(sent.req);
+    current = sent.req;
+    if (cancel.reason !== undefined) sent.req.destroy(cancel.reason);
+    if (ex.head.hasBody) {
+      void conn.whenConnected.then((ok) => {
+        if (!ok) return;
+        pumpBody(ex.body, sent.req).catch((e: unknown) => {
+          if (!sent.req.destroyed) sent.req.destroy(e instanceof Error ? e : new Error(String(e)));
+        });
+      });
+    } else {
+      sent.req.end();
+    }
+    let res: http.IncomingMessage;
+    try {
+      res = await sent.response;
+    } catch (e: unknown) {
+      if (allowRetry && cancel.reason === undefined && isConnectFailure(e, conn)) {
+        throw new RetryCheckout(appError(e, session, "connect"));
+      }
+      throw e;
+    }
+    currentRes = res;
+    if (cancel.reason !== undefined) throw cancel.reason;
+
+    // Step four: relay the head, then the body with backpressure.
+    const status = res.statusCode ?? 502;
+    const out = clientResponseHeaders(status, res.rawHeaders);
+    out.push(...addedResponseHeaders(ex.app, session.stickyId, ex.head.https));
+    ex.writeHead(status, out);
+    headSent = true;
+    for await (const chunk of res) {
+      const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
+      if (!ex.write(buf)) await cancel.drain(ex);
+      if (cancel.reason !== undefined) throw cancel.reason;
+    }
+    if (cancel.reason !== undefined) throw cancel.reason;
+    if (!res.complete) {
+      throw new AppResponseError(`Cannot relay response: app process ${session.pid} closed the connection before the end of the body`);
+    }
+    ex.end();
+    // The app may answer before reading the whole body; that connection cannot be reused.
+    if (!current.writableFinished) current.destroy();
+    return "ok";
+  } catch (e: unknown) {
+    if (e instanceof RetryCheckout) throw e;
+    const phase = headSent ? "relay response" : "send request";
+    const err = cancel.reason ?? await settleBrokenConnection(ctx, session, appError(e, session, phase), phase);
+    current?.destroy();
+    if (err.code === "FERRY_ERR_ABORTED") {
+      if (headSent) ex.abort(err.code, err.message);
+      return "client_aborted";
+    }
+    sendError(ctx, err, headSent);
+    return outcomeOf(err);
+  } finally {
+    cancel.dispose();
+  }
+}
