@@ -171,17 +171,32 @@ class Relay implements Dispatcher.DispatchHandlers {
     const out = clientResponseHeaders(status, strs);
     out.push(...addedResponseHeaders(ex.app, this.session.stickyId, ex.head.https));
     this.#resume = resume;
-    ex.writeHead(status, out);
+    try {
+      ex.writeHead(status, out);
+    } catch (e: unknown) {
+      return this.#fail(e);
+    }
     this.headSent = true;
     return true;
   }
 
   onData(chunk: Buffer): boolean {
     if (this.#settled) return false;
-    if (this.ctx.ex.write(chunk)) return true;
+    try {
+      if (this.ctx.ex.write(chunk)) return true;
+    } catch (e: unknown) {
+      return this.#fail(e);
+    }
     this.cancelWatch.drain(this.ctx.ex).then(() => {
       if (!this.#settled) this.#resume?.();
-    }, (e: unknown) => this.#settle(e));
+    }, (e: unknown) => this.#fail(e));
+    return false;
+  }
+
+  /** A failure on our side while relaying: settle with it and cut the app request. */
+  #fail(e: unknown): false {
+    this.#settle(e);
+    this.#abort?.(e instanceof Error ? e : new Error(String(e)));
     return false;
   }
 

@@ -45,7 +45,7 @@ test.before(async () => {
   await mkdir(path.join(dir("auto"), "public", "static"), { recursive: true });
   await writeFile(path.join(dir("auto"), "public", "static", "file.txt"), "static file\n");
   await writeFile(path.join(dir("auto"), "public", "robots.txt"), "User-agent: *\n");
-  await writeFile(path.join(dir("hta"), "public", ".htaccess"), "PassengerEnabled on\nPassengerStickySessions on\n");
+  await writeFile(path.join(dir("hta"), "public", ".htaccess"), "PassengerEnabled on\nPassengerStickySessions on\n# As CloudLinux's panel writes app variables:\nSetEnv DB_HOST db.internal\nSetEnv API_KEY \"k e y\"\n");
   // express-generator's layout: an extensionless bin/www with a shebang.
   await mkdir(path.join(dir("www"), "bin"), { recursive: true });
   await writeFile(path.join(dir("www"), "bin", "www"), "#!/usr/bin/env node\n'use strict';\nrequire('../server.js');\n", { mode: 0o755 });
@@ -59,7 +59,14 @@ test.before(async () => {
     {
       serverName: "startup.test",
       documentRoot: path.join(dir("startup"), "public"),
-      directives: [`PassengerAppRoot "${dir("startup")}"`, "PassengerAppType node", "PassengerStartupFile server.js"],
+      // As Plesk writes it: PassengerEnabled On, and an absolute PassengerNodejs.
+      directives: [
+        "PassengerEnabled On",
+        `PassengerAppRoot "${dir("startup")}"`,
+        "PassengerAppType node",
+        "PassengerStartupFile server.js",
+        `PassengerNodejs "${process.execPath}"`,
+      ],
     },
     {
       serverName: "auto.test",
@@ -148,7 +155,7 @@ test.serial("PassengerPreStart spawns the app before any request, and PassengerM
   t.is(st.maxPoolSize, 17);
 });
 
-test.serial("PassengerAppRoot + PassengerAppType node + PassengerStartupFile server.js (no app.js)", async (t) => {
+test.serial("PassengerAppRoot + PassengerAppType node + PassengerStartupFile server.js (no app.js) + PassengerNodejs", async (t) => {
   const res = await get("startup.test", "/?q=1");
   t.is(res.status, 200, res.text);
   const body = jsonOf(res);
@@ -188,6 +195,10 @@ test.serial("PassengerBaseURI /app with an Alias: the app sees the full URI and 
   const body = jsonOf(res);
   t.is(body.url, "/app/?x=1");
   t.is(body.base, "/app");
+  // The base URI itself, without a trailing slash: the app's, not mod_dir's 301.
+  const bare = await get("sub.test", "/app");
+  t.is(bare.status, 200, bare.text);
+  t.is(jsonOf(bare).url, "/app");
   const redirect = await get("sub.test", "/app/redirect-rel");
   t.is(redirect.status, 302);
   t.is(redirect.headers.location, "/app/landed");
@@ -198,12 +209,14 @@ test.serial("PassengerBaseURI /app with an Alias: the app sees the full URI and 
   t.is(outside.headers["x-powered-by"], undefined);
 });
 
-test.serial(".htaccess with PassengerEnabled on serves the app of a vhost that has PassengerEnabled off", async (t) => {
+test.serial(".htaccess with PassengerEnabled on (+ sticky sessions, SetEnv) serves the app of a vhost that has PassengerEnabled off", async (t) => {
   const res = await get("hta.test", "/");
   t.is(res.status, 200, res.text);
   t.is(typeof jsonOf(res).pid, "number");
   const cookies = res.headers["set-cookie"] ?? [];
   t.true(cookies.some((c) => c.startsWith("_passenger_route=")), `sticky cookie from .htaccess: ${cookies.join(" | ")}`);
+  t.deepEqual(jsonOf(await get("hta.test", "/env?name=DB_HOST")), { name: "DB_HOST", value: "db.internal" });
+  t.deepEqual(jsonOf(await get("hta.test", "/env?name=API_KEY")), { name: "API_KEY", value: "k e y" });
   const off = await get("off.test", "/");
   t.is(off.status, 404);
   t.is(off.headers["x-powered-by"], undefined);

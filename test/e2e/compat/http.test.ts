@@ -51,6 +51,28 @@ function vhosts(slowStartTimeout: number): VHostSpec[] {
     app("web"),
     app("crash", "SetEnv COMPAT_EXIT_AFTER 3"),
     app("slow", "SetEnv COMPAT_START_DELAY_MS 6000", `PassengerStartTimeout ${slowStartTimeout}`),
+    {
+      serverName: "queue.test",
+      documentRoot: path.join(apps.web, "public"),
+      directives: [
+        `PassengerAppRoot "${apps.web}"`,
+        "PassengerStartupFile server.js",
+        "PassengerAppGroupName queue-group",
+        "PassengerMaxInstances 1",
+        "PassengerForceMaxConcurrentRequestsPerProcess 1",
+        "PassengerMaxRequestQueueSize 1",
+      ],
+    },
+    {
+      serverName: "override.test",
+      documentRoot: path.join(apps.web, "public"),
+      directives: [
+        `PassengerAppRoot "${apps.web}"`,
+        "PassengerStartupFile server.js",
+        "PassengerErrorOverride on",
+        'ErrorDocument 404 "apache says not found"',
+      ],
+    },
   ];
 }
 
@@ -147,6 +169,37 @@ test.serial("304, 204 and HEAD responses have no body and keep their headers", a
   );
   t.is((raw.match(/^HTTP\/1\.1 /gm) ?? []).length, 3, raw);
   t.true(raw.includes("fresh body\n"));
+});
+
+test.serial("the app's own error pages and big headers pass unchanged (no Apache error page)", async (t) => {
+  for (const code of [500, 503, 404, 400]) {
+    const res = await get("web.test", `/fail?code=${code}`);
+    t.is(res.status, code);
+    t.is(res.text, `app error page ${code}\n`);
+    t.is(res.headers["x-app-error"], "yes");
+  }
+  const big = await get("web.test", "/bigheader?kb=8");
+  t.is(big.status, 200);
+  t.is(String(big.headers["x-big"]).length, 8 * 1024);
+  const cookie = `s=${"c".repeat(7000)}`;
+  const echoed = jsonOf(await get("web.test", "/echo", { Cookie: cookie }));
+  t.is((echoed.headers as Record<string, string>).cookie, cookie);
+});
+
+test.serial("PassengerMaxRequestQueueSize: past the queue, requests get 503 at once; the others are served", async (t) => {
+  t.is((await get("queue.test", "/")).status, 200); // the process is up
+  const results = await Promise.all(Array.from({ length: 4 }, () => get("queue.test", "/slow")));
+  const statuses = results.map((r) => r.status).sort();
+  // One process, one request at a time, one queued: 2 served, 2 refused.
+  t.deepEqual(statuses, [200, 200, 503, 503]);
+});
+
+test.serial("PassengerErrorOverride on: Apache's ErrorDocument replaces the app's 404", async (t) => {
+  const res = await get("override.test", "/fail?code=404");
+  t.is(res.status, 404);
+  t.is(res.text, "apache says not found");
+  const ok = await get("override.test", "/fail?code=500");
+  t.is(ok.status, 500);
 });
 
 test.serial("a 64 MB download written with res.write + 'drain' arrives whole", async (t) => {
