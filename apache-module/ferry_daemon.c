@@ -604,8 +604,11 @@ static void ferry_core_maint(int reason, void *data, apr_wait_t status)
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FERRY_LOGNO(0213)
                      "The ferry core (pid %" APR_PID_T_FMT ") died with %s; "
                      "restarting it", st->proc.pid,
+                     /* The MPM passes the decoded exit code or signal number,
+                      * not a raw wait status, and loses which of the two. */
                      reason == APR_OC_REASON_LOST ? "an unknown status"
-                         : describe_exit(st->pconf, status));
+                         : apr_psprintf(st->pconf, "status %d (its exit code "
+                                        "or the signal that ended it)", status));
         /* A core that keeps dying young is restarted with a capped backoff
          * (this runs in the parent's maintenance loop: keep it short). */
         if (apr_time_now() - st->started_at < FERRY_CORE_MIN_LIFETIME) {

@@ -35,6 +35,10 @@ static void ferry_register_hooks(apr_pool_t *p)
     ap_hook_child_init(ferry_daemon_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ferry_map_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 
+    /* Remember the URI before mod_rewrite's server-config rules run, so a
+     * rewritten request reaches the app with its new URI. */
+    ap_hook_translate_name(ferry_handler_translate_name, NULL, NULL, APR_HOOK_REALLY_FIRST);
+
     /* Mapping: decide first, before mod_rewrite's per-directory rules (an
      * internal rewrite then sets redirect-handler and the handler declines). */
     ap_hook_fixups(ferry_map_fixups, NULL, before_rewrite, APR_HOOK_FIRST);

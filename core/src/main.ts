@@ -20,6 +20,7 @@ import { Pool, type RedeployMode } from "./pool/pool.js";
 import { AppAgents } from "./server/app-agents.js";
 import { ModuleListener } from "./server/listener.js";
 import { handleExchange } from "./server/request.js";
+import { affinitySettings, startAffinity, withClusterStatus } from "./affinity/service.js";
 import { ChildSpawner } from "./spawn/child-spawner.js";
 import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
@@ -128,7 +129,8 @@ class Reader {
 const SERVER_KEYS = [
   "max_pool_size", "pool_idle_time", "max_instances_per_app", "stat_throttle_rate", "user_switching",
   "default_user", "default_group", "log_level", "log_file", "socket_backlog", "prestart",
-  "process_shutdown_timeout",
+  "process_shutdown_timeout", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
+  "affinity_ttl", "affinity_redis_timeout", "affinity_tls_cert_file", "affinity_tls_key_file", "affinity_tls_ca_file",
 ] as const;
 
 /** unknown (the parsed JSON) → CoreConfig, or a ConfigError naming the key. Unknown keys are ignored. */
@@ -152,6 +154,15 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     instanceRegistryDir: path.dirname(instanceDir),
     socketBacklog: s.int("socket_backlog", 1, 65_535, SERVER_DEFAULTS.socketBacklog),
     processShutdownTimeoutMs: s.seconds("process_shutdown_timeout", SERVER_DEFAULTS.processShutdownTimeoutMs),
+    affinityRedis: s.str("affinity_redis", ""),
+    affinityNodeName: s.str("affinity_node_name", ""),
+    affinityListen: s.str("affinity_listen", ""),
+    affinitySecretFile: s.str("affinity_secret_file", ""),
+    affinityTtlMs: s.seconds("affinity_ttl", SERVER_DEFAULTS.affinityTtlMs ?? 1_800_000),
+    affinityRedisTimeoutMs: s.int("affinity_redis_timeout", 1, 60_000, SERVER_DEFAULTS.affinityRedisTimeoutMs ?? 50),
+    affinityTlsCertFile: s.str("affinity_tls_cert_file", ""),
+    affinityTlsKeyFile: s.str("affinity_tls_key_file", ""),
+    affinityTlsCaFile: s.str("affinity_tls_ca_file", ""),
   };
   const prestart = s.strList("prestart");
   for (const [i, u] of prestart.entries()) {
@@ -253,13 +264,24 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
   pool.redeploy(config.generation, config.redeployOnGraceful);
   const agents = new AppAgents();
   const reqLog = component("request");
+  // Shared session affinity across hosts (docs/affinity.md), when PassengerAffinityRedis is set.
+  const shared = affinitySettings(config.server);
+  const affinity = shared === undefined ? undefined : await startAffinity(shared, {
+    log,
+    poolStatus: () => pool.status(),
+    serveLocal: (ex, hook) => handleExchange(ex, { pool, log: reqLog, agents, affinity: hook }),
+  }).catch(async (e: unknown) => {
+    await pool.shutdown(1_000).catch(() => undefined);
+    agents.destroy();
+    throw e;
+  });
   const listener = new ModuleListener({
     path: config.moduleSocket,
     log: component("module-listener"),
     apacheUid: config.apacheUid,
     apacheGid: config.apacheGid,
     backlog: config.server.socketBacklog,
-    handler: (ex, generation) => handleExchange(ex, { pool, log: reqLog, generation, agents }),
+    handler: (ex, generation) => handleExchange(ex, { pool, log: reqLog, generation, agents, ...(affinity !== undefined ? { affinity: affinity.hook } : {}) }),
     ...(opts.peerCred !== undefined ? { peerCred: opts.peerCred } : {}),
   });
   // Mutable: GET /instance and properties.json show the current generation.
@@ -273,7 +295,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
   };
   const control = new ControlServer({
     instanceDir: config.instanceDir,
-    pool,
+    pool: withClusterStatus(pool, affinity),
     log: component("control"),
     socketPath: config.controlSocket,
     properties,
@@ -288,6 +310,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
   } catch (e: unknown) {
     await listener.close(0).catch(() => undefined);
     await control.close().catch(() => undefined);
+    await affinity?.stop(0).catch(() => undefined);
     await pool.shutdown(1_000).catch(() => undefined);
     agents.destroy();
     throw e;
@@ -329,6 +352,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
         const drained = await listener.close(Math.max(0, Math.min(deadlineMs / 2, until - Date.now())));
         if (!drained) log.warn("Stopping with requests still in flight: the drain deadline passed");
         await control.close().catch((e: unknown) => log.warn({ err: e }, "Cannot close the admin API"));
+        await affinity?.stop(Math.max(0, Math.min(5_000, until - Date.now()))).catch((e: unknown) => log.warn({ err: e }, "Cannot stop shared affinity cleanly"));
         await pool.shutdown(Math.max(1_000, until - Date.now()));
         agents.destroy();
         await fsp.rm(pidFile, { force: true });

@@ -6,11 +6,13 @@
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
+import { affinitySettings, startAffinity, withClusterStatus, type AffinityService } from "./affinity/service.js";
 import type { StandaloneConfig } from "./config/load.js";
 import { ControlServer } from "./control/server.js";
 import type { Logger } from "./log.js";
 import { Pool } from "./pool/pool.js";
 import { AppAgents } from "./server/app-agents.js";
+import { handleExchange } from "./server/request.js";
 import { FrontServer } from "./server/standalone.js";
 import { ChildSpawner } from "./spawn/child-spawner.js";
 import type { Spawner } from "./spawn/spawner.js";
@@ -32,6 +34,8 @@ export interface StandaloneInstance {
   readonly instanceDir: string;
   readonly controlSocket: string;
   readonly pool: Pool;
+  /** Shared session affinity, when --affinity-redis is set. */
+  readonly affinity: AffinityService | undefined;
   /** Graceful stop: stop accepting, drain until the deadline, stop the app processes. */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -68,7 +72,24 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   const spawner = opts.spawner ?? new ChildSpawner({ log: log.child({ component: "spawner" }), socketDir });
   const pool = new Pool({ spawner, server: config.server, log: log.child({ component: "pool" }) });
   const agents = new AppAgents();
-  const front = new FrontServer({ app: config.app, deps: { pool, log, agents }, log });
+  let affinity: AffinityService | undefined;
+  const shared = affinitySettings(config.server);
+  if (shared !== undefined) {
+    try {
+      affinity = await startAffinity(shared, {
+        log,
+        poolStatus: () => pool.status(),
+        serveLocal: (ex, hook) => handleExchange(ex, { pool, log, agents, affinity: hook }),
+      });
+      affinity.registerApp(config.app);
+    } catch (e: unknown) {
+      await pool.shutdown(1_000).catch(() => undefined);
+      agents.destroy();
+      await fsp.rm(instanceDir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+  const front = new FrontServer({ app: config.app, deps: { pool, log, agents, ...(affinity !== undefined ? { affinity: affinity.hook } : {}) }, log });
   let control: ControlServer | undefined;
   try {
     const addr = await front.listen(config.listen.port, config.listen.address, config.server.socketBacklog);
@@ -82,7 +103,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       app_root: config.appRoot,
       url,
     };
-    control = new ControlServer({ instanceDir, pool, log: log.child({ component: "control" }), properties });
+    control = new ControlServer({ instanceDir, pool: withClusterStatus(pool, affinity), log: log.child({ component: "control" }), properties });
     await control.start();
     await fsp.writeFile(path.join(instanceDir, "properties.json"), JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
 
@@ -100,6 +121,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       stopping ??= (async () => {
         const until = Date.now() + deadlineMs;
         await front.close(deadlineMs);
+        await affinity?.stop(Math.max(0, until - Date.now())).catch((e: unknown) => log.warn({ err: e }, "Cannot stop shared affinity cleanly"));
         await ctl.close().catch((e: unknown) => log.warn({ err: e }, "Cannot close the admin API"));
         await pool.shutdown(Math.max(1_000, until - Date.now()));
         agents.destroy();
@@ -107,9 +129,10 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       })();
       return stopping;
     };
-    return { url, port: addr.port, instanceDir, controlSocket: control.socketPath, pool, stop };
+    return { url, port: addr.port, instanceDir, controlSocket: control.socketPath, pool, affinity, stop };
   } catch (e: unknown) {
     await front.close(0).catch(() => undefined);
+    await affinity?.stop(0).catch(() => undefined);
     await control?.close().catch(() => undefined);
     await pool.shutdown(1_000).catch(() => undefined);
     agents.destroy();

@@ -164,7 +164,7 @@ test.serial("a core killed with SIGKILL is restarted by the module and service r
     },
     { timeoutMs: 30_000, what: "a new core" },
   );
-  t.regex(srv().errorLog(), /FERRY0213: The ferry core \(pid \d+\) died with signal 9; restarting it/);
+  t.regex(srv().errorLog(), /FERRY0213: The ferry core \(pid \d+\) died with status 9 \(its exit code or the signal that ended it\); restarting it/);
   await waitFor(async () => (await version()).status === 200, { timeoutMs: 30_000, intervalMs: 200, what: "service to resume" });
   t.true(isAlive(fresh));
 });

@@ -72,6 +72,15 @@ export const STANDALONE_OPTIONS: readonly OptionSpec[] = [
   { key: "log_level", flag: "log-level", target: "server", field: "logLevel", kind: { t: "int", min: 0, max: 7 }, help: "0 (crit) … 7 (debug3), default 3" },
   { key: "log_file", flag: "log-file", target: "server", field: "logFile", kind: { t: "string" }, help: "log file (default stderr)" },
   { key: "instance_registry_dir", flag: "instance-registry-dir", target: "server", field: "instanceRegistryDir", kind: { t: "string", nonEmpty: true }, help: "where the instance dir (control socket) is created (default $TMPDIR or /tmp)" },
+  { key: "affinity_redis", flag: "affinity-redis", target: "server", field: "affinityRedis", kind: { t: "string", pattern: /^(redis:\/\/|rediss:\/\/|unix:\/)\S+$/, what: "redis://host:port/db, rediss://host:port/db or unix:/path" }, help: "Redis shared by several hosts for sticky sessions (docs/affinity.md)" },
+  { key: "affinity_node_name", flag: "affinity-node-name", target: "server", field: "affinityNodeName", kind: { t: "string", nonEmpty: true }, help: "this host's name in the affinity cluster (default the host name)" },
+  { key: "affinity_listen", flag: "affinity-listen", target: "server", field: "affinityListen", kind: { t: "string", pattern: /^\S+:\d{1,5}$/, what: "ADDR:PORT" }, help: "ADDR:PORT where forwarded requests from peer hosts are accepted" },
+  { key: "affinity_secret_file", flag: "affinity-secret-file", target: "server", field: "affinitySecretFile", kind: { t: "string", nonEmpty: true }, help: "file with the secret shared by the hosts (required with --affinity-redis)" },
+  { key: "affinity_ttl", flag: "affinity-ttl", target: "server", field: "affinityTtlMs", kind: { t: "seconds", min: 1, max: 31_536_000 }, help: "seconds a session stays pinned after its last request (default 1800)" },
+  { key: "affinity_redis_timeout", flag: "affinity-redis-timeout", target: "server", field: "affinityRedisTimeoutMs", kind: { t: "int", min: 1, max: 60_000 }, help: "milliseconds a request may wait for Redis (default 50)" },
+  { key: "affinity_tls_cert_file", flag: "affinity-tls-cert-file", target: "server", field: "affinityTlsCertFile", kind: { t: "string", nonEmpty: true }, help: "PEM certificate: serve peers over TLS (with --affinity-tls-key-file)" },
+  { key: "affinity_tls_key_file", flag: "affinity-tls-key-file", target: "server", field: "affinityTlsKeyFile", kind: { t: "string", nonEmpty: true }, help: "PEM private key of --affinity-tls-cert-file" },
+  { key: "affinity_tls_ca_file", flag: "affinity-tls-ca-file", target: "server", field: "affinityTlsCaFile", kind: { t: "string", nonEmpty: true }, help: "PEM CA of the peers' certificates (default the system CAs)" },
 ];
 
 export interface ListenOptions {

@@ -160,6 +160,15 @@ export const SERVER_DEFAULTS: ServerOptions = {
   instanceRegistryDir: "/tmp",
   socketBacklog: 2048,
   processShutdownTimeoutMs: 30_000,
+  affinityRedis: "",
+  affinityNodeName: "",
+  affinityListen: "",
+  affinitySecretFile: "",
+  affinityTtlMs: 1_800_000,
+  affinityRedisTimeoutMs: 50,
+  affinityTlsCertFile: "",
+  affinityTlsKeyFile: "",
+  affinityTlsCaFile: "",
 };
 
 /** The default app group name, as Passenger forms it. */

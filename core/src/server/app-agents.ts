@@ -8,7 +8,9 @@
  * (tunnel.ts) use node:http with `addressRequestOptions`.
  */
 import type http from "node:http";
-import { Client, Pool, type Dispatcher } from "undici";
+import type { Duplex } from "node:stream";
+import { Client, Pool, type buildConnector, type Dispatcher } from "undici";
+import { connectAppSocket } from "../os/app-socket.js";
 import type { AppAddress } from "../pool/session.js";
 
 export interface AppAgentsOptions {
@@ -22,9 +24,37 @@ export function addressKey(a: AppAddress): string {
   return a.kind === "unix" ? `unix:${a.path}` : `tcp:${a.host}:${a.port}`;
 }
 
-/** Connection options for http.request towards an app address. */
+type CreateConnection = NonNullable<http.ClientRequestArgs["createConnection"]>;
+
+/**
+ * node:http's createConnection for an app's Unix socket: connects only when
+ * the listener runs as the app's user (peer credentials, os/app-socket.ts),
+ * so a tenant app that swaps its socket for a symlink to a root-only socket
+ * never gets the core (root) to talk to it (issue 4, docs/security.md).
+ */
+export function appSocketConnection(socketPath: string): CreateConnection {
+  return (_options, oncreate) => {
+    const done = oncreate as (err: Error | null, socket?: Duplex) => void;
+    connectAppSocket(socketPath, (err, socket) => done(err, socket));
+    return undefined;
+  };
+}
+
+/** The same check as undici's connector. */
+function appSocketConnector(socketPath: string): buildConnector.connector {
+  return (_options, callback) => {
+    connectAppSocket(socketPath, (err, socket) => {
+      if (err === null && socket !== undefined) callback(null, socket);
+      else callback(err ?? new Error(`Cannot connect to app socket ${socketPath}`), null);
+    });
+  };
+}
+
+/** Connection options for http.request (with `agent: false`) towards an app address. */
 export function addressRequestOptions(a: AppAddress): http.RequestOptions {
-  return a.kind === "unix" ? { socketPath: a.path } : { host: a.host, port: a.port };
+  return a.kind === "unix"
+    ? { socketPath: a.path, createConnection: appSocketConnection(a.path) }
+    : { host: a.host, port: a.port };
 }
 
 /** The undici origin of an address (a Unix socket gets a placeholder origin plus `socketPath`). */
@@ -43,7 +73,7 @@ function clientOptions(a: AppAddress, keepAliveTimeout: number): Client.Options 
     bodyTimeout: 0,
     connectTimeout: 10_000,
   };
-  if (a.kind === "unix") opts.connect = { socketPath: a.path };
+  if (a.kind === "unix") opts.connect = appSocketConnector(a.path);
   return opts;
 }
 

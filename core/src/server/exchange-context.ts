@@ -5,6 +5,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { ClientRequest } from "node:http";
+import type { AffinityHook } from "../affinity/service.js";
 import type { AppOptions } from "../config/schema.js";
 import {
   AbortedError, AppConnectError, AppCrashedError, AppTimeoutError, FerryError,
@@ -37,6 +38,11 @@ export interface RequestDeps {
    * each request opens a new connection to the app (Passenger's behaviour).
    */
   readonly agents?: AppAgents;
+  /**
+   * Shared session affinity across hosts (docs/affinity.md): forwards a request
+   * whose sticky session another host owns, pins locally served ones.
+   */
+  readonly affinity?: AffinityHook;
 }
 
 /** Per-request context shared with tunnel.ts. */

@@ -37,6 +37,8 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
     const stickyId = ex.app.stickySessions
       ? stickyIdFromCookies(ex.head.headers, ex.app.stickySessionsCookieName)
       : undefined;
+    // Shared affinity: a session owned by another host is served there (affinity/service.ts).
+    if (stickyId !== undefined && deps.affinity !== undefined && await deps.affinity.forward(ex, stickyId)) return;
 
     for (let attempt = 1; ; attempt++) {
       // Step two: checkout.
@@ -46,6 +48,7 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
         if (stickyId !== undefined) opts.stickyId = stickyId;
         if (deps.generation !== undefined) opts.generation = deps.generation;
         session = await deps.pool.checkout(ex.app, opts);
+        if (deps.affinity !== undefined) await deps.affinity.served(ex.app, session);
       } catch (e: unknown) {
         if (ex.signal.aborted) {
           ctx.log.debug("client went away while waiting for a process");

@@ -7,7 +7,7 @@
  * "exec" (helper + interpreter start) → "load" (app code runs until it calls
  * listen()) → "listen" (its socket is bound). docs/loader.md is the contract.
  */
-import { spawn as spawnChild, type ChildProcess } from "node:child_process";
+import { execFile, spawn as spawnChild, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, existsSync, type WriteStream } from "node:fs";
 import { chmod, chown, lstat, mkdir, readdir, stat, unlink } from "node:fs/promises";
@@ -21,8 +21,9 @@ import { SpawnError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { LOADER_OPTIONS_ENV, type LoaderOptions, type SpawnStep } from "../loader/messages.js";
 import { EXEC_HELPER_PATH } from "../os/native.js";
+import { openAppLogFile } from "../os/root-safe.js";
 import type { AppAddress } from "../pool/session.js";
-import { buildAppEnv, NOMINAL_NODE_PORT } from "./env.js";
+import { buildAppEnv, DEFAULT_PATH, NOMINAL_NODE_PORT } from "./env.js";
 import { OutputCapture, type OutputSink } from "./output.js";
 import { ReadinessFailure, waitForLoader, waitForPort } from "./readiness.js";
 import type { ProcessExit, SpawnedProcess, SpawnRequest, Spawner } from "./spawner.js";
@@ -165,6 +166,7 @@ export class ChildSpawner implements Spawner {
 
     // Step Two: exec.
     const log = this.#log.child({ app: app.appGroupName });
+    const appLog = await this.#openAppLog(app, runAs, log);
     let child: ChildProcess;
     try {
       child = spawnChild(file, args, {
@@ -175,6 +177,7 @@ export class ChildSpawner implements Spawner {
         stdio: ["ignore", "pipe", "pipe", generic ? "ignore" : "pipe"],
       });
     } catch (e: unknown) {
+      appLog?.end();
       throw fail("exec", `cannot start ${file} (${message(e)})`, e);
     }
     let spawnError: unknown;
@@ -186,7 +189,6 @@ export class ChildSpawner implements Spawner {
       });
     });
     const pid = child.pid ?? -1;
-    const appLog = this.#appLogFile(app, log);
     const sink: OutputSink | undefined = appLog === undefined
       ? this.#sink
       : (l) => {
@@ -337,10 +339,41 @@ export class ChildSpawner implements Spawner {
     for (const v of victims) await unlink(v).catch(() => undefined);
   }
 
-  #appLogFile(app: AppOptions, log: Logger): WriteStream | undefined {
+  /**
+   * PassengerAppLogFile. When switching users, a path through a directory the
+   * tenant controls (its app root, a symlink it planted) is never created or
+   * opened with root's rights: os/root-safe.ts creates it as the app's user
+   * and keeps it only if that user owns it (issue 4, docs/security.md). On
+   * failure the app's output still goes to the core's log.
+   */
+  async #openAppLog(app: AppOptions, runAs: RunAs, log: Logger): Promise<WriteStream | undefined> {
     if (app.appLogFile === "") return undefined;
-    const ws = createWriteStream(path.resolve(app.appRoot, app.appLogFile), { flags: "a" });
-    ws.on("error", (e: unknown) => log.error({ err: e }, `Cannot write app log file ${app.appLogFile}`));
+    const file = path.resolve(app.appRoot, app.appLogFile);
+    let ws: WriteStream;
+    if (!runAs.switchUser) {
+      ws = createWriteStream(file, { flags: "a" });
+    } else {
+      try {
+        const owner = { uid: runAs.user.uid, name: runAs.user.name };
+        const fh = await openAppLogFile(file, owner, (f) => this.#createAsAppUser(runAs, f));
+        ws = createWriteStream(file, { fd: fh, flags: "a" });
+      } catch (e: unknown) {
+        log.error({ err: e }, `Cannot open app log file ${file} for ${runAs.user.name}: ${message(e)}; the app's output goes to the core's log only`);
+        return undefined;
+      }
+    }
+    ws.on("error", (e: unknown) => log.error({ err: e }, `Cannot write app log file ${file}`));
     return ws;
+  }
+
+  /** Create `file` if missing (mode 0640) as the app's user: the kernel decides whether that user may. */
+  #createAsAppUser(runAs: RunAs, file: string): Promise<void> {
+    const args = ["--user", runAs.user.name, "--gid", String(runAs.gid), "--", "/bin/sh", "-c", 'umask 027; : >> "$1"', "sh", file];
+    return new Promise((resolve, reject) => {
+      execFile(this.#helper, args, { timeout: 10_000, env: { PATH: DEFAULT_PATH } }, (err, _stdout, stderr) => {
+        if (err === null) resolve();
+        else reject(new Error(String(stderr).trim() || err.message));
+      });
+    });
   }
 }

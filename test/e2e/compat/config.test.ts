@@ -5,6 +5,8 @@
  * per scenario.
  */
 import test from "ava";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ApacheServer, makeTempRoot, prepareApp, waitFor, type VHostSpec } from "../../helpers/apache.js";
@@ -14,6 +16,30 @@ import { ferryStatus, groupOf } from "../../helpers/ferry-status.js";
 let server: ApacheServer | undefined;
 let root = "";
 const apps: Record<string, string> = {};
+
+/** Apache's module directory (for mod_rewrite). */
+function modulesDir(): string {
+  try {
+    const dir = execFileSync("apxs", ["-q", "LIBEXECDIR"], { encoding: "utf8" }).trim();
+    if (dir !== "") return dir;
+  } catch {
+    /* no apxs: Debian's path */
+  }
+  return "/usr/lib/apache2/modules";
+}
+
+/** PassengerLogFile: the core's log, app output included. */
+function logFile(): string {
+  return path.join(root, "ferry.log");
+}
+
+function readLog(): string {
+  try {
+    return readFileSync(logFile(), "utf8");
+  } catch {
+    return "";
+  }
+}
 
 function srv(): ApacheServer {
   if (server === undefined) throw new Error("Cannot run: Apache did not start");
@@ -37,7 +63,7 @@ function explicit(name: string, ...extra: string[]): string[] {
 
 test.before(async () => {
   root = await makeTempRoot("compat-config");
-  const names = ["pre", "startup", "auto", "sub", "hta", "off", "dev", "prod", "min3", "sticky", "shared", "gen", "rails", "www", "dev2"];
+  const names = ["pre", "startup", "auto", "sub", "hta", "off", "dev", "prod", "min3", "sticky", "shared", "gen", "rails", "www", "dev2", "rw"];
   for (const n of names) apps[n] = await prepareApp(root, "compat-app", n);
   const dir = (n: string): string => apps[n] ?? "";
   // Autodetected apps: app.js in the parent of the DocumentRoot.
@@ -49,6 +75,10 @@ test.before(async () => {
   // express-generator's layout: an extensionless bin/www with a shebang.
   await mkdir(path.join(dir("www"), "bin"), { recursive: true });
   await writeFile(path.join(dir("www"), "bin", "www"), "#!/usr/bin/env node\n'use strict';\nrequire('../server.js');\n", { mode: 0o755 });
+  await writeFile(
+    path.join(dir("rw"), "public", ".htaccess"),
+    "RewriteEngine On\nRewriteRule ^hta-old/(.*)$ echo?from=$1 [L,QSA]\nRewriteRule ^moved$ /echo [R=301,L]\n",
+  );
   const site = path.join(root, "site");
   await mkdir(site, { recursive: true });
   await writeFile(path.join(site, "index.html"), "static root website\n");
@@ -124,13 +154,18 @@ test.before(async () => {
       documentRoot: path.join(dir("www"), "public"),
       directives: [`PassengerAppRoot "${dir("www")}"`, "PassengerAppType node", "PassengerStartupFile bin/www"],
     },
+    {
+      serverName: "rw.test",
+      documentRoot: path.join(dir("rw"), "public"),
+      directives: [...explicit("rw"), "RewriteEngine On", "RewriteRule ^/old/(.*)$ /echo?from=$1 [PT,L,QSA]"],
+    },
     { serverName: "rails.test", documentRoot: path.join(dir("rails"), "public"), directives: explicit("rails", "RailsEnv staging") },
     { serverName: "rack.test", documentRoot: path.join(dir("rails"), "public"), directives: explicit("rails", "RackEnv qa") },
   ];
   server = await ApacheServer.start({
     root,
     vhosts,
-    global: ["PassengerMaxPoolSize 17", "PassengerPreStart http://127.0.0.1:{{PORT}}/"],
+    global: [`LoadModule rewrite_module "${path.join(modulesDir(), "mod_rewrite.so")}"`, "PassengerMaxPoolSize 17", "PassengerPreStart http://127.0.0.1:{{PORT}}/", `PassengerLogFile "${logFile()}"`],
   });
 });
 
@@ -153,6 +188,19 @@ test.serial("PassengerPreStart spawns the app before any request, and PassengerM
     { timeoutMs: 30_000, intervalMs: 250, what: "the PassengerPreStart app to be spawned" },
   );
   t.is(st.maxPoolSize, 17);
+});
+
+test.serial("PassengerLogFile gets the apps' output, with the app and the pid", async (t) => {
+  const pid = Number(jsonOf(await get("startup.test", "/log?tag=COMPAT-LOGFILE")).pid);
+  const line = await waitFor(
+    () => readLog().split("\n").find((l) => l.includes("compat-stderr COMPAT-LOGFILE")),
+    { timeoutMs: 10_000, what: "the app's stderr in PassengerLogFile" },
+  );
+  const entry = JSON.parse(line) as { pid?: number; app?: string; stream?: string };
+  t.is(entry.pid, pid);
+  t.is(entry.stream, "stderr");
+  t.true(String(entry.app).startsWith(apps.startup ?? "?"));
+  t.false(srv().errorLog().includes("COMPAT-LOGFILE"), "not in Apache's ErrorLog");
 });
 
 test.serial("PassengerAppRoot + PassengerAppType node + PassengerStartupFile server.js (no app.js) + PassengerNodejs", async (t) => {
@@ -236,7 +284,9 @@ test.serial("PassengerAppEnv development + PassengerFriendlyErrorPages: a boot f
   t.notRegex(prod.text, /COMPAT-BOOT-FAILURE/);
   const id = /id="error-id">([0-9a-f]+)</.exec(prod.text)?.[1];
   t.truthy(id, prod.text);
-  await waitFor(() => srv().errorLog().includes(id ?? "?"), { timeoutMs: 10_000, what: "the error ID in the log" });
+  await waitFor(() => readLog().includes(id ?? "?"), { timeoutMs: 10_000, what: "the error ID in PassengerLogFile" });
+  // The failing app's own output is in PassengerLogFile too.
+  t.regex(readLog(), /COMPAT-BOOT-FAILURE/);
 });
 
 test.serial("PassengerMinInstances 3 spawns 3 processes after the first request", async (t) => {
@@ -310,6 +360,23 @@ test.serial('PassengerAppStartCommand "node server.js --port=$PORT": a generic a
   t.true(Array.isArray(argv));
   t.deepEqual(argv, [`--port=${String(body.port)}`]);
   t.regex(String(body.port), /^\d+$/);
+});
+
+test.serial("mod_rewrite: vhost and .htaccess rewrites reach the app with the new URI; [R] stays Apache's", async (t) => {
+  const vhost = await get("rw.test", "/old/abc?x=1");
+  t.is(vhost.status, 200, vhost.text);
+  t.is(jsonOf(vhost).url, "/echo?from=abc&x=1");
+  const hta = await get("rw.test", "/hta-old/abc?x=1");
+  t.is(hta.status, 200, hta.text);
+  t.is(jsonOf(hta).url, "/echo?from=abc&x=1");
+  const moved = await get("rw.test", "/moved");
+  t.is(moved.status, 301);
+  t.regex(String(moved.headers.location), /\/echo$/);
+  // No rule matched: the client's bytes, unchanged.
+  const plain = await get("rw.test", "/echo?y=%2F&z=a+b");
+  t.is(jsonOf(plain).url, "/echo?y=%2F&z=a+b");
+  const encoded = await get("rw.test", "/a%20b?y=%2F");
+  t.is(jsonOf(encoded).url, "/a%20b?y=%2F");
 });
 
 test.serial("RailsEnv and RackEnv are PassengerAppEnv: NODE_ENV, and one group per env", async (t) => {
