@@ -55,45 +55,6 @@ static const char *const hop_by_hop[] = {
     "Proxy-Connection", "Upgrade", "Expect", NULL
 };
 
-/* r->notes keys: the URI and query before any translate_name rewrite. */
-#define FERRY_NOTE_URI  "ferry-uri-before-rewrite"
-#define FERRY_NOTE_ARGS "ferry-args-before-rewrite"
-
-int ferry_handler_translate_name(request_rec *r)
-{
-    apr_table_set(r->notes, FERRY_NOTE_URI, r->uri != NULL ? r->uri : "");
-    apr_table_set(r->notes, FERRY_NOTE_ARGS, r->args != NULL ? r->args : "");
-    return DECLINED;
-}
-
-/*
- * The request target the app sees: the client's own bytes (r->unparsed_uri,
- * so encoded characters arrive unchanged), unless a server-config
- * RewriteRule rewrote the path or the query in translate_name: then the
- * rewritten path, re-escaped, plus the rewritten query, as Passenger sends
- * (REQUEST_URI = escaped r->uri + "?" + r->args). An .htaccess rewrite is an
- * internal redirect, whose unparsed_uri is already the new URI.
- */
-static const char *app_request_uri(request_rec *r)
-{
-    const char *uri = apr_table_get(r->notes, FERRY_NOTE_URI);
-    const char *args = apr_table_get(r->notes, FERRY_NOTE_ARGS);
-    const char *path;
-
-    if (uri == NULL || args == NULL || r->uri == NULL || r->uri[0] != '/') {
-        return r->unparsed_uri;
-    }
-    if (strcmp(uri, r->uri) == 0
-        && strcmp(args, r->args != NULL ? r->args : "") == 0) {
-        return r->unparsed_uri;
-    }
-    path = ap_os_escape_path(r->pool, r->uri, 1);
-    if (r->args == NULL || r->args[0] == '\0') {
-        return path;
-    }
-    return apr_pstrcat(r->pool, path, "?", r->args, NULL);
-}
-
 static int is_hop_by_hop(const char *name, int upgrade)
 {
     int i;
@@ -199,7 +160,7 @@ static ferry_err encode_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
 
     memset(&h, 0, sizeof(h));
     h.method = r->method;
-    h.uri = app_request_uri(r);
+    h.uri = ferry_map_app_uri(r);
     h.proto = r->proto_num == HTTP_VERSION(1, 0) ? "HTTP/1.0" : "HTTP/1.1";
     h.headers = headers;
     h.nheaders = (size_t)n;

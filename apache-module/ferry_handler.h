@@ -11,8 +11,4 @@
  * app; DECLINED otherwise. */
 int ferry_handler(request_rec *r);
 
-/* translate_name, before mod_rewrite: remember r->uri and r->args so the
- * handler can tell whether a server-config RewriteRule changed them. */
-int ferry_handler_translate_name(request_rec *r);
-
 #endif

@@ -951,3 +951,42 @@ int ferry_pack_env(msgpack_packer *pk, request_rec *r, const ferry_app_t *app)
     }
     return 0;
 }
+
+/* r->notes keys: the URI and query before any translate_name rewrite. */
+#define FERRY_NOTE_URI  "ferry-uri-before-rewrite"
+#define FERRY_NOTE_ARGS "ferry-args-before-rewrite"
+
+int ferry_map_translate_name(request_rec *r)
+{
+    apr_table_set(r->notes, FERRY_NOTE_URI, r->uri != NULL ? r->uri : "");
+    apr_table_set(r->notes, FERRY_NOTE_ARGS, r->args != NULL ? r->args : "");
+    return DECLINED;
+}
+
+/*
+ * The request target the app sees: the client's own bytes (r->unparsed_uri,
+ * so encoded characters arrive unchanged), unless a server-config
+ * RewriteRule rewrote the path or the query in translate_name: then the
+ * rewritten path, re-escaped, plus the rewritten query, as Passenger sends
+ * (REQUEST_URI = escaped r->uri + "?" + r->args). An .htaccess rewrite is an
+ * internal redirect, whose unparsed_uri is already the new URI.
+ */
+const char *ferry_map_app_uri(request_rec *r)
+{
+    const char *uri = apr_table_get(r->notes, FERRY_NOTE_URI);
+    const char *args = apr_table_get(r->notes, FERRY_NOTE_ARGS);
+    const char *path;
+
+    if (uri == NULL || args == NULL || r->uri == NULL || r->uri[0] != '/') {
+        return r->unparsed_uri;
+    }
+    if (strcmp(uri, r->uri) == 0
+        && strcmp(args, r->args != NULL ? r->args : "") == 0) {
+        return r->unparsed_uri;
+    }
+    path = ap_os_escape_path(r->pool, r->uri, 1);
+    if (r->args == NULL || r->args[0] == '\0') {
+        return path;
+    }
+    return apr_pstrcat(r->pool, path, "?", r->args, NULL);
+}

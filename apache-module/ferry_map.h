@@ -19,6 +19,15 @@ typedef struct ferry_app_t ferry_app_t;
  * (never an error for "not ours"), or an HTTP error for a broken app config. */
 int ferry_map_fixups(request_rec *r);
 
+/* translate_name, before mod_rewrite: remember r->uri and r->args, so that
+ * ferry_map_app_uri() can tell whether a server-config RewriteRule changed
+ * them. */
+int ferry_map_translate_name(request_rec *r);
+
+/* The request target to send to the app: r->unparsed_uri, or the rewritten
+ * URI (escaped r->uri + "?" + r->args) after a server-config rewrite. */
+const char *ferry_map_app_uri(request_rec *r);
+
 /* fixups hooks around mod_dir (registered in mod_ferry.c, APR_HOOK_LAST,
  * before / after mod_dir.c): hide an app request's directory from mod_dir
  * (no trailing-slash redirect, no DirectoryIndex) and restore it after. */

@@ -37,7 +37,7 @@ static void ferry_register_hooks(apr_pool_t *p)
 
     /* Remember the URI before mod_rewrite's server-config rules run, so a
      * rewritten request reaches the app with its new URI. */
-    ap_hook_translate_name(ferry_handler_translate_name, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    ap_hook_translate_name(ferry_map_translate_name, NULL, NULL, APR_HOOK_REALLY_FIRST);
 
     /* Mapping: decide first, before mod_rewrite's per-directory rules (an
      * internal rewrite then sets redirect-handler and the handler declines). */

@@ -76,5 +76,17 @@ export function formatStatus(s: PoolStatus, instance: InstanceLabel, now: number
   for (const g of s.groups) {
     lines.push(...groupLines(g, now), "");
   }
+  if (s.cluster !== undefined) {
+    const c = s.cluster;
+    lines.push("----------- Affinity cluster -----------");
+    lines.push(`This node : ${c.node}`);
+    lines.push(`Redis     : ${c.storeAvailable ? "available" : "UNAVAILABLE (local affinity only)"}`);
+    for (const n of c.nodes) {
+      const state = n.alive ? "alive" : "gone";
+      const seen = n.lastSeenAt > 0 ? `, last seen ${formatDuration(Math.max(0, now - n.lastSeenAt))} ago` : "";
+      lines.push(`  * ${pad(n.name + (n.self ? " (this node)" : ""), 24)} ${pad(state, 6)} Sessions: ${pad(String(n.sessions), 7)} Peer: ${n.peer}${seen}`);
+    }
+    lines.push("");
+  }
   return lines.join("\n").replace(/\n*$/, "\n");
 }

@@ -6,7 +6,7 @@ import { promises as fsp } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { FerryError } from "../errors.js";
-import type { GroupStatus, PoolStatus, ProcessStatus } from "../pool/status.js";
+import type { ClusterNodeStatus, GroupStatus, PoolStatus, ProcessStatus } from "../pool/status.js";
 import { ADMIN_TOKEN_NAME, CONTROL_SOCKET_NAME, READ_ONLY_TOKEN_NAME } from "./server.js";
 
 export interface InstanceInfo {
@@ -187,7 +187,19 @@ export function validatePoolStatus(v: unknown): PoolStatus {
       spawning: num(g, "spawning"), restarting: Reflect.get(g, "restarting") === true, lastError, processes,
     };
   });
-  return { version: str(o, "version"), maxPoolSize: num(o, "maxPoolSize"), processCount: num(o, "processCount"), groups };
+  const base = { version: str(o, "version"), maxPoolSize: num(o, "maxPoolSize"), processCount: num(o, "processCount"), groups };
+  const cv: unknown = Reflect.get(o, "cluster");
+  if (cv === undefined || cv === null) return base;
+  const c = obj(cv, "the cluster view");
+  const nodes: ClusterNodeStatus[] = arr(c, "nodes").map((nv) => {
+    const n = obj(nv, "a cluster node");
+    const apps = arr(n, "apps").filter((a): a is string => typeof a === "string");
+    return {
+      name: str(n, "name"), peer: str(n, "peer"), alive: Reflect.get(n, "alive") === true, self: Reflect.get(n, "self") === true,
+      sessions: num(n, "sessions"), apps, lastSeenAt: num(n, "lastSeenAt"),
+    };
+  });
+  return { ...base, cluster: { node: str(c, "node"), storeAvailable: Reflect.get(c, "storeAvailable") === true, nodes } };
 }
 
 /** GET /status of an instance. */

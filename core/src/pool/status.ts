@@ -37,9 +37,32 @@ export interface GroupStatus {
   readonly processes: readonly ProcessStatus[];
 }
 
+/** One host of the Redis affinity cluster, as this core sees it (docs/affinity.md). */
+export interface ClusterNodeStatus {
+  readonly name: string;
+  readonly peer: string;
+  /** Its heartbeat is current. */
+  readonly alive: boolean;
+  /** This core. */
+  readonly self: boolean;
+  /** Sticky sessions it owns. */
+  readonly sessions: number;
+  readonly apps: readonly string[];
+  readonly lastSeenAt: number;
+}
+
+export interface ClusterStatus {
+  readonly node: string;
+  /** Redis answered the last heartbeat. */
+  readonly storeAvailable: boolean;
+  readonly nodes: readonly ClusterNodeStatus[];
+}
+
 export interface PoolStatus {
   readonly version: string;
   readonly maxPoolSize: number;
   readonly processCount: number;
   readonly groups: readonly GroupStatus[];
+  /** Present when Redis-shared affinity is on. */
+  readonly cluster?: ClusterStatus;
 }

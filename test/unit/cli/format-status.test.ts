@@ -54,3 +54,22 @@ Requests in queue : 1
   Last error (5s ago): FERRY_ERR_SPAWN: Cannot spawn
 `);
 });
+
+test("formatStatus() shows the affinity cluster: nodes, which are alive, sessions each owns", (t) => {
+  const s: PoolStatus = {
+    version: "0.1.0", maxPoolSize: 6, processCount: 0, groups: [],
+    cluster: {
+      node: "web1", storeAvailable: false,
+      nodes: [
+        { name: "web1", peer: "127.0.0.1:7401", alive: true, self: true, sessions: 12, apps: ["/srv/app (production)"], lastSeenAt: NOW - 1000 },
+        { name: "web2", peer: "127.0.0.1:7402", alive: false, self: false, sessions: 3, apps: [], lastSeenAt: NOW - 60_000 },
+      ],
+    },
+  };
+  const text = formatStatus(s, { name: "ferry-1", mode: "standalone", pid: undefined }, NOW);
+  t.regex(text, /Affinity cluster/);
+  t.regex(text, /This node : web1/);
+  t.regex(text, /Redis\s+: UNAVAILABLE/);
+  t.regex(text, /web1 \(this node\)\s+alive\s+Sessions: 12/);
+  t.regex(text, /web2\s+gone\s+Sessions: 3\s+Peer: 127\.0\.0\.1:7402, last seen 1m 0s ago/);
+});
