@@ -63,6 +63,9 @@ function originOf(a: AppAddress): string {
   return a.host.includes(":") ? `http://[${a.host}]:${a.port}` : `http://${a.host}:${a.port}`;
 }
 
+/** The largest response head Ferry accepts from an app. */
+export const MAX_APP_RESPONSE_HEAD_BYTES = 64 * 1024;
+
 /** Options shared by pools and one-shot clients: no undici timeouts (PassengerMaxRequestTime is ours). */
 function clientOptions(a: AppAddress, keepAliveTimeout: number): Client.Options {
   const opts: Client.Options = {
@@ -72,6 +75,9 @@ function clientOptions(a: AppAddress, keepAliveTimeout: number): Client.Options 
     headersTimeout: 0,
     bodyTimeout: 0,
     connectTimeout: 10_000,
+    // Response heads up to 64 KiB (Node's and undici's default is 16 KiB; big
+    // cookies and CSP headers exceed it). A larger head is a readable 502.
+    maxHeaderSize: MAX_APP_RESPONSE_HEAD_BYTES,
   };
   if (a.kind === "unix") opts.connect = appSocketConnector(a.path);
   return opts;

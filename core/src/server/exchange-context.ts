@@ -8,7 +8,7 @@ import type { ClientRequest } from "node:http";
 import type { AffinityHook } from "../affinity/service.js";
 import type { AppOptions } from "../config/schema.js";
 import {
-  AbortedError, AppConnectError, AppCrashedError, AppTimeoutError, FerryError,
+  AbortedError, AppConnectError, AppCrashedError, AppResponseError, AppTimeoutError, FerryError,
 } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Session, SessionOutcome } from "../pool/session.js";
@@ -99,6 +99,9 @@ export function appError(e: unknown, session: Session, phase: string): FerryErro
   const msg = e instanceof Error ? e.message : String(e);
   if (session.processGone.aborted) {
     return new AppCrashedError(`Cannot ${phase}: app process ${session.pid} exited`, { cause: e });
+  }
+  if (code === "UND_ERR_HEADERS_OVERFLOW" || code === "HPE_HEADER_OVERFLOW") {
+    return new AppResponseError(`Cannot ${phase}: the response head of app process ${session.pid} is over 64 KiB`, { cause: e });
   }
   if (CONNECT_CODES.has(code)) {
     return new AppConnectError(`Cannot connect to app process ${session.pid}: ${code}`, { cause: e });

@@ -33,6 +33,11 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
     res.end("after hints");
     return;
   }
+  if (url.startsWith("/bighead/")) {
+    res.setHeader("X-Big", "b".repeat(Number(url.slice("/bighead/".length))));
+    res.end("big head");
+    return;
+  }
   if (url === "/noread") {
     res.end("answered early");
     return;
@@ -219,4 +224,18 @@ test.serial("the client going away mid-response cuts the app request", async (t)
   agents.destroy();
   t.deepEqual(pool.outcomes, ["client_aborted"]);
   t.false(out.ended);
+});
+
+test.serial("a 40 KiB response head reaches the client; one over 64 KiB is a 502, not a crash", async (t) => {
+  const agents = new AppAgents();
+  const ok = exchange({ uri: "/bighead/40000" }, Readable.from([]));
+  await handleExchange(ok.ex, { pool: new OnePool(unix()), log: silentLogger(), agents });
+  t.is(ok.out.status, 200);
+  t.is(ok.out.headers[ok.out.headers.indexOf("X-Big") + 1]?.length, 40000);
+  const pool = new OnePool(unix());
+  const tooBig = exchange({ uri: "/bighead/70000" }, Readable.from([]));
+  await handleExchange(tooBig.ex, { pool, log: silentLogger(), agents });
+  agents.destroy();
+  t.is(tooBig.out.status, 502);
+  t.deepEqual(pool.outcomes, ["app_error"]);
 });
