@@ -9,6 +9,9 @@
  *      and the value still applies to the whole server (as Passenger does).
  *   A  RSRC_CONF|ACCESS_CONF, not in <Files>, not in .htaccess.
  *   L  RSRC_CONF|ACCESS_CONF|OR_ALL: also .htaccess (AllowOverride All).
+ *   AHT RSRC_CONF|ACCESS_CONF|OR_FILEINFO: an A directive hosting panels
+ *      write into .htaccess (AllowOverride FileInfo or All); there it binds
+ *      the app to the .htaccess owner (bind_htaccess, ferry_map.c).
  *
  * Directives that do not apply to Node.js/generic apps are accepted and
  * validated like Passenger does, then logged once per start with a one-line
@@ -27,6 +30,7 @@
 #include "http_main.h"
 #include "apr_strings.h"
 #include "apr_lib.h"
+#include "apr_file_info.h"
 
 #include "ferry_config.h"
 #include "ferry_log.h"
@@ -274,6 +278,26 @@ void *ferry_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(friendly_error_pages);
     MERGE_FLAG(load_shell_envvars);
 
+    /* Tenant binding: the innermost binding .htaccess; two of them with
+     * different owners is a conflict the mapping refuses. */
+    if (add->htaccess_file != NULL) {
+        new->htaccess_file = add->htaccess_file;
+        new->htaccess_uid = add->htaccess_uid;
+        new->htaccess_conflict = add->htaccess_conflict ? add->htaccess_conflict
+                                                        : base->htaccess_conflict;
+        if (new->htaccess_conflict == NULL && base->htaccess_file != NULL
+            && base->htaccess_uid != add->htaccess_uid) {
+            new->htaccess_conflict = base->htaccess_file;
+        }
+    }
+    else {
+        new->htaccess_file = base->htaccess_file;
+        new->htaccess_uid = base->htaccess_uid;
+        new->htaccess_conflict = base->htaccess_conflict;
+    }
+    new->app_log_file_htaccess = add->app_log_file ? add->app_log_file_htaccess
+                                                   : base->app_log_file_htaccess;
+
     /* Sets, as Passenger merges them: the union, outer ones first. */
     new->base_uris = apr_array_append(p, base->base_uris, add->base_uris);
     new->env_vars = apr_table_copy(p, base->env_vars);
@@ -377,6 +401,46 @@ static const char *check_app_context(cmd_parms *cmd, int app_only)
     return app_only ? ap_check_cmd_context(cmd, NOT_IN_FILES) : NULL;
 }
 
+/* The directive is read from an .htaccess: the main config always parses
+ * with RSRC_CONF or ACCESS_CONF in cmd->override, an .htaccess only with its
+ * AllowOverride bits. */
+static int from_htaccess(const cmd_parms *cmd)
+{
+    return (cmd->override & (RSRC_CONF | ACCESS_CONF)) == 0;
+}
+
+/*
+ * A per-app directive read from an .htaccess binds the app to the file's
+ * owner unless that is root:
+ * ferry_map.c then requires the app root and startup file to be the owner's
+ * and runs the app as the owner (docs/security.md, ".htaccess").
+ */
+static const char *bind_htaccess(cmd_parms *cmd, ferry_dir_conf_t *dc)
+{
+    const char *file;
+    apr_finfo_t fi;
+    apr_status_t rv;
+
+    if (!from_htaccess(cmd)) {
+        return NULL;
+    }
+    file = cmd->config_file != NULL ? cmd->config_file->name : NULL;
+    if (file == NULL) {
+        return apr_psprintf(cmd->pool, "Cannot check the owner of the .htaccess "
+                            "that sets %s: its file name is unknown", cmd->cmd->name);
+    }
+    rv = apr_stat(&fi, file, APR_FINFO_USER, cmd->temp_pool);
+    if (rv != APR_SUCCESS && !(rv == APR_INCOMPLETE && (fi.valid & APR_FINFO_USER))) {
+        return apr_psprintf(cmd->pool, "Cannot check the owner of %s, which "
+                            "sets %s: %pm", file, cmd->cmd->name, &rv);
+    }
+    if (fi.user != 0) {
+        dc->htaccess_file = apr_pstrdup(cmd->pool, file);
+        dc->htaccess_uid = fi.user;
+    }
+    return NULL;
+}
+
 /* ---- Generic setters ------------------------------------------------------ */
 
 static const char *set_dir_str(cmd_parms *cmd, void *cfg, const char *arg)
@@ -390,8 +454,24 @@ static const char *set_dir_str(cmd_parms *cmd, void *cfg, const char *arg)
     if (*arg == '\0') {
         return apr_psprintf(cmd->pool, "%s must not be empty", cmd->cmd->name);
     }
+    if (fd->app_only && (err = bind_htaccess(cmd, cfg)) != NULL) {
+        return err;
+    }
     *(const char **)((char *)cfg + fd->off) = arg;
     return NULL;
+}
+
+/* PassengerAppLogFile: from an .htaccess it must stay inside the app root
+ * (checked when the request is mapped, ferry_map.c). */
+static const char *set_app_log_file(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_dir_conf_t *dc = cfg;
+    const char *err = set_dir_str(cmd, cfg, arg);
+
+    if (err == NULL) {
+        dc->app_log_file_htaccess = from_htaccess(cmd);
+    }
+    return err;
 }
 
 static const char *set_dir_int(cmd_parms *cmd, void *cfg, const char *arg)
@@ -584,6 +664,9 @@ static const char *set_base_uri(cmd_parms *cmd, void *cfg, const char *arg)
         return apr_psprintf(cmd->pool, "%s must not end with a slash (/), "
                             "e.g. /app", cmd->cmd->name);
     }
+    if ((err = bind_htaccess(cmd, dc)) != NULL) {
+        return err;
+    }
     APR_ARRAY_PUSH(dc->base_uris, const char *) = arg;
     return NULL;
 }
@@ -603,6 +686,9 @@ static const char *set_app_root(cmd_parms *cmd, void *cfg, const char *arg)
     root = ap_server_root_relative(cmd->pool, arg);
     if (*arg == '\0' || root == NULL) {
         return apr_psprintf(cmd->pool, "%s must be a directory path", cmd->cmd->name);
+    }
+    if ((err = bind_htaccess(cmd, dc)) != NULL) {
+        return err;
     }
     len = strlen(root);
     while (len > 1 && root[len - 1] == '/') {
@@ -630,6 +716,9 @@ static const char *set_app_type(cmd_parms *cmd, void *cfg, const char *arg)
     }
     for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
         if (strcasecmp(arg, types[i].name) == 0) {
+            if ((err = bind_htaccess(cmd, dc)) != NULL) {
+                return err;
+            }
             dc->app_type = types[i].type;
             if (strcmp(types[i].type, "node") != 0
                 && strcmp(types[i].type, "generic") != 0) {
@@ -931,6 +1020,7 @@ static const ferry_inert_t ob_rewrite = { FERRY_NOTE_OBSOLETE,
 #define G    RSRC_CONF
 #define A    (RSRC_CONF | ACCESS_CONF)
 #define L    (RSRC_CONF | ACCESS_CONF | OR_ALL)
+#define AHT  (RSRC_CONF | ACCESS_CONF | OR_FILEINFO)
 #define LIM  (RSRC_CONF | ACCESS_CONF | OR_LIMIT)
 #define OPT  (RSRC_CONF | ACCESS_CONF | OR_OPTIONS)
 #define I(x) ((void *)&(x))
@@ -1041,25 +1131,25 @@ const command_rec ferry_cmds[] = {
                   "Python interpreter (accepted, no effect)"),
     AP_INIT_TAKE1("PassengerMeteorAppSettings", set_inert_take1, I(in_a_lang), A,
                   "Meteor settings file (accepted, no effect)"),
-    AP_INIT_TAKE1("PassengerNodejs", set_dir_str, I(df_nodejs), A,
+    AP_INIT_TAKE1("PassengerNodejs", set_dir_str, I(df_nodejs), AHT,
                   "The node command apps run with"),
-    AP_INIT_TAKE1("PassengerBaseURI", set_base_uri, NULL, A,
+    AP_INIT_TAKE1("PassengerBaseURI", set_base_uri, NULL, AHT,
                   "A sub-URI that serves an app (repeatable)"),
-    AP_INIT_TAKE1("RailsBaseURI", set_base_uri, NULL, A,
+    AP_INIT_TAKE1("RailsBaseURI", set_base_uri, NULL, AHT,
                   "Alias of PassengerBaseURI"),
-    AP_INIT_TAKE1("RackBaseURI", set_base_uri, NULL, A,
+    AP_INIT_TAKE1("RackBaseURI", set_base_uri, NULL, AHT,
                   "Alias of PassengerBaseURI"),
-    AP_INIT_TAKE1("PassengerAppEnv", set_dir_str, I(df_app_env), A,
+    AP_INIT_TAKE1("PassengerAppEnv", set_dir_str, I(df_app_env), AHT,
                   "App environment: NODE_ENV and friends (default production)"),
-    AP_INIT_TAKE1("RailsEnv", set_dir_str, I(df_app_env), A,
+    AP_INIT_TAKE1("RailsEnv", set_dir_str, I(df_app_env), AHT,
                   "Alias of PassengerAppEnv"),
-    AP_INIT_TAKE1("RackEnv", set_dir_str, I(df_app_env), A,
+    AP_INIT_TAKE1("RackEnv", set_dir_str, I(df_app_env), AHT,
                   "Alias of PassengerAppEnv"),
-    AP_INIT_TAKE1("PassengerAppType", set_app_type, NULL, A,
+    AP_INIT_TAKE1("PassengerAppType", set_app_type, NULL, AHT,
                   "App type: node (nodejs) or generic"),
     AP_INIT_TAKE1("PassengerAppStartCommand", set_dir_str, I(df_app_start_command), A,
                   "Command that starts a generic app listening on $PORT"),
-    AP_INIT_TAKE1("PassengerStartupFile", set_dir_str, I(df_startup_file), A,
+    AP_INIT_TAKE1("PassengerStartupFile", set_dir_str, I(df_startup_file), AHT,
                   "Startup file relative to the app root (default app.js)"),
     AP_INIT_TAKE1("PassengerMinInstances", set_dir_int, I(df_min_instances), A,
                   "Processes kept alive when idle (default 1)"),
@@ -1106,7 +1196,7 @@ const command_rec ferry_cmds[] = {
     AP_INIT_TAKE1("PassengerForceMaxConcurrentRequestsPerProcess", set_dir_int,
                   I(df_force_max_concurrent), A,
                   "Concurrent requests one process takes; -1 = not forced, 0 = unlimited"),
-    AP_INIT_TAKE1("PassengerAppRoot", set_app_root, NULL, A,
+    AP_INIT_TAKE1("PassengerAppRoot", set_app_root, NULL, AHT,
                   "The app's root directory (default: parent of DocumentRoot)"),
     AP_INIT_TAKE1("PassengerLveMinUid", set_inert_take1, I(in_lve), A,
                   "CloudLinux LVE minimum uid (accepted, no effect)"),
@@ -1120,7 +1210,7 @@ const command_rec ferry_cmds[] = {
                  "Deployment error resistance (always on in Ferry)"),
     AP_INIT_FLAG("PassengerDebugger", set_inert_flag, I(in_debugger), A,
                  "Ruby debugger (accepted, no effect)"),
-    AP_INIT_TAKE1("PassengerAppLogFile", set_dir_str, I(df_app_log_file), A,
+    AP_INIT_TAKE1("PassengerAppLogFile", set_app_log_file, I(df_app_log_file), AHT,
                   "File that receives the app's stdout and stderr"),
     AP_INIT_TAKE1("PassengerAppFileDescriptorUlimit", set_dir_int, I(df_app_fd_ulimit), A,
                   "File descriptor limit of app processes; 0 = inherit"),

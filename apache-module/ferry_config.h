@@ -14,6 +14,7 @@
 #include "http_config.h"
 #include "apr_tables.h"
 #include "apr_time.h"
+#include "apr_user.h"
 
 /* Explicit "not set in this context" sentinel for ints and durations. */
 #define FERRY_UNSET (-1)
@@ -107,6 +108,17 @@ typedef struct {
     int friendly_error_pages_set;
     int load_shell_envvars;            /* PassengerLoadShellEnvvars */
     int load_shell_envvars_set;
+
+    /*
+     * Tenant binding (docs/security.md): a per-app directive set in an
+     * .htaccess owned by a non-root user binds the app to that user. The
+     * mapping then requires the app root (and startup file) to be the
+     * user's and runs the app as that user.
+     */
+    const char *htaccess_file;         /* that .htaccess; NULL = not bound */
+    apr_uid_t htaccess_uid;            /* its owner */
+    const char *htaccess_conflict;     /* another such .htaccess, other owner */
+    int app_log_file_htaccess;         /* PassengerAppLogFile came from it */
 } ferry_dir_conf_t;
 
 /* Module struct slots (used by mod_ferry.c). */

@@ -16,7 +16,9 @@
  *      app_start_command -> generic, PassengerStartupFile or app.js -> node;
  *      config.ru / passenger_wsgi.py / .meteor apps are not ours (declined).
  *   6. Page cache (GET): <file>.html or <dir>/index.html exists -> Apache.
- *   7. Claim: r->handler = "ferry", the decision in r->request_config.
+ *   7. Tenant binding: an app configured by a non-root user's .htaccess
+ *      must have that user's app root and startup file, and runs as them.
+ *   8. Claim: r->handler = "ferry", the decision in r->request_config.
  *
  * Detection results are cached per app root for PassengerStatThrottleRate
  * seconds in a small mutex-protected per-child cache.
@@ -36,6 +38,7 @@
 #include "apr_hash.h"
 #include "apr_lib.h"
 #include "apr_strings.h"
+#include "apr_user.h"
 #if APR_HAS_THREADS
 #include "apr_thread_mutex.h"
 #endif
@@ -61,6 +64,7 @@ struct ferry_app_t {
     const char *document_root;
     const char *app_env;
     const char *app_group_name;
+    const char *run_as;            /* the .htaccess owner of a bound app */
     int show_version;
     apr_interval_time_t server_timeout;
     int dir_blocked;               /* mod_dir is being kept away */
@@ -549,6 +553,123 @@ static int unsupported_type(request_rec *r, const char *app_root, const char *ty
     return HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* ---- Tenant binding (docs/security.md, ".htaccess") ----------------------- */
+
+/* The user name of uid, or NULL when it has none. */
+static const char *uid_name(apr_pool_t *p, apr_uid_t uid)
+{
+    char *name = NULL;
+
+    if (apr_uid_name_get(&name, uid, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    return name;
+}
+
+/* 1 when path is owned by uid, 0 when by another (*owner), -1 on error. */
+static int owned_by(apr_pool_t *p, const char *path, apr_uid_t uid,
+                    apr_uid_t *owner, apr_status_t *rvp)
+{
+    apr_finfo_t fi;
+    apr_status_t rv = apr_stat(&fi, path, APR_FINFO_USER, p);
+
+    if (rv != APR_SUCCESS && !(rv == APR_INCOMPLETE && (fi.valid & APR_FINFO_USER))) {
+        *rvp = rv;
+        return -1;
+    }
+    *owner = fi.user;
+    return fi.user == uid;
+}
+
+/* Lexically inside dir: dir + "/" prefix and no ".." component. */
+static int inside_dir(const char *path, const char *dir)
+{
+    size_t len = strlen(dir);
+    const char *c;
+
+    if (strncmp(path, dir, len) != 0 || (path[len] != '/' && strcmp(dir, "/") != 0)) {
+        return 0;
+    }
+    for (c = path; (c = strstr(c, "..")) != NULL; c += 2) {
+        if ((c == path || c[-1] == '/') && (c[2] == '\0' || c[2] == '/')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/*
+ * An app configured by a tenant's .htaccess (dc->htaccess_file) runs as the
+ * .htaccess owner, and only from that owner's app root and startup file: a
+ * tenant cannot point its .htaccess (and with it its SetEnv) at another
+ * tenant's app. Sets *run_as; an HTTP error when the app must not be served.
+ */
+static int check_tenant(request_rec *r, const ferry_dir_conf_t *dc,
+                        const char *app_root, const char *startup_file,
+                        const char **run_as)
+{
+    apr_uid_t uid = dc->htaccess_uid, other = 0;
+    const char *owner = uid_name(r->pool, uid);
+    const char *what = "app root", *path = app_root;
+    apr_status_t rv = APR_SUCCESS;
+    int ok;
+
+    if (dc->htaccess_conflict != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0015)
+                      "Cannot serve the app configured by %s (owner %s, uid %ld): "
+                      "%s, of another owner, configures it too",
+                      dc->htaccess_file, owner, (long)uid, dc->htaccess_conflict);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (owner == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0016)
+                      "Cannot serve the app configured by %s: its owner uid %ld "
+                      "has no user name to run the app as", dc->htaccess_file,
+                      (long)uid);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ok = owned_by(r->pool, app_root, uid, &other, &rv);
+    if (ok == 1 && startup_file != NULL) {
+        what = "startup file";
+        path = startup_file[0] == '/' ? startup_file
+               : apr_pstrcat(r->pool, app_root, "/", startup_file, NULL);
+        ok = owned_by(r->pool, path, uid, &other, &rv);
+        if (ok < 0 && APR_STATUS_IS_ENOENT(rv)) {
+            ok = 1; /* the core reports a missing startup file */
+        }
+    }
+    if (ok < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0017)
+                      "Cannot serve the app configured by %s (owner %s, uid %ld): "
+                      "cannot check the owner of its %s %s", dc->htaccess_file,
+                      owner, (long)uid, what, path);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (ok == 0) {
+        const char *other_name = uid_name(r->pool, other);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0014)
+                      "Cannot serve the app configured by %s (owner %s, uid %ld): "
+                      "its %s %s is owned by %s (uid %ld), not by the .htaccess "
+                      "owner", dc->htaccess_file, owner, (long)uid, what, path,
+                      other_name ? other_name : "no user", (long)other);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (dc->app_log_file != NULL && dc->app_log_file_htaccess) {
+        path = dc->app_log_file[0] == '/' ? dc->app_log_file
+               : apr_pstrcat(r->pool, app_root, "/", dc->app_log_file, NULL);
+        if (!inside_dir(path, app_root)) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0018)
+                          "Cannot serve the app configured by %s (owner %s, uid "
+                          "%ld): PassengerAppLogFile %s from an .htaccess must be "
+                          "inside the app root %s", dc->htaccess_file, owner,
+                          (long)uid, dc->app_log_file, app_root);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    *run_as = owner;
+    return OK;
+}
+
 int ferry_map_fixups(request_rec *r)
 {
     const ferry_dir_conf_t *dc = ferry_dir_conf(r);
@@ -556,6 +677,7 @@ int ferry_map_fixups(request_rec *r)
     ferry_app_t *app;
     const char *docroot, *base_uri, *public_dir, *app_root;
     const char *type = NULL, *startup_file = NULL, *start_command = NULL;
+    const char *run_as = NULL;
     detect_t d;
 
     /* Step One: is Ferry wanted here at all? */
@@ -660,8 +782,17 @@ int ferry_map_fixups(request_rec *r)
         return DECLINED;
     }
 
-    /* Step Five: claim the request. */
+    /* Step Five: an app set up by a tenant's .htaccess is that tenant's. */
+    if (dc->htaccess_file != NULL) {
+        int rc = check_tenant(r, dc, app_root, startup_file, &run_as);
+        if (rc != OK) {
+            return rc;
+        }
+    }
+
+    /* Step Six: claim the request. */
     app = apr_pcalloc(r->pool, sizeof(*app));
+    app->run_as = run_as;
     app->dc = dc;
     app->app_root = app_root;
     app->app_type = type;
@@ -834,7 +965,8 @@ int ferry_pack_app(msgpack_packer *pk, request_rec *r, const ferry_app_t *app)
     put_str(kv, &n, "sticky_sessions_cookie_attributes", dc->sticky_cookie_attributes);
     put_bool(kv, &n, "friendly_error_pages", dc->friendly_error_pages,
              dc->friendly_error_pages_set);
-    put_str(kv, &n, "user", dc->user);
+    /* A bound app runs as its .htaccess owner, whatever PassengerUser says. */
+    put_str(kv, &n, "user", app->run_as ? app->run_as : dc->user);
     put_str(kv, &n, "group", dc->group);
     put_bool(kv, &n, "load_shell_envvars", dc->load_shell_envvars,
              dc->load_shell_envvars_set);

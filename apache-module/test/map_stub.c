@@ -70,6 +70,15 @@ void ferry_daemon_child_init(apr_pool_t *p, server_rec *s)
     (void)s;
 }
 
+/* The data path's translate_name hook (ferry_handler.c, when mod_ferry.c
+ * registers it): nothing to do without a core. */
+int ferry_handler_translate_name(request_rec *r);
+int ferry_handler_translate_name(request_rec *r)
+{
+    (void)r;
+    return DECLINED;
+}
+
 int ferry_handler(request_rec *r)
 {
     const ferry_app_t *app = ferry_request_app(r);

@@ -9,13 +9,18 @@
  * autodetection, Passengerfile.json and PassengerAppStartCommand generic
  * apps, Ruby apps left alone, static files and page cache served by Apache,
  * mod_dir kept away, PassengerEnabled and other per-location directives in
- * .htaccess, server-wide directives refused there, mod_rewrite and SetHandler
- * precedence, SetEnv/PassengerEnvVar passing, and the server options JSON.
+ * .htaccess, server-wide directives refused there, the per-app directives
+ * hosting panels write into .htaccess bound to the .htaccess owner (app root
+ * and startup file must be the owner's, the app runs as the owner), mod_rewrite
+ * and SetHandler precedence, SetEnv/PassengerEnvVar passing, and the server
+ * options JSON.
  */
 import test from "ava";
 import { unpack } from "msgpackr";
 import http from "node:http";
-import { mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { execFileSync } from "node:child_process";
+import { chown, mkdir, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import {
   apacheLayout,
@@ -44,6 +49,11 @@ interface World {
   readonly serverFile: string;
 }
 
+/** The tenant of the .htaccess tests: nobody when we are root, else ourselves. */
+const TENANT = process.getuid?.() === 0
+  ? { name: "nobody", uid: Number(execFileSync("id", ["-u", "nobody"]).toString().trim()) }
+  : { name: os.userInfo().username, uid: os.userInfo().uid };
+
 let worldPromise: Promise<World> | undefined;
 let tempDir: string | undefined;
 let running: RunningApache | undefined;
@@ -67,7 +77,38 @@ async function makeWorld(): Promise<World> {
   await put(a("node1/public/on/.htaccess"),
     "PassengerStickySessions on\nPassengerBufferResponse on\nPassengerHighPerformance on\n");
   await put(a("node1/public/bad/.htaccess"), "PassengerMaxPoolSize 4\n");
-  await put(a("node1/public/bad2/.htaccess"), "PassengerAppRoot /srv/elsewhere\n");
+  await put(a("node1/public/bad2/.htaccess"), "PassengerAppGroupName other\n");
+  // An admin's (root-owned) .htaccess may point anywhere, as the main config may.
+  await put(a("node1/public/admin/.htaccess"),
+    `PassengerAppRoot ${a("typed")}\nPassengerAppType node\nPassengerStartupFile server.js\n`);
+  // The cPanel "Setup Node.js App" block in a tenant's own .htaccess.
+  const cpanel = (root: string, extra = ""): string => `# DO NOT REMOVE. CLOUDLINUX PASSENGER CONFIGURATION BEGIN
+PassengerAppRoot "${root}"
+PassengerBaseURI "/"
+PassengerNodejs "/usr/bin/node"
+PassengerAppType node
+PassengerStartupFile app.js
+PassengerAppEnv production
+${extra}# DO NOT REMOVE. CLOUDLINUX PASSENGER CONFIGURATION END
+`;
+  const own = async (...files: string[]): Promise<void> => {
+    for (const f of files) await chown(f, TENANT.uid, -1);
+  };
+  await put(a("tenant/app.js"), "\n");
+  await put(a("tenant/public/.htaccess"), cpanel(a("tenant")));
+  await put(a("tenant/public/log/.htaccess"), "PassengerAppLogFile /tmp/tenant.log\n");
+  await put(a("tenant/public/log2/.htaccess"), "PassengerAppLogFile logs/app.log\n");
+  await own(a("tenant"), a("tenant/app.js"), a("tenant/public"), a("tenant/public/.htaccess"),
+    a("tenant/public/log"), a("tenant/public/log/.htaccess"), a("tenant/public/log2"), a("tenant/public/log2/.htaccess"));
+  // A tenant pointing its .htaccess at an app it does not own.
+  // Another owner's app: node1 (root's) when we are root, else a system dir.
+  const isRoot = process.getuid?.() === 0;
+  await put(a("evil/public/.htaccess"), cpanel(isRoot ? a("node1") : "/usr"));
+  await put(a("evil2/app.js"), "\n");
+  await put(a("evil2/public/.htaccess"),
+    cpanel(a("evil2")).replace("app.js", isRoot ? "../node1/app.js" : "/usr/bin/env"));
+  await own(a("evil"), a("evil/public"), a("evil/public/.htaccess"),
+    a("evil2"), a("evil2/app.js"), a("evil2/public"), a("evil2/public/.htaccess"));
   await put(a("node1/public/rw/.htaccess"), "RewriteEngine on\nRewriteRule ^ /file.txt [L]\n");
   // A static site whose /sub is a symlink to another app's public dir.
   await put(path.join(dir, "www/index.html"), "www index\n");
@@ -139,6 +180,9 @@ ${vhost("gen.test", a("gen/public"), "")}
 ${vhost("cmd.test", a("cmd/public"), `  PassengerAppRoot apps/cmd/\n  PassengerAppStartCommand "node server.js"`)}
 ${vhost("typed.test", a("typed/public"), `  PassengerAppRoot ${a("typed")}\n  PassengerAppType node\n  PassengerStartupFile server.js\n  PassengerAppGroupName typed-group`)}
 ${vhost("notyped.test", a("typed/public"), "  PassengerAppType node")}
+${vhost("tenant.test", a("tenant/public"), "  PassengerUser root")}
+${vhost("evil.test", a("evil/public"), "")}
+${vhost("evil2.test", a("evil2/public"), "")}
 `;
   const confFile = path.join(dir, "httpd.conf");
   await writeFile(confFile, conf);
@@ -312,7 +356,7 @@ test("PassengerEnabled off in a Location or .htaccess leaves requests to Apache"
   t.is((await request("node1.test", "/off/x")).status, 404);
 });
 
-test("per-location directives work from .htaccess; server-wide and per-app ones are refused there", async (t) => {
+test("per-location directives work from .htaccess; server-wide ones and PassengerAppGroupName are refused there", async (t) => {
   const w = await world();
   const r = await request("node1.test", "/on/x");
   const c = claimed(r);
@@ -323,7 +367,52 @@ test("per-location directives work from .htaccess; server-wide and per-app ones 
   t.is((await request("node1.test", "/bad2/x")).status, 500);
   const log = await readFile(w.apache.errorLog, "utf8");
   t.regex(log, /PassengerMaxPoolSize not allowed here/);
-  t.regex(log, /PassengerAppRoot not allowed here/);
+  t.regex(log, /PassengerAppGroupName not allowed here/);
+});
+
+test("the cPanel block in a tenant's .htaccess configures the app, which runs as the .htaccess owner", async (t) => {
+  const w = await world();
+  const root = path.join(w.dir, "apps/tenant");
+  const c = await mustClaim(t, "tenant.test", "/dashboard");
+  t.like(c.app, {
+    app_root: root,
+    app_type: "node",
+    startup_file: "app.js",
+    app_env: "production",
+    nodejs: "/usr/bin/node",
+    // The vhost's PassengerUser root does not win over the .htaccess owner.
+    user: TENANT.name,
+  });
+  // PassengerAppLogFile from the tenant's .htaccess: inside the app root only.
+  const inRoot = await mustClaim(t, "tenant.test", "/log2/x");
+  t.is(inRoot.app["app_log_file"], "logs/app.log");
+  t.is((await request("tenant.test", "/log/x")).status, 500);
+  const log = await readFile(w.apache.errorLog, "utf8");
+  t.regex(log, /FERRY0018: Cannot serve the app configured by \S+\/tenant\/public\/log\/\.htaccess .*PassengerAppLogFile \/tmp\/tenant\.log from an \.htaccess must be inside the app root/);
+});
+
+test("an admin's root-owned .htaccess may set per-app directives without a binding", async (t) => {
+  const w = await world();
+  const c = await mustClaim(t, "node1.test", "/admin/x");
+  t.like(c.app, { app_root: path.join(w.dir, "apps/typed"), startup_file: "server.js" });
+  t.false("user" in c.app);
+});
+
+test("a tenant's .htaccess pointing at an app root or startup file it does not own is refused (500, FERRY0014)", async (t) => {
+  const w = await world();
+  const r = await request("evil.test", "/x");
+  t.is(r.status, 500);
+  t.not(r.headers["content-type"], "application/x-msgpack");
+  const r2 = await request("evil2.test", "/x");
+  t.is(r2.status, 500);
+  const log = await readFile(w.apache.errorLog, "utf8");
+  const esc = (x: string): string => x.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  const isRoot = process.getuid?.() === 0;
+  const owner = esc(`(owner ${TENANT.name}, uid ${TENANT.uid})`);
+  const otherRoot = isRoot ? path.join(w.dir, "apps/node1") : "/usr";
+  const otherStartup = isRoot ? `${w.dir}/apps/evil2/../node1/app.js` : "/usr/bin/env";
+  t.regex(log, new RegExp(`FERRY0014: Cannot serve the app configured by ${esc(path.join(w.dir, "apps/evil/public/.htaccess"))} ${owner}: its app root ${esc(otherRoot)} is owned by root \\(uid 0\\), not by the \\.htaccess owner`));
+  t.regex(log, new RegExp(`FERRY0014: Cannot serve the app configured by ${esc(path.join(w.dir, "apps/evil2/public/.htaccess"))} ${owner}: its startup file ${esc(otherStartup)} is owned by root \\(uid 0\\)`));
 });
 
 test("mod_rewrite in .htaccess and SetHandler take precedence over the app", async (t) => {

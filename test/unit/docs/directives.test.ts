@@ -13,7 +13,9 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../.
 const read = (p: string): string => readFileSync(path.join(ROOT, p), "utf8");
 
 /** Context macro in ferry_config.c -> context code in the docs. */
-const CONTEXTS: Readonly<Record<string, string>> = { G: "G", A: "A", L: "L", LIM: "A+Limit", OPT: "A+Options" };
+const CONTEXTS: Readonly<Record<string, string>> = {
+  G: "G", A: "A", L: "L", AHT: "A+FileInfo", LIM: "A+Limit", OPT: "A+Options",
+};
 
 interface DocRow {
   readonly name: string;
