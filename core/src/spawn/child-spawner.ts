@@ -160,8 +160,15 @@ export class ChildSpawner implements Spawner {
       const lo: LoaderOptions = { socketPath, socketDir: appSocketDir, startupFile, appRoot: path.resolve(app.appRoot) };
       env[LOADER_OPTIONS_ENV] = JSON.stringify(lo);
     }
-    const program = generic ? "/bin/sh" : (app.nodejs !== "" ? app.nodejs : process.execPath);
-    const programArgs = generic ? ["-c", app.appStartCommand] : [this.#loader, startupFile];
+    let program = generic ? "/bin/sh" : (app.nodejs !== "" ? app.nodejs : process.execPath);
+    let programArgs = generic ? ["-c", app.appStartCommand] : [this.#loader, startupFile];
+    // PassengerLoadShellEnvvars: start through the user's login shell so its profile
+    // (nvm, PATH additions, exported variables) applies, as Passenger does.
+    const loginShell = app.loadShellEnvvars ? loginShellOf(runAs.user.shell) : undefined;
+    if (loginShell !== undefined) {
+      programArgs = ["-lc", 'exec "$0" "$@"', program, ...programArgs];
+      program = loginShell;
+    }
     const { file, args } = this.#command(app, runAs, program, programArgs, generic, fail);
 
     // Step Two: exec.
@@ -376,4 +383,13 @@ export class ChildSpawner implements Spawner {
       });
     });
   }
+}
+
+/** Shells whose `-lc 'exec "$0" "$@"'` form we know; others (nologin, false, fish …) are skipped. */
+const LOGIN_SHELLS = new Set(["bash", "zsh", "sh", "dash", "ksh", "mksh"]);
+
+/** The shell to start an app through for PassengerLoadShellEnvvars, or undefined to start it directly. */
+export function loginShellOf(shell: string): string | undefined {
+  if (!path.isAbsolute(shell)) return undefined;
+  return LOGIN_SHELLS.has(path.basename(shell)) ? shell : undefined;
 }
