@@ -76,11 +76,14 @@ class Reader {
     return v;
   }
 
-  /** A duration in seconds (may be fractional), returned in ms. */
-  seconds(key: string, dfltMs: number): number {
+  /**
+   * A duration in seconds (may be fractional), returned in ms. The default
+   * maximum is the directives' (one year); timers clamp what they cannot take.
+   */
+  seconds(key: string, dfltMs: number, max = 31_536_000): number {
     if (!this.has(key)) return dfltMs;
     const v = this.obj[key];
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > 2_147_483) return this.#bad(key, "a number of seconds ≥ 0");
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > max) return this.#bad(key, `a number of seconds 0-${max}`);
     return Math.round(v * 1000);
   }
 
@@ -153,7 +156,7 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     logFile: s.str("log_file", SERVER_DEFAULTS.logFile),
     instanceRegistryDir: path.dirname(instanceDir),
     socketBacklog: s.int("socket_backlog", 1, 65_535, SERVER_DEFAULTS.socketBacklog),
-    processShutdownTimeoutMs: s.seconds("process_shutdown_timeout", SERVER_DEFAULTS.processShutdownTimeoutMs),
+    processShutdownTimeoutMs: s.seconds("process_shutdown_timeout", SERVER_DEFAULTS.processShutdownTimeoutMs, 2_147_483),
     affinityRedis: s.str("affinity_redis", ""),
     affinityNodeName: s.str("affinity_node_name", ""),
     affinityListen: s.str("affinity_listen", ""),

@@ -64,6 +64,17 @@ for (const [what, raw, re] of BAD) {
   });
 }
 
+test("parseCoreConfig() takes the directives' whole duration range (up to a year) and no more", (t) => {
+  const year = 31_536_000;
+  const c = parseCoreConfig({ ...BASE, server: { pool_idle_time: year, affinity_ttl: year, stat_throttle_rate: 86_400 } });
+  t.is(c.server.poolIdleTimeMs, year * 1000);
+  t.is(c.server.affinityTtlMs, year * 1000);
+  t.is(c.server.statThrottleRateMs, 86_400_000);
+  t.throws(() => parseCoreConfig({ ...BASE, server: { pool_idle_time: year + 1 } }), { instanceOf: ConfigError, message: /pool_idle_time must be a number of seconds 0-31536000/ });
+  // Bounded by what a timer takes: it is waited for with setTimeout().
+  t.throws(() => parseCoreConfig({ ...BASE, server: { process_shutdown_timeout: year } }), { instanceOf: ConfigError, message: /process_shutdown_timeout/ });
+});
+
 test("unknownServerKeys() lists keys a newer module may send", (t) => {
   t.deepEqual(unknownServerKeys({ ...BASE, server: { max_pool_size: 2, turbo: true } }), ["turbo"]);
   t.deepEqual(unknownServerKeys({ ...BASE }), []);

@@ -55,7 +55,7 @@ export const STANDALONE_OPTIONS: readonly OptionSpec[] = [
   { key: "pool_idle_time", flag: "pool-idle-time", target: "server", field: "poolIdleTimeMs", kind: { t: "seconds", min: 0, max: INT_MAX }, help: "seconds before an idle process above the minimum is retired (default 300)" },
   { key: "max_requests", flag: "max-requests", target: "app", field: "maxRequests", kind: { t: "int", min: 0, max: INT_MAX }, help: "recycle a process after this many requests (0 = never)" },
   { key: "max_request_queue_size", flag: "max-request-queue-size", target: "app", field: "maxRequestQueueSize", kind: { t: "int", min: 0, max: INT_MAX }, help: "requests waiting for a process before 503 (default 100; 0 = unbounded)" },
-  { key: "force_max_concurrent_requests_per_process", flag: "force-max-concurrent-requests-per-process", target: "app", field: "maxConcurrentRequestsPerProcess", kind: { t: "int", min: 0, max: INT_MAX }, help: "in-flight requests per process (0 = unlimited, scale by load)" },
+  { key: "force_max_concurrent_requests_per_process", flag: "force-max-concurrent-requests-per-process", target: "app", field: "maxConcurrentRequestsPerProcess", kind: { t: "int", min: -1, max: INT_MAX }, help: "in-flight requests per process (0 or -1 = unlimited, scale by load)" },
   { key: "start_timeout", flag: "start-timeout", target: "app", field: "startTimeoutMs", kind: { t: "seconds", min: 1, max: INT_MAX }, help: "seconds an app may take to start listening (default 90)" },
   { key: "restart_dir", flag: "restart-dir", target: "app", field: "restartDir", kind: { t: "string", nonEmpty: true }, help: "dir of restart.txt, relative to the app dir (default tmp)" },
   { key: "sticky_sessions", flag: "sticky-sessions", target: "app", field: "stickySessions", kind: { t: "bool" }, help: "pin clients to a process with a cookie" },
@@ -267,6 +267,12 @@ export function resolveStandaloneConfig(input: ResolveInput): StandaloneConfig {
   // passenger start: the environment comes from the flag/file, else RAILS_ENV/RACK_ENV/NODE_ENV/PASSENGER_APP_ENV, else development.
   if (app["appEnv"] === undefined) {
     app["appEnv"] = env["PASSENGER_APP_ENV"] ?? env["NODE_ENV"] ?? env["RACK_ENV"] ?? env["RAILS_ENV"] ?? "development";
+  }
+  // Passenger's -1 ("not forced": use the app's own value) is unlimited for Node and generic apps.
+  if (app["maxConcurrentRequestsPerProcess"] === -1) app["maxConcurrentRequestsPerProcess"] = 0;
+  // As in Passenger (and PassengerAppStartCommand in module mode), a start command makes the app generic.
+  if (app["appType"] === undefined && typeof app["appStartCommand"] === "string" && app["appStartCommand"].trim() !== "") {
+    app["appType"] = "generic";
   }
   app["env"] = envvars;
   const appOptions = makeAppOptions(input.appRoot, app as Partial<AppOptions>);

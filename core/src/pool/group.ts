@@ -22,7 +22,7 @@ import {
   type SpawnReason,
 } from "../policy/scaling.js";
 import { newStickyId } from "../policy/sticky.js";
-import type { Clock } from "../util/clock.js";
+import { timerDelay, type Clock } from "../util/clock.js";
 import type { ProcessExit, SpawnedProcess, Spawner } from "../spawn/spawner.js";
 import { PoolProcess, type PoolSession, type SessionOwner } from "./process.js";
 import { RestartProbe } from "./restart-probe.js";
@@ -361,7 +361,7 @@ export class Group implements SessionOwner {
     const gen = this.restartGen;
     const app = this.app;
     const optionsGen = this.appGeneration;
-    const timeout = AbortSignal.timeout(app.startTimeoutMs);
+    const timeout = AbortSignal.timeout(timerDelay(app.startTimeoutMs));
     const signal = AbortSignal.any([this.ctx.shutdownSignal, timeout]);
     this.log.info({ reason, generation: gen }, "Spawning a process");
     let release: (() => void) | undefined;

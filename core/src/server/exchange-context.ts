@@ -12,6 +12,7 @@ import {
 } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Session, SessionOutcome } from "../pool/session.js";
+import { timerDelay } from "../util/clock.js";
 import type { AppAgents } from "./app-agents.js";
 import type { Exchange } from "./exchange.js";
 import { newErrorId, renderErrorPage } from "./error-page.js";
@@ -140,7 +141,7 @@ export class Cancellation {
     if (app.maxRequestTimeMs > 0) {
       const t = setTimeout(() => this.cancel(new AppTimeoutError(
         `Cannot complete request: no complete answer from app process ${session.pid} within ${app.maxRequestTimeMs} ms (PassengerMaxRequestTime)`,
-      )), app.maxRequestTimeMs);
+      )), timerDelay(app.maxRequestTimeMs));
       this.#cleanups.push(() => clearTimeout(t));
     }
   }

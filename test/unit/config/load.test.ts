@@ -75,6 +75,21 @@ test("a generic app needs app_start_command", (t) => {
   t.throws(() => resolveStandaloneConfig({ appRoot: "/a", flags: { "app-type": "generic" } }), { instanceOf: ConfigError, message: /app_start_command/ });
 });
 
+test("app_start_command alone makes a generic app, as in Passenger; an explicit app_type wins", (t) => {
+  const fromFile = resolveStandaloneConfig({ appRoot: "/a", file: { file: "/a/Passengerfile.json", value: { app_start_command: "node server.js --port $PORT" } } });
+  t.is(fromFile.app.appType, "generic");
+  t.is(fromFile.app.appStartCommand, "node server.js --port $PORT");
+  t.is(resolveStandaloneConfig({ appRoot: "/a", flags: { "app-start-command": "./run $PORT" } }).app.appType, "generic");
+  t.is(resolveStandaloneConfig({ appRoot: "/a", flags: { "app-start-command": "./run $PORT", "app-type": "node" } }).app.appType, "node");
+  t.is(resolveStandaloneConfig({ appRoot: "/a" }).app.appType, "node");
+});
+
+test("force_max_concurrent_requests_per_process takes Passenger's -1 (not forced) as unlimited", (t) => {
+  t.is(resolveStandaloneConfig({ appRoot: "/a", file: { file: "/a/Passengerfile.json", value: { force_max_concurrent_requests_per_process: -1 } } }).app.maxConcurrentRequestsPerProcess, 0);
+  t.is(resolveStandaloneConfig({ appRoot: "/a", flags: { "force-max-concurrent-requests-per-process": "4" } }).app.maxConcurrentRequestsPerProcess, 4);
+  t.throws(() => resolveStandaloneConfig({ appRoot: "/a", flags: { "force-max-concurrent-requests-per-process": "-2" } }), { instanceOf: ConfigError });
+});
+
 test("every option has a distinct key and flag", (t) => {
   t.is(new Set(STANDALONE_OPTIONS.map((o) => o.key)).size, STANDALONE_OPTIONS.length);
   t.is(new Set(STANDALONE_OPTIONS.map((o) => o.flag)).size, STANDALONE_OPTIONS.length);

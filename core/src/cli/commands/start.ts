@@ -12,6 +12,7 @@ import { STANDALONE_OPTIONS, readAppConfigFile, resolveStandaloneConfig } from "
 import { ConfigError } from "../../errors.js";
 import { createLogger } from "../../log.js";
 import { startStandalone } from "../../standalone.js";
+import { timerDelay } from "../../util/clock.js";
 import { FERRY_VERSION } from "../../version.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "../io.js";
 
@@ -91,7 +92,7 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
       io.stderr.write(`ferry start: Cannot use flag --drain-timeout = "${drain}": expected a number of seconds\n`);
       return EXIT_USAGE;
     }
-    drainMs = Math.round(n * 1000);
+    drainMs = timerDelay(Math.round(n * 1000));
   }
 
   let config;
