@@ -95,6 +95,8 @@ export interface StandaloneConfig {
   readonly server: ServerOptions;
   /** The config file that was read, if any. */
   readonly configFile: string;
+  /** Passenger-only keys of that file that Ferry ignored (PASSENGER_IGNORED_KEYS). */
+  readonly ignoredKeys: readonly string[];
 }
 
 /** Values for one source: key → raw value (file: JSON values; env/flags: strings, booleans, string lists). */
@@ -169,14 +171,45 @@ export function parseOptionValue(spec: OptionSpec, raw: unknown, where: string):
   }
 }
 
-/** Parse a Passengerfile-style map; unknown keys are an error (they are usually typos). */
-export function parseConfigMap(v: unknown, where: string, specs: readonly OptionSpec[] = STANDALONE_OPTIONS): Map<OptionSpec, unknown> {
+/**
+ * Passenger Standalone's own Passengerfile.json keys that do not apply to Ferry
+ * (its Nginx engine, Ruby/Python, daemonizing, SSL termination, Enterprise
+ * knobs): an existing Passengerfile keeps working; `ferry start` prints one
+ * notice per key instead of failing.
+ */
+export const PASSENGER_IGNORED_KEYS: ReadonlySet<string> = new Set([
+  "engine", "daemonize", "pid_file", "socket", "ssl", "ssl_certificate", "ssl_certificate_key", "ssl_port",
+  "nginx_bin", "nginx_version", "nginx_config_template", "binaries_url_root", "dont_install_runtime",
+  "runtime_check_only", "spawn_method", "max_preloader_idle_time", "ruby", "python", "rackup",
+  "meteor_app_settings", "static_files_dir", "turbocaching", "unlimited_concurrency_path", "data_buffer_dir",
+  "concurrency_model", "thread_count", "rolling_restarts", "resist_deployment_errors", "debugger",
+  "disable_security_update_check", "security_update_check_proxy", "disable_anonymous_telemetry",
+  "anonymous_telemetry_proxy", "admin_panel_url", "admin_panel_auth_type", "admin_panel_username",
+  "admin_panel_password", "core_file_descriptor_ulimit", "user", "union_station_key",
+  "vary_turbocache_by_cookie", "disable_turbocaching", "spawn_dir", "direct_instance_request_address",
+]);
+
+/**
+ * Parse a Passengerfile-style map; unknown keys are an error (they are usually
+ * typos), except Passenger's own keys that do not apply to Ferry: those are
+ * listed in `ignored` (when given) and otherwise skipped.
+ */
+export function parseConfigMap(
+  v: unknown,
+  where: string,
+  specs: readonly OptionSpec[] = STANDALONE_OPTIONS,
+  ignored?: string[],
+): Map<OptionSpec, unknown> {
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
     throw new ConfigError(`Cannot read ${where}: expected a JSON object`);
   }
   const out = new Map<OptionSpec, unknown>();
   for (const [key, raw] of Object.entries(v)) {
     const spec = specs.find((s) => s.key === key);
+    if (spec === undefined && PASSENGER_IGNORED_KEYS.has(key)) {
+      ignored?.push(key);
+      continue;
+    }
     if (spec === undefined) {
       throw new ConfigError(`Cannot use ${where} key "${key}": unknown option (known: ${specs.map((s) => s.key).join(", ")})`);
     }
@@ -245,7 +278,8 @@ export interface ResolveInput {
 export function resolveStandaloneConfig(input: ResolveInput): StandaloneConfig {
   const env = input.env ?? {};
   const layers: Array<Map<OptionSpec, unknown>> = [];
-  if (input.file !== undefined) layers.push(parseConfigMap(input.file.value, path.basename(input.file.file)));
+  const ignoredKeys: string[] = [];
+  if (input.file !== undefined) layers.push(parseConfigMap(input.file.value, path.basename(input.file.file), STANDALONE_OPTIONS, ignoredKeys));
   layers.push(parseEnvValues(env));
   layers.push(parseFlagValues(input.flags ?? {}));
 
@@ -285,6 +319,7 @@ export function resolveStandaloneConfig(input: ResolveInput): StandaloneConfig {
     app: appOptions,
     server: server as unknown as ServerOptions,
     configFile: input.file?.file ?? "",
+    ignoredKeys,
   };
 }
 

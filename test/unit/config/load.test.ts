@@ -103,3 +103,12 @@ test("every option's field exists in AppOptions / ServerOptions", (t) => {
     if (o.target === "listen") t.true(o.field === "port" || o.field === "address", o.key);
   }
 });
+
+test("resolveStandaloneConfig() skips Passenger Standalone's own keys (engine, daemonize, spawn_method) and lists them", (t) => {
+  const c = resolveStandaloneConfig({
+    appRoot: "/srv/a",
+    file: { file: "/srv/a/Passengerfile.json", value: { engine: "builtin", daemonize: false, spawn_method: "direct", port: 4000 } },
+  });
+  t.is(c.listen.port, 4000);
+  t.deepEqual([...c.ignoredKeys], ["engine", "daemonize", "spawn_method"]);
+});

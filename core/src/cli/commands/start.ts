@@ -107,6 +107,9 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
     throw e;
   }
 
+  for (const key of config.ignoredKeys) {
+    io.stderr.write(`ferry start: ignoring ${config.configFile} key "${key}": a Passenger Standalone option that does not apply to Ferry\n`);
+  }
   const log = createLogger({ level: config.server.logLevel, file: config.server.logFile, name: "ferry" });
   let instance;
   try {
