@@ -21,7 +21,8 @@ import {
   type AffinityStore, type NodeRecord, type PinOwner,
 } from "./store.js";
 
-export const DEFAULT_REDIS_TIMEOUT_MS = 50;
+export { DEFAULT_REDIS_TIMEOUT_MS } from "./redis-timeout.js";
+import { DEFAULT_REDIS_TIMEOUT_MS } from "./redis-timeout.js";
 const NODES_SET = "ferry:nodes";
 
 export function pinKey(app: string, stickyId: string): string {

@@ -25,7 +25,7 @@ import { MIN_SECRET_BYTES, PeerVerifier } from "./peer-auth.js";
 import { PeerClient, splitHostPort } from "./peer-client.js";
 import { PeerServer, type PeerTlsOptions } from "./peer-server.js";
 import { PinTracker } from "./pins.js";
-import { DEFAULT_REDIS_TIMEOUT_MS, RedisAffinityStore } from "./redis-store.js";
+import { DEFAULT_REDIS_TIMEOUT_MS } from "./redis-timeout.js";
 import { needsLookup, routeAffinity, type OwnerLookup } from "./router.js";
 import type { AffinityStore, NodeRecord } from "./store.js";
 
@@ -333,6 +333,8 @@ export async function startAffinity(s: AffinitySettings, deps: StartAffinityDeps
   const cert = await readPem(s.tlsCertFile, "PassengerAffinityTLSCertFile");
   const key = await readPem(s.tlsKeyFile, "PassengerAffinityTLSKeyFile");
   const ca = await readPem(s.tlsCaFile, "PassengerAffinityTLSCAFile");
+  // ioredis costs ~14 MB of RSS: load it only when shared affinity is on.
+  const { RedisAffinityStore } = await import("./redis-store.js");
   const store = new RedisAffinityStore({ url: s.redisUrl, log, timeoutMs: s.redisTimeoutMs });
   const service = new AffinityService({
     store, nodeName: s.nodeName, secret, ttlMs: s.ttlMs, log,
