@@ -12,10 +12,11 @@
 import http from "node:http";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
-import { Readable, type Duplex } from "node:stream";
+import type { Duplex } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { Exchange, RequestHead } from "../server/exchange.js";
+import { NodeHttpExchange, NodeUpgradeExchange } from "../server/node-exchange.js";
 import { META_HEADER, SIGNATURE_HEADER, isEndToEnd, type PeerMeta, type PeerVerifier } from "./peer-auth.js";
 
 export const GONE_HEADER = "X-Ferry-Peer";
@@ -73,110 +74,6 @@ function withoutMarker(headers: readonly string[]): string[] {
   return out;
 }
 
-function waitDrainOf(w: NodeJS.WritableStream & { writableNeedDrain: boolean; destroyed: boolean }): Promise<void> {
-  if (!w.writableNeedDrain || w.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      w.removeListener("drain", done);
-      w.removeListener("close", done);
-      resolve();
-    };
-    w.on("drain", done);
-    w.on("close", done);
-  });
-}
-
-class PeerHttpExchange implements Exchange {
-  readonly head: RequestHead;
-  readonly body: Readable;
-  readonly signal: AbortSignal;
-  readonly #res: http.ServerResponse;
-
-  constructor(readonly app: AppOptions, meta: PeerMeta, req: http.IncomingMessage, res: http.ServerResponse) {
-    this.head = headOf(req, meta);
-    this.body = req;
-    this.#res = res;
-    const ac = new AbortController();
-    this.signal = ac.signal;
-    res.once("close", () => {
-      if (!res.writableFinished) ac.abort();
-    });
-    req.once("error", () => ac.abort());
-  }
-
-  writeHead(status: number, headers: readonly string[]): void {
-    this.#res.writeHead(status, withoutMarker(headers));
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this.#res.destroyed) return true;
-    return this.#res.write(chunk);
-  }
-
-  waitDrain(): Promise<void> {
-    return waitDrainOf(this.#res);
-  }
-
-  end(): void {
-    this.#res.end();
-  }
-
-  abort(): void {
-    this.#res.destroy();
-  }
-
-  upgraded(): Duplex {
-    throw new Error("Cannot upgrade the connection: the request did not ask to upgrade");
-  }
-}
-
-class PeerUpgradeExchange implements Exchange {
-  readonly head: RequestHead;
-  readonly body: Readable = Readable.from([]);
-  readonly signal: AbortSignal;
-  readonly #socket: Duplex;
-  #status = 0;
-
-  constructor(readonly app: AppOptions, meta: PeerMeta, req: http.IncomingMessage, socket: Duplex, rest: Buffer) {
-    this.head = headOf(req, meta);
-    this.#socket = socket;
-    if (rest.length > 0) socket.unshift(rest);
-    const ac = new AbortController();
-    this.signal = ac.signal;
-    socket.once("close", () => ac.abort());
-  }
-
-  writeHead(status: number, headers: readonly string[]): void {
-    this.#status = status;
-    const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}`];
-    const h = withoutMarker(headers);
-    for (let i = 0; i + 1 < h.length; i += 2) lines.push(`${h[i] ?? ""}: ${h[i + 1] ?? ""}`);
-    if (status !== 101) lines.push("Connection: close");
-    this.#socket.write(Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"));
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this.#socket.destroyed) return true;
-    return this.#socket.write(chunk);
-  }
-
-  waitDrain(): Promise<void> {
-    return waitDrainOf(this.#socket);
-  }
-
-  end(): void {
-    if (this.#status !== 101) this.#socket.end();
-  }
-
-  abort(): void {
-    this.#socket.destroy();
-  }
-
-  upgraded(): Duplex {
-    return this.#socket;
-  }
-}
-
 type Admission =
   | { readonly kind: "serve"; readonly app: AppOptions; readonly meta: PeerMeta }
   | { readonly kind: "refuse"; readonly status: number; readonly reason: string; readonly gone: boolean };
@@ -207,7 +104,7 @@ export class PeerServer {
         return;
       }
       if (req.headers.expect !== undefined) res.writeContinue();
-      this.#track(opts.handler(new PeerHttpExchange(a.app, a.meta, req, res)));
+      this.#track(opts.handler(new NodeHttpExchange(a.app, headOf(req, a.meta), req, res, withoutMarker)));
     };
     this.server.on("request", onRequest);
     this.server.on("checkContinue", onRequest);
@@ -221,7 +118,7 @@ export class PeerServer {
       }
       this.#upgraded.add(socket);
       socket.once("close", () => this.#upgraded.delete(socket));
-      this.#track(opts.handler(new PeerUpgradeExchange(a.app, a.meta, req, socket, rest)));
+      this.#track(opts.handler(new NodeUpgradeExchange(a.app, headOf(req, a.meta), socket, rest, withoutMarker)));
     });
     this.server.on("clientError", (err: unknown, socket: Duplex) => {
       this.#log.debug({ err }, "peer connection error");

@@ -7,10 +7,10 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import { Readable } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
-import type { Exchange, RequestHead } from "./exchange.js";
+import type { RequestHead } from "./exchange.js";
+import { NodeHttpExchange, NodeUpgradeExchange } from "./node-exchange.js";
 import { handleExchange, type RequestDeps } from "./request.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);
@@ -47,119 +47,6 @@ export function headFromIncoming(req: http.IncomingMessage, upgrade: boolean, ht
   };
 }
 
-/** An ordinary request on a client connection. */
-class HttpExchange implements Exchange {
-  readonly head: RequestHead;
-  readonly body: Readable;
-  readonly signal: AbortSignal;
-  readonly #res: http.ServerResponse;
-
-  constructor(readonly app: AppOptions, req: http.IncomingMessage, res: http.ServerResponse, https: boolean) {
-    this.head = headFromIncoming(req, false, https);
-    this.body = req;
-    this.#res = res;
-    const ac = new AbortController();
-    this.signal = ac.signal;
-    res.once("close", () => {
-      if (!res.writableFinished) ac.abort();
-    });
-    req.once("error", () => ac.abort());
-  }
-
-  writeHead(status: number, headers: readonly string[]): void {
-    this.#res.writeHead(status, [...headers]);
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this.#res.destroyed) return true;
-    return this.#res.write(chunk);
-  }
-
-  waitDrain(): Promise<void> {
-    const res = this.#res;
-    if (!res.writableNeedDrain || res.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        res.off("drain", done);
-        res.off("close", done);
-        resolve();
-      };
-      res.on("drain", done);
-      res.on("close", done);
-    });
-  }
-
-  end(): void {
-    this.#res.end();
-  }
-
-  abort(): void {
-    this.#res.destroy();
-  }
-
-  upgraded(): Duplex {
-    throw new Error("Cannot upgrade the connection: the request did not ask to upgrade");
-  }
-}
-
-/** An upgrade request: the response is written raw on the client socket. */
-class UpgradeExchange implements Exchange {
-  readonly head: RequestHead;
-  readonly body: Readable = Readable.from([]);
-  readonly signal: AbortSignal;
-  readonly #socket: Duplex;
-  #status = 0;
-
-  constructor(readonly app: AppOptions, req: http.IncomingMessage, socket: Duplex, rest: Buffer, https: boolean) {
-    this.head = headFromIncoming(req, true, https);
-    this.#socket = socket;
-    if (rest.length > 0) socket.unshift(rest);
-    const ac = new AbortController();
-    this.signal = ac.signal;
-    socket.once("close", () => ac.abort());
-  }
-
-  writeHead(status: number, headers: readonly string[]): void {
-    this.#status = status;
-    const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}`];
-    for (let i = 0; i + 1 < headers.length; i += 2) lines.push(`${headers[i] ?? ""}: ${headers[i + 1] ?? ""}`);
-    // A non-101 answer ends the connection: the body is delimited by the close.
-    if (status !== 101) lines.push("Connection: close");
-    this.#socket.write(lines.join("\r\n") + "\r\n\r\n");
-  }
-
-  write(chunk: Uint8Array): boolean {
-    if (this.#socket.destroyed) return true;
-    return this.#socket.write(chunk);
-  }
-
-  waitDrain(): Promise<void> {
-    const s = this.#socket;
-    if (!s.writableNeedDrain || s.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        s.off("drain", done);
-        s.off("close", done);
-        resolve();
-      };
-      s.on("drain", done);
-      s.on("close", done);
-    });
-  }
-
-  end(): void {
-    if (this.#status !== 101) this.#socket.end();
-  }
-
-  abort(): void {
-    this.#socket.destroy();
-  }
-
-  upgraded(): Duplex {
-    return this.#socket;
-  }
-}
-
 export interface FrontServerOptions {
   readonly app: AppOptions;
   readonly deps: RequestDeps;
@@ -177,13 +64,13 @@ export class FrontServer {
     this.#log = opts.log;
     this.server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.#track(handleExchange(new HttpExchange(opts.app, req, res, false), opts.deps));
+      this.#track(handleExchange(new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res), opts.deps));
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, rest: Buffer) => {
       socket.on("error", (e: unknown) => this.#log.debug({ err: e }, "upgraded client socket error"));
       this.#upgraded.add(socket);
       socket.once("close", () => this.#upgraded.delete(socket));
-      this.#track(handleExchange(new UpgradeExchange(opts.app, req, socket, rest, false), opts.deps));
+      this.#track(handleExchange(new NodeUpgradeExchange(opts.app, headFromIncoming(req, true, false), socket, rest), opts.deps));
     });
     this.server.on("clientError", (err: unknown, socket: Duplex) => {
       this.#log.debug({ err }, "client connection error");

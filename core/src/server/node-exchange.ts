@@ -1,0 +1,136 @@
+/**
+ * Exchanges over a `node:http` server: an ordinary request (IncomingMessage +
+ * ServerResponse) and an upgrade request (the raw client socket). Used by the
+ * standalone front server (standalone.ts) and the affinity peer server
+ * (affinity/peer-server.ts); each builds the RequestHead its own way and may
+ * filter the response headers.
+ */
+import http from "node:http";
+import { Readable, type Duplex } from "node:stream";
+import type { AppOptions } from "../config/schema.js";
+import type { Exchange, RequestHead } from "./exchange.js";
+
+/** Response headers as written to the client (flat name/value list). */
+export type HeaderFilter = (headers: readonly string[]) => string[];
+
+const keepAll: HeaderFilter = (headers) => [...headers];
+
+/** Resolves when `w` can take more data, or is closed. */
+export function waitDrainOf(w: NodeJS.WritableStream & { writableNeedDrain: boolean; destroyed: boolean }): Promise<void> {
+  if (!w.writableNeedDrain || w.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      w.removeListener("drain", done);
+      w.removeListener("close", done);
+      resolve();
+    };
+    w.on("drain", done);
+    w.on("close", done);
+  });
+}
+
+/** An ordinary request on a client connection. */
+export class NodeHttpExchange implements Exchange {
+  readonly body: Readable;
+  readonly signal: AbortSignal;
+  readonly #res: http.ServerResponse;
+  readonly #filter: HeaderFilter;
+
+  constructor(
+    readonly app: AppOptions,
+    readonly head: RequestHead,
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    filter: HeaderFilter = keepAll,
+  ) {
+    this.body = req;
+    this.#res = res;
+    this.#filter = filter;
+    const ac = new AbortController();
+    this.signal = ac.signal;
+    res.once("close", () => {
+      if (!res.writableFinished) ac.abort();
+    });
+    req.once("error", () => ac.abort());
+  }
+
+  writeHead(status: number, headers: readonly string[]): void {
+    this.#res.writeHead(status, this.#filter(headers));
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.#res.destroyed) return true;
+    return this.#res.write(chunk);
+  }
+
+  waitDrain(): Promise<void> {
+    return waitDrainOf(this.#res);
+  }
+
+  end(): void {
+    this.#res.end();
+  }
+
+  abort(): void {
+    this.#res.destroy();
+  }
+
+  upgraded(): Duplex {
+    throw new Error("Cannot upgrade the connection: the request did not ask to upgrade");
+  }
+}
+
+/** An upgrade request: the response is written raw on the client socket. */
+export class NodeUpgradeExchange implements Exchange {
+  readonly body: Readable = Readable.from([]);
+  readonly signal: AbortSignal;
+  readonly #socket: Duplex;
+  readonly #filter: HeaderFilter;
+  #status = 0;
+
+  constructor(
+    readonly app: AppOptions,
+    readonly head: RequestHead,
+    socket: Duplex,
+    rest: Buffer,
+    filter: HeaderFilter = keepAll,
+  ) {
+    this.#socket = socket;
+    this.#filter = filter;
+    if (rest.length > 0) socket.unshift(rest);
+    const ac = new AbortController();
+    this.signal = ac.signal;
+    socket.once("close", () => ac.abort());
+  }
+
+  writeHead(status: number, headers: readonly string[]): void {
+    this.#status = status;
+    const lines = [`HTTP/1.1 ${status} ${http.STATUS_CODES[status] ?? "Unknown"}`];
+    const h = this.#filter(headers);
+    for (let i = 0; i + 1 < h.length; i += 2) lines.push(`${h[i] ?? ""}: ${h[i + 1] ?? ""}`);
+    // A non-101 answer ends the connection: the body is delimited by the close.
+    if (status !== 101) lines.push("Connection: close");
+    this.#socket.write(Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"));
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.#socket.destroyed) return true;
+    return this.#socket.write(chunk);
+  }
+
+  waitDrain(): Promise<void> {
+    return waitDrainOf(this.#socket);
+  }
+
+  end(): void {
+    if (this.#status !== 101) this.#socket.end();
+  }
+
+  abort(): void {
+    this.#socket.destroy();
+  }
+
+  upgraded(): Duplex {
+    return this.#socket;
+  }
+}
