@@ -36,7 +36,7 @@ export interface TestGroup {
 const LOCK_RETRY_MS = 30_000;
 
 /** Run an account-admin command, retrying (under a deadline) while it fails with one of `retryCodes`. */
-async function admin(cmd: string, args: readonly string[], retryCodes?: readonly number[]): Promise<void> {
+export async function admin(cmd: string, args: readonly string[], retryCodes?: readonly number[]): Promise<void> {
   const end = Date.now() + LOCK_RETRY_MS;
   let delay = 50;
   for (;;) {

@@ -4,43 +4,19 @@
  * loginShellOf() choice. The spawn tests need root (user switching).
  */
 import test from "ava";
-import { execFile as execFileCb, execFileSync } from "node:child_process";
 import { chown, cp, mkdir, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { loginShellOf } from "../../../core/src/spawn/child-spawner.js";
 import { fixtureApp, httpRequest, makeHarness, type Harness } from "../../helpers/spawn-harness.js";
+import { admin, ensureUser, removeUser } from "../../helpers/users.js";
 
-const execFile = promisify(execFileCb);
 const IS_ROOT = process.getuid?.() === 0;
 const USER = "ferryshelluser";
 
 let h: Harness;
 let home = "";
 let appDir = "";
-let createdUser = false;
-
-function getent(key: string): string | undefined {
-  try {
-    return execFileSync("getent", ["passwd", key], { encoding: "utf8" }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-async function admin(cmd: string, args: string[]): Promise<void> {
-  const end = Date.now() + 20_000;
-  for (;;) {
-    try {
-      await execFile(cmd, args, { timeout: 10_000 });
-      return;
-    } catch (e: unknown) {
-      if (Date.now() > end) throw e;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
 
 test("loginShellOf() takes known absolute shells and skips nologin, false and relative paths", (t) => {
   t.is(loginShellOf("/bin/bash"), "/bin/bash");
@@ -58,15 +34,9 @@ test.before(async () => {
   if (!IS_ROOT) return;
   home = path.join(os.tmpdir(), `ferry-shell-home-${process.pid}`);
   await mkdir(home, { recursive: true });
-  if (getent(USER) === undefined) {
-    await admin("useradd", ["--system", "--no-create-home", "--user-group", "--home-dir", home, "--shell", "/bin/bash", USER]);
-    createdUser = true;
-  } else {
-    await admin("usermod", ["--home", home, "--shell", "/bin/bash", USER]);
-  }
-  const pw = (getent(USER) ?? "").split(":");
-  const uid = Number(pw[2]);
-  const gid = Number(pw[3]);
+  const u = await ensureUser(USER);
+  await admin("usermod", ["--home", home, "--shell", "/bin/bash", USER]);
+  const { uid, gid } = u;
   await writeFile(path.join(home, ".profile"), "export FERRY_PROFILE_VAR=from-login-shell\n");
   await chown(home, uid, gid);
   await chown(path.join(home, ".profile"), uid, gid);
@@ -77,7 +47,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   await h.cleanup();
-  if (createdUser) await admin("userdel", [USER]).catch(() => undefined);
+  if (IS_ROOT) await removeUser(USER);
   if (home !== "") await rm(home, { recursive: true, force: true });
 });
 
