@@ -16,7 +16,7 @@ import type { Duplex } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { Exchange, RequestHead } from "../server/exchange.js";
-import { NodeHttpExchange, NodeUpgradeExchange } from "../server/node-exchange.js";
+import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "../server/node-exchange.js";
 import { META_HEADER, SIGNATURE_HEADER, isEndToEnd, type PeerMeta, type PeerVerifier } from "./peer-auth.js";
 
 export const GONE_HEADER = "X-Ferry-Peer";
@@ -82,8 +82,7 @@ export class PeerServer {
   readonly server: http.Server;
   readonly #opts: PeerServerOptions;
   readonly #log: Logger;
-  readonly #active = new Set<Promise<void>>();
-  readonly #upgraded = new Set<Duplex>();
+  readonly #exchanges: ExchangeTracker;
   /** Forwarded requests refused for authentication (for status and tests). */
   refused = 0;
 
@@ -95,6 +94,7 @@ export class PeerServer {
     this.server = opts.tls !== undefined
       ? https.createServer({ ...serverOpts, cert: opts.tls.cert, key: opts.tls.key })
       : http.createServer(serverOpts);
+    this.#exchanges = new ExchangeTracker(this.server);
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
       const a = this.#admit(req);
       if (a.kind === "refuse") {
@@ -104,7 +104,7 @@ export class PeerServer {
         return;
       }
       if (req.headers.expect !== undefined) res.writeContinue();
-      this.#track(opts.handler(new NodeHttpExchange(a.app, headOf(req, a.meta), req, res, withoutMarker)));
+      this.#exchanges.track(opts.handler(new NodeHttpExchange(a.app, headOf(req, a.meta), req, res, withoutMarker)));
     };
     this.server.on("request", onRequest);
     this.server.on("checkContinue", onRequest);
@@ -116,9 +116,8 @@ export class PeerServer {
         socket.end(`HTTP/1.1 ${a.status} ${http.STATUS_CODES[a.status] ?? ""}\r\n${extra}Connection: close\r\nContent-Length: 0\r\n\r\n`);
         return;
       }
-      this.#upgraded.add(socket);
-      socket.once("close", () => this.#upgraded.delete(socket));
-      this.#track(opts.handler(new NodeUpgradeExchange(a.app, headOf(req, a.meta), socket, rest, withoutMarker)));
+      this.#exchanges.trackUpgraded(socket);
+      this.#exchanges.track(opts.handler(new NodeUpgradeExchange(a.app, headOf(req, a.meta), socket, rest, withoutMarker)));
     });
     this.server.on("clientError", (err: unknown, socket: Duplex) => {
       this.#log.debug({ err }, "peer connection error");
@@ -157,38 +156,13 @@ export class PeerServer {
     return { kind: "serve", app, meta };
   }
 
-  #track(p: Promise<void>): void {
-    this.#active.add(p);
-    void p.finally(() => this.#active.delete(p));
-  }
 
   listen(port: number, host: string): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: unknown): void => reject(e);
-      this.server.once("error", onError);
-      this.server.listen({ port, host }, () => {
-        this.server.off("error", onError);
-        this.server.on("error", (e: unknown) => this.#log.error({ err: e }, "peer server error"));
-        const a = this.server.address();
-        if (a === null || typeof a === "string") reject(new Error("Cannot listen for peers: no TCP address"));
-        else resolve(a);
-      });
-    });
+    return listenTcp(this.server, { port, host }, (e) => this.#log.error({ err: e }, "peer server error"));
   }
 
   /** Stop accepting, let forwarded exchanges finish until the deadline, then cut the rest. */
   async close(deadlineMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    for (const s of this.#upgraded) s.end();
-    const until = Date.now() + deadlineMs;
-    while (this.#active.size > 0 && Date.now() < until) {
-      const timer = new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, Math.min(100, until - Date.now()))));
-      await Promise.race([Promise.allSettled([...this.#active]).then(() => undefined), timer]);
-      this.server.closeIdleConnections();
-    }
-    this.server.closeAllConnections();
-    for (const s of this.#upgraded) s.destroy();
-    await closed;
+    await this.#exchanges.close(deadlineMs);
   }
 }

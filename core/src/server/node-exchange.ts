@@ -6,6 +6,7 @@
  * filter the response headers.
  */
 import http from "node:http";
+import type { AddressInfo } from "node:net";
 import { Readable, type Duplex } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { Exchange, RequestHead } from "./exchange.js";
@@ -133,4 +134,70 @@ export class NodeUpgradeExchange implements Exchange {
   upgraded(): Duplex {
     return this.#socket;
   }
+}
+
+/**
+ * The exchanges a `node:http` server has in progress (WebSocket tunnels
+ * included), for a graceful close: stop accepting, let them finish until a
+ * deadline, then cut whatever is left.
+ */
+export class ExchangeTracker {
+  readonly #server: http.Server;
+  readonly #active = new Set<Promise<void>>();
+  readonly #upgraded = new Set<Duplex>();
+
+  constructor(server: http.Server) {
+    this.#server = server;
+  }
+
+  /** Exchanges in progress. */
+  get size(): number {
+    return this.#active.size;
+  }
+
+  track(p: Promise<void>): void {
+    this.#active.add(p);
+    void p.finally(() => this.#active.delete(p));
+  }
+
+  /** An upgraded client socket: ended on close, destroyed at the deadline. */
+  trackUpgraded(socket: Duplex): void {
+    this.#upgraded.add(socket);
+    socket.once("close", () => this.#upgraded.delete(socket));
+  }
+
+  async close(deadlineMs: number): Promise<void> {
+    const server = this.#server;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const until = Date.now() + deadlineMs;
+    for (const s of this.#upgraded) s.end();
+    while (this.#active.size > 0 && Date.now() < until) {
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, Math.min(100, until - Date.now()))));
+      await Promise.race([Promise.allSettled([...this.#active]).then(() => undefined), timer]);
+      server.closeIdleConnections();
+    }
+    server.closeAllConnections();
+    for (const s of this.#upgraded) s.destroy();
+    await closed;
+  }
+}
+
+/** Listen on a TCP port; later server errors go to `onError`. */
+export function listenTcp(
+  server: http.Server,
+  opts: { readonly port: number; readonly host: string; readonly backlog?: number },
+  onError: (e: unknown) => void,
+): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    const onListenError = (e: unknown): void => reject(e);
+    server.once("error", onListenError);
+    server.listen(opts, () => {
+      server.off("error", onListenError);
+      server.on("error", onError);
+      const a = server.address();
+      if (a === null || typeof a === "string") reject(new Error("Cannot listen: no TCP address"));
+      else resolve(a);
+    });
+  });
 }

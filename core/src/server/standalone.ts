@@ -10,7 +10,7 @@ import type { Duplex } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { RequestHead } from "./exchange.js";
-import { NodeHttpExchange, NodeUpgradeExchange } from "./node-exchange.js";
+import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "./node-exchange.js";
 import { handleExchange, type RequestDeps } from "./request.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);
@@ -56,21 +56,20 @@ export interface FrontServerOptions {
 /** The standalone HTTP front server with graceful close. */
 export class FrontServer {
   readonly server: http.Server;
-  readonly #active = new Set<Promise<void>>();
-  readonly #upgraded = new Set<Duplex>();
+  readonly #exchanges: ExchangeTracker;
   readonly #log: Logger;
 
   constructor(opts: FrontServerOptions) {
     this.#log = opts.log;
     this.server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
+    this.#exchanges = new ExchangeTracker(this.server);
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.#track(handleExchange(new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res), opts.deps));
+      this.#exchanges.track(handleExchange(new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res), opts.deps));
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, rest: Buffer) => {
       socket.on("error", (e: unknown) => this.#log.debug({ err: e }, "upgraded client socket error"));
-      this.#upgraded.add(socket);
-      socket.once("close", () => this.#upgraded.delete(socket));
-      this.#track(handleExchange(new NodeUpgradeExchange(opts.app, headFromIncoming(req, true, false), socket, rest), opts.deps));
+      this.#exchanges.trackUpgraded(socket);
+      this.#exchanges.track(handleExchange(new NodeUpgradeExchange(opts.app, headFromIncoming(req, true, false), socket, rest), opts.deps));
     });
     this.server.on("clientError", (err: unknown, socket: Duplex) => {
       this.#log.debug({ err }, "client connection error");
@@ -79,28 +78,13 @@ export class FrontServer {
     });
   }
 
-  #track(p: Promise<void>): void {
-    this.#active.add(p);
-    void p.finally(() => this.#active.delete(p));
-  }
-
   /** Exchanges in progress (including open WebSocket tunnels). */
   get inFlight(): number {
-    return this.#active.size;
+    return this.#exchanges.size;
   }
 
   listen(port: number, host: string, backlog = 2048): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
-      const onError = (e: unknown): void => reject(e);
-      this.server.once("error", onError);
-      this.server.listen({ port, host, backlog }, () => {
-        this.server.off("error", onError);
-        this.server.on("error", (e: unknown) => this.#log.error({ err: e }, "front server error"));
-        const a = this.server.address();
-        if (a === null || typeof a === "string") reject(new Error("Cannot listen: no TCP address"));
-        else resolve(a);
-      });
-    });
+    return listenTcp(this.server, { port, host, backlog }, (e) => this.#log.error({ err: e }, "front server error"));
   }
 
   /**
@@ -108,17 +92,6 @@ export class FrontServer {
    * whatever is left (idle keep-alive connections and WebSocket tunnels included).
    */
   async close(deadlineMs: number): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeIdleConnections();
-    const until = Date.now() + deadlineMs;
-    for (const s of this.#upgraded) s.end();
-    while (this.#active.size > 0 && Date.now() < until) {
-      const timer = new Promise<void>((resolve) => setTimeout(resolve, Math.max(1, Math.min(100, until - Date.now()))));
-      await Promise.race([Promise.allSettled([...this.#active]).then(() => undefined), timer]);
-      this.server.closeIdleConnections();
-    }
-    this.server.closeAllConnections();
-    for (const s of this.#upgraded) s.destroy();
-    await closed;
+    await this.#exchanges.close(deadlineMs);
   }
 }
