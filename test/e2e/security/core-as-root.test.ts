@@ -12,7 +12,7 @@
  */
 import test from "ava";
 import { existsSync } from "node:fs";
-import { lchown, mkdir, readdir, rm, stat, symlink } from "node:fs/promises";
+import { lchown, mkdir, readFile, readdir, readlink, rm, stat, symlink } from "node:fs/promises";
 import path from "node:path";
 import { ApacheServer, REPO_ROOT, makeTempRoot, waitFor } from "../../helpers/apache.js";
 import { getJson, request } from "../../helpers/e2e-http.js";
@@ -33,16 +33,23 @@ function srv(): ApacheServer {
 }
 
 /** The socket of the app running as `uid` (its directory under <instance>/apps.s is owned by uid). */
-async function appSocketOf(uid: number): Promise<string> {
+/** The app socket the process `pid` listens on (several apps of one user share that uid: find it by the process). */
+async function appSocketOf(pid: number): Promise<string> {
   const base = path.join(srv().instanceDir, "apps.s");
-  for (const name of await readdir(base)) {
-    const dir = path.join(base, name);
-    const st = await stat(dir);
-    if (!st.isDirectory() || st.uid !== uid) continue;
-    const sock = (await readdir(dir)).find((x) => x.endsWith(".sock"));
-    if (sock !== undefined) return path.join(dir, sock);
+  const inodes = new Set<string>();
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const link = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => "");
+    const m = /^socket:\[(\d+)\]$/.exec(link);
+    if (m?.[1] !== undefined) inodes.add(m[1]);
   }
-  throw new Error(`Cannot find an app socket of uid ${uid} under ${base}`);
+  // /proc/net/unix: Num RefCount Protocol Flags Type St Inode Path
+  for (const line of (await readFile("/proc/net/unix", "utf8")).split("\n")) {
+    const f = line.trim().split(/\s+/);
+    const inode = f[6];
+    const sockPath = f[7];
+    if (inode !== undefined && sockPath !== undefined && inodes.has(inode) && sockPath.startsWith(base + "/")) return sockPath;
+  }
+  throw new Error(`Cannot find the app socket of pid ${pid} under ${base}`);
 }
 
 test.before(async () => {
@@ -78,7 +85,7 @@ test.afterEach.always((t) => {
 
 test("a tenant app that swaps its socket for a symlink to a root-only socket does not get the core to connect to it", async (t) => {
   const before = await getJson(srv().port, "/pid", "swap.test");
-  const sock = await appSocketOf(owner.uid);
+  const sock = await appSocketOf(Number(before["pid"]));
   const target = path.join(srv().instanceDir, "control.sock");
   const swapped = await getJson(srv().port, `/swap?${new URLSearchParams({ sock, target }).toString()}`, "swap.test");
   t.is(swapped["result"], "swapped");
