@@ -3,19 +3,15 @@
  * start, with PassengerFriendlyErrorPages on and off.
  */
 import test from "ava";
-import { rm } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, makeTempRoot, prepareApp } from "../helpers/apache.js";
+import { ApacheServer, makeTempRoot, prepareApp, started, stopAndRemove } from "../helpers/apache.js";
 import { request } from "../helpers/e2e-http.js";
 
 let server: ApacheServer | undefined;
 let root = "";
 let broken = "";
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 test.before(async () => {
   root = await makeTempRoot("e2e-errors");
@@ -31,8 +27,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
 });
 
 test.afterEach.always((t) => {

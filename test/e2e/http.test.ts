@@ -7,20 +7,17 @@ import test from "ava";
 import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
 import http from "node:http";
-import { mkdir, rm, symlink, writeFile } from "node:fs/promises";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { ApacheServer, makeTempRoot, prepareApp } from "../helpers/apache.js";
+import { ApacheServer, makeTempRoot, prepareApp, started, stopAndRemove } from "../helpers/apache.js";
 import { getJson, rawExchange, request, statusOf } from "../helpers/e2e-http.js";
 
 let server: ApacheServer | undefined;
 let root = "";
 const apps = { main: "", alpha: "", beta: "", env: "", sub: "", owned: "" };
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 test.before(async () => {
   root = await makeTempRoot("e2e-http");
@@ -68,8 +65,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
 });
 
 test.afterEach.always((t) => {

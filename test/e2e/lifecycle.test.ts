@@ -6,19 +6,16 @@
  */
 import test from "ava";
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { readFile, rm, writeFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, isAlive, makeTempRoot, prepareApp, processesUnder, waitFor } from "../helpers/apache.js";
+import { ApacheServer, isAlive, makeTempRoot, prepareApp, processesUnder, waitFor, started, stopAndRemove } from "../helpers/apache.js";
 import { request } from "../helpers/e2e-http.js";
 
 let server: ApacheServer | undefined;
 let root = "";
 let app = "";
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 test.before(async () => {
   root = await makeTempRoot("e2e-life");
@@ -30,8 +27,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
 });
 
 test.afterEach.always((t) => {

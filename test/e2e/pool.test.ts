@@ -4,9 +4,9 @@
  * line is inside the app's root), not from ferry's own status.
  */
 import test from "ava";
-import { utimes, writeFile, rm } from "node:fs/promises";
+import { utimes, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, makeTempRoot, prepareApp, processesUnder, waitFor } from "../helpers/apache.js";
+import { ApacheServer, makeTempRoot, prepareApp, processesUnder, waitFor, started, stopAndRemove } from "../helpers/apache.js";
 import { getJson, request, type HttpResult } from "../helpers/e2e-http.js";
 
 let server: ApacheServer | undefined;
@@ -14,10 +14,7 @@ let root = "";
 const apps = { scale: "", grow: "", crash: "", restart: "", sticky: "", queue: "" };
 const IDLE_TIME_S = 3;
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 function vhost(name: keyof typeof apps, directives: readonly string[] = []): { serverName: string; documentRoot: string; directives: readonly string[] } {
   return { serverName: `${name}.test`, documentRoot: path.join(apps[name], "public"), directives };
@@ -41,8 +38,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
 });
 
 test.afterEach.always((t) => {

@@ -3,19 +3,15 @@
  * PassengerRedeployOnGraceful changed / off (`all` is in lifecycle.test.ts).
  */
 import test from "ava";
-import { rm } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, makeTempRoot, prepareApp, waitFor, type VHostSpec } from "../helpers/apache.js";
+import { ApacheServer, makeTempRoot, prepareApp, waitFor, type VHostSpec, started, stopAndRemove } from "../helpers/apache.js";
 import { getJson } from "../helpers/e2e-http.js";
 
 let server: ApacheServer | undefined;
 let root = "";
 const apps = { steady: "", edited: "" };
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 function vhosts(rev: number): VHostSpec[] {
   return [
@@ -32,8 +28,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
 });
 
 test.afterEach.always((t) => {

@@ -66,6 +66,18 @@ export async function waitFor<T>(
 }
 
 /** A temp dir every user can traverse (Apache's User and the app users need to). */
+/** The Apache a test file started in `before`, or a clear failure when it did not start. */
+export function started(server: ApacheServer | undefined): ApacheServer {
+  if (server === undefined) throw new Error("Cannot run: Apache did not start");
+  return server;
+}
+
+/** Stop a test file's Apache and remove its temp root. */
+export async function stopAndRemove(server: ApacheServer | undefined, root: string): Promise<void> {
+  await server?.kill();
+  if (root !== "") await rm(root, { recursive: true, force: true });
+}
+
 export async function makeTempRoot(prefix: string): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `ferry-${prefix}-`));
   await chmod(dir, 0o755);

@@ -7,9 +7,9 @@
 import test from "ava";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, makeTempRoot, prepareApp, waitFor, type VHostSpec } from "../../helpers/apache.js";
+import { ApacheServer, makeTempRoot, prepareApp, waitFor, type VHostSpec, started, stopAndRemove } from "../../helpers/apache.js";
 import { request, type HttpResult } from "../../helpers/e2e-http.js";
 import { ferryStatus, groupOf } from "../../helpers/ferry-status.js";
 
@@ -41,10 +41,7 @@ function readLog(): string {
   }
 }
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 function get(host: string, p: string, headers?: Record<string, string>): Promise<HttpResult> {
   return request(srv().port, { path: p, host, timeoutMs: 45_000, ...(headers === undefined ? {} : { headers }) });
@@ -170,8 +167,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
 });
 
 test.afterEach.always((t) => {

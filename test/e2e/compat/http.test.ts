@@ -10,9 +10,9 @@ import test from "ava";
 import crypto from "node:crypto";
 import http from "node:http";
 import net from "node:net";
-import { rm } from "node:fs/promises";
+
 import path from "node:path";
-import { ApacheServer, makeTempRoot, prepareApp, waitFor, type VHostSpec } from "../../helpers/apache.js";
+import { ApacheServer, makeTempRoot, prepareApp, waitFor, type VHostSpec, started, stopAndRemove } from "../../helpers/apache.js";
 import { rawExchange, request, statusOf, type HttpResult } from "../../helpers/e2e-http.js";
 import { ferryStatus, groupOf } from "../../helpers/ferry-status.js";
 
@@ -20,10 +20,7 @@ let server: ApacheServer | undefined;
 let root = "";
 const apps = { web: "", crash: "", slow: "" };
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 function get(host: string, p: string, headers?: Record<string, string>, method?: string): Promise<HttpResult> {
   return request(srv().port, {
@@ -85,8 +82,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
 });
 
 test.afterEach.always((t) => {

@@ -12,9 +12,9 @@
  */
 import test from "ava";
 import { existsSync } from "node:fs";
-import { lchown, mkdir, readFile, readdir, readlink, rm, stat, symlink } from "node:fs/promises";
+import { lchown, mkdir, readFile, readdir, readlink, stat, symlink } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, REPO_ROOT, makeTempRoot, waitFor } from "../../helpers/apache.js";
+import { ApacheServer, REPO_ROOT, makeTempRoot, waitFor, started, stopAndRemove } from "../../helpers/apache.js";
 import { getJson, request } from "../../helpers/e2e-http.js";
 import { ensureUser, prepareTenantApp, removeUser, type TestUser } from "../../helpers/users.js";
 
@@ -27,10 +27,7 @@ let logOkApp = "";
 let server: ApacheServer | undefined;
 let owner: TestUser;
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 /** The socket of the app running as `uid` (its directory under <instance>/apps.s is owned by uid). */
 /** The app socket the process `pid` listens on (several apps of one user share that uid: find it by the process). */
@@ -74,8 +71,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
   await removeUser(USER).catch(() => undefined);
 });
 

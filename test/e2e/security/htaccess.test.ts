@@ -8,9 +8,9 @@
  * .htaccess, its owner and the app root's owner) and B's app is not spawned.
  */
 import test from "ava";
-import { chmod, chown, mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, REPO_ROOT, makeTempRoot, processesUnder } from "../../helpers/apache.js";
+import { ApacheServer, REPO_ROOT, makeTempRoot, processesUnder, started, stopAndRemove } from "../../helpers/apache.js";
 import { request } from "../../helpers/e2e-http.js";
 import { ensureUser, prepareTenantApp, removeUser, type TestUser } from "../../helpers/users.js";
 
@@ -26,10 +26,7 @@ let appA = "";
 let appB = "";
 let htaccessEvil = "";
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 /** The block cPanel's "Setup Node.js App" (CloudLinux) writes. */
 function cpanelBlock(appRoot: string, extra: string): string {
@@ -83,8 +80,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
   await removeUser(USER_A).catch(() => undefined);
   await removeUser(USER_B).catch(() => undefined);
 });

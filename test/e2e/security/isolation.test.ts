@@ -10,10 +10,10 @@
  */
 import test from "ava";
 import { execFile as execFileCb } from "node:child_process";
-import { readdir, rm, stat } from "node:fs/promises";
+import { readdir, stat } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
-import { ApacheServer, REPO_ROOT, makeTempRoot, waitFor } from "../../helpers/apache.js";
+import { ApacheServer, REPO_ROOT, makeTempRoot, waitFor, started, stopAndRemove } from "../../helpers/apache.js";
 import { getJson, request } from "../../helpers/e2e-http.js";
 import { ensureUser, lookupGroup, prepareTenantApp, removeUser, type TestUser } from "../../helpers/users.js";
 
@@ -27,10 +27,7 @@ let d: TestUser;
 let e: TestUser;
 let f: TestUser;
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 /** Ask tenant D's app (running as D) to try something; returns its JSON answer. */
 async function fromTenantD(route: string, query: Record<string, string>): Promise<Record<string, unknown>> {
@@ -86,8 +83,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
   for (const u of USERS) await removeUser(u).catch(() => undefined);
 });
 

@@ -7,9 +7,9 @@
  * server-wide directive in an .htaccess is refused.
  */
 import test from "ava";
-import { chown, mkdir, rm, writeFile } from "node:fs/promises";
+import { chown, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, REPO_ROOT, isAlive, makeTempRoot, waitFor } from "../../helpers/apache.js";
+import { ApacheServer, REPO_ROOT, isAlive, makeTempRoot, waitFor, started, stopAndRemove } from "../../helpers/apache.js";
 import { getJson, request } from "../../helpers/e2e-http.js";
 import { ensureUser, prepareTenantApp, removeUser, type TestUser } from "../../helpers/users.js";
 
@@ -22,10 +22,7 @@ let root = "";
 let server: ApacheServer | undefined;
 let owner: TestUser;
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 async function pidOf(host: string): Promise<number> {
   const body = await getJson(srv().port, "/pid", host);
@@ -62,8 +59,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
   await removeUser(USER).catch(() => undefined);
 });
 

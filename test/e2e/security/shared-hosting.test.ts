@@ -8,9 +8,9 @@
  */
 import test from "ava";
 import { readFileSync, readdirSync, readlinkSync } from "node:fs";
-import { rm } from "node:fs/promises";
+
 import path from "node:path";
-import { ApacheServer, REPO_ROOT, makeTempRoot } from "../../helpers/apache.js";
+import { ApacheServer, REPO_ROOT, makeTempRoot, started, stopAndRemove } from "../../helpers/apache.js";
 import { request } from "../../helpers/e2e-http.js";
 import { ensureUsers, prepareTenantApp, procIdentity, removeUser, type TestUser } from "../../helpers/users.js";
 
@@ -26,10 +26,7 @@ let appsDir = "";
 let server: ApacheServer | undefined;
 let users: TestUser[] = [];
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 /** Live (non-zombie) processes whose cwd is inside `dir`, with their uid/gid. */
 function appProcesses(dir: string): Array<{ pid: number; uid: number; gid: number; cwd: string }> {
@@ -67,8 +64,7 @@ test.before(async () => {
 });
 
 test.after.always(async () => {
-  await server?.kill();
-  if (root !== "") await rm(root, { recursive: true, force: true });
+  await stopAndRemove(server, root);
   for (const n of NAMES) await removeUser(n).catch(() => undefined);
 });
 

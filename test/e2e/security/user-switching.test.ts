@@ -10,7 +10,7 @@
 import test from "ava";
 import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, REPO_ROOT, makeTempRoot } from "../../helpers/apache.js";
+import { ApacheServer, REPO_ROOT, makeTempRoot, started } from "../../helpers/apache.js";
 import { getJson } from "../../helpers/e2e-http.js";
 import {
   ensureGroup, ensureUser, lookupUser, prepareTenantApp, procIdentity, removeGroup, removeUser, type TestGroup, type TestUser,
@@ -44,10 +44,7 @@ interface IdReport {
   status: Record<string, string>;
 }
 
-function srv(): ApacheServer {
-  if (server === undefined) throw new Error("Cannot run: Apache did not start");
-  return server;
-}
+const srv = (): ApacheServer => started(server);
 
 async function id(s: ApacheServer, host: string): Promise<IdReport> {
   return (await getJson(s.port, "/id", host)) as unknown as IdReport;
