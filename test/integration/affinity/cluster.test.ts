@@ -83,8 +83,13 @@ test.serial("the admin API's status shows the cluster: every node, alive, with t
   const h = hosts[0];
   if (h === undefined) throw new Error("no host");
   t.is((await new ClientSession(`status-${Date.now()}`).hit(h)).status, 200, "a session pinned on h1");
-  const st = await adminStatus(h);
-  const cluster = st["cluster"] as { node: string; storeAvailable: boolean; nodes: Array<{ name: string; alive: boolean; sessions: number; self: boolean }> };
+  type View = { node: string; storeAvailable: boolean; nodes: Array<{ name: string; alive: boolean; sessions: number; self: boolean }> };
+  // The view is refreshed by each heartbeat (every 2 s): a host that registered after
+  // h1's last beat shows up on the next one.
+  const cluster = await waitFor("the cluster view to list all three hosts", async () => {
+    const v = (await adminStatus(h))["cluster"] as View;
+    return v.nodes.length === 3 ? v : undefined;
+  }, 10_000);
   t.is(cluster.node, "h1");
   t.true(cluster.storeAvailable);
   t.deepEqual(cluster.nodes.map((n) => [n.name, n.alive, n.self]), [["h1", true, true], ["h2", true, false], ["h3", true, false]]);
