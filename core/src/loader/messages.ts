@@ -24,6 +24,24 @@ export interface LoaderOptions {
   readonly appRoot: string;
 }
 
+/** How often the loader reports its event loop ("loop" message). */
+export const LOOP_REPORT_INTERVAL_MS = 250;
+
+/**
+ * One event-loop report: utilisation and delay over the interval since the
+ * previous report (perf_hooks eventLoopUtilization and monitorEventLoopDelay).
+ */
+export interface LoopReport {
+  /** Event-loop utilisation over the interval, 0..1: the share of time the loop was not idle. */
+  readonly elu: number;
+  /** Event-loop delay over the interval (how late timers ran), in ms: mean, 99th percentile and max. */
+  readonly delayMeanMs: number;
+  readonly delayP99Ms: number;
+  readonly delayMaxMs: number;
+  /** Length of the interval the figures cover, in ms (about LOOP_REPORT_INTERVAL_MS, longer when the loop was blocked). */
+  readonly intervalMs: number;
+}
+
 /** The spawn steps, in order (SpawnError.step). */
 export type SpawnStep = "prepare" | "exec" | "load" | "listen";
 
@@ -36,7 +54,9 @@ export type LoaderMessage =
   /** The socket is listening: the core may connect (ready). */
   | { readonly type: "listening"; readonly path: string }
   /** The loader failed at a step (the process exits after this). */
-  | { readonly type: "error"; readonly step: SpawnStep; readonly message: string };
+  | { readonly type: "error"; readonly step: SpawnStep; readonly message: string }
+  /** Periodic event-loop report (every LOOP_REPORT_INTERVAL_MS from the start). */
+  | ({ readonly type: "loop" } & LoopReport);
 
 /** Core → loader. EOF on the channel means the same as "shutdown". */
 export type CoreMessage = { readonly type: "shutdown" };
@@ -56,6 +76,23 @@ function parseJson(line: string): unknown {
 
 const STEPS: readonly string[] = ["prepare", "exec", "load", "listen"];
 
+/** A finite number ≥ 0 (and ≤ max), else undefined. */
+function nonNegative(v: unknown, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= max ? v : undefined;
+}
+
+function parseLoopReport(v: Record<string, unknown>): LoopReport | undefined {
+  const elu = nonNegative(v["elu"], 1);
+  const delayMeanMs = nonNegative(v["delayMeanMs"]);
+  const delayP99Ms = nonNegative(v["delayP99Ms"]);
+  const delayMaxMs = nonNegative(v["delayMaxMs"]);
+  const intervalMs = nonNegative(v["intervalMs"]);
+  if (elu === undefined || delayMeanMs === undefined || delayP99Ms === undefined || delayMaxMs === undefined || intervalMs === undefined) {
+    return undefined;
+  }
+  return { elu, delayMeanMs, delayP99Ms, delayMaxMs, intervalMs };
+}
+
 /** Validate one line from the loader; undefined when malformed. */
 export function parseLoaderMessage(line: string): LoaderMessage | undefined {
   const v = parseJson(line);
@@ -72,6 +109,10 @@ export function parseLoaderMessage(line: string): LoaderMessage | undefined {
       const message = v["message"];
       if (typeof step !== "string" || !STEPS.includes(step) || typeof message !== "string") return undefined;
       return { type: "error", step: step as SpawnStep, message };
+    }
+    case "loop": {
+      const r = parseLoopReport(v);
+      return r === undefined ? undefined : { type: "loop", ...r };
     }
     default:
       return undefined;

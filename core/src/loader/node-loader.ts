@@ -9,8 +9,9 @@
  *    `PhusionPassenger` global (configure({ autoInstall }), 'exit' event).
  * 3. Run the startup file as Node runs a main module (CommonJS with
  *    require.main === module, or ES module for .mjs / "type": "module").
- * 4. Report "listen-called" and "listening" on the channel; on "shutdown" or
- *    EOF, shut down gracefully (docs/loader.md).
+ * 4. Report "listen-called" and "listening" on the channel, and the event
+ *    loop's utilisation and delay every LOOP_REPORT_INTERVAL_MS ("loop");
+ *    on "shutdown" or EOF, shut down gracefully (docs/loader.md).
  */
 import Module from "node:module";
 import http from "node:http";
@@ -19,9 +20,10 @@ import tls from "node:tls";
 import { EventEmitter } from "node:events";
 import { fstatSync } from "node:fs";
 import {
-  CHANNEL_FD, LOADER_OPTIONS_ENV, MAX_MESSAGE_BYTES, parseCoreMessage, parseLoaderOptions, splitLines,
+  CHANNEL_FD, LOADER_OPTIONS_ENV, LOOP_REPORT_INTERVAL_MS, MAX_MESSAGE_BYTES, parseCoreMessage, parseLoaderOptions, splitLines,
   type LoaderMessage, type LoaderOptions,
 } from "./messages.js";
+import { startLoopReports } from "./loop-monitor.js";
 import { ReverseBinding } from "./reverse-binding.js";
 
 function fail(message: string): never {
@@ -139,6 +141,11 @@ process.on("uncaughtExceptionMonitor", (err: unknown) => {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
   send({ type: "error", step: listenCalled ? "listen" : "load", message: message.slice(0, 2000) });
 });
+
+if (channel !== undefined) {
+  const stopReports = startLoopReports((r) => send({ type: "loop", ...r }), LOOP_REPORT_INTERVAL_MS);
+  channel.once("close", stopReports);
+}
 
 process.title = `Ferry NodeApp: ${options.appRoot}`;
 process.argv.splice(1, process.argv.length - 1, options.startupFile);

@@ -403,6 +403,9 @@ export class Group implements SessionOwner {
     this.failFast = false;
     this.notBefore = 0;
     proc.log.info({ reason, stickyId: proc.stickyId }, "Process spawned");
+    sp.onLoopReport?.((r) => {
+      if (proc.state !== "dead") proc.recordLoop(r, this.ctx.clock.now());
+    });
     void sp.exited.then(
       (exit) => this.onExit(proc, exit),
       () => this.onExit(proc, { code: null, signal: null }),

@@ -9,6 +9,13 @@ import type { SpawnedProcess } from "../spawn/spawner.js";
 import type { ProcessState, ProcessStatus } from "./status.js";
 import type { AppAddress, Session, SessionOutcome } from "./session.js";
 import type { ProcSample } from "./metrics.js";
+import type { LoopReport } from "../loader/messages.js";
+
+/** The latest event-loop report of a process, with the clock time the core received it. */
+export interface LoopSample extends LoopReport {
+  /** Clock time (ms) the report arrived. */
+  readonly at: number;
+}
 
 export type LiveState = Exclude<ProcessState, "spawning">;
 
@@ -31,6 +38,13 @@ export class PoolProcess {
   busySince: number | null = null;
   /** Event-loop lag reported by the loader (optional). */
   lagMs: number | undefined;
+  /**
+   * The latest event-loop report from the loader (utilisation, delay, arrival
+   * time); null until the first arrives and for processes that send none
+   * (generic apps). Node app processes report every LOOP_REPORT_INTERVAL_MS
+   * while their loop runs: a stale `at` means a stuck loop.
+   */
+  loop: LoopSample | null = null;
   cpuPercent = 0;
   rssBytes = 0;
   lastSample: ProcSample | null = null;
@@ -61,6 +75,11 @@ export class PoolProcess {
     this.address = spawned.address;
     this.startedAt = now;
     this.lastUsedAt = now;
+  }
+
+  /** Record an event-loop report that arrived at `now`. */
+  recordLoop(r: LoopReport, now: number): void {
+    this.loop = { ...r, at: now };
   }
 
   /** Open a session for one request. */
@@ -125,6 +144,7 @@ export class PoolProcess {
       lastUsedAt: this.lastUsedAt,
       cpuPercent: this.cpuPercent,
       rssBytes: this.rssBytes,
+      ...(this.loop === null ? {} : { loop: this.loop }),
     };
   }
 }

@@ -21,6 +21,19 @@ export interface ProcessStatus {
   /** CPU percent over the last sampling interval, and resident memory in bytes (from /proc). */
   readonly cpuPercent: number;
   readonly rssBytes: number;
+  /**
+   * The latest event-loop report of a Node app process (loader/messages.ts
+   * LoopReport): utilisation 0..1 and delay over the last interval, and the
+   * epoch ms it arrived. Absent until the first report and for generic apps.
+   */
+  readonly loop?: {
+    readonly elu: number;
+    readonly delayMeanMs: number;
+    readonly delayP99Ms: number;
+    readonly delayMaxMs: number;
+    readonly intervalMs: number;
+    readonly at: number;
+  };
 }
 
 export interface GroupStatus {

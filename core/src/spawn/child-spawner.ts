@@ -19,12 +19,13 @@ import { fileURLToPath } from "node:url";
 import type { AppOptions } from "../config/schema.js";
 import { SpawnError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { LOADER_OPTIONS_ENV, type LoaderOptions, type SpawnStep } from "../loader/messages.js";
+import { LOADER_OPTIONS_ENV, type LoaderOptions, type LoopReport, type SpawnStep } from "../loader/messages.js";
 import { EXEC_HELPER_PATH } from "../os/native.js";
 import { openAppLogFile } from "../os/root-safe.js";
 import type { AppAddress } from "../pool/session.js";
 import { buildAppEnv, DEFAULT_PATH, NOMINAL_NODE_PORT } from "./env.js";
 import { OutputCapture, type OutputSink } from "./output.js";
+import { LoaderChannel } from "./loader-channel.js";
 import { ReadinessFailure, waitForLoader, waitForPort } from "./readiness.js";
 import type { ProcessExit, SpawnedProcess, SpawnRequest, Spawner } from "./spawner.js";
 import { lookupUserFacts, resolveRunAs, RunAsError, type RunAs, type RunAsInput, type UserEntry } from "./user.js";
@@ -206,6 +207,8 @@ export class ChildSpawner implements Spawner {
     output.attach(child.stdout, "stdout");
     output.attach(child.stderr, "stderr");
     const channel = child.stdio[3] as Duplex | null | undefined;
+    // Read from the first byte on, so no message is lost between readiness and the pool.
+    const messages = channel === null || channel === undefined ? undefined : new LoaderChannel(channel);
 
     let shutdownTimer: NodeJS.Timeout | undefined;
     void exited.then(async (e) => {
@@ -227,8 +230,8 @@ export class ChildSpawner implements Spawner {
       if (generic) {
         await waitForPort({ host: "127.0.0.1", port, exited, signal: req.signal });
       } else {
-        if (channel === null || channel === undefined) throw new ReadinessFailure("exec", "control channel missing", false, undefined);
-        await waitForLoader({ channel, exited, signal: req.signal, socketPath });
+        if (messages === undefined) throw new ReadinessFailure("exec", "control channel missing", false, undefined);
+        await waitForLoader({ channel: messages, exited, signal: req.signal, socketPath });
       }
     } catch (e: unknown) {
       signalGroup(child, "SIGKILL");
@@ -266,6 +269,13 @@ export class ChildSpawner implements Spawner {
       kill: (): void => {
         if (!exitedNow) signalGroup(child, "SIGKILL");
       },
+      ...(messages === undefined ? {} : {
+        onLoopReport: (listener: (r: LoopReport) => void): void => {
+          messages.subscribe((m) => {
+            if (m.type === "loop") listener({ elu: m.elu, delayMeanMs: m.delayMeanMs, delayP99Ms: m.delayP99Ms, delayMaxMs: m.delayMaxMs, intervalMs: m.intervalMs });
+          });
+        },
+      }),
     };
   }
 

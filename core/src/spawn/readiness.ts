@@ -6,10 +6,10 @@
  * into SpawnError with the captured output.
  */
 import net from "node:net";
-import type { Duplex } from "node:stream";
 import { setTimeout as delay } from "node:timers/promises";
 import type { ProcessExit } from "./spawner.js";
-import { MAX_MESSAGE_BYTES, parseLoaderMessage, splitLines, type SpawnStep } from "../loader/messages.js";
+import type { LoaderMessage, SpawnStep } from "../loader/messages.js";
+import type { LoaderChannel } from "./loader-channel.js";
 
 export class ReadinessFailure extends Error {
   constructor(
@@ -48,7 +48,7 @@ function abortFailure(step: SpawnStep, signal: AbortSignal, elapsedMs: number): 
 
 export interface LoaderReadinessInput {
   /** Core end of the control channel (fd 3 of the app). */
-  readonly channel: Duplex;
+  readonly channel: LoaderChannel;
   readonly exited: Promise<ProcessExit>;
   readonly signal: AbortSignal;
   /** The socket the loader must report. */
@@ -62,44 +62,37 @@ export function waitForLoader(input: LoaderReadinessInput): Promise<void> {
   let appError: string | undefined;
   return new Promise<void>((resolve, reject) => {
     let settled = false;
-    let buf = "";
     const finish = (err: ReadinessFailure | undefined): void => {
       if (settled) return;
       settled = true;
-      input.channel.off("data", onData);
+      unsubscribe();
       input.signal.removeEventListener("abort", onAbort);
       if (err === undefined) resolve();
       else reject(err);
     };
-    const onData = (chunk: Buffer | string): void => {
-      buf += typeof chunk === "string" ? chunk : chunk.toString("utf8");
-      const { lines, rest } = splitLines(buf);
-      buf = rest.length > MAX_MESSAGE_BYTES ? "" : rest;
-      for (const line of lines) {
-        const msg = parseLoaderMessage(line);
-        if (msg === undefined) continue;
-        switch (msg.type) {
-          case "started":
-            step = "load";
-            break;
-          case "listen-called":
-            step = "listen";
-            break;
-          case "listening":
-            if (msg.path === input.socketPath) finish(undefined);
-            else finish(new ReadinessFailure("listen", `loader reported socket ${msg.path}, expected ${input.socketPath}`, false, undefined));
-            break;
-          case "error":
-            // The process is about to exit: wait for it, so its whole output is captured.
-            step = msg.step;
-            appError = msg.message;
-            break;
-        }
+    const onMessage = (msg: LoaderMessage): void => {
+      switch (msg.type) {
+        case "started":
+          step = "load";
+          break;
+        case "listen-called":
+          step = "listen";
+          break;
+        case "listening":
+          if (msg.path === input.socketPath) finish(undefined);
+          else finish(new ReadinessFailure("listen", `loader reported socket ${msg.path}, expected ${input.socketPath}`, false, undefined));
+          break;
+        case "error":
+          // The process is about to exit: wait for it, so its whole output is captured.
+          step = msg.step;
+          appError = msg.message;
+          break;
+        case "loop":
+          break;
       }
     };
     const onAbort = (): void => finish(abortFailure(step, input.signal, Date.now() - started));
-    input.channel.on("data", onData);
-    input.channel.on("error", () => { /* the exit is what matters */ });
+    const unsubscribe = input.channel.subscribe(onMessage);
     void input.exited.then((e) => finish(stepFailure(step, e, appError)));
     if (input.signal.aborted) onAbort();
     else input.signal.addEventListener("abort", onAbort, { once: true });

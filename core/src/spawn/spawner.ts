@@ -5,6 +5,7 @@
  */
 import type { AppOptions, ServerOptions } from "../config/schema.js";
 import type { AppAddress } from "../pool/session.js";
+import type { LoopReport } from "../loader/messages.js";
 
 export interface ProcessExit {
   readonly code: number | null;
@@ -20,6 +21,12 @@ export interface SpawnedProcess {
   shutdown(): void;
   /** SIGKILL the process (and its process group). */
   kill(): void;
+  /**
+   * Call `listener` with each event-loop report the process sends (Node apps:
+   * every LOOP_REPORT_INTERVAL_MS); absent for processes that send none
+   * (generic apps).
+   */
+  onLoopReport?(listener: (r: LoopReport) => void): void;
 }
 
 export interface SpawnRequest {

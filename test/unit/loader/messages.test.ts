@@ -31,3 +31,15 @@ test("splitLines() keeps the incomplete tail and drops blank lines", (t) => {
   t.deepEqual(splitLines('a\n\nb\nc'), { lines: ["a", "b"], rest: "c" });
   t.deepEqual(splitLines(""), { lines: [], rest: "" });
 });
+
+test("parseLoaderMessage() accepts a loop report and rejects out-of-range figures", (t) => {
+  t.deepEqual(parseLoaderMessage('{"type":"loop","elu":0.5,"delayMeanMs":1.2,"delayP99Ms":30,"delayMaxMs":40,"intervalMs":251}'),
+    { type: "loop", elu: 0.5, delayMeanMs: 1.2, delayP99Ms: 30, delayMaxMs: 40, intervalMs: 251 });
+  for (const bad of ['"elu":1.5', '"elu":-0.1', '"elu":"0.5"', '"delayP99Ms":-1', '"intervalMs":null']) {
+    const fields: Record<string, unknown> = { elu: 0.5, delayMeanMs: 1, delayP99Ms: 2, delayMaxMs: 3, intervalMs: 250 };
+    const [k, v] = bad.split(":") as [string, string];
+    fields[JSON.parse(k) as string] = JSON.parse(v) as unknown;
+    t.is(parseLoaderMessage(JSON.stringify({ type: "loop", ...fields })), undefined, bad);
+  }
+  t.is(parseLoaderMessage('{"type":"loop","elu":0.5}'), undefined);
+});

@@ -1,19 +1,21 @@
 import test from "ava";
 import { PassThrough } from "node:stream";
+import { LoaderChannel } from "../../../core/src/spawn/loader-channel.js";
 import { ReadinessFailure, waitForLoader } from "../../../core/src/spawn/readiness.js";
 import type { ProcessExit } from "../../../core/src/spawn/spawner.js";
 
-function setup(): { channel: PassThrough; exit: (e: ProcessExit) => void; exited: Promise<ProcessExit>; ac: AbortController } {
+function setup(): { stream: PassThrough; channel: LoaderChannel; exit: (e: ProcessExit) => void; exited: Promise<ProcessExit>; ac: AbortController } {
   let exit: (e: ProcessExit) => void = () => undefined;
   const exited = new Promise<ProcessExit>((r) => { exit = r; });
-  return { channel: new PassThrough(), exit, exited, ac: new AbortController() };
+  const stream = new PassThrough();
+  return { stream, channel: new LoaderChannel(stream), exit, exited, ac: new AbortController() };
 }
 
 test("waitForLoader() resolves on 'listening' for the expected socket, across chunk boundaries", async (t) => {
   const s = setup();
   const p = waitForLoader({ channel: s.channel, exited: s.exited, signal: s.ac.signal, socketPath: "/s/a.sock" });
-  s.channel.write('{"type":"started","pid":5}\n{"type":"listen-');
-  s.channel.write('called"}\n{"type":"listening","path":"/s/a.sock"}\n');
+  s.stream.write('{"type":"started","pid":5}\n{"type":"listen-');
+  s.stream.write('called"}\n{"type":"listening","path":"/s/a.sock"}\n');
   await t.notThrowsAsync(p);
 });
 
@@ -21,7 +23,7 @@ test("waitForLoader() names the step the process exited in", async (t) => {
   for (const [lines, step] of [["", "exec"], ['{"type":"started","pid":5}\n', "load"], ['{"type":"started","pid":5}\n{"type":"listen-called"}\n', "listen"]] as const) {
     const s = setup();
     const p = waitForLoader({ channel: s.channel, exited: s.exited, signal: s.ac.signal, socketPath: "/s/a.sock" });
-    s.channel.write(lines);
+    s.stream.write(lines);
     await new Promise((r) => setImmediate(r));
     s.exit({ code: 1, signal: null });
     const err = await t.throwsAsync(p, { instanceOf: ReadinessFailure });
@@ -34,7 +36,7 @@ test("waitForLoader() names the step the process exited in", async (t) => {
 test("waitForLoader() adds the loader's error summary once the process exits", async (t) => {
   const s = setup();
   const p = waitForLoader({ channel: s.channel, exited: s.exited, signal: s.ac.signal, socketPath: "/s/a.sock" });
-  s.channel.write('{"type":"started","pid":5}\n{"type":"error","step":"load","message":"Error: boom"}\n');
+  s.stream.write('{"type":"started","pid":5}\n{"type":"error","step":"load","message":"Error: boom"}\n');
   await new Promise((r) => setImmediate(r));
   s.exit({ code: 1, signal: null });
   const err = await t.throwsAsync(p, { instanceOf: ReadinessFailure });
@@ -44,7 +46,7 @@ test("waitForLoader() adds the loader's error summary once the process exits", a
 test("waitForLoader() rejects a socket other than the expected one", async (t) => {
   const s = setup();
   const p = waitForLoader({ channel: s.channel, exited: s.exited, signal: s.ac.signal, socketPath: "/s/a.sock" });
-  s.channel.write('{"type":"listening","path":"/elsewhere.sock"}\n');
+  s.stream.write('{"type":"listening","path":"/elsewhere.sock"}\n');
   const err = await t.throwsAsync(p, { instanceOf: ReadinessFailure });
   t.is(err?.step, "listen");
 });
@@ -52,7 +54,7 @@ test("waitForLoader() rejects a socket other than the expected one", async (t) =
 test("waitForLoader() reports a timeout abort as a timeout and another abort as not", async (t) => {
   const s = setup();
   const p = waitForLoader({ channel: s.channel, exited: s.exited, signal: s.ac.signal, socketPath: "/s/a.sock" });
-  s.channel.write('{"type":"started","pid":5}\n');
+  s.stream.write('{"type":"started","pid":5}\n');
   await new Promise((r) => setImmediate(r));
   s.ac.abort(new DOMException("deadline", "TimeoutError"));
   const err = await t.throwsAsync(p, { instanceOf: ReadinessFailure });
@@ -68,6 +70,6 @@ test("waitForLoader() reports a timeout abort as a timeout and another abort as 
 test("waitForLoader() ignores malformed lines", async (t) => {
   const s = setup();
   const p = waitForLoader({ channel: s.channel, exited: s.exited, signal: s.ac.signal, socketPath: "/s/a.sock" });
-  s.channel.write('garbage\n{"type":"listening"}\n[]\n{"type":"listening","path":"/s/a.sock"}\n');
+  s.stream.write('garbage\n{"type":"listening"}\n[]\n{"type":"listening","path":"/s/a.sock"}\n');
   await t.notThrowsAsync(p);
 });
