@@ -176,10 +176,19 @@ export function validatePoolStatus(v: unknown): PoolStatus {
       if (state !== "spawning" && state !== "ready" && state !== "draining" && state !== "dead") {
         throw new ControlClientError(`Cannot read status: unknown process state "${state}"`);
       }
+      const lv: unknown = Reflect.get(p, "loop");
+      const loop = typeof lv === "object" && lv !== null
+        ? {
+          loop: {
+            elu: num(lv, "elu"), delayMeanMs: num(lv, "delayMeanMs"), delayP99Ms: num(lv, "delayP99Ms"),
+            delayMaxMs: num(lv, "delayMaxMs"), intervalMs: num(lv, "intervalMs"), at: num(lv, "at"),
+          },
+        }
+        : {};
       return {
         pid: num(p, "pid"), stickyId: str(p, "stickyId"), state, inFlight: num(p, "inFlight"), upgraded: num(p, "upgraded"),
         processed: num(p, "processed"), startedAt: num(p, "startedAt"), lastUsedAt: num(p, "lastUsedAt"),
-        cpuPercent: num(p, "cpuPercent"), rssBytes: num(p, "rssBytes"),
+        cpuPercent: num(p, "cpuPercent"), rssBytes: num(p, "rssBytes"), ...loop,
       };
     });
     return {
