@@ -23,6 +23,10 @@ export const LENGTH_PREFIX_SIZE = 4;
 export const MAX_BODY_CHUNK = 64 * 1024;
 /** The core closes a module connection that sends no complete REQUEST_HEAD within this time. */
 export const HEAD_DEADLINE_MS = 30_000;
+/** The core closes a v2 module connection idle this long between exchanges (the module reconnects). */
+export const IDLE_DEADLINE_MS = 300_000;
+/** Open module connections the core keeps at most (docs/protocol.md "Connections"). */
+export const MAX_MODULE_CONNECTIONS = 4096;
 
 /** Numeric frame types on the wire (the first array element). */
 export const FrameType = {

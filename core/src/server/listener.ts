@@ -13,7 +13,7 @@ import { ProtocolError } from "../errors.js";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import { FrameDecoder, encodeBodyPrefix, encodeFrame } from "../protocol/codec.js";
-import { HEAD_DEADLINE_MS, MAX_BODY_CHUNK, type Frame } from "../protocol/frames.js";
+import { HEAD_DEADLINE_MS, IDLE_DEADLINE_MS, MAX_BODY_CHUNK, MAX_MODULE_CONNECTIONS, type Frame } from "../protocol/frames.js";
 import { fromByteString, validateRequestHead } from "../protocol/validate.js";
 import type { Exchange, RequestHead } from "./exchange.js";
 
@@ -38,8 +38,18 @@ export interface ModuleListenerOptions {
   readonly handler: ExchangeHandler;
   /** Peer credentials of a socket fd; default the native addon's (core/src/os/native.ts). */
   readonly peerCred?: (fd: number) => PeerCredentials;
-  /** Close a connection that sent no complete REQUEST_HEAD within this time. Default 30 s. */
+  /**
+   * Close a connection that sent no complete REQUEST_HEAD within this time
+   * after it opened, or after the first byte of a later head. Default 30 s.
+   */
   readonly headDeadlineMs?: number;
+  /** Close a v2 connection idle between exchanges (no byte of the next head) this long. Default 5 min. */
+  readonly idleDeadlineMs?: number;
+  /**
+   * Open module connections at most. At the cap, a new connection displaces
+   * the oldest one that is between exchanges; when none is, it is refused. Default 4096.
+   */
+  readonly maxConnections?: number;
   /** After the response went out, how long to keep reading (discarding) what the module still sends. */
   readonly lingerMs?: number;
   /** listen() backlog (PassengerSocketBacklog). */
@@ -84,6 +94,8 @@ export class ModuleListener {
   #peerCred: ((fd: number) => PeerCredentials) | undefined;
   #closing = false;
   #emptyWaiters: Array<() => void> = [];
+  /** When the "too many connections" warning was last logged (one a minute at most). */
+  #capWarnedAt = 0;
 
   constructor(opts: ModuleListenerOptions) {
     this.#opts = opts;
@@ -182,6 +194,11 @@ export class ModuleListener {
       socket.destroy();
       return;
     }
+    if (!this.#makeRoom()) {
+      this.#warnCap(`Cannot accept module connection from pid ${cred.pid}: ${this.#connections.size} are open (the cap) and none is idle`);
+      socket.destroy();
+      return;
+    }
     const conn = new ModuleConnection(socket, this.#opts, log, cred.pid);
     this.#connections.add(conn);
     socket.once("close", () => {
@@ -192,6 +209,31 @@ export class ModuleListener {
         for (const w of waiters) w();
       }
     });
+  }
+
+  /**
+   * Below the cap, or made so by closing the oldest connection between
+   * exchanges (a reconnect costs Apache little; an exchange is never cut).
+   */
+  #makeRoom(): boolean {
+    const cap = this.#opts.maxConnections ?? MAX_MODULE_CONNECTIONS;
+    if (this.#connections.size < cap) return true;
+    for (const c of this.#connections) {
+      if (c.idle) {
+        this.#connections.delete(c);
+        c.destroy();
+        this.#warnCap(`Closing the oldest idle module connection: ${cap} are open (the cap)`);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #warnCap(msg: string): void {
+    const now = Date.now();
+    if (now - this.#capWarnedAt < 60_000) return;
+    this.#capWarnedAt = now;
+    this.#opts.log.warn(msg);
   }
 }
 type ConnState =
@@ -254,6 +296,8 @@ class ModuleConnection {
   #endSeen = false;
   #tunnel: RawTunnel | undefined;
   #headTimer: NodeJS.Timeout | undefined;
+  /** #headTimer is the idle deadline (no byte of the next head yet), not the head deadline. */
+  #headIdle = false;
   #lingerTimer: NodeJS.Timeout | undefined;
   #exchange: ModuleExchange | undefined;
   /** The current exchange came with a v2 head: the connection may carry the next one. */
@@ -268,10 +312,7 @@ class ModuleConnection {
     this.#opts = opts;
     this.#baseLog = log;
     this.#peerPid = peerPid;
-    this.#headTimer = setTimeout(() => {
-      this.#log.warn(`Cannot read request head from module connection: none within ${opts.headDeadlineMs ?? HEAD_DEADLINE_MS} ms, closing it`);
-      this.destroy();
-    }, opts.headDeadlineMs ?? HEAD_DEADLINE_MS);
+    this.#armHeadTimer();
     socket.on("data", this.#onData);
     socket.on("end", this.#onEof);
     socket.once("close", () => this.#onClose());
@@ -279,6 +320,32 @@ class ModuleConnection {
 
   get state(): ConnState {
     return this.#state;
+  }
+
+  /** Between exchanges (or before the first) with no byte of a head read. */
+  get idle(): boolean {
+    return this.#state === "head" && this.#exchange === undefined && this.#decoder.bufferedBytes === 0;
+  }
+
+  /** A complete REQUEST_HEAD must arrive within the head deadline. */
+  #armHeadTimer(): void {
+    clearTimeout(this.#headTimer);
+    const ms = this.#opts.headDeadlineMs ?? HEAD_DEADLINE_MS;
+    this.#headIdle = false;
+    this.#headTimer = setTimeout(() => {
+      this.#log.warn(`Cannot read request head from module connection: none within ${ms} ms, closing it`);
+      this.destroy();
+    }, ms);
+  }
+
+  /** v2, between exchanges: the next head's first byte must come within the idle deadline. */
+  #armIdleTimer(): void {
+    clearTimeout(this.#headTimer);
+    this.#headIdle = true;
+    this.#headTimer = setTimeout(() => {
+      this.#log.debug("closing a module connection idle between exchanges");
+      this.destroy();
+    }, this.#opts.idleDeadlineMs ?? IDLE_DEADLINE_MS);
   }
 
   /** The connection's logger, made on first use (a pino child per connection is costly on the hot path). */
@@ -301,6 +368,7 @@ class ModuleConnection {
 
   readonly #onData = (chunk: Buffer): void => {
     if (this.#state === "done") return; // response complete: discard
+    if (this.#headIdle) this.#armHeadTimer(); // the next head started: it has the head deadline
     const tunnel = this.#tunnel;
     if (tunnel !== undefined && this.#endSeen) {
       if (!tunnel.push(chunk)) this.#socket.pause();
@@ -466,7 +534,7 @@ class ModuleConnection {
     return tunnel;
   }
 
-  /** v2: the exchange is over both ways; wait for the next REQUEST_HEAD (no deadline: the module closes idle connections). */
+  /** v2: the exchange is over both ways; wait for the next REQUEST_HEAD, within the idle then the head deadline. */
   #nextExchange(): void {
     this.#exchange = undefined;
     this.#endSeen = false;
@@ -475,6 +543,8 @@ class ModuleConnection {
       this.destroy();
       return;
     }
+    if (this.#decoder.bufferedBytes > 0) this.#armHeadTimer();
+    else this.#armIdleTimer();
     this.#socket.resume();
     // A head already buffered (the module does not pipeline, but may) is
     // decoded outside the caller's stack (ex.end() runs inside the request path).
