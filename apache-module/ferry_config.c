@@ -835,25 +835,49 @@ static const char *set_affinity_redis(cmd_parms *cmd, void *cfg, const char *arg
     return NULL;
 }
 
-/* PassengerAffinityListen ADDR:PORT (IPv6 as [ADDR]:PORT). */
-static const char *set_affinity_listen(cmd_parms *cmd, void *cfg, const char *arg)
+/* ADDR:PORT (IPv6 as [ADDR]:PORT); a bare PORT too when bare_port is set. */
+static const char *check_listen(cmd_parms *cmd, const char *arg, int bare_port)
 {
-    ferry_server_conf_t *sc = global_conf(cmd);
     const char *colon = strrchr(arg, ':');
+    const char *digits = colon ? colon + 1 : arg;
     char *end = NULL;
     long port;
 
-    (void)cfg;
-    if (colon == NULL || colon == arg || strpbrk(arg, " \t") != NULL) {
+    if ((colon == NULL && !bare_port) || colon == arg || strpbrk(arg, " \t") != NULL) {
         return apr_psprintf(cmd->pool, "%s must be ADDR:PORT", cmd->cmd->name);
     }
-    port = strtol(colon + 1, &end, 10);
-    if (colon[1] == '\0' || end == NULL || *end != '\0' || port < 0 || port > 65535) {
+    port = strtol(digits, &end, 10);
+    if (digits[0] == '\0' || end == NULL || *end != '\0' || port < 0 || port > 65535) {
         return apr_psprintf(cmd->pool, "%s must be ADDR:PORT with a port 0-65535",
                             cmd->cmd->name);
     }
-    sc->affinity_listen = arg;
     return NULL;
+}
+
+/* PassengerAffinityListen ADDR:PORT. */
+static const char *set_affinity_listen(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_server_conf_t *sc = global_conf(cmd);
+    const char *err = check_listen(cmd, arg, 0);
+
+    (void)cfg;
+    if (err == NULL) {
+        sc->affinity_listen = arg;
+    }
+    return err;
+}
+
+/* PassengerMetricsListen ADDR:PORT (or PORT = 127.0.0.1:PORT): Prometheus /metrics. */
+static const char *set_metrics_listen(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_server_conf_t *sc = global_conf(cmd);
+    const char *err = check_listen(cmd, arg, 1);
+
+    (void)cfg;
+    if (err == NULL) {
+        sc->metrics_listen = arg;
+    }
+    return err;
 }
 
 /* PassengerRedeployOnGraceful all|changed|off. */
@@ -1091,6 +1115,8 @@ const command_rec ferry_cmds[] = {
                   "This host's name in the affinity cluster (default: the host name)"),
     AP_INIT_TAKE1("PassengerAffinityListen", set_affinity_listen, NULL, G,
                   "ADDR:PORT where the core accepts requests forwarded by its peers"),
+    AP_INIT_TAKE1("PassengerMetricsListen", set_metrics_listen, NULL, G,
+                  "ADDR:PORT where the core serves Prometheus metrics at /metrics (unset = off)"),
     AP_INIT_TAKE1("PassengerAffinitySecretFile", set_srv_str, I(sf_affinity_secret_file), G,
                   "File with the secret shared by the affinity cluster's hosts"),
     AP_INIT_TAKE1("PassengerAffinityTTL", set_srv_seconds, I(sf_affinity_ttl), G,
@@ -1424,6 +1450,9 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     }
     if (sc->affinity_listen) {
         json_add(kv, p, "affinity_listen", json_str(p, sc->affinity_listen));
+    }
+    if (sc->metrics_listen) {
+        json_add(kv, p, "metrics_listen", json_str(p, sc->metrics_listen));
     }
     if (sc->affinity_secret_file) {
         json_add(kv, p, "affinity_secret_file", json_str(p, sc->affinity_secret_file));

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the Debian packages Ferry's build and tests use, when missing:
-# Apache 2.4 with its dev files (apxs), msgpack-c, redis-server.
+# Apache 2.4 with its dev files (apxs), msgpack-c, redis-server, and Prometheus
+# (the metrics e2e test scrapes Ferry with a real server and runs promtool).
 # Installing a package here does not start its service; tests start their own.
 set -eu
 need=""
-for pkg in apache2 apache2-dev libmsgpack-dev redis-server; do
+for pkg in apache2 apache2-dev libmsgpack-dev redis-server prometheus; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need="$need $pkg"
   fi
@@ -20,7 +21,7 @@ if [ -n "$need" ]; then
   # shellcheck disable=SC2086
   apt-get install -y -qq --no-install-recommends $need >/dev/null
   # Debian's postinst may start services when a policy allows it; ours never need them.
-  for svc in apache2 redis-server; do
+  for svc in apache2 redis-server prometheus; do
     if command -v service >/dev/null 2>&1; then service "$svc" stop >/dev/null 2>&1 || true; fi
   done
 fi

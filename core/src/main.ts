@@ -19,11 +19,15 @@ import { createLogger, pinoLevelFor, type Logger } from "./log.js";
 import { Pool, type RedeployMode } from "./pool/pool.js";
 import { AppAgents } from "./server/app-agents.js";
 import { ModuleListener } from "./server/listener.js";
-import { handleExchange } from "./server/request.js";
+import { handleExchange, type RequestDeps } from "./server/request.js";
+import type { Exchange } from "./server/exchange.js";
+import type { PoolStatus } from "./pool/status.js";
 import { affinitySettings, startAffinity, withClusterStatus } from "./affinity/service.js";
 import { ChildSpawner } from "./spawn/child-spawner.js";
 import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
+import { createMetrics, type MetricsService } from "./metrics/service.js";
+import { metricsUrl, parseListenAddress } from "./metrics/server.js";
 
 /** The validated config file (docs/core-config.md). */
 export interface CoreConfig {
@@ -132,7 +136,7 @@ class Reader {
 const SERVER_KEYS = [
   "max_pool_size", "pool_idle_time", "max_instances_per_app", "stat_throttle_rate", "user_switching",
   "default_user", "default_group", "log_level", "log_file", "socket_backlog", "prestart",
-  "process_shutdown_timeout", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
+  "process_shutdown_timeout", "metrics_listen", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
   "affinity_ttl", "affinity_redis_timeout", "affinity_tls_cert_file", "affinity_tls_key_file", "affinity_tls_ca_file",
 ] as const;
 
@@ -157,6 +161,7 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     instanceRegistryDir: path.dirname(instanceDir),
     socketBacklog: s.int("socket_backlog", 1, 65_535, SERVER_DEFAULTS.socketBacklog),
     processShutdownTimeoutMs: s.seconds("process_shutdown_timeout", SERVER_DEFAULTS.processShutdownTimeoutMs, 2_147_483),
+    metricsListen: s.str("metrics_listen", ""),
     affinityRedis: s.str("affinity_redis", ""),
     affinityNodeName: s.str("affinity_node_name", ""),
     affinityListen: s.str("affinity_listen", ""),
@@ -167,6 +172,7 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     affinityTlsKeyFile: s.str("affinity_tls_key_file", ""),
     affinityTlsCaFile: s.str("affinity_tls_ca_file", ""),
   };
+  if (server.metricsListen !== undefined && server.metricsListen !== "") parseListenAddress(server.metricsListen, "core config server.metrics_listen");
   const prestart = s.strList("prestart");
   for (const [i, u] of prestart.entries()) {
     if (!/^https?:\/\/[^\s/]+/.test(u)) throw new ConfigError(`Cannot read core config: server.prestart[${i}] must be an http(s) URL, got ${shown(u)}`);
@@ -229,6 +235,8 @@ export interface ModuleCore {
   readonly pool: Pool;
   readonly listener: ModuleListener;
   readonly control: ControlServer;
+  /** PassengerMetricsListen's endpoint, when set. */
+  readonly metrics: MetricsService | undefined;
   /** The config in effect (updated by reload()). */
   readonly config: CoreConfig;
   /** Apply a re-read config (SIGHUP): server options, log level, redeploy on a new generation. */
@@ -263,7 +271,13 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     return child;
   };
   const spawner = opts.spawner ?? new ChildSpawner({ log: component("spawner"), socketDir });
-  const pool = new Pool({ spawner, server: config.server, log: component("pool") });
+  // Metrics read the pool (and the listener) only when scraped: built first, bound after the listener.
+  let sources: { pool?: Pool; listener?: ModuleListener; status?: () => PoolStatus } = {};
+  const metrics = createMetrics(config.server.metricsListen, {
+    status: () => sources.status?.() ?? { version: FERRY_VERSION, maxPoolSize: config.server.maxPoolSize, processCount: 0, groups: [] },
+    moduleConnections: () => sources.listener?.connectionCount ?? 0,
+  }, component("metrics"));
+  const pool = new Pool({ spawner, server: config.server, log: component("pool"), ...(metrics !== undefined ? { observer: metrics.metrics } : {}) });
   pool.redeploy(config.generation, config.redeployOnGraceful);
   const agents = new AppAgents();
   const reqLog = component("request");
@@ -278,13 +292,16 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     agents.destroy();
     throw e;
   });
+  // Each exchange is counted once when it ends (metrics/recorder.ts), when metrics are on.
+  const handleRecorded = (ex: Exchange, deps: RequestDeps): Promise<void> =>
+    metrics === undefined ? handleExchange(ex, deps) : metrics.wrap((e) => handleExchange(e, deps))(ex);
   const listener = new ModuleListener({
     path: config.moduleSocket,
     log: component("module-listener"),
     apacheUid: config.apacheUid,
     apacheGid: config.apacheGid,
     backlog: config.server.socketBacklog,
-    handler: (ex, generation) => handleExchange(ex, { pool, log: reqLog, generation, agents, ...(affinity !== undefined ? { affinity: affinity.hook } : {}) }),
+    handler: (ex, generation) => handleRecorded(ex, { pool, log: reqLog, generation, agents, ...(affinity !== undefined ? { affinity: affinity.hook } : {}) }),
     ...(opts.peerCred !== undefined ? { peerCred: opts.peerCred } : {}),
   });
   // Mutable: GET /instance and properties.json show the current generation.
@@ -296,9 +313,11 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     generation: config.generation,
     module_socket: config.moduleSocket,
   };
+  const statusSource = withClusterStatus(pool, affinity);
+  sources = { pool, listener, status: () => statusSource.status() };
   const control = new ControlServer({
     instanceDir: config.instanceDir,
-    pool: withClusterStatus(pool, affinity),
+    pool: statusSource,
     log: component("control"),
     socketPath: config.controlSocket,
     properties,
@@ -308,11 +327,13 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
   try {
     await listener.start();
     await control.start();
+    if (metrics !== undefined) properties["metrics_url"] = metricsUrl(await metrics.start());
     await fsp.writeFile(propsFile, JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
     await fsp.writeFile(pidFile, `${process.pid}\n`, { mode: 0o644 });
   } catch (e: unknown) {
     await listener.close(0).catch(() => undefined);
     await control.close().catch(() => undefined);
+    await metrics?.stop().catch(() => undefined);
     await affinity?.stop(0).catch(() => undefined);
     await pool.shutdown(1_000).catch(() => undefined);
     agents.destroy();
@@ -325,6 +346,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     pool,
     listener,
     control,
+    metrics,
     get config() {
       return config;
     },
@@ -332,6 +354,9 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
       const prev = config;
       for (const k of ["instanceDir", "moduleSocket", "controlSocket", "apacheUid", "apacheGid"] as const) {
         if (next[k] !== prev[k]) log.warn({ key: k }, `Cannot apply a changed ${k} on reload: it takes effect when the core restarts`);
+      }
+      if ((next.server.metricsListen ?? "") !== (prev.server.metricsListen ?? "")) {
+        log.warn("Cannot apply a changed metrics_listen on reload: it takes effect when the core restarts");
       }
       if (next.server.logFile !== prev.server.logFile) {
         log.warn("Cannot apply a changed log_file on reload: it takes effect when the core restarts");
@@ -355,6 +380,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
         const drained = await listener.close(Math.max(0, Math.min(deadlineMs / 2, until - Date.now())));
         if (!drained) log.warn("Stopping with requests still in flight: the drain deadline passed");
         await control.close().catch((e: unknown) => log.warn({ err: e }, "Cannot close the admin API"));
+        await metrics?.stop().catch((e: unknown) => log.warn({ err: e }, "Cannot close the metrics endpoint"));
         await affinity?.stop(Math.max(0, Math.min(5_000, until - Date.now()))).catch((e: unknown) => log.warn({ err: e }, "Cannot stop shared affinity cleanly"));
         await pool.shutdown(Math.max(1_000, until - Date.now()));
         agents.destroy();

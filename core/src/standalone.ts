@@ -17,6 +17,9 @@ import { FrontServer } from "./server/standalone.js";
 import { ChildSpawner } from "./spawn/child-spawner.js";
 import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
+import { metricsUrl } from "./metrics/server.js";
+import { createMetrics } from "./metrics/service.js";
+import type { PoolStatus } from "./pool/status.js";
 
 export interface StandaloneOptions {
   readonly config: StandaloneConfig;
@@ -34,6 +37,8 @@ export interface StandaloneInstance {
   readonly instanceDir: string;
   readonly controlSocket: string;
   readonly pool: Pool;
+  /** http://ADDR:PORT/metrics when --metrics-listen is set. */
+  readonly metricsUrl: string | undefined;
   /** Shared session affinity, when --affinity-redis is set. */
   readonly affinity: AffinityService | undefined;
   /** Graceful stop: stop accepting, drain until the deadline, stop the app processes. */
@@ -70,7 +75,12 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   await fsp.chmod(socketDir, 0o711);
 
   const spawner = opts.spawner ?? new ChildSpawner({ log: log.child({ component: "spawner" }), socketDir });
-  const pool = new Pool({ spawner, server: config.server, log: log.child({ component: "pool" }) });
+  // Built before the pool (its observer); reads the pool only when scraped.
+  let statusOf: (() => PoolStatus) | undefined;
+  const metrics = createMetrics(config.server.metricsListen, {
+    status: () => statusOf?.() ?? { version: FERRY_VERSION, maxPoolSize: config.server.maxPoolSize, processCount: 0, groups: [] },
+  }, log.child({ component: "metrics" }));
+  const pool = new Pool({ spawner, server: config.server, log: log.child({ component: "pool" }), ...(metrics !== undefined ? { observer: metrics.metrics } : {}) });
   const agents = new AppAgents();
   let affinity: AffinityService | undefined;
   const shared = affinitySettings(config.server);
@@ -89,12 +99,18 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       throw e;
     }
   }
-  const front = new FrontServer({ app: config.app, deps: { pool, log, agents, ...(affinity !== undefined ? { affinity: affinity.hook } : {}) }, log });
+  const statusSource = withClusterStatus(pool, affinity);
+  statusOf = () => statusSource.status();
+  const front = new FrontServer({
+    app: config.app, deps: { pool, log, agents, ...(affinity !== undefined ? { affinity: affinity.hook } : {}) }, log,
+    ...(metrics !== undefined ? { wrap: metrics.wrap } : {}),
+  });
   let control: ControlServer | undefined;
   try {
     const addr = await front.listen(config.listen.port, config.listen.address, config.server.socketBacklog);
     const host = addr.family === "IPv6" ? `[${addr.address}]` : addr.address;
     const url = `http://${host}:${addr.port}/`;
+    const metricsAddr = metrics === undefined ? undefined : await metrics.start();
     const properties = {
       pid: process.pid,
       version: FERRY_VERSION,
@@ -102,8 +118,9 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       created_at: Date.now(),
       app_root: config.appRoot,
       url,
+      ...(metricsAddr !== undefined ? { metrics_url: metricsUrl(metricsAddr) } : {}),
     };
-    control = new ControlServer({ instanceDir, pool: withClusterStatus(pool, affinity), log: log.child({ component: "control" }), properties });
+    control = new ControlServer({ instanceDir, pool: statusSource, log: log.child({ component: "control" }), properties });
     await control.start();
     await fsp.writeFile(path.join(instanceDir, "properties.json"), JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
 
@@ -123,17 +140,19 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
         await front.close(deadlineMs);
         await affinity?.stop(Math.max(0, until - Date.now())).catch((e: unknown) => log.warn({ err: e }, "Cannot stop shared affinity cleanly"));
         await ctl.close().catch((e: unknown) => log.warn({ err: e }, "Cannot close the admin API"));
+        await metrics?.stop().catch((e: unknown) => log.warn({ err: e }, "Cannot close the metrics endpoint"));
         await pool.shutdown(Math.max(1_000, until - Date.now()));
         agents.destroy();
         await fsp.rm(instanceDir, { recursive: true, force: true });
       })();
       return stopping;
     };
-    return { url, port: addr.port, instanceDir, controlSocket: control.socketPath, pool, affinity, stop };
+    return { url, port: addr.port, instanceDir, controlSocket: control.socketPath, pool, affinity, metricsUrl: properties.metrics_url, stop };
   } catch (e: unknown) {
     await front.close(0).catch(() => undefined);
     await affinity?.stop(0).catch(() => undefined);
     await control?.close().catch(() => undefined);
+    await metrics?.stop().catch(() => undefined);
     await pool.shutdown(1_000).catch(() => undefined);
     agents.destroy();
     await fsp.rm(instanceDir, { recursive: true, force: true });

@@ -94,6 +94,8 @@ export interface ServerOptions {
   readonly socketBacklog: number;
   /** Graceful shutdown deadline for retired processes before SIGKILL, ms. */
   readonly processShutdownTimeoutMs: number;
+  /** PassengerMetricsListen / --metrics-listen ADDR:PORT for Prometheus' /metrics; "" (default) = off. */
+  readonly metricsListen?: string;
   // Shared session affinity (docs/affinity.md); optional, absent = the default.
   /** PassengerAffinityRedis: redis://host:port/db, rediss://…, unix:/path; "" (default) = off. */
   readonly affinityRedis?: string;
@@ -160,6 +162,7 @@ export const SERVER_DEFAULTS: ServerOptions = {
   instanceRegistryDir: "/tmp",
   socketBacklog: 2048,
   processShutdownTimeoutMs: 30_000,
+  metricsListen: "",
   affinityRedis: "",
   affinityNodeName: "",
   affinityListen: "",

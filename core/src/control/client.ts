@@ -143,6 +143,15 @@ function num(o: object, k: string): number {
   return v;
 }
 
+/** A field newer cores add: absent → `dflt` (an older core), present but not a number → error. */
+function numOr(o: object, k: string, dflt: number): number {
+  return Reflect.get(o, k) === undefined ? dflt : num(o, k);
+}
+
+function strOr(o: object, k: string, dflt: string): string {
+  return Reflect.get(o, k) === undefined ? dflt : str(o, k);
+}
+
 function str(o: object, k: string): string {
   const v: unknown = Reflect.get(o, k);
   if (typeof v !== "string") throw new ControlClientError(`Cannot read status: "${k}" is not a string`);
@@ -188,12 +197,28 @@ export function validatePoolStatus(v: unknown): PoolStatus {
       return {
         pid: num(p, "pid"), stickyId: str(p, "stickyId"), state, inFlight: num(p, "inFlight"), upgraded: num(p, "upgraded"),
         processed: num(p, "processed"), startedAt: num(p, "startedAt"), lastUsedAt: num(p, "lastUsedAt"),
-        cpuPercent: num(p, "cpuPercent"), rssBytes: num(p, "rssBytes"), ...loop,
+        cpuPercent: num(p, "cpuPercent"), rssBytes: num(p, "rssBytes"),
+        cpuSeconds: numOr(p, "cpuSeconds", 0), generation: numOr(p, "generation", 0), retireReason: strOr(p, "retireReason", ""), ...loop,
       };
     });
+    const crashReasons: Record<string, number> = {};
+    const cr: unknown = Reflect.get(g, "crashReasons");
+    if (typeof cr === "object" && cr !== null) for (const k of Object.keys(cr)) crashReasons[k] = num(cr, k);
+    const lx: unknown = Reflect.get(g, "lastExit");
+    let lastExit: GroupStatus["lastExit"] = null;
+    if (typeof lx === "object" && lx !== null) {
+      const code: unknown = Reflect.get(lx, "code");
+      const signal: unknown = Reflect.get(lx, "signal");
+      lastExit = {
+        at: num(lx, "at"), pid: num(lx, "pid"), code: typeof code === "number" ? code : null, signal: typeof signal === "string" ? signal : null,
+        unexpected: Reflect.get(lx, "unexpected") === true, reason: str(lx, "reason"),
+      };
+    }
     return {
       name: str(g, "name"), appRoot: str(g, "appRoot"), appEnv: str(g, "appEnv"), queueLength: num(g, "queueLength"),
-      spawning: num(g, "spawning"), restarting: Reflect.get(g, "restarting") === true, lastError, processes,
+      spawning: num(g, "spawning"), restarting: Reflect.get(g, "restarting") === true, lastError,
+      restartGeneration: numOr(g, "restartGeneration", 0), spawns: numOr(g, "spawns", 0), spawnFailures: numOr(g, "spawnFailures", 0),
+      crashes: numOr(g, "crashes", 0), crashReasons, queueOverflows: numOr(g, "queueOverflows", 0), lastExit, processes,
     };
   });
   const base = { version: str(o, "version"), maxPoolSize: num(o, "maxPoolSize"), processCount: num(o, "processCount"), groups };

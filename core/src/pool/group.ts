@@ -27,7 +27,8 @@ import type { ProcessExit, SpawnedProcess, Spawner } from "../spawn/spawner.js";
 import { PoolProcess, type PoolSession, type SessionOwner } from "./process.js";
 import { RestartProbe } from "./restart-probe.js";
 import type { Session, SessionOutcome } from "./session.js";
-import type { GroupStatus } from "./status.js";
+import type { PoolObserver } from "./observer.js";
+import type { ExitStatus, GroupStatus } from "./status.js";
 
 /** What a Group needs from its Pool. */
 export interface GroupContext {
@@ -53,6 +54,7 @@ export interface GroupContext {
   randomStickyId(): number;
   /** Take a first CPU/RSS sample of a new process. */
   sample(group: Group, proc: PoolProcess): void;
+  readonly observer: PoolObserver;
 }
 
 interface Waiter {
@@ -87,6 +89,10 @@ export class Group implements SessionOwner {
   private lastError: LastError = null;
   private spawnFailures = 0;
   private crashStreak = 0;
+  /** Totals since the group was created (status, metrics). */
+  private readonly totals = { spawns: 0, spawnFailures: 0, crashes: 0, queueOverflows: 0 };
+  private readonly crashReasons: Record<string, number> = {};
+  private lastExit: ExitStatus | null = null;
   /** No spawn before this time (backoff). */
   private notBefore = 0;
   /** notBefore comes from a spawn failure: requests with nothing to serve them get the error at once. */
@@ -133,6 +139,7 @@ export class Group implements SessionOwner {
       }
       case "reject":
         if (decision.reason === "spawn_failed") return Promise.reject(this.spawnErrorForWaiters());
+        this.totals.queueOverflows++;
         return Promise.reject(
           new QueueFullError(`Cannot queue a request for "${this.name}": the queue is full (${this.app.maxRequestQueueSize} waiting)`),
         );
@@ -365,13 +372,15 @@ export class Group implements SessionOwner {
     const signal = AbortSignal.any([this.ctx.shutdownSignal, timeout]);
     this.log.info({ reason, generation: gen }, "Spawning a process");
     let release: (() => void) | undefined;
+    let startedAt = 0;
     const p = this.ctx.spawnSlot(reason === "restart", signal)
       .then((r) => {
         release = r;
+        startedAt = this.ctx.clock.now();
         return this.ctx.spawner.spawn({ app, server: this.ctx.server(), signal });
       })
       .then(
-        (sp) => this.onSpawned(sp, gen, reason),
+        (sp) => this.onSpawned(sp, gen, reason, startedAt),
         (e: unknown) => this.onSpawnFailed(e, timeout.aborted, app, optionsGen),
       )
       .catch((e: unknown) => this.log.error({ err: e }, "Cannot finish a spawn: internal error"))
@@ -387,9 +396,11 @@ export class Group implements SessionOwner {
     await Promise.allSettled([...this.spawns]);
   }
 
-  private onSpawned(sp: SpawnedProcess, gen: number, reason: SpawnReason): void {
+  private onSpawned(sp: SpawnedProcess, gen: number, reason: SpawnReason, startedAt: number): void {
     this.spawningCount--;
     const now = this.ctx.clock.now();
+    this.totals.spawns++;
+    this.ctx.observer.spawned(this.name, Math.max(0, now - startedAt) / 1000);
     if (this.closed) {
       this.log.info({ pid: sp.pid }, "Stopping a process spawned during shutdown");
       sp.kill();
@@ -435,6 +446,7 @@ export class Group implements SessionOwner {
       return;
     }
     this.spawnFailures++;
+    this.totals.spawnFailures++;
     const backoff = spawnBackoffMs(this.spawnFailures);
     this.notBefore = now + backoff;
     this.failFast = true;
@@ -459,7 +471,13 @@ export class Group implements SessionOwner {
     const how = exit.signal !== null ? `signal ${exit.signal}` : `code ${String(exit.code)}`;
     proc.abortAll(new AppCrashedError(`Cannot finish the request: app process ${proc.pid} exited (${how})`));
     const now = this.ctx.clock.now();
-    if (expected || this.closed) {
+    const unexpected = !expected && !this.closed;
+    this.lastExit = { at: now, pid: proc.pid, code: exit.code, signal: exit.signal, unexpected, reason: unexpected ? (exit.signal !== null ? `signal ${exit.signal}` : `exit code ${String(exit.code)}`) : proc.retireReason || "shutdown" };
+    if (unexpected) {
+      this.totals.crashes++;
+      this.crashReasons[this.lastExit.reason] = (this.crashReasons[this.lastExit.reason] ?? 0) + 1;
+    }
+    if (!unexpected) {
       proc.log.info({ code: exit.code, signal: exit.signal }, "Process exited");
     } else {
       const uptime = now - proc.startedAt;
@@ -627,6 +645,13 @@ export class Group implements SessionOwner {
       spawning: this.spawningCount,
       restarting: this.restarting,
       lastError: this.lastError,
+      restartGeneration: this.restartGen,
+      spawns: this.totals.spawns,
+      spawnFailures: this.totals.spawnFailures,
+      crashes: this.totals.crashes,
+      crashReasons: { ...this.crashReasons },
+      queueOverflows: this.totals.queueOverflows,
+      lastExit: this.lastExit,
       processes: this.processes.map((p) => p.status()),
     };
   }

@@ -16,6 +16,7 @@ import { systemClock, type Clock } from "../util/clock.js";
 import { FERRY_VERSION } from "../version.js";
 import { Group, type GroupContext } from "./group.js";
 import { cpuPercent, sampleProcess } from "./metrics.js";
+import { NO_OBSERVER, type PoolObserver } from "./observer.js";
 import type { PoolProcess } from "./process.js";
 import type { Session } from "./session.js";
 import type { PoolStatus } from "./status.js";
@@ -25,6 +26,8 @@ export interface PoolDeps {
   readonly server: ServerOptions;
   readonly log: Logger;
   readonly clock?: Clock;
+  /** Told of spawns as they happen (metrics). */
+  readonly observer?: PoolObserver;
 }
 
 export interface CheckoutOptions {
@@ -99,6 +102,7 @@ export class Pool {
       capacityChanged: () => this.capacityChanged(),
       randomStickyId: () => randomInt(1, MAX_STICKY_ID + 1),
       sample: (g, p) => void this.sample(g, p),
+      observer: deps.observer ?? NO_OBSERVER,
     };
     this.armTimers();
   }

@@ -145,6 +145,9 @@ export class PoolProcess {
       cpuPercent: this.cpuPercent,
       rssBytes: this.rssBytes,
       ...(this.loop === null ? {} : { loop: this.loop }),
+      cpuSeconds: (this.lastSample?.cpuTimeMs ?? 0) / 1000,
+      generation: this.generation,
+      retireReason: this.state === "draining" ? this.retireReason : "",
     };
   }
 }

@@ -34,6 +34,26 @@ export interface ProcessStatus {
     readonly intervalMs: number;
     readonly at: number;
   };
+  /** CPU time used so far (user + system), in seconds, from the last sample. */
+  readonly cpuSeconds: number;
+  /** Restart generation of the group when this process was spawned. */
+  readonly generation: number;
+  /** Why it is draining ("" unless state is draining). */
+  readonly retireReason: string;
+}
+
+/** How the last process of a group ended (docs/status-json.md). */
+export interface ExitStatus {
+  /** Epoch ms. */
+  readonly at: number;
+  readonly pid: number;
+  /** Exit code, or null when a signal ended it. */
+  readonly code: number | null;
+  readonly signal: string | null;
+  /** False when it was retired first (a planned stop), true for a crash. */
+  readonly unexpected: boolean;
+  /** The retire reason for a planned stop, or "exit code N" / "signal S" for a crash. */
+  readonly reason: string;
 }
 
 export interface GroupStatus {
@@ -47,6 +67,20 @@ export interface GroupStatus {
   readonly restarting: boolean;
   /** Last spawn or restart failure, kept until a spawn succeeds. */
   readonly lastError: { readonly at: number; readonly code: string; readonly message: string; readonly output: string } | null;
+  /** Restart generation: bumped by every restart request (restart.txt, ferry restart, redeploy). */
+  readonly restartGeneration: number;
+  /** Processes spawned since the group was created. */
+  readonly spawns: number;
+  /** Spawns that failed since the group was created. */
+  readonly spawnFailures: number;
+  /** Processes that exited without being asked to (crashes). */
+  readonly crashes: number;
+  /** Crashes by reason ("exit code 1", "signal SIGKILL"). */
+  readonly crashReasons: Readonly<Record<string, number>>;
+  /** Requests refused because the queue was full (PassengerMaxRequestQueueSize). */
+  readonly queueOverflows: number;
+  /** The last process exit, planned or not; null before any. */
+  readonly lastExit: ExitStatus | null;
   readonly processes: readonly ProcessStatus[];
 }
 

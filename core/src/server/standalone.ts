@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
-import type { RequestHead } from "./exchange.js";
+import type { Exchange, RequestHead } from "./exchange.js";
 import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "./node-exchange.js";
 import { handleExchange, type RequestDeps } from "./request.js";
 
@@ -51,6 +51,8 @@ export interface FrontServerOptions {
   readonly app: AppOptions;
   readonly deps: RequestDeps;
   readonly log: Logger;
+  /** Wraps the request path (metrics count each exchange); default: handleExchange itself. */
+  readonly wrap?: (handle: (ex: Exchange) => Promise<void>) => (ex: Exchange) => Promise<void>;
 }
 
 /** The standalone HTTP front server with graceful close. */
@@ -63,13 +65,15 @@ export class FrontServer {
     this.#log = opts.log;
     this.server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
     this.#exchanges = new ExchangeTracker(this.server);
+    const direct = (ex: Exchange): Promise<void> => handleExchange(ex, opts.deps);
+    const handle = opts.wrap?.(direct) ?? direct;
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.#exchanges.track(handleExchange(new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res), opts.deps));
+      this.#exchanges.track(handle(new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res)));
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, rest: Buffer) => {
       socket.on("error", (e: unknown) => this.#log.debug({ err: e }, "upgraded client socket error"));
       this.#exchanges.trackUpgraded(socket);
-      this.#exchanges.track(handleExchange(new NodeUpgradeExchange(opts.app, headFromIncoming(req, true, false), socket, rest), opts.deps));
+      this.#exchanges.track(handle(new NodeUpgradeExchange(opts.app, headFromIncoming(req, true, false), socket, rest)));
     });
     this.server.on("clientError", (err: unknown, socket: Duplex) => {
       this.#log.debug({ err }, "client connection error");

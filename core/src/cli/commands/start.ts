@@ -123,6 +123,7 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
     `Ferry ${FERRY_VERSION} serving ${appRoot} (${config.app.appEnv}) on ${instance.url}\n` +
     `Instance: ${instance.instanceDir}\n` +
     (config.configFile !== "" ? `Config: ${config.configFile}\n` : "") +
+    (instance.metricsUrl !== undefined ? `Metrics: ${instance.metricsUrl}\n` : "") +
     "Press Ctrl-C or send SIGTERM to stop.\n",
   );
 

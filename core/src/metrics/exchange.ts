@@ -1,0 +1,95 @@
+/**
+ * recordedExchange(): an Exchange that reports its end to a RequestRecorder
+ * once, with the status it sent, its duration and the body bytes written.
+ * Front ends wrap each exchange with it before handing it to the request path,
+ * so the request path itself stays free of metrics code.
+ */
+import type { Duplex, Readable } from "node:stream";
+import type { AppOptions } from "../config/schema.js";
+import type { Exchange, RequestHead } from "../server/exchange.js";
+import type { RequestRecorder } from "./recorder.js";
+
+class RecordedExchange implements Exchange {
+  readonly #ex: Exchange;
+  readonly #recorder: RequestRecorder;
+  readonly #start = performance.now();
+  #status = 0;
+  #bytes = 0;
+  #done = false;
+
+  constructor(ex: Exchange, recorder: RequestRecorder) {
+    this.#ex = ex;
+    this.#recorder = recorder;
+  }
+
+  get head(): RequestHead {
+    return this.#ex.head;
+  }
+
+  get app(): AppOptions {
+    return this.#ex.app;
+  }
+
+  get body(): Readable {
+    return this.#ex.body;
+  }
+
+  get signal(): AbortSignal {
+    return this.#ex.signal;
+  }
+
+  writeHead(status: number, headers: readonly string[]): void {
+    this.#ex.writeHead(status, headers);
+    this.#status = status;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    this.#bytes += chunk.byteLength;
+    return this.#ex.write(chunk);
+  }
+
+  waitDrain(): Promise<void> {
+    return this.#ex.waitDrain();
+  }
+
+  end(): void {
+    try {
+      this.#ex.end();
+    } finally {
+      this.finish();
+    }
+  }
+
+  abort(code: string, message: string): void {
+    try {
+      this.#ex.abort(code, message);
+    } finally {
+      this.finish();
+    }
+  }
+
+  upgraded(): Duplex {
+    return this.#ex.upgraded();
+  }
+
+  /** Report the exchange once (also when the request path ended without end() or abort()). */
+  finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.#recorder.requestFinished(this.#ex.app.appGroupName, this.#status, (performance.now() - this.#start) / 1000, this.#bytes);
+  }
+}
+
+/**
+ * Run `handle` on `ex` wrapped so the recorder hears of its end exactly once:
+ * at end()/abort(), or when `handle` settles without either (client gone
+ * while queued, tunnel closed).
+ */
+export async function recordExchange(ex: Exchange, recorder: RequestRecorder, handle: (ex: Exchange) => Promise<void>): Promise<void> {
+  const rec = new RecordedExchange(ex, recorder);
+  try {
+    await handle(rec);
+  } finally {
+    rec.finish();
+  }
+}
