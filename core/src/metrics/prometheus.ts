@@ -28,20 +28,17 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 /** Spawn time buckets (seconds): 50 ms … 2 min. */
 const SPAWN_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120];
 
-type StatusClassCounters = Map<string, { inc(v?: number): void }>;
-
+/** Per-app request tallies: plain numbers on the hot path, handed to prom-client at scrape time. */
 interface AppSeries {
-  readonly byClass: StatusClassCounters;
+  readonly byClass: Map<string, number>;
   readonly duration: { observe(v: number): void };
-  readonly bytes: { inc(v?: number): void };
+  bytes: number;
 }
 
 export class FerryMetrics implements RequestRecorder, PoolObserver {
   readonly registry = new Registry();
   readonly #sources: MetricsSources;
-  readonly #requests: Counter<"app" | "status_class">;
   readonly #duration: Histogram<"app">;
-  readonly #bytes: Counter<"app">;
   readonly #spawnTime: Histogram<"app">;
   readonly #apps = new Map<string, AppSeries>();
   /** The snapshot of the scrape in progress. */
@@ -74,15 +71,26 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
     new Gauge({ name: "ferry_build_info", help: "Ferry version (value 1)", labelNames: ["version"], registers })
       .set({ version: FERRY_VERSION }, 1);
 
-    this.#requests = new Counter({
+    const apps = this.#apps;
+    new Counter({
       name: "ferry_app_requests_total", help: "Requests finished, by app and HTTP status class (aborted: no response was sent)",
       labelNames: ["app", "status_class"], registers,
+      collect(this: Counter<"app" | "status_class">) {
+        this.reset();
+        for (const [app, s] of apps) for (const [cls, n] of s.byClass) this.inc({ app, status_class: cls }, n);
+      },
     });
     this.#duration = new Histogram({
       name: "ferry_app_request_duration_seconds", help: "Time from the request head to the end of the response (upgraded connections excluded)",
       labelNames: ["app"], buckets: DURATION_BUCKETS, registers,
     });
-    this.#bytes = new Counter({ name: "ferry_app_response_bytes_total", help: "Response body bytes sent to clients", labelNames: ["app"], registers });
+    new Counter({
+      name: "ferry_app_response_bytes_total", help: "Response body bytes sent to clients", labelNames: ["app"], registers,
+      collect(this: Counter<"app">) {
+        this.reset();
+        for (const [app, s] of apps) this.inc({ app }, s.bytes);
+      },
+    });
     this.#spawnTime = new Histogram({
       name: "ferry_app_spawn_duration_seconds", help: "Time from starting a process to its socket accepting connections",
       labelNames: ["app"], buckets: SPAWN_BUCKETS, registers,
@@ -197,14 +205,9 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
   requestFinished(app: string, status: number, durationSeconds: number, bytesSent: number): void {
     const s = this.#series(app);
     const cls = statusClass(status);
-    let c = s.byClass.get(cls);
-    if (c === undefined) {
-      c = this.#requests.labels({ app, status_class: cls });
-      s.byClass.set(cls, c);
-    }
-    c.inc();
+    s.byClass.set(cls, (s.byClass.get(cls) ?? 0) + 1);
     if (status !== 101) s.duration.observe(durationSeconds);
-    if (bytesSent > 0) s.bytes.inc(bytesSent);
+    s.bytes += bytesSent;
   }
 
   spawned(app: string, seconds: number): void {
@@ -214,7 +217,7 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
   #series(app: string): AppSeries {
     let s = this.#apps.get(app);
     if (s === undefined) {
-      s = { byClass: new Map(), duration: this.#duration.labels({ app }), bytes: this.#bytes.labels({ app }) };
+      s = { byClass: new Map(), duration: this.#duration.labels({ app }), bytes: 0 };
       this.#apps.set(app, s);
     }
     return s;
