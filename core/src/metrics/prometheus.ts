@@ -153,6 +153,12 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
     counter("ferry_app_process_cpu_seconds_total", "CPU time (user + system) of each app process", ["app", "pid"], (c, s) => {
       for (const a of s.groups) for (const p of a.processes) c.inc({ app: a.name, pid: String(p.pid) }, p.cpuSeconds);
     });
+    gauge("ferry_app_process_event_loop_utilization", "Share of time each Node app process's event loop was busy over the loader's last report (0-1)", ["app", "pid"], (g, s) => {
+      for (const a of s.groups) for (const p of a.processes) if (p.loop !== undefined) g.set({ app: a.name, pid: String(p.pid) }, p.loop.elu);
+    });
+    gauge("ferry_app_process_event_loop_delay_p99_seconds", "99th percentile event-loop delay of each Node app process over the loader's last report", ["app", "pid"], (g, s) => {
+      for (const a of s.groups) for (const p of a.processes) if (p.loop !== undefined) g.set({ app: a.name, pid: String(p.pid) }, p.loop.delayP99Ms / 1000);
+    });
     const health = sources.healthEvents;
     if (health !== undefined) {
       new Counter({
