@@ -112,20 +112,6 @@ static int is_https(request_rec *r)
            || (https != NULL && !ap_cstr_casecmp(https, "on"));
 }
 
-static int pack_app_cb(msgpack_packer *pk, void *ctx)
-{
-    ferry_exchange_t *ex = ctx;
-
-    return ferry_pack_app(pk, ex->r, ex->app);
-}
-
-static int pack_env_cb(msgpack_packer *pk, void *ctx)
-{
-    ferry_exchange_t *ex = ctx;
-
-    return ferry_pack_env(pk, ex->r, ex->app);
-}
-
 static apr_status_t sbuffer_cleanup(void *data)
 {
     msgpack_sbuffer_destroy(data);
@@ -159,6 +145,7 @@ static ferry_err encode_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     }
 
     memset(&h, 0, sizeof(h));
+    h.version = FERRY_PROTO_RELAY_VERSION;
     h.method = r->method;
     h.uri = ferry_map_app_uri(r);
     h.proto = r->proto_num == HTTP_VERSION(1, 0) ? "HTTP/1.0" : "HTTP/1.1";
@@ -174,9 +161,8 @@ static ferry_err encode_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     h.has_body = has_body;
     h.upgrade = ex->upgrade;
     h.gen = ferry_config_generation();
-    h.pack_app = pack_app_cb;
-    h.pack_env = pack_env_cb;
-    h.ctx = ex;
+    h.napp = ferry_app_options(r, ex->app, &h.app);
+    h.nenv = ferry_app_env(r, ex->app, &h.env);
 
     if (ferry_encode_request_head(sb, &h) != 0) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0104)

@@ -888,58 +888,43 @@ int ferry_app_show_version(const ferry_app_t *app)
 
 /* ---- REQUEST_HEAD "app" and "env" (docs/protocol.md) ---------------------- */
 
-typedef struct {
-    const char *key;
-    enum { V_STR, V_INT, V_BOOL } type;
-    const char *s;
-    long long i;
-} kv_t;
-
-static void put_str(kv_t *kv, int *n, const char *key, const char *s)
+static void put_str(ferry_opt_t *kv, int *n, const char *key, const char *s)
 {
     if (s != NULL) {
         kv[*n].key = key;
-        kv[*n].type = V_STR;
+        kv[*n].type = FERRY_OPT_STR;
         kv[*n].s = s;
         (*n)++;
     }
 }
 
-static void put_int(kv_t *kv, int *n, const char *key, long long v, int set)
+static void put_int(ferry_opt_t *kv, int *n, const char *key, long long v, int set)
 {
     if (set) {
         kv[*n].key = key;
-        kv[*n].type = V_INT;
+        kv[*n].type = FERRY_OPT_INT;
         kv[*n].i = v;
         (*n)++;
     }
 }
 
-static void put_bool(kv_t *kv, int *n, const char *key, int v, int set)
+static void put_bool(ferry_opt_t *kv, int *n, const char *key, int v, int set)
 {
     if (set) {
         kv[*n].key = key;
-        kv[*n].type = V_BOOL;
+        kv[*n].type = FERRY_OPT_BOOL;
         kv[*n].i = v;
         (*n)++;
     }
 }
 
-static int pack_str(msgpack_packer *pk, const char *s)
-{
-    size_t len = strlen(s);
-    if (msgpack_pack_str(pk, len) != 0) {
-        return -1;
-    }
-    return msgpack_pack_str_body(pk, s, len);
-}
-
-int ferry_pack_app(msgpack_packer *pk, request_rec *r, const ferry_app_t *app)
+apr_size_t ferry_app_options(request_rec *r, const ferry_app_t *app,
+                             const ferry_opt_t **optsp)
 {
     const ferry_dir_conf_t *dc = app->dc;
     const ferry_server_conf_t *sc = ferry_server_conf(r->server);
-    kv_t kv[40];
-    int n = 0, i;
+    ferry_opt_t *kv = apr_pcalloc(r->pool, sizeof(*kv) * FERRY_APP_OPTIONS_MAX);
+    int n = 0;
 
     put_str(kv, &n, "app_root", app->app_root);
     put_str(kv, &n, "app_group_name", app->app_group_name);
@@ -980,30 +965,21 @@ int ferry_pack_app(msgpack_packer *pk, request_rec *r, const ferry_app_t *app)
              dc->abort_websockets_set);
     put_bool(kv, &n, "show_version_in_header", sc->show_version_in_header,
              sc->show_version_in_header_set);
+    *optsp = kv;
+    return (apr_size_t)n;
+}
 
-    if (msgpack_pack_map(pk, (size_t)n) != 0) {
-        return -1;
-    }
+const char *ferry_app_option_str(const ferry_opt_t *opts, apr_size_t n,
+                                 const char *key)
+{
+    apr_size_t i;
+
     for (i = 0; i < n; i++) {
-        int rc = pack_str(pk, kv[i].key);
-        if (rc == 0) {
-            switch (kv[i].type) {
-            case V_STR:
-                rc = pack_str(pk, kv[i].s);
-                break;
-            case V_INT:
-                rc = msgpack_pack_long_long(pk, kv[i].i);
-                break;
-            case V_BOOL:
-                rc = kv[i].i ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-                break;
-            }
-        }
-        if (rc != 0) {
-            return -1;
+        if (opts[i].type == FERRY_OPT_STR && strcmp(opts[i].key, key) == 0) {
+            return opts[i].s;
         }
     }
-    return 0;
+    return NULL;
 }
 
 /*
@@ -1052,36 +1028,32 @@ static int env_passes(const char *name)
     return 1;
 }
 
-int ferry_pack_env(msgpack_packer *pk, request_rec *r, const ferry_app_t *app)
+apr_size_t ferry_app_env(request_rec *r, const ferry_app_t *app,
+                         const char *const **envp)
 {
     const apr_array_header_t *sub = apr_table_elts(r->subprocess_env);
     const apr_array_header_t *own = apr_table_elts(app->dc->env_vars);
     const apr_table_entry_t *se = (const apr_table_entry_t *)sub->elts;
     const apr_table_entry_t *oe = (const apr_table_entry_t *)own->elts;
+    const char **env = apr_palloc(r->pool, sizeof(char *) * 2
+                                  * ((apr_size_t)sub->nelts + own->nelts + 1));
     int i, n = 0;
-    char *take = apr_pcalloc(r->pool, (apr_size_t)sub->nelts + 1);
 
     for (i = 0; i < sub->nelts; i++) {
         if (se[i].key && se[i].val && env_passes(se[i].key)
             && apr_table_get(app->dc->env_vars, se[i].key) == NULL) {
-            take[i] = 1;
+            env[2 * n] = se[i].key;
+            env[2 * n + 1] = se[i].val;
             n++;
         }
     }
-    if (msgpack_pack_array(pk, (size_t)(n + own->nelts) * 2) != 0) {
-        return -1;
-    }
-    for (i = 0; i < sub->nelts; i++) {
-        if (take[i] && (pack_str(pk, se[i].key) != 0 || pack_str(pk, se[i].val) != 0)) {
-            return -1;
-        }
-    }
     for (i = 0; i < own->nelts; i++) {
-        if (pack_str(pk, oe[i].key) != 0 || pack_str(pk, oe[i].val) != 0) {
-            return -1;
-        }
+        env[2 * n] = oe[i].key;
+        env[2 * n + 1] = oe[i].val ? oe[i].val : "";
+        n++;
     }
-    return 0;
+    *envp = env;
+    return (apr_size_t)n;
 }
 
 /* r->notes keys: the URI and query before any translate_name rewrite. */

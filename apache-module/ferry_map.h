@@ -8,7 +8,8 @@
 
 #include "httpd.h"
 #include "apr_time.h"
-#include <msgpack.h>
+
+#include "ferry_proto.h"
 
 /* The per-request decision made in the fixups hook: opaque to the data path. */
 typedef struct ferry_app_t ferry_app_t;
@@ -44,10 +45,19 @@ void ferry_map_child_init(apr_pool_t *p, server_rec *s);
  * (also NULL when a later module, e.g. mod_rewrite, changed r->handler). */
 const ferry_app_t *ferry_request_app(request_rec *r);
 
-/* Pack the REQUEST_HEAD "app" map (docs/protocol.md "App options") and the
- * "env" array (SetEnv variables) into pk. Returns 0 on success. */
-int ferry_pack_app(msgpack_packer *pk, request_rec *r, const ferry_app_t *app);
-int ferry_pack_env(msgpack_packer *pk, request_rec *r, const ferry_app_t *app);
+/* The REQUEST_HEAD "app" options (docs/protocol.md "App options", in the
+ * table's order, unset ones left out) and the "env" pairs (SetEnv
+ * variables, then PassengerEnvVar), allocated from r->pool; each returns
+ * its count (env: pairs). ferry_proto.c packs them. */
+#define FERRY_APP_OPTIONS_MAX 40
+apr_size_t ferry_app_options(request_rec *r, const ferry_app_t *app,
+                             const ferry_opt_t **opts);
+apr_size_t ferry_app_env(request_rec *r, const ferry_app_t *app,
+                         const char *const **env);
+
+/* The string value of option key in opts, or NULL. */
+const char *ferry_app_option_str(const ferry_opt_t *opts, apr_size_t n,
+                                 const char *key);
 
 /* Knobs for the data path. */
 apr_interval_time_t ferry_app_read_timeout(request_rec *r, const ferry_app_t *app); /* PassengerReadTimeout, else r->server->timeout */

@@ -1,7 +1,8 @@
 /*
  * ferry_proto.c: frame encoder and incremental decoder for the mod_ferry <->
- * core protocol, version 2 (docs/protocol.md). msgpack-c only: no httpd/APR,
- * so the unit test in test/proto_test.c links this file alone.
+ * core protocol, versions 2 and 3 (docs/protocol.md). msgpack-c only: no
+ * httpd/APR, so the unit test in test/proto_test.c links this file alone.
+ * The only file of the module that speaks msgpack.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -116,9 +117,37 @@ void ferry_frame_header(const ferry_frame_t *f, size_t i,
     value->len = v->via.str.size;
 }
 
+void ferry_frame_add_header(const ferry_frame_t *f, size_t i,
+                            ferry_str_t *name, ferry_str_t *value)
+{
+    const msgpack_object *n = &f->add[2 * i];
+    const msgpack_object *v = &f->add[2 * i + 1];
+
+    name->ptr = n->via.str.ptr;
+    name->len = n->via.str.size;
+    value->ptr = v->via.str.ptr;
+    value->len = v->via.str.size;
+}
+
 /* ---- Validation --------------------------------------------------------- */
 
-typedef enum { K_STR, K_INT, K_BOOL, K_PAIRS, K_MAP } ferry_kind;
+typedef enum { K_STR, K_INT, K_BOOL, K_PAIRS, K_MAP, K_STRS, K_BIN } ferry_kind;
+
+/* An array of strings (any number). */
+static int is_strs(const msgpack_object *o)
+{
+    uint32_t i;
+
+    if (o->type != MSGPACK_OBJECT_ARRAY) {
+        return 0;
+    }
+    for (i = 0; i < o->via.array.size; i++) {
+        if (!is_str(&o->via.array.ptr[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
 static const struct {
     const char *key;
@@ -140,6 +169,36 @@ static const struct {
     { "gen",         K_INT,   0 },
     { "app",         K_MAP,   1 },
     { "env",         K_PAIRS, 0 },
+    { "held",        K_STRS,  0 },
+};
+
+typedef struct {
+    const char *key;
+    ferry_kind kind;
+    int required;
+} ferry_key_t;
+
+/* LEASE and DONE maps (docs/protocol.md, "Version 3: leases"). */
+static const ferry_key_t lease_keys[] = {
+    { "id",          K_STR,   1 },
+    { "pid",         K_INT,   1 },
+    { "reuse",       K_BOOL,  1 },
+    { "head",        K_BIN,   1 },
+    { "chunked",     K_BOOL,  0 },
+    { "add_headers", K_PAIRS, 0 },
+    { "deadline",    K_INT,   0 },
+    { NULL,          K_STR,   0 }
+};
+
+static const ferry_key_t done_keys[] = {
+    { "id",          K_STR,   1 },
+    { "outcome",     K_STR,   1 },
+    { "status",      K_INT,   0 },
+    { "bytes_in",    K_INT,   0 },
+    { "bytes_out",   K_INT,   0 },
+    { "duration_us", K_INT,   0 },
+    { "reusable",    K_BOOL,  0 },
+    { NULL,          K_STR,   0 }
 };
 
 static int kind_ok(const msgpack_object *o, ferry_kind kind)
@@ -155,6 +214,10 @@ static int kind_ok(const msgpack_object *o, ferry_kind kind)
         return is_str_pairs(o);
     case K_MAP:
         return o->type == MSGPACK_OBJECT_MAP;
+    case K_STRS:
+        return is_strs(o);
+    case K_BIN:
+        return o->type == MSGPACK_OBJECT_BIN;
     }
     return 0;
 }
@@ -169,6 +232,85 @@ static int map_has_str_keys(const msgpack_object *map)
         }
     }
     return 1;
+}
+
+/* A map with string keys whose listed keys have the right kinds. */
+static int validate_map(const msgpack_object *map, const ferry_key_t *keys)
+{
+    const msgpack_object *v;
+    size_t i;
+
+    if (map->type != MSGPACK_OBJECT_MAP || !map_has_str_keys(map)) {
+        return -1;
+    }
+    for (i = 0; keys[i].key != NULL; i++) {
+        v = ferry_map_get(map, keys[i].key);
+        if (v == NULL ? keys[i].required : !kind_ok(v, keys[i].kind)) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int64_t int_of(const msgpack_object *o)
+{
+    if (o == NULL) {
+        return 0;
+    }
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64
+                                                      : (int64_t)o->via.u64;
+}
+
+static int bool_of(const msgpack_object *o)
+{
+    return o != NULL && o->via.boolean;
+}
+
+static void str_of(const msgpack_object *o, ferry_str_t *out)
+{
+    out->ptr = o ? o->via.str.ptr : NULL;
+    out->len = o ? o->via.str.size : 0;
+}
+
+static int decode_lease(const msgpack_object *m, ferry_frame_t *f)
+{
+    const msgpack_object *o;
+
+    if (validate_map(m, lease_keys) != 0) {
+        return -1;
+    }
+    str_of(ferry_map_get(m, "id"), &f->id);
+    f->pid = int_of(ferry_map_get(m, "pid"));
+    f->reuse = bool_of(ferry_map_get(m, "reuse"));
+    o = ferry_map_get(m, "head");
+    f->lease_head = o->via.bin.ptr;
+    f->lease_head_len = o->via.bin.size;
+    f->chunked = bool_of(ferry_map_get(m, "chunked"));
+    o = ferry_map_get(m, "add_headers");
+    if (o != NULL) {
+        f->nadd = o->via.array.size / 2;
+        f->add = o->via.array.ptr;
+    }
+    f->deadline_ms = int_of(ferry_map_get(m, "deadline"));
+    if (f->id.len == 0 || f->lease_head_len == 0 || f->deadline_ms < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int decode_done(const msgpack_object *m, ferry_frame_t *f)
+{
+    if (validate_map(m, done_keys) != 0) {
+        return -1;
+    }
+    str_of(ferry_map_get(m, "id"), &f->id);
+    str_of(ferry_map_get(m, "outcome"), &f->outcome);
+    f->done_status = int_of(ferry_map_get(m, "status"));
+    f->bytes_in = int_of(ferry_map_get(m, "bytes_in"));
+    f->bytes_out = int_of(ferry_map_get(m, "bytes_out"));
+    f->duration_us = int_of(ferry_map_get(m, "duration_us"));
+    f->reusable = bool_of(ferry_map_get(m, "reusable"));
+    return 0;
 }
 
 static int validate_request_head(const msgpack_object *head)
@@ -253,6 +395,18 @@ static ferry_proto_status validate_frame(const msgpack_object *o,
         f->code.len = e[1].via.str.size;
         f->message.ptr = e[2].via.str.ptr;
         f->message.len = e[2].via.str.size;
+        break;
+    case FERRY_FRAME_LEASE:
+        if (n < 2 || decode_lease(&e[1], f) != 0) {
+            return FERRY_PROTO_MALFORMED;
+        }
+        break;
+    case FERRY_FRAME_PROCEED:
+        break;
+    case FERRY_FRAME_DONE:
+        if (n < 2 || decode_done(&e[1], f) != 0) {
+            return FERRY_PROTO_MALFORMED;
+        }
         break;
     default:
         return FERRY_PROTO_MALFORMED;
@@ -586,7 +740,7 @@ int ferry_frame_finish(msgpack_sbuffer *sb, size_t start, size_t limit)
     return 0;
 }
 
-int ferry_pack_cstr(msgpack_packer *pk, const char *s)
+static int pack_cstr(msgpack_packer *pk, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
 
@@ -598,43 +752,78 @@ int ferry_pack_cstr(msgpack_packer *pk, const char *s)
 
 static int pack_key_str(msgpack_packer *pk, const char *key, const char *val)
 {
-    return (ferry_pack_cstr(pk, key) || ferry_pack_cstr(pk, val)) ? -1 : 0;
+    return (pack_cstr(pk, key) || pack_cstr(pk, val)) ? -1 : 0;
 }
 
 static int pack_key_int(msgpack_packer *pk, const char *key, int64_t val)
 {
-    return (ferry_pack_cstr(pk, key) || msgpack_pack_int64(pk, val)) ? -1 : 0;
+    return (pack_cstr(pk, key) || msgpack_pack_int64(pk, val)) ? -1 : 0;
 }
 
 static int pack_key_bool(msgpack_packer *pk, const char *key, int val)
 {
-    if (ferry_pack_cstr(pk, key) != 0) {
+    if (pack_cstr(pk, key) != 0) {
         return -1;
     }
     return val ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+static int pack_strs(msgpack_packer *pk, const char *const *v, size_t n)
+{
+    size_t i;
+    int rc = msgpack_pack_array(pk, n);
+
+    for (i = 0; i < n && rc == 0; i++) {
+        rc = pack_cstr(pk, v[i]);
+    }
+    return rc;
+}
+
+/* The "app" map: options in the caller's order (the table's). */
+static int pack_app(msgpack_packer *pk, const ferry_opt_t *app, size_t napp)
+{
+    size_t i;
+    int rc = msgpack_pack_map(pk, napp);
+
+    for (i = 0; i < napp && rc == 0; i++) {
+        switch (app[i].type) {
+        case FERRY_OPT_STR:
+            rc = pack_key_str(pk, app[i].key, app[i].s);
+            break;
+        case FERRY_OPT_INT:
+            rc = pack_key_int(pk, app[i].key, app[i].i);
+            break;
+        case FERRY_OPT_BOOL:
+            rc = pack_key_bool(pk, app[i].key, (int)app[i].i);
+            break;
+        }
+    }
+    return rc;
 }
 
 int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h)
 {
     msgpack_packer pk;
     size_t start = ferry_frame_begin(sb);
-    size_t i;
+    int v3 = h->version >= 3;
     int rc = 0;
 
+    if (h->version < FERRY_PROTO_MIN_VERSION
+        || h->version > FERRY_PROTO_VERSION) {
+        sb->size = start;
+        return -1;
+    }
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     rc |= msgpack_pack_array(&pk, 2);
     rc |= msgpack_pack_int(&pk, FERRY_FRAME_REQUEST_HEAD);
-    /* Keys in the order of the table in docs/protocol.md. */
-    rc |= msgpack_pack_map(&pk, 15);
-    rc |= pack_key_int(&pk, "v", FERRY_PROTO_VERSION);
+    /* Keys in the order of the tables in docs/protocol.md; v3 adds held. */
+    rc |= msgpack_pack_map(&pk, v3 ? 16 : 15);
+    rc |= pack_key_int(&pk, "v", h->version);
     rc |= pack_key_str(&pk, "method", h->method);
     rc |= pack_key_str(&pk, "uri", h->uri);
     rc |= pack_key_str(&pk, "proto", h->proto);
-    rc |= ferry_pack_cstr(&pk, "headers");
-    rc |= msgpack_pack_array(&pk, 2 * h->nheaders);
-    for (i = 0; i < 2 * h->nheaders; i++) {
-        rc |= ferry_pack_cstr(&pk, h->headers[i]);
-    }
+    rc |= pack_cstr(&pk, "headers");
+    rc |= pack_strs(&pk, h->headers, 2 * h->nheaders);
     rc |= pack_key_str(&pk, "remote_addr", h->remote_addr);
     rc |= pack_key_int(&pk, "remote_port", h->remote_port);
     rc |= pack_key_str(&pk, "server_name", h->server_name);
@@ -643,15 +832,112 @@ int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h
     rc |= pack_key_bool(&pk, "has_body", h->has_body);
     rc |= pack_key_bool(&pk, "upgrade", h->upgrade);
     rc |= pack_key_int(&pk, "gen", h->gen);
-    rc |= ferry_pack_cstr(&pk, "app");
-    rc |= h->pack_app ? h->pack_app(&pk, h->ctx) : msgpack_pack_map(&pk, 0);
-    rc |= ferry_pack_cstr(&pk, "env");
-    rc |= h->pack_env ? h->pack_env(&pk, h->ctx) : msgpack_pack_array(&pk, 0);
+    rc |= pack_cstr(&pk, "app");
+    rc |= pack_app(&pk, h->app, h->napp);
+    rc |= pack_cstr(&pk, "env");
+    rc |= pack_strs(&pk, h->env, 2 * h->nenv);
+    if (v3) {
+        rc |= pack_cstr(&pk, "held");
+        rc |= pack_strs(&pk, h->held, h->nheld);
+    }
     if (rc != 0) {
         sb->size = start;
         return -1;
     }
     return ferry_frame_finish(sb, start, FERRY_HEAD_FRAME_MAX);
+}
+
+int ferry_encode_app_env(msgpack_sbuffer *sb, const ferry_opt_t *app,
+                         size_t napp, const char *const *env, size_t nenv)
+{
+    msgpack_packer pk;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 2) || pack_app(&pk, app, napp)
+        || pack_strs(&pk, env, 2 * nenv)) {
+        return -1;
+    }
+    return 0;
+}
+
+static int pack_bin(msgpack_packer *pk, const char *data, size_t len)
+{
+    if (msgpack_pack_bin(pk, len) != 0) {
+        return -1;
+    }
+    return len > 0 ? msgpack_pack_bin_body(pk, data, len) : 0;
+}
+
+int ferry_encode_lease(msgpack_sbuffer *sb, const ferry_lease_t *l)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+    size_t i;
+    int rc = 0;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    rc |= msgpack_pack_array(&pk, 2);
+    rc |= msgpack_pack_int(&pk, FERRY_FRAME_LEASE);
+    rc |= msgpack_pack_map(&pk, 7);
+    rc |= pack_key_str(&pk, "id", l->id);
+    rc |= pack_key_int(&pk, "pid", l->pid);
+    rc |= pack_key_bool(&pk, "reuse", l->reuse);
+    rc |= pack_cstr(&pk, "head");
+    rc |= pack_bin(&pk, l->head, l->head_len);
+    rc |= pack_key_bool(&pk, "chunked", l->chunked);
+    rc |= pack_cstr(&pk, "add_headers");
+    rc |= msgpack_pack_array(&pk, 2 * l->nadd);
+    for (i = 0; i < 2 * l->nadd; i++) {
+        rc |= msgpack_pack_str(&pk, l->add_headers[i].len);
+        if (l->add_headers[i].len > 0) {
+            rc |= msgpack_pack_str_body(&pk, l->add_headers[i].ptr,
+                                        l->add_headers[i].len);
+        }
+    }
+    rc |= pack_key_int(&pk, "deadline", l->deadline_ms);
+    if (rc != 0) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_FRAME_MAX);
+}
+
+int ferry_encode_proceed(msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, 1)
+        || msgpack_pack_int(&pk, FERRY_FRAME_PROCEED)) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_FRAME_MAX);
+}
+
+int ferry_encode_done(msgpack_sbuffer *sb, const ferry_done_t *d)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+    int rc = 0;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    rc |= msgpack_pack_array(&pk, 2);
+    rc |= msgpack_pack_int(&pk, FERRY_FRAME_DONE);
+    rc |= msgpack_pack_map(&pk, 7);
+    rc |= pack_key_str(&pk, "id", d->id);
+    rc |= pack_key_str(&pk, "outcome", d->outcome);
+    rc |= pack_key_int(&pk, "status", d->status);
+    rc |= pack_key_int(&pk, "bytes_in", d->bytes_in);
+    rc |= pack_key_int(&pk, "bytes_out", d->bytes_out);
+    rc |= pack_key_int(&pk, "duration_us", d->duration_us);
+    rc |= pack_key_bool(&pk, "reusable", d->reusable);
+    if (rc != 0) {
+        sb->size = start;
+        return -1;
+    }
+    return ferry_frame_finish(sb, start, FERRY_FRAME_MAX);
 }
 
 int ferry_encode_body(msgpack_sbuffer *sb, const char *data, size_t len)
@@ -696,8 +982,8 @@ int ferry_encode_abort(msgpack_sbuffer *sb, const char *code, const char *messag
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     rc |= msgpack_pack_array(&pk, 3);
     rc |= msgpack_pack_int(&pk, FERRY_FRAME_ABORT);
-    rc |= ferry_pack_cstr(&pk, code);
-    rc |= ferry_pack_cstr(&pk, message);
+    rc |= pack_cstr(&pk, code);
+    rc |= pack_cstr(&pk, message);
     if (rc != 0) {
         sb->size = start;
         return -1;

@@ -1,6 +1,8 @@
 /*
- * ferry_proto.h: the mod_ferry <-> core wire protocol, version 2
- * (docs/protocol.md): length-prefixed msgpack frames.
+ * ferry_proto.h: the mod_ferry <-> core wire protocol, versions 2 and 3
+ * (docs/protocol.md): length-prefixed msgpack frames. msgpack-c is used
+ * here only: the rest of the module builds frames from the plain C types
+ * below (ferry_opt_t for the app options, string arrays for the rest).
  *
  * Pure C99 + msgpack-c: no httpd or APR types, so apache-module/test/proto_test.c
  * links it without Apache. Encoders append complete frames to a msgpack_sbuffer;
@@ -14,10 +16,14 @@
 #include <stdint.h>
 #include <msgpack.h>
 
-/* The version the module sends: 2 = sequential exchanges on one connection.
- * Decoding accepts heads of FERRY_PROTO_MIN_VERSION and up. */
-#define FERRY_PROTO_VERSION 2
+/* The newest version: 3 = leases (the direct path). The module sends 2
+ * (the relay path) unless FERRY_DATA_PATH=direct (ferry_handler.c).
+ * Decoding accepts heads of FERRY_PROTO_MIN_VERSION up to this. */
+#define FERRY_PROTO_VERSION 3
+#define FERRY_PROTO_RELAY_VERSION 2
 #define FERRY_PROTO_MIN_VERSION 1
+/* At most this many ids in a v3 head's "held". */
+#define FERRY_HELD_MAX 16
 
 /* Frame types (the first array element). */
 #define FERRY_FRAME_REQUEST_HEAD  1
@@ -25,6 +31,9 @@
 #define FERRY_FRAME_END           3
 #define FERRY_FRAME_RESPONSE_HEAD 4
 #define FERRY_FRAME_ABORT         5
+#define FERRY_FRAME_LEASE         6     /* v3 */
+#define FERRY_FRAME_PROCEED       7     /* v3 */
+#define FERRY_FRAME_DONE          8     /* v3 */
 
 /* Limits: payload bytes (the 4-byte length prefix not counted). */
 #define FERRY_HEAD_FRAME_MAX  (1024 * 1024)
@@ -69,11 +78,32 @@ typedef struct {
     ferry_str_t message;
     /* REQUEST_HEAD: the validated head map (only tests and tools need it) */
     const msgpack_object *head;
+    /* LEASE (and DONE: id) */
+    ferry_str_t id;
+    int64_t pid;
+    int reuse;
+    const char *lease_head;            /* the request head for the app */
+    size_t lease_head_len;
+    int chunked;
+    size_t nadd;                       /* add_headers: name/value pairs */
+    const msgpack_object *add;         /* 2 * nadd str objects */
+    int64_t deadline_ms;               /* 0 = none */
+    /* DONE (a module -> core frame: decoded by tests only) */
+    ferry_str_t outcome;
+    int64_t done_status;
+    int64_t bytes_in;
+    int64_t bytes_out;
+    int64_t duration_us;
+    int reusable;
 } ferry_frame_t;
 
 /* Name and value of RESPONSE_HEAD header i (0 <= i < nheaders). */
 void ferry_frame_header(const ferry_frame_t *f, size_t i,
                         ferry_str_t *name, ferry_str_t *value);
+
+/* Name and value of LEASE add_headers pair i (0 <= i < nadd). */
+void ferry_frame_add_header(const ferry_frame_t *f, size_t i,
+                            ferry_str_t *name, ferry_str_t *value);
 
 /* Look up key in a msgpack map object; NULL when absent. */
 const msgpack_object *ferry_map_get(const msgpack_object *map, const char *key);
@@ -120,10 +150,21 @@ size_t ferry_frame_begin(msgpack_sbuffer *sb);
  * -1 when the payload is over limit (the caller discards the buffer). */
 int ferry_frame_finish(msgpack_sbuffer *sb, size_t start, size_t limit);
 
-/* The REQUEST_HEAD fields the module knows; "app" and "env" are packed by
- * callbacks (ferry_pack_app / ferry_pack_env on the Apache side). Headers
- * are a flat name/value array of 2 * nheaders NUL-terminated strings. */
+/* One "app" option (docs/protocol.md "App options"): its key and a str,
+ * int or bool value. ferry_map.c lists them in the table's order. */
+typedef enum { FERRY_OPT_STR, FERRY_OPT_INT, FERRY_OPT_BOOL } ferry_opt_type;
+
 typedef struct {
+    const char *key;
+    ferry_opt_type type;
+    const char *s;                      /* FERRY_OPT_STR */
+    int64_t i;                          /* FERRY_OPT_INT, FERRY_OPT_BOOL */
+} ferry_opt_t;
+
+/* The REQUEST_HEAD fields. Headers and env are flat name/value arrays of
+ * 2 * n NUL-terminated strings; held (v3 only) is nheld lease ids. */
+typedef struct {
+    int version;                        /* FERRY_PROTO_RELAY_VERSION or 3 */
     const char *method;
     const char *uri;
     const char *proto;
@@ -137,15 +178,47 @@ typedef struct {
     int has_body;
     int upgrade;
     int64_t gen;
-    /* Each packs exactly one msgpack value (a map for app, an array for
-     * env) and returns 0; NULL packs an empty map/array. */
-    int (*pack_app)(msgpack_packer *pk, void *ctx);
-    int (*pack_env)(msgpack_packer *pk, void *ctx);
-    void *ctx;
+    const ferry_opt_t *app;
+    size_t napp;
+    const char *const *env;
+    size_t nenv;                        /* pairs */
+    const char *const *held;            /* v3 */
+    size_t nheld;
 } ferry_request_head_t;
 
-/* Each returns 0, or -1 on failure (callback error, over limit). */
+/* The LEASE fields (the core's side of v3; the module encodes it in tests). */
+typedef struct {
+    const char *id;
+    int64_t pid;
+    int reuse;
+    const char *head;
+    size_t head_len;
+    int chunked;
+    const ferry_str_t *add_headers;     /* 2 * nadd */
+    size_t nadd;
+    int64_t deadline_ms;
+} ferry_lease_t;
+
+/* The DONE report (docs/protocol.md "DONE"). */
+typedef struct {
+    const char *id;
+    const char *outcome;                /* ok, app_error, timeout, client_aborted, stale */
+    int64_t status;
+    int64_t bytes_in;
+    int64_t bytes_out;
+    int64_t duration_us;
+    int reusable;
+} ferry_done_t;
+
+/* Each returns 0, or -1 on failure (over limit, out of memory). */
 int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h);
+int ferry_encode_lease(msgpack_sbuffer *sb, const ferry_lease_t *l);
+int ferry_encode_proceed(msgpack_sbuffer *sb);
+int ferry_encode_done(msgpack_sbuffer *sb, const ferry_done_t *d);
+/* [app, env] as one msgpack array, no frame prefix (the mapping test
+ * double shows what a REQUEST_HEAD would carry). */
+int ferry_encode_app_env(msgpack_sbuffer *sb, const ferry_opt_t *app,
+                         size_t napp, const char *const *env, size_t nenv);
 int ferry_encode_body(msgpack_sbuffer *sb, const char *data, size_t len);
 int ferry_encode_end(msgpack_sbuffer *sb);
 int ferry_encode_abort(msgpack_sbuffer *sb, const char *code, const char *message);
@@ -157,8 +230,5 @@ int ferry_encode_response_head(msgpack_sbuffer *sb, int status,
  * bytes into out (FERRY_BODY_PREFIX_MAX bytes); the data follows it on the
  * wire. Returns the prefix length. len must be <= FERRY_BODY_CHUNK. */
 size_t ferry_body_prefix(char *out, size_t len);
-
-/* Pack a NUL-terminated string. */
-int ferry_pack_cstr(msgpack_packer *pk, const char *s);
 
 #endif

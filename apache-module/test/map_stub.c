@@ -1,12 +1,12 @@
 /*
  * map_stub.c: test double for the daemon and the data path, linked with
- * mod_ferry.c + ferry_config.c + ferry_map.c into a module that needs no
+ * mod_ferry.c + ferry_config.c + ferry_map.c + ferry_proto.c into a module that needs no
  * core (test/helpers/mod-ferry-stub.ts builds it; test/e2e/directives.test.ts
  * and test/e2e/mapping.test.ts use it).
  *
  * - ferry_handler: for a request ferry_map_fixups claimed, answers 200 with
  *   Content-Type application/x-msgpack and the body [app, env] exactly as
- *   ferry_pack_app/ferry_pack_env encode them for REQUEST_HEAD, plus the
+ *   ferry_proto.c encodes them for REQUEST_HEAD, plus the
  *   data-path knobs in X-Ferry-* headers.
  * - ferry_daemon_post_config: on the real pass, writes ferry_server_options_json
  *   and the daemon accessors to $FERRY_STUB_SERVER_FILE (JSON) if set.
@@ -82,22 +82,19 @@ int ferry_handler_translate_name(request_rec *r)
 int ferry_handler(request_rec *r)
 {
     const ferry_app_t *app = ferry_request_app(r);
+    const ferry_opt_t *opts;
+    const char *const *env;
+    apr_size_t nopts, nenv;
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     int rc;
 
     if (app == NULL) {
         return DECLINED;
     }
+    nopts = ferry_app_options(r, app, &opts);
+    nenv = ferry_app_env(r, app, &env);
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    rc = msgpack_pack_array(&pk, 2);
-    if (rc == 0) {
-        rc = ferry_pack_app(&pk, r, app);
-    }
-    if (rc == 0) {
-        rc = ferry_pack_env(&pk, r, app);
-    }
+    rc = ferry_encode_app_env(&sb, opts, nopts, env, nenv);
     if (rc != 0) {
         msgpack_sbuffer_destroy(&sb);
         return HTTP_INTERNAL_SERVER_ERROR;

@@ -83,29 +83,6 @@ static char *read_hex(const char *path, size_t *len)
     return out;
 }
 
-static int pack_object_cb(msgpack_packer *pk, void *ctx)
-{
-    return msgpack_pack_object(pk, *(const msgpack_object *)ctx);
-}
-
-typedef struct {
-    const msgpack_object *app;
-    const msgpack_object *env;
-} head_ctx;
-
-static int pack_app_cb(msgpack_packer *pk, void *ctx)
-{
-    return pack_object_cb(pk, (void *)((head_ctx *)ctx)->app);
-}
-
-static int pack_env_cb(msgpack_packer *pk, void *ctx)
-{
-    head_ctx *hc = ctx;
-
-    return hc->env ? pack_object_cb(pk, (void *)hc->env)
-                   : msgpack_pack_array(pk, 0);
-}
-
 static char *dup_str(const msgpack_object *o)
 {
     char *s;
@@ -142,16 +119,49 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
     switch (f->type) {
     case FERRY_FRAME_REQUEST_HEAD: {
         const msgpack_object *hd = ferry_map_get(f->head, "headers");
+        const msgpack_object *app = ferry_map_get(f->head, "app");
+        const msgpack_object *env = ferry_map_get(f->head, "env");
+        const msgpack_object *held = ferry_map_get(f->head, "held");
         ferry_request_head_t h;
-        head_ctx hc;
-        char **hv;
+        ferry_opt_t *opts;
+        char **hv, **ev, **lv;
         size_t n = hd->via.array.size;
+        size_t ne = env ? env->via.array.size : 0;
+        size_t nl = held ? held->via.array.size : 0;
+        size_t na = app->via.map.size;
 
         memset(&h, 0, sizeof(h));
         hv = calloc(n + 1, sizeof(char *));
+        ev = calloc(ne + 1, sizeof(char *));
+        lv = calloc(nl + 1, sizeof(char *));
+        opts = calloc(na + 1, sizeof(ferry_opt_t));
         for (i = 0; i < n; i++) {
             hv[i] = dup_str(&hd->via.array.ptr[i]);
         }
+        for (i = 0; i < ne; i++) {
+            ev[i] = dup_str(&env->via.array.ptr[i]);
+        }
+        for (i = 0; i < nl; i++) {
+            lv[i] = dup_str(&held->via.array.ptr[i]);
+        }
+        for (i = 0; i < na; i++) {
+            const msgpack_object *val = &app->via.map.ptr[i].val;
+
+            opts[i].key = dup_str(&app->via.map.ptr[i].key);
+            if (val->type == MSGPACK_OBJECT_STR) {
+                opts[i].type = FERRY_OPT_STR;
+                opts[i].s = dup_str(val);
+            }
+            else if (val->type == MSGPACK_OBJECT_BOOLEAN) {
+                opts[i].type = FERRY_OPT_BOOL;
+                opts[i].i = val->via.boolean;
+            }
+            else {
+                opts[i].type = FERRY_OPT_INT;
+                opts[i].i = get_int(val);
+            }
+        }
+        h.version = (int)get_int(ferry_map_get(f->head, "v"));
         h.method = dup_str(ferry_map_get(f->head, "method"));
         h.uri = dup_str(ferry_map_get(f->head, "uri"));
         h.proto = dup_str(ferry_map_get(f->head, "proto"));
@@ -165,16 +175,30 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
         h.has_body = get_bool(ferry_map_get(f->head, "has_body"));
         h.upgrade = get_bool(ferry_map_get(f->head, "upgrade"));
         h.gen = get_int(ferry_map_get(f->head, "gen"));
-        hc.app = ferry_map_get(f->head, "app");
-        hc.env = ferry_map_get(f->head, "env");
-        h.pack_app = pack_app_cb;
-        h.pack_env = pack_env_cb;
-        h.ctx = &hc;
+        h.app = opts;
+        h.napp = na;
+        h.env = (const char *const *)ev;
+        h.nenv = ne / 2;
+        h.held = (const char *const *)lv;
+        h.nheld = nl;
         rc = ferry_encode_request_head(sb, &h);
         for (i = 0; i < n; i++) {
             free(hv[i]);
         }
+        for (i = 0; i < ne; i++) {
+            free(ev[i]);
+        }
+        for (i = 0; i < nl; i++) {
+            free(lv[i]);
+        }
+        for (i = 0; i < na; i++) {
+            free((char *)opts[i].key);
+            free((char *)opts[i].s);
+        }
         free(hv);
+        free(ev);
+        free(lv);
+        free(opts);
         free((char *)h.method);
         free((char *)h.uri);
         free((char *)h.proto);
@@ -220,6 +244,49 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
         rc = ferry_encode_abort(sb, code, msg);
         free(code);
         free(msg);
+        break;
+    }
+    case FERRY_FRAME_LEASE: {
+        ferry_lease_t l;
+        ferry_str_t *hs = calloc(2 * f->nadd + 1, sizeof(ferry_str_t));
+        char *id = strndup(f->id.ptr, f->id.len);
+
+        for (i = 0; i < f->nadd; i++) {
+            ferry_frame_add_header(f, i, &hs[2 * i], &hs[2 * i + 1]);
+        }
+        memset(&l, 0, sizeof(l));
+        l.id = id;
+        l.pid = f->pid;
+        l.reuse = f->reuse;
+        l.head = f->lease_head;
+        l.head_len = f->lease_head_len;
+        l.chunked = f->chunked;
+        l.add_headers = hs;
+        l.nadd = f->nadd;
+        l.deadline_ms = f->deadline_ms;
+        rc = ferry_encode_lease(sb, &l);
+        free(hs);
+        free(id);
+        break;
+    }
+    case FERRY_FRAME_PROCEED:
+        rc = ferry_encode_proceed(sb);
+        break;
+    case FERRY_FRAME_DONE: {
+        ferry_done_t d;
+        char *id = strndup(f->id.ptr, f->id.len);
+        char *outcome = strndup(f->outcome.ptr, f->outcome.len);
+
+        d.id = id;
+        d.outcome = outcome;
+        d.status = f->done_status;
+        d.bytes_in = f->bytes_in;
+        d.bytes_out = f->bytes_out;
+        d.duration_us = f->duration_us;
+        d.reusable = f->reusable;
+        rc = ferry_encode_done(sb, &d);
+        free(id);
+        free(outcome);
         break;
     }
     }
@@ -399,6 +466,64 @@ static void test_builtin(void)
         ferry_decoder_feed(dec, liar, sizeof(liar));
         result("builtin", "array32 of 4G elements in 11 bytes is malformed",
                ferry_decoder_next(dec, &f) == FERRY_PROTO_MALFORMED, "accepted");
+        ferry_decoder_destroy(dec);
+    }
+
+    /* LEASE and DONE shapes (v3). */
+    {
+        static const struct { const char *hex; const char *why; } bad[] = {
+            /* [6, {id: "a", pid: 1, reuse: false}]: no head */
+            { "920683a26964a161a370696401a5726575736" "5c2", "LEASE without head" },
+            /* [6, {id: "a", pid: 1, reuse: false, head: "x"}]: head is str */
+            { "920684a26964a161a370696401a572657573" "65c2a468656164a178",
+              "LEASE head as str" },
+            /* [6, {id: "", pid: 1, reuse: true, head: b"x"}]: empty id */
+            { "920684a26964a0a370696401a572657573" "65c3a468656164c40178",
+              "LEASE with an empty id" },
+            /* [8, {id: "a"}]: no outcome */
+            { "920881a26964a161", "DONE without outcome" },
+            /* [6]: no map */
+            { "9106", "LEASE without its map" },
+        };
+        char frame[256];
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            size_t hl = strlen(bad[i].hex) / 2, k;
+
+            frame[0] = frame[1] = frame[2] = 0;
+            frame[3] = (char)hl;
+            for (k = 0; k < hl; k++) {
+                frame[4 + k] = (char)(hexval(bad[i].hex[2 * k]) << 4
+                                      | hexval(bad[i].hex[2 * k + 1]));
+            }
+            dec = ferry_decoder_create();
+            ferry_decoder_feed(dec, frame, hl + 4);
+            result("builtin", bad[i].why,
+                   ferry_decoder_next(dec, &f) == FERRY_PROTO_MALFORMED,
+                   "accepted");
+            ferry_decoder_destroy(dec);
+        }
+        /* A minimal LEASE: optional keys default. */
+        dec = ferry_decoder_create();
+        {
+            static const char ok_hex[] =
+                "920684a26964a161a370696401a572657573" "65c3a468656164c40178";
+            size_t hl = strlen(ok_hex) / 2, k;
+
+            frame[0] = frame[1] = frame[2] = 0;
+            frame[3] = (char)hl;
+            for (k = 0; k < hl; k++) {
+                frame[4 + k] = (char)(hexval(ok_hex[2 * k]) << 4
+                                      | hexval(ok_hex[2 * k + 1]));
+            }
+            ferry_decoder_feed(dec, frame, hl + 4);
+            ok = ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+                 && f.type == FERRY_FRAME_LEASE && f.reuse && !f.chunked
+                 && f.nadd == 0 && f.deadline_ms == 0 && f.pid == 1
+                 && f.lease_head_len == 1 && f.id.len == 1;
+            result("builtin", "a LEASE with only id, pid, reuse, head decodes "
+                   "with defaults", ok, "mismatch");
+        }
         ferry_decoder_destroy(dec);
     }
 

@@ -22,8 +22,8 @@ const execFileP = promisify(execFile);
 /** The repository root (this file runs from build/test/helpers/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const MODULE_DIR = path.join(REPO_ROOT, "apache-module");
-const SOURCES = ["mod_ferry.c", "ferry_config.c", "ferry_map.c"];
-const HEADERS = ["ferry_config.h", "ferry_map.h", "ferry_log.h", "ferry_handler.h", "ferry_daemon.h"];
+const SOURCES = ["mod_ferry.c", "ferry_config.c", "ferry_map.c", "ferry_proto.c"];
+const HEADERS = ["ferry_config.h", "ferry_map.h", "ferry_log.h", "ferry_handler.h", "ferry_daemon.h", "ferry_proto.h"];
 
 /** Apache's binary and module dir (Debian layout first, then PATH/apxs). */
 export async function apacheLayout(): Promise<{ readonly httpd: string; readonly modules: string }> {

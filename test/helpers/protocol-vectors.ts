@@ -135,7 +135,7 @@ export const GOOD_VECTORS: ReadonlyArray<{ readonly file: string; readonly frame
 
 /** Malformed input: hex of the whole byte stream, and why it must be rejected. */
 export const BAD_VECTORS: ReadonlyArray<{ readonly file: string; readonly bytes: string; readonly level: "frame" | "head" }> = [
-  // REQUEST_HEAD {v: 3, method: "GET", uri: "/", app: {app_root: "/srv/app"}}: frame is fine, head validation fails.
+  // REQUEST_HEAD {v: 4, method: "GET", uri: "/", app: {app_root: "/srv/app"}}: frame is fine, head validation fails.
   { file: "wrong_version.bad.hex", bytes: "", level: "head" },
   // Declared 5-byte payload present, but the msgpack value inside is cut: [2, bin(5) "h"…].
   { file: "truncated_payload.bad.hex", bytes: "0000000592 02 c4 05 68", level: "frame" },
@@ -157,4 +157,18 @@ export const BAD_VECTORS: ReadonlyArray<{ readonly file: string; readonly bytes:
   { file: "trailing_bytes.bad.hex", bytes: "00000003 91 03 c0", level: "frame" },
   // Zero-length payload.
   { file: "empty_payload.bad.hex", bytes: "00000000", level: "frame" },
+];
+
+/**
+ * Version 3 vectors (LEASE, PROCEED, DONE, a v3 REQUEST_HEAD), decoded and
+ * encoded by apache-module/test/proto_test.c; their content is in the README.
+ * Listed here so the file check above knows them until the TypeScript codec
+ * speaks version 3 and they move into GOOD_VECTORS.
+ */
+export const V3_VECTOR_FILES: readonly string[] = [
+  "done.hex",
+  "lease-reuse.hex",
+  "lease.hex",
+  "proceed.hex",
+  "request-head-v3.hex",
 ];

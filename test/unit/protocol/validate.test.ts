@@ -61,7 +61,7 @@ test("validateRequestHead() translates every app key of request_head_full into A
 
 test("validateRequestHead() rejects wrong_version.bad.hex naming the version", (t) => {
   const err = t.throws(() => validateRequestHead(headOf("wrong_version.bad.hex")), { instanceOf: ProtocolError });
-  t.regex(err.message, /protocol version 3 is not 1-2/);
+  t.regex(err.message, /protocol version 4 is not /);
 });
 
 test("validateAppOptions() defaults friendly_error_pages by app_env and keeps an explicit value", (t) => {
