@@ -1,7 +1,7 @@
 /**
  * "A directive or flag that exists is documented; one that is documented
  * exists" — traced end to end, statically and fast:
- * - every `app` key mod_ferry packs (ferry_pack_app in apache-module/ferry_map.c)
+ * - every `app` key mod_ferry sends (ferry_app_options in apache-module/ferry_map.c)
  *   is read by the core (validateAppOptions) into a field that changes;
  * - every `server` key the module writes (ferry_server_options_json) is read by
  *   the core's config parser (parseCoreConfig) into a field that changes;
@@ -30,9 +30,9 @@ function cFunction(file: string, signature: string): string {
   return src.slice(at, end < 0 ? undefined : end);
 }
 
-/** [kind, key] of every put_str/put_int/put_bool in ferry_pack_app. */
+/** [kind, key] of every put_str/put_int/put_bool in ferry_app_options. */
 function packedAppKeys(): Array<["str" | "int" | "bool", string]> {
-  const body = cFunction("apache-module/ferry_map.c", "int ferry_pack_app(");
+  const body = cFunction("apache-module/ferry_map.c", "apr_size_t ferry_app_options(");
   return [...body.matchAll(/put_(str|int|bool)\(kv,\s*&n,\s*"([a-z_]+)"/g)].map((m) => [m[1] as "str" | "int" | "bool", m[2] ?? ""]);
 }
 
@@ -47,9 +47,9 @@ const STR_SAMPLES: Readonly<Record<string, string>> = {
   app_type: "generic", base_uri: "/sub", sticky_sessions_cookie_name: "route2", app_env: "staging",
 };
 
-test("every app key ferry_pack_app sends is read by the core into an option", (t) => {
+test("every app key ferry_app_options sends is read by the core into an option", (t) => {
   const keys = packedAppKeys();
-  t.true(keys.length >= 25, `only ${keys.length} keys parsed from ferry_pack_app`);
+  t.true(keys.length >= 25, `only ${keys.length} keys parsed from ferry_app_options`);
   const base = { app_root: "/srv/a" };
   const baseline = JSON.stringify(validateAppOptions(base));
   const dead: string[] = [];
