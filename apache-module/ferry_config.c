@@ -184,6 +184,7 @@ void *ferry_create_server_conf(apr_pool_t *p, server_rec *s)
     (void)s;
     c->log_level = FERRY_UNSET;
     c->socket_backlog = FERRY_UNSET;
+    c->response_watermark = FERRY_UNSET;
     c->max_pool_size = FERRY_UNSET;
     c->pool_idle_time = FERRY_UNSET;
     c->max_instances_per_app = FERRY_UNSET;
@@ -522,6 +523,23 @@ static const char *set_dir_flag(cmd_parms *cmd, void *cfg, int on)
     }
     *(int *)((char *)cfg + fd->off) = on ? 1 : 0;
     *(int *)((char *)cfg + fd->set_off) = 1;
+    return NULL;
+}
+
+/* A directory path, relative to ServerRoot unless absolute. */
+static const char *set_srv_dir(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    const ferry_field_t *fd = cmd->info;
+    ferry_server_conf_t *sc = global_conf(cmd);
+    const char *path;
+
+    (void)cfg;
+    path = *arg ? ap_server_root_relative(cmd->pool, arg) : NULL;
+    if (path == NULL) {
+        return apr_psprintf(cmd->pool, "%s must be a directory path",
+                            cmd->cmd->name);
+    }
+    *(const char **)((char *)sc + fd->off) = path;
     return NULL;
 }
 
@@ -918,6 +936,8 @@ SF(default_user, 0, 0);
 SF(default_group, 0, 0);
 SF(log_level, 0, 7);
 SF(socket_backlog, 1, 65535);
+SF(response_watermark, 0, 1073741824);
+SF(data_buffer_dir, 0, 0);
 SF(max_pool_size, 1, 10000);
 SF(pool_idle_time, 0, FERRY_MAX_SECONDS);
 SF(stat_throttle_rate, 0, 86400);
@@ -978,10 +998,6 @@ static const ferry_inert_t in_log_prefix = { FERRY_NOTE_INERT,
     "the core logs structured lines", 1, 0, 0, 0, NULL };
 static const ferry_inert_t in_fd_log = { FERRY_NOTE_INERT,
     "Ferry has no file descriptor log", 1, 0, 0, 0, NULL };
-static const ferry_inert_t in_watermark = { FERRY_NOTE_INERT,
-    "Ferry streams responses with backpressure instead of buffering", 1, 0, 1, 0, NULL };
-static const ferry_inert_t in_buffer_dir = { FERRY_NOTE_INERT,
-    "Ferry never spills request or response bodies to disk", 1, 0, 0, 0, NULL };
 static const ferry_inert_t in_spawn_dir = { FERRY_NOTE_INERT,
     "Ferry needs no spawn work directory", 1, 0, 0, 0, NULL };
 static const ferry_inert_t in_phone_home = { FERRY_NOTE_INERT,
@@ -1079,8 +1095,8 @@ const command_rec ferry_cmds[] = {
                   "Seconds an idle app process lives; 0 = forever"),
     AP_INIT_TAKE1("RailsPoolIdleTime", set_srv_seconds, I(sf_pool_idle_time), G,
                   "Alias of PassengerPoolIdleTime"),
-    AP_INIT_TAKE1("PassengerResponseBufferHighWatermark", set_inert_take1, I(in_watermark), G,
-                  "Response buffer size (accepted, no effect)"),
+    AP_INIT_TAKE1("PassengerResponseBufferHighWatermark", set_srv_int, I(sf_response_watermark), G,
+                  "Response bytes held in memory for a slow client before spooling to PassengerDataBufferDir"),
     AP_INIT_FLAG("PassengerUserSwitching", set_srv_flag, I(sf_user_switching), G,
                  "Run apps as the owner of their startup file"),
     AP_INIT_FLAG("RailsUserSwitching", set_srv_flag, I(sf_user_switching), G,
@@ -1091,8 +1107,8 @@ const command_rec ferry_cmds[] = {
                   "Alias of PassengerDefaultUser"),
     AP_INIT_TAKE1("PassengerDefaultGroup", set_srv_str, I(sf_default_group), G,
                   "Group for apps when user switching is off or fails"),
-    AP_INIT_TAKE1("PassengerDataBufferDir", set_inert_take1, I(in_buffer_dir), G,
-                  "Buffer spill directory (accepted, no effect)"),
+    AP_INIT_TAKE1("PassengerDataBufferDir", set_srv_dir, I(sf_data_buffer_dir), G,
+                  "Directory for response bytes spooled past PassengerResponseBufferHighWatermark"),
     AP_INIT_TAKE1("PassengerInstanceRegistryDir", set_srv_str, I(sf_instance_registry_dir), G,
                   "Directory holding the core's instance directory"),
     AP_INIT_TAKE1("PassengerSpawnDir", set_inert_take1, I(in_spawn_dir), G,
@@ -1338,6 +1354,18 @@ const char *ferry_conf_default_user(server_rec *s)
 {
     const char *u = ferry_server_conf(s)->default_user;
     return u ? u : FERRY_DEFAULT_USER;
+}
+
+apr_size_t ferry_conf_response_watermark(server_rec *s)
+{
+    int v = ferry_server_conf(s)->response_watermark;
+
+    return v == FERRY_UNSET ? 128 * 1024 : (apr_size_t)v;
+}
+
+const char *ferry_conf_data_buffer_dir(server_rec *s)
+{
+    return ferry_server_conf(s)->data_buffer_dir;
 }
 
 const char *ferry_conf_default_group(server_rec *s)

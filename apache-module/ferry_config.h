@@ -41,6 +41,8 @@ typedef struct {
     const char *default_group;         /* PassengerDefaultGroup */
     int log_level;                     /* PassengerLogLevel 0-7 */
     int socket_backlog;                /* PassengerSocketBacklog */
+    int response_watermark;            /* PassengerResponseBufferHighWatermark, bytes */
+    const char *data_buffer_dir;       /* PassengerDataBufferDir */
     int max_pool_size;                 /* PassengerMaxPoolSize */
     int pool_idle_time;                /* PassengerPoolIdleTime, s */
     int max_instances_per_app;         /* PassengerMaxInstancesPerApp at server level */
@@ -157,6 +159,8 @@ const char *ferry_conf_instance_registry_dir(server_rec *s); /* PassengerInstanc
 const char *ferry_conf_log_file(server_rec *s);              /* PassengerLogFile */
 const char *ferry_conf_nodejs(server_rec *s);                /* PassengerNodejs at server level */
 const char *ferry_conf_default_user(server_rec *s);          /* default "nobody" (never NULL) */
+apr_size_t ferry_conf_response_watermark(server_rec *s);      /* bytes held in memory before spooling (128 KiB) */
+const char *ferry_conf_data_buffer_dir(server_rec *s);       /* spool dir; NULL: the system's temp dir */
 const char *ferry_conf_default_group(server_rec *s);         /* NULL: primary group of the default user */
 int ferry_conf_user_switching(server_rec *s);                /* default 1 */
 int ferry_conf_log_level(server_rec *s);                     /* default 3 */

@@ -1,5 +1,7 @@
 /*
- * ferry_conn.c: connect to the core's Unix socket and move bytes on it.
+ * ferry_conn.c: connect to the core's Unix socket and move bytes on it;
+ * reads use recvmsg, so a connected app socket the core passes with a LEASE
+ * (SCM_RIGHTS, protocol v3) is kept, and any other descriptor closed.
  *
  * Shape of mod_cgid's connect_to_daemon and mod_wsgi's wsgi_connect_daemon:
  * the socket timeout is set before connect, a refused/missing socket (the
@@ -8,6 +10,8 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <string.h>
+#include <unistd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -16,6 +20,7 @@
 #include "http_log.h"
 #include "apr_strings.h"
 #include "apr_portable.h"
+#include "apr_poll.h"
 
 #include "ferry_conn.h"
 #include "ferry_daemon.h"
@@ -168,26 +173,118 @@ apr_status_t ferry_conn_send_body(apr_socket_t *sock, const char *data,
     return APR_SUCCESS;
 }
 
-apr_status_t ferry_conn_recv(apr_socket_t *sock, ferry_decoder_t *dec,
+/* Keep fd as the link's passed descriptor, or close it when one is kept. */
+static void keep_fd(request_rec *r, ferry_link_t *link, int fd)
+{
+    if (link->passed_fd < 0) {
+        link->passed_fd = fd;
+        return;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FERRY_LOGNO(0119)
+                  "Closing an unexpected descriptor passed by the core "
+                  "(one is already waiting to be used)");
+    close(fd);
+}
+
+/* recvmsg once into buf; descriptors go to keep_fd. */
+static apr_status_t recv_once(request_rec *r, ferry_link_t *link, int fd,
+                              char *buf, apr_size_t *len)
+{
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * 4)];
+    } control;
+    struct msghdr msg;
+    struct iovec iov;
+    struct cmsghdr *cm;
+    ssize_t n;
+    int *fds;
+    size_t i, count;
+
+    memset(&msg, 0, sizeof(msg));
+    iov.iov_base = buf;
+    iov.iov_len = *len;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof(control.buf);
+    do {
+        n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) {
+        *len = 0;
+        return APR_FROM_OS_ERROR(errno);
+    }
+    for (cm = CMSG_FIRSTHDR(&msg); cm != NULL; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        fds = (int *)CMSG_DATA(cm);
+        count = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (i = 0; i < count; i++) {
+            keep_fd(r, link, fds[i]);
+        }
+    }
+    if (msg.msg_flags & MSG_CTRUNC) {
+        /* More descriptors than we make room for: the kernel closed the
+         * rest; nothing to do but say so. */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, FERRY_LOGNO(0120)
+                      "The core passed more descriptors than one; the "
+                      "extra ones were dropped");
+    }
+    *len = (apr_size_t)n;
+    return n == 0 ? APR_EOF : APR_SUCCESS;
+}
+
+apr_status_t ferry_conn_recv(request_rec *r, ferry_link_t *link,
                              apr_interval_time_t timeout, apr_size_t *got)
 {
     char *buf;
-    apr_size_t avail;
+    apr_size_t space, avail;
     apr_status_t rv;
+    apr_os_sock_t fd;
+    apr_pollfd_t pfd;
+    apr_int32_t nsds;
 
     *got = 0;
-    if (ferry_decoder_space(dec, FERRY_BODY_CHUNK, &buf, &avail) != 0) {
+    if (ferry_decoder_space(link->dec, FERRY_BODY_CHUNK, &buf, &space) != 0) {
         return APR_ENOMEM;
     }
-    apr_socket_timeout_set(sock, timeout);
-    rv = apr_socket_recv(sock, buf, &avail);
-    if (avail > 0) {
-        ferry_decoder_commit(dec, avail);
-        *got = avail;
-        /* Data counts, whatever came with it; an EOF shows up next read. */
-        return APR_SUCCESS;
+    if (apr_os_sock_get(&fd, link->sock) != APR_SUCCESS) {
+        return APR_EBADF;
     }
-    return rv == APR_SUCCESS ? APR_EOF : rv;
+    for (;;) {
+        avail = space;
+        rv = recv_once(r, link, fd, buf, &avail);
+        if (rv == APR_SUCCESS) {
+            ferry_decoder_commit(link->dec, avail);
+            *got = avail;
+            return APR_SUCCESS;
+        }
+        if (!APR_STATUS_IS_EAGAIN(rv) || timeout == 0) {
+            return rv;
+        }
+        memset(&pfd, 0, sizeof(pfd));
+        pfd.p = link->pool;
+        pfd.desc_type = APR_POLL_SOCKET;
+        pfd.desc.s = link->sock;
+        pfd.reqevents = APR_POLLIN;
+        do {
+            rv = apr_poll(&pfd, 1, &nsds, timeout > 0 ? timeout
+                                                      : FERRY_CONNECT_BUDGET);
+        } while (APR_STATUS_IS_EINTR(rv));
+        if (rv != APR_SUCCESS) {
+            return rv;                  /* APR_TIMEUP */
+        }
+    }
+}
+
+int ferry_link_take_fd(ferry_link_t *link)
+{
+    int fd = link->passed_fd;
+
+    link->passed_fd = -1;
+    return fd;
 }
 
 /* ---- Protocol v2: one core connection per client connection ------------ */
@@ -213,6 +310,17 @@ static int link_alive(ferry_link_t *link)
     return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+static apr_status_t passed_fd_cleanup(void *data)
+{
+    ferry_link_t *link = data;
+
+    if (link->passed_fd >= 0) {
+        close(link->passed_fd);
+        link->passed_fd = -1;
+    }
+    return APR_SUCCESS;
+}
+
 static void link_close(ferry_link_t *link)
 {
     if (link->pool != NULL) {
@@ -234,6 +342,7 @@ apr_status_t ferry_link_acquire(request_rec *r, ferry_link_t **linkp,
     *reused = 0;
     if (link == NULL) {
         link = apr_pcalloc(c->pool, sizeof(*link));
+        link->passed_fd = -1;
         ap_set_module_config(c->conn_config, &ferry_module, link);
     }
     *linkp = link;
@@ -261,6 +370,8 @@ apr_status_t ferry_link_acquire(request_rec *r, ferry_link_t **linkp,
         return APR_ENOMEM;
     }
     apr_pool_cleanup_register(link->pool, link->dec, decoder_cleanup,
+                              apr_pool_cleanup_null);
+    apr_pool_cleanup_register(link->pool, link, passed_fd_cleanup,
                               apr_pool_cleanup_null);
     rv = ferry_conn_open(r, link->pool, &link->sock);
     if (rv != APR_SUCCESS) {

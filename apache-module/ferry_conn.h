@@ -30,6 +30,9 @@ typedef struct {
     apr_socket_t *sock;
     ferry_decoder_t *dec;
     apr_uint32_t exchanges;     /* completed on this connection */
+    int passed_fd;              /* v3: a descriptor that came with SCM_RIGHTS
+                                 * and is not taken yet; -1 when none (closed
+                                 * by a cleanup of pool) */
 } ferry_link_t;
 
 /* The core connection for r: the client connection's idle one if the core
@@ -51,9 +54,16 @@ apr_status_t ferry_conn_send(apr_socket_t *sock, const char *data,
 apr_status_t ferry_conn_send_body(apr_socket_t *sock, const char *data,
                                   apr_size_t len, apr_interval_time_t timeout);
 
-/* One read from sock into dec; timeout 0 is a non-blocking read (EAGAIN when
- * nothing is there). APR_EOF when the core closed its side. */
-apr_status_t ferry_conn_recv(apr_socket_t *sock, ferry_decoder_t *dec,
+/* One read (recvmsg) from the link's socket into its decoder; timeout 0 is
+ * a non-blocking read (EAGAIN when nothing is there). APR_EOF when the core
+ * closed its side. A descriptor passed with SCM_RIGHTS (MSG_CMSG_CLOEXEC) is
+ * kept in link->passed_fd; a second one before the first is taken, or any
+ * beyond the first in a message, is closed at once. */
+apr_status_t ferry_conn_recv(request_rec *r, ferry_link_t *link,
                              apr_interval_time_t timeout, apr_size_t *got);
+
+/* Take the descriptor kept by ferry_conn_recv (-1 when none): the caller
+ * owns it from now on. */
+int ferry_link_take_fd(ferry_link_t *link);
 
 #endif

@@ -1,15 +1,26 @@
 /*
- * ferry_handler.c: the handler hook. Declines requests that are not for an
- * app, else runs one exchange with the core (docs/protocol.md):
+ * ferry_handler.c: the handler hook, the orchestrator of the data path
+ * (docs/protocol.md). It declines requests that are not for an app, else
+ * calls the steps top-down, the way mod_proxy_fcgi's handler reads:
  *
- *   Step One    is the request ours?
- *   Step Two    the core connection: the client connection's idle one
- *               (protocol v2), else connect (bounded retry, else 503)
- *   Step Three  send REQUEST_HEAD (+ END when there is no body)
- *   Step Four   stream the request body as BODY frames, then END
- *   Step Five   relay the response (or tunnel an upgraded connection)
+ *   Step One    map: is the request ours? The REQUEST_HEAD fields.
+ *   Step Two    lease: the core decides (protocol v3: ferry_lease.c); on
+ *               the relay path (v2, or v3 PROCEED) the head goes to the
+ *               core on the client connection's core link
+ *   Step Three  send: the request to the app (direct: ferry_app_http.c)
+ *               or as BODY frames to the core (relay: ferry_body.c)
+ *   Step Four   relay: the response to the client (ferry_app_http.c /
+ *               ferry_response.c), or the tunnel after a 101
+ *               (ferry_tunnel.c)
+ *   Step Five   release: DONE to the core, the app connection back to the
+ *               child's cache (ferry_lease.c); the core link kept or closed
  *
- * The HTTP status for every failure is chosen in ferry_status_for().
+ * Statuses travel up: every step returns a ferry_err or an HTTP status;
+ * ferry_exchange.c's ferry_status_for() is the one place they are chosen.
+ *
+ * The direct path is used when Apache's environment has
+ * FERRY_DATA_PATH=direct (read once per child), else the relay path
+ * (protocol v2) as before.
  */
 #include <string.h>
 
@@ -38,6 +49,7 @@ static int ferry_conn_is_ssl(conn_rec *c)
 #include "apr_optional.h"
 #include "apr_strings.h"
 
+#include "ferry_app_cache.h"
 #include "ferry_conn.h"
 #include "ferry_daemon.h"
 #include "ferry_exchange.h"
@@ -112,22 +124,28 @@ static int is_https(request_rec *r)
            || (https != NULL && !ap_cstr_casecmp(https, "on"));
 }
 
-static apr_status_t sbuffer_cleanup(void *data)
+/* FERRY_DATA_PATH=direct in Apache's environment: protocol v3. */
+static int direct_path;
+
+void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    msgpack_sbuffer_destroy(data);
-    return APR_SUCCESS;
+    const char *v = getenv("FERRY_DATA_PATH");
+
+    direct_path = v != NULL && strcmp(v, "direct") == 0;
+    ferry_app_cache_child_init(pchild, s);
+    ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "data path: %s",
+                 direct_path ? "direct (protocol v3)" : "relay (protocol v2)");
 }
 
-/* Encode REQUEST_HEAD (and END when there is no body) into sb. */
-static ferry_err encode_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
-                             int has_body)
+/* The REQUEST_HEAD fields, in ex->head (the version is set by the path). */
+static void build_head(ferry_exchange_t *ex)
 {
     request_rec *r = ex->r;
     conn_rec *c = r->connection;
     const apr_array_header_t *arr = apr_table_elts(r->headers_in);
     const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
     const char **headers;
-    ferry_request_head_t h;
+    ferry_request_head_t *h = &ex->head;
     int i, n = 0;
 
     headers = apr_palloc(r->pool, sizeof(char *) * 2 * (arr->nelts + 1));
@@ -144,80 +162,48 @@ static ferry_err encode_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
         n++;
     }
 
-    memset(&h, 0, sizeof(h));
-    h.version = FERRY_PROTO_RELAY_VERSION;
-    h.method = r->method;
-    h.uri = ferry_map_app_uri(r);
-    h.proto = r->proto_num == HTTP_VERSION(1, 0) ? "HTTP/1.0" : "HTTP/1.1";
-    h.headers = headers;
-    h.nheaders = (size_t)n;
-    h.remote_addr = r->useragent_ip ? r->useragent_ip : c->client_ip;
-    h.remote_port = r->useragent_addr ? r->useragent_addr->port
-                                      : (c->client_addr ? c->client_addr->port : 0);
-    h.server_name = r->server->server_hostname ? r->server->server_hostname
-                                               : ap_get_server_name(r);
-    h.server_port = c->local_addr ? c->local_addr->port : ap_get_server_port(r);
-    h.https = is_https(r);
-    h.has_body = has_body;
-    h.upgrade = ex->upgrade;
-    h.gen = ferry_config_generation();
-    h.napp = ferry_app_options(r, ex->app, &h.app);
-    h.nenv = ferry_app_env(r, ex->app, &h.env);
+    memset(h, 0, sizeof(*h));
+    h->version = FERRY_PROTO_RELAY_VERSION;
+    h->method = r->method;
+    h->uri = ferry_map_app_uri(r);
+    h->proto = r->proto_num == HTTP_VERSION(1, 0) ? "HTTP/1.0" : "HTTP/1.1";
+    h->headers = headers;
+    h->nheaders = (size_t)n;
+    h->remote_addr = r->useragent_ip ? r->useragent_ip : c->client_ip;
+    h->remote_port = r->useragent_addr ? r->useragent_addr->port
+                     : (c->client_addr ? c->client_addr->port : 0);
+    h->server_name = r->server->server_hostname ? r->server->server_hostname
+                                                : ap_get_server_name(r);
+    h->server_port = c->local_addr ? c->local_addr->port
+                                   : ap_get_server_port(r);
+    h->https = is_https(r);
+    h->has_body = ex->has_body;
+    h->upgrade = ex->upgrade;
+    h->gen = ferry_config_generation();
+    h->napp = ferry_app_options(r, ex->app, &h->app);
+    h->nenv = ferry_app_env(r, ex->app, &h->env);
+}
 
-    if (ferry_encode_request_head(sb, &h) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0104)
+static apr_status_t sbuffer_cleanup(void *data)
+{
+    msgpack_sbuffer_destroy(data);
+    return APR_SUCCESS;
+}
+
+/* Encode the v2 REQUEST_HEAD (and END when there is no body) into sb. */
+static ferry_err encode_relay_head(ferry_exchange_t *ex, msgpack_sbuffer *sb)
+{
+    if (ferry_encode_request_head(sb, &ex->head) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, ex->r, FERRY_LOGNO(0104)
                       "Cannot encode the request head: over the 1 MiB frame "
-                      "limit or app options could not be packed (%d headers)",
-                      n);
+                      "limit or app options could not be packed (%"
+                      APR_SIZE_T_FMT " headers)", ex->head.nheaders);
         return FERRY_E_HEAD_TOO_LARGE;
     }
-    if (!has_body && ferry_encode_end(sb) != 0) {
+    if (!ex->has_body && ferry_encode_end(sb) != 0) {
         return FERRY_E_INTERNAL;
     }
     return FERRY_OK;
-}
-
-int ferry_status_for(const ferry_exchange_t *ex, ferry_err err)
-{
-    switch (err) {
-    case FERRY_OK:
-    case FERRY_E_CLIENT_ABORTED:
-        return OK;
-    case FERRY_E_CONNECT:
-        return HTTP_SERVICE_UNAVAILABLE;
-    case FERRY_E_TIMEOUT:
-        return HTTP_GATEWAY_TIME_OUT;
-    case FERRY_E_PROTOCOL:
-    case FERRY_E_CORE_CLOSED:
-    case FERRY_E_CORE_ABORT:
-        return HTTP_BAD_GATEWAY;
-    case FERRY_E_HEAD_TOO_LARGE:
-        return HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
-    case FERRY_E_BODY_READ:
-        return ap_map_http_request_error(ex->body_rv, HTTP_BAD_REQUEST);
-    case FERRY_E_INTERNAL:
-        break;
-    }
-    return HTTP_INTERNAL_SERVER_ERROR;
-}
-
-void ferry_send_abort(ferry_exchange_t *ex, const char *code,
-                      const char *message)
-{
-    msgpack_sbuffer sb;
-
-    if (ex->sock == NULL || ex->core_gone) {
-        return;
-    }
-    msgpack_sbuffer_init(&sb);
-    if (ferry_encode_abort(&sb, code, message) == 0) {
-        /* Best effort, short: the connection is closed right after. */
-        if (ferry_conn_send(ex->sock, sb.data, sb.size,
-                            apr_time_from_sec(1)) != APR_SUCCESS) {
-            ex->core_gone = 1;
-        }
-    }
-    msgpack_sbuffer_destroy(&sb);
 }
 
 /* When no ErrorDocument is configured for a 502/503/504 of ours, answer
@@ -251,71 +237,52 @@ static void error_page(request_rec *r, int status)
         text));
 }
 
-int ferry_handler(request_rec *r)
+/* The relay path, protocol v2: REQUEST_HEAD, BODY..., END to the core on
+ * the client connection's core link; the response relayed from it. */
+static int relay_exchange(ferry_exchange_t *ex)
 {
-    ferry_exchange_t ex;
+    request_rec *r = ex->r;
     msgpack_sbuffer *sb;
     apr_status_t rv;
     ferry_err err;
-    int has_body, rc, attempt, reused;
-
-    /* Step One: ours? (mod_rewrite's [R] redirects stay Apache's.) */
-    memset(&ex, 0, sizeof(ex));
-    ex.app = ferry_request_app(r);
-    if (ex.app == NULL) {
-        return DECLINED;
-    }
-    if (r->handler != NULL && !strcmp(r->handler, "redirect-handler")) {
-        return DECLINED;
-    }
-    ex.r = r;
-    ex.read_timeout = ferry_app_read_timeout(r, ex.app);
-    if (ex.read_timeout <= 0) {
-        ex.read_timeout = r->server->timeout;
-    }
-    ex.write_timeout = r->server->timeout;
-    ex.upgrade = wants_upgrade(r) ? 1 : 0;
-    has_body = ap_request_has_body(r);
+    int rc, attempt, reused;
 
     /* The request head, encoded once (sent again only on a retry). */
-    ex.bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     sb = apr_pcalloc(r->pool, sizeof(*sb));
     msgpack_sbuffer_init(sb);
     apr_pool_cleanup_register(r->pool, sb, sbuffer_cleanup,
                               apr_pool_cleanup_null);
-    err = encode_head(&ex, sb, has_body);
+    err = encode_relay_head(ex, sb);
     if (err != FERRY_OK) {
-        rc = ferry_status_for(&ex, err);
-        error_page(r, rc);
-        return rc;
+        return ferry_status_for(ex, err);
     }
 
     for (attempt = 0; ; attempt++) {
-        /* Step Two: the core connection (v2: the client connection's idle
-         * one, else a new one). */
-        rv = ferry_link_acquire(r, &ex.link, &reused);
+        /* The core connection (the client connection's idle one, else a
+         * new one). */
+        rv = ferry_link_acquire(r, &ex->link, &reused);
         if (rv != APR_SUCCESS) {
             if (rv == APR_ENOMEM) {
                 ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0105)
                               "Cannot allocate the frame decoder");
-                rc = ferry_status_for(&ex, FERRY_E_INTERNAL);
+                rc = ferry_status_for(ex, FERRY_E_INTERNAL);
             }
             else {
-                rc = ferry_status_for(&ex, FERRY_E_CONNECT);
+                rc = ferry_status_for(ex, FERRY_E_CONNECT);
             }
-            ex.link = NULL;
-            goto cleanup;
+            ex->link = NULL;
+            return rc;
         }
-        ex.sock = ex.link->sock;
-        ex.dec = ex.link->dec;
-        ex.reused = reused ? 1 : 0;
-        ex.stale = 0;
+        ex->sock = ex->link->sock;
+        ex->dec = ex->link->dec;
+        ex->reused = reused ? 1 : 0;
+        ex->stale = 0;
 
-        /* Step Three: the request head. */
-        rv = ferry_conn_send(ex.sock, sb->data, sb->size, ex.write_timeout);
+        /* The request head. */
+        rv = ferry_conn_send(ex->sock, sb->data, sb->size, ex->write_timeout);
         if (rv != APR_SUCCESS) {
-            ferry_link_release(r, ex.link, 0);
-            ex.link = NULL;
+            ferry_link_release(r, ex->link, 0);
+            ex->link = NULL;
             if (reused && attempt == 0) {
                 /* The core closed the idle connection just now. */
                 continue;
@@ -324,39 +291,176 @@ int ferry_handler(request_rec *r)
             ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0106)
                           "Cannot send the request head to the core at %s",
                           ferry_core_socket_path());
-            rc = ferry_status_for(&ex, FERRY_E_CONNECT);
-            goto cleanup;
+            return ferry_status_for(ex, FERRY_E_CONNECT);
         }
         ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
                       "sent request head (%" APR_SIZE_T_FMT " bytes, body %s, "
                       "upgrade %s, %s connection)", (apr_size_t)sb->size,
-                      has_body ? "yes" : "no", ex.upgrade ? "yes" : "no",
+                      ex->has_body ? "yes" : "no", ex->upgrade ? "yes" : "no",
                       reused ? "reused" : "new");
 
-        /* Step Four: the request body. */
-        if (has_body) {
-            err = ferry_send_body(&ex);
+        /* The request body. */
+        if (ex->has_body) {
+            err = ferry_send_body(ex);
             if (err != FERRY_OK) {
-                rc = ferry_status_for(&ex, err);
-                goto cleanup;
+                return ferry_status_for(ex, err);
             }
         }
 
-        /* Step Five: the response. */
-        rc = ferry_relay_response(&ex);
-        if (ex.stale && !has_body && attempt == 0) {
+        /* The response. */
+        rc = ferry_relay_response(ex);
+        if (ex->stale && !ex->has_body && attempt == 0) {
             /* A reused connection the core closed as we sent (it stops
              * between exchanges only): nothing was started, send again. */
-            ferry_link_release(r, ex.link, 0);
-            ex.link = NULL;
+            ferry_link_release(r, ex->link, 0);
+            ex->link = NULL;
             continue;
         }
-        break;
+        return rc;
     }
+}
 
-cleanup:
-    ferry_link_release(r, ex.link, ex.complete && !ex.core_gone);
-    if (!ex.overridden) {
+/* v3 PROCEED: the rest is a version 2 exchange (BODY..., END; the core's
+ * response). */
+static int proceed_exchange(ferry_exchange_t *ex)
+{
+    msgpack_sbuffer sb;
+    ferry_err err = FERRY_OK;
+
+    ex->reused = 0;                     /* the core answered on this link */
+    if (ex->has_body) {
+        err = ferry_send_body(ex);
+    }
+    else {
+        msgpack_sbuffer_init(&sb);
+        if (ferry_encode_end(&sb) != 0
+            || ferry_conn_send(ex->sock, sb.data, sb.size,
+                               ex->write_timeout) != APR_SUCCESS) {
+            ex->core_gone = 1;
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    if (err != FERRY_OK) {
+        return ferry_status_for(ex, err);
+    }
+    return ferry_relay_response(ex);
+}
+
+/* What DONE reports for a send step that failed. */
+static const char *send_outcome(ferry_err err)
+{
+    switch (err) {
+    case FERRY_E_TIMEOUT:
+        return "timeout";
+    case FERRY_E_BODY_READ:
+    case FERRY_E_CLIENT_ABORTED:
+        return "client_aborted";
+    default:
+        return "app_error";
+    }
+}
+
+/* The direct path, protocol v3: the core leases an app connection, the
+ * module speaks HTTP/1.1 to the app. One retry when a kept connection
+ * turns out closed before any response byte. */
+static int direct_exchange(ferry_exchange_t *ex)
+{
+    request_rec *r = ex->r;
+    ferry_err err;
+    int rc, attempt;
+
+    for (attempt = 0; ; attempt++) {
+        /* Step Two: the lease (or PROCEED: the relay path). */
+        err = ferry_lease_get(ex);
+        if (err != FERRY_OK) {
+            return ferry_status_for(ex, err);
+        }
+        if (!ex->direct) {
+            return proceed_exchange(ex);
+        }
+
+        /* Step Three: the request to the app. */
+        err = ferry_app_send(ex);
+
+        /* Step Four: the response (or the tunnel). */
+        if (err == FERRY_OK || err == FERRY_E_APP) {
+            rc = ferry_app_relay(ex, &err);
+        }
+        else {
+            ex->outcome = send_outcome(err);
+            rc = ferry_status_for(ex, err);
+        }
+        if (err == FERRY_E_STALE && attempt == 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                          "app connection %s was stale; asking the core again",
+                          ex->lease_id);
+            ex->outcome = "stale";
+            ex->sent_status = 0;
+            ex->stale_id = ex->lease_id;
+            ferry_lease_release(ex);
+            ex->bytes_in = ex->bytes_out = 0;
+            ex->conn_reusable = 0;
+            continue;
+        }
+        if (err == FERRY_E_STALE) {
+            ex->outcome = "app_error";
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0138)
+                          "Cannot get a response from the app (pid %"
+                          APR_INT64_T_FMT "): the connection closed before "
+                          "the response, also on the retry", ex->lease_pid);
+        }
+        /* Step Five: DONE; the app connection kept or closed. */
+        if (ex->sent_status == 0) {
+            ex->sent_status = ex->head_sent || rc == OK ? r->status : rc;
+        }
+        ferry_lease_release(ex);
+        return rc;
+    }
+}
+
+int ferry_handler(request_rec *r)
+{
+    ferry_exchange_t *ex;
+    const ferry_app_t *app;
+    const char *pending;
+    int rc, reusable;
+
+    /* Step One: ours? (mod_rewrite's [R] redirects stay Apache's.) */
+    app = ferry_request_app(r);
+    if (app == NULL) {
+        return DECLINED;
+    }
+    if (r->handler != NULL && !strcmp(r->handler, "redirect-handler")) {
+        return DECLINED;
+    }
+    /* In r->pool: cleanups of the steps refer to it. */
+    ex = apr_pcalloc(r->pool, sizeof(*ex));
+    ex->r = r;
+    ex->app = app;
+    ex->read_timeout = ferry_app_read_timeout(r, app);
+    if (ex->read_timeout <= 0) {
+        ex->read_timeout = r->server->timeout;
+    }
+    ex->write_timeout = r->server->timeout;
+    ex->upgrade = wants_upgrade(r) ? 1 : 0;
+    ex->has_body = ap_request_has_body(r) ? 1 : 0;
+    ex->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    build_head(ex);
+
+    if (direct_path) {
+        rc = direct_exchange(ex);
+        /* The core link: clean between exchanges after a DONE or a relayed
+         * exchange that completed. */
+        reusable = !ex->core_gone && ex->link != NULL
+                   && (ex->lease_id != NULL ? ex->done_sent : ex->complete)
+                   && ferry_decoder_pending(ex->dec, &pending) == 0;
+    }
+    else {
+        rc = relay_exchange(ex);
+        reusable = ex->complete && !ex->core_gone;
+    }
+    ferry_link_release(r, ex->link, reusable);
+    if (!ex->overridden) {
         error_page(r, rc);
     }
     return rc;

@@ -6,9 +6,10 @@
  * the client chunk by chunk; PassengerBufferResponse on passes no FLUSH and
  * lets Apache buffer (and compute Content-Length). EOS goes last.
  *
- * Before any byte went to the client a failure becomes an HTTP status
- * (ferry_status_for); after that the status is fixed: the response is cut
- * (error bucket: no final chunk) and the connection closed.
+ * The relay path (protocol v2, or v3 after PROCEED). Before any byte went to
+ * the client a failure becomes an HTTP status (ferry_status_for); after
+ * that the status is fixed: the response is cut (ferry_cut_response) and
+ * the connection closed.
  */
 #include <string.h>
 
@@ -71,11 +72,11 @@ static int parse_length(const char *val, apr_off_t *len)
            ? 0 : -1;
 }
 
-void ferry_apply_headers(ferry_exchange_t *ex, const ferry_frame_t *f)
+static void apply_headers(ferry_exchange_t *ex, const ferry_frame_t *f)
 {
     request_rec *r = ex->r;
     ferry_str_t n, v;
-    const char *name, *val, *line;
+    const char *name, *val;
     apr_off_t len;
     size_t i;
     int is101 = f->status == HTTP_SWITCHING_PROTOCOLS;
@@ -104,34 +105,7 @@ void ferry_apply_headers(ferry_exchange_t *ex, const ferry_frame_t *f)
             apr_table_addn(r->headers_out, name, val);
         }
     }
-    r->status = f->status;
-    /* A status httpd has no reason phrase for keeps its number. */
-    line = ap_get_status_line(f->status);
-    if (atoi(line) != f->status) {
-        r->status_line = apr_psprintf(r->pool, "%d ", f->status);
-    }
-}
-
-/* Pass ex->bb (plus a FLUSH) to the client. 0, or -1 when the client is
- * gone. */
-static int pass_out(ferry_exchange_t *ex, int flush)
-{
-    request_rec *r = ex->r;
-    apr_status_t rv;
-
-    if (flush) {
-        APR_BRIGADE_INSERT_TAIL(ex->bb,
-            apr_bucket_flush_create(r->connection->bucket_alloc));
-    }
-    rv = ap_pass_brigade(r->output_filters, ex->bb);
-    apr_brigade_cleanup(ex->bb);
-    ex->head_sent = 1;
-    if (rv != APR_SUCCESS || r->connection->aborted) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r,
-                      "client went away while receiving the response");
-        return -1;
-    }
-    return 0;
+    ferry_set_status(r, f->status);
 }
 
 /* Next frame from the core. With *unflushed set, a non-blocking read is
@@ -155,9 +129,9 @@ static ferry_err read_frame(ferry_exchange_t *ex, ferry_frame_t *f,
             return FERRY_E_PROTOCOL;
         }
         if (*unflushed) {
-            rv = ferry_conn_recv(ex->sock, ex->dec, 0, &got);
+            rv = ferry_conn_recv(ex->r, ex->link, 0, &got);
             if (APR_STATUS_IS_EAGAIN(rv) || APR_STATUS_IS_TIMEUP(rv)) {
-                if (pass_out(ex, 1) != 0) {
+                if (ferry_pass_out(ex, 1) != 0) {
                     return FERRY_E_CLIENT_ABORTED;
                 }
                 *unflushed = 0;
@@ -165,7 +139,7 @@ static ferry_err read_frame(ferry_exchange_t *ex, ferry_frame_t *f,
             }
         }
         else {
-            rv = ferry_conn_recv(ex->sock, ex->dec, ex->read_timeout, &got);
+            rv = ferry_conn_recv(ex->r, ex->link, ex->read_timeout, &got);
         }
         if (rv == APR_SUCCESS) {
             continue;
@@ -206,44 +180,16 @@ static int client_gone(ferry_exchange_t *ex)
     return OK;
 }
 
-/* The response cannot be completed. Before the head went out: an HTTP
- * error. After: cut the response so the client sees it incomplete (no last
- * chunk: httpd's chunk filter honours a 502 error bucket) and close. */
-static int broken(ferry_exchange_t *ex, ferry_err err)
-{
-    request_rec *r = ex->r;
-    conn_rec *c = r->connection;
-
-    apr_brigade_cleanup(ex->bb);
-    if (!ex->head_sent) {
-        apr_table_clear(r->headers_out);
-        r->status_line = NULL;
-        return ferry_status_for(ex, err);
-    }
-    c->keepalive = AP_CONN_CLOSE;
-    r->no_cache = 1;
-    APR_BRIGADE_INSERT_TAIL(ex->bb,
-        ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, r->pool,
-                               c->bucket_alloc));
-    APR_BRIGADE_INSERT_TAIL(ex->bb, apr_bucket_eos_create(c->bucket_alloc));
-    ap_pass_brigade(r->output_filters, ex->bb);
-    apr_brigade_cleanup(ex->bb);
-    return OK;
-}
-
 /* The core's Upgrade answers what the client asked for. */
 static int upgrade_matches(request_rec *r, const ferry_frame_t *f)
 {
-    const char *asked = apr_table_get(r->headers_in, "Upgrade");
     ferry_str_t n, v;
     size_t i;
 
     for (i = 0; i < f->nheaders; i++) {
         ferry_frame_header(f, i, &n, &v);
         if (n.len == 7 && !ap_cstr_casecmpn(n.ptr, "Upgrade", 7)) {
-            return asked != NULL
-                   && ap_find_token(r->pool, asked,
-                                    apr_pstrmemdup(r->pool, v.ptr, v.len));
+            return ferry_upgrade_asked(r, v.ptr, v.len);
         }
     }
     return 0;
@@ -261,6 +207,7 @@ int ferry_relay_response(ferry_exchange_t *ex)
     apr_off_t held = 0, sent = 0;
     int unflushed = 0, no_body, status;
     const char *pending;
+    apr_size_t npending;
     int buffer = ferry_app_buffer_response(ex->app);
 
     /* The head, within PassengerReadTimeout. */
@@ -305,8 +252,10 @@ int ferry_relay_response(ferry_exchange_t *ex)
                           ex->upgrade ? "a different Upgrade" : "no upgrade");
             return ferry_status_for(ex, FERRY_E_PROTOCOL);
         }
-        ferry_apply_headers(ex, &f);
-        return ferry_tunnel_run(ex);
+        apply_headers(ex, &f);
+        npending = ferry_decoder_pending(ex->dec, &pending);
+        ferry_decoder_consume(ex->dec, npending);
+        return ferry_tunnel_run(ex, ex->sock, pending, npending);
     }
     if (ap_is_HTTP_INFO(status)) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0113)
@@ -314,7 +263,7 @@ int ferry_relay_response(ferry_exchange_t *ex)
                       status);
         return ferry_status_for(ex, FERRY_E_PROTOCOL);
     }
-    ferry_apply_headers(ex, &f);
+    apply_headers(ex, &f);
     if (ap_is_HTTP_ERROR(status) && ferry_app_error_override(ex->app)) {
         /* PassengerErrorOverride: Apache's ErrorDocument answers. */
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
@@ -339,7 +288,7 @@ int ferry_relay_response(ferry_exchange_t *ex)
                           "Cannot complete the response (status %d, %"
                           APR_OFF_T_FMT " body bytes relayed): %s", status,
                           sent, err_text(err, st));
-            return broken(ex, err);
+            return ferry_cut_response(ex, err);
         }
         if (f.type == FERRY_FRAME_END) {
             break;
@@ -351,13 +300,13 @@ int ferry_relay_response(ferry_exchange_t *ex)
                           "aborted it: %.*s: %.*s", status, sent,
                           (int)f.code.len, f.code.ptr, (int)f.message.len,
                           f.message.ptr);
-            return broken(ex, FERRY_E_CORE_ABORT);
+            return ferry_cut_response(ex, FERRY_E_CORE_ABORT);
         }
         if (f.type != FERRY_FRAME_BODY) {
             ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, FERRY_LOGNO(0116)
                           "Cannot complete the response: unexpected frame "
                           "of type %d from the core", f.type);
-            return broken(ex, FERRY_E_PROTOCOL);
+            return ferry_cut_response(ex, FERRY_E_PROTOCOL);
         }
         if (no_body || f.len == 0) {
             continue;
@@ -378,13 +327,13 @@ int ferry_relay_response(ferry_exchange_t *ex)
             APR_BRIGADE_INSERT_TAIL(ex->bb, b);
             unflushed = 1;
         }
-        if (pass_out(ex, 0) != 0) {
+        if (ferry_pass_out(ex, 0) != 0) {
             return client_gone(ex);
         }
     }
 
     APR_BRIGADE_INSERT_TAIL(ex->bb, apr_bucket_eos_create(c->bucket_alloc));
-    if (pass_out(ex, 0) != 0) {
+    if (ferry_pass_out(ex, 0) != 0) {
         return client_gone(ex);
     }
     ex->complete = 1;

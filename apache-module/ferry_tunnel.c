@@ -1,14 +1,16 @@
 /*
- * ferry_tunnel.c: upgraded connections (WebSocket). After the core answered
- * 101 with a matching Upgrade, send the 101 (ap_send_interim_response, as
- * mod_proxy_http does) and move raw bytes both ways until both directions
- * are closed, modelled on httpd's ap_proxy_tunnel_run (proxy_util.c):
+ * ferry_tunnel.c: upgraded connections (WebSocket). After a 101 with a
+ * matching Upgrade (from the core on the relay path, from the app on the
+ * direct path), send the 101 (ap_send_interim_response, as mod_proxy_http
+ * does) and move raw bytes between the client and the peer socket (the core
+ * connection or the app connection) until both directions are closed,
+ * modelled on httpd's ap_proxy_tunnel_run (proxy_util.c):
  *
  * - client I/O goes through c->input_filters / c->output_filters, so mod_ssl
- *   keeps working; the core socket is read and written non-blocking;
+ *   keeps working; the peer socket is read and written non-blocking;
  * - bytes move only when the destination takes them: a chunk read from the
- *   client is held until the core socket accepted all of it (client reads
- *   pause meanwhile), and core data is read only after the previous chunk
+ *   client is held until the peer socket accepted all of it (client reads
+ *   pause meanwhile), and peer data is read only after the previous chunk
  *   was written and flushed to the client (a write bounded by Timeout);
  * - a side's EOF becomes shutdown(SHUT_WR) on the other side (half-close);
  * - no byte moving for PassengerWebSocketIdleTimeout closes both sides;
@@ -42,13 +44,14 @@ typedef struct {
     ferry_exchange_t *ex;
     conn_rec *c;
     apr_socket_t *client;
+    apr_socket_t *peer;         /* the core or the app */
     apr_bucket_brigade *bb_in;
     apr_bucket_brigade *bb_out;
-    char *up;                   /* client -> core bytes not yet written */
+    char *up;                   /* client -> peer bytes not yet written */
     apr_size_t up_len, up_off;
-    char *down;                 /* core -> client read buffer */
+    char *down;                 /* peer -> client read buffer */
     apr_off_t bytes_up, bytes_down;
-    unsigned int client_eof:1, core_eof:1, up_shut:1, down_shut:1;
+    unsigned int client_eof:1, peer_eof:1, up_shut:1, down_shut:1;
     unsigned int failed:1;
 } ferry_tunnel_t;
 
@@ -72,8 +75,8 @@ static int to_client(ferry_tunnel_t *t, const char *data, apr_size_t len)
     return 0;
 }
 
-/* Client -> core: read a chunk when the last one is out, write what the
- * core takes. Returns 1 if anything moved. */
+/* Client -> peer: read a chunk when the last one is out, write what the
+ * peer takes. Returns 1 if anything moved. */
 static int pump_up(ferry_tunnel_t *t)
 {
     apr_status_t rv;
@@ -113,7 +116,7 @@ static int pump_up(ferry_tunnel_t *t)
     }
     if (t->up_off < t->up_len) {
         n = t->up_len - t->up_off;
-        rv = apr_socket_send(t->ex->sock, t->up + t->up_off, &n);
+        rv = apr_socket_send(t->peer, t->up + t->up_off, &n);
         if (n > 0) {
             t->up_off += n;
             t->bytes_up += (apr_off_t)n;
@@ -124,28 +127,28 @@ static int pump_up(ferry_tunnel_t *t)
         }
         if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->ex->r,
-                          "tunnel: write to the core failed");
+                          "tunnel: write to the peer failed");
             t->failed = 1;
         }
     }
     if (t->client_eof && t->up_len == 0 && !t->up_shut) {
-        apr_socket_shutdown(t->ex->sock, APR_SHUTDOWN_WRITE);
+        apr_socket_shutdown(t->peer, APR_SHUTDOWN_WRITE);
         t->up_shut = 1;
         moved = 1;
     }
     return moved;
 }
 
-/* Core -> client. Returns 1 if anything moved. */
+/* Peer -> client. Returns 1 if anything moved. */
 static int pump_down(ferry_tunnel_t *t)
 {
     apr_status_t rv;
     apr_size_t n;
     int moved = 0;
 
-    if (!t->core_eof) {
+    if (!t->peer_eof) {
         n = FERRY_TUNNEL_BUF;
-        rv = apr_socket_recv(t->ex->sock, t->down, &n);
+        rv = apr_socket_recv(t->peer, t->down, &n);
         if (n > 0) {
             if (to_client(t, t->down, n) != 0) {
                 t->failed = 1;
@@ -154,16 +157,16 @@ static int pump_down(ferry_tunnel_t *t)
             moved = 1;
         }
         else if (rv == APR_EOF || rv == APR_SUCCESS) {
-            t->core_eof = 1;
+            t->peer_eof = 1;
             moved = 1;
         }
         else if (!APR_STATUS_IS_EAGAIN(rv)) {
             ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, t->ex->r,
-                          "tunnel: read from the core failed");
+                          "tunnel: read from the peer failed");
             t->failed = 1;
         }
     }
-    if (t->core_eof && !t->down_shut) {
+    if (t->peer_eof && !t->down_shut) {
         apr_socket_shutdown(t->client, APR_SHUTDOWN_WRITE);
         t->down_shut = 1;
         moved = 1;
@@ -171,7 +174,8 @@ static int pump_down(ferry_tunnel_t *t)
     return moved;
 }
 
-int ferry_tunnel_run(ferry_exchange_t *ex)
+int ferry_tunnel_run(ferry_exchange_t *ex, apr_socket_t *peer,
+                     const char *pending, apr_size_t npending)
 {
     request_rec *r = ex->r;
     conn_rec *c = r->connection;
@@ -180,8 +184,6 @@ int ferry_tunnel_run(ferry_exchange_t *ex)
     apr_pollfd_t pfd[2];
     apr_int32_t nfds, nsds;
     apr_status_t rv;
-    const char *pending;
-    apr_size_t npending;
     int moved;
 
     if (idle <= 0) {
@@ -191,12 +193,13 @@ int ferry_tunnel_run(ferry_exchange_t *ex)
     t.ex = ex;
     t.c = c;
     t.client = ap_get_conn_socket(c);
+    t.peer = peer;
     t.bb_in = apr_brigade_create(r->pool, c->bucket_alloc);
     t.bb_out = ex->bb;
     t.up = apr_palloc(r->pool, FERRY_TUNNEL_BUF);
     t.down = apr_palloc(r->pool, FERRY_TUNNEL_BUF);
 
-    /* Step One: the 101 with the core's handshake headers. From here on the
+    /* Step One: the 101 with the handshake headers. From here on the
      * status is fixed: no error page, whatever happens. */
     ap_send_interim_response(r, 1);
     ex->head_sent = 1;
@@ -211,15 +214,11 @@ int ferry_tunnel_run(ferry_exchange_t *ex)
     ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
     r->input_filters = r->proto_input_filters = c->input_filters;
     r->output_filters = r->proto_output_filters = c->output_filters;
-    apr_socket_timeout_set(ex->sock, 0);
+    apr_socket_timeout_set(peer, 0);
 
-    /* Step Three: bytes the core sent right behind the 101 head. */
-    npending = ferry_decoder_pending(ex->dec, &pending);
-    if (npending > 0) {
-        if (to_client(&t, pending, npending) != 0) {
-            return OK;
-        }
-        ferry_decoder_consume(ex->dec, npending);
+    /* Step Three: bytes the peer sent right behind the 101 head. */
+    if (npending > 0 && to_client(&t, pending, npending) != 0) {
+        return OK;
     }
 
     /* Step Four: move bytes until both directions are closed. */
@@ -244,12 +243,12 @@ int ferry_tunnel_run(ferry_exchange_t *ex)
             pfd[nfds].reqevents = APR_POLLIN | APR_POLLHUP;
             nfds++;
         }
-        if (!t.core_eof || t.up_len > 0) {
+        if (!t.peer_eof || t.up_len > 0) {
             memset(&pfd[nfds], 0, sizeof(pfd[nfds]));
             pfd[nfds].p = r->pool;
             pfd[nfds].desc_type = APR_POLL_SOCKET;
-            pfd[nfds].desc.s = ex->sock;
-            pfd[nfds].reqevents = (t.core_eof ? 0 : APR_POLLIN | APR_POLLHUP)
+            pfd[nfds].desc.s = peer;
+            pfd[nfds].reqevents = (t.peer_eof ? 0 : APR_POLLIN | APR_POLLHUP)
                                   | (t.up_len > 0 ? APR_POLLOUT : 0);
             nfds++;
         }
@@ -277,5 +276,7 @@ int ferry_tunnel_run(ferry_exchange_t *ex)
                   "tunnel closed: %" APR_OFF_T_FMT " bytes up, %" APR_OFF_T_FMT
                   " bytes down%s", t.bytes_up, t.bytes_down,
                   t.failed ? " (a side failed)" : "");
+    ex->bytes_in += t.bytes_up;
+    ex->bytes_out += t.bytes_down;
     return OK;
 }

@@ -4,7 +4,9 @@
  * The file is named mod_ferry.c so `<IfModule mod_ferry.c>` works.
  *   ferry_config.c  directives, config structs      (ferry_config.h)
  *   ferry_map.c     which requests belong to an app (ferry_map.h)
- *   ferry_handler.c the data path                    (ferry_handler.h)
+ *   ferry_handler.c the data path                    (ferry_handler.h; its
+ *                   steps in ferry_lease.c, ferry_app_http.c, ferry_body.c,
+ *                   ferry_response.c, ferry_tunnel.c: see ferry_exchange.h)
  *   ferry_daemon.c  the core daemon                  (ferry_daemon.h)
  */
 
@@ -34,6 +36,7 @@ static void ferry_register_hooks(apr_pool_t *p)
     ap_hook_post_config(ferry_daemon_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ferry_daemon_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ferry_map_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(ferry_handler_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 
     /* Remember the URI before mod_rewrite's server-config rules run, so a
      * rewritten request reaches the app with its new URI. */

@@ -79,6 +79,12 @@ int ferry_handler_translate_name(request_rec *r)
     return DECLINED;
 }
 
+void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    (void)pchild;
+    (void)s;
+}
+
 int ferry_handler(request_rec *r)
 {
     const ferry_app_t *app = ferry_request_app(r);

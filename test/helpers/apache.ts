@@ -41,6 +41,13 @@ export interface ApacheStartOptions {
   readonly logLevel?: string;
   /** Deadline for the port to accept connections; default 30 s. */
   readonly startTimeoutMs?: number;
+  /** Extra environment for Apache (and so its children and the core), e.g.
+   * FERRY_DATA_PATH. Apache also inherits the test's own environment, so
+   * `FERRY_DATA_PATH=direct npm run test:e2e` runs every e2e test on the
+   * direct path. */
+  readonly env?: Readonly<Record<string, string>>;
+  /** PassengerRoot (where build/core/src/main.js is); default the repository. */
+  readonly passengerRoot?: string;
 }
 
 /** Poll `cond` until it returns a truthy value or the deadline passes. */
@@ -233,7 +240,7 @@ async function writeConfig(confPath: string, serverRoot: string, port: number, o
     LOG_LEVEL: opts.logLevel ?? "warn ferry:info",
     MODULES_DIR: modulesDir(),
     FERRY_MODULE,
-    PASSENGER_ROOT: REPO_ROOT,
+    PASSENGER_ROOT: opts.passengerRoot ?? REPO_ROOT,
     USER_GROUP: userGroupLines(),
     // "{{PORT}}" in a global directive is this Apache's port (PassengerPreStart URLs).
     GLOBAL: (opts.global ?? []).join("\n").replaceAll("{{PORT}}", String(port)),
@@ -312,7 +319,7 @@ export class ApacheServer {
     const child = spawn("apache2", ["-f", confPath, "-DFOREGROUND"], {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
+      env: { ...process.env, ...opts.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
     });
     const server = new ApacheServer(serverRoot, port, child);
     child.on("error", () => {

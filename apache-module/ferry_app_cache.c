@@ -1,0 +1,284 @@
+/*
+ * ferry_app_cache.c: the Apache child's idle app connections (see
+ * ferry_app_cache.h). One list per child, most recently idle first, under a
+ * thread mutex; a request sets aside the ones for its app while the core
+ * chooses (they are in no list meanwhile, so no other thread can use them),
+ * then puts back those it did not get a `reuse` for. Sockets are closed
+ * outside the mutex.
+ */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+
+#include "httpd.h"
+#include "http_config.h"
+#include "http_log.h"
+#include "apr_portable.h"
+#include "apr_strings.h"
+#include "apr_thread_mutex.h"
+
+#include "ferry_app_cache.h"
+#include "ferry_log.h"
+
+APLOG_USE_MODULE(ferry);
+
+static struct {
+    ferry_app_conn_t *head;     /* most recently idle */
+    ferry_app_conn_t *tail;     /* oldest */
+    apr_size_t count;
+#if APR_HAS_THREADS
+    apr_thread_mutex_t *mutex;
+#endif
+} cache;
+
+static void lock(void)
+{
+#if APR_HAS_THREADS
+    if (cache.mutex != NULL) {
+        apr_thread_mutex_lock(cache.mutex);
+    }
+#endif
+}
+
+static void unlock(void)
+{
+#if APR_HAS_THREADS
+    if (cache.mutex != NULL) {
+        apr_thread_mutex_unlock(cache.mutex);
+    }
+#endif
+}
+
+/* Close every cached connection when the child exits (its pool goes). */
+static apr_status_t cache_cleanup(void *data)
+{
+    ferry_app_conn_t *conn, *next;
+
+    (void)data;
+    lock();
+    conn = cache.head;
+    cache.head = cache.tail = NULL;
+    cache.count = 0;
+    unlock();
+    for (; conn != NULL; conn = next) {
+        next = conn->next;
+        ferry_app_conn_close(conn);
+    }
+    return APR_SUCCESS;
+}
+
+void ferry_app_cache_child_init(apr_pool_t *pchild, server_rec *s)
+{
+#if APR_HAS_THREADS
+    apr_status_t rv = apr_thread_mutex_create(&cache.mutex,
+                                              APR_THREAD_MUTEX_DEFAULT, pchild);
+
+    if (rv != APR_SUCCESS) {
+        /* Without a mutex the cache is not used (see set_aside/put). */
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, FERRY_LOGNO(0121)
+                     "Cannot create the app connection cache mutex; app "
+                     "connections will not be kept alive in this child");
+        cache.mutex = NULL;
+        return;
+    }
+#else
+    (void)s;
+#endif
+    apr_pool_cleanup_register(pchild, NULL, cache_cleanup,
+                              apr_pool_cleanup_null);
+}
+
+static int cache_usable(void)
+{
+#if APR_HAS_THREADS
+    return cache.mutex != NULL;
+#else
+    return 1;
+#endif
+}
+
+static apr_status_t conn_sock_cleanup(void *data)
+{
+    ferry_app_conn_t *conn = data;
+
+    if (conn->sock != NULL) {
+        apr_socket_close(conn->sock);
+        conn->sock = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+ferry_app_conn_t *ferry_app_conn_from_fd(int fd, const char *key,
+                                         const char *id, apr_int64_t pid)
+{
+    apr_pool_t *p;
+    ferry_app_conn_t *conn;
+    apr_os_sock_t os = fd;
+
+    if (apr_pool_create_unmanaged_ex(&p, NULL, NULL) != APR_SUCCESS) {
+        close(fd);
+        return NULL;
+    }
+    apr_pool_tag(p, "ferry_app_conn");
+    conn = apr_pcalloc(p, sizeof(*conn));
+    conn->pool = p;
+    if (apr_os_sock_put(&conn->sock, &os, p) != APR_SUCCESS) {
+        close(fd);
+        apr_pool_destroy(p);
+        return NULL;
+    }
+    /* apr_os_sock_put registers no cleanup: ours closes the descriptor. */
+    apr_pool_cleanup_register(p, conn, conn_sock_cleanup,
+                              apr_pool_cleanup_null);
+    conn->key = apr_pstrdup(p, key);
+    conn->id = apr_pstrdup(p, id);
+    conn->pid = pid;
+    return conn;
+}
+
+void ferry_app_conn_close(ferry_app_conn_t *conn)
+{
+    if (conn != NULL) {
+        apr_pool_destroy(conn->pool);
+    }
+}
+
+int ferry_app_conn_idle_alive(ferry_app_conn_t *conn)
+{
+    apr_os_sock_t fd;
+    char b;
+    ssize_t n;
+
+    if (conn->sock == NULL
+        || apr_os_sock_get(&fd, conn->sock) != APR_SUCCESS) {
+        return 0;
+    }
+    n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static void unlink_conn(ferry_app_conn_t *conn)
+{
+    if (conn->prev != NULL) {
+        conn->prev->next = conn->next;
+    }
+    else {
+        cache.head = conn->next;
+    }
+    if (conn->next != NULL) {
+        conn->next->prev = conn->prev;
+    }
+    else {
+        cache.tail = conn->prev;
+    }
+    conn->prev = conn->next = NULL;
+    cache.count--;
+}
+
+/* Unlink connections idle too long onto *dead (caller closes them). */
+static void expire(apr_time_t now, ferry_app_conn_t **dead)
+{
+    ferry_app_conn_t *conn;
+
+    while ((conn = cache.tail) != NULL
+           && now - conn->idle_since > FERRY_APP_CACHE_IDLE) {
+        unlink_conn(conn);
+        conn->next = *dead;
+        *dead = conn;
+    }
+}
+
+static void close_list(ferry_app_conn_t *conn)
+{
+    ferry_app_conn_t *next;
+
+    for (; conn != NULL; conn = next) {
+        next = conn->next;
+        ferry_app_conn_close(conn);
+    }
+}
+
+apr_size_t ferry_app_cache_set_aside(const char *key, ferry_app_conn_t **out,
+                                     apr_size_t max)
+{
+    ferry_app_conn_t *conn, *next, *dead = NULL;
+    apr_size_t n = 0, i, kept;
+
+    if (!cache_usable()) {
+        return 0;
+    }
+    lock();
+    expire(apr_time_now(), &dead);
+    for (conn = cache.head; conn != NULL && n < max; conn = next) {
+        next = conn->next;
+        if (strcmp(conn->key, key) != 0) {
+            continue;
+        }
+        unlink_conn(conn);
+        out[n++] = conn;
+    }
+    unlock();
+    close_list(dead);
+    /* Drop the ones the app has closed (or sent something on) meanwhile:
+     * offering them would only cost a retry. */
+    for (i = 0, kept = 0; i < n; i++) {
+        if (ferry_app_conn_idle_alive(out[i])) {
+            out[kept++] = out[i];
+        }
+        else {
+            ferry_app_conn_close(out[i]);
+        }
+    }
+    return kept;
+}
+
+void ferry_app_cache_put(ferry_app_conn_t *conn, int fresh)
+{
+    ferry_app_conn_t *pos, *dead = NULL;
+    apr_time_t now = apr_time_now();
+
+    if (!cache_usable()) {
+        ferry_app_conn_close(conn);
+        return;
+    }
+    if (fresh) {
+        conn->idle_since = now;
+    }
+    lock();
+    expire(now, &dead);
+    if (now - conn->idle_since > FERRY_APP_CACHE_IDLE) {
+        conn->next = dead;
+        dead = conn;
+        conn = NULL;
+    }
+    else {
+        /* Keep the list ordered by idle_since, newest first. */
+        for (pos = cache.head; pos != NULL && pos->idle_since > conn->idle_since;
+             pos = pos->next) {
+        }
+        conn->next = pos;
+        conn->prev = pos ? pos->prev : cache.tail;
+        if (conn->prev != NULL) {
+            conn->prev->next = conn;
+        }
+        else {
+            cache.head = conn;
+        }
+        if (pos != NULL) {
+            pos->prev = conn;
+        }
+        else {
+            cache.tail = conn;
+        }
+        cache.count++;
+        while (cache.count > FERRY_APP_CACHE_MAX) {
+            pos = cache.tail;
+            unlink_conn(pos);
+            pos->next = dead;
+            dead = pos;
+        }
+    }
+    unlock();
+    close_list(dead);
+}
