@@ -885,6 +885,19 @@ static const char *set_affinity_listen(cmd_parms *cmd, void *cfg, const char *ar
     return err;
 }
 
+/* PassengerLogFormat text|json: how the core writes its log lines. */
+static const char *set_log_format(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_server_conf_t *sc = global_conf(cmd);
+
+    (void)cfg;
+    if (ap_cstr_casecmp(arg, "text") != 0 && ap_cstr_casecmp(arg, "json") != 0) {
+        return apr_psprintf(cmd->pool, "%s must be text or json", cmd->cmd->name);
+    }
+    sc->log_format = ap_cstr_casecmp(arg, "json") == 0 ? "json" : "text";
+    return NULL;
+}
+
 /* PassengerMetricsListen ADDR:PORT (or PORT = 127.0.0.1:PORT): Prometheus /metrics. */
 static const char *set_metrics_listen(cmd_parms *cmd, void *cfg, const char *arg)
 {
@@ -1131,6 +1144,8 @@ const command_rec ferry_cmds[] = {
                   "This host's name in the affinity cluster (default: the host name)"),
     AP_INIT_TAKE1("PassengerAffinityListen", set_affinity_listen, NULL, G,
                   "ADDR:PORT where the core accepts requests forwarded by its peers"),
+    AP_INIT_TAKE1("PassengerLogFormat", set_log_format, NULL, G,
+                  "text (Apache's error-log shape, the default) or json (one JSON object a line)"),
     AP_INIT_TAKE1("PassengerMetricsListen", set_metrics_listen, NULL, G,
                   "ADDR:PORT where the core serves Prometheus metrics at /metrics (unset = off)"),
     AP_INIT_TAKE1("PassengerAffinitySecretFile", set_srv_str, I(sf_affinity_secret_file), G,
@@ -1478,6 +1493,16 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     }
     if (sc->affinity_listen) {
         json_add(kv, p, "affinity_listen", json_str(p, sc->affinity_listen));
+    }
+    if (sc->log_format) {
+        json_add(kv, p, "log_format", json_str(p, sc->log_format));
+    }
+    /* The main ErrorLog when it is a file: the core opens it itself (not the
+     * fd it inherited), so it follows a rotation on the next graceful. */
+    if (!sc->log_file && s->error_fname && s->error_fname[0] != '|'
+        && strncmp(s->error_fname, "syslog", 6) != 0) {
+        json_add(kv, p, "error_log",
+                 json_str(p, ap_server_root_relative(p, s->error_fname)));
     }
     if (sc->metrics_listen) {
         json_add(kv, p, "metrics_listen", json_str(p, sc->metrics_listen));

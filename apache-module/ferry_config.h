@@ -57,6 +57,7 @@ typedef struct {
     const char *affinity_node_name;    /* PassengerAffinityNodeName */
     const char *affinity_listen;       /* PassengerAffinityListen ADDR:PORT */
     const char *metrics_listen;        /* PassengerMetricsListen ADDR:PORT */
+    const char *log_format;            /* PassengerLogFormat text|json */
     const char *affinity_secret_file;  /* PassengerAffinitySecretFile */
     int affinity_ttl;                  /* PassengerAffinityTTL, s */
     int affinity_redis_timeout;        /* PassengerAffinityRedisTimeout, ms */

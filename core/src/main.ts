@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { SERVER_DEFAULTS, type ServerOptions } from "./config/schema.js";
 import { ControlServer } from "./control/server.js";
 import { ConfigError } from "./errors.js";
-import { createLogger, pinoLevelFor, type Logger } from "./log.js";
+import { openLogger, pinoLevelFor, type Logger } from "./log.js";
 import { Pool, type RedeployMode } from "./pool/pool.js";
 import { AppAgents } from "./server/app-agents.js";
 import { ModuleListener } from "./server/listener.js";
@@ -136,7 +136,7 @@ class Reader {
 const SERVER_KEYS = [
   "max_pool_size", "pool_idle_time", "max_instances_per_app", "stat_throttle_rate", "user_switching",
   "default_user", "default_group", "log_level", "log_file", "socket_backlog", "prestart",
-  "process_shutdown_timeout", "metrics_listen", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
+  "process_shutdown_timeout", "metrics_listen", "log_format", "error_log", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
   "affinity_ttl", "affinity_redis_timeout", "affinity_tls_cert_file", "affinity_tls_key_file", "affinity_tls_ca_file",
 ] as const;
 
@@ -162,6 +162,8 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     socketBacklog: s.int("socket_backlog", 1, 65_535, SERVER_DEFAULTS.socketBacklog),
     processShutdownTimeoutMs: s.seconds("process_shutdown_timeout", SERVER_DEFAULTS.processShutdownTimeoutMs, 2_147_483),
     metricsListen: s.str("metrics_listen", ""),
+    logFormat: s.oneOf("log_format", ["text", "json"] as const, "text"),
+    errorLog: s.str("error_log", ""),
     affinityRedis: s.str("affinity_redis", ""),
     affinityNodeName: s.str("affinity_node_name", ""),
     affinityListen: s.str("affinity_listen", ""),
@@ -227,6 +229,10 @@ export interface ModuleCoreOptions {
   readonly log: Logger;
   /** Default: the real ChildSpawner with sockets under `<instance dir>/apps.s`. */
   readonly spawner?: Spawner;
+  /** Reopen the core's own log file (rotation); main() passes its logger's. */
+  readonly reopenCoreLog?: () => void;
+  /** Switch the core's log lines between text and JSON (a graceful with a new PassengerLogFormat). */
+  readonly setLogFormat?: (format: "text" | "json") => void;
   /** Override the peer-credential source of the module listener (tests). */
   readonly peerCred?: (fd: number) => { pid: number; uid: number; gid: number };
 }
@@ -239,6 +245,8 @@ export interface ModuleCore {
   readonly metrics: MetricsService | undefined;
   /** The config in effect (updated by reload()). */
   readonly config: CoreConfig;
+  /** Reopen the core's and the apps' log files (SIGUSR1, `ferry reopen-logs`, a graceful); resolves with how many. */
+  reopenLogs(): Promise<number>;
   /** Apply a re-read config (SIGHUP): server options, log level, redeploy on a new generation. */
   reload(next: CoreConfig): void;
   /** Stop accepting, drain in-flight requests until the deadline, stop the apps, remove sockets and core.pid. */
@@ -315,7 +323,14 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
   };
   const statusSource = withClusterStatus(pool, affinity);
   sources = { pool, listener, status: () => statusSource.status() };
+  const reopenLogs = async (): Promise<number> => {
+    opts.reopenCoreLog?.();
+    const apps = await spawner.reopenLogs?.() ?? 0;
+    log.info({ logno: 306, appLogs: apps }, "Log files reopened");
+    return apps + (opts.reopenCoreLog !== undefined ? 1 : 0);
+  };
   const control = new ControlServer({
+    reopenLogs,
     instanceDir: config.instanceDir,
     pool: statusSource,
     log: component("control"),
@@ -339,7 +354,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     agents.destroy();
     throw e;
   }
-  log.info({ version: FERRY_VERSION, generation: config.generation, moduleSocket: config.moduleSocket }, "Ferry core started");
+  log.info({ logno: 300, version: FERRY_VERSION, generation: config.generation, moduleSocket: config.moduleSocket }, "Ferry core started");
 
   let stopping: Promise<void> | undefined;
   return {
@@ -347,6 +362,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     listener,
     control,
     metrics,
+    reopenLogs,
     get config() {
       return config;
     },
@@ -363,6 +379,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
       }
       config = { ...next, instanceDir: prev.instanceDir, moduleSocket: prev.moduleSocket, controlSocket: prev.controlSocket, apacheUid: prev.apacheUid, apacheGid: prev.apacheGid };
       for (const l of loggers) l.level = pinoLevelFor(next.server.logLevel);
+      opts.setLogFormat?.(next.server.logFormat ?? "text");
       pool.setServerOptions(next.server);
       if (next.generation !== prev.generation || next.redeployOnGraceful !== prev.redeployOnGraceful) {
         pool.redeploy(next.generation, next.redeployOnGraceful);
@@ -479,7 +496,13 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`ferry core: ${e instanceof Error ? e.message : String(e)}\n`);
     return 1;
   }
-  const log = createLogger({ level: config.server.logLevel, file: config.server.logFile, name: "ferry-core" });
+  // Readable lines in Apache's error-log shape by default; to PassengerLogFile, else Apache's ErrorLog file
+  // (opened by name, so a graceful after a rotation moves to the new file), else the stderr Apache gave us.
+  const logHandle = openLogger({
+    level: config.server.logLevel, file: config.server.logFile || config.server.errorLog || "", name: "ferry-core",
+    format: config.server.logFormat ?? "text", style: "apache",
+  });
+  const log = logHandle.log;
   const unknown = unknownServerKeys(raw);
   if (unknown.length > 0) log.warn({ keys: unknown }, "Ignoring unknown server keys in the core config");
 
@@ -495,9 +518,9 @@ export async function main(argv: readonly string[]): Promise<number> {
 
   let core: ModuleCore;
   try {
-    core = await startModuleCore({ config, log });
+    core = await startModuleCore({ config, log, reopenCoreLog: () => logHandle.reopen(), setLogFormat: (f) => logHandle.setFormat(f) });
   } catch (e: unknown) {
-    log.fatal({ err: e }, `Cannot start the Ferry core: ${e instanceof Error ? e.message : String(e)}`);
+    log.fatal({ logno: 304, err: e }, `Cannot start the Ferry core: ${e instanceof Error ? e.message : String(e)}`);
     await flushLog(log);
     return 1;
   }
@@ -529,10 +552,15 @@ export async function main(argv: readonly string[]): Promise<number> {
         const unk = unknownServerKeys(next.raw);
         if (unk.length > 0) log.warn({ keys: unk }, "Ignoring unknown server keys in the core config");
         core.reload(next.config);
+        // A graceful follows a log rotation (logrotate's postrotate): write to the new files from now on.
+        await core.reopenLogs();
       } catch (e: unknown) {
-        log.error({ err: e }, `Cannot reload the configuration, keeping the current one: ${e instanceof Error ? e.message : String(e)}`);
+        log.error({ logno: 305, err: e }, `Cannot reload the configuration, keeping the current one: ${e instanceof Error ? e.message : String(e)}`);
       }
     });
+  });
+  process.on("SIGUSR1", () => {
+    core.reopenLogs().catch((e: unknown) => log.error({ err: e }, "Cannot reopen the log files"));
   });
   let signals = 0;
   const onStop = (sig: string): void => {

@@ -26,6 +26,8 @@ export interface StandaloneOptions {
   readonly log: Logger;
   /** Default: the real ChildSpawner. */
   readonly spawner?: Spawner;
+  /** Reopen the instance's own log file (rotation); `ferry start` passes its logger's. */
+  readonly reopenLog?: () => void;
   /** Start the app's first process at once instead of on the first request (default true). */
   readonly prestart?: boolean;
 }
@@ -41,6 +43,8 @@ export interface StandaloneInstance {
   readonly metricsUrl: string | undefined;
   /** Shared session affinity, when --affinity-redis is set. */
   readonly affinity: AffinityService | undefined;
+  /** Reopen the log file and the app's log files (SIGUSR1, `ferry reopen-logs`); resolves with how many. */
+  reopenLogs(): Promise<number>;
   /** Graceful stop: stop accepting, drain until the deadline, stop the app processes. */
   stop(deadlineMs?: number): Promise<void>;
 }
@@ -120,7 +124,13 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       url,
       ...(metricsAddr !== undefined ? { metrics_url: metricsUrl(metricsAddr) } : {}),
     };
-    control = new ControlServer({ instanceDir, pool: statusSource, log: log.child({ component: "control" }), properties });
+    const reopenLogs = async (): Promise<number> => {
+      opts.reopenLog?.();
+      const apps = await spawner.reopenLogs?.() ?? 0;
+      log.info({ appLogs: apps }, "Log files reopened");
+      return apps + (opts.reopenLog !== undefined ? 1 : 0);
+    };
+    control = new ControlServer({ reopenLogs, instanceDir, pool: statusSource, log: log.child({ component: "control" }), properties });
     await control.start();
     await fsp.writeFile(path.join(instanceDir, "properties.json"), JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
 
@@ -147,7 +157,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       })();
       return stopping;
     };
-    return { url, port: addr.port, instanceDir, controlSocket: control.socketPath, pool, affinity, metricsUrl: properties.metrics_url, stop };
+    return { url, port: addr.port, instanceDir, controlSocket: control.socketPath, pool, affinity, metricsUrl: properties.metrics_url, reopenLogs, stop };
   } catch (e: unknown) {
     await front.close(0).catch(() => undefined);
     await affinity?.stop(0).catch(() => undefined);

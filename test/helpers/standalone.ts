@@ -9,7 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { resolveStandaloneConfig, type StandaloneConfig } from "../../core/src/config/load.js";
-import { createLogger } from "../../core/src/log.js";
+import { openLogger } from "../../core/src/log.js";
 import { startStandalone, type StandaloneInstance } from "../../core/src/standalone.js";
 
 /** test/fixtures/apps in the source tree (the compiled tests live in build/test). */
@@ -48,8 +48,9 @@ export async function startApp(appDir: string, flags: Record<string, unknown> = 
     env: {},
     flags: { port: "0", address: "127.0.0.1", "instance-registry-dir": path.join(tmp, "reg"), "log-file": logFile, "log-level": "5", ...flags },
   });
-  const log = createLogger({ level: config.server.logLevel, file: logFile });
-  const instance = await startStandalone({ config, log, prestart: false });
+  const handle = openLogger({ level: config.server.logLevel, file: logFile, format: config.server.logFormat ?? "text" });
+  const log = handle.log;
+  const instance = await startStandalone({ config, log, prestart: false, reopenLog: () => handle.reopen() });
   let stopped = false;
   return {
     instance,

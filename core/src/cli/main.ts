@@ -14,6 +14,7 @@ Commands:
   start [APP_DIR]        serve an app with no web server in front (standalone mode)
   status [--json]        show the pools of a running instance
   restart APP_ROOT       rolling restart of an app in a running instance
+  reopen-logs            reopen every log file of a running instance (after log rotation)
   apache ...             Apache integration helpers
   help                   show this help
   version                show the version
@@ -26,6 +27,7 @@ const COMMANDS: Readonly<Record<string, string>> = {
   start: "./commands/start.js",
   status: "./commands/status.js",
   restart: "./commands/restart.js",
+  "reopen-logs": "./commands/reopen-logs.js",
   apache: "./commands/apache.js",
 };
 

@@ -88,6 +88,10 @@ export interface ServerOptions {
   readonly logLevel: number;
   /** PassengerLogFile; "" = stderr. */
   readonly logFile: string;
+  /** PassengerLogFormat / --log-format: "text" (readable, default) or "json". */
+  readonly logFormat?: "text" | "json";
+  /** Apache's main ErrorLog file (Apache mode, when PassengerLogFile is unset): the core writes there and reopens it. */
+  readonly errorLog?: string;
   /** Directory holding this core's instance dir. */
   readonly instanceRegistryDir: string;
   /** PassengerSocketBacklog. */
@@ -159,6 +163,7 @@ export const SERVER_DEFAULTS: ServerOptions = {
   defaultGroup: "",
   logLevel: 3,
   logFile: "",
+  logFormat: "text",
   instanceRegistryDir: "/tmp",
   socketBacklog: 2048,
   processShutdownTimeoutMs: 30_000,

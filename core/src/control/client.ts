@@ -247,6 +247,18 @@ export async function fetchStatus(inst: InstanceInfo): Promise<PoolStatus> {
   return validatePoolStatus(r.body);
 }
 
+/** POST /reopen-logs: the instance reopens its log files; resolves with how many. */
+export async function reopenLogs(inst: InstanceInfo): Promise<number> {
+  const token = await readToken(inst, "admin");
+  if (token === undefined) {
+    throw new ControlClientError(`Cannot reopen the logs: cannot read ${path.join(inst.dir, ADMIN_TOKEN_NAME)} (run as the core's user or root)`);
+  }
+  const r = await controlRequest(inst.socketPath, { method: "POST", path: "/reopen-logs", token });
+  if (r.status !== 200) throw new ControlClientError(`Cannot reopen the logs of ${inst.dir}: ${errorOf(r)}`);
+  const n: unknown = typeof r.body === "object" && r.body !== null ? Reflect.get(r.body, "reopened") : undefined;
+  return typeof n === "number" ? n : 0;
+}
+
 /** POST /restart: rolling restart; resolves with the number of groups restarted. */
 export async function restartApp(inst: InstanceInfo, app: string, timeoutMs = 300_000): Promise<number> {
   const token = await readToken(inst, "admin");

@@ -5,6 +5,7 @@
  *   GET  /status            the pool's PoolStatus as JSON            (read-only access)
  *   GET  /instance          the instance's properties (pid, version, mode …) (read-only)
  *   POST /restart {"app"}   rolling restart of an app by root or group name (admin)
+ *   POST /reopen-logs       reopen the core's and the apps' log files after a rotation (admin)
  *
  * Access: read-only requests are allowed to a peer with the core's uid or root
  * (peer credentials) or with a valid token; admin requests need
@@ -34,6 +35,8 @@ export interface ControlServerOptions {
   readonly socketPath?: string;
   /** Shown by GET /instance. */
   readonly properties?: Readonly<Record<string, unknown>>;
+  /** Reopen every log file (POST /reopen-logs); resolves with how many were reopened. */
+  readonly reopenLogs?: () => Promise<number>;
   /** Largest request body accepted, bytes. */
   readonly maxBodyBytes?: number;
 }
@@ -172,6 +175,13 @@ export class ControlServer {
           if (restarted === 0) throw new ControlError(`Cannot restart "${app}": no such app group`, 404);
           this.#opts.log.info({ app, restarted }, "rolling restart requested through the admin API");
           this.#send(res, 200, { restarted });
+          return;
+        }
+        case "POST /reopen-logs": {
+          requireAccess(access, "admin");
+          const reopen = this.#opts.reopenLogs;
+          if (reopen === undefined) throw new ControlError("Cannot reopen logs: this instance has no log files to reopen", 404);
+          this.#send(res, 200, { reopened: await reopen() });
           return;
         }
         default:

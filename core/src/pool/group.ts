@@ -451,7 +451,7 @@ export class Group implements SessionOwner {
     this.notBefore = now + backoff;
     this.failFast = true;
     this.lastError = { at: now, code: err.code, message: err.message, output: err.output };
-    this.log.error({ code: err.code, step: err.step, output: err.output, retryInMs: backoff }, err.message);
+    this.log.error({ logno: 301, code: err.code, step: err.step, output: err.output, retryInMs: backoff }, err.message);
     if (this.restarting) {
       this.restarting = false;
       this.log.error("Cannot complete the rolling restart: the new version failed to start; the old processes keep serving");
@@ -484,7 +484,7 @@ export class Group implements SessionOwner {
       this.crashStreak = uptime < QUICK_CRASH_MS ? this.crashStreak + 1 : 0;
       const delay = crashRespawnDelayMs(this.crashStreak);
       if (delay > 0) this.notBefore = Math.max(this.notBefore, now + delay);
-      proc.log.warn({ code: exit.code, signal: exit.signal, uptimeMs: uptime, respawnDelayMs: delay }, "Process exited unexpectedly");
+      proc.log.warn({ logno: 302, code: exit.code, signal: exit.signal, uptimeMs: uptime, respawnDelayMs: delay }, "Process exited unexpectedly");
     }
     this.ctx.capacityChanged();
     this.schedule();

@@ -100,8 +100,39 @@ function currentUser(): UserEntry {
   return { name: u.username, uid: u.uid, gid: u.gid, home: u.homedir, shell: u.shell ?? "/bin/sh" };
 }
 
+/**
+ * One process's PassengerAppLogFile. reopen() opens the path again (as the
+ * app's user, like the first time) and swaps the stream: lines written after
+ * it go to the new file, the old stream flushes what it had and closes.
+ */
+class AppLogFile {
+  #ws: WriteStream;
+
+  constructor(ws: WriteStream, private readonly open: () => Promise<WriteStream | undefined>) {
+    this.#ws = ws;
+  }
+
+  write(line: string): void {
+    this.#ws.write(line);
+  }
+
+  async reopen(): Promise<boolean> {
+    const next = await this.open();
+    if (next === undefined) return false;
+    const old = this.#ws;
+    this.#ws = next;
+    old.end();
+    return true;
+  }
+
+  end(): void {
+    this.#ws.end();
+  }
+}
+
 export class ChildSpawner implements Spawner {
   readonly #log: Logger;
+  readonly #appLogs = new Set<AppLogFile>();
   readonly #socketDir: string;
   readonly #sink: OutputSink | undefined;
   readonly #helper: string;
@@ -197,13 +228,15 @@ export class ChildSpawner implements Spawner {
       });
     });
     const pid = child.pid ?? -1;
+    if (appLog !== undefined) this.#appLogs.add(appLog);
     const sink: OutputSink | undefined = appLog === undefined
       ? this.#sink
       : (l) => {
         appLog.write(`[${new Date().toISOString()}] App ${l.pid} ${l.stream}: ${l.line}\n`);
         this.#sink?.(l);
       };
-    const output = new OutputCapture({ log, app: app.appGroupName, pid, sink });
+    // PassengerAppLogFile takes the app's output apart from the server's log.
+    const output = new OutputCapture({ log, app: app.appGroupName, pid, sink, logLines: appLog === undefined });
     output.attach(child.stdout, "stdout");
     output.attach(child.stderr, "stderr");
     const channel = child.stdio[3] as Duplex | null | undefined;
@@ -218,6 +251,7 @@ export class ChildSpawner implements Spawner {
       log.info({ pid, code: e.code, signal: e.signal }, "App process exited");
       await this.#cleanSockets(appSocketDir, socketPath, pid);
       await within(output.closed(), OUTPUT_DRAIN_MS);
+      if (appLog !== undefined) this.#appLogs.delete(appLog);
       appLog?.end();
     });
 
@@ -363,7 +397,21 @@ export class ChildSpawner implements Spawner {
    * and keeps it only if that user owns it (issue 4, docs/security.md). On
    * failure the app's output still goes to the core's log.
    */
-  async #openAppLog(app: AppOptions, runAs: RunAs, log: Logger): Promise<WriteStream | undefined> {
+  /** Reopen every open PassengerAppLogFile (log rotation). */
+  async reopenLogs(): Promise<number> {
+    const done = await Promise.all([...this.#appLogs].map((l) => l.reopen().catch((e: unknown) => {
+      this.#log.error({ err: e }, "Cannot reopen an app log file");
+      return false;
+    })));
+    return done.filter(Boolean).length;
+  }
+
+  async #openAppLog(app: AppOptions, runAs: RunAs, log: Logger): Promise<AppLogFile | undefined> {
+    const ws = await this.#openAppLogStream(app, runAs, log);
+    return ws === undefined ? undefined : new AppLogFile(ws, () => this.#openAppLogStream(app, runAs, log));
+  }
+
+  async #openAppLogStream(app: AppOptions, runAs: RunAs, log: Logger): Promise<WriteStream | undefined> {
     if (app.appLogFile === "") return undefined;
     const file = path.resolve(app.appRoot, app.appLogFile);
     let ws: WriteStream;

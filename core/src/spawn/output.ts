@@ -25,6 +25,8 @@ export interface OutputCaptureOptions {
   readonly app: string;
   readonly pid: number;
   readonly sink?: OutputSink | undefined;
+  /** Log each line to `log` too (default true; false when the app has its own log file). */
+  readonly logLines?: boolean;
   /** Bytes of tail kept for errors; default 64 KiB. */
   readonly tailBytes?: number;
   /** Longer lines are split; default 16 KiB. */
@@ -98,8 +100,10 @@ export class OutputCapture {
 
   #emitOne(stream: OutputStream, line: string): void {
     const { log, app, pid, sink } = this.#opts;
-    if (stream === "stderr") log.warn({ pid, stream }, line);
-    else log.info({ pid, stream }, line);
+    if (this.#opts.logLines !== false) {
+      if (stream === "stderr") log.warn({ pid, stream }, line);
+      else log.info({ pid, stream }, line);
+    }
     if (sink !== undefined) {
       try {
         sink({ app, pid, stream, line });

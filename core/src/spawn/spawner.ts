@@ -37,6 +37,8 @@ export interface SpawnRequest {
 }
 
 export interface Spawner {
+  /** Reopen every per-app log file by its name (log rotation); resolves with how many were reopened. */
+  reopenLogs?(): Promise<number>;
   /**
    * Start one process of the app. Rejects with SpawnError (carrying the app's
    * output and the failed step) when it exits, fails to listen in time, or the

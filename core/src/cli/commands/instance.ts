@@ -16,7 +16,7 @@ export class InstanceChoiceError extends Error {}
 export const APACHE_RUNTIME_DIRS: readonly string[] = ["/var/run/apache2", "/run/apache2", "/var/run/httpd", "/run/httpd"];
 
 /** Running instances under several registry dirs, each instance once (/var/run is often /run). */
-async function findInstancesIn(dirs: readonly string[]): Promise<InstanceInfo[]> {
+export async function findInstancesIn(dirs: readonly string[]): Promise<InstanceInfo[]> {
   const seen = new Set<string>();
   const out: InstanceInfo[] = [];
   for (const dir of dirs) {

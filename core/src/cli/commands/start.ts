@@ -10,7 +10,7 @@ import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import { STANDALONE_OPTIONS, readAppConfigFile, resolveStandaloneConfig } from "../../config/load.js";
 import { ConfigError } from "../../errors.js";
-import { createLogger } from "../../log.js";
+import { openLogger } from "../../log.js";
 import { startStandalone } from "../../standalone.js";
 import { timerDelay } from "../../util/clock.js";
 import { FERRY_VERSION } from "../../version.js";
@@ -110,10 +110,13 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
   for (const key of config.ignoredKeys) {
     io.stderr.write(`ferry start: ignoring ${config.configFile} key "${key}": a Passenger Standalone option that does not apply to Ferry\n`);
   }
-  const log = createLogger({ level: config.server.logLevel, file: config.server.logFile, name: "ferry" });
+  const logHandle = openLogger({
+    level: config.server.logLevel, file: config.server.logFile, name: "ferry", format: config.server.logFormat ?? "text", style: "terminal",
+  });
+  const log = logHandle.log;
   let instance;
   try {
-    instance = await startStandalone({ config, log });
+    instance = await startStandalone({ config, log, reopenLog: () => logHandle.reopen() });
   } catch (e: unknown) {
     log.flush();
     io.stderr.write(`ferry start: Cannot start: ${e instanceof Error ? e.message : String(e)}\n`);
@@ -127,6 +130,11 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
     "Press Ctrl-C or send SIGTERM to stop.\n",
   );
 
+  const running = instance;
+  const onUsr1 = (): void => {
+    running.reopenLogs().catch((e: unknown) => log.error({ err: e }, "Cannot reopen the log files"));
+  };
+  process.on("SIGUSR1", onUsr1);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     const onSignal = (s: NodeJS.Signals): void => {
       process.off("SIGTERM", onSignal);
@@ -136,6 +144,7 @@ export async function run(args: readonly string[], io: CliIo): Promise<number> {
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  process.off("SIGUSR1", onUsr1);
   log.info({ signal }, "stopping: draining in-flight requests");
   io.stdout.write(`Stopping (${signal}): draining in-flight requests...\n`);
   try {
