@@ -192,6 +192,10 @@ void *ferry_create_server_conf(apr_pool_t *p, server_rec *s)
     c->redeploy_on_graceful = FERRY_REDEPLOY_UNSET;
     c->prestart = apr_array_make(p, 2, sizeof(const char *));
     c->affinity_ttl = FERRY_UNSET;
+    c->health_check_interval = FERRY_UNSET;
+    c->health_check_timeout = FERRY_UNSET;
+    c->health_check_failures = FERRY_UNSET;
+    c->health_check_event_loop_timeout = FERRY_UNSET;
     c->affinity_redis_timeout = FERRY_UNSET;
     return c;
 }
@@ -898,6 +902,19 @@ static const char *set_log_format(cmd_parms *cmd, void *cfg, const char *arg)
     return NULL;
 }
 
+/* PassengerHealthCheckPath /path: the HTTP health check of every app process. */
+static const char *set_health_check_path(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    ferry_server_conf_t *sc = global_conf(cmd);
+
+    (void)cfg;
+    if (arg[0] != '/' || strpbrk(arg, " \t\r\n") != NULL) {
+        return apr_psprintf(cmd->pool, "%s must be a path starting with /", cmd->cmd->name);
+    }
+    sc->health_check_path = arg;
+    return NULL;
+}
+
 /* PassengerMetricsListen ADDR:PORT (or PORT = 127.0.0.1:PORT): Prometheus /metrics. */
 static const char *set_metrics_listen(cmd_parms *cmd, void *cfg, const char *arg)
 {
@@ -959,6 +976,10 @@ SB(show_version_in_header);
 SF(affinity_node_name, 0, 0);
 SF(affinity_secret_file, 0, 0);
 SF(affinity_ttl, 1, FERRY_MAX_SECONDS);
+SF(health_check_interval, 1, 86400);
+SF(health_check_timeout, 1, 3600);
+SF(health_check_failures, 1, 1000);
+SF(health_check_event_loop_timeout, 0, 86400);
 SF(affinity_redis_timeout, 1, 60000);
 SF(affinity_tls_cert_file, 0, 0);
 SF(affinity_tls_key_file, 0, 0);
@@ -1146,6 +1167,17 @@ const command_rec ferry_cmds[] = {
                   "ADDR:PORT where the core accepts requests forwarded by its peers"),
     AP_INIT_TAKE1("PassengerLogFormat", set_log_format, NULL, G,
                   "text (Apache's error-log shape, the default) or json (one JSON object a line)"),
+    AP_INIT_TAKE1("PassengerHealthCheckPath", set_health_check_path, NULL, G,
+                  "GET this path on every app process; failing processes are replaced (unset = off)"),
+    AP_INIT_TAKE1("PassengerHealthCheckInterval", set_srv_seconds, I(sf_health_check_interval), G,
+                  "Seconds between health checks of a process (default 10)"),
+    AP_INIT_TAKE1("PassengerHealthCheckTimeout", set_srv_seconds, I(sf_health_check_timeout), G,
+                  "Seconds a health check may take (default 5)"),
+    AP_INIT_TAKE1("PassengerHealthCheckFailures", set_srv_int, I(sf_health_check_failures), G,
+                  "Failed health checks in a row before the process is replaced (default 3)"),
+    AP_INIT_TAKE1("PassengerHealthCheckEventLoopTimeout", set_srv_seconds,
+                  I(sf_health_check_event_loop_timeout), G,
+                  "Seconds without an event-loop report before a Node process is replaced (default 30, 0 = off)"),
     AP_INIT_TAKE1("PassengerMetricsListen", set_metrics_listen, NULL, G,
                   "ADDR:PORT where the core serves Prometheus metrics at /metrics (unset = off)"),
     AP_INIT_TAKE1("PassengerAffinitySecretFile", set_srv_str, I(sf_affinity_secret_file), G,
@@ -1471,6 +1503,10 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     JSON_INT("log_level", log_level);
     JSON_INT("socket_backlog", socket_backlog);
     JSON_INT("affinity_ttl", affinity_ttl);
+    JSON_INT("health_check_interval", health_check_interval);
+    JSON_INT("health_check_timeout", health_check_timeout);
+    JSON_INT("health_check_failures", health_check_failures);
+    JSON_INT("health_check_event_loop_timeout", health_check_event_loop_timeout);
     JSON_INT("affinity_redis_timeout", affinity_redis_timeout);
 #undef JSON_INT
     if (sc->user_switching_set) {
@@ -1493,6 +1529,9 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     }
     if (sc->affinity_listen) {
         json_add(kv, p, "affinity_listen", json_str(p, sc->affinity_listen));
+    }
+    if (sc->health_check_path) {
+        json_add(kv, p, "health_check_path", json_str(p, sc->health_check_path));
     }
     if (sc->log_format) {
         json_add(kv, p, "log_format", json_str(p, sc->log_format));

@@ -58,6 +58,11 @@ typedef struct {
     const char *affinity_listen;       /* PassengerAffinityListen ADDR:PORT */
     const char *metrics_listen;        /* PassengerMetricsListen ADDR:PORT */
     const char *log_format;            /* PassengerLogFormat text|json */
+    const char *health_check_path;     /* PassengerHealthCheckPath */
+    int health_check_interval;         /* PassengerHealthCheckInterval, s */
+    int health_check_timeout;          /* PassengerHealthCheckTimeout, s */
+    int health_check_failures;         /* PassengerHealthCheckFailures */
+    int health_check_event_loop_timeout; /* PassengerHealthCheckEventLoopTimeout, s */
     const char *affinity_secret_file;  /* PassengerAffinitySecretFile */
     int affinity_ttl;                  /* PassengerAffinityTTL, s */
     int affinity_redis_timeout;        /* PassengerAffinityRedisTimeout, ms */

@@ -136,7 +136,8 @@ class Reader {
 const SERVER_KEYS = [
   "max_pool_size", "pool_idle_time", "max_instances_per_app", "stat_throttle_rate", "user_switching",
   "default_user", "default_group", "log_level", "log_file", "socket_backlog", "prestart",
-  "process_shutdown_timeout", "metrics_listen", "log_format", "error_log", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
+  "process_shutdown_timeout", "metrics_listen", "health_check_path", "health_check_interval", "health_check_timeout",
+  "health_check_failures", "health_check_event_loop_timeout", "log_format", "error_log", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
   "affinity_ttl", "affinity_redis_timeout", "affinity_tls_cert_file", "affinity_tls_key_file", "affinity_tls_ca_file",
 ] as const;
 
@@ -162,6 +163,11 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     socketBacklog: s.int("socket_backlog", 1, 65_535, SERVER_DEFAULTS.socketBacklog),
     processShutdownTimeoutMs: s.seconds("process_shutdown_timeout", SERVER_DEFAULTS.processShutdownTimeoutMs, 2_147_483),
     metricsListen: s.str("metrics_listen", ""),
+    healthCheckPath: s.str("health_check_path", ""),
+    healthCheckIntervalMs: s.seconds("health_check_interval", SERVER_DEFAULTS.healthCheckIntervalMs ?? 10_000, 86_400),
+    healthCheckTimeoutMs: s.seconds("health_check_timeout", SERVER_DEFAULTS.healthCheckTimeoutMs ?? 5_000, 3_600),
+    healthCheckFailures: s.int("health_check_failures", 1, 1000, SERVER_DEFAULTS.healthCheckFailures ?? 3),
+    healthCheckEventLoopTimeoutMs: s.seconds("health_check_event_loop_timeout", SERVER_DEFAULTS.healthCheckEventLoopTimeoutMs ?? 30_000, 86_400),
     logFormat: s.oneOf("log_format", ["text", "json"] as const, "text"),
     errorLog: s.str("error_log", ""),
     affinityRedis: s.str("affinity_redis", ""),

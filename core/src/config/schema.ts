@@ -98,6 +98,17 @@ export interface ServerOptions {
   readonly socketBacklog: number;
   /** Graceful shutdown deadline for retired processes before SIGKILL, ms. */
   readonly processShutdownTimeoutMs: number;
+  // Health checks that heal (docs/health.md); optional, absent = the default.
+  /** PassengerHealthCheckPath: GET this path on every ready process; "" (default) = no HTTP check. */
+  readonly healthCheckPath?: string;
+  /** PassengerHealthCheckInterval in ms; default 10 000. */
+  readonly healthCheckIntervalMs?: number;
+  /** PassengerHealthCheckTimeout in ms; default 5 000. */
+  readonly healthCheckTimeoutMs?: number;
+  /** PassengerHealthCheckFailures: failed checks in a row before the process is replaced; default 3. */
+  readonly healthCheckFailures?: number;
+  /** PassengerHealthCheckEventLoopTimeout in ms: no event-loop report this long = stuck; 0 = off; default 30 000. */
+  readonly healthCheckEventLoopTimeoutMs?: number;
   /** PassengerMetricsListen / --metrics-listen ADDR:PORT for Prometheus' /metrics; "" (default) = off. */
   readonly metricsListen?: string;
   // Shared session affinity (docs/affinity.md); optional, absent = the default.
@@ -164,10 +175,16 @@ export const SERVER_DEFAULTS: ServerOptions = {
   logLevel: 3,
   logFile: "",
   logFormat: "text",
+  errorLog: "",
   instanceRegistryDir: "/tmp",
   socketBacklog: 2048,
   processShutdownTimeoutMs: 30_000,
   metricsListen: "",
+  healthCheckPath: "",
+  healthCheckIntervalMs: 10_000,
+  healthCheckTimeoutMs: 5_000,
+  healthCheckFailures: 3,
+  healthCheckEventLoopTimeoutMs: 30_000,
   affinityRedis: "",
   affinityNodeName: "",
   affinityListen: "",

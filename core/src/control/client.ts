@@ -143,6 +143,11 @@ function num(o: object, k: string): number {
   return v;
 }
 
+function healthOf(p: object): ProcessStatus["health"] {
+  const h: unknown = Reflect.get(p, "health");
+  return h === "failing" || h === "unhealthy" ? h : "ok";
+}
+
 /** A field newer cores add: absent → `dflt` (an older core), present but not a number → error. */
 function numOr(o: object, k: string, dflt: number): number {
   return Reflect.get(o, k) === undefined ? dflt : num(o, k);
@@ -198,12 +203,17 @@ export function validatePoolStatus(v: unknown): PoolStatus {
         pid: num(p, "pid"), stickyId: str(p, "stickyId"), state, inFlight: num(p, "inFlight"), upgraded: num(p, "upgraded"),
         processed: num(p, "processed"), startedAt: num(p, "startedAt"), lastUsedAt: num(p, "lastUsedAt"),
         cpuPercent: num(p, "cpuPercent"), rssBytes: num(p, "rssBytes"),
-        cpuSeconds: numOr(p, "cpuSeconds", 0), generation: numOr(p, "generation", 0), retireReason: strOr(p, "retireReason", ""), ...loop,
+        cpuSeconds: numOr(p, "cpuSeconds", 0), generation: numOr(p, "generation", 0), retireReason: strOr(p, "retireReason", ""), health: healthOf(p),
+        healthFailures: numOr(p, "healthFailures", 0), lastHealthFailure: strOr(p, "lastHealthFailure", ""), ...loop,
       };
     });
-    const crashReasons: Record<string, number> = {};
-    const cr: unknown = Reflect.get(g, "crashReasons");
-    if (typeof cr === "object" && cr !== null) for (const k of Object.keys(cr)) crashReasons[k] = num(cr, k);
+    const counts = (k: string): Record<string, number> => {
+      const out: Record<string, number> = {};
+      const v: unknown = Reflect.get(g, k);
+      if (typeof v === "object" && v !== null) for (const key of Object.keys(v)) out[key] = num(v, key);
+      return out;
+    };
+    const crashReasons = counts("crashReasons");
     const lx: unknown = Reflect.get(g, "lastExit");
     let lastExit: GroupStatus["lastExit"] = null;
     if (typeof lx === "object" && lx !== null) {
@@ -218,7 +228,8 @@ export function validatePoolStatus(v: unknown): PoolStatus {
       name: str(g, "name"), appRoot: str(g, "appRoot"), appEnv: str(g, "appEnv"), queueLength: num(g, "queueLength"),
       spawning: num(g, "spawning"), restarting: Reflect.get(g, "restarting") === true, lastError,
       restartGeneration: numOr(g, "restartGeneration", 0), spawns: numOr(g, "spawns", 0), spawnFailures: numOr(g, "spawnFailures", 0),
-      crashes: numOr(g, "crashes", 0), crashReasons, queueOverflows: numOr(g, "queueOverflows", 0), lastExit, processes,
+      crashes: numOr(g, "crashes", 0), crashReasons, queueOverflows: numOr(g, "queueOverflows", 0),
+      unhealthy: counts("unhealthy"), lastExit, processes,
     };
   });
   const base = { version: str(o, "version"), maxPoolSize: num(o, "maxPoolSize"), processCount: num(o, "processCount"), groups };

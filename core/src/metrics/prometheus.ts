@@ -19,8 +19,6 @@ export interface MetricsSources {
   readonly status: () => PoolStatus;
   /** Connections from Apache children to this core (module mode only). */
   readonly moduleConnections?: () => number;
-  /** Health events (checks failed, processes replaced) by app and reason. */
-  readonly healthEvents?: () => ReadonlyArray<{ readonly app: string; readonly reason: string; readonly count: number }>;
 }
 
 /** Request duration buckets (seconds): 5 ms … 60 s. */
@@ -159,17 +157,12 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
     gauge("ferry_app_process_event_loop_delay_p99_seconds", "99th percentile event-loop delay of each Node app process over the loader's last report", ["app", "pid"], (g, s) => {
       for (const a of s.groups) for (const p of a.processes) if (p.loop !== undefined) g.set({ app: a.name, pid: String(p.pid) }, p.loop.delayP99Ms / 1000);
     });
-    const health = sources.healthEvents;
-    if (health !== undefined) {
-      new Counter({
-        name: "ferry_app_unhealthy_replacements_total", help: "Processes taken out of rotation and replaced by a health check, by reason",
-        labelNames: ["app", "reason"], registers,
-        collect(this: Counter<"app" | "reason">) {
-          this.reset();
-          for (const e of health()) this.inc({ app: e.app, reason: e.reason }, e.count);
-        },
-      });
-    }
+    counter("ferry_app_unhealthy_replacements_total", "Processes taken out of rotation and replaced by a health check, by reason (event_loop, health_check)", ["app", "reason"], (c, s) => {
+      for (const a of s.groups) for (const [reason, n] of Object.entries(a.unhealthy)) c.inc({ app: a.name, reason }, n);
+    });
+    gauge("ferry_app_process_health_check_failures", "Consecutive failed HTTP health checks of each app process", ["app", "pid"], (g, s) => {
+      for (const a of s.groups) for (const p of a.processes) g.set({ app: a.name, pid: String(p.pid) }, p.healthFailures);
+    });
 
     gauge("ferry_pool_max_size", "PassengerMaxPoolSize", [], (g, s) => g.set(s.maxPoolSize));
     gauge("ferry_pool_processes", "App processes in the pool", [], (g, s) => g.set(s.processCount));

@@ -22,6 +22,8 @@ import {
   type SpawnReason,
 } from "../policy/scaling.js";
 import { newStickyId } from "../policy/sticky.js";
+import { unhealthy, type Unhealthy } from "../policy/health.js";
+import { probeHealth } from "./health-probe.js";
 import { timerDelay, type Clock } from "../util/clock.js";
 import type { ProcessExit, SpawnedProcess, Spawner } from "../spawn/spawner.js";
 import { PoolProcess, type PoolSession, type SessionOwner } from "./process.js";
@@ -92,6 +94,7 @@ export class Group implements SessionOwner {
   /** Totals since the group was created (status, metrics). */
   private readonly totals = { spawns: 0, spawnFailures: 0, crashes: 0, queueOverflows: 0 };
   private readonly crashReasons: Record<string, number> = {};
+  private readonly unhealthyCounts: Record<string, number> = {};
   private lastExit: ExitStatus | null = null;
   /** No spawn before this time (backoff). */
   private notBefore = 0;
@@ -552,6 +555,64 @@ export class Group implements SessionOwner {
     this.schedule();
   }
 
+  // ---- Health checks that heal (docs/health.md) -------------------------------------------------
+
+  /** Pool tick: replace ready processes that are unhealthy; start the HTTP checks that are due. */
+  checkHealth(now: number): void {
+    if (this.closed) return;
+    const server = this.ctx.server();
+    const path = server.healthCheckPath ?? "";
+    const limits = {
+      eventLoopTimeoutMs: server.healthCheckEventLoopTimeoutMs ?? 30_000,
+      maxFailures: path === "" ? 0 : Math.max(1, server.healthCheckFailures ?? 3),
+    };
+    for (const p of [...this.processes]) {
+      if (p.state !== "ready") continue;
+      const bad = unhealthy({ loopAt: p.loop?.at ?? null, failures: p.healthFailures, lastFailure: p.lastHealthFailure }, limits, now);
+      if (bad !== null) {
+        this.replaceUnhealthy(p, bad);
+        continue;
+      }
+      if (path === "" || p.healthChecking || now < p.nextHealthCheckAt) continue;
+      p.healthChecking = true;
+      const interval = Math.max(100, server.healthCheckIntervalMs ?? 10_000);
+      void probeHealth(p.address, path, Math.max(100, server.healthCheckTimeoutMs ?? 5_000)).then((why) => {
+        p.healthChecking = false;
+        p.nextHealthCheckAt = this.ctx.clock.now() + interval;
+        if (p.state !== "ready") return;
+        if (why === null) {
+          if (p.healthFailures > 0) p.log.info({ failures: p.healthFailures }, "Health check passes again");
+          p.healthFailures = 0;
+          p.lastHealthFailure = "";
+          return;
+        }
+        p.healthFailures++;
+        p.lastHealthFailure = why;
+        p.log.warn({ logno: 307, failures: p.healthFailures, limit: limits.maxFailures }, `Health check failed: ${why}`);
+        this.checkHealth(this.ctx.clock.now());
+      });
+    }
+  }
+
+  /**
+   * Take an unhealthy process out of rotation at once: no new requests, its
+   * in-flight requests get their errors now (processGone), it is killed (a
+   * stuck loop cannot shut down gracefully) and replaced like any retired one.
+   */
+  private replaceUnhealthy(proc: PoolProcess, bad: Unhealthy): void {
+    if (proc.state !== "ready") return;
+    proc.state = "draining";
+    proc.unhealthyReason = bad.why;
+    proc.retireReason = `unhealthy: ${bad.why}`;
+    proc.shutdownSent = true; // it stays in the process table until it exits
+    this.unhealthyCounts[bad.kind] = (this.unhealthyCounts[bad.kind] ?? 0) + 1;
+    proc.log.error({ logno: 303, reason: bad.kind, inFlight: proc.inFlight, upgraded: proc.upgraded }, `Process taken out of rotation and replaced: ${bad.why}`);
+    proc.abortAll(new AppCrashedError(`Cannot finish the request: app process ${proc.pid} was taken out of rotation (${bad.why})`));
+    proc.spawned.kill();
+    this.ctx.capacityChanged();
+    this.schedule();
+  }
+
   // ---- Pool-driven maintenance -----------------------------------------------------------------
 
   /** Retire processes idle for the pool idle time, above minInstances. */
@@ -651,6 +712,7 @@ export class Group implements SessionOwner {
       crashes: this.totals.crashes,
       crashReasons: { ...this.crashReasons },
       queueOverflows: this.totals.queueOverflows,
+      unhealthy: { ...this.unhealthyCounts },
       lastExit: this.lastExit,
       processes: this.processes.map((p) => p.status()),
     };

@@ -43,6 +43,8 @@ export type RedeployMode = "all" | "changed" | "off";
 
 /** How often CPU/RSS are sampled. */
 const METRICS_INTERVAL_MS = 5_000;
+/** How often health (stuck event loops, due HTTP checks) is evaluated. */
+const HEALTH_TICK_MS = 500;
 /** Idle collection runs at least this often when idle retirement is on… */
 const MAX_GC_INTERVAL_MS = 10_000;
 /** …and at most this often. */
@@ -79,6 +81,7 @@ export class Pool {
   private redeployMode: RedeployMode = "changed";
   private gcTimer: NodeJS.Timeout | null = null;
   private metricsTimer: NodeJS.Timeout | null = null;
+  private healthTimer: NodeJS.Timeout | null = null;
   private capacityScheduled = false;
   /** Spawns let through spawnSlot() whose process has not joined its group yet. */
   private executing = 0;
@@ -209,8 +212,10 @@ export class Pool {
     this.shutdownController.abort(new PoolShutdownError("Cannot spawn: the pool is shutting down"));
     if (this.gcTimer !== null) clearInterval(this.gcTimer);
     if (this.metricsTimer !== null) clearInterval(this.metricsTimer);
+    if (this.healthTimer !== null) clearInterval(this.healthTimer);
     this.gcTimer = null;
     this.metricsTimer = null;
+    this.healthTimer = null;
     const groups = [...this.groups.values()];
     for (const g of groups) g.close();
     const all = async (): Promise<void> => {
@@ -345,6 +350,13 @@ export class Pool {
     if (this.metricsTimer === null) {
       this.metricsTimer = setInterval(() => this.sampleAll(), METRICS_INTERVAL_MS);
       this.metricsTimer.unref();
+    }
+    if (this.healthTimer === null) {
+      this.healthTimer = setInterval(() => {
+        const now = this.clock.now();
+        for (const g of this.groups.values()) g.checkHealth(now);
+      }, HEALTH_TICK_MS);
+      this.healthTimer.unref();
     }
   }
 

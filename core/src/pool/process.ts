@@ -48,6 +48,13 @@ export class PoolProcess {
   cpuPercent = 0;
   rssBytes = 0;
   lastSample: ProcSample | null = null;
+  /** Consecutive failed HTTP health checks, the last failure, and when the next check is due (docs/health.md). */
+  healthFailures = 0;
+  lastHealthFailure = "";
+  nextHealthCheckAt = 0;
+  healthChecking = false;
+  /** Taken out of rotation by a health check: why (status, the exit it causes). */
+  unhealthyReason = "";
   /** A request on it failed (app_error): no new requests until a liveness probe answers. */
   suspect = false;
   /** Why it is draining, for the log and status. */
@@ -148,6 +155,9 @@ export class PoolProcess {
       cpuSeconds: (this.lastSample?.cpuTimeMs ?? 0) / 1000,
       generation: this.generation,
       retireReason: this.state === "draining" ? this.retireReason : "",
+      health: this.unhealthyReason !== "" ? "unhealthy" : this.healthFailures > 0 ? "failing" : "ok",
+      healthFailures: this.healthFailures,
+      lastHealthFailure: this.lastHealthFailure,
     };
   }
 }

@@ -40,6 +40,15 @@ export interface ProcessStatus {
   readonly generation: number;
   /** Why it is draining ("" unless state is draining). */
   readonly retireReason: string;
+  /**
+   * ok; failing (its last HTTP health checks failed, fewer times than the limit);
+   * unhealthy (taken out of rotation by a health check, being replaced).
+   */
+  readonly health: "ok" | "failing" | "unhealthy";
+  /** Consecutive failed HTTP health checks. */
+  readonly healthFailures: number;
+  /** Why the last health check failed ("" when none did). */
+  readonly lastHealthFailure: string;
 }
 
 /** How the last process of a group ended (docs/status-json.md). */
@@ -79,6 +88,8 @@ export interface GroupStatus {
   readonly crashReasons: Readonly<Record<string, number>>;
   /** Requests refused because the queue was full (PassengerMaxRequestQueueSize). */
   readonly queueOverflows: number;
+  /** Processes taken out of rotation and replaced by a health check, by kind (event_loop, health_check). */
+  readonly unhealthy: Readonly<Record<string, number>>;
   /** The last process exit, planned or not; null before any. */
   readonly lastExit: ExitStatus | null;
   readonly processes: readonly ProcessStatus[];

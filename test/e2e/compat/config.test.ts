@@ -162,7 +162,7 @@ test.before(async () => {
   server = await ApacheServer.start({
     root,
     vhosts,
-    global: [`LoadModule rewrite_module "${path.join(modulesDir(), "mod_rewrite.so")}"`, "PassengerMaxPoolSize 17", "PassengerPreStart http://127.0.0.1:{{PORT}}/", `PassengerLogFile "${logFile()}"`],
+    global: [`LoadModule rewrite_module "${path.join(modulesDir(), "mod_rewrite.so")}"`, "PassengerMaxPoolSize 17", "PassengerPreStart http://127.0.0.1:{{PORT}}/", `PassengerLogFile "${logFile()}"`, "PassengerLogFormat json"],
   });
 });
 

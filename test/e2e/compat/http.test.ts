@@ -78,7 +78,8 @@ test.before(async () => {
   apps.web = await prepareApp(root, "compat-app", "web");
   apps.crash = await prepareApp(root, "compat-app", "crash");
   apps.slow = await prepareApp(root, "compat-app", "slow");
-  server = await ApacheServer.start({ root, vhosts: vhosts(2) });
+  // JSON lines: coreLog() reads the core's records (the readable format is tested in logs.test.ts).
+  server = await ApacheServer.start({ root, vhosts: vhosts(2), global: ["PassengerLogFormat json"] });
 });
 
 test.after.always(async () => {

@@ -22,10 +22,10 @@ test("formatStatus() lays out general information and each group like passenger-
     groups: [{
       name: "/srv/app (production)", appRoot: "/srv/app", appEnv: "production", queueLength: 1, spawning: 1, restarting: true,
       lastError: { at: NOW - 5000, code: "FERRY_ERR_SPAWN", message: "Cannot spawn", output: "" },
-      restartGeneration: 0, spawns: 0, spawnFailures: 0, crashes: 0, crashReasons: {}, queueOverflows: 0, lastExit: null,
+      restartGeneration: 0, spawns: 0, spawnFailures: 0, crashes: 0, crashReasons: {}, queueOverflows: 0, unhealthy: {}, lastExit: null,
       processes: [
-        { pid: 31622, stickyId: "1", state: "ready", inFlight: 0, upgraded: 2, processed: 12, startedAt: NOW - 53_000, lastUsedAt: NOW - 21_000, cpuPercent: 0.4, rssBytes: 50 * 1024 * 1024, cpuSeconds: 1.5, generation: 0, retireReason: "" },
-        { pid: 31666, stickyId: "2", state: "draining", inFlight: 1, upgraded: 0, processed: 1, startedAt: NOW - 22_000, lastUsedAt: 0, cpuPercent: 12, rssBytes: 47 * 1024 * 1024, cpuSeconds: 0.2, generation: 0, retireReason: "idle for 300 s" },
+        { pid: 31622, stickyId: "1", state: "ready", inFlight: 0, upgraded: 2, processed: 12, startedAt: NOW - 53_000, lastUsedAt: NOW - 21_000, cpuPercent: 0.4, rssBytes: 50 * 1024 * 1024, cpuSeconds: 1.5, generation: 0, retireReason: "", health: "ok", healthFailures: 0, lastHealthFailure: "" },
+        { pid: 31666, stickyId: "2", state: "draining", inFlight: 1, upgraded: 0, processed: 1, startedAt: NOW - 22_000, lastUsedAt: 0, cpuPercent: 12, rssBytes: 47 * 1024 * 1024, cpuSeconds: 0.2, generation: 0, retireReason: "idle for 300 s", health: "ok", healthFailures: 0, lastHealthFailure: "" },
       ],
     }],
   };

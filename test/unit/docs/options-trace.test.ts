@@ -68,7 +68,7 @@ test("every server key the module writes is read by the core's config parser", (
   const top = { version: 1, instance_dir: "/run/ferry-1", apache_uid: 33, apache_gid: 33 };
   const baseline = JSON.stringify(parseCoreConfig({ ...top, server: {} }));
   const sample: Readonly<Record<string, unknown>> = {
-    user_switching: false, log_level: 6, prestart: ["http://example.com/"], metrics_listen: "127.0.0.1:9464",
+    user_switching: false, log_level: 6, prestart: ["http://example.com/"], metrics_listen: "127.0.0.1:9464", log_format: "json", health_check_path: "/healthz", health_check_interval: 7, health_check_failures: 7,
   };
   const dead = keys.filter((k) => {
     const v = sample[k] ?? (/(_size|_time|_rate|_backlog|_app|_ttl|_timeout)$/.test(k) ? 7 : "x");
