@@ -41,7 +41,12 @@ function processLines(p: ProcessStatus, now: number): string[] {
     `    CPU: ${pad(`${Math.round(p.cpuPercent)}%`, 8)}Memory  : ${pad(formatMemory(p.rssBytes), 8)}Last used: ${lastUsed}`,
   ];
   if (p.upgraded > 0) lines.push(`    WebSockets: ${p.upgraded}`);
-  if (p.state === "draining") lines.push("    Shutting down...");
+  if (p.loop !== undefined) {
+    lines.push(`    Event loop: ${Math.round(p.loop.elu * 100)}% busy, delay p99 ${Math.round(p.loop.delayP99Ms)} ms, last report ${formatDuration(Math.max(0, now - p.loop.at))} ago`);
+  }
+  if (p.health === "failing") lines.push(`    Health: FAILING (${p.healthFailures} failed check${p.healthFailures === 1 ? "" : "s"} in a row: ${p.lastHealthFailure})`);
+  if (p.health === "unhealthy") lines.push("    Health: UNHEALTHY (out of rotation, being replaced)");
+  if (p.state === "draining") lines.push(p.retireReason !== "" ? `    Shutting down: ${p.retireReason}` : "    Shutting down...");
   if (p.state === "spawning") lines.push("    Spawning...");
   return lines;
 }
@@ -51,7 +56,14 @@ function groupLines(g: GroupStatus, now: number): string[] {
   if (g.restarting) lines.push("  (restarting...)");
   if (g.spawning > 0) lines.push(`  (spawning ${g.spawning} new process${g.spawning === 1 ? "" : "es"}...)`);
   lines.push(`  Requests in queue: ${g.queueLength}`);
+  const unhealthy = Object.values(g.unhealthy).reduce((n, x) => n + x, 0);
+  lines.push(`  Restart generation: ${g.restartGeneration}  Spawns: ${g.spawns}  Spawn failures: ${g.spawnFailures}  Crashes: ${g.crashes}  Unhealthy: ${unhealthy}  Queue overflows: ${g.queueOverflows}`);
   for (const p of g.processes) lines.push(...processLines(p, now));
+  if (g.lastExit !== null) {
+    const x = g.lastExit;
+    const how = x.signal !== null ? `signal ${x.signal}` : `exit code ${String(x.code)}`;
+    lines.push(`  Last exit (${formatDuration(now - x.at)} ago): pid ${x.pid}, ${how}, ${x.unexpected ? "CRASHED" : x.reason}`);
+  }
   if (g.lastError !== null) {
     lines.push(`  Last error (${formatDuration(now - g.lastError.at)} ago): ${g.lastError.code}: ${g.lastError.message}`);
   }

@@ -12,7 +12,7 @@ export const USAGE = `Usage: ferry <command> [options]
 
 Commands:
   start [APP_DIR]        serve an app with no web server in front (standalone mode)
-  status [--json]        show the pools of a running instance
+  status [--json|--watch] show the pools of a running instance
   restart APP_ROOT       rolling restart of an app in a running instance
   reopen-logs            reopen every log file of a running instance (after log rotation)
   apache ...             Apache integration helpers

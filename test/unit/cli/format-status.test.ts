@@ -46,12 +46,13 @@ Requests in queue : 1
   (restarting...)
   (spawning 1 new process...)
   Requests in queue: 1
+  Restart generation: 0  Spawns: 0  Spawn failures: 0  Crashes: 0  Unhealthy: 0  Queue overflows: 0
   * PID: 31622   Sessions: 0       Processed: 12      Uptime: 53s
     CPU: 0%      Memory  : 50M     Last used: 21s ago
     WebSockets: 2
   * PID: 31666   Sessions: 1       Processed: 1       Uptime: 22s
     CPU: 12%     Memory  : 47M     Last used: never
-    Shutting down...
+    Shutting down: idle for 300 s
   Last error (5s ago): FERRY_ERR_SPAWN: Cannot spawn
 `);
 });
@@ -73,4 +74,27 @@ test("formatStatus() shows the affinity cluster: nodes, which are alive, session
   t.regex(text, /Redis\s+: UNAVAILABLE/);
   t.regex(text, /web1 \(this node\)\s+alive\s+Sessions: 12/);
   t.regex(text, /web2\s+gone\s+Sessions: 3\s+Peer: 127\.0\.0\.1:7402, last seen 1m 0s ago/);
+});
+
+test("formatStatus() shows health, the event loop, totals and the last exit of a group", (t) => {
+  const s: PoolStatus = {
+    version: "0.1.0", maxPoolSize: 6, processCount: 1,
+    groups: [{
+      name: "blog", appRoot: "/srv/blog", appEnv: "production", queueLength: 0, spawning: 0, restarting: false, lastError: null,
+      restartGeneration: 3, spawns: 7, spawnFailures: 1, crashes: 2, crashReasons: { "signal SIGKILL": 2 }, queueOverflows: 4,
+      unhealthy: { event_loop: 1 },
+      lastExit: { at: NOW - 60_000, pid: 40, code: null, signal: "SIGKILL", unexpected: false, reason: "unhealthy: its event loop is stuck" },
+      processes: [{
+        pid: 41, stickyId: "1", state: "ready", inFlight: 0, upgraded: 0, processed: 3, startedAt: NOW - 50_000, lastUsedAt: NOW - 1_000,
+        cpuPercent: 1, rssBytes: 40 * 1024 * 1024, cpuSeconds: 1, generation: 3, retireReason: "",
+        health: "failing", healthFailures: 2, lastHealthFailure: "GET /health answered 500",
+        loop: { elu: 0.42, delayMeanMs: 1, delayP99Ms: 12.4, delayMaxMs: 20, intervalMs: 250, at: NOW - 200 },
+      }],
+    }],
+  };
+  const text = formatStatus(s, { name: "i", mode: "apache", pid: 1 }, NOW);
+  t.regex(text, /^  Restart generation: 3  Spawns: 7  Spawn failures: 1  Crashes: 2  Unhealthy: 1  Queue overflows: 4$/m);
+  t.regex(text, /^    Event loop: 42% busy, delay p99 12 ms, last report 0s ago$/m);
+  t.regex(text, /^    Health: FAILING \(2 failed checks in a row: GET \/health answered 500\)$/m);
+  t.regex(text, /^  Last exit \(1m 0s ago\): pid 40, signal SIGKILL, unhealthy: its event loop is stuck$/m);
 });
