@@ -6,4 +6,10 @@
 // connected Unix socket (SO_PEERCRED). Throws ErrnoException on failure.
 NAN_METHOD(PeerCred);
 
+// sendFd(sockFd, data, fd): sendmsg data with fd attached (SCM_RIGHTS); returns bytes sent.
+NAN_METHOD(SendFd);
+
+// recvFd(sockFd, maxLen): non-blocking recvmsg; { data, fd } (fd -1 when none).
+NAN_METHOD(RecvFd);
+
 #endif

@@ -14,6 +14,8 @@ export interface PeerCred {
 
 interface NativeAddon {
   peerCred(fd: number): PeerCred;
+  sendFd(sockFd: number, data: Buffer, fd: number): number;
+  recvFd(sockFd: number, maxLen: number): { data: Buffer; fd: number };
 }
 
 /** Root of the package (the folder holding package.json). */
@@ -38,4 +40,23 @@ const addon: NativeAddon = load();
 /** Credentials of the peer of a connected Unix socket, by file descriptor. */
 export function peerCred(fd: number): PeerCred {
   return addon.peerCred(fd);
+}
+
+/**
+ * Send `data` on a connected Unix socket with the descriptor `fd` attached
+ * (SCM_RIGHTS, on its first byte), without blocking. Returns the bytes sent;
+ * the caller writes the rest. Throws an ErrnoException (`code` EAGAIN when the
+ * send buffer is full and nothing was sent).
+ */
+export function sendFd(sockFd: number, data: Buffer, fd: number): number {
+  return addon.sendFd(sockFd, data, fd);
+}
+
+/**
+ * One non-blocking recvmsg on a Unix socket: the bytes and the descriptor that
+ * came with them (-1 when none). Empty data means EOF. Throws EAGAIN when
+ * nothing is there (tests read leases with it).
+ */
+export function recvFd(sockFd: number, maxLen: number): { data: Buffer; fd: number } {
+  return addon.recvFd(sockFd, maxLen);
 }

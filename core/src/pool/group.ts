@@ -234,7 +234,7 @@ export class Group implements SessionOwner {
   }
 
   onSessionReleased(proc: PoolProcess, session: PoolSession, outcome: SessionOutcome): void {
-    proc.closed(session, session.wasUpgraded, this.ctx.clock.now());
+    proc.closed(session, session.wasUpgraded, this.ctx.clock.now(), outcome !== "stale");
     if (outcome === "app_error") proc.watchErrored(session);
     if (proc.state === "ready") {
       if (outcome === "timeout") this.retire(proc, "a request exceeded the max request time");

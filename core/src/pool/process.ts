@@ -4,6 +4,7 @@
  * requests, shut down once idle) → dead (exited). The Group decides; this
  * class keeps the counters and the per-session signals straight.
  */
+import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { SpawnedProcess } from "../spawn/spawner.js";
 import type { ProcessState, ProcessStatus } from "./status.js";
@@ -17,6 +18,10 @@ export interface LoopSample extends LoopReport {
   readonly at: number;
 }
 
+/** This core's instance nonce: the first part of every lease id (docs/protocol.md, LEASE). */
+const INSTANCE_NONCE = randomBytes(6).toString("hex");
+let leaseSeq = 0;
+
 export type LiveState = Exclude<ProcessState, "spawning">;
 
 /** Callbacks from a session back to its group. */
@@ -27,6 +32,8 @@ export interface SessionOwner {
 
 export class PoolProcess {
   readonly pid: number;
+  /** Connection id on the direct path: `<instance nonce>.<seq>`. */
+  readonly leaseId = `${INSTANCE_NONCE}.${++leaseSeq}`;
   readonly address: AppAddress;
   readonly startedAt: number;
   state: LiveState = "ready";
@@ -100,11 +107,11 @@ export class PoolProcess {
   }
 
   /** Bookkeeping when a session ends; the group applies consequences. */
-  closed(s: PoolSession, wasUpgraded: boolean, now: number): void {
+  closed(s: PoolSession, wasUpgraded: boolean, now: number, counted = true): void {
     if (!this.sessions.delete(s)) return;
     if (wasUpgraded) this.upgraded--;
     else this.inFlight--;
-    this.processed++;
+    if (counted) this.processed++;
     this.lastUsedAt = now;
     if (this.inFlight === 0) this.busySince = null;
   }
@@ -168,6 +175,7 @@ export class PoolSession implements Session {
   readonly pid: number;
   readonly address: AppAddress;
   readonly stickyId: string;
+  readonly leaseId: string;
   private readonly gone = new AbortController();
   private released = false;
   private upgraded = false;
@@ -181,6 +189,7 @@ export class PoolSession implements Session {
     this.pid = proc.pid;
     this.address = proc.address;
     this.stickyId = proc.stickyId;
+    this.leaseId = proc.leaseId;
   }
 
   get processGone(): AbortSignal {

@@ -17,7 +17,12 @@ export type SessionOutcome =
   /** The request exceeded PassengerMaxRequestTime; the pool recycles the process. */
   | "timeout"
   /** The client went away; not the app's fault. */
-  | "client_aborted";
+  | "client_aborted"
+  /**
+   * Direct path: the module found its kept-alive connection to the process
+   * closed before any response byte and retries the request; not counted.
+   */
+  | "stale";
 
 export interface Session {
   /** The app group name (pool key). */
@@ -26,6 +31,12 @@ export interface Session {
   readonly address: AppAddress;
   /** The sticky-session id of the process (cookie value). */
   readonly stickyId: string;
+  /**
+   * The process's connection id on the direct path (docs/protocol.md, LEASE
+   * `id`): unique across core restarts, so a module never reuses a connection
+   * to an old process as one to a new process.
+   */
+  readonly leaseId: string;
   /** Aborted when the process dies while this session is open. */
   readonly processGone: AbortSignal;
   /**

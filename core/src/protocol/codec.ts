@@ -7,12 +7,16 @@
 import { Packr, Unpackr } from "msgpackr";
 import { ProtocolError } from "../errors.js";
 import {
+  DONE_OUTCOMES,
   FrameType,
   frameTypeOf,
   LENGTH_PREFIX_SIZE,
   MAX_FRAME_PAYLOAD,
   payloadLimitFor,
+  type DoneOutcome,
+  type DoneReport,
   type Frame,
+  type Lease,
   type WireMap,
 } from "./frames.js";
 
@@ -31,6 +35,23 @@ function wireArrayOf(frame: Frame): unknown[] {
       return [FrameType.ResponseHead, frame.status, frame.headers];
     case "abort":
       return [FrameType.Abort, frame.code, frame.message];
+    case "lease": {
+      const l = frame.lease;
+      // Keys in docs/protocol.md's table order (canonical encoding).
+      return [FrameType.Lease, {
+        id: l.id, pid: l.pid, reuse: l.reuse, head: Buffer.from(l.head.buffer, l.head.byteOffset, l.head.byteLength),
+        chunked: l.chunked, add_headers: l.addHeaders, deadline: l.deadline,
+      }];
+    }
+    case "proceed":
+      return [FrameType.Proceed];
+    case "done": {
+      const r = frame.report;
+      return [FrameType.Done, {
+        id: r.id, outcome: r.outcome, status: r.status, bytes_in: r.bytesIn, bytes_out: r.bytesOut,
+        duration_us: r.durationUs, reusable: r.reusable,
+      }];
+    }
   }
 }
 
@@ -130,9 +151,50 @@ export function frameFromWire(value: unknown): Frame {
       }
       return { kind: "abort", code, message };
     }
+    case FrameType.Lease: {
+      arity(2, "LEASE");
+      return { kind: "lease", lease: leaseFromWire(arr[1]) };
+    }
+    case FrameType.Proceed:
+      return { kind: "proceed" };
+    case FrameType.Done: {
+      arity(2, "DONE");
+      return { kind: "done", report: doneFromWire(arr[1]) };
+    }
     default:
       throw new ProtocolError(`Cannot decode frame: unknown frame type ${describe(type)}`);
   }
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0;
+}
+
+function leaseFromWire(m: unknown): Lease {
+  if (!isWireMap(m)) throw new ProtocolError(`Cannot decode LEASE frame: lease is a ${describe(m)}, not a map`);
+  const { id, pid, reuse, head, chunked, add_headers: addHeaders, deadline } = m;
+  if (typeof id !== "string" || id === "") throw new ProtocolError("Cannot decode LEASE frame: id must be a non-empty string");
+  if (!isCount(pid)) throw new ProtocolError("Cannot decode LEASE frame: pid must be a non-negative integer");
+  if (typeof reuse !== "boolean" || typeof chunked !== "boolean") throw new ProtocolError("Cannot decode LEASE frame: reuse and chunked must be booleans");
+  if (!(head instanceof Uint8Array)) throw new ProtocolError(`Cannot decode LEASE frame: head is a ${describe(head)}, not bin`);
+  if (!isStringList(addHeaders) || addHeaders.length % 2 !== 0) throw new ProtocolError("Cannot decode LEASE frame: add_headers is not a flat array of name/value strings");
+  if (!isCount(deadline)) throw new ProtocolError("Cannot decode LEASE frame: deadline must be a non-negative integer");
+  return { id, pid, reuse, head, chunked, addHeaders, deadline };
+}
+
+function doneFromWire(m: unknown): DoneReport {
+  if (!isWireMap(m)) throw new ProtocolError(`Cannot decode DONE frame: report is a ${describe(m)}, not a map`);
+  const { id, outcome, status, bytes_in: bytesIn, bytes_out: bytesOut, duration_us: durationUs, reusable } = m;
+  if (typeof id !== "string") throw new ProtocolError("Cannot decode DONE frame: id must be a string");
+  if (typeof outcome !== "string" || !(DONE_OUTCOMES as readonly string[]).includes(outcome)) {
+    throw new ProtocolError(`Cannot decode DONE frame: unknown outcome ${JSON.stringify(outcome)}`);
+  }
+  if (!isCount(status) || status > 999) throw new ProtocolError("Cannot decode DONE frame: status must be an integer 0-999");
+  if (!isCount(bytesIn) || !isCount(bytesOut) || !isCount(durationUs)) {
+    throw new ProtocolError("Cannot decode DONE frame: bytes_in, bytes_out and duration_us must be non-negative integers");
+  }
+  if (typeof reusable !== "boolean") throw new ProtocolError("Cannot decode DONE frame: reusable must be a boolean");
+  return { id, outcome: outcome as DoneOutcome, status, bytesIn, bytesOut, durationUs, reusable };
 }
 
 function describe(v: unknown): string {

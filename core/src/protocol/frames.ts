@@ -1,5 +1,5 @@
 /**
- * The frames of the mod_ferry ↔ core protocol (docs/protocol.md, version 1) as
+ * The frames of the mod_ferry ↔ core protocol (docs/protocol.md, version 3) as
  * a discriminated union, plus the limits both sides enforce. Pure types and
  * constants: no I/O, no msgpack (that is protocol/codec.ts).
  */
@@ -9,7 +9,7 @@
  * carries sequential exchanges on one connection; version 1 (one exchange per
  * connection) is still accepted (docs/protocol.md, "History").
  */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** The oldest version the core still accepts. */
 export const MIN_PROTOCOL_VERSION = 1;
 
@@ -35,6 +35,9 @@ export const FrameType = {
   End: 3,
   ResponseHead: 4,
   Abort: 5,
+  Lease: 6,
+  Proceed: 7,
+  Done: 8,
 } as const;
 export type FrameTypeNumber = (typeof FrameType)[keyof typeof FrameType];
 
@@ -73,7 +76,59 @@ export interface AbortFrame {
   readonly message: string;
 }
 
-export type Frame = RequestHeadFrame | BodyFrame | EndFrame | ResponseHeadFrame | AbortFrame;
+/**
+ * core → module (v3): the direct path. The process chosen and, unless `reuse`,
+ * a connected socket to it passed along with the frame (`[6, lease]`).
+ */
+export interface Lease {
+  /** The process's connection id, unique across core restarts. */
+  readonly id: string;
+  readonly pid: number;
+  /** Use the idle connection with this id that the module holds (no descriptor attached). */
+  readonly reuse: boolean;
+  /** The exact request head to write to the app (request line, headers, blank line). */
+  readonly head: Uint8Array;
+  /** Send the request body chunked (the head says Transfer-Encoding: chunked). */
+  readonly chunked: boolean;
+  /** Flat [name, value, …] the module adds to the app's response head. */
+  readonly addHeaders: readonly string[];
+  /** Milliseconds from the LEASE to the end of the response; 0 = none. */
+  readonly deadline: number;
+}
+
+export interface LeaseFrame {
+  readonly kind: "lease";
+  readonly lease: Lease;
+}
+
+/** core → module (v3): the relay path; the exchange goes on as a version 2 one (`[7]`). */
+export interface ProceedFrame {
+  readonly kind: "proceed";
+}
+
+/** How a leased exchange ended (DONE `outcome`). */
+export type DoneOutcome = "ok" | "app_error" | "timeout" | "client_aborted" | "stale";
+export const DONE_OUTCOMES: readonly DoneOutcome[] = ["ok", "app_error", "timeout", "client_aborted", "stale"];
+
+/** module → core (v3): the end of a leased exchange (`[8, report]`). */
+export interface DoneReport {
+  readonly id: string;
+  readonly outcome: DoneOutcome;
+  /** The status the client got; 0 when none. */
+  readonly status: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly durationUs: number;
+  /** The module kept the app connection for later leases. */
+  readonly reusable: boolean;
+}
+
+export interface DoneFrame {
+  readonly kind: "done";
+  readonly report: DoneReport;
+}
+
+export type Frame = RequestHeadFrame | BodyFrame | EndFrame | ResponseHeadFrame | AbortFrame | LeaseFrame | ProceedFrame | DoneFrame;
 export type FrameKind = Frame["kind"];
 
 /** The wire type number of a frame kind. */
@@ -89,6 +144,12 @@ export function frameTypeOf(kind: FrameKind): FrameTypeNumber {
       return FrameType.ResponseHead;
     case "abort":
       return FrameType.Abort;
+    case "lease":
+      return FrameType.Lease;
+    case "proceed":
+      return FrameType.Proceed;
+    case "done":
+      return FrameType.Done;
   }
 }
 

@@ -15,9 +15,14 @@ export interface ValidatedRequestHead {
   readonly app: AppOptions;
   /** The module's configuration generation (`gen`). */
   readonly generation: number;
-  /** The protocol version of the head (`v`): 2 lets the connection carry further exchanges. */
+  /** The protocol version of the head (`v`): 2 lets the connection carry further exchanges, 3 takes leases. */
   readonly version: number;
+  /** v3: ids of the idle app connections the module holds for this app (LEASE `reuse`). */
+  readonly held: readonly string[];
 }
+
+/** The most `held` ids a head may carry (docs/protocol.md, "REQUEST_HEAD additions"). */
+export const MAX_HELD = 16;
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -143,7 +148,17 @@ export function validateRequestHead(map: WireMap): ValidatedRequestHead {
   if (!has(map, "app")) fail("app", "a map", undefined);
   const env = pairs(map, "env", "env");
   const app = cachedAppOptions(subMap(map, "app", "app"), env);
-  return { head, app, generation, version: v };
+  const held = has(map, "held") ? heldIds(map["held"]) : NO_HELD;
+  return { head, app, generation, version: v, held };
+}
+
+const NO_HELD: readonly string[] = [];
+
+function heldIds(v: unknown): readonly string[] {
+  if (!Array.isArray(v) || v.length > MAX_HELD || !v.every((s) => typeof s === "string")) {
+    return fail("held", `an array of at most ${MAX_HELD} strings`, v);
+  }
+  return v.length === 0 ? NO_HELD : (v as string[]);
 }
 
 /** Validated app options by their wire form: every request of a vhost carries the same `app` map. */

@@ -5,6 +5,24 @@
  */
 import type { Duplex, Readable } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
+import type { DoneReport, Lease } from "../protocol/frames.js";
+
+/**
+ * The direct path of a module front end (docs/protocol.md, "Version 3:
+ * leases"): hand the module the process and a connection to it; the module
+ * talks to the app itself and reports the end.
+ */
+export interface LeaseTaker {
+  /** Ids of the idle app connections the module holds for this app. */
+  readonly held: readonly string[];
+  /**
+   * Send the lease (with `appFd` attached unless `lease.reuse`); resolves with
+   * the module's report, or undefined when the module connection closed first.
+   * Throws LeaseNotSentError (server/listener.ts) when the descriptor cannot be
+   * passed now: nothing was sent, the relay path is still open.
+   */
+  take(lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined>;
+}
 
 export interface RequestHead {
   readonly method: string;
@@ -27,6 +45,8 @@ export interface RequestHead {
 export interface Exchange {
   readonly head: RequestHead;
   readonly app: AppOptions;
+  /** Present when the front end can take a lease (mod_ferry, protocol v3). */
+  readonly lease?: LeaseTaker | undefined;
   /** The request body; ends at once when there is none. Honour backpressure by reading. */
   readonly body: Readable;
   /** Aborted when the client goes away. */

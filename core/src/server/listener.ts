@@ -13,9 +13,9 @@ import { ProtocolError } from "../errors.js";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import { FrameDecoder, encodeBodyPrefix, encodeFrame } from "../protocol/codec.js";
-import { HEAD_DEADLINE_MS, IDLE_DEADLINE_MS, MAX_BODY_CHUNK, MAX_MODULE_CONNECTIONS, type Frame } from "../protocol/frames.js";
+import { HEAD_DEADLINE_MS, IDLE_DEADLINE_MS, MAX_BODY_CHUNK, MAX_MODULE_CONNECTIONS, type DoneReport, type Frame, type Lease } from "../protocol/frames.js";
 import { fromByteString, validateRequestHead } from "../protocol/validate.js";
-import type { Exchange, RequestHead } from "./exchange.js";
+import type { Exchange, LeaseTaker, RequestHead } from "./exchange.js";
 
 /** Peer credentials of a Unix socket connection. */
 export interface PeerCredentials {
@@ -56,6 +56,19 @@ export interface ModuleListenerOptions {
   readonly backlog?: number;
   /** Buffered request body bytes before the socket is paused. Default 64 KiB. */
   readonly bodyHighWaterMark?: number;
+  /** Send bytes with a descriptor attached (SCM_RIGHTS); default the native addon's (os/native.ts). */
+  readonly sendFd?: SendFdFn;
+}
+
+/** sendmsg with one descriptor attached; returns the bytes sent, throws (code EAGAIN) when none could be. */
+export type SendFdFn = (sockFd: number, data: Buffer, fd: number) => number;
+
+/** The lease could not be handed over now (the connection's send buffer is busy): use the relay path. */
+export class LeaseNotSentError extends Error {
+  constructor(message: string, opts?: ErrorOptions) {
+    super(message, opts);
+    this.name = "LeaseNotSentError";
+  }
 }
 
 /** Whether a peer may use the module socket: root and Apache's uid only. */
@@ -86,12 +99,18 @@ async function defaultPeerCred(): Promise<(fd: number) => PeerCredentials> {
   return native.peerCred;
 }
 
+async function defaultSendFd(): Promise<SendFdFn> {
+  const native = await import("../os/native.js");
+  return native.sendFd;
+}
+
 export class ModuleListener {
   readonly path: string;
   readonly #opts: ModuleListenerOptions;
   readonly #server: net.Server;
   readonly #connections = new Set<ModuleConnection>();
   #peerCred: ((fd: number) => PeerCredentials) | undefined;
+  #sendFd: SendFdFn | undefined;
   #closing = false;
   #emptyWaiters: Array<() => void> = [];
   /** When the "too many connections" warning was last logged (one a minute at most). */
@@ -113,6 +132,7 @@ export class ModuleListener {
   /** Listen on the socket path (replacing a stale socket), mode 0660, group Apache's when root. */
   async start(): Promise<void> {
     this.#peerCred ??= await defaultPeerCred();
+    this.#sendFd = this.#opts.sendFd ?? await defaultSendFd();
     const st = await fsp.lstat(this.path).catch(() => undefined);
     if (st !== undefined) {
       if (!st.isSocket()) throw new Error(`Cannot listen on module socket ${this.path}: a file that is not a socket is in the way`);
@@ -199,7 +219,7 @@ export class ModuleListener {
       socket.destroy();
       return;
     }
-    const conn = new ModuleConnection(socket, this.#opts, log, cred.pid);
+    const conn = new ModuleConnection(socket, this.#opts, log, cred.pid, this.#sendFd);
     this.#connections.add(conn);
     socket.once("close", () => {
       this.#connections.delete(conn);
@@ -238,6 +258,8 @@ export class ModuleListener {
 }
 type ConnState =
   | "head" // waiting for REQUEST_HEAD (v2: also between exchanges)
+  | "decide" // v3: the head was read; the core routes it and answers LEASE or PROCEED (the module sends nothing meanwhile)
+  | "leased" // v3: LEASE sent; the module talks to the app and reports DONE
   | "body" // reading BODY frames until END
   | "after-end" // request complete; only ABORT may still come
   | "drain-body" // v2: the response went out before the request's END; discarding BODY until it
@@ -306,8 +328,12 @@ class ModuleConnection {
   #closeWhenIdle = false;
   /** Exchanges completed on this connection. */
   #served = 0;
+  readonly #sendFd: SendFdFn | undefined;
+  /** v3: resolves the current lease with the module's DONE (undefined: the connection closed first). */
+  #leaseDone: ((report: DoneReport | undefined) => void) | undefined;
 
-  constructor(socket: net.Socket, opts: ModuleListenerOptions, log: Logger, peerPid: number) {
+  constructor(socket: net.Socket, opts: ModuleListenerOptions, log: Logger, peerPid: number, sendFd: SendFdFn | undefined) {
+    this.#sendFd = sendFd;
     this.#socket = socket;
     this.#opts = opts;
     this.#baseLog = log;
@@ -421,6 +447,12 @@ class ModuleConnection {
           throw new ProtocolError(`Cannot accept ${frame.kind} frame: expected BODY, END or ABORT`);
         }
         return;
+      case "decide":
+        throw new ProtocolError(`Cannot accept ${frame.kind} frame: no frame may follow a version 3 REQUEST_HEAD before LEASE or PROCEED`);
+      case "leased":
+        if (frame.kind !== "done") throw new ProtocolError(`Cannot accept ${frame.kind} frame: expected DONE for the lease`);
+        this.#onDone(frame.report);
+        return;
       case "after-end":
         if (frame.kind === "abort") this.#clientAbort(frame.code, frame.message);
         else throw new ProtocolError(`Cannot accept ${frame.kind} frame: the request was complete`);
@@ -438,10 +470,10 @@ class ModuleConnection {
   #startExchange(map: Readonly<Record<string, unknown>>): void {
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
-    const { head, app, generation, version } = validateRequestHead(map);
+    const { head, app, generation, version, held } = validateRequestHead(map);
     this.#persistent = version >= 2;
-    this.#state = "body";
-    const ex = new ModuleExchange(head, app, this, this.#socket, this.#opts.bodyHighWaterMark ?? 64 * 1024);
+    this.#state = version >= 3 ? "decide" : "body";
+    const ex = new ModuleExchange(head, app, this, this.#socket, this.#opts.bodyHighWaterMark ?? 64 * 1024, version >= 3 ? held : undefined);
     this.#exchange = ex;
     let handled: Promise<void>;
     try {
@@ -495,8 +527,13 @@ class ModuleConnection {
         this.destroy();
         return;
       case "body":
+      case "decide":
         // The module closed its side before END: the request body is incomplete.
         this.#clientAbort("client_aborted", "connection closed before END");
+        return;
+      case "leased":
+        // The Apache child went away before its DONE.
+        this.destroy();
         return;
       case "after-end":
         // A half-close after END is allowed: keep sending the response.
@@ -517,8 +554,73 @@ class ModuleConnection {
   #onClose(): void {
     clearTimeout(this.#headTimer);
     clearTimeout(this.#lingerTimer);
+    this.#settleLease(undefined);
     this.#tunnel?.destroy();
     this.#exchange?.clientGone();
+  }
+
+  /** v3, relay path: answer PROCEED; the module then sends the body as in version 2. */
+  proceed(): void {
+    if (this.#state !== "decide") return;
+    this.#state = "body";
+    this.#socket.write(PROCEED_FRAME);
+  }
+
+  /**
+   * v3, direct path: send LEASE (with `appFd` attached unless the module
+   * reuses its own connection) and resolve with the module's DONE, or
+   * undefined when the connection closes first. Throws LeaseNotSentError
+   * when the descriptor cannot be passed now (nothing was sent: relay instead).
+   */
+  lease(lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> {
+    if (this.#state !== "decide") throw new Error(`Cannot send LEASE: the connection is in state ${this.#state}`);
+    const frame = encodeFrame({ kind: "lease", lease });
+    if (appFd !== undefined) {
+      const fd = socketFd(this.#socket);
+      if (this.#sendFd === undefined || fd === undefined) throw new LeaseNotSentError("Cannot pass a descriptor on this connection");
+      if (this.#socket.writableLength > 0) throw new LeaseNotSentError("Cannot pass a descriptor now: earlier frames are still queued");
+      let sent: number;
+      try {
+        sent = this.#sendFd(fd, frame, appFd);
+      } catch (e: unknown) {
+        const code = typeof e === "object" && e !== null && "code" in e ? (e as { code: unknown }).code : undefined;
+        if (code === "EAGAIN" || code === "EWOULDBLOCK") throw new LeaseNotSentError("Cannot pass a descriptor now: the send buffer is full", { cause: e });
+        // The module connection is broken: the exchange ends as if the client went away.
+        this.destroy();
+        return Promise.resolve(undefined);
+      }
+      if (sent < frame.length) this.#socket.write(frame.subarray(sent));
+    } else {
+      this.#socket.write(frame);
+    }
+    this.#state = "leased";
+    return new Promise<DoneReport | undefined>((resolve) => {
+      this.#leaseDone = resolve;
+    });
+  }
+
+  #settleLease(report: DoneReport | undefined): void {
+    const done = this.#leaseDone;
+    this.#leaseDone = undefined;
+    done?.(report);
+  }
+
+  /** DONE: the leased exchange is over; the connection is back at its start. */
+  #onDone(report: DoneReport): void {
+    const ex = this.#exchange;
+    this.#served++;
+    ex?.leaseEnded();
+    this.#exchange = undefined;
+    this.#endSeen = false;
+    this.#state = "head";
+    this.#settleLease(report);
+    if (this.#closeWhenIdle || this.#socket.readableEnded) {
+      this.destroy();
+      return;
+    }
+    // The next head may already be buffered (DONE and it come in one write): #decodeFrames goes on with it.
+    if (this.#decoder.bufferedBytes > 0) this.#armHeadTimer();
+    else this.#armIdleTimer();
   }
 
   /**
@@ -601,12 +703,15 @@ class ModuleConnection {
   }
 }
 
-/** The END frame's bytes (constant). */
+/** The END and PROCEED frames' bytes (constant). */
 const END_FRAME = encodeFrame({ kind: "end" });
+const PROCEED_FRAME = encodeFrame({ kind: "proceed" });
 
 /** The Exchange the request path sees for one module connection. */
 class ModuleExchange implements Exchange {
   readonly head: RequestHead;
+  /** v3 only: the direct path (docs/protocol.md, "Version 3: leases"). */
+  readonly lease: LeaseTaker | undefined;
   readonly app: AppOptions;
   readonly body: Readable;
   readonly signal: AbortSignal;
@@ -619,7 +724,7 @@ class ModuleExchange implements Exchange {
   /** The socket is corked by us; an uncork is scheduled for the end of this loop turn. */
   #corked = false;
 
-  constructor(head: RequestHead, app: AppOptions, conn: ModuleConnection, socket: net.Socket, highWaterMark: number) {
+  constructor(head: RequestHead, app: AppOptions, conn: ModuleConnection, socket: net.Socket, highWaterMark: number, held: readonly string[] | undefined) {
     this.head = head;
     this.app = app;
     this.#conn = conn;
@@ -628,9 +733,23 @@ class ModuleExchange implements Exchange {
     this.body = new Readable({
       highWaterMark,
       read: () => {
+        conn.proceed();
         if (conn.state !== "upgraded") socket.resume();
       },
     });
+    this.lease = held === undefined ? undefined : {
+      held,
+      take: (lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> => {
+        if (this.#finished) return Promise.resolve(undefined);
+        return conn.lease(lease, appFd);
+      },
+    };
+  }
+
+  /** DONE arrived: the exchange is over (no response frames of ours). */
+  leaseEnded(): void {
+    this.#finished = true;
+    if (!this.body.destroyed) this.body.destroy();
   }
 
   /** The response went out completely (END or ABORT), or the connection is gone. */
@@ -664,6 +783,7 @@ class ModuleExchange implements Exchange {
 
   writeHead(status: number, headers: readonly string[]): void {
     if (this.#finished || this.#socket.destroyed) return;
+    this.#conn.proceed();
     if (this.#headSent) throw new Error("Cannot send response head: it was already sent");
     if (status === 101 && !this.head.upgrade) throw new Error("Cannot switch protocols: the request did not ask to upgrade");
     const frame = encodeFrame({ kind: "response-head", status, headers: headers.map(fromByteString) });
@@ -737,6 +857,7 @@ class ModuleExchange implements Exchange {
 
   abort(code: string, message: string): void {
     if (this.#finished || this.#socket.destroyed) return;
+    this.#conn.proceed();
     if (this.#tunnel !== undefined) {
       this.#socket.destroy();
       return;

@@ -26,6 +26,7 @@ import {
 import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders, stickyIdFromCookies } from "./forwarding.js";
 import { forwardNodeHttp } from "./forward-http.js";
 import { tunnelExchange } from "./tunnel.js";
+import { leaseExchange, takesDirectPath } from "./lease.js";
 
 export type { CheckoutOptions, RequestDeps, SessionSource } from "./exchange-context.js";
 
@@ -64,6 +65,14 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
       let outcome: SessionOutcome = "app_error";
       let retry: RetryCheckout | undefined;
       try {
+        // The direct path (v3 module connections): the module talks to the app itself.
+        if (takesDirectPath(ex.lease, ex.app)) {
+          const leased = await leaseExchange(ctx, ex.lease, session, allowRetry);
+          if (leased !== "relay") {
+            outcome = leased;
+            return; // released in finally
+          }
+        }
         outcome = ex.head.upgrade ? await tunnelExchange(ctx, session, allowRetry)
           : ex.head.uri.startsWith("/") ? await forward(ctx, session, allowRetry)
           : await forwardNodeHttp(ctx, session, allowRetry); // e.g. OPTIONS *, which undici cannot send

@@ -123,7 +123,7 @@ class OnePool implements SessionSource {
   checkout(): Promise<Session> {
     const outcomes = this.outcomes;
     return Promise.resolve({
-      groupName: "g", pid: 4242, address: this.address, stickyId: "s", processGone: new AbortController().signal,
+      groupName: "g", pid: 4242, address: this.address, stickyId: "s", leaseId: "n.1", processGone: new AbortController().signal,
       markUpgraded() {},
       release(outcome: SessionOutcome) { outcomes.push(outcome); },
     });

@@ -69,7 +69,7 @@ class ScriptedPool implements SessionSource {
     const releases = this.releases;
     let released = false;
     return Promise.resolve({
-      groupName: "g", pid, address: { kind: "unix", path: sock }, stickyId: String(pid), processGone: gone.signal,
+      groupName: "g", pid, address: { kind: "unix", path: sock }, stickyId: String(pid), leaseId: `n.${pid}`, processGone: gone.signal,
       markUpgraded() {},
       release(outcome: SessionOutcome) { if (!released) { released = true; releases.push({ pid, outcome }); } },
     });

@@ -26,7 +26,7 @@ function status(stickyIds: string[]): PoolStatus {
 
 function session(stickyId: string, pid: number): Session {
   return {
-    groupName: APP.appGroupName, pid, stickyId, address: { kind: "unix", path: "/x" },
+    groupName: APP.appGroupName, pid, stickyId, leaseId: `n.${pid}`, address: { kind: "unix", path: "/x" },
     processGone: new AbortController().signal, markUpgraded: () => undefined, release: () => undefined,
   };
 }

@@ -20,7 +20,9 @@ function decodeStream(chunks: readonly Uint8Array[]): Frame[] {
 
 /** Compare frames, treating bin data by content. */
 function normalize(f: Frame): unknown {
-  return f.kind === "body" ? { kind: "body", data: Buffer.from(f.data).toString("hex") } : f;
+  if (f.kind === "body") return { kind: "body", data: Buffer.from(f.data).toString("hex") };
+  if (f.kind === "lease") return { kind: "lease", lease: { ...f.lease, head: Buffer.from(f.lease.head).toString("hex") } };
+  return f;
 }
 
 /**
@@ -95,6 +97,16 @@ function wireArray(f: Frame): unknown[] {
       return [4, f.status, f.headers];
     case "abort":
       return [5, f.code, f.message];
+    case "lease": {
+      const l = f.lease;
+      return [6, { id: l.id, pid: l.pid, reuse: l.reuse, head: l.head, chunked: l.chunked, add_headers: l.addHeaders, deadline: l.deadline }];
+    }
+    case "proceed":
+      return [7];
+    case "done": {
+      const r = f.report;
+      return [8, { id: r.id, outcome: r.outcome, status: r.status, bytes_in: r.bytesIn, bytes_out: r.bytesOut, duration_us: r.durationUs, reusable: r.reusable }];
+    }
   }
 }
 
@@ -214,6 +226,21 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
   fc.record({ kind: fc.constant("end" as const) }),
   fc.record({ kind: fc.constant("response-head" as const), status: fc.integer({ min: 100, max: 599 }), headers: fc.array(headerStr, { maxLength: 30 }).map((a) => (a.length % 2 === 0 ? a : a.slice(1))) }),
   fc.record({ kind: fc.constant("abort" as const), code: fc.string(), message: fc.string({ unit: "grapheme", maxLength: 200 }) }),
+  fc.record({
+    kind: fc.constant("lease" as const),
+    lease: fc.record({
+      id: fc.string({ minLength: 1, maxLength: 40 }), pid: fc.nat(), reuse: fc.boolean(), head: fc.uint8Array({ maxLength: 9000 }),
+      chunked: fc.boolean(), addHeaders: fc.array(headerStr, { maxLength: 6 }).map((a) => (a.length % 2 === 0 ? a : a.slice(1))), deadline: fc.nat(),
+    }),
+  }),
+  fc.record({ kind: fc.constant("proceed" as const) }),
+  fc.record({
+    kind: fc.constant("done" as const),
+    report: fc.record({
+      id: fc.string({ maxLength: 40 }), outcome: fc.constantFrom("ok" as const, "app_error" as const, "timeout" as const, "client_aborted" as const, "stale" as const),
+      status: fc.integer({ min: 0, max: 999 }), bytesIn: fc.nat(), bytesOut: fc.nat(), durationUs: fc.nat(), reusable: fc.boolean(),
+    }),
+  }),
 );
 
 test("FrameDecoder yields the same frames whatever the chunk boundaries (property)", (t) => {
