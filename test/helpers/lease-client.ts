@@ -63,7 +63,8 @@ export class LeaseClient {
 
   /** The next frame from the core, with the descriptor that came with it; undefined at EOF. */
   async next(timeoutMs = 15_000): Promise<ReceivedFrame | undefined> {
-    const deadline = Date.now() + timeoutMs;
+    const started = Date.now();
+    const deadline = started + timeoutMs;
     for (;;) {
       const f = this.#decoder.next();
       if (f !== undefined) {
@@ -81,7 +82,8 @@ export class LeaseClient {
       }
       if (got === undefined) {
         if (Date.now() > deadline) throw new Error(`Cannot read a frame from the core: none within ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 5));
+        // Busy-poll for a moment (fast answers), then back off.
+        await new Promise((r) => (Date.now() - started < 50 ? setImmediate(r) : setTimeout(r, 5)));
         continue;
       }
       if (got.fd >= 0) this.#pendingFd = got.fd;
@@ -110,14 +112,17 @@ export function httpOverSocket(app: net.Socket, head: Uint8Array, body?: Buffer,
       if (done) {
         clearTimeout(timer);
         app.off("data", onData);
+        app.off("error", onError);
         resolve(text);
       }
     };
     app.on("data", onData);
-    app.once("error", (e) => {
+    const onError = (e: Error): void => {
       clearTimeout(timer);
+      app.off("data", onData);
       reject(e);
-    });
+    };
+    app.once("error", onError);
     app.write(head);
     if (body !== undefined) app.write(body);
   });

@@ -128,8 +128,39 @@ if (channel !== undefined) {
       if (parseCoreMessage(line)?.type === "shutdown") shutdown();
     }
   });
-  channel.on("end", shutdown);
-  channel.on("close", shutdown);
+  channel.on("end", orphaned);
+  channel.on("close", orphaned);
+}
+
+/** Longest an orphaned process keeps serving what it has (then it exits). */
+const ORPHAN_MAX_MS = 60 * 60 * 1000;
+
+/**
+ * The channel closed: the core is gone (stopped, or killed and being
+ * restarted). Requests already handed to this process — downloads, uploads,
+ * WebSockets on the direct path (docs/protocol.md, "Core restarts") — go on:
+ * stop accepting, keep serving every open connection until it closes, then
+ * exit. Nobody reads our output any more and nobody will SIGKILL us, so
+ * broken-pipe errors on stdout/stderr are ignored and the wait is capped.
+ */
+function orphaned(): void {
+  for (const stream of [process.stdout, process.stderr]) stream.on("error", () => undefined);
+  if (shuttingDown) return;
+  if (passenger.listenerCount("exit") > 0 || process.listenerCount("message") > 0) {
+    shutdown();
+    return;
+  }
+  shuttingDown = true;
+  const closed = [...binding.servers].map((s) => new Promise<void>((resolve) => { s.close(() => resolve()); }));
+  // Kept-alive connections become idle between requests: close them as they do.
+  const sweep = setInterval(() => {
+    for (const s of binding.servers) {
+      if ("closeIdleConnections" in s && typeof s.closeIdleConnections === "function") s.closeIdleConnections();
+    }
+  }, 500);
+  sweep.unref();
+  setTimeout(() => process.exit(0), ORPHAN_MAX_MS).unref();
+  void Promise.all(closed).then(() => process.exit(0));
 }
 
 // Before the app is ready, tell the core which exception is about to end the

@@ -344,11 +344,11 @@ test("malformed frames close only their connection, with one log line", async (t
   }
   // A head that fails validation.
   const v = await FrameClient.connect(l.path);
-  v.sendHead(requestHeadMap({ v: 3 }));
+  v.sendHead(requestHeadMap({ v: 4 }));
   await v.waitClosed();
   v.destroy();
   t.is(lines.filter((s) => s.includes("protocol error")).length, 5);
-  t.true(lines.some((s) => s.includes("protocol version 3 is not 1-2")));
+  t.true(lines.some((s) => s.includes("protocol version 4 is not 1-3")));
   const res = await frameRequest(l.path, requestHeadMap());
   t.is(res.status, 200);
 });
