@@ -6,7 +6,8 @@
  */
 import type { Duplex, Readable } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
-import type { Exchange, RequestHead } from "../server/exchange.js";
+import type { DoneReport, Lease } from "../protocol/frames.js";
+import type { Exchange, LeaseTaker, RequestHead } from "../server/exchange.js";
 import type { RequestRecorder } from "./recorder.js";
 
 class RecordedExchange implements Exchange {
@@ -16,10 +17,27 @@ class RecordedExchange implements Exchange {
   #status = 0;
   #bytes = 0;
   #done = false;
+  readonly lease: LeaseTaker | undefined;
 
   constructor(ex: Exchange, recorder: RequestRecorder) {
     this.#ex = ex;
     this.#recorder = recorder;
+    const inner = ex.lease;
+    // The direct path (docs/protocol.md, leases): the module's DONE report says how the exchange ended.
+    this.lease = inner === undefined ? undefined : {
+      held: inner.held,
+      take: async (lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> => {
+        const report = await inner.take(lease, appFd);
+        if (report?.outcome === "stale") {
+          this.#done = true; // retried as a new exchange, which is counted
+        } else {
+          this.#status = report?.status ?? 0;
+          this.#bytes = report?.bytesOut ?? 0;
+          this.finish();
+        }
+        return report;
+      },
+    };
   }
 
   get head(): RequestHead {
