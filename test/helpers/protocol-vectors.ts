@@ -131,6 +131,47 @@ export const GOOD_VECTORS: ReadonlyArray<{ readonly file: string; readonly frame
     file: "abort.hex",
     frame: { kind: "abort", code: "app_crashed", message: "The application process exited before completing the response" },
   },
+  {
+    file: "request-head-v3.hex",
+    frame: {
+      kind: "request-head",
+      head: {
+        v: 3, method: "GET", uri: "/", proto: "HTTP/1.1", headers: ["Host", "example.com"], remote_addr: "127.0.0.1",
+        remote_port: 50000, server_name: "example.com", server_port: 80, https: false, has_body: false, upgrade: false,
+        gen: 1, app: { app_root: "/srv/app" }, env: [], held: ["7f3a9c1e.17", "7f3a9c1e.9"],
+      },
+    },
+  },
+  {
+    file: "lease.hex",
+    frame: {
+      kind: "lease",
+      lease: {
+        id: "7f3a9c1e.17", pid: 4242, reuse: false,
+        head: Buffer.from("POST /upload?x=1 HTTP/1.1\r\nHost: example.com\r\nContent-Type: text/plain\r\nContent-Length: 11\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n", "latin1"),
+        chunked: false, addHeaders: ["X-Powered-By", "Ferry 0.1.0", "Set-Cookie", "_passenger_route=3f9a; Path=/; SameSite=Lax"], deadline: 0,
+      },
+    },
+  },
+  {
+    file: "lease-reuse.hex",
+    frame: {
+      kind: "lease",
+      lease: {
+        id: "7f3a9c1e.17", pid: 4242, reuse: true,
+        head: Buffer.from("PUT /files/a.bin HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n", "latin1"),
+        chunked: true, addHeaders: [], deadline: 300000,
+      },
+    },
+  },
+  { file: "proceed.hex", frame: { kind: "proceed" } },
+  {
+    file: "done.hex",
+    frame: {
+      kind: "done",
+      report: { id: "7f3a9c1e.17", outcome: "ok", status: 200, bytesIn: 11, bytesOut: 1048576, durationUs: 1234, reusable: true },
+    },
+  },
 ];
 
 /** Malformed input: hex of the whole byte stream, and why it must be rejected. */
@@ -157,18 +198,4 @@ export const BAD_VECTORS: ReadonlyArray<{ readonly file: string; readonly bytes:
   { file: "trailing_bytes.bad.hex", bytes: "00000003 91 03 c0", level: "frame" },
   // Zero-length payload.
   { file: "empty_payload.bad.hex", bytes: "00000000", level: "frame" },
-];
-
-/**
- * Version 3 vectors (LEASE, PROCEED, DONE, a v3 REQUEST_HEAD), decoded and
- * encoded by apache-module/test/proto_test.c; their content is in the README.
- * Listed here so the file check above knows them until the TypeScript codec
- * speaks version 3 and they move into GOOD_VECTORS.
- */
-export const V3_VECTOR_FILES: readonly string[] = [
-  "done.hex",
-  "lease-reuse.hex",
-  "lease.hex",
-  "proceed.hex",
-  "request-head-v3.hex",
 ];

@@ -4,7 +4,7 @@ import { readdirSync } from "node:fs";
 import { FrameDecoder, decodePayload, encodeBodyPrefix, encodeFrame } from "../../../core/src/protocol/codec.js";
 import { MAX_FRAME_PAYLOAD, MAX_HEAD_PAYLOAD, type Frame } from "../../../core/src/protocol/frames.js";
 import { ProtocolError } from "../../../core/src/errors.js";
-import { BAD_VECTORS, GOOD_VECTORS, V3_VECTOR_FILES, VECTOR_DIR, readVector } from "../../helpers/protocol-vectors.js";
+import { BAD_VECTORS, GOOD_VECTORS, VECTOR_DIR, readVector } from "../../helpers/protocol-vectors.js";
 
 /** Decode a whole byte stream (split into the given chunks) to frames; throws ProtocolError. */
 function decodeStream(chunks: readonly Uint8Array[]): Frame[] {
@@ -112,7 +112,7 @@ function wireArray(f: Frame): unknown[] {
 
 test("every .hex file in test/fixtures/protocol is listed in the vector tables", (t) => {
   const files = readdirSync(VECTOR_DIR).filter((f) => f.endsWith(".hex")).sort();
-  const listed = [...GOOD_VECTORS.map((v) => v.file), ...BAD_VECTORS.map((v) => v.file), ...V3_VECTOR_FILES].sort();
+  const listed = [...GOOD_VECTORS.map((v) => v.file), ...BAD_VECTORS.map((v) => v.file)].sort();
   t.deepEqual(files, listed);
 });
 
