@@ -6,10 +6,13 @@
  *   ferry_app_send   write the LEASE's request head, then the client body
  *                    (as it is, or chunked). Full duplex: the app socket is
  *                    non-blocking, and whenever a write would block the
- *                    app's answer is read into a spool (memory up to
- *                    PassengerResponseBufferHighWatermark, then a temporary
- *                    file in PassengerDataBufferDir), so an app that
- *                    answers while it reads never deadlocks against us.
+ *                    app's answer is read into a spool (ferry_spool.c:
+ *                    memory up to PassengerResponseBufferHighWatermark, then
+ *                    a temporary file in PassengerDataBufferDir), so an app
+ *                    that answers while it reads never deadlocks against us.
+ *                    The client gets it once the request is written: httpd
+ *                    2.4 has no non-blocking client write, and a client that
+ *                    reads only after its upload must not block us.
  *   ferry_app_relay  read the response (spool first, then the socket):
  *                    status line and headers (ferry_http_parse.c, 64 KiB at
  *                    most), 1xx skipped, hop-by-hop headers dropped and the
@@ -33,15 +36,14 @@
 #include "http_protocol.h"
 #include "http_request.h"
 #include "util_filter.h"
-#include "apr_file_io.h"
 #include "apr_poll.h"
 #include "apr_portable.h"
 #include "apr_strings.h"
 
-#include "ferry_config.h"
 #include "ferry_exchange.h"
 #include "ferry_http_parse.h"
 #include "ferry_log.h"
+#include "ferry_spool.h"
 
 APLOG_USE_MODULE(ferry);
 
@@ -53,13 +55,7 @@ APLOG_USE_MODULE(ferry);
 struct ferry_app_io_t {
     apr_socket_t *sock;
     char *buf;                  /* FERRY_APP_BUF bytes */
-    /* The spool: response bytes read while the request was being sent. */
-    apr_bucket_brigade *mem;    /* up to the watermark, in memory */
-    apr_size_t mem_len;
-    apr_size_t watermark;
-    apr_file_t *file;           /* past the watermark */
-    apr_off_t file_len;         /* bytes written to the file */
-    apr_off_t file_read;        /* bytes read back */
+    ferry_spool_t *spool;       /* response bytes read while sending */
     unsigned int eof:1;         /* the app closed its side */
     unsigned int got_any:1;     /* a response byte arrived */
     unsigned int write_failed:1;/* the app stopped taking the request */
@@ -85,94 +81,6 @@ static apr_interval_time_t budget(const ferry_exchange_t *ex,
     return left < t ? left : t;
 }
 
-/* ---- The spool ---------------------------------------------------------- */
-
-static apr_status_t spool_write(ferry_exchange_t *ex, const char *data,
-                                apr_size_t len)
-{
-    ferry_app_io_t *io = ex->io;
-    request_rec *r = ex->r;
-    const char *dir;
-    char *path;
-    apr_size_t n;
-    apr_status_t rv;
-
-    if (io->file == NULL && io->mem_len + len <= io->watermark) {
-        APR_BRIGADE_INSERT_TAIL(io->mem,
-            apr_bucket_heap_create(data, len, NULL, r->connection->bucket_alloc));
-        io->mem_len += len;
-        return APR_SUCCESS;
-    }
-    if (io->file == NULL) {
-        dir = ferry_conf_data_buffer_dir(r->server);
-        if (dir == NULL && (rv = apr_temp_dir_get(&dir, r->pool)) != APR_SUCCESS) {
-            return rv;
-        }
-        path = apr_pstrcat(r->pool, dir, "/ferry-response.XXXXXX", NULL);
-        rv = apr_file_mktemp(&io->file, path, APR_FOPEN_CREATE | APR_FOPEN_READ
-                             | APR_FOPEN_WRITE | APR_FOPEN_EXCL
-                             | APR_FOPEN_DELONCLOSE, r->pool);
-        if (rv != APR_SUCCESS) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, FERRY_LOGNO(0122)
-                          "Cannot create a response spool file in %s "
-                          "(PassengerDataBufferDir)", dir);
-            io->file = NULL;
-            return rv;
-        }
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                      "spooling the response past %" APR_SIZE_T_FMT
-                      " bytes to %s", io->mem_len, path);
-    }
-    n = len;
-    rv = apr_file_write_full(io->file, data, len, &n);
-    io->file_len += (apr_off_t)n;
-    return rv;
-}
-
-/* Up to *len spooled bytes into buf; *len 0 when the spool is empty. */
-static apr_status_t spool_read(ferry_app_io_t *io, char *buf, apr_size_t *len)
-{
-    apr_bucket *b;
-    const char *data;
-    apr_size_t n;
-    apr_off_t at;
-    apr_status_t rv;
-
-    if (!APR_BRIGADE_EMPTY(io->mem)) {
-        b = APR_BRIGADE_FIRST(io->mem);
-        rv = apr_bucket_read(b, &data, &n, APR_BLOCK_READ);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-        if (n > *len) {
-            apr_bucket_split(b, *len);
-            n = *len;
-        }
-        memcpy(buf, data, n);
-        apr_bucket_delete(b);
-        io->mem_len -= n;
-        *len = n;
-        return APR_SUCCESS;
-    }
-    if (io->file == NULL || io->file_read >= io->file_len) {
-        *len = 0;
-        return APR_SUCCESS;
-    }
-    if (io->file_read == 0) {
-        at = 0;
-        rv = apr_file_seek(io->file, APR_SET, &at);
-        if (rv != APR_SUCCESS) {
-            return rv;
-        }
-    }
-    if ((apr_off_t)*len > io->file_len - io->file_read) {
-        *len = (apr_size_t)(io->file_len - io->file_read);
-    }
-    rv = apr_file_read(io->file, buf, len);
-    io->file_read += (apr_off_t)*len;
-    return rv;
-}
-
 /* Read what the app has sent into the spool (the socket is readable). */
 static apr_status_t drain_to_spool(ferry_exchange_t *ex)
 {
@@ -183,7 +91,7 @@ static apr_status_t drain_to_spool(ferry_exchange_t *ex)
     rv = apr_socket_recv(io->sock, io->buf, &n);
     if (n > 0) {
         io->got_any = 1;
-        return spool_write(ex, io->buf, n);
+        return ferry_spool_write(io->spool, io->buf, n);
     }
     if (rv == APR_EOF || rv == APR_SUCCESS || !APR_STATUS_IS_EAGAIN(rv)) {
         io->eof = 1;                    /* closed or reset: stop polling it */
@@ -324,8 +232,7 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
     io = apr_pcalloc(r->pool, sizeof(*io));
     io->sock = ex->conn->sock;
     io->buf = apr_palloc(r->pool, FERRY_APP_BUF);
-    io->mem = apr_brigade_create(r->pool, r->connection->bucket_alloc);
-    io->watermark = ferry_conf_response_watermark(r->server);
+    io->spool = ferry_spool_create(r);
     ex->io = io;
     apr_socket_timeout_set(io->sock, 0);
 
@@ -404,7 +311,8 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
                   "sent the request to the app: %" APR_OFF_T_FMT " body "
                   "bytes%s, %" APR_SIZE_T_FMT " + %" APR_OFF_T_FMT " response "
                   "bytes spooled", ex->bytes_in, ex->chunked ? " (chunked)" : "",
-                  io->mem_len, io->file_len);
+                  ferry_spool_in_memory(io->spool),
+                  ferry_spool_in_file(io->spool));
     return FERRY_OK;
 }
 
@@ -420,7 +328,7 @@ static apr_status_t app_read(ferry_exchange_t *ex, char *buf, apr_size_t *len,
     apr_interval_time_t wait;
     apr_status_t rv;
 
-    rv = spool_read(io, buf, len);
+    rv = ferry_spool_read(io->spool, buf, len);
     if (rv != APR_SUCCESS || *len > 0) {
         return rv;
     }

@@ -2,8 +2,12 @@
  * ferry_exchange.h: one request's exchange, shared by the data path files.
  * ferry_handler.c is the orchestrator (map, lease, send, relay, tunnel,
  * release); the steps live in
+ *   ferry_head.c      the REQUEST_HEAD fields of a request
  *   ferry_lease.c     the core's answer to a v3 head: LEASE or PROCEED; DONE
- *   ferry_app_http.c  direct path: HTTP/1.1 to the app (full duplex)
+ *   ferry_app_http.c  direct path: HTTP/1.1 to the app (full duplex; its
+ *                     spool in ferry_spool.c, its parsing in
+ *                     ferry_http_parse.c, its connections in
+ *                     ferry_app_cache.c)
  *   ferry_body.c      relay path: the request body as BODY frames
  *   ferry_response.c  relay path: RESPONSE_HEAD and BODY frames
  *   ferry_tunnel.c    both paths: bytes after a 101
@@ -111,6 +115,16 @@ void ferry_set_status(request_rec *r, int status);
 
 /* The Upgrade value v (len bytes) is one the client asked for. */
 int ferry_upgrade_asked(request_rec *r, const char *v, apr_size_t len);
+
+/* ---- ferry_head.c ------------------------------------------------------- */
+
+/* The client asks to switch protocols (HTTP/1.1, Upgrade, "upgrade" in
+ * Connection, no body). */
+int ferry_head_wants_upgrade(request_rec *r);
+
+/* The REQUEST_HEAD fields of ex->r into ex->head (version 2; the lease step
+ * sets 3 and held). Needs ex->app, ex->has_body and ex->upgrade. */
+void ferry_head_build(ferry_exchange_t *ex);
 
 /* ---- ferry_lease.c (protocol v3) ---------------------------------------- */
 
