@@ -964,6 +964,7 @@ SF(instance_registry_dir, 0, 0);
 SF(log_file, 0, 0);
 SF(default_user, 0, 0);
 SF(default_group, 0, 0);
+SF(admin_group, 0, 0);
 SF(log_level, 0, 7);
 SF(socket_backlog, 1, 65535);
 SF(response_watermark, 0, 1073741824);
@@ -1139,6 +1140,8 @@ const command_rec ferry_cmds[] = {
                   "User for apps when user switching is off or fails"),
     AP_INIT_TAKE1("RailsDefaultUser", set_srv_str, I(sf_default_user), G,
                   "Alias of PassengerDefaultUser"),
+    AP_INIT_TAKE1("PassengerAdminGroup", set_srv_str, I(sf_admin_group), G,
+                  "group whose members may use the core's admin socket (ferry status)"),
     AP_INIT_TAKE1("PassengerDefaultGroup", set_srv_str, I(sf_default_group), G,
                   "Group for apps when user switching is off or fails"),
     AP_INIT_TAKE1("PassengerDataBufferDir", set_srv_dir, I(sf_data_buffer_dir), G,
@@ -1523,6 +1526,9 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
     }
     if (sc->affinity_redis) {
         json_add(kv, p, "affinity_redis", json_str(p, sc->affinity_redis));
+    }
+    if (sc->admin_group) {
+        json_add(kv, p, "admin_group", json_str(p, sc->admin_group));
     }
     if (sc->affinity_node_name) {
         json_add(kv, p, "affinity_node_name", json_str(p, sc->affinity_node_name));

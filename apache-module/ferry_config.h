@@ -39,6 +39,7 @@ typedef struct {
     const char *log_file;              /* PassengerLogFile */
     const char *default_user;          /* PassengerDefaultUser */
     const char *default_group;         /* PassengerDefaultGroup */
+    const char *admin_group;           /* PassengerAdminGroup */
     int log_level;                     /* PassengerLogLevel 0-7 */
     int socket_backlog;                /* PassengerSocketBacklog */
     int response_watermark;            /* PassengerResponseBufferHighWatermark, bytes */

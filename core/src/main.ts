@@ -136,7 +136,7 @@ class Reader {
 const SERVER_KEYS = [
   "max_pool_size", "pool_idle_time", "max_instances_per_app", "stat_throttle_rate", "user_switching",
   "default_user", "default_group", "log_level", "log_file", "socket_backlog", "prestart",
-  "process_shutdown_timeout", "metrics_listen", "health_check_path", "health_check_interval", "health_check_timeout",
+  "process_shutdown_timeout", "metrics_listen", "admin_group", "health_check_path", "health_check_interval", "health_check_timeout",
   "health_check_failures", "health_check_event_loop_timeout", "log_format", "error_log", "affinity_redis", "affinity_node_name", "affinity_listen", "affinity_secret_file",
   "affinity_ttl", "affinity_redis_timeout", "affinity_tls_cert_file", "affinity_tls_key_file", "affinity_tls_ca_file",
 ] as const;
@@ -170,6 +170,7 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     healthCheckEventLoopTimeoutMs: s.seconds("health_check_event_loop_timeout", SERVER_DEFAULTS.healthCheckEventLoopTimeoutMs ?? 30_000, 86_400),
     logFormat: s.oneOf("log_format", ["text", "json"] as const, "text"),
     errorLog: s.str("error_log", ""),
+    adminGroup: s.str("admin_group", ""),
     affinityRedis: s.str("affinity_redis", ""),
     affinityNodeName: s.str("affinity_node_name", ""),
     affinityListen: s.str("affinity_listen", ""),
@@ -342,6 +343,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     log: component("control"),
     socketPath: config.controlSocket,
     properties,
+    adminGroup: config.server.adminGroup ?? "",
   });
   const pidFile = path.join(config.instanceDir, "core.pid");
   const propsFile = path.join(config.instanceDir, "properties.json");
@@ -349,8 +351,8 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     await listener.start();
     await control.start();
     if (metrics !== undefined) properties["metrics_url"] = metricsUrl(await metrics.start());
-    await fsp.writeFile(propsFile, JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
-    await fsp.writeFile(pidFile, `${process.pid}\n`, { mode: 0o644 });
+    await control.writeRegistryFile(path.basename(propsFile), JSON.stringify(properties, null, 2) + "\n");
+    await control.writeRegistryFile(path.basename(pidFile), `${process.pid}\n`);
   } catch (e: unknown) {
     await listener.close(0).catch(() => undefined);
     await control.close().catch(() => undefined);
@@ -391,7 +393,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
         pool.redeploy(next.generation, next.redeployOnGraceful);
       }
       properties["generation"] = next.generation;
-      fsp.writeFile(propsFile, JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 }).catch((e: unknown) => {
+      control.writeRegistryFile(path.basename(propsFile), JSON.stringify(properties, null, 2) + "\n").catch((e: unknown) => {
         log.warn({ err: e }, `Cannot update ${propsFile}`);
       });
       log.info({ generation: next.generation, redeploy: next.redeployOnGraceful }, "Configuration reloaded");

@@ -130,9 +130,9 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       log.info({ appLogs: apps }, "Log files reopened");
       return apps + (opts.reopenLog !== undefined ? 1 : 0);
     };
-    control = new ControlServer({ reopenLogs, instanceDir, pool: statusSource, log: log.child({ component: "control" }), properties });
+    control = new ControlServer({ reopenLogs, instanceDir, pool: statusSource, log: log.child({ component: "control" }), properties, adminGroup: config.server.adminGroup ?? "" });
     await control.start();
-    await fsp.writeFile(path.join(instanceDir, "properties.json"), JSON.stringify(properties, null, 2) + "\n", { mode: 0o644 });
+    await control.writeRegistryFile("properties.json", JSON.stringify(properties, null, 2) + "\n");
 
     if (opts.prestart !== false) {
       const ac = new AbortController();

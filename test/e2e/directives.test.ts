@@ -41,6 +41,7 @@ const SAMPLES: Readonly<Record<string, string>> = {
   PassengerDefaultUser: "nobody",
   RailsDefaultUser: "nobody",
   PassengerDefaultGroup: "nogroup",
+  PassengerAdminGroup: "nogroup",
   PassengerDataBufferDir: "/tmp",
   PassengerInstanceRegistryDir: "/tmp",
   PassengerSpawnDir: "/tmp",

@@ -111,6 +111,8 @@ export interface ServerOptions {
   readonly healthCheckEventLoopTimeoutMs?: number;
   /** PassengerMetricsListen / --metrics-listen ADDR:PORT for Prometheus' /metrics; "" (default) = off. */
   readonly metricsListen?: string;
+  /** PassengerAdminGroup / --admin-group: group (name or gid) that may use the admin socket; "" = root and the core's user only. */
+  readonly adminGroup?: string;
   // Shared session affinity (docs/affinity.md); optional, absent = the default.
   /** PassengerAffinityRedis: redis://host:port/db, rediss://…, unix:/path; "" (default) = off. */
   readonly affinityRedis?: string;
@@ -185,6 +187,7 @@ export const SERVER_DEFAULTS: ServerOptions = {
   healthCheckTimeoutMs: 5_000,
   healthCheckFailures: 3,
   healthCheckEventLoopTimeoutMs: 30_000,
+  adminGroup: "",
   affinityRedis: "",
   affinityNodeName: "",
   affinityListen: "",

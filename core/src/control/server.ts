@@ -7,17 +7,22 @@
  *   POST /restart {"app"}   rolling restart of an app by root or group name (admin)
  *   POST /reopen-logs       reopen the core's and the apps' log files after a rotation (admin)
  *
- * Access: read-only requests are allowed to a peer with the core's uid or root
- * (peer credentials) or with a valid token; admin requests need
+ * Who may connect: the socket is mode 0600 (the core's user and root), or 0660
+ * with the administrators' group (PassengerAdminGroup / `--admin-group`) as its
+ * group. Access: read-only requests are allowed to a peer that is root, the
+ * core's user or in the administrators' group (peer credentials, groups from
+ * /proc) or that sends a valid token; admin requests need
  * `Authorization: Bearer <admin token>`. Tokens are random, written on start to
  * `admin_token` and `read_only_token` in the instance directory, mode 0600.
+ * The registry files beside them (properties.json, core.pid) are 0640 to the
+ * same group, so a tenant's app reads and reaches nothing of the server.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { promises as fsp } from "node:fs";
 import http from "node:http";
 import type net from "node:net";
 import path from "node:path";
-import { FerryError } from "../errors.js";
+import { ConfigError, FerryError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { PoolStatus } from "../pool/status.js";
 
@@ -39,13 +44,47 @@ export interface ControlServerOptions {
   readonly reopenLogs?: () => Promise<number>;
   /** Largest request body accepted, bytes. */
   readonly maxBodyBytes?: number;
+  /** The administrators' group (name or number): may connect and read status. Default none. */
+  readonly adminGroup?: string;
+  /** Group name → gid; default getent / /etc/group (spawn/user.ts). */
+  readonly lookupGroup?: (name: string) => Promise<number | undefined>;
 }
 
 export const CONTROL_SOCKET_NAME = "control.sock";
 export const ADMIN_TOKEN_NAME = "admin_token";
 export const READ_ONLY_TOKEN_NAME = "read_only_token";
 
-type PeerCredFn = (fd: number) => { uid: number };
+type PeerCredFn = (fd: number) => { uid: number; gid?: number; pid?: number };
+
+/** The gid and supplementary groups of a live process, from /proc/<pid>/status. */
+export async function processGroups(pid: number): Promise<number[]> {
+  const text = await fsp.readFile(`/proc/${pid}/status`, "utf8");
+  const out: number[] = [];
+  for (const line of text.split("\n")) {
+    const m = /^(Gid|Groups):\s*(.*)$/.exec(line);
+    if (m === null) continue;
+    const fields = (m[2] ?? "").trim().split(/\s+/).filter((f) => f !== "").map(Number);
+    // Gid: real, effective, saved, fs: the effective one decides.
+    if (m[1] === "Gid") out.push(fields[1] ?? NaN);
+    else out.push(...fields);
+  }
+  return out.filter((g) => Number.isInteger(g));
+}
+
+async function defaultLookupGroup(name: string): Promise<number | undefined> {
+  if (/^[0-9]+$/.test(name)) return Number(name);
+  const { lookupGroupId } = await import("../spawn/user.js");
+  return lookupGroupId(name);
+}
+
+/** Write a file readable by the core's user and `gid` only (0640), atomically. */
+export async function writeRegistryFile(file: string, text: string, gid: number | undefined): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fsp.rm(tmp, { force: true });
+  await fsp.writeFile(tmp, text, { mode: gid === undefined ? 0o600 : 0o640, flag: "wx" });
+  if (gid !== undefined) await fsp.chown(tmp, process.getuid?.() ?? -1, gid);
+  await fsp.rename(tmp, file);
+}
 
 async function loadPeerCred(log: Logger): Promise<PeerCredFn | undefined> {
   try {
@@ -83,6 +122,7 @@ export class ControlServer {
   readonly #adminToken = randomBytes(24).toString("hex");
   readonly #readToken = randomBytes(24).toString("hex");
   #peerCred: PeerCredFn | undefined;
+  #adminGid: number | undefined;
 
   constructor(opts: ControlServerOptions) {
     this.#opts = opts;
@@ -97,22 +137,58 @@ export class ControlServer {
     this.#server.on("error", (e: unknown) => opts.log.error({ err: e }, "admin API server error"));
   }
 
-  /** Write the token files, listen on the socket (replacing a stale one). */
+  /** The administrators' group's gid, once started (undefined: none configured). */
+  get adminGid(): number | undefined {
+    return this.#adminGid;
+  }
+
+  /**
+   * Resolve the administrators' group, write the token files, listen on the
+   * socket (replacing a stale one): 0600, or 0660 to the administrators' group.
+   */
   async start(): Promise<void> {
     this.#peerCred = await loadPeerCred(this.#opts.log);
+    const group = this.#opts.adminGroup ?? "";
+    if (group !== "") {
+      const gid = await (this.#opts.lookupGroup ?? defaultLookupGroup)(group);
+      if (gid === undefined) throw new ConfigError(`Cannot use administrators' group "${group}": no such group`);
+      this.#adminGid = gid;
+    }
     await writeSecret(path.join(this.#opts.instanceDir, ADMIN_TOKEN_NAME), this.#adminToken);
     await writeSecret(path.join(this.#opts.instanceDir, READ_ONLY_TOKEN_NAME), this.#readToken);
     await fsp.rm(this.socketPath, { force: true });
+    // Listen on a temporary name, set mode and group, then rename into place:
+    // nobody ever sees the socket with wider permissions.
+    const tmpPath = `${this.socketPath}.${process.pid}.tmp`;
+    await fsp.rm(tmpPath, { force: true });
     await new Promise<void>((resolve, reject) => {
       const onError = (e: unknown): void => reject(e);
       this.#server.once("error", onError);
-      this.#server.listen(this.socketPath, () => {
+      this.#server.listen(tmpPath, () => {
         this.#server.off("error", onError);
         resolve();
       });
     });
-    // Anyone may connect; the checks below decide what they may do.
-    await fsp.chmod(this.socketPath, 0o666);
+    try {
+      if (this.#adminGid === undefined) {
+        await fsp.chmod(tmpPath, 0o600);
+      } else {
+        await fsp.chmod(tmpPath, 0o660);
+        await fsp.chown(tmpPath, process.getuid?.() ?? -1, this.#adminGid).catch((e: unknown) => {
+          throw new ConfigError(`Cannot give the admin socket to group "${group}" (gid ${this.#adminGid}): ${e instanceof Error ? e.message : String(e)}`);
+        });
+      }
+      await fsp.rename(tmpPath, this.socketPath);
+    } catch (e: unknown) {
+      await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+      await fsp.rm(tmpPath, { force: true });
+      throw e;
+    }
+  }
+
+  /** Write a registry file of the instance (properties.json, core.pid): 0640 to the administrators' group. */
+  async writeRegistryFile(name: string, text: string): Promise<void> {
+    await writeRegistryFile(path.join(this.#opts.instanceDir, name), text, this.#adminGid);
   }
 
   async close(): Promise<void> {
@@ -123,7 +199,7 @@ export class ControlServer {
     await fsp.rm(this.socketPath, { force: true });
   }
 
-  #access(req: http.IncomingMessage): "admin" | "read" | "none" {
+  async #access(req: http.IncomingMessage): Promise<"admin" | "read" | "none"> {
     const auth = req.headers.authorization ?? "";
     const m = /^Bearer\s+(\S+)$/i.exec(auth);
     if (m !== null) {
@@ -135,8 +211,13 @@ export class ControlServer {
     const fd = socketFd(req.socket);
     if (this.#peerCred !== undefined && fd !== undefined) {
       try {
-        const { uid } = this.#peerCred(fd);
+        const { uid, gid, pid } = this.#peerCred(fd);
         if (uid === 0 || uid === process.getuid?.()) return "read";
+        const admins = this.#adminGid;
+        if (admins !== undefined) {
+          if (gid === admins) return "read";
+          if (pid !== undefined && pid > 0 && (await processGroups(pid)).includes(admins)) return "read";
+        }
       } catch {
         return "none";
       }
@@ -152,7 +233,7 @@ export class ControlServer {
 
   async #handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://control");
-    const access = this.#access(req);
+    const access = await this.#access(req);
     const route = `${req.method ?? "GET"} ${url.pathname}`;
     try {
       switch (route) {

@@ -194,3 +194,9 @@ export async function lookupUserFacts(input: RunAsInput): Promise<UserFacts> {
     : (await readLines("group", groupKeys)).map(parseGroupLine).filter((g): g is GroupEntry => g !== undefined);
   return factsFrom(users, groups);
 }
+
+/** The gid of a group by name (getent, else /etc/group); undefined when there is none. */
+export async function lookupGroupId(name: string): Promise<number | undefined> {
+  const groups = (await readLines("group", [name])).map(parseGroupLine).filter((g): g is GroupEntry => g !== undefined);
+  return groups.find((g) => g.name === name)?.gid;
+}

@@ -130,16 +130,24 @@ test("the admin tokens and the core config are not readable by app users", async
   }
 });
 
-test("an app gets 401 from the admin API: no status, no restart, not with a guessed token", async (t) => {
+test("an app cannot reach the admin API (EACCES): no status, no restart, not with a guessed token", async (t) => {
   const sock = path.join(srv().instanceDir, "control.sock");
+  const st = await stat(sock);
+  t.is(st.mode & 0o777, 0o600, "control.sock: root's only without PassengerAdminGroup");
   const status = await fromTenantD("/control", { sock, path: "/status" });
-  t.is(status.status, 401, JSON.stringify(status));
+  t.is(status.result, "EACCES", JSON.stringify(status));
   const restart = await fromTenantD("/control", { sock, path: "/restart", method: "POST", body: JSON.stringify({ app: "e" }) });
-  t.is(restart.status, 401, JSON.stringify(restart));
+  t.is(restart.result, "EACCES", JSON.stringify(restart));
   const guessed = await fromTenantD("/control", { sock, path: "/restart", method: "POST", token: "0".repeat(48), body: "{}" });
-  t.is(guessed.status, 401, JSON.stringify(guessed));
+  t.is(guessed.result, "EACCES", JSON.stringify(guessed));
   // Tenant E's app kept running (no restart happened).
   t.is((await request(srv().port, { path: "/", host: "e.test" })).status, 200);
+});
+
+test("an app cannot read the instance's registry files (properties.json, core.pid)", async (t) => {
+  for (const name of ["properties.json", "core.pid"]) {
+    t.is((await fromTenantD("/read", { path: path.join(srv().instanceDir, name) })).result, "EACCES", name);
+  }
 });
 
 test("a local non-root, non-Apache user cannot connect to the module socket (EACCES)", async (t) => {
