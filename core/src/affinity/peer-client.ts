@@ -13,8 +13,8 @@ import https from "node:https";
 import type { Socket } from "node:net";
 import type { Duplex, Readable } from "node:stream";
 import type { Logger } from "../log.js";
-import type { Exchange } from "../server/exchange.js";
-import { clientResponseHeaders, getHeader } from "../server/forwarding.js";
+import type { Exchange } from "../exchange/exchange.js";
+import { clientResponseHeaders, getHeader } from "../exchange/headers.js";
 import type { Clock } from "../util/clock.js";
 import {
   META_HEADER, SIGNATURE_HEADER, encodeMeta, isEndToEnd, newNonce, signRequest, type PeerMeta,

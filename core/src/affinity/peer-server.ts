@@ -15,8 +15,8 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { Logger } from "../log.js";
-import type { Exchange, RequestHead } from "../server/exchange.js";
-import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "../server/node-exchange.js";
+import type { Exchange, RequestHead } from "../exchange/exchange.js";
+import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "../front/http/node-exchange.js";
 import { META_HEADER, SIGNATURE_HEADER, isEndToEnd, type PeerMeta, type PeerVerifier } from "./peer-auth.js";
 
 export const GONE_HEADER = "X-Ferry-Peer";

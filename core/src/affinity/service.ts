@@ -18,7 +18,7 @@ import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Session } from "../pool/session.js";
 import type { PoolStatus } from "../pool/status.js";
-import type { Exchange } from "../server/exchange.js";
+import type { Exchange } from "../exchange/exchange.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { Cluster, type ClusterView } from "./cluster.js";
 import { MIN_SECRET_BYTES, PeerVerifier } from "./peer-auth.js";
@@ -29,7 +29,7 @@ import { DEFAULT_REDIS_TIMEOUT_MS } from "./redis-timeout.js";
 import { needsLookup, routeAffinity, type OwnerLookup } from "./router.js";
 import type { AffinityStore, NodeRecord } from "./store.js";
 
-/** What the request path calls (server/request.ts `RequestDeps.affinity`). */
+/** What the request path calls (exchange/handle.ts `RequestDeps.affinity`). */
 export interface AffinityHook {
   /**
    * Before checkout, for a request carrying a valid sticky id: true when the

@@ -6,7 +6,7 @@
  */
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
-import type { Exchange } from "../server/exchange.js";
+import type { Exchange } from "../exchange/exchange.js";
 import { recordExchange } from "./exchange.js";
 import { FerryMetrics, type MetricsSources } from "./prometheus.js";
 import { MetricsServer, parseListenAddress } from "./server.js";

@@ -14,6 +14,7 @@ import { lstatSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { peerCred } from "./native.js";
+import { socketFd } from "./socket-fd.js";
 
 /** Peer credentials of a connected socket fd (os/native.ts's peerCred in production). */
 export type PeerCredFn = (fd: number) => { readonly pid: number; readonly uid: number };
@@ -27,12 +28,6 @@ export class AppSocketPeerError extends Error {
   }
 }
 
-function socketFd(socket: net.Socket): number | undefined {
-  const handle: unknown = Reflect.get(socket, "_handle");
-  if (typeof handle !== "object" || handle === null) return undefined;
-  const fd: unknown = Reflect.get(handle, "fd");
-  return typeof fd === "number" && fd >= 0 ? fd : undefined;
-}
 
 export interface ConnectAppSocketOptions {
   /** Check the peer even when the core is not root (tests). Default: only as root. */

@@ -15,7 +15,7 @@ import { encodeMeta, newNonce, signRequest, PeerVerifier, META_HEADER, SIGNATURE
 import { PeerClient } from "../../../core/src/affinity/peer-client.js";
 import { PeerServer } from "../../../core/src/affinity/peer-server.js";
 import { makeAppOptions } from "../../../core/src/config/schema.js";
-import type { Exchange, RequestHead } from "../../../core/src/server/exchange.js";
+import type { Exchange, RequestHead } from "../../../core/src/exchange/exchange.js";
 import { systemClock } from "../../../core/src/util/clock.js";
 
 const SECRET = Buffer.from("a shared secret of enough bytes!");

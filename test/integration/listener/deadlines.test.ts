@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { pino } from "pino";
-import { ModuleListener, type ExchangeHandler, type ModuleListenerOptions } from "../../../core/src/server/listener.js";
+import { ModuleListener, type ExchangeHandler, type ModuleListenerOptions } from "../../../core/src/front/module/listener.js";
 import { encodeFrame } from "../../../core/src/protocol/codec.js";
 import { FrameClient, requestHeadMap } from "../../helpers/frame-client.js";
 

@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { encodeFrame } from "../../../core/src/protocol/codec.js";
 import type { Frame } from "../../../core/src/protocol/frames.js";
-import { ModuleListener } from "../../../core/src/server/listener.js";
+import { ModuleListener } from "../../../core/src/front/module/listener.js";
 import { silentLogger } from "../../../core/src/log.js";
 import { FrameClient, frameRequest, requestHeadMap } from "../../helpers/frame-client.js";
 

@@ -6,8 +6,9 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { ModuleListener, isPeerAllowed, wireAbortCode, type ExchangeHandler } from "../../../core/src/server/listener.js";
-import type { Exchange } from "../../../core/src/server/exchange.js";
+import { ModuleListener, isPeerAllowed, type ExchangeHandler } from "../../../core/src/front/module/listener.js";
+import { wireAbortCode } from "../../../core/src/front/module/module-exchange.js";
+import type { Exchange } from "../../../core/src/exchange/exchange.js";
 import { silentLogger, type Logger } from "../../../core/src/log.js";
 import { FrameClient, frameRequest, headerValue, requestHeadMap } from "../../helpers/frame-client.js";
 

@@ -8,8 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { ModuleListener, type ExchangeHandler } from "../../../core/src/server/listener.js";
-import type { Exchange } from "../../../core/src/server/exchange.js";
+import { ModuleListener, type ExchangeHandler } from "../../../core/src/front/module/listener.js";
+import type { Exchange } from "../../../core/src/exchange/exchange.js";
 import type { Logger } from "../../../core/src/log.js";
 import { FrameClient, requestHeadMap } from "../../helpers/frame-client.js";
 

@@ -14,7 +14,7 @@ import test from "ava";
 import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { validateAppOptions } from "../../../core/src/protocol/validate.js";
+import { validateAppOptions } from "../../../core/src/config/app-wire.js";
 import { parseCoreConfig } from "../../../core/src/main.js";
 import { STANDALONE_OPTIONS } from "../../../core/src/config/load.js";
 

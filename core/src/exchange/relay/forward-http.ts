@@ -7,14 +7,14 @@
  */
 import http from "node:http";
 import type { Readable } from "node:stream";
-import { AppResponseError } from "../errors.js";
-import type { Session, SessionOutcome } from "../pool/session.js";
+import { AppResponseError } from "../../errors.js";
+import type { Session, SessionOutcome } from "../../pool/session.js";
 import { addressRequestOptions } from "./app-agents.js";
 import {
   Cancellation, RetryCheckout, appError, isConnectFailure, outcomeOf, sendError, settleBrokenConnection, trackConnect,
   type RequestContext,
-} from "./exchange-context.js";
-import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "./forwarding.js";
+} from "../context.js";
+import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "../headers.js";
 
 /** Wait until a writable drains, closes or errors. */
 function drainOf(w: http.ClientRequest): Promise<void> {

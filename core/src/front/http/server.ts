@@ -7,11 +7,11 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
-import type { AppOptions } from "../config/schema.js";
-import type { Logger } from "../log.js";
-import type { Exchange, RequestHead } from "./exchange.js";
+import type { AppOptions } from "../../config/schema.js";
+import type { Logger } from "../../log.js";
+import type { Exchange, RequestHead } from "../../exchange/exchange.js";
 import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "./node-exchange.js";
-import { handleExchange, type RequestDeps } from "./request.js";
+import { handleExchange, type RequestDeps } from "../../exchange/handle.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);
 

@@ -1,7 +1,7 @@
 import test from "ava";
 import { makeAppOptions } from "../../../core/src/config/schema.js";
 import { AppCrashedError, QueueFullError, SpawnError } from "../../../core/src/errors.js";
-import { escapeHtml, newErrorId, renderErrorPage, wantsJson } from "../../../core/src/server/error-page.js";
+import { escapeHtml, newErrorId, renderErrorPage, wantsJson } from "../../../core/src/exchange/error-page.js";
 
 const spawnError = new SpawnError("Cannot spawn app: exited", { output: "<script>alert(1)</script>\nline 2", step: "load" });
 

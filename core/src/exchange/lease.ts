@@ -18,9 +18,10 @@ import { connectAppSocket } from "../os/app-socket.js";
 import type { Lease } from "../protocol/frames.js";
 import type { AppAddress, Session, SessionOutcome } from "../pool/session.js";
 import type { LeaseTaker, RequestHead } from "./exchange.js";
-import { CONNECT_CODES, RetryCheckout, appError, errCode, sendError, type RequestContext } from "./exchange-context.js";
-import { addedResponseHeaders, appRequestHeaders } from "./forwarding.js";
-import { LeaseNotSentError, socketFd } from "./listener.js";
+import { CONNECT_CODES, RetryCheckout, appError, errCode, sendError, type RequestContext } from "./context.js";
+import { addedResponseHeaders, appRequestHeaders } from "./headers.js";
+import { LeaseNotSentError } from "./exchange.js";
+import { socketFd } from "../os/socket-fd.js";
 
 /** How long connecting to an app socket may take (a Unix connect is immediate unless the backlog is full). */
 const CONNECT_TIMEOUT_MS = 10_000;

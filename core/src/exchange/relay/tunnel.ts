@@ -9,14 +9,14 @@
 import http from "node:http";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
-import type { SessionOutcome, Session } from "../pool/session.js";
-import { AppResponseError, FerryError } from "../errors.js";
+import type { SessionOutcome, Session } from "../../pool/session.js";
+import { AppResponseError, FerryError } from "../../errors.js";
 import { addressRequestOptions } from "./app-agents.js";
-import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "./forwarding.js";
+import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "../headers.js";
 import {
   Cancellation, RetryCheckout, appError, isConnectFailure, sendError, settleBrokenConnection, trackConnect,
   type RequestContext,
-} from "./exchange-context.js";
+} from "../context.js";
 
 type Answer =
   | { readonly kind: "upgrade"; readonly res: http.IncomingMessage; readonly socket: Duplex; readonly head: Buffer }

@@ -13,9 +13,9 @@ import { makeAppOptions, type AppOptions } from "../../../core/src/config/schema
 import { QueueFullError } from "../../../core/src/errors.js";
 import { silentLogger } from "../../../core/src/log.js";
 import type { Session, SessionOutcome } from "../../../core/src/pool/session.js";
-import { AppAgents } from "../../../core/src/server/app-agents.js";
-import type { Exchange, RequestHead } from "../../../core/src/server/exchange.js";
-import { handleExchange, type CheckoutOptions, type SessionSource } from "../../../core/src/server/request.js";
+import { AppAgents } from "../../../core/src/exchange/relay/app-agents.js";
+import type { Exchange, RequestHead } from "../../../core/src/exchange/exchange.js";
+import { handleExchange, type CheckoutOptions, type SessionSource } from "../../../core/src/exchange/handle.js";
 
 let tmp = "";
 let server: http.Server | undefined;

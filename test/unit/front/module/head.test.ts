@@ -1,10 +1,11 @@
 import test from "ava";
-import { FrameDecoder } from "../../../core/src/protocol/codec.js";
-import { validateAppOptions, validateRequestHead } from "../../../core/src/protocol/validate.js";
-import type { WireMap } from "../../../core/src/protocol/frames.js";
-import { ProtocolError } from "../../../core/src/errors.js";
-import { APP_DEFAULTS } from "../../../core/src/config/schema.js";
-import { readVector } from "../../helpers/protocol-vectors.js";
+import { FrameDecoder } from "../../../../core/src/protocol/codec.js";
+import { readModuleHead } from "../../../../core/src/front/module/head.js";
+import { validateAppOptions } from "../../../../core/src/config/app-wire.js";
+import type { WireMap } from "../../../../core/src/protocol/frames.js";
+import { ProtocolError } from "../../../../core/src/errors.js";
+import { APP_DEFAULTS } from "../../../../core/src/config/schema.js";
+import { readVector } from "../../../helpers/protocol-vectors.js";
 
 function headOf(file: string): WireMap {
   const d = new FrameDecoder();
@@ -23,8 +24,8 @@ function withApp(key: string, value: unknown): WireMap {
   return { ...BASE, app: { app_root: "/srv/app", [key]: value } };
 }
 
-test("validateRequestHead() turns request_head_minimal into defaults", (t) => {
-  const { head, app, generation } = validateRequestHead(headOf("request_head_minimal.hex"));
+test("readModuleHead() turns request_head_minimal into defaults", (t) => {
+  const { head, app, generation } = readModuleHead(headOf("request_head_minimal.hex"));
   t.deepEqual(head, {
     method: "GET", uri: "/", proto: "HTTP/1.1", headers: ["Host", "example.com"], remoteAddr: "127.0.0.1",
     remotePort: 50000, serverName: "example.com", serverPort: 80, https: false, hasBody: false, upgrade: false,
@@ -38,8 +39,8 @@ test("validateRequestHead() turns request_head_minimal into defaults", (t) => {
   t.deepEqual(app.env, {});
 });
 
-test("validateRequestHead() translates every app key of request_head_full into AppOptions units", (t) => {
-  const { head, app, generation } = validateRequestHead(headOf("request_head_full.hex"));
+test("readModuleHead() translates every app key of request_head_full into AppOptions units", (t) => {
+  const { head, app, generation } = readModuleHead(headOf("request_head_full.hex"));
   t.is(generation, 7);
   t.is(head.method, "POST");
   t.true(head.https);
@@ -59,8 +60,8 @@ test("validateRequestHead() translates every app key of request_head_full into A
   t.deepEqual(app.env, { FOO: "bar", EMPTY: "", GREETING: "grüß dich" });
 });
 
-test("validateRequestHead() rejects wrong_version.bad.hex naming the version", (t) => {
-  const err = t.throws(() => validateRequestHead(headOf("wrong_version.bad.hex")), { instanceOf: ProtocolError });
+test("readModuleHead() rejects wrong_version.bad.hex naming the version", (t) => {
+  const err = t.throws(() => readModuleHead(headOf("wrong_version.bad.hex")), { instanceOf: ProtocolError });
   t.regex(err.message, /protocol version 4 is not /);
 });
 
@@ -113,19 +114,19 @@ const BAD_HEADS: ReadonlyArray<readonly [string, WireMap, RegExp]> = [
 ];
 
 for (const [what, map, re] of BAD_HEADS) {
-  test(`validateRequestHead() rejects a head with ${what}`, (t) => {
-    const err = t.throws(() => validateRequestHead(map), { instanceOf: ProtocolError });
+  test(`readModuleHead() rejects a head with ${what}`, (t) => {
+    const err = t.throws(() => readModuleHead(map), { instanceOf: ProtocolError });
     t.regex(err.message, re);
     t.regex(err.message, /^Cannot accept request head: /);
   });
 }
 
-test("validateRequestHead() keeps the raw bytes of a non-ASCII request target", (t) => {
-  const { head } = validateRequestHead({ ...BASE, uri: "/caf\u00e9/\u{1f600}" });
+test("readModuleHead() keeps the raw bytes of a non-ASCII request target", (t) => {
+  const { head } = readModuleHead({ ...BASE, uri: "/caf\u00e9/\u{1f600}" });
   t.deepEqual([...Buffer.from(head.uri, "latin1")], [...Buffer.from("/caf\u00e9/\u{1f600}", "utf8")]);
 });
 
-test("validateRequestHead() ignores a __proto__ key and inherited properties", (t) => {
+test("readModuleHead() ignores a __proto__ key and inherited properties", (t) => {
   const map = JSON.parse('{"v":1,"method":"GET","uri":"/","app":{"app_root":"/a"},"__proto__":{"https":true}}') as WireMap;
-  t.false(validateRequestHead(map).head.https);
+  t.false(readModuleHead(map).head.https);
 });

@@ -1,123 +1,20 @@
 /**
- * The one request path of the core, for both front ends (mod_ferry frames and
- * the standalone HTTP server): sticky id → checkout → forward the request to
- * the app over HTTP/1.1 → relay the response → release the session once.
- *
- *   Step one   pick the sticky id from the Cookie header (when sticky sessions are on)
- *   Step two   check out a session (waits in the group's bounded queue; 503/500 on failure)
- *   Step three send the request head and stream the body with backpressure
- *   Step four  relay the response head (+ X-Powered-By, sticky Set-Cookie) and stream the body
- *
- * Errors before the response head went out become an error page (error-page.ts);
- * after it, the client connection is cut (`ex.abort`). Upgrade requests go to tunnel.ts.
+ * The relay path for a plain request (docs/protocol.md, "Which requests take
+ * which path"): the core forwards the exchange to the app over HTTP/1.1 with
+ * undici and relays the response back, both bodies streamed with backpressure.
+ * Used by the standalone front, the affinity peer server, and module
+ * connections that cannot take a lease (friendly error pages, protocol v2).
  */
 import type { Readable } from "node:stream";
 import type { Dispatcher } from "undici";
-import { type FerryError, toFerryError } from "../errors.js";
-import type { Logger } from "../log.js";
-import type { Session, SessionOutcome } from "../pool/session.js";
+import type { FerryError } from "../../errors.js";
+import type { Session, SessionOutcome } from "../../pool/session.js";
 import { type AppAgents, oneShotClient } from "./app-agents.js";
-import type { Exchange } from "./exchange.js";
 import {
-  CONNECT_CODES, Cancellation, MAX_CHECKOUT_TRIES, RETRY_SETTLE_MS, RetryCheckout, appError, errCode, newRequestId, outcomeOf,
-  sendError, settleAfterConnectFailure, settleBrokenConnection,
-  type CheckoutOptions, type RequestContext, type RequestDeps,
-} from "./exchange-context.js";
-import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders, stickyIdFromCookies } from "./forwarding.js";
-import { forwardNodeHttp } from "./forward-http.js";
-import { tunnelExchange } from "./tunnel.js";
-import { leaseExchange, takesDirectPath } from "./lease.js";
-
-export type { CheckoutOptions, RequestDeps, SessionSource } from "./exchange-context.js";
-
-/** Handle one exchange to completion. Never rejects. */
-export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<void> {
-  const ctx = lazyContext(ex, deps);
-  try {
-    // Step one: sticky id.
-    const stickyId = ex.app.stickySessions
-      ? stickyIdFromCookies(ex.head.headers, ex.app.stickySessionsCookieName)
-      : undefined;
-    // Shared affinity: a session owned by another host is served there (affinity/service.ts).
-    if (stickyId !== undefined && deps.affinity !== undefined && await deps.affinity.forward(ex, stickyId)) return;
-
-    for (let attempt = 1; ; attempt++) {
-      // Step two: checkout.
-      let session: Session;
-      try {
-        const opts: CheckoutOptions = { signal: ex.signal };
-        if (stickyId !== undefined) opts.stickyId = stickyId;
-        if (deps.generation !== undefined) opts.generation = deps.generation;
-        session = await deps.pool.checkout(ex.app, opts);
-        if (deps.affinity !== undefined) await deps.affinity.served(ex.app, session);
-      } catch (e: unknown) {
-        if (ex.signal.aborted) {
-          ctx.log.debug("client went away while waiting for a process");
-          return;
-        }
-        sendError(ctx, toFerryError(e));
-        return;
-      }
-
-      // Steps three and four. A process that cannot be connected to (it is exiting and
-      // the pool has not seen the exit yet) costs another checkout, not a 502.
-      const allowRetry = attempt < MAX_CHECKOUT_TRIES;
-      let outcome: SessionOutcome = "app_error";
-      let retry: RetryCheckout | undefined;
-      try {
-        // The direct path (v3 module connections): the module talks to the app itself.
-        if (takesDirectPath(ex.lease, ex.app)) {
-          const leased = await leaseExchange(ctx, ex.lease, session, allowRetry);
-          if (leased !== "relay") {
-            outcome = leased;
-            return; // released in finally
-          }
-        }
-        outcome = ex.head.upgrade ? await tunnelExchange(ctx, session, allowRetry)
-          : ex.head.uri.startsWith("/") ? await forward(ctx, session, allowRetry)
-          : await forwardNodeHttp(ctx, session, allowRetry); // e.g. OPTIONS *, which undici cannot send
-      } catch (e: unknown) {
-        if (!(e instanceof RetryCheckout)) throw e;
-        retry = e;
-      } finally {
-        session.release(outcome);
-      }
-      if (retry === undefined) return;
-      ctx.log.warn({ pid: session.pid, attempt }, `${retry.message}; checking out another process`);
-      deps.agents?.forget(session.address);
-      await settleAfterConnectFailure(session, ex.signal, RETRY_SETTLE_MS);
-      if (ex.signal.aborted) return;
-    }
-  } catch (e: unknown) {
-    ctx.log.error({ err: e }, "Cannot handle request: unexpected error");
-    try {
-      ex.abort("FERRY_ERR_INTERNAL", "Internal error");
-    } catch {
-      // nothing more to do
-    }
-  }
-}
-
-/**
- * The request's context. The request id and its pino child logger are made on
- * first use only: most requests log nothing, and a child logger per request
- * is a measurable share of the hot path.
- */
-function lazyContext(ex: Exchange, deps: RequestDeps): RequestContext {
-  let reqId: string | undefined;
-  let log: Logger | undefined;
-  const id = (): string => (reqId ??= newRequestId());
-  return {
-    ex,
-    deps,
-    get reqId(): string {
-      return id();
-    },
-    get log(): Logger {
-      return (log ??= deps.log.child({ reqId: id(), app: ex.app.appGroupName }));
-    },
-  };
-}
+  CONNECT_CODES, Cancellation, RetryCheckout, appError, errCode, outcomeOf,
+  sendError, settleBrokenConnection, type RequestContext,
+} from "../context.js";
+import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "../headers.js";
 
 /**
  * The client's body as undici reads it: only once the app is connected, with
@@ -230,7 +127,7 @@ class Relay implements Dispatcher.DispatchHandlers {
 }
 
 /** Forward a plain (non-upgrade) exchange and relay the answer; returns how it ended. */
-async function forward(ctx: RequestContext, session: Session, allowRetry: boolean): Promise<SessionOutcome> {
+export async function forward(ctx: RequestContext, session: Session, allowRetry: boolean): Promise<SessionOutcome> {
   const { ex, deps } = ctx;
   const cancel = new Cancellation(ex, session, ex.app);
   const relay = new Relay(ctx, session, cancel);

@@ -13,10 +13,10 @@ import {
 import type { Logger } from "../log.js";
 import type { Session, SessionOutcome } from "../pool/session.js";
 import { timerDelay } from "../util/clock.js";
-import type { AppAgents } from "./app-agents.js";
+import type { AppAgents } from "./relay/app-agents.js";
 import type { Exchange } from "./exchange.js";
 import { newErrorId, renderErrorPage } from "./error-page.js";
-import { poweredBy } from "./forwarding.js";
+import { poweredBy } from "./headers.js";
 
 export interface CheckoutOptions {
   stickyId?: string;

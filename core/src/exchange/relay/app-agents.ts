@@ -10,8 +10,8 @@
 import type http from "node:http";
 import type { Duplex } from "node:stream";
 import { Client, Pool, type buildConnector, type Dispatcher } from "undici";
-import { connectAppSocket } from "../os/app-socket.js";
-import type { AppAddress } from "../pool/session.js";
+import { connectAppSocket } from "../../os/app-socket.js";
+import type { AppAddress } from "../../pool/session.js";
 
 export interface AppAgentsOptions {
   /** Upper bound of connections to one app process. */

@@ -1,11 +1,19 @@
 /**
  * An Exchange is one HTTP request as a front end hands it to the core's request
- * path (server/request.ts), whatever carried it: a mod_ferry frame connection
- * (server/listener.ts) or the standalone HTTP front server (server/standalone.ts).
+ * path (exchange/handle.ts), whatever carried it: a mod_ferry frame connection
+ * (front/module/listener.ts) or the standalone HTTP front server (front/http/server.ts).
  */
 import type { Duplex, Readable } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { DoneReport, Lease } from "../protocol/frames.js";
+
+/** The lease could not be handed over now (the connection's send buffer is busy): use the relay path. */
+export class LeaseNotSentError extends Error {
+  constructor(message: string, opts?: ErrorOptions) {
+    super(message, opts);
+    this.name = "LeaseNotSentError";
+  }
+}
 
 /**
  * The direct path of a module front end (docs/protocol.md, "Version 3:
@@ -18,29 +26,15 @@ export interface LeaseTaker {
   /**
    * Send the lease (with `appFd` attached unless `lease.reuse`); resolves with
    * the module's report, or undefined when the module connection closed first.
-   * Throws LeaseNotSentError (server/listener.ts) when the descriptor cannot be
+   * Throws LeaseNotSentError when the descriptor cannot be
    * passed now: nothing was sent, the relay path is still open.
    */
   take(lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined>;
 }
 
-export interface RequestHead {
-  readonly method: string;
-  /** Request target as the client sent it: path and query. */
-  readonly uri: string;
-  /** "HTTP/1.1" or "HTTP/1.0". */
-  readonly proto: string;
-  /** Flat [name, value, name, value, …] in client order; hop-by-hop headers removed. */
-  readonly headers: readonly string[];
-  readonly remoteAddr: string;
-  readonly remotePort: number;
-  readonly serverName: string;
-  readonly serverPort: number;
-  readonly https: boolean;
-  readonly hasBody: boolean;
-  /** The client asked to upgrade the connection (WebSocket). */
-  readonly upgrade: boolean;
-}
+export type { RequestHead } from "../protocol/request-head.js";
+import type { RequestHead } from "../protocol/request-head.js";
+
 
 export interface Exchange {
   readonly head: RequestHead;

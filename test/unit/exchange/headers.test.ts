@@ -1,9 +1,9 @@
 import test from "ava";
 import { makeAppOptions } from "../../../core/src/config/schema.js";
-import type { RequestHead } from "../../../core/src/server/exchange.js";
+import type { RequestHead } from "../../../core/src/exchange/exchange.js";
 import {
   addedResponseHeaders, appRequestHeaders, clientResponseHeaders, getHeaders, stickyIdFromCookies, stickySetCookie,
-} from "../../../core/src/server/forwarding.js";
+} from "../../../core/src/exchange/headers.js";
 
 function head(over: Partial<RequestHead> = {}): RequestHead {
   return {

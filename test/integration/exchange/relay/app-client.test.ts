@@ -11,12 +11,12 @@ import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { PassThrough, Readable, type Duplex } from "node:stream";
-import { makeAppOptions } from "../../../core/src/config/schema.js";
-import { silentLogger } from "../../../core/src/log.js";
-import type { AppAddress, Session, SessionOutcome } from "../../../core/src/pool/session.js";
-import { AppAgents } from "../../../core/src/server/app-agents.js";
-import type { Exchange, RequestHead } from "../../../core/src/server/exchange.js";
-import { handleExchange, type SessionSource } from "../../../core/src/server/request.js";
+import { makeAppOptions } from "../../../../core/src/config/schema.js";
+import { silentLogger } from "../../../../core/src/log.js";
+import type { AppAddress, Session, SessionOutcome } from "../../../../core/src/pool/session.js";
+import { AppAgents } from "../../../../core/src/exchange/relay/app-agents.js";
+import type { Exchange, RequestHead } from "../../../../core/src/exchange/exchange.js";
+import { handleExchange, type SessionSource } from "../../../../core/src/exchange/handle.js";
 
 const BIG = Buffer.alloc(1024 * 1024, "z");
 let tmp = "";

@@ -8,8 +8,8 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { Readable, type Duplex } from "node:stream";
-import type { AppOptions } from "../config/schema.js";
-import type { Exchange, RequestHead } from "./exchange.js";
+import type { AppOptions } from "../../config/schema.js";
+import type { Exchange, RequestHead } from "../../exchange/exchange.js";
 
 /** Response headers as written to the client (flat name/value list). */
 export type HeaderFilter = (headers: readonly string[]) => string[];

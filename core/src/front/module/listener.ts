@@ -1,0 +1,227 @@
+/**
+ * The Unix-socket server mod_ferry talks to (docs/protocol.md): listens with
+ * the least permissions that work, checks each peer's credentials (root and
+ * Apache's uid only), caps the number of connections, and hands each one to a
+ * ModuleConnection (connection.ts), which runs its exchanges.
+ */
+import { promises as fsp } from "node:fs";
+import net from "node:net";
+import type { Logger } from "../../log.js";
+import { MAX_MODULE_CONNECTIONS } from "../../protocol/frames.js";
+import type { Exchange } from "../../exchange/exchange.js";
+import { socketFd } from "../../os/socket-fd.js";
+import { ModuleConnection } from "./connection.js";
+
+/** Peer credentials of a Unix socket connection. */
+export interface PeerCredentials {
+  readonly pid: number;
+  readonly uid: number;
+  readonly gid: number;
+}
+
+/** The request path: handles one exchange to completion (exchange/handle.ts's handleExchange). */
+export type ExchangeHandler = (ex: Exchange, generation: number) => Promise<void>;
+
+export interface ModuleListenerOptions {
+  /** Socket path (`<instance dir>/module.sock`). */
+  readonly path: string;
+  readonly log: Logger;
+  /** Apache's uid (`User`): the only non-root uid allowed to connect. */
+  readonly apacheUid: number;
+  /** Apache's gid: group owner of the socket when the core runs as root. */
+  readonly apacheGid?: number;
+  readonly handler: ExchangeHandler;
+  /** Peer credentials of a socket fd; default the native addon's (core/src/os/native.ts). */
+  readonly peerCred?: (fd: number) => PeerCredentials;
+  /**
+   * Close a connection that sent no complete REQUEST_HEAD within this time
+   * after it opened, or after the first byte of a later head. Default 30 s.
+   */
+  readonly headDeadlineMs?: number;
+  /** Close a v2 connection idle between exchanges (no byte of the next head) this long. Default 5 min. */
+  readonly idleDeadlineMs?: number;
+  /**
+   * Open module connections at most. At the cap, a new connection displaces
+   * the oldest one that is between exchanges; when none is, it is refused. Default 4096.
+   */
+  readonly maxConnections?: number;
+  /** After the response went out, how long to keep reading (discarding) what the module still sends. */
+  readonly lingerMs?: number;
+  /** listen() backlog (PassengerSocketBacklog). */
+  readonly backlog?: number;
+  /** Buffered request body bytes before the socket is paused. Default 64 KiB. */
+  readonly bodyHighWaterMark?: number;
+  /** Send bytes with a descriptor attached (SCM_RIGHTS); default the native addon's (os/native.ts). */
+  readonly sendFd?: SendFdFn;
+}
+
+/** sendmsg with one descriptor attached; returns the bytes sent, throws (code EAGAIN) when none could be. */
+export type SendFdFn = (sockFd: number, data: Buffer, fd: number) => number;
+
+/** Whether a peer may use the module socket: root and Apache's uid only. */
+export function isPeerAllowed(cred: Pick<PeerCredentials, "uid">, apacheUid: number): boolean {
+  return cred.uid === 0 || cred.uid === apacheUid;
+}
+
+async function defaultPeerCred(): Promise<(fd: number) => PeerCredentials> {
+  const native = await import("../../os/native.js");
+  return native.peerCred;
+}
+
+async function defaultSendFd(): Promise<SendFdFn> {
+  const native = await import("../../os/native.js");
+  return native.sendFd;
+}
+
+export class ModuleListener {
+  readonly path: string;
+  readonly #opts: ModuleListenerOptions;
+  readonly #server: net.Server;
+  readonly #connections = new Set<ModuleConnection>();
+  #peerCred: ((fd: number) => PeerCredentials) | undefined;
+  #sendFd: SendFdFn | undefined;
+  #closing = false;
+  #emptyWaiters: Array<() => void> = [];
+  /** When the "too many connections" warning was last logged (one a minute at most). */
+  #capWarnedAt = 0;
+
+  constructor(opts: ModuleListenerOptions) {
+    this.#opts = opts;
+    this.path = opts.path;
+    this.#peerCred = opts.peerCred;
+    this.#server = net.createServer({ allowHalfOpen: true }, (socket) => this.#accept(socket));
+    this.#server.on("error", (e: unknown) => opts.log.error({ err: e }, "module socket server error"));
+  }
+
+  /** Connections currently open. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  /** Listen on the socket path (replacing a stale socket), mode 0660, group Apache's when root. */
+  async start(): Promise<void> {
+    this.#peerCred ??= await defaultPeerCred();
+    this.#sendFd = this.#opts.sendFd ?? await defaultSendFd();
+    const st = await fsp.lstat(this.path).catch(() => undefined);
+    if (st !== undefined) {
+      if (!st.isSocket()) throw new Error(`Cannot listen on module socket ${this.path}: a file that is not a socket is in the way`);
+      await fsp.rm(this.path, { force: true });
+    }
+    // Listen on a temporary name, set the permissions, then rename into place:
+    // a client never sees the socket with the wrong mode or owner (EACCES race).
+    const tmpPath = `${this.path}.${process.pid}.tmp`;
+    await fsp.rm(tmpPath, { force: true });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: unknown): void => reject(e);
+      this.#server.once("error", onError);
+      this.#server.listen({ path: tmpPath, backlog: this.#opts.backlog ?? 2048 }, () => {
+        this.#server.off("error", onError);
+        resolve();
+      });
+    });
+    await fsp.chmod(tmpPath, 0o660);
+    if (process.getuid?.() === 0 && this.#opts.apacheGid !== undefined) {
+      await fsp.chown(tmpPath, 0, this.#opts.apacheGid);
+    }
+    await fsp.rename(tmpPath, this.path);
+  }
+
+  /**
+   * Stop accepting new connections. Exchanges in progress continue; a
+   * connection then closes after its exchange instead of waiting for the next
+   * one, and idle (v2) connections close now.
+   */
+  stopAccepting(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#server.close();
+    for (const c of this.#connections) c.closeWhenIdle();
+  }
+
+  /**
+   * Stop accepting, wait up to `deadlineMs` for open exchanges to finish, then
+   * cut the rest and remove the socket file. Resolves true if all finished.
+   */
+  async close(deadlineMs = 0): Promise<boolean> {
+    this.stopAccepting();
+    let drained = this.#connections.size === 0;
+    if (!drained && deadlineMs > 0) {
+      drained = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), deadlineMs);
+        this.#emptyWaiters.push(() => {
+          clearTimeout(timer);
+          resolve(true);
+        });
+      });
+    }
+    for (const c of this.#connections) c.destroy();
+    await fsp.rm(this.path, { force: true }).catch(() => undefined);
+    return drained;
+  }
+
+  #accept(socket: net.Socket): void {
+    const log = this.#opts.log;
+    socket.on("error", (e: unknown) => log.debug({ err: e }, "module connection error"));
+    if (this.#closing) {
+      socket.destroy();
+      return;
+    }
+    const fd = socketFd(socket);
+    let cred: PeerCredentials | undefined;
+    try {
+      if (fd !== undefined && this.#peerCred !== undefined) cred = this.#peerCred(fd);
+    } catch (e: unknown) {
+      log.warn({ err: e }, "Cannot read peer credentials of a module connection: closing it");
+    }
+    if (cred === undefined) {
+      if (fd === undefined) log.warn("Cannot read peer credentials of a module connection: no file descriptor; closing it");
+      socket.destroy();
+      return;
+    }
+    if (!isPeerAllowed(cred, this.#opts.apacheUid)) {
+      log.warn({ peerUid: cred.uid, peerPid: cred.pid }, `Cannot accept module connection from uid ${cred.uid} (pid ${cred.pid}): only root and Apache's uid ${this.#opts.apacheUid} may connect`);
+      socket.destroy();
+      return;
+    }
+    if (!this.#makeRoom()) {
+      this.#warnCap(`Cannot accept module connection from pid ${cred.pid}: ${this.#connections.size} are open (the cap) and none is idle`);
+      socket.destroy();
+      return;
+    }
+    const conn = new ModuleConnection(socket, this.#opts, log, cred.pid, this.#sendFd);
+    this.#connections.add(conn);
+    socket.once("close", () => {
+      this.#connections.delete(conn);
+      if (this.#connections.size === 0) {
+        const waiters = this.#emptyWaiters;
+        this.#emptyWaiters = [];
+        for (const w of waiters) w();
+      }
+    });
+  }
+
+  /**
+   * Below the cap, or made so by closing the oldest connection between
+   * exchanges (a reconnect costs Apache little; an exchange is never cut).
+   */
+  #makeRoom(): boolean {
+    const cap = this.#opts.maxConnections ?? MAX_MODULE_CONNECTIONS;
+    if (this.#connections.size < cap) return true;
+    for (const c of this.#connections) {
+      if (c.idle) {
+        this.#connections.delete(c);
+        c.destroy();
+        this.#warnCap(`Closing the oldest idle module connection: ${cap} are open (the cap)`);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  #warnCap(msg: string): void {
+    const now = Date.now();
+    if (now - this.#capWarnedAt < 60_000) return;
+    this.#capWarnedAt = now;
+    this.#opts.log.warn(msg);
+  }
+}
