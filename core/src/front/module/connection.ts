@@ -15,7 +15,7 @@ import { LeaseNotSentError } from "../../exchange/exchange.js";
 import { socketFd } from "../../os/socket-fd.js";
 import { readModuleHead } from "./head.js";
 import { ModuleExchange } from "./module-exchange.js";
-import type { ModuleListenerOptions, SendFdFn } from "./listener.js";
+import type { ModuleListenerOptions, SendFdFn } from "./options.js";
 
 type ConnState =
   | "head" // waiting for REQUEST_HEAD (v2: also between exchanges)
