@@ -701,6 +701,17 @@ static int prepare_generation(ferry_daemon_state *st, server_rec *s, int core_al
     apr_pool_tag(p, "ferry_daemon_generation");
     st->gen_pool = p;
 
+    /* Passenger's own module left enabled during a migration claims the same
+     * directives, and its values win (PassengerRoot points into Passenger):
+     * say what to do before the errors that follow from it. */
+    if (ap_find_linked_module("mod_passenger.c") != NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, s, FERRY_LOGNO(0221)
+                     "Passenger's module (mod_passenger) is loaded next to "
+                     "mod_ferry: both claim the Passenger* directives and "
+                     "Passenger's values win (PassengerRoot %s); disable it "
+                     "with \"a2dismod passenger\" and keep the VirtualHosts "
+                     "as they are", root ? root : "(unset)");
+    }
     if (!root || !*root) {
         problem = "PassengerRoot is not set";
         ap_log_error(APLOG_MARK, level, 0, s, FERRY_LOGNO(0214)

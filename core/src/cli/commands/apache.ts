@@ -23,18 +23,23 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "../io.js";
+import { checkApache, passengerEnabled } from "../apache-check.js";
 
-type CommandIO = Pick<CliIo, "stdout" | "stderr"> & Partial<Pick<CliIo, "cwd">>;
+type CommandIO = Pick<CliIo, "stdout" | "stderr"> & Partial<Pick<CliIo, "cwd" | "env">>;
 
 const USAGE = `Usage:
   ferry apache start [--port 8080] [--address 127.0.0.1] [--dir DIR]
                      [--environment development] [--module PATH] [APP_DIR]
   ferry apache stop [--dir DIR | --port N]
   ferry apache install [--dest /etc/apache2/mods-available]
+  ferry apache check [--confdir /etc/apache2]
 
 start    run a private Apache with mod_ferry serving APP_DIR (default: .)
 stop     stop the private Apache started from DIR
 install  write ferry.load and ferry.conf for Debian's a2enmod (prints next steps)
+check    Apache's configtest, then every app: app root, owner, startup file,
+         user, Node.js; Passenger's module enabled too. One line per problem,
+         exit status 1 when any (run it before a graceful)
 `;
 
 const DEFAULT_PORT = 8080;
@@ -73,6 +78,8 @@ export async function run(args: readonly string[], io: CommandIO): Promise<numbe
         return await stop(rest, io);
       case "install":
         return await install(rest, io);
+      case "check":
+        return await check(rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -464,10 +471,41 @@ async function install(args: readonly string[], io: CommandIO): Promise<number> 
   if (!existsSync(modulePath)) {
     say(io, `Warning: ${modulePath} does not exist yet; build it with "npm run build:apache" first`);
   }
+  const confdir = path.dirname(dest);
+  if (passengerEnabled(confdir)) {
+    say(io, "");
+    say(io, `Warning: Passenger's module is enabled (${path.join(confdir, "mods-enabled", "passenger.load")}).`);
+    say(io, "  Both modules claim the Passenger* directives and Passenger's PassengerRoot wins: Apache would");
+    say(io, "  refuse to start Ferry's core. Disable it first, keeping your VirtualHosts as they are:");
+    say(io, "    a2dismod passenger");
+    say(io, "");
+  }
   say(io, "Nothing was enabled or restarted. Next steps:");
   say(io, "  a2enmod ferry");
-  say(io, "  apachectl configtest");
+  say(io, "  ferry apache check           # Apache's configtest, then every app");
   say(io, "  systemctl reload apache2     # or: apachectl graceful");
   say(io, "Then add PassengerAppRoot/PassengerEnabled to a VirtualHost (docs/apache.md).");
+  return EXIT_OK;
+}
+
+// ---------------------------------------------------------------------------
+// check
+
+async function check(args: readonly string[], io: CommandIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { confdir: { type: "string" } },
+  });
+  if (positionals.length > 0) throw new UsageError("check takes no positional arguments");
+  const env = io.env ?? {};
+  const confdir = path.resolve(io.cwd ?? "/", values.confdir ?? env["APACHE_CONFDIR"] ?? "/etc/apache2");
+  const r = await checkApache({ confdir, env });
+  for (const p of r.problems) io.stdout.write(`${p.where}: ${p.what}\n`);
+  if (r.problems.length > 0) {
+    io.stdout.write(`${r.problems.length} problem${r.problems.length === 1 ? "" : "s"} found (${r.apps.length} app${r.apps.length === 1 ? "" : "s"} checked in ${confdir})\n`);
+    return EXIT_FAILURE;
+  }
+  io.stdout.write(`OK: configtest passed, ${r.apps.length} app${r.apps.length === 1 ? "" : "s"} checked in ${confdir}, no problems\n`);
   return EXIT_OK;
 }
