@@ -958,6 +958,11 @@ static const char *set_redeploy(cmd_parms *cmd, void *cfg, const char *arg)
 #define DB(f, app) static const ferry_field_t df_##f = FLAG_FIELD(ferry_dir_conf_t, f, app)
 
 #define FERRY_MAX_SECONDS 31536000 /* one year */
+/* Per-request and start deadlines: the longest a Node timer waits (2^31-1 ms);
+ * the core checks the same (MAX_TIMER_SECONDS in core/src/config/schema.ts). */
+#define FERRY_MAX_TIMER_SECONDS 2147483
+/* PassengerMemoryLimit, MB: 1 TiB (MAX_MEMORY_LIMIT_MB in the core). */
+#define FERRY_MAX_MEMORY_MB 1048576
 
 SF(root, 0, 0);
 SF(instance_registry_dir, 0, 0);
@@ -992,7 +997,7 @@ DB(buffer_response, 0);
 DB(sticky_sessions, 0);
 DB(abort_websockets, 0);
 DF(sticky_cookie_attributes, 0, 0, 0);
-DF(max_request_time, 0, FERRY_MAX_SECONDS, 0);
+DF(max_request_time, 0, FERRY_MAX_TIMER_SECONDS, 0);
 DF(read_timeout, 1, FERRY_MAX_SECONDS, 0);
 DF(ws_idle_timeout, 1, FERRY_MAX_SECONDS, 0);
 
@@ -1012,8 +1017,8 @@ static const ferry_field_t df_force_max_concurrent = {
     offsetof(ferry_dir_conf_t, force_max_concurrent),
     offsetof(ferry_dir_conf_t, force_max_concurrent_set), -1, INT_MAX, 1
 };
-DF(start_timeout, 1, FERRY_MAX_SECONDS, 1);
-DF(memory_limit, 0, INT_MAX, 1);
+DF(start_timeout, 1, FERRY_MAX_TIMER_SECONDS, 1);
+DF(memory_limit, 0, FERRY_MAX_MEMORY_MB, 1);
 DF(app_fd_ulimit, 0, INT_MAX, 1);
 DB(friendly_error_pages, 1);
 DB(load_shell_envvars, 1);

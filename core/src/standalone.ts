@@ -13,7 +13,7 @@ import type { Logger } from "./log.js";
 import { Pool } from "./pool/pool.js";
 import { AppAgents } from "./exchange/relay/app-agents.js";
 import { handleExchange } from "./exchange/handle.js";
-import { FrontServer } from "./front/http/server.js";
+import { DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, FrontServer } from "./front/http/server.js";
 import { ChildSpawner } from "./spawn/child-spawner.js";
 import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
@@ -108,6 +108,8 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   const front = new FrontServer({
     app: config.app, deps: { pool, log, agents, ...(affinity !== undefined ? { affinity: affinity.hook } : {}) }, log,
     ...(metrics !== undefined ? { wrap: metrics.wrap } : {}),
+    headerTimeoutMs: config.server.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
+    requestTimeoutMs: config.server.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
   });
   let control: ControlServer | undefined;
   try {

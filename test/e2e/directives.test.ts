@@ -231,7 +231,10 @@ const BAD: ReadonlyArray<readonly [string, RegExp]> = [
   ["PassengerMinInstances -1", /PassengerMinInstances must be an integer 0-10000/],
   ["PassengerMaxRequestQueueSize 1.5", /PassengerMaxRequestQueueSize must be an integer >= 0/],
   ["PassengerForceMaxConcurrentRequestsPerProcess -2", /PassengerForceMaxConcurrentRequestsPerProcess must be an integer >= -1/],
-  ["PassengerStartTimeout 0", /PassengerStartTimeout must be a duration 1-31536000 s/],
+  ["PassengerStartTimeout 0", /PassengerStartTimeout must be a duration 1-2147483 s/],
+  ["PassengerStartTimeout 2147484", /PassengerStartTimeout must be a duration 1-2147483 s/],
+  ["PassengerMaxRequestTime 30d", /PassengerMaxRequestTime must be a duration 0-2147483 s/],
+  ["PassengerMemoryLimit 1048577", /PassengerMemoryLimit must be an integer 0-1048576/],
   ["PassengerStartTimeout soon", /PassengerStartTimeout must be a duration/],
   ["PassengerPoolIdleTime -5", /PassengerPoolIdleTime must be a duration 0-31536000 s/],
   ["PassengerReadTimeout 0", /PassengerReadTimeout must be a duration 1-31536000 s/],
@@ -251,7 +254,7 @@ const BAD: ReadonlyArray<readonly [string, RegExp]> = [
   ["PassengerPreStart http://", /PassengerPreStart must be an http:\/\/ or https:\/\/ URL/],
   ["PassengerSocketBacklog 0", /PassengerSocketBacklog must be an integer 1-65535/],
   ["PassengerStickySessionsCookieName a;b", /PassengerStickySessionsCookieName must be a cookie name/],
-  ["PassengerMemoryLimit -1", /PassengerMemoryLimit must be an integer >= 0/],
+  ["PassengerMemoryLimit -1", /PassengerMemoryLimit must be an integer 0-1048576/],
   ['PassengerAppEnv ""', /PassengerAppEnv takes one argument/],
 ];
 

@@ -3,7 +3,7 @@
  * directive names in directive units, as mod_ferry sends them in every
  * REQUEST_HEAD) → AppOptions, or a ProtocolError naming the bad key.
  */
-import { makeAppOptions, type AppOptions, type AppType } from "./schema.js";
+import { MAX_MEMORY_LIMIT_MB, MAX_TIMER_SECONDS, makeAppOptions, type AppOptions, type AppType } from "./schema.js";
 import type { WireMap } from "../protocol/frames.js";
 import { BAD_VALUE, TOKEN, bool, fail, has, int, str } from "../protocol/wire-fields.js";
 
@@ -35,8 +35,8 @@ export function validateAppOptions(app: WireMap, env: readonly string[] = []): A
   const optStr = (key: string, set: (s: string) => void): void => {
     if (has(app, key)) set(str(app, key, `app.${key}`));
   };
-  const optInt = (key: string, min: number, set: (n: number) => void): void => {
-    if (has(app, key)) set(int(app, key, `app.${key}`, min));
+  const optInt = (key: string, min: number, set: (n: number) => void, max?: number): void => {
+    if (has(app, key)) set(int(app, key, `app.${key}`, min, undefined, max));
   };
   const optBool = (key: string, set: (b: boolean) => void): void => {
     if (has(app, key)) set(bool(app, key, `app.${key}`, false));
@@ -68,7 +68,7 @@ export function validateAppOptions(app: WireMap, env: readonly string[] = []): A
   optInt("max_requests", 0, (n) => (given.maxRequests = n));
   optInt("max_request_queue_size", 0, (n) => (given.maxRequestQueueSize = n));
   optInt("force_max_concurrent_requests_per_process", -1, (n) => (given.maxConcurrentRequestsPerProcess = n === -1 ? 0 : n));
-  optInt("start_timeout", 1, (n) => (given.startTimeoutMs = n * 1000));
+  optInt("start_timeout", 1, (n) => (given.startTimeoutMs = n * 1000), MAX_TIMER_SECONDS);
   optStr("restart_dir", (s) => {
     if (s !== "") given.restartDir = s;
   });
@@ -85,8 +85,8 @@ export function validateAppOptions(app: WireMap, env: readonly string[] = []): A
   optStr("user", (s) => (given.user = s));
   optStr("group", (s) => (given.group = s));
   optBool("load_shell_envvars", (b) => (given.loadShellEnvvars = b));
-  optInt("memory_limit", 0, (n) => (given.memoryLimitMB = n));
-  optInt("max_request_time", 0, (n) => (given.maxRequestTimeMs = n * 1000));
+  optInt("memory_limit", 0, (n) => (given.memoryLimitMB = n), MAX_MEMORY_LIMIT_MB);
+  optInt("max_request_time", 0, (n) => (given.maxRequestTimeMs = n * 1000), MAX_TIMER_SECONDS);
   optStr("app_log_file", (s) => (given.appLogFile = s));
   optInt("app_file_descriptor_ulimit", 0, (n) => (given.fileDescriptorUlimit = n));
   optBool("abort_websockets_on_process_shutdown", (b) => (given.abortWebsocketsOnProcessShutdown = b));

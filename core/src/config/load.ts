@@ -12,7 +12,7 @@ import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { ConfigError } from "../errors.js";
 import {
-  SERVER_DEFAULTS, makeAppOptions, type AppOptions, type ServerOptions,
+  MAX_MEMORY_LIMIT_MB, MAX_TIMER_SECONDS, SERVER_DEFAULTS, makeAppOptions, type AppOptions, type ServerOptions,
 } from "./schema.js";
 
 type Kind =
@@ -56,14 +56,14 @@ export const STANDALONE_OPTIONS: readonly OptionSpec[] = [
   { key: "max_requests", flag: "max-requests", target: "app", field: "maxRequests", kind: { t: "int", min: 0, max: INT_MAX }, help: "recycle a process after this many requests (0 = never)" },
   { key: "max_request_queue_size", flag: "max-request-queue-size", target: "app", field: "maxRequestQueueSize", kind: { t: "int", min: 0, max: INT_MAX }, help: "requests waiting for a process before 503 (default 100; 0 = unbounded)" },
   { key: "force_max_concurrent_requests_per_process", flag: "force-max-concurrent-requests-per-process", target: "app", field: "maxConcurrentRequestsPerProcess", kind: { t: "int", min: -1, max: INT_MAX }, help: "in-flight requests per process (0 or -1 = unlimited, scale by load)" },
-  { key: "start_timeout", flag: "start-timeout", target: "app", field: "startTimeoutMs", kind: { t: "seconds", min: 1, max: INT_MAX }, help: "seconds an app may take to start listening (default 90)" },
+  { key: "start_timeout", flag: "start-timeout", target: "app", field: "startTimeoutMs", kind: { t: "seconds", min: 1, max: MAX_TIMER_SECONDS }, help: "seconds an app may take to start listening (default 90)" },
   { key: "restart_dir", flag: "restart-dir", target: "app", field: "restartDir", kind: { t: "string", nonEmpty: true }, help: "dir of restart.txt, relative to the app dir (default tmp)" },
   { key: "sticky_sessions", flag: "sticky-sessions", target: "app", field: "stickySessions", kind: { t: "bool" }, help: "pin clients to a process with a cookie" },
   { key: "sticky_sessions_cookie_name", flag: "sticky-sessions-cookie-name", target: "app", field: "stickySessionsCookieName", kind: { t: "string", nonEmpty: true, pattern: /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/, what: "a cookie name (token characters)" }, help: "sticky cookie name (default _passenger_route)" },
   { key: "sticky_sessions_cookie_attributes", flag: "sticky-sessions-cookie-attributes", target: "app", field: "stickySessionsCookieAttributes", kind: { t: "string", pattern: /^[^\r\n]*$/, what: "cookie attributes on one line" }, help: "sticky cookie attributes (default \"SameSite=Lax\")" },
   { key: "friendly_error_pages", flag: "friendly-error-pages", target: "app", field: "friendlyErrorPages", kind: { t: "bool" }, help: "show errors and app output in error pages (default on in development)" },
-  { key: "max_request_time", flag: "max-request-time", target: "app", field: "maxRequestTimeMs", kind: { t: "seconds", min: 0, max: INT_MAX }, help: "seconds before a request is cut with 504 and its process recycled (0 = none)" },
-  { key: "memory_limit", flag: "memory-limit", target: "app", field: "memoryLimitMB", kind: { t: "int", min: 0, max: INT_MAX }, help: "MB of memory after which a process is recycled (0 = none)" },
+  { key: "max_request_time", flag: "max-request-time", target: "app", field: "maxRequestTimeMs", kind: { t: "seconds", min: 0, max: MAX_TIMER_SECONDS }, help: "seconds before a request is cut with 504 and its process recycled (0 = none)" },
+  { key: "memory_limit", flag: "memory-limit", target: "app", field: "memoryLimitMB", kind: { t: "int", min: 0, max: MAX_MEMORY_LIMIT_MB }, help: "MB of memory after which a process is recycled (0 = none)" },
   { key: "abort_websockets_on_process_shutdown", flag: "abort-websockets-on-process-shutdown", target: "app", field: "abortWebsocketsOnProcessShutdown", kind: { t: "bool" }, help: "close WebSockets when their process shuts down (default on)" },
   { key: "show_version_in_header", flag: "show-version-in-header", target: "app", field: "showVersionInHeader", kind: { t: "bool" }, help: "X-Powered-By carries the version (default on)" },
   { key: "load_shell_envvars", flag: "load-shell-envvars", target: "app", field: "loadShellEnvvars", kind: { t: "bool" }, help: "start the app through a login shell" },
@@ -80,6 +80,8 @@ export const STANDALONE_OPTIONS: readonly OptionSpec[] = [
   { key: "health_check_event_loop_timeout", flag: "health-check-event-loop-timeout", target: "server", field: "healthCheckEventLoopTimeoutMs", kind: { t: "seconds", min: 0, max: 86_400 }, help: "seconds without an event-loop report before a Node process counts as stuck and is replaced (default 30; 0 = off)" },
   { key: "metrics_listen", flag: "metrics-listen", target: "server", field: "metricsListen", kind: { t: "string", pattern: /^(\S+:)?\d{1,5}$/, what: "ADDR:PORT or a port" }, help: "serve Prometheus metrics at http://ADDR:PORT/metrics (default off; a bare port binds 127.0.0.1)" },
   { key: "instance_registry_dir", flag: "instance-registry-dir", target: "server", field: "instanceRegistryDir", kind: { t: "string", nonEmpty: true }, help: "where the instance dir (control socket) is created (default $TMPDIR or /tmp)" },
+  { key: "header_timeout", flag: "header-timeout", target: "server", field: "headerTimeoutMs", kind: { t: "seconds", min: 1, max: 3_600 }, help: "seconds a client may take to send the request head (default 60)" },
+  { key: "request_timeout", flag: "request-timeout", target: "server", field: "requestTimeoutMs", kind: { t: "seconds", min: 0, max: MAX_TIMER_SECONDS }, help: "seconds for the whole request to arrive (else 408) and the app's response head to go out (else 504); 0 = none (default 300)" },
   { key: "admin_group", flag: "admin-group", target: "server", field: "adminGroup", kind: { t: "string", nonEmpty: true }, help: "group whose members may run ferry status (default: root and this user only)" },
   { key: "affinity_redis", flag: "affinity-redis", target: "server", field: "affinityRedis", kind: { t: "string", pattern: /^(redis:\/\/|rediss:\/\/|unix:\/)\S+$/, what: "redis://host:port/db, rediss://host:port/db or unix:/path" }, help: "Redis shared by several hosts for sticky sessions (docs/affinity.md)" },
   { key: "affinity_node_name", flag: "affinity-node-name", target: "server", field: "affinityNodeName", kind: { t: "string", nonEmpty: true }, help: "this host's name in the affinity cluster (default the host name)" },

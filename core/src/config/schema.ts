@@ -111,6 +111,10 @@ export interface ServerOptions {
   readonly healthCheckEventLoopTimeoutMs?: number;
   /** PassengerMetricsListen / --metrics-listen ADDR:PORT for Prometheus' /metrics; "" (default) = off. */
   readonly metricsListen?: string;
+  /** `ferry start --header-timeout`: the complete request head must arrive within it, ms (default 60 000). */
+  readonly headerTimeoutMs?: number;
+  /** `ferry start --request-timeout`: whole request in (408) and response head out (504) within it, ms; 0 = none (default 300 000). */
+  readonly requestTimeoutMs?: number;
   /** PassengerAdminGroup / --admin-group: group (name or gid) that may use the admin socket; "" = root and the core's user only. */
   readonly adminGroup?: string;
   // Shared session affinity (docs/affinity.md); optional, absent = the default.
@@ -132,6 +136,15 @@ export interface ServerOptions {
   /** PassengerAffinityTLSCAFile: CA of the peers' certificates; "" (default) = the system CAs. */
   readonly affinityTlsCaFile?: string;
 }
+
+/**
+ * Largest duration in seconds for the per-request and start deadlines
+ * (start_timeout, max_request_time): the longest a Node timer waits (2^31-1 ms,
+ * about 24.8 days); the module's directives and the protocol check the same.
+ */
+export const MAX_TIMER_SECONDS = 2_147_483;
+/** Largest PassengerMemoryLimit / memory_limit, MB (1 TiB). */
+export const MAX_MEMORY_LIMIT_MB = 1_048_576;
 
 export const DEFAULT_NODE_STARTUP_FILE = "app.js";
 export const DEFAULT_STICKY_COOKIE_NAME = "_passenger_route";
@@ -188,6 +201,8 @@ export const SERVER_DEFAULTS: ServerOptions = {
   healthCheckFailures: 3,
   healthCheckEventLoopTimeoutMs: 30_000,
   adminGroup: "",
+  headerTimeoutMs: 60_000,
+  requestTimeoutMs: 300_000,
   affinityRedis: "",
   affinityNodeName: "",
   affinityListen: "",

@@ -59,6 +59,10 @@ const bad: Array<[string, Record<string, unknown>, RegExp]> = [
   ["bad envvar name", { envvars: { "1X": "a" } }, /"envvars"/],
   ["unknown key", { max_pool_sise: 3 }, /key "max_pool_sise": unknown option/],
   ["log level", { log_level: 9 }, /"log_level" = 9: expected an integer 0-7/],
+  ["start_timeout past a timer's reach", { start_timeout: 2_147_484 }, /"start_timeout" = 2147484: expected a number of seconds 1-2147483/],
+  ["max_request_time past a timer's reach", { max_request_time: 1e10 }, /"max_request_time" = 10000000000: expected a number of seconds 0-2147483/],
+  ["memory_limit above 1 TiB", { memory_limit: 2_000_000 }, /"memory_limit" = 2000000: expected an integer 0-1048576/],
+  ["header_timeout zero", { header_timeout: 0 }, /"header_timeout" = 0: expected a number of seconds 1-3600/],
 ];
 for (const [what, value, message] of bad) {
   test(`parseConfigMap() rejects ${what} with a ConfigError naming the key`, (t) => {

@@ -12,6 +12,7 @@ import type { Logger } from "../../log.js";
 import type { Exchange, RequestHead } from "../../exchange/exchange.js";
 import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "./node-exchange.js";
 import { handleExchange, type RequestDeps } from "../../exchange/handle.js";
+import { ResponseDeadlineExchange } from "../../exchange/response-deadline.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);
 
@@ -53,7 +54,19 @@ export interface FrontServerOptions {
   readonly log: Logger;
   /** Wraps the request path (metrics count each exchange); default: handleExchange itself. */
   readonly wrap?: (handle: (ex: Exchange) => Promise<void>) => (ex: Exchange) => Promise<void>;
+  /** The complete request head must arrive within this (`--header-timeout`); default 60 s. */
+  readonly headerTimeoutMs?: number;
+  /**
+   * The whole request must arrive (else 408) and the app's response head must
+   * go out (else 504) within this (`--request-timeout`); 0 = no limit. Default 300 s.
+   */
+  readonly requestTimeoutMs?: number;
 }
+
+/** Default of `ferry start --header-timeout`, ms. */
+export const DEFAULT_HEADER_TIMEOUT_MS = 60_000;
+/** Default of `ferry start --request-timeout`, ms. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 300_000;
 
 /** The standalone HTTP front server with graceful close. */
 export class FrontServer {
@@ -63,12 +76,22 @@ export class FrontServer {
 
   constructor(opts: FrontServerOptions) {
     this.#log = opts.log;
-    this.server = http.createServer({ requestTimeout: 0, headersTimeout: 60_000, keepAliveTimeout: 5_000 });
+    const requestTimeout = opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    let headersTimeout = opts.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS;
+    if (requestTimeout > 0) headersTimeout = Math.min(headersTimeout, requestTimeout);
+    this.server = http.createServer({
+      requestTimeout,
+      headersTimeout,
+      keepAliveTimeout: 5_000,
+      // Node checks both timeouts on this interval (default 30 s): check often enough to keep them.
+      connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 4))),
+    });
     this.#exchanges = new ExchangeTracker(this.server);
     const direct = (ex: Exchange): Promise<void> => handleExchange(ex, opts.deps);
     const handle = opts.wrap?.(direct) ?? direct;
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-      this.#exchanges.track(handle(new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res)));
+      const ex: Exchange = new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res);
+      this.#exchanges.track(handle(requestTimeout > 0 ? new ResponseDeadlineExchange(ex, requestTimeout) : ex));
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, rest: Buffer) => {
       socket.on("error", (e: unknown) => this.#log.debug({ err: e }, "upgraded client socket error"));

@@ -1,0 +1,82 @@
+/**
+ * `ferry start` deadlines (issue 13): a slow-header client is cut after
+ * --header-timeout; a slow-body client gets 408 after --request-timeout; an
+ * app that does not answer gets its client a 504 after --request-timeout;
+ * meanwhile other clients are served. Values outside their range are refused.
+ */
+import test from "ava";
+import net from "node:net";
+import path from "node:path";
+import { FIXTURE_APPS, json, startApp, type Running } from "../../helpers/standalone.js";
+
+let app: Running | undefined;
+
+test.before(async () => {
+  app = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "header-timeout": "1", "request-timeout": "2" });
+  await json(app.port, "/pid"); // the app is up
+});
+
+test.after.always(async () => {
+  await app?.stop();
+});
+
+function running(): Running {
+  if (app === undefined) throw new Error("Cannot run: the instance did not start");
+  return app;
+}
+
+/** Open a raw connection, send `first`, then nothing; resolves with what came back and when the server closed. */
+function rawClient(port: number, first: string, dripMs = 0, drip = ""): Promise<{ text: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const s = net.connect(port, "127.0.0.1");
+    let text = "";
+    let timer: NodeJS.Timeout | undefined;
+    const giveUp = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`Cannot see the server close the connection within 15 s (got ${JSON.stringify(text)})`));
+    }, 15_000);
+    s.on("connect", () => {
+      s.write(first);
+      if (dripMs > 0) timer = setInterval(() => s.write(drip), dripMs);
+    });
+    s.on("data", (d) => (text += d.toString("latin1")));
+    s.on("error", () => undefined);
+    s.on("close", () => {
+      clearTimeout(giveUp);
+      clearInterval(timer);
+      resolve({ text, ms: Date.now() - started });
+    });
+  });
+}
+
+test("a client that never finishes its request head is cut after --header-timeout, others are served", async (t) => {
+  const p = rawClient(running().port, "GET /pid HTTP/1.1\r\nHost: x\r\nX-Slow: ", 300, "a");
+  const during = await json(running().port, "/pid");
+  t.is(typeof during["pid"], "number");
+  const { ms } = await p;
+  t.true(ms >= 900 && ms < 8_000, `closed after ${ms} ms`);
+});
+
+test("a client that sends its body too slowly gets 408 after --request-timeout", async (t) => {
+  const { text, ms } = await rawClient(running().port, "POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx", 200, "x");
+  t.regex(text, /^HTTP\/1\.1 408 /);
+  t.true(ms >= 1_900 && ms < 10_000, `closed after ${ms} ms`);
+});
+
+test("an app that does not answer within --request-timeout gets its client a 504; the next request is served", async (t) => {
+  const started = Date.now();
+  const r = await fetch(`http://127.0.0.1:${running().port}/slow?ms=30000`);
+  const ms = Date.now() - started;
+  t.is(r.status, 504);
+  t.regex(await r.text(), /did not answer within 2 s/);
+  t.true(ms >= 1_900 && ms < 10_000, `answered after ${ms} ms`);
+  t.is(typeof (await json(running().port, "/pid"))["pid"], "number");
+});
+
+test("a streaming response whose head went out in time is not cut by --request-timeout", async (t) => {
+  const r = await fetch(`http://127.0.0.1:${running().port}/drip?chunks=6&interval=500`);
+  t.is(r.status, 200);
+  const body = await r.text();
+  t.regex(body, /chunk 5\ndone\n$/, "all chunks over 2.5 s arrived");
+});
