@@ -13,7 +13,7 @@ import { FrameDecoder, encodeFrame } from "../../protocol/codec.js";
 import { HEAD_DEADLINE_MS, IDLE_DEADLINE_MS, type DoneReport, type Frame, type Lease } from "../../protocol/frames.js";
 import { LeaseNotSentError } from "../../exchange/exchange.js";
 import { socketFd } from "../../os/socket-fd.js";
-import { readModuleHead } from "./head.js";
+import { readModuleHead, type AppMemo } from "./head.js";
 import { ModuleExchange } from "./module-exchange.js";
 import type { ModuleListenerOptions, SendFdFn } from "./options.js";
 
@@ -93,6 +93,11 @@ export class ModuleConnection {
   /** Exchanges completed on this connection. */
   #served = 0;
   readonly #sendFd: SendFdFn | undefined;
+  /** The client-gone signal of the connection's exchanges (made on first use). */
+  #gone: AbortController | undefined;
+  #goneNow = false;
+  /** The last app options read on this connection and their wire form (a vhost sends the same map every time). */
+  #appMemo: AppMemo | undefined;
   /** v3: resolves the current lease with the module's DONE (undefined: the connection closed first). */
   #leaseDone: ((report: DoneReport | undefined) => void) | undefined;
 
@@ -110,6 +115,19 @@ export class ModuleConnection {
 
   get state(): ConnState {
     return this.#state;
+  }
+
+  get signal(): AbortSignal {
+    if (this.#gone === undefined) {
+      this.#gone = new AbortController();
+      if (this.#goneNow) this.#gone.abort();
+    }
+    return this.#gone.signal;
+  }
+
+  abortSignal(): void {
+    this.#goneNow = true;
+    if (this.#gone !== undefined && !this.#gone.signal.aborted) this.#gone.abort();
   }
 
   /** Between exchanges (or before the first) with no byte of a head read. */
@@ -234,7 +252,8 @@ export class ModuleConnection {
   #startExchange(map: Readonly<Record<string, unknown>>): void {
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
-    const { head, app, generation, version, held } = readModuleHead(map);
+    const { head, app, generation, version, held, memo } = readModuleHead(map, this.#appMemo);
+    this.#appMemo = memo;
     this.#persistent = version >= 2;
     this.#state = version >= 3 ? "decide" : "body";
     const ex = new ModuleExchange(head, app, this, this.#socket, this.#opts.bodyHighWaterMark ?? 64 * 1024, version >= 3 ? held : undefined);

@@ -1,7 +1,9 @@
 /**
  * A REQUEST_HEAD as the module front hands it to the request path: the head
  * validated by protocol/validate.ts and its app options translated by
- * config/app-wire.ts (memoised: every request of a vhost carries the same map).
+ * config/app-wire.ts. A module connection serves one vhost's requests over and
+ * over, so the last translation is kept per connection and reused when the
+ * wire map is the same (a shallow comparison: the map's values are scalars).
  */
 import { cachedAppOptions } from "../../config/app-wire.js";
 import type { AppOptions } from "../../config/schema.js";
@@ -20,8 +22,40 @@ export interface ModuleHead {
   readonly held: readonly string[];
 }
 
-/** Validate a REQUEST_HEAD map; throws ProtocolError naming the bad field. */
-export function readModuleHead(map: WireMap): ModuleHead {
-  const { head, app, env, generation, version, held } = validateRequestHead(map);
-  return { head, app: cachedAppOptions(app, env), generation, version, held };
+/** The last app options a connection read, with their wire form. */
+export interface AppMemo {
+  readonly wire: WireMap;
+  readonly env: readonly string[];
+  readonly app: AppOptions;
+}
+
+function sameWire(a: WireMap, b: WireMap): boolean {
+  let n = 0;
+  for (const k in a) {
+    if (!Object.hasOwn(a, k)) continue;
+    n++;
+    if (!Object.hasOwn(b, k) || a[k] !== b[k]) return false;
+  }
+  for (const k in b) if (Object.hasOwn(b, k)) n--;
+  return n === 0;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * Validate a REQUEST_HEAD map; throws ProtocolError naming the bad field.
+ * With `memo` (the connection's last result) an unchanged app map is not
+ * translated again; the returned memo is the one to keep.
+ */
+export function readModuleHead(map: WireMap, memo?: AppMemo): ModuleHead & { readonly memo: AppMemo } {
+  const { head, app: wire, env, generation, version, held } = validateRequestHead(map);
+  let m = memo;
+  if (m === undefined || !sameWire(wire, m.wire) || !sameList(env, m.env)) {
+    m = { wire, env, app: cachedAppOptions(wire, env) };
+  }
+  return { head, app: m.app, generation, version, held, memo: m };
 }

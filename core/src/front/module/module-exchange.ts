@@ -16,6 +16,14 @@ import type { Exchange, LeaseTaker } from "../../exchange/exchange.js";
 /** What an exchange needs of its module connection (connection.ts). */
 export interface ExchangeConnection {
   readonly state: string;
+  /**
+   * Aborted when the client (the module connection) goes away. One per
+   * connection, shared by its sequential exchanges: an AbortController per
+   * request is a measurable share of a leased request's cost.
+   */
+  readonly signal: AbortSignal;
+  /** The current exchange's client went away: abort the signal. */
+  abortSignal(): void;
   /** v3, relay path: answer PROCEED (no-op unless the connection is deciding). */
   proceed(): void;
   lease(lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined>;
@@ -44,9 +52,9 @@ export class ModuleExchange implements Exchange {
   /** v3 only: the direct path (docs/protocol.md, "Version 3: leases"). */
   readonly lease: LeaseTaker | undefined;
   readonly app: AppOptions;
-  readonly body: Readable;
-  readonly signal: AbortSignal;
-  readonly #abort = new AbortController();
+  /** The request body, made on first use (a leased exchange never touches it). */
+  #body: Readable | undefined;
+  readonly #highWaterMark: number;
   readonly #conn: ExchangeConnection;
   readonly #socket: net.Socket;
   #headSent = false;
@@ -60,14 +68,7 @@ export class ModuleExchange implements Exchange {
     this.app = app;
     this.#conn = conn;
     this.#socket = socket;
-    this.signal = this.#abort.signal;
-    this.body = new Readable({
-      highWaterMark,
-      read: () => {
-        conn.proceed();
-        if (conn.state !== "upgraded") socket.resume();
-      },
-    });
+    this.#highWaterMark = highWaterMark;
     this.lease = held === undefined ? undefined : {
       held,
       take: (lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> => {
@@ -77,10 +78,29 @@ export class ModuleExchange implements Exchange {
     };
   }
 
+  get signal(): AbortSignal {
+    return this.#conn.signal;
+  }
+
+  get body(): Readable {
+    if (this.#body === undefined) {
+      const conn = this.#conn;
+      const socket = this.#socket;
+      this.#body = new Readable({
+        highWaterMark: this.#highWaterMark,
+        read: () => {
+          conn.proceed();
+          if (conn.state !== "upgraded") socket.resume();
+        },
+      });
+    }
+    return this.#body;
+  }
+
   /** DONE arrived: the exchange is over (no response frames of ours). */
   leaseEnded(): void {
     this.#finished = true;
-    if (!this.body.destroyed) this.body.destroy();
+    if (this.#body !== undefined && !this.#body.destroyed) this.#body.destroy();
   }
 
   /** The response went out completely (END or ABORT), or the connection is gone. */
@@ -101,15 +121,15 @@ export class ModuleExchange implements Exchange {
 
   /** The response is complete: drop whatever request body is still buffered. */
   discardBody(): void {
-    if (!this.body.readableEnded) this.body.destroy();
+    if (this.#body !== undefined && !this.#body.readableEnded) this.#body.destroy();
   }
 
   /** The client (or the module) went away: abort the signal unless the response already completed. */
   clientGone(): void {
-    if (!this.body.readableEnded) this.body.destroy();
+    if (this.#body !== undefined && !this.#body.readableEnded) this.#body.destroy();
     if (this.#finished && this.#tunnel === undefined) return;
     this.#finished = true;
-    if (!this.#abort.signal.aborted) this.#abort.abort();
+    this.#conn.abortSignal();
   }
 
   writeHead(status: number, headers: readonly string[]): void {

@@ -133,3 +133,16 @@ test("readModuleHead() ignores a __proto__ key and inherited properties", (t) =>
   const map = JSON.parse('{"v":1,"method":"GET","uri":"/","app":{"app_root":"/a"},"__proto__":{"https":true}}') as WireMap;
   t.false(readModuleHead(map).head.https);
 });
+
+test("readModuleHead() reuses the connection's last app options for an equal map and translates a changed one", (t) => {
+  const first = readModuleHead(headOf("request_head_full.hex"));
+  const again = readModuleHead(headOf("request_head_full.hex"), first.memo);
+  t.is(again.app, first.app);
+  const map = headOf("request_head_full.hex");
+  const changed = readModuleHead({ ...map, app: { ...(map["app"] as WireMap), max_requests: 7 } }, first.memo);
+  t.not(changed.app, first.app);
+  t.is(changed.app.maxRequests, 7);
+  const fewerEnv = readModuleHead({ ...map, env: [] }, first.memo);
+  t.not(fewerEnv.app, first.app);
+  t.deepEqual(fewerEnv.app.env, {});
+});
