@@ -8,11 +8,20 @@
  */
 import { readdirSync } from "node:fs";
 import { performance } from "node:perf_hooks";
-import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { createRequire } from "node:module";
+import type * as PromClient from "prom-client";
+import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PoolObserver } from "../pool/observer.js";
 import type { PoolStatus } from "../pool/status.js";
 import { FERRY_VERSION } from "../version.js";
 import { statusClass, type RequestRecorder } from "./recorder.js";
+
+/** prom-client, loaded when metrics are on: it is ~13 MB of the core's RSS otherwise. */
+let promModule: typeof PromClient | undefined;
+function prom(): typeof PromClient {
+  promModule ??= createRequire(import.meta.url)("prom-client") as typeof PromClient;
+  return promModule;
+}
 
 export interface MetricsSources {
   /** The pool snapshot (with the cluster view when shared affinity is on). */
@@ -34,7 +43,7 @@ interface AppSeries {
 }
 
 export class FerryMetrics implements RequestRecorder, PoolObserver {
-  readonly registry = new Registry();
+  readonly registry = new (prom().Registry)();
   readonly #sources: MetricsSources;
   readonly #duration: Histogram<"app">;
   readonly #spawnTime: Histogram<"app">;
@@ -46,31 +55,31 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
     this.#sources = sources;
     const registers = [this.registry];
     // The core process itself. (prom-client's default metrics name some gauges *_total, which promtool rejects.)
-    new Gauge({ name: "ferry_core_resident_memory_bytes", help: "Resident memory of the core", registers, collect(this: Gauge) {
+    new (prom().Gauge)({ name: "ferry_core_resident_memory_bytes", help: "Resident memory of the core", registers, collect(this: Gauge) {
       this.set(process.memoryUsage.rss());
     } });
-    new Gauge({ name: "ferry_core_open_fds", help: "Open file descriptors of the core", registers, collect(this: Gauge) {
+    new (prom().Gauge)({ name: "ferry_core_open_fds", help: "Open file descriptors of the core", registers, collect(this: Gauge) {
       const n = openFds();
       if (n !== undefined) this.set(n);
     } });
-    new Counter({ name: "ferry_core_cpu_seconds_total", help: "CPU time (user + system) of the core", registers, collect(this: Counter) {
+    new (prom().Counter)({ name: "ferry_core_cpu_seconds_total", help: "CPU time (user + system) of the core", registers, collect(this: Counter) {
       const u = process.cpuUsage();
       this.reset();
       this.inc((u.user + u.system) / 1e6);
     } });
-    new Gauge({ name: "ferry_core_start_time_seconds", help: "Start time of the core since the Unix epoch", registers })
+    new (prom().Gauge)({ name: "ferry_core_start_time_seconds", help: "Start time of the core since the Unix epoch", registers })
       .set(Math.round(performance.timeOrigin / 1000));
     let elu = performance.eventLoopUtilization();
-    new Gauge({ name: "ferry_core_event_loop_utilization", help: "Share of time the core's event loop was busy since the previous scrape (0-1)", registers, collect(this: Gauge) {
+    new (prom().Gauge)({ name: "ferry_core_event_loop_utilization", help: "Share of time the core's event loop was busy since the previous scrape (0-1)", registers, collect(this: Gauge) {
       const now = performance.eventLoopUtilization();
       this.set(performance.eventLoopUtilization(now, elu).utilization);
       elu = now;
     } });
-    new Gauge({ name: "ferry_build_info", help: "Ferry version (value 1)", labelNames: ["version"], registers })
+    new (prom().Gauge)({ name: "ferry_build_info", help: "Ferry version (value 1)", labelNames: ["version"], registers })
       .set({ version: FERRY_VERSION }, 1);
 
     const apps = this.#apps;
-    new Counter({
+    new (prom().Counter)({
       name: "ferry_app_requests_total", help: "Requests finished, by app and HTTP status class (aborted: no response was sent)",
       labelNames: ["app", "status_class"], registers,
       collect(this: Counter<"app" | "status_class">) {
@@ -78,25 +87,25 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
         for (const [app, s] of apps) for (const [cls, n] of s.byClass) this.inc({ app, status_class: cls }, n);
       },
     });
-    this.#duration = new Histogram({
+    this.#duration = new (prom().Histogram)({
       name: "ferry_app_request_duration_seconds", help: "Time from the request head to the end of the response (upgraded connections excluded)",
       labelNames: ["app"], buckets: DURATION_BUCKETS, registers,
     });
-    new Counter({
+    new (prom().Counter)({
       name: "ferry_app_response_bytes_total", help: "Response body bytes sent to clients", labelNames: ["app"], registers,
       collect(this: Counter<"app">) {
         this.reset();
         for (const [app, s] of apps) this.inc({ app }, s.bytes);
       },
     });
-    this.#spawnTime = new Histogram({
+    this.#spawnTime = new (prom().Histogram)({
       name: "ferry_app_spawn_duration_seconds", help: "Time from starting a process to its socket accepting connections",
       labelNames: ["app"], buckets: SPAWN_BUCKETS, registers,
     });
 
     const snap = (): PoolStatus => (this.#snap ??= this.#sources.status());
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (g: Gauge<L>, s: PoolStatus) => void): void => {
-      new Gauge<L>({
+      new (prom().Gauge)<L>({
         name, help, labelNames, registers,
         collect(this: Gauge<L>) {
           this.reset();
@@ -105,7 +114,7 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
       });
     };
     const counter = <L extends string>(name: string, help: string, labelNames: readonly L[], fill: (c: Counter<L>, s: PoolStatus) => void): void => {
-      new Counter<L>({
+      new (prom().Counter)<L>({
         name, help, labelNames, registers,
         collect(this: Counter<L>) {
           this.reset();
@@ -168,7 +177,7 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
     gauge("ferry_pool_processes", "App processes in the pool", [], (g, s) => g.set(s.processCount));
     const conns = sources.moduleConnections;
     if (conns !== undefined) {
-      new Gauge({ name: "ferry_core_module_connections", help: "Connections from Apache children to the core", registers, collect(this: Gauge) {
+      new (prom().Gauge)({ name: "ferry_core_module_connections", help: "Connections from Apache children to the core", registers, collect(this: Gauge) {
         this.set(conns());
       } });
     }

@@ -8,10 +8,21 @@
  * (tunnel.ts) use node:http with `addressRequestOptions`.
  */
 import type http from "node:http";
+import { createRequire } from "node:module";
 import type { Duplex } from "node:stream";
-import { Client, Pool, type buildConnector, type Dispatcher } from "undici";
+import type { Client, Pool, buildConnector, Dispatcher } from "undici";
 import { connectAppSocket } from "../../os/app-socket.js";
 import type { AppAddress } from "../../pool/session.js";
+
+/**
+ * undici, loaded on first use: only the relay path needs it, and it is ~19 MB
+ * of the core's RSS (the direct path, the default behind Apache, never loads it).
+ */
+let undiciModule: typeof import("undici") | undefined;
+function undici(): typeof import("undici") {
+  undiciModule ??= createRequire(import.meta.url)("undici") as typeof import("undici");
+  return undiciModule;
+}
 
 export interface AppAgentsOptions {
   /** Upper bound of connections to one app process. */
@@ -88,7 +99,7 @@ function clientOptions(a: AppAddress, keepAliveTimeout: number): Client.Options 
  * the exchange (used when the core runs without shared pools).
  */
 export function oneShotClient(a: AppAddress): Client {
-  return new Client(originOf(a), clientOptions(a, 1_000));
+  return new (undici().Client)(originOf(a), clientOptions(a, 1_000));
 }
 
 interface PoolStats {
@@ -115,7 +126,7 @@ export class AppAgents {
     const key = addressKey(address);
     let pool = this.#pools.get(key);
     if (pool === undefined) {
-      pool = new Pool(originOf(address), {
+      pool = new (undici().Pool)(originOf(address), {
         ...clientOptions(address, this.#opts.freeSocketTimeoutMs),
         connections: this.#opts.maxSocketsPerProcess,
       });
