@@ -2,11 +2,12 @@
 # Install the Debian packages Ferry's build and tests use, when missing:
 # Apache 2.4 with its dev files (apxs), msgpack-c, redis-server, and Prometheus
 # (the metrics e2e test scrapes Ferry with a real server and runs promtool),
-# logrotate (conf/logrotate.d/ferry is tested with it).
+# logrotate (conf/logrotate.d/ferry is tested with it), clang with its runtime
+# libraries (the C tests run under AddressSanitizer/UBSan, and libFuzzer).
 # Installing a package here does not start its service; tests start their own.
 set -eu
 need=""
-for pkg in apache2 apache2-dev libmsgpack-dev redis-server prometheus logrotate; do
+for pkg in apache2 apache2-dev libmsgpack-dev redis-server prometheus logrotate clang libclang-rt-14-dev; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     need="$need $pkg"
   fi
