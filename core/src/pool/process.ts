@@ -176,7 +176,9 @@ export class PoolSession implements Session {
   readonly address: AppAddress;
   readonly stickyId: string;
   readonly leaseId: string;
-  private readonly gone = new AbortController();
+  /** Made on first use: most sessions (every leased request) never look at it. */
+  private gone: AbortController | undefined;
+  private goneReason: Error | undefined;
   private released = false;
   private upgraded = false;
 
@@ -193,6 +195,10 @@ export class PoolSession implements Session {
   }
 
   get processGone(): AbortSignal {
+    if (this.gone === undefined) {
+      this.gone = new AbortController();
+      if (this.goneReason !== undefined) this.gone.abort(this.goneReason);
+    }
     return this.gone.signal;
   }
 
@@ -205,7 +211,8 @@ export class PoolSession implements Session {
   }
 
   abortGone(reason: Error): void {
-    if (!this.gone.signal.aborted) this.gone.abort(reason);
+    this.goneReason ??= reason;
+    if (this.gone !== undefined && !this.gone.signal.aborted) this.gone.abort(reason);
   }
 
   markUpgraded(): void {
