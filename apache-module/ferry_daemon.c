@@ -4,7 +4,7 @@
  * Lifecycle
  *   - post_config, real pass only (never the AP_SQ_MS_CREATE_PRE_CONFIG dry
  *     run): create the instance dir, write config.json, fork + setsid + exec
- *     `<node> <PassengerRoot>/build/core/src/main.js --config <dir>/config.json`
+ *     `<node> --max-semi-space-size=1 <PassengerRoot>/build/core/src/main.js --config <dir>/config.json`
  *     and wait (bounded) for its module socket.
  *   - The core's pid and all state that must survive `apachectl graceful` /
  *     `restart` live in s->process->pool userdata. A later post_config finds
@@ -56,6 +56,8 @@ APLOG_USE_MODULE(ferry);
 #define FERRY_DAEMON_USERDATA_KEY "ferry_daemon_state"
 /* The core script, relative to PassengerRoot. */
 #define FERRY_CORE_SCRIPT "build/core/src/main.js"
+/* V8 flags of the core process (see exec_core). */
+#define FERRY_CORE_NODE_FLAGS "--max-semi-space-size=1"
 /* How long post_config waits for the module socket of a fresh core. */
 #define FERRY_CORE_READY_WAIT apr_time_from_sec(5)
 /* How long a stopping Apache waits for the core to exit after SIGTERM. */
@@ -367,7 +369,7 @@ static void close_inherited_fds(void)
 /* In the forked child: detach from Apache and exec the core. Never returns. */
 static void exec_core(const ferry_daemon_state *st)
 {
-    const char *argv[5];
+    const char *argv[6];
     sigset_t none;
     int fd, sig;
 
@@ -402,11 +404,14 @@ static void exec_core(const ferry_daemon_state *st)
         /* not fatal: the core uses absolute paths */
     }
 
+    /* A small young generation: the core allocates little that lives, so
+     * frequent cheap scavenges keep its RSS low under load (docs/performance.md). */
     argv[0] = st->node;
-    argv[1] = st->script;
-    argv[2] = "--config";
-    argv[3] = st->config_path;
-    argv[4] = NULL;
+    argv[1] = FERRY_CORE_NODE_FLAGS;
+    argv[2] = st->script;
+    argv[3] = "--config";
+    argv[4] = st->config_path;
+    argv[5] = NULL;
     execv(st->node, (char *const *)argv);
     {
         /* Apache's error log is our stderr: say why before dying. */
