@@ -29,9 +29,8 @@ export async function until(cond: () => boolean, what: string, timeoutMs = 20_00
   }
 }
 
-/** Start a core with its instance directory `dir`; `extra` overrides keys of the core config file. */
-export async function startCoreProcess(dir: string, extra: Readonly<Record<string, unknown>> = {}): Promise<RunningCore> {
-  const configFile = `${dir}.json`;
+/** Write a core config file for the instance directory `dir`; `extra` overrides its keys. */
+export function writeCoreConfig(configFile: string, dir: string, extra: Readonly<Record<string, unknown>> = {}): void {
   writeFileSync(configFile, JSON.stringify({
     version: 1,
     generation: 1,
@@ -46,7 +45,18 @@ export async function startCoreProcess(dir: string, extra: Readonly<Record<strin
     server: { max_pool_size: 2, log_level: 3 },
     ...extra,
   }));
-  const child = spawn(process.execPath, [MAIN, "--config", configFile], { stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/**
+ * Start a core with its instance directory `dir`; `extra` overrides keys of
+ * the core config file; `stdio` may add pipes (a lifeline on fd 3).
+ */
+export async function startCoreProcess(
+  dir: string, extra: Readonly<Record<string, unknown>> = {}, stdio: Array<"ignore" | "pipe"> = ["ignore", "pipe", "pipe"],
+): Promise<RunningCore> {
+  const configFile = `${dir}.json`;
+  writeCoreConfig(configFile, dir, extra);
+  const child = spawn(process.execPath, [MAIN, "--config", configFile], { stdio });
   let out = "";
   child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
   child.stderr?.on("data", (d: Buffer) => (out += d.toString()));

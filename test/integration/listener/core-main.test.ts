@@ -10,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createHash } from "node:crypto";
 import { FrameClient, frameRequest, headerValue, requestHeadMap } from "../../helpers/frame-client.js";
+import { startCoreProcess, until, writeCoreConfig, type RunningCore } from "../../helpers/core-process.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 const MAIN = path.join(ROOT, "build/core/src/main.js");
@@ -41,54 +42,10 @@ function gone(pid: number): boolean {
   }
 }
 
-async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`Cannot wait for ${what}: not true within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-interface RunningCore {
-  readonly child: ChildProcess;
-  readonly dir: string;
-  readonly configFile: string;
-  readonly moduleSocket: string;
-  readonly output: () => string;
-  readonly exited: Promise<number | null>;
-}
-
-function writeConfig(file: string, dir: string, extra: Readonly<Record<string, unknown>>): void {
-  writeFileSync(file, JSON.stringify({
-    version: 1,
-    generation: 1,
-    instance_dir: dir,
-    module_socket: path.join(dir, "module.sock"),
-    control_socket: path.join(dir, "control.sock"),
-    apache_uid: 33,
-    apache_gid: 33,
-    parent_pid: process.pid,
-    lifeline_fd: -1,
-    redeploy_on_graceful: "all",
-    server: { max_pool_size: 2, log_level: 3 },
-    ...extra,
-  }));
-}
-
 async function startCore(extra: Readonly<Record<string, unknown>> = {}, stdio: Array<"ignore" | "pipe"> = ["ignore", "pipe", "pipe"]): Promise<RunningCore> {
-  const dir = path.join(tmp, `inst${seq++}`);
-  const configFile = `${dir}.json`;
-  writeConfig(configFile, dir, extra);
-  const child = spawn(process.execPath, [MAIN, "--config", configFile], { stdio });
-  children.push(child);
-  let out = "";
-  child.stdout?.on("data", (d: Buffer) => (out += d.toString()));
-  child.stderr?.on("data", (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  const moduleSocket = path.join(dir, "module.sock");
-  await until(() => existsSync(path.join(dir, "core.pid")) || child.exitCode !== null, "core.pid");
-  if (child.exitCode !== null) throw new Error(`core exited early: ${out}`);
-  return { child, dir, configFile, moduleSocket, output: () => out, exited };
+  const core = await startCoreProcess(path.join(tmp, `inst${seq++}`), extra, stdio);
+  children.push(core.child);
+  return core;
 }
 
 async function hello(sock: string, gen = 1): Promise<{ status: number; pid: number; body: string }> {
@@ -116,7 +73,7 @@ test.serial("main.js serves module requests end to end, redeploys on SIGHUP and 
   t.is((await hello(core.moduleSocket)).pid, first.pid);
 
   // A new generation with redeploy_on_graceful=all: rolling restart, new process serves.
-  writeConfig(core.configFile, core.dir, { generation: 2 });
+  writeCoreConfig(core.configFile, core.dir, { generation: 2 });
   core.child.kill("SIGHUP");
   await until(() => core.output().includes("Configuration reloaded"), "the reload");
   await until(() => readFileSync(path.join(core.dir, "properties.json"), "utf8").includes('"generation": 2'), "properties.json to show generation 2");
@@ -211,7 +168,7 @@ test.serial("the core exits when the lifeline fd reaches EOF", async (t) => {
 
 test.serial("a bad config makes main.js exit 1 naming the key", async (t) => {
   const file = path.join(tmp, "bad.json");
-  writeConfig(file, path.join(tmp, "bad"), { server: { max_pool_size: "many" } });
+  writeCoreConfig(file, path.join(tmp, "bad"), { server: { max_pool_size: "many" } });
   const child = spawn(process.execPath, [MAIN, "--config", file], { stdio: ["ignore", "pipe", "pipe"] });
   children.push(child);
   let err = "";
