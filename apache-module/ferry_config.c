@@ -217,6 +217,7 @@ void *ferry_create_dir_conf(apr_pool_t *p, char *dir)
 
     (void)dir;
     c->max_request_time = FERRY_UNSET;
+    c->max_request_queue_time = FERRY_UNSET;
     c->read_timeout = FERRY_UNSET;
     c->ws_idle_timeout = FERRY_UNSET;
     c->base_uris = apr_array_make(p, 1, sizeof(const char *));
@@ -258,6 +259,7 @@ void *ferry_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(sticky_cookie_name);
     MERGE_PTR(sticky_cookie_attributes);
     MERGE_INT(max_request_time);
+    MERGE_INT(max_request_queue_time);
     MERGE_INT(read_timeout);
     MERGE_INT(ws_idle_timeout);
 
@@ -998,6 +1000,7 @@ DB(sticky_sessions, 0);
 DB(abort_websockets, 0);
 DF(sticky_cookie_attributes, 0, 0, 0);
 DF(max_request_time, 0, FERRY_MAX_TIMER_SECONDS, 0);
+DF(max_request_queue_time, 0, FERRY_MAX_TIMER_SECONDS, 0);
 DF(read_timeout, 1, FERRY_MAX_SECONDS, 0);
 DF(ws_idle_timeout, 1, FERRY_MAX_SECONDS, 0);
 
@@ -1076,8 +1079,6 @@ static const ferry_inert_t in_concurrency = { FERRY_NOTE_INERT,
     "Node.js apps are single-threaded; Ferry scales by processes", 0, 0, 0, 0, concurrency_models };
 static const ferry_inert_t in_thread_count = { FERRY_NOTE_INERT,
     "Node.js apps are single-threaded; Ferry scales by processes", 0, 0, 1, 0, NULL };
-static const ferry_inert_t in_queue_time = { FERRY_NOTE_INERT,
-    "use PassengerMaxRequestQueueSize to bound the queue", 0, 0, 1, 0, NULL };
 static const ferry_inert_t in_rolling = { FERRY_NOTE_ALWAYS_ON,
     "rolling restarts are always on in Ferry", 0, 1, 0, 0, NULL };
 static const ferry_inert_t in_resist = { FERRY_NOTE_ALWAYS_ON,
@@ -1336,8 +1337,8 @@ const command_rec ferry_cmds[] = {
                  "Encoded slashes support (always on: accepted, no effect)"),
     AP_INIT_TAKE1("PassengerMaxRequestTime", set_dir_seconds, I(df_max_request_time), L,
                   "Seconds a request may run before 504 and a recycle; 0 = no limit"),
-    AP_INIT_TAKE1("PassengerMaxRequestQueueTime", set_inert_take1, I(in_queue_time), L,
-                  "Queue time limit (accepted, no effect)"),
+    AP_INIT_TAKE1("PassengerMaxRequestQueueTime", set_dir_seconds, I(df_max_request_queue_time), L,
+                  "Seconds a request may wait in the queue before 504; 0 = no limit"),
     AP_INIT_TAKE1("PassengerConcurrencyModel", set_inert_take1, I(in_concurrency), L,
                   "process|thread (accepted, no effect)"),
     AP_INIT_TAKE1("PassengerThreadCount", set_inert_take1, I(in_thread_count), L,

@@ -88,6 +88,7 @@ typedef struct {
     const char *sticky_cookie_name;    /* PassengerStickySessionsCookieName */
     const char *sticky_cookie_attributes; /* PassengerStickySessionsCookieAttributes */
     int max_request_time;              /* PassengerMaxRequestTime, s */
+    int max_request_queue_time;        /* PassengerMaxRequestQueueTime, s */
     apr_interval_time_t read_timeout;  /* PassengerReadTimeout */
     apr_interval_time_t ws_idle_timeout; /* PassengerWebSocketIdleTimeout */
 

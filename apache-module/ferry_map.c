@@ -958,6 +958,8 @@ apr_size_t ferry_app_options(request_rec *r, const ferry_app_t *app,
     put_int(kv, &n, "memory_limit", dc->memory_limit, dc->memory_limit != FERRY_UNSET);
     put_int(kv, &n, "max_request_time", dc->max_request_time,
             dc->max_request_time != FERRY_UNSET);
+    put_int(kv, &n, "max_request_queue_time", dc->max_request_queue_time,
+            dc->max_request_queue_time != FERRY_UNSET);
     put_str(kv, &n, "app_log_file", dc->app_log_file);
     put_int(kv, &n, "app_file_descriptor_ulimit", dc->app_fd_ulimit,
             dc->app_fd_ulimit != FERRY_UNSET);

@@ -9,6 +9,7 @@ export type FerryErrorCode =
   | "FERRY_ERR_CONFIG"
   | "FERRY_ERR_PROTOCOL"
   | "FERRY_ERR_QUEUE_FULL"
+  | "FERRY_ERR_QUEUE_TIMEOUT"
   | "FERRY_ERR_SPAWN"
   | "FERRY_ERR_SPAWN_TIMEOUT"
   | "FERRY_ERR_APP_CRASHED"
@@ -49,6 +50,13 @@ export class ProtocolError extends FerryError {
 export class QueueFullError extends FerryError {
   constructor(message: string, options?: ErrorOptions) {
     super("FERRY_ERR_QUEUE_FULL", message, 503, options);
+  }
+}
+
+/** A request waited in the group's queue longer than PassengerMaxRequestQueueTime. */
+export class QueueTimeoutError extends FerryError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("FERRY_ERR_QUEUE_TIMEOUT", message, 504, options);
   }
 }
 

@@ -67,6 +67,7 @@ export function validateAppOptions(app: WireMap, env: readonly string[] = []): A
   optInt("max_instances_per_app", 0, (n) => (given.maxInstancesPerApp = n));
   optInt("max_requests", 0, (n) => (given.maxRequests = n));
   optInt("max_request_queue_size", 0, (n) => (given.maxRequestQueueSize = n));
+  optInt("max_request_queue_time", 0, (n) => (given.maxRequestQueueTimeMs = n * 1000), MAX_TIMER_SECONDS);
   optInt("force_max_concurrent_requests_per_process", -1, (n) => (given.maxConcurrentRequestsPerProcess = n === -1 ? 0 : n));
   optInt("start_timeout", 1, (n) => (given.startTimeoutMs = n * 1000), MAX_TIMER_SECONDS);
   optStr("restart_dir", (s) => {

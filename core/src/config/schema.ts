@@ -36,6 +36,8 @@ export interface AppOptions {
   readonly maxRequests: number;
   /** PassengerMaxRequestQueueSize; 0 = unbounded. */
   readonly maxRequestQueueSize: number;
+  /** PassengerMaxRequestQueueTime: a request queued longer gets 504, ms; 0 = no limit. */
+  readonly maxRequestQueueTimeMs: number;
   /** PassengerForceMaxConcurrentRequestsPerProcess; 0 = unlimited (scale by load policy). */
   readonly maxConcurrentRequestsPerProcess: number;
   /** PassengerStartTimeout in milliseconds. */
@@ -162,6 +164,7 @@ export const APP_DEFAULTS = {
   maxInstancesPerApp: 0,
   maxRequests: 0,
   maxRequestQueueSize: 100,
+  maxRequestQueueTimeMs: 0,
   maxConcurrentRequestsPerProcess: 0,
   startTimeoutMs: 90_000,
   restartDir: "tmp",

@@ -65,7 +65,7 @@ export function sendError(ctx: RequestContext, err: FerryError, headSent = false
   const fields = { errorId, code: err.code, status: err.httpStatus, appRoot: ex.app.appRoot, method: ex.head.method, uri: ex.head.uri };
   if (err.code === "FERRY_ERR_SPAWN" || err.code === "FERRY_ERR_SPAWN_TIMEOUT") {
     log.error(fields, `Could not spawn process for application ${ex.app.appRoot}: ${err.message} Error ID: ${errorId}`);
-  } else if (err.code === "FERRY_ERR_QUEUE_FULL" || err.code === "FERRY_ERR_POOL_SHUTDOWN") {
+  } else if (err.code === "FERRY_ERR_QUEUE_FULL" || err.code === "FERRY_ERR_QUEUE_TIMEOUT" || err.code === "FERRY_ERR_POOL_SHUTDOWN") {
     log.warn(fields, `${err.message} Error ID: ${errorId}`);
   } else {
     log.error(fields, `${err.message} Error ID: ${errorId}`);

@@ -75,6 +75,7 @@ function publicTitle(status: number): string {
 function publicMessage(e: FerryError): string {
   switch (e.code) {
     case "FERRY_ERR_QUEUE_FULL": return "This website is under heavy load (queue full). Please try again later.";
+    case "FERRY_ERR_QUEUE_TIMEOUT": return "This website is under heavy load (the request waited too long). Please try again later.";
     case "FERRY_ERR_POOL_SHUTDOWN": return "This website is restarting. Please try again in a moment.";
     case "FERRY_ERR_SPAWN":
     case "FERRY_ERR_SPAWN_TIMEOUT": return "Web application could not be started.";

@@ -7,7 +7,7 @@
 import { connect, type Socket } from "node:net";
 import { connectAppSocket } from "../os/app-socket.js";
 import type { AppOptions, ServerOptions } from "../config/schema.js";
-import { AbortedError, AppCrashedError, PoolShutdownError, QueueFullError, SpawnError } from "../errors.js";
+import { AbortedError, AppCrashedError, PoolShutdownError, QueueFullError, QueueTimeoutError, SpawnError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { admit } from "../policy/admission.js";
 import { route, type RoutableProcess } from "../policy/routing.js";
@@ -148,16 +148,28 @@ export class Group implements SessionOwner {
         );
       case "enqueue":
         return new Promise<Session>((resolve, reject) => {
-          const onAbort = (): void => {
+          const leave = (err: Error): void => {
             const i = this.waiters.indexOf(waiter);
             if (i >= 0) this.waiters.splice(i, 1);
-            reject(this.abortedError());
+            waiter.detach();
+            reject(err);
           };
+          const onAbort = (): void => leave(this.abortedError());
+          // PassengerMaxRequestQueueTime: a request queued longer gets 504 (as Passenger does).
+          const maxWait = this.app.maxRequestQueueTimeMs;
+          const timer = maxWait > 0
+            ? setTimeout(() => {
+              leave(new QueueTimeoutError(`Cannot check out a process of "${this.name}": the request waited in the queue for ${maxWait} ms (PassengerMaxRequestQueueTime)`));
+            }, timerDelay(maxWait))
+            : undefined;
           const waiter: Waiter = {
             stickyId: sticky,
             resolve,
             reject,
-            detach: () => signal?.removeEventListener("abort", onAbort),
+            detach: () => {
+              clearTimeout(timer);
+              signal?.removeEventListener("abort", onAbort);
+            },
           };
           signal?.addEventListener("abort", onAbort, { once: true });
           this.waiters.push(waiter);

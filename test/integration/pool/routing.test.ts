@@ -1,5 +1,5 @@
 import test from "ava";
-import { AbortedError, QueueFullError } from "../../../core/src/errors.js";
+import { AbortedError, QueueFullError, QueueTimeoutError } from "../../../core/src/errors.js";
 import type { Session } from "../../../core/src/pool/session.js";
 import { harness, pids, waitFor } from "../../helpers/pool-harness.js";
 
@@ -64,6 +64,29 @@ test("queue overflow rejects with QueueFullError (503) at once; queued requests 
   t.deepEqual(order, ["q1", "q2"]);
   s2.release("ok");
   t.is(h.pool.status().groups[0]?.queueLength, 0);
+});
+
+test("PassengerMaxRequestQueueTime: a request queued longer gets QueueTimeoutError (504); one dispatched in time is served", async (t) => {
+  const h = harness();
+  t.teardown(() => h.close());
+  const app = h.app({ maxConcurrentRequestsPerProcess: 1, maxInstancesPerApp: 1, maxRequestQueueTimeMs: 300 });
+  const held = await h.pool.checkout(app);
+  const started = Date.now();
+  const late = h.pool.checkout(app);
+  await waitFor("1 queued", () => h.pool.status().groups[0]?.queueLength === 1);
+  const e = await t.throwsAsync(late, { instanceOf: QueueTimeoutError });
+  t.is(e?.httpStatus, 504);
+  t.is(e?.code, "FERRY_ERR_QUEUE_TIMEOUT");
+  t.true(Date.now() - started >= 250, "not before the queue time");
+  t.is(h.pool.status().groups[0]?.queueLength, 0, "it left the queue");
+  // A waiter dispatched before its time is served, and its timer does not fire later.
+  const inTime = h.pool.checkout(app);
+  await waitFor("1 queued", () => h.pool.status().groups[0]?.queueLength === 1);
+  held.release("ok");
+  const s = await inTime;
+  await new Promise((r) => setTimeout(r, 400));
+  s.release("ok");
+  t.is(h.pool.status().groups[0]?.processes[0]?.processed, 2);
 });
 
 test("maxRequestQueueSize 0 is unbounded", async (t) => {
