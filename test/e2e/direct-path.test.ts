@@ -10,7 +10,7 @@
 import test from "ava";
 import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, copyFile, mkdir, readFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
@@ -66,10 +66,15 @@ test.before(async () => {
   await mkdir(path.join(app, "public"), { recursive: true });
   await copyFile(path.join(REPO_ROOT, "test/fixtures/fake-core/app.js"), path.join(app, "app.mjs"));
   await copyFile(path.join(REPO_ROOT, "test/fixtures/fake-core/app.js"), path.join(app, "app.js"));
+  // mod_ferry runs `<PassengerNodejs> <node flags> <script> --config <file>`:
+  // the stand-in drops the node flags and runs the fake core with python3.
+  const fakeNode = path.join(root, "fake-node");
+  await writeFile(fakeNode, '#!/bin/sh\nwhile [ "${1#--}" != "$1" ]; do shift; done\nexec /usr/bin/python3 "$@"\n');
+  await chmod(fakeNode, 0o755);
   server = await ApacheServer.start({
     root,
     passengerRoot: fakeRoot,
-    global: ["PassengerNodejs /usr/bin/python3", "PassengerResponseBufferHighWatermark 65536", `PassengerDataBufferDir "${spool}"`],
+    global: [`PassengerNodejs ${fakeNode}`, "PassengerResponseBufferHighWatermark 65536", `PassengerDataBufferDir "${spool}"`],
     env: {
       FERRY_DATA_PATH: "direct",
       FAKE_NODE: process.execPath,
