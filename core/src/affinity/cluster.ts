@@ -9,6 +9,7 @@
 import type { Logger } from "../log.js";
 import type { Clock } from "../util/clock.js";
 import type { AffinityStore, NodeRecord } from "./store.js";
+import { keyMismatches, type KeyMismatch } from "./site-key.js";
 
 export const DEFAULT_HEARTBEAT_MS = 2_000;
 
@@ -21,6 +22,8 @@ export interface ClusterNodeView {
   readonly self: boolean;
   readonly sessions: number;
   readonly apps: readonly string[];
+  /** Affinity key → site (virtual host and base URI). */
+  readonly sites: Readonly<Record<string, string>>;
   /** Epoch ms of its last heartbeat we saw. */
   readonly lastSeenAt: number;
 }
@@ -30,6 +33,8 @@ export interface ClusterView {
   /** The shared store answered the last heartbeat. */
   readonly storeAvailable: boolean;
   readonly nodes: readonly ClusterNodeView[];
+  /** Sites that live hosts serve under different affinity keys: their sessions do not follow across those hosts. */
+  readonly keyMismatches: readonly KeyMismatch[];
 }
 
 export interface ClusterOptions {
@@ -152,10 +157,12 @@ export class Cluster {
         self: isSelf,
         sessions: rec.sessions,
         apps: rec.apps,
+        sites: rec.sites ?? {},
         lastSeenAt: rec.updatedAt,
       });
     }
-    return { node: self.name, storeAvailable: this.#storeUp, nodes };
+    const mismatches = keyMismatches(nodes.filter((n) => n.alive).map((n) => ({ name: n.name, sites: n.sites })));
+    return { node: self.name, storeAvailable: this.#storeUp, nodes, keyMismatches: mismatches };
   }
 
   /** Stop the heartbeat and unregister (best effort, within the store's budget). */

@@ -79,7 +79,8 @@ export class PeerClient {
   }
 
   /** Forward `ex` (sticky id `sticky`) to its owner. Never rejects. */
-  async forward(ex: Exchange, target: PeerTarget, sticky: string, retried = false): Promise<ForwardResult> {
+  /** `appKey`: the affinity key the session is pinned under (site-key.ts); the peer resolves its own app by it. */
+  async forward(ex: Exchange, target: PeerTarget, sticky: string, appKey: string = ex.app.appGroupName, retried = false): Promise<ForwardResult> {
     const log = this.#opts.log.child({ peer: target.node });
     const addr = splitHostPort(target.peer);
     if (addr === undefined) {
@@ -94,7 +95,7 @@ export class PeerClient {
       if (isEndToEnd(name)) headers.push(name, h.headers[i + 1] ?? "");
     }
     const meta: PeerMeta = {
-      from: this.#opts.self, app: ex.app.appGroupName, sticky, ts: this.#opts.clock.now(), nonce: newNonce(),
+      from: this.#opts.self, app: appKey, sticky, ts: this.#opts.clock.now(), nonce: newNonce(),
       proto: h.proto === "HTTP/1.0" ? "HTTP/1.0" : "HTTP/1.1", remoteAddr: h.remoteAddr, remotePort: h.remotePort,
       serverName: h.serverName, serverPort: h.serverPort, https: h.https, hasBody: h.hasBody, upgrade: h.upgrade,
     };
@@ -166,7 +167,7 @@ export class PeerClient {
           if (ex.signal.aborted) return "served";
           if (!bodySent && req.reusedSocket && !retried) {
             // A keep-alive connection the peer closed just as we reused it: once more on a fresh one.
-            return await this.forward(ex, target, sticky, true);
+            return await this.forward(ex, target, sticky, appKey, true);
           }
           if (!bodySent) {
             const code = typeof f.err === "object" && f.err !== null ? String(Reflect.get(f.err, "code") ?? "") : "";

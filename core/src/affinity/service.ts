@@ -11,6 +11,7 @@
  * `startAffinity()` builds the whole thing from the server options (both
  * composition roots call it).
  */
+import { affinityKey, siteOf } from "./site-key.js";
 import { promises as fsp } from "node:fs";
 import os from "node:os";
 import type { AppOptions, ServerOptions } from "../config/schema.js";
@@ -38,7 +39,7 @@ export interface AffinityHook {
    */
   forward(ex: Exchange, stickyId: string): Promise<boolean>;
   /** After a local checkout: pin the process to this node (awaits the store within its budget). Never rejects. */
-  served(app: AppOptions, session: Session): Promise<void>;
+  served(ex: Exchange, session: Session): Promise<void>;
 }
 
 export interface AffinityServiceOptions {
@@ -72,20 +73,24 @@ export class AffinityService {
   readonly #pins: PinTracker;
   readonly #client: PeerClient;
   readonly #cluster: Cluster;
+  /** Affinity key (site-key.ts) → this node's app serving it, and the site it names. */
   readonly #apps = new Map<string, AppOptions>();
+  readonly #sites = new Map<string, string>();
+  /** Standalone: the one app, for forwards whose key this node has not seen yet. */
+  #onlyApp: AppOptions | undefined;
   #server: PeerServer | undefined;
   #peer = "";
 
   /** Forwards to peers + local pinning: give to the front ends' request path. */
   readonly hook: AffinityHook = {
     forward: (ex, stickyId) => this.#forward(ex, stickyId),
-    served: (app, session) => this.#served(app, session),
+    served: (ex, session) => this.#served(ex, session),
   };
 
   /** Pinning only (requests that peers forwarded to us are never forwarded again). */
   readonly localHook: AffinityHook = {
     forward: () => Promise.resolve(false),
-    served: (app, session) => this.#served(app, session),
+    served: (ex, session) => this.#served(ex, session),
   };
 
   constructor(o: AffinityServiceOptions) {
@@ -120,7 +125,22 @@ export class AffinityService {
 
   /** Make an app servable for peers before its first local request (standalone knows its one app). */
   registerApp(app: AppOptions): void {
-    this.#apps.set(app.appGroupName, app);
+    this.#onlyApp = app;
+  }
+
+  /** The key this exchange's session is pinned under; remembers which local app serves it. */
+  #keyOf(ex: Exchange): string {
+    const input = { app: ex.app, serverName: ex.head.serverName };
+    const key = affinityKey(input);
+    if (this.#apps.get(key) !== ex.app) {
+      this.#apps.set(key, ex.app);
+      this.#sites.set(key, siteOf(input));
+    }
+    return key;
+  }
+
+  #resolveApp(key: string): AppOptions | undefined {
+    return this.#apps.get(key) ?? this.#onlyApp;
   }
 
   async start(): Promise<void> {
@@ -130,8 +150,11 @@ export class AffinityService {
       const server = new PeerServer({
         verifier,
         log: this.#log.child({ component: "affinity-peer" }),
-        resolveApp: (name) => this.#apps.get(name),
-        hasProcess: (app, sticky) => this.#localStickyIds(app).has(sticky),
+        resolveApp: (key) => this.#resolveApp(key),
+        hasProcess: (key, sticky) => {
+          const app = this.#resolveApp(key);
+          return app !== undefined && this.#localStickyIds(app.appGroupName).has(sticky);
+        },
         handler: (ex) => this.#o.serveLocal(ex, this.localHook),
         ...(this.#o.tls !== undefined ? { tls: this.#o.tls } : {}),
       });
@@ -167,16 +190,17 @@ export class AffinityService {
       peer: this.#peer,
       tls: this.#o.tls !== undefined,
       apps: [...this.#apps.keys()].sort(),
+      sites: Object.fromEntries(this.#sites),
       sessions: this.#pins.count(),
       pid: process.pid,
       updatedAt: Date.now(),
     };
   }
 
-  #localStickyIds(app: string): Set<string> {
+  #localStickyIds(groupName: string): Set<string> {
     const out = new Set<string>();
     for (const g of this.#o.poolStatus().groups) {
-      if (g.name !== app) continue;
+      if (g.name !== groupName) continue;
       for (const p of g.processes) if (p.state === "ready") out.add(p.stickyId);
     }
     return out;
@@ -184,9 +208,8 @@ export class AffinityService {
 
   async #forward(ex: Exchange, stickyId: string): Promise<boolean> {
     try {
-      const app = ex.app.appGroupName;
-      this.#apps.set(app, ex.app);
-      const local = this.#localStickyIds(app);
+      const app = this.#keyOf(ex);
+      const local = this.#localStickyIds(ex.app.appGroupName);
       let lookup: OwnerLookup = { kind: "skipped" };
       let ownerNode: NodeRecord | undefined;
       if (needsLookup(stickyId, local)) {
@@ -204,7 +227,7 @@ export class AffinityService {
         this.#log.debug({ app, sticky: stickyId, reason: route.reason }, "re-pinning the session locally");
         return false;
       }
-      const result = await this.#client.forward(ex, { node: route.node, peer: route.peer, tls: route.tls }, stickyId);
+      const result = await this.#client.forward(ex, { node: route.node, peer: route.peer, tls: route.tls }, stickyId, app);
       if (result === "declined") {
         this.#cluster.suspect(route.node);
         return false;
@@ -216,11 +239,10 @@ export class AffinityService {
     }
   }
 
-  async #served(app: AppOptions, session: Session): Promise<void> {
+  async #served(ex: Exchange, session: Session): Promise<void> {
     try {
-      if (!app.stickySessions || session.stickyId === "") return;
-      const name = app.appGroupName;
-      this.#apps.set(name, app);
+      if (!ex.app.stickySessions || session.stickyId === "") return;
+      const name = this.#keyOf(ex);
       if (!this.#pins.served(name, session.stickyId, session.pid)) return;
       await this.#o.store.pin(name, session.stickyId, { node: this.nodeName, pid: session.pid }, this.#o.ttlMs);
       this.#pins.written(name, session.stickyId, session.pid);

@@ -22,8 +22,10 @@ export interface NodeRecord {
   readonly peer: string;
   /** The peer listener speaks TLS. */
   readonly tls: boolean;
-  /** App group names the node has served. */
+  /** Affinity keys (affinity/site-key.ts) of the apps the node has served. */
   readonly apps: readonly string[];
+  /** Affinity key → the site (virtual host and base URI) it serves; absent from older cores. */
+  readonly sites?: Readonly<Record<string, string>>;
   /** Sticky ids (sessions) the node owns now. */
   readonly sessions: number;
   /** The core's pid (informational). */
@@ -95,13 +97,16 @@ export function parseNodeRecord(text: unknown): NodeRecord | null {
     return null;
   }
   if (!isObj(v)) return null;
-  const { name, peer, tls, apps, sessions, pid, updatedAt } = v;
+  const { name, peer, tls, apps, sessions, pid, updatedAt, sites } = v;
   if (typeof name !== "string" || name === "" || typeof peer !== "string" || typeof tls !== "boolean") return null;
   if (!Array.isArray(apps) || !apps.every((a) => typeof a === "string")) return null;
   const nums = [sessions, pid, updatedAt];
   if (!nums.every((n) => typeof n === "number" && Number.isFinite(n) && n >= 0)) return null;
+  const siteMap: Record<string, string> = {};
+  if (isObj(sites)) for (const [k, s] of Object.entries(sites)) if (typeof s === "string") siteMap[k] = s;
   return {
     name, peer, tls, apps: apps as string[], sessions: sessions as number, pid: pid as number, updatedAt: updatedAt as number,
+    ...(isObj(sites) ? { sites: siteMap } : {}),
   };
 }
 

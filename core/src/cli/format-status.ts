@@ -98,6 +98,11 @@ export function formatStatus(s: PoolStatus, instance: InstanceLabel, now: number
       const seen = n.lastSeenAt > 0 ? `, last seen ${formatDuration(Math.max(0, now - n.lastSeenAt))} ago` : "";
       lines.push(`  * ${pad(n.name + (n.self ? " (this node)" : ""), 24)} ${pad(state, 6)} Sessions: ${pad(String(n.sessions), 7)} Peer: ${n.peer}${seen}`);
     }
+    for (const m of c.keyMismatches ?? []) {
+      lines.push(`  WARNING: site ${m.site} is served under different affinity keys, so its sessions do not follow across these hosts:`);
+      for (const k of m.keys) lines.push(`    ${pad(k.node, 24)} ${k.key}`);
+      lines.push("    (set the same PassengerAppGroupName, or none, and the same app environment on every host: docs/affinity.md)");
+    }
     lines.push("");
   }
   return lines.join("\n").replace(/\n*$/, "\n");

@@ -244,7 +244,16 @@ export function validatePoolStatus(v: unknown): PoolStatus {
       sessions: num(n, "sessions"), apps, lastSeenAt: num(n, "lastSeenAt"),
     };
   });
-  return { ...base, cluster: { node: str(c, "node"), storeAvailable: Reflect.get(c, "storeAvailable") === true, nodes } };
+  const mv: unknown = Reflect.get(c, "keyMismatches");
+  const keyMismatches = (Array.isArray(mv) ? mv : []).map((m) => {
+    const o2 = obj(m, "a key mismatch");
+    const keys = arr(o2, "keys").map((k) => {
+      const e = obj(k, "a key of a mismatch");
+      return { node: str(e, "node"), key: str(e, "key") };
+    });
+    return { site: str(o2, "site"), keys };
+  });
+  return { ...base, cluster: { node: str(c, "node"), storeAvailable: Reflect.get(c, "storeAvailable") === true, nodes, keyMismatches } };
 }
 
 /** GET /status of an instance. */

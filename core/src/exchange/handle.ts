@@ -48,7 +48,7 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
         if (stickyId !== undefined) opts.stickyId = stickyId;
         if (deps.generation !== undefined) opts.generation = deps.generation;
         session = await deps.pool.checkout(ex.app, opts);
-        if (deps.affinity !== undefined) await deps.affinity.served(ex.app, session);
+        if (deps.affinity !== undefined) await deps.affinity.served(ex, session);
       } catch (e: unknown) {
         if (ex.signal.aborted) {
           ctx.log.debug("client went away while waiting for a process");

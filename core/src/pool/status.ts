@@ -105,8 +105,15 @@ export interface ClusterNodeStatus {
   readonly self: boolean;
   /** Sticky sessions it owns. */
   readonly sessions: number;
+  /** Affinity keys of the apps it serves (docs/affinity.md). */
   readonly apps: readonly string[];
   readonly lastSeenAt: number;
+}
+
+/** A site that live hosts serve under different affinity keys. */
+export interface ClusterKeyMismatch {
+  readonly site: string;
+  readonly keys: ReadonlyArray<{ readonly node: string; readonly key: string }>;
 }
 
 export interface ClusterStatus {
@@ -114,6 +121,8 @@ export interface ClusterStatus {
   /** Redis answered the last heartbeat. */
   readonly storeAvailable: boolean;
   readonly nodes: readonly ClusterNodeStatus[];
+  /** Sites served under different affinity keys by different hosts (sessions do not follow there). */
+  readonly keyMismatches?: readonly ClusterKeyMismatch[];
 }
 
 export interface PoolStatus {

@@ -60,10 +60,14 @@ test.after.always(async () => {
   if (tmp !== "") await fsp.rm(tmp, { recursive: true, force: true });
 });
 
-/** One request through the module socket, as Apache would send it. */
+/**
+ * One request through the module socket, as Apache would send it. Its vhost
+ * is the name the standalone host is reached by (127.0.0.1): one site, so one
+ * affinity key on both hosts (docs/affinity.md).
+ */
 async function viaModule(session: string, cookie: string | undefined): Promise<{ status: number; pid: number; count: number; setCookie: string | undefined }> {
-  const headers = ["Host", "www.example.com", ...(cookie !== undefined ? ["Cookie", cookie] : [])];
-  const res = await frameRequest(moduleSocket, requestHeadMap({ uri: `/hit?s=${session}`, headers }, { app_root: APP, sticky_sessions: true }));
+  const headers = ["Host", "127.0.0.1", ...(cookie !== undefined ? ["Cookie", cookie] : [])];
+  const res = await frameRequest(moduleSocket, requestHeadMap({ uri: `/hit?s=${session}`, headers, server_name: "127.0.0.1" }, { app_root: APP, sticky_sessions: true }));
   const setCookie = headerValue(res.headers, "set-cookie");
   if (res.status !== 200) return { status: res.status, pid: 0, count: 0, setCookie };
   const v = JSON.parse(res.body.toString()) as { pid: number; count: number };

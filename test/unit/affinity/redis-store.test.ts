@@ -33,7 +33,9 @@ test("parsePinOwner() and parseNodeRecord() reject malformed store values", (t) 
   t.deepEqual(parsePinOwner('{"node":"a","pid":5}'), { node: "a", pid: 5 });
   for (const bad of [null, "", "{", "[]", '{"node":"","pid":1}', '{"node":"a","pid":-1}', '{"node":"a"}']) t.is(parsePinOwner(bad), null);
   const rec = { name: "a", peer: "h:1", tls: false, apps: ["x"], sessions: 2, pid: 3, updatedAt: 4 };
-  t.deepEqual(parseNodeRecord(JSON.stringify(rec)), rec);
+  t.deepEqual(parseNodeRecord(JSON.stringify(rec)), rec, "a record of an older core: no sites");
+  const withSites = { ...rec, sites: { "site:s/ (production)": "s/" } };
+  t.deepEqual(parseNodeRecord(JSON.stringify(withSites)), withSites);
   t.is(parseNodeRecord(JSON.stringify({ ...rec, apps: [1] })), null);
   t.is(parseNodeRecord(JSON.stringify({ ...rec, sessions: "2" })), null);
 });

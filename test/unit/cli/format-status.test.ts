@@ -76,6 +76,20 @@ test("formatStatus() shows the affinity cluster: nodes, which are alive, session
   t.regex(text, /web2\s+gone\s+Sessions: 3\s+Peer: 127\.0\.0\.1:7402, last seen 1m 0s ago/);
 });
 
+test("formatStatus() warns when hosts serve one site under different affinity keys", (t) => {
+  const s: PoolStatus = {
+    version: "0.1.0", maxPoolSize: 6, processCount: 0, groups: [],
+    cluster: {
+      node: "web1", storeAvailable: true,
+      nodes: [{ name: "web1", peer: "127.0.0.1:7401", alive: true, self: true, sessions: 1, apps: ["site:shop.example/ (production)"], lastSeenAt: NOW }],
+      keyMismatches: [{ site: "shop.example/", keys: [{ node: "web1", key: "site:shop.example/ (production)" }, { node: "web2", key: "group:shop" }] }],
+    },
+  };
+  const text = formatStatus(s, { name: "ferry-1", mode: "apache", pid: undefined }, NOW);
+  t.regex(text, /WARNING: site shop\.example\/ is served under different affinity keys/);
+  t.regex(text, /web2\s+group:shop/);
+});
+
 test("formatStatus() shows health, the event loop, totals and the last exit of a group", (t) => {
   const s: PoolStatus = {
     version: "0.1.0", maxPoolSize: 6, processCount: 1,

@@ -10,12 +10,14 @@ test("validatePoolStatus() keeps the affinity cluster view when the core sends o
       node: "a",
       storeAvailable: true,
       nodes: [{ name: "a", peer: "127.0.0.1:1", tls: false, alive: true, self: true, sessions: 2, apps: ["x"], lastSeenAt: 5 }],
+      keyMismatches: [{ site: "s/", keys: [{ node: "a", key: "x" }, { node: "b", key: "group:y" }] }],
     },
   });
   t.deepEqual(s.cluster, {
     node: "a",
     storeAvailable: true,
     nodes: [{ name: "a", peer: "127.0.0.1:1", alive: true, self: true, sessions: 2, apps: ["x"], lastSeenAt: 5 }],
+    keyMismatches: [{ site: "s/", keys: [{ node: "a", key: "x" }, { node: "b", key: "group:y" }] }],
   });
 });
 

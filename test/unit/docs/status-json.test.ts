@@ -25,7 +25,7 @@ const FULL: PoolStatus = {
       loop: { elu: 0, delayMeanMs: 0, delayP99Ms: 0, delayMaxMs: 0, intervalMs: 250, at: 1 },
     }],
   }],
-  cluster: { node: "a", storeAvailable: true, nodes: [{ name: "a", peer: "p", alive: true, self: true, sessions: 0, apps: [], lastSeenAt: 1 }] },
+  cluster: { node: "a", storeAvailable: true, nodes: [{ name: "a", peer: "p", alive: true, self: true, sessions: 0, apps: [], lastSeenAt: 1 }], keyMismatches: [{ site: "s/", keys: [{ node: "a", key: "site:s/ (production)" }] }] },
 };
 
 /** Field paths of a JSON value: objects' keys, arrays as `[]`. Maps of counts (crashReasons, unhealthy) are leaves. */
