@@ -274,6 +274,7 @@ void *ferry_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(group);
     MERGE_PTR(restart_dir);
     MERGE_PTR(app_log_file);
+    MERGE_PTR(custom_error_page);
     MERGE_INT(min_instances);
     MERGE_INT(max_instances_per_app);
     MERGE_INT(max_requests);
@@ -479,6 +480,19 @@ static const char *set_app_log_file(cmd_parms *cmd, void *cfg, const char *arg)
         dc->app_log_file_htaccess = from_htaccess(cmd);
     }
     return err;
+}
+
+/* PassengerCustomErrorPage: an HTML file (relative to ServerRoot) served
+ * instead of Ferry's own error page when friendly error pages are off. Not
+ * allowed in .htaccess (scope A): the core reads it. */
+static const char *set_custom_error_page(cmd_parms *cmd, void *cfg, const char *arg)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (path == NULL || *arg == '\0') {
+        return apr_psprintf(cmd->pool, "%s: invalid path \"%s\"", cmd->cmd->name, arg);
+    }
+    return set_dir_str(cmd, cfg, path);
 }
 
 static const char *set_dir_int(cmd_parms *cmd, void *cfg, const char *arg)
@@ -1013,6 +1027,7 @@ DF(user, 0, 0, 1);
 DF(group, 0, 0, 1);
 DF(restart_dir, 0, 0, 1);
 DF(app_log_file, 0, 0, 1);
+DF(custom_error_page, 0, 0, 0);
 DF(min_instances, 0, 10000, 1);
 DF(max_requests, 0, INT_MAX, 1);
 DF(max_request_queue_size, 0, INT_MAX, 1);
@@ -1059,8 +1074,6 @@ static const ferry_inert_t in_spawn_method = { FERRY_NOTE_INERT,
     "Node.js and generic apps are spawned directly", 0, 1, 0, 0, spawn_methods };
 static const ferry_inert_t in_direct_addr = { FERRY_NOTE_INERT,
     "app processes listen on private Unix sockets", 0, 1, 0, 0, NULL };
-static const ferry_inert_t in_custom_page = { FERRY_NOTE_INERT,
-    "use Apache's ErrorDocument with PassengerErrorOverride on", 0, 1, 0, 0, NULL };
 static const ferry_inert_t in_monitor_log = { FERRY_NOTE_INERT,
     "Ferry has no Fuse panel log monitor", 0, 1, 0, 0, NULL };
 static const ferry_inert_t in_lve = { FERRY_NOTE_INERT,
@@ -1283,7 +1296,7 @@ const command_rec ferry_cmds[] = {
                   "Per-process request address (accepted, no effect)"),
     AP_INIT_FLAG("PassengerFriendlyErrorPages", set_dir_flag, I(df_friendly_error_pages), A,
                  "Detailed error pages (default: on in development)"),
-    AP_INIT_TAKE1("PassengerCustomErrorPage", set_inert_take1, I(in_custom_page), A,
+    AP_INIT_TAKE1("PassengerCustomErrorPage", set_custom_error_page, I(df_custom_error_page), A,
                   "Custom spawn error page (accepted, no effect)"),
     AP_INIT_TAKE1("PassengerRestartDir", set_dir_str, I(df_restart_dir), A,
                   "Directory of restart.txt, relative to the app root (default tmp)"),

@@ -104,6 +104,7 @@ typedef struct {
     const char *group;                 /* PassengerGroup */
     const char *restart_dir;           /* PassengerRestartDir */
     const char *app_log_file;          /* PassengerAppLogFile */
+    const char *custom_error_page;     /* PassengerCustomErrorPage (absolute) */
     apr_array_header_t *base_uris;     /* PassengerBaseURI (const char *) */
     apr_table_t *env_vars;             /* PassengerEnvVar NAME VALUE */
     int min_instances;                 /* PassengerMinInstances */

@@ -961,6 +961,7 @@ apr_size_t ferry_app_options(request_rec *r, const ferry_app_t *app,
     put_int(kv, &n, "max_request_queue_time", dc->max_request_queue_time,
             dc->max_request_queue_time != FERRY_UNSET);
     put_str(kv, &n, "app_log_file", dc->app_log_file);
+    put_str(kv, &n, "custom_error_page", dc->custom_error_page);
     put_int(kv, &n, "app_file_descriptor_ulimit", dc->app_fd_ulimit,
             dc->app_fd_ulimit != FERRY_UNSET);
     put_bool(kv, &n, "abort_websockets_on_process_shutdown", dc->abort_websockets,

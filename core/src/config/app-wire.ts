@@ -89,6 +89,10 @@ export function validateAppOptions(app: WireMap, env: readonly string[] = []): A
   optInt("memory_limit", 0, (n) => (given.memoryLimitMB = n), MAX_MEMORY_LIMIT_MB);
   optInt("max_request_time", 0, (n) => (given.maxRequestTimeMs = n * 1000), MAX_TIMER_SECONDS);
   optStr("app_log_file", (s) => (given.appLogFile = s));
+  optStr("custom_error_page", (s) => {
+    if (s !== "" && !s.startsWith("/")) fail("app.custom_error_page", "an absolute path", s);
+    given.customErrorPage = s;
+  });
   optInt("app_file_descriptor_ulimit", 0, (n) => (given.fileDescriptorUlimit = n));
   optBool("abort_websockets_on_process_shutdown", (b) => (given.abortWebsocketsOnProcessShutdown = b));
   optBool("show_version_in_header", (b) => (given.showVersionInHeader = b));

@@ -61,6 +61,8 @@ export interface AppOptions {
   readonly maxRequestTimeMs: number;
   /** PassengerAppLogFile; "" = the core's log. */
   readonly appLogFile: string;
+  /** PassengerCustomErrorPage: absolute path of an HTML file served instead of the non-friendly error page; "" = none. */
+  readonly customErrorPage: string;
   /** PassengerAppFileDescriptorUlimit; 0 = inherit. */
   readonly fileDescriptorUlimit: number;
   /** PassengerAbortWebsocketsOnProcessShutdown. */
@@ -177,6 +179,7 @@ export const APP_DEFAULTS = {
   memoryLimitMB: 0,
   maxRequestTimeMs: 0,
   appLogFile: "",
+  customErrorPage: "",
   fileDescriptorUlimit: 0,
   abortWebsocketsOnProcessShutdown: true,
   showVersionInHeader: true,

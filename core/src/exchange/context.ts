@@ -3,6 +3,7 @@
  * the per-request context, error classification and error responses, and the
  * watcher of the ways an exchange is cut short.
  */
+import { readCustomErrorPage } from "./custom-error-page.js";
 import { randomUUID } from "node:crypto";
 import type { ClientRequest } from "node:http";
 import type { AffinityHook } from "../affinity/service.js";
@@ -74,7 +75,11 @@ export function sendError(ctx: RequestContext, err: FerryError, headSent = false
     ex.abort(err.code, err.message);
     return;
   }
-  const page = renderErrorPage({ error: err, app: ex.app, errorId, requestHeaders: ex.head.headers, poweredBy: poweredBy(ex.app) });
+  const customPage = ex.app.customErrorPage !== "" && !ex.app.friendlyErrorPages ? readCustomErrorPage(ex.app.customErrorPage, log) : undefined;
+  const page = renderErrorPage({
+    error: err, app: ex.app, errorId, requestHeaders: ex.head.headers, poweredBy: poweredBy(ex.app),
+    ...(customPage !== undefined ? { customPage } : {}),
+  });
   ex.writeHead(page.status, page.headers);
   if (ex.head.method !== "HEAD") ex.write(page.body);
   ex.end();

@@ -25,6 +25,8 @@ export interface ErrorPageInput {
   /** The request headers, flat [name, value, …], to pick HTML or JSON. */
   readonly requestHeaders: readonly string[];
   readonly poweredBy?: string;
+  /** PassengerCustomErrorPage's contents: the HTML served when friendly error pages are off. */
+  readonly customPage?: Buffer;
 }
 
 /** A new 8-hex-digit error id (Passenger's format). */
@@ -155,9 +157,10 @@ export function renderErrorPage(i: ErrorPageInput): ErrorPage {
     text = JSON.stringify(body) + "\n";
   } else {
     type = "text/html; charset=utf-8";
-    text = friendly ? friendlyHtml(i, status) : plainHtml(i, status);
+    text = friendly ? friendlyHtml(i, status) : i.customPage !== undefined ? "" : plainHtml(i, status);
   }
-  const body = Buffer.from(text, "utf8");
+  const custom = !friendly && type.startsWith("text/html") && i.customPage !== undefined;
+  const body = custom && i.customPage !== undefined ? i.customPage : Buffer.from(text, "utf8");
   const headers = [
     "Content-Type", type,
     "Content-Length", String(body.length),

@@ -44,7 +44,7 @@ function serverJsonKeys(): string[] {
 // The module sends it for information only (docs/protocol.md); the core takes no option from it.
 const INFORMATIONAL_APP_KEYS = new Set(["document_root"]);
 const STR_SAMPLES: Readonly<Record<string, string>> = {
-  app_type: "generic", base_uri: "/sub", sticky_sessions_cookie_name: "route2", app_env: "staging",
+  app_type: "generic", base_uri: "/sub", sticky_sessions_cookie_name: "route2", app_env: "staging", custom_error_page: "/srv/errors/down.html",
 };
 
 test("every app key ferry_app_options sends is read by the core into an option", (t) => {

@@ -61,3 +61,14 @@ test("renderErrorPage() JSON: status, message, error_id, code; output only when 
   const p = JSON.parse(renderErrorPage({ error: spawnError, app: prod, errorId: "e1", requestHeaders: ["Content-Type", "application/json"] }).body.toString()) as Record<string, unknown>;
   t.is(p["output"], undefined);
 });
+
+test("renderErrorPage() serves PassengerCustomErrorPage's bytes when friendly pages are off, with the error's status", (t) => {
+  const customPage = Buffer.from("<h1>down</h1>\n");
+  const app = makeAppOptions("/srv/a", { friendlyErrorPages: false });
+  const page = renderErrorPage({ error: new QueueFullError("full"), app, errorId: "abcd1234", requestHeaders: [], customPage });
+  t.is(page.status, 503);
+  t.deepEqual(page.body, customPage);
+  t.regex(page.headers.join(" "), /text\/html/);
+  const friendly = renderErrorPage({ error: new QueueFullError("full"), app: makeAppOptions("/srv/a", { friendlyErrorPages: true }), errorId: "abcd1234", requestHeaders: [], customPage });
+  t.notDeepEqual(friendly.body, customPage, "friendly pages win");
+});
