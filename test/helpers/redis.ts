@@ -59,6 +59,11 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}/0`;
   }
 
+  /** The redis-server process (for SIGSTOP/SIGCONT in fault tests); undefined when stopped. */
+  get pid(): number | undefined {
+    return this.running ? this.#child?.pid : undefined;
+  }
+
   get running(): boolean {
     return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null;
   }

@@ -202,6 +202,47 @@ test.serial("Redis stopping fails no request; its return restores shared affinit
   }
 });
 
+test.serial("Redis paused (SIGSTOP) under load fails no request and holds none longer than its budget; it resumes on SIGCONT", async (t) => {
+  const pid = redis.pid;
+  if (pid === undefined) throw new Error("no redis-server process");
+  const sessions = Array.from({ length: 3 }, (_, i) => new ClientSession(`stop-${i}-${Date.now()}`));
+  for (const s of sessions) appPids.add((await s.hit(randomHost())).pid);
+  process.kill(pid, "SIGSTOP");
+  let failed = 0;
+  let slowest = 0;
+  let served = 0;
+  try {
+    const until = Date.now() + 3_000;
+    await Promise.all(sessions.map(async (s) => {
+      while (Date.now() < until) {
+        const t0 = Date.now();
+        const h = await s.hit(randomHost());
+        slowest = Math.max(slowest, Date.now() - t0);
+        if (h.status !== 200) failed++;
+        else served++;
+        appPids.add(h.pid);
+      }
+    }));
+  } finally {
+    process.kill(pid, "SIGCONT");
+  }
+  t.log(`Redis paused 3 s: ${served} requests served, ${failed} failed, slowest ${slowest} ms`);
+  t.is(failed, 0, "no request failed while Redis was paused");
+  t.true(served >= 6, `requests kept flowing (${served})`);
+  t.true(slowest < 5_000, `no request waited on the paused Redis (slowest ${slowest} ms)`);
+  // Every host that saw the outage sees Redis back before the next test relies on it.
+  const count = (h: Host, re: RegExp): number => h.log().match(re)?.length ?? 0;
+  await waitFor("each host to see Redis back", () =>
+    live().every((h) => count(h, /local-only/g) <= count(h, /shared session affinity restored/g)) ? true : undefined, 20_000);
+  await waitFor("each host to see every host alive again", async () => {
+    for (const h of live()) {
+      const c = (await adminStatus(h))["cluster"] as { nodes?: Array<{ alive?: boolean }> } | undefined;
+      if ((c?.nodes ?? []).filter((n) => n.alive === true).length < live().length) return undefined;
+    }
+    return true;
+  }, 20_000);
+});
+
 test.serial("killing the owning host re-pins its sessions elsewhere on the next request", async (t) => {
   const owner = hosts[2];
   if (owner === undefined) throw new Error("no host");
