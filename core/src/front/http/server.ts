@@ -100,7 +100,9 @@ export class FrontServer {
     });
     this.server.on("clientError", (err: unknown, socket: Duplex) => {
       this.#log.debug({ err }, "client connection error");
-      if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+      // --header-timeout / --request-timeout while the request is still arriving: 408, as Node answers by default.
+      const timedOut = typeof err === "object" && err !== null && Reflect.get(err, "code") === "ERR_HTTP_REQUEST_TIMEOUT";
+      if (socket.writable) socket.end(timedOut ? "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n" : "HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
       else socket.destroy();
     });
   }
