@@ -210,9 +210,17 @@ apr_size_t ferry_app_cache_set_aside(const char *key, ferry_app_conn_t **out,
     }
     lock();
     expire(apr_time_now(), &dead);
+    /* One connection per app process (the newest): the core leases one
+     * process, and the other idle connections stay for this child's other
+     * threads (taking them all would make their requests connect anew). */
     for (conn = cache.head; conn != NULL && n < max; conn = next) {
         next = conn->next;
         if (strcmp(conn->key, key) != 0) {
+            continue;
+        }
+        for (i = 0; i < n && strcmp(out[i]->id, conn->id) != 0; i++) {
+        }
+        if (i < n) {
             continue;
         }
         unlink_conn(conn);

@@ -44,9 +44,9 @@ void ferry_app_conn_close(ferry_app_conn_t *conn);
  * (a non-blocking MSG_PEEK). */
 int ferry_app_conn_idle_alive(ferry_app_conn_t *conn);
 
-/* Take up to max idle connections of app key out of the cache, most
- * recently used first, for one request's "held" list. Expired and dead
- * ones are closed on the way. Returns the count. */
+/* Take idle connections of app key out of the cache for one request's
+ * "held" list: the most recently used one of each app process, up to max.
+ * Expired and dead ones are closed on the way. Returns the count. */
 apr_size_t ferry_app_cache_set_aside(const char *key, ferry_app_conn_t **out,
                                      apr_size_t max);
 
