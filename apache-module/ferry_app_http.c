@@ -59,6 +59,7 @@ struct ferry_app_io_t {
     unsigned int eof:1;         /* the app closed its side */
     unsigned int got_any:1;     /* a response byte arrived */
     unsigned int write_failed:1;/* the app stopped taking the request */
+    unsigned int reset:1;       /* the app closed with our bytes unread */
     unsigned int body_started:1;/* client body bytes were consumed */
     unsigned int body_done:1;   /* the whole request went out */
     unsigned int extra:1;       /* bytes after the response */
@@ -95,6 +96,7 @@ static apr_status_t drain_to_spool(ferry_exchange_t *ex)
     }
     if (rv == APR_EOF || rv == APR_SUCCESS || !APR_STATUS_IS_EAGAIN(rv)) {
         io->eof = 1;                    /* closed or reset: stop polling it */
+        io->reset = APR_STATUS_IS_ECONNRESET(rv) ? 1 : io->reset;
     }
     return APR_SUCCESS;
 }
@@ -247,8 +249,9 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
     vec[0].iov_len = ex->lease_head_len;
     err = app_write(ex, vec, 1);
     if (err == FERRY_E_APP) {
-        /* Nothing of the body was read yet: safe to send again. */
-        return ex->conn_reused && !io->got_any ? FERRY_E_STALE : FERRY_E_APP;
+        /* The app closed before it took the head, and nothing of the body
+         * was read yet: safe to send again. */
+        return !io->got_any ? FERRY_E_STALE : FERRY_E_APP;
     }
     if (err != FERRY_OK) {
         return err;
@@ -352,6 +355,7 @@ static apr_status_t app_read(ferry_exchange_t *ex, char *buf, apr_size_t *len,
     }
     if (!APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_TIMEUP(rv)) {
         io->eof = 1;                    /* reset */
+        io->reset = APR_STATUS_IS_ECONNRESET(rv) ? 1 : io->reset;
     }
     return rv;
 }
@@ -536,10 +540,17 @@ int ferry_app_relay(ferry_exchange_t *ex, ferry_err *errp)
                           apr_time_sec(ex->read_timeout));
             return ferry_status_for(ex, FERRY_E_TIMEOUT);
         }
-        if (!io->got_any && ex->conn_reused && !io->body_started
-            && (io->write_failed || idempotent(r))) {
-            /* A kept connection the app closed as we sent: nothing was
-             * started, send the request again (the caller decides). */
+        if (!io->got_any && !io->body_started
+            && (io->write_failed || io->reset
+                || (ex->conn_reused && idempotent(r)))) {
+            /* Nothing was answered and nothing of the client's body read,
+             * and the app never read the request (the head write failed,
+             * or it closed with our bytes unread: a reset, e.g. a process
+             * that exited right after its last answer), or this is a kept
+             * connection the app closed as we sent and the method may be
+             * sent twice. A fresh connection closed cleanly is not retried:
+             * the app read the request and died on it. Send it again (the
+             * caller decides; once). */
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, r,
                           "app connection %s closed before the response "
                           "began", ex->lease_id);

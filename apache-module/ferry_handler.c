@@ -19,9 +19,9 @@
  * Statuses travel up: every step returns a ferry_err or an HTTP status;
  * ferry_exchange.c's ferry_status_for() is the one place they are chosen.
  *
- * The direct path is used when Apache's environment has
- * FERRY_DATA_PATH=direct (read once per child), else the relay path
- * (protocol v2) as before.
+ * The direct path (protocol v3) is the default; FERRY_DATA_PATH=relay in
+ * Apache's environment (read once per child) selects the relay path
+ * (protocol v2) for every request.
  */
 #include <string.h>
 
@@ -48,14 +48,14 @@
 
 APLOG_USE_MODULE(ferry);
 
-/* FERRY_DATA_PATH=direct in Apache's environment: protocol v3. */
+/* Protocol v3 unless Apache's environment has FERRY_DATA_PATH=relay. */
 static int direct_path;
 
 void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
 {
     const char *v = getenv("FERRY_DATA_PATH");
 
-    direct_path = v != NULL && strcmp(v, "direct") == 0;
+    direct_path = v == NULL || strcmp(v, "relay") != 0;
     ferry_app_cache_child_init(pchild, s);
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "data path: %s",
                  direct_path ? "direct (protocol v3)" : "relay (protocol v2)");

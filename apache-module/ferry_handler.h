@@ -11,8 +11,9 @@
  * app; DECLINED otherwise. */
 int ferry_handler(request_rec *r);
 
-/* child_init: the data path switch (FERRY_DATA_PATH=direct in Apache's
- * environment: protocol v3) and the child's app connection cache. */
+/* child_init: the data path switch (protocol v3, the direct path, unless
+ * Apache's environment has FERRY_DATA_PATH=relay) and the child's app
+ * connection cache. */
 void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s);
 
 #endif

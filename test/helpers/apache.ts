@@ -43,8 +43,8 @@ export interface ApacheStartOptions {
   readonly startTimeoutMs?: number;
   /** Extra environment for Apache (and so its children and the core), e.g.
    * FERRY_DATA_PATH. Apache also inherits the test's own environment, so
-   * `FERRY_DATA_PATH=direct npm run test:e2e` runs every e2e test on the
-   * direct path. */
+   * `npm run test:e2e:relay` (FERRY_DATA_PATH=relay) runs every e2e test on
+   * the relay path. */
   readonly env?: Readonly<Record<string, string>>;
   /** PassengerRoot (where build/core/src/main.js is); default the repository. */
   readonly passengerRoot?: string;

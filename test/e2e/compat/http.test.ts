@@ -378,18 +378,9 @@ test.serial("clients that disconnect mid-upload and mid-download leave no reques
 test.serial("an app that exits after every 3 requests keeps serving, without a tight respawn loop", async (t) => {
   const statuses: number[] = [];
   for (let i = 0; i < 12; i++) statuses.push((await get("crash.test", `/?i=${i}`)).status);
-  if (process.env.FERRY_DATA_PATH === "direct") {
-    // The direct path retries a request whose kept app connection was dead
-    // before any response byte (docs/protocol.md "Retry once"): no 502.
-    t.deepEqual(statuses, Array.from({ length: 12 }, () => 200));
-  } else {
-    // Known gap of the relay path (protocol v2): a request sent on a reused
-    // keep-alive connection to a process that exited just after its previous
-    // answer gets 502 instead of being retried on a fresh process, so up to
-    // one request in four may fail here. Everything else must be served.
-    t.true(statuses.every((s) => s === 200 || s === 502), statuses.join(","));
-    t.true(statuses.filter((s) => s === 200).length >= 9, statuses.join(","));
-  }
+  // A request whose kept app connection died with its process just before
+  // is retried (docs/protocol.md "Retry once"): not a single 502.
+  t.deepEqual(statuses, Array.from({ length: 12 }, () => 200));
   const spawnsFor = (): number =>
     coreLog().filter((e) => e.msg === "Process spawned" && String(e.app).startsWith(`${apps.crash} `)).length;
   const spawned = spawnsFor();
