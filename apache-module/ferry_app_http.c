@@ -360,22 +360,6 @@ static apr_status_t app_read(ferry_exchange_t *ex, char *buf, apr_size_t *len,
     return rv;
 }
 
-/* The method may be sent again (RFC 9110 9.2.2). */
-static int idempotent(const request_rec *r)
-{
-    static const char *const methods[] = {
-        "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE", NULL
-    };
-    int i;
-
-    for (i = 0; methods[i] != NULL; i++) {
-        if (strcmp(r->method, methods[i]) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* The app's headers (and the LEASE's add_headers) into r. */
 static void apply_headers(ferry_exchange_t *ex, const ferry_http_head_t *h,
                           ferry_body_framing fr)
@@ -541,16 +525,16 @@ int ferry_app_relay(ferry_exchange_t *ex, ferry_err *errp)
             return ferry_status_for(ex, FERRY_E_TIMEOUT);
         }
         if (!io->got_any && !io->body_started
-            && (io->write_failed || io->reset
-                || (ex->conn_reused && idempotent(r)))) {
-            /* Nothing was answered and nothing of the client's body read,
-             * and the app never read the request (the head write failed,
-             * or it closed with our bytes unread: a reset, e.g. a process
-             * that exited right after its last answer), or this is a kept
-             * connection the app closed as we sent and the method may be
-             * sent twice. A fresh connection closed cleanly is not retried:
-             * the app read the request and died on it. Send it again (the
-             * caller decides; once). */
+            && (io->write_failed || io->reset)) {
+            /* Nothing was answered, nothing of the client's body read, and
+             * the app never read the request: the head write failed, or it
+             * closed with our bytes unread (a reset: a kept connection it
+             * timed out as we sent, a process that exited right after its
+             * last answer). App sockets are Unix sockets, so a clean EOF
+             * after our write means the app read the request and closed
+             * (or died on it): that is not retried, whatever the method.
+             * Send it again (the caller decides; once). */
+            ex->app_exiting = io->reset;
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, r,
                           "app connection %s closed before the response "
                           "began", ex->lease_id);

@@ -90,6 +90,8 @@ typedef struct {
     apr_off_t bytes_in, bytes_out;
     int conn_reusable;              /* conn goes back to the cache */
     int done_sent;                  /* DONE went out: the link is clean */
+    int app_exiting;                /* the app reset the connection with our
+                                     * request unread: it may be exiting */
 } ferry_exchange_t;
 
 /* ---- ferry_exchange.c --------------------------------------------------- */

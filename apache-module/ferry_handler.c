@@ -23,6 +23,8 @@
  * Apache's environment (read once per child) selects the relay path
  * (protocol v2) for every request.
  */
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 
 #include "httpd.h"
@@ -223,6 +225,35 @@ static int proceed_exchange(ferry_exchange_t *ex)
     return ferry_relay_response(ex);
 }
 
+/* The app reset its connection with our request unread: most often the
+ * process is exiting (it answered its last request and quit), and the core
+ * may not know yet, so an immediate retry could be leased to it again. Wait
+ * until the process is gone (then the core has reaped it and knows), at
+ * most FERRY_EXIT_WAIT (a live app that timed out a kept connection just
+ * as we sent costs that once); kill(pid, 0) only asks (EPERM: it runs as
+ * another user, so it is still there). */
+#define FERRY_EXIT_WAIT apr_time_from_msec(1000)
+#define FERRY_EXIT_POLL apr_time_from_msec(10)
+
+static void wait_app_gone(request_rec *r, apr_int64_t pid)
+{
+    apr_time_t until = apr_time_now() + FERRY_EXIT_WAIT;
+
+    if (pid <= 1) {
+        return;
+    }
+    while (kill((pid_t)pid, 0) == 0 || errno == EPERM) {
+        if (apr_time_now() >= until) {
+            ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
+                          "app process %" APR_INT64_T_FMT " still there after "
+                          "%" APR_TIME_T_FMT " ms; retrying anyway", pid,
+                          apr_time_as_msec(FERRY_EXIT_WAIT));
+            return;
+        }
+        apr_sleep(FERRY_EXIT_POLL);
+    }
+}
+
 /* What DONE reports for a send step that failed. */
 static const char *send_outcome(ferry_err err)
 {
@@ -275,6 +306,10 @@ static int direct_exchange(ferry_exchange_t *ex)
             ex->sent_status = 0;
             ex->stale_id = ex->lease_id;
             ferry_lease_release(ex);
+            if (ex->app_exiting) {
+                wait_app_gone(r, ex->lease_pid);
+                ex->app_exiting = 0;
+            }
             ex->bytes_in = ex->bytes_out = 0;
             ex->conn_reusable = 0;
             continue;
