@@ -1,25 +1,45 @@
 /**
  * Pure scaling policy for one group (Passenger's `Group::shouldSpawn()` and the
- * idle garbage collector), extended with Ferry's default load policy for
+ * idle garbage collector), extended with Ferry's saturation policy for
  * processes without a concurrency limit (docs/scaling.md):
  *
- *   spawn one more process when every accepting process has had at least one
- *   request in flight continuously for SUSTAINED_BUSY_MS, there are more
- *   requests in flight than processes (or every process reports event-loop lag
- *   of at least LAG_THRESHOLD_MS), and nothing is spawning.
+ *   Node apps (processes that send event-loop reports): spawn one more process
+ *   when EVERY accepting process is saturated — its last report shows the
+ *   event loop busy (utilisation ≥ ELU_SATURATED) while it had two or more
+ *   requests at once (work was waiting behind work), or its reports stopped
+ *   for LOOP_STALE_MS while it holds two or more requests (a blocked loop) —
+ *   and nothing is spawning.
+ *
+ *   Other apps (generic: no reports): spawn when every accepting process has
+ *   had at least one request in flight continuously for SUSTAINED_BUSY_MS and
+ *   there are more requests in flight than processes.
  *
  * Every function here is a function of a snapshot and `now`: no I/O, no timers.
  */
 
-/** How long every process must have been busy before the load policy adds one. */
+/** Event-loop utilisation (0..1) at which a Node process counts as saturated. */
+export const ELU_SATURATED = 0.9;
+/** Requests a process must have had at once for its busy loop to mean waiting work. */
+export const SATURATED_MIN_IN_FLIGHT = 2;
+/** A process that reports its loop but has sent nothing for this long is blocked (4 report intervals). */
+export const LOOP_STALE_MS = 1_000;
+/** Generic apps: how long every process must have been busy before one is added. */
 export const SUSTAINED_BUSY_MS = 500;
-/** Event-loop lag (reported by the loader) that counts as saturation. */
-export const LAG_THRESHOLD_MS = 100;
 /** First spawn-failure backoff, doubled per consecutive failure up to the cap. */
 export const SPAWN_BACKOFF_BASE_MS = 1_000;
 export const SPAWN_BACKOFF_MAX_MS = 30_000;
 /** A process that exits sooner than this after starting counts as a quick crash. */
 export const QUICK_CRASH_MS = 10_000;
+
+/** What the policy needs of a process's latest event-loop report. */
+export interface LoopFigures {
+  /** Event-loop utilisation over the report's interval, 0..1. */
+  readonly elu: number;
+  /** The most requests the process had in flight at once during that interval. */
+  readonly peakInFlight: number;
+  /** Clock time the report arrived. */
+  readonly at: number;
+}
 
 export interface ScalingProcess {
   readonly id: number;
@@ -29,8 +49,10 @@ export interface ScalingProcess {
   readonly upgraded: number;
   /** Since when inFlight has been ≥ 1 without a break; null when idle. */
   readonly busySince: number | null;
-  /** Event-loop lag last reported by the loader, if any. */
-  readonly lagMs?: number | undefined;
+  /** The process sends event-loop reports (Node apps through the loader). */
+  readonly reportsLoop: boolean;
+  /** Its latest event-loop report; undefined until the first arrives. */
+  readonly loop?: LoopFigures | undefined;
   readonly lastUsedAt: number;
   /** Belongs to an older restart generation (being replaced by a rolling restart). */
   readonly stale: boolean;
@@ -54,9 +76,11 @@ export interface ScalingSnapshot {
   readonly poolRoom: number;
   /** No spawn before this time (spawn-failure or crash backoff); 0 = none. */
   readonly notBefore: number;
-  /** Event-loop lag threshold; default LAG_THRESHOLD_MS. */
-  readonly lagThresholdMs?: number;
-  /** Sustained-busy window; default SUSTAINED_BUSY_MS. */
+  /** Saturation threshold; default ELU_SATURATED. */
+  readonly eluSaturated?: number;
+  /** Silence after which a reporting process counts as blocked; default LOOP_STALE_MS. */
+  readonly loopStaleMs?: number;
+  /** Sustained-busy window for generic apps; default SUSTAINED_BUSY_MS. */
   readonly sustainedBusyMs?: number;
 }
 
@@ -69,10 +93,10 @@ export type SpawnReason =
   | "demand"
   /** Every process is at its concurrency limit, or requests are queued. */
   | "busy"
-  /** Default load policy: sustained in-flight requests on every process. */
-  | "load"
-  /** Default load policy: event-loop lag on every busy process. */
-  | "lag";
+  /** No limit, Node apps: every process's event loop is saturated with waiting work. */
+  | "saturated"
+  /** No limit, generic apps: sustained in-flight requests on every process. */
+  | "load";
 
 export type HoldReason = "backoff" | "spawning" | "app_limit" | "not_needed" | "not_yet";
 
@@ -131,14 +155,17 @@ export function shouldSpawn(s: ScalingSnapshot, now: number): SpawnDecision {
     if (s.queueLength > 0 || s.processes.every((p) => p.inFlight >= s.maxConcurrency)) wanted = "busy";
   } else if (s.queueLength > 0) {
     wanted = "busy";
+  } else if (s.processes.every((p) => p.reportsLoop)) {
+    const staleMs = s.loopStaleMs ?? LOOP_STALE_MS;
+    const eluLimit = s.eluSaturated ?? ELU_SATURATED;
+    if (s.processes.every((p) => isSaturated(p, eluLimit, staleMs, now))) wanted = "saturated";
+    else recheckAt = nextStaleAt(s.processes, eluLimit, staleMs, now);
   } else if (s.processes.every((p) => p.busySince !== null)) {
     const window = s.sustainedBusyMs ?? SUSTAINED_BUSY_MS;
-    const lagLimit = s.lagThresholdMs ?? LAG_THRESHOLD_MS;
     const inFlight = s.processes.reduce((n, p) => n + p.inFlight, 0);
-    const lagging = s.processes.every((p) => p.lagMs !== undefined && p.lagMs >= lagLimit);
-    if (inFlight > live || lagging) {
+    if (inFlight > live) {
       const since = Math.max(...s.processes.map((p) => p.busySince ?? now));
-      if (now - since >= window) wanted = inFlight > live ? "load" : "lag";
+      if (now - since >= window) wanted = "load";
       else recheckAt = since + window;
     }
   }
@@ -147,6 +174,35 @@ export function shouldSpawn(s: ScalingSnapshot, now: number): SpawnDecision {
   }
   if (capped) return { kind: "hold", reason: "app_limit" };
   return room(wanted);
+}
+
+/**
+ * A Node process is saturated when more work is waiting for its event loop
+ * than the loop can take: its latest report shows utilisation ≥ `eluLimit`
+ * over an interval in which it had SATURATED_MIN_IN_FLIGHT or more requests at
+ * once; or its reports stopped `staleMs` ago while it holds that many requests
+ * (the loop is blocked, e.g. a long synchronous computation). A process that
+ * has not reported yet is not saturated.
+ */
+export function isSaturated(p: ScalingProcess, eluLimit: number, staleMs: number, now: number): boolean {
+  const l = p.loop;
+  if (l === undefined) return false;
+  if (now - l.at >= staleMs) return p.inFlight >= SATURATED_MIN_IN_FLIGHT;
+  return l.elu >= eluLimit && l.peakInFlight >= SATURATED_MIN_IN_FLIGHT;
+}
+
+/**
+ * When every process will count as saturated by time alone (the loaded ones
+ * whose reports stop count as blocked); undefined when some process never will.
+ */
+function nextStaleAt(processes: readonly ScalingProcess[], eluLimit: number, staleMs: number, now: number): number | undefined {
+  let at: number | undefined;
+  for (const p of processes) {
+    if (isSaturated(p, eluLimit, staleMs, now)) continue;
+    if (p.loop === undefined || p.inFlight < SATURATED_MIN_IN_FLIGHT) return undefined;
+    at = Math.max(at ?? 0, p.loop.at + staleMs);
+  }
+  return at;
 }
 
 export interface IdleLimits {

@@ -325,7 +325,8 @@ export class Group implements SessionOwner {
         inFlight: p.inFlight,
         upgraded: p.upgraded,
         busySince: p.busySince,
-        lagMs: p.lagMs,
+        reportsLoop: p.spawned.onLoopReport !== undefined,
+        loop: p.loop === null ? undefined : { elu: p.loop.elu, peakInFlight: p.loopPeakInFlight, at: p.loop.at },
         lastUsedAt: p.lastUsedAt,
         stale: p.generation < this.restartGen,
       }));
@@ -430,7 +431,9 @@ export class Group implements SessionOwner {
     this.notBefore = 0;
     proc.log.info({ reason, stickyId: proc.stickyId }, "Process spawned");
     sp.onLoopReport?.((r) => {
-      if (proc.state !== "dead") proc.recordLoop(r, this.ctx.clock.now());
+      if (proc.state === "dead") return;
+      proc.recordLoop(r, this.ctx.clock.now());
+      this.schedule();
     });
     void sp.exited.then(
       (exit) => this.onExit(proc, exit),
@@ -653,14 +656,6 @@ export class Group implements SessionOwner {
       proc.log.warn({ rssBytes, memoryLimitMB: limitMB }, "Process exceeds the memory limit");
       this.retire(proc, `it uses ${Math.round(rssBytes / 1048576)} MB, over the memory limit of ${limitMB} MB`);
     }
-  }
-
-  setLag(pid: number, lagMs: number): boolean {
-    const p = this.processes.find((x) => x.pid === pid);
-    if (p === undefined) return false;
-    p.lagMs = lagMs;
-    this.schedule();
-    return true;
   }
 
   /** Live processes (ready and draining). */

@@ -190,10 +190,6 @@ export class Pool {
   }
 
   /** Event-loop lag reported for a process (optional input of the load policy). */
-  reportLag(pid: number, lagMs: number): void {
-    for (const g of this.groups.values()) if (g.setLag(pid, lagMs)) return;
-  }
-
   status(): PoolStatus {
     const groups = [...this.groups.values()].map((g) => g.status());
     return {

@@ -43,8 +43,6 @@ export class PoolProcess {
   lastUsedAt: number;
   /** Since when inFlight has been ≥ 1 without a break; null when idle. */
   busySince: number | null = null;
-  /** Event-loop lag reported by the loader (optional). */
-  lagMs: number | undefined;
   /**
    * The latest event-loop report from the loader (utilisation, delay, arrival
    * time); null until the first arrives and for processes that send none
@@ -52,6 +50,10 @@ export class PoolProcess {
    * while their loop runs: a stale `at` means a stuck loop.
    */
   loop: LoopSample | null = null;
+  /** The most requests in flight at once during the interval `loop` covers (scaling). */
+  loopPeakInFlight = 0;
+  /** The most requests in flight at once since the last report. */
+  private peakSinceReport = 0;
   cpuPercent = 0;
   rssBytes = 0;
   lastSample: ProcSample | null = null;
@@ -94,6 +96,8 @@ export class PoolProcess {
   /** Record an event-loop report that arrived at `now`. */
   recordLoop(r: LoopReport, now: number): void {
     this.loop = { ...r, at: now };
+    this.loopPeakInFlight = this.peakSinceReport;
+    this.peakSinceReport = this.inFlight;
   }
 
   /** Open a session for one request. */
@@ -102,6 +106,7 @@ export class PoolProcess {
     this.sessions.add(s);
     if (this.inFlight === 0) this.busySince = now;
     this.inFlight++;
+    if (this.inFlight > this.peakSinceReport) this.peakSinceReport = this.inFlight;
     this.lastUsedAt = now;
     return s;
   }

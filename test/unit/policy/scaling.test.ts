@@ -6,6 +6,8 @@ import {
   shouldSpawn,
   spawnBackoffMs,
   SUSTAINED_BUSY_MS,
+  ELU_SATURATED,
+  LOOP_STALE_MS,
   type ScalingProcess,
   type ScalingSnapshot,
   type SpawnDecision,
@@ -14,8 +16,19 @@ import {
 const NOW = 100_000;
 
 function proc(id: number, over: Partial<ScalingProcess> = {}): ScalingProcess {
-  return { id, inFlight: 0, upgraded: 0, busySince: null, lastUsedAt: NOW - 1000, stale: false, ...over };
+  return { id, inFlight: 0, upgraded: 0, busySince: null, lastUsedAt: NOW - 1000, stale: false, reportsLoop: false, ...over };
 }
+/** A Node process (sends loop reports) with n requests in flight and its last report. */
+const node = (id: number, n: number, loop?: { elu: number; peakInFlight: number; at?: number }, over: Partial<ScalingProcess> = {}): ScalingProcess =>
+  proc(id, {
+    inFlight: n,
+    busySince: n > 0 ? NOW - 5000 : null,
+    reportsLoop: true,
+    ...(loop === undefined ? {} : { loop: { elu: loop.elu, peakInFlight: loop.peakInFlight, at: loop.at ?? NOW - 100 } }),
+    ...over,
+  });
+/** A saturated Node process: loop 95 % busy with 3 requests at once in the last interval. */
+const hot = (id: number, n = 3): ScalingProcess => node(id, n, { elu: 0.95, peakInFlight: 3 });
 /** A process busy with n requests since `since`. */
 const busy = (id: number, n: number, since: number, over: Partial<ScalingProcess> = {}): ScalingProcess =>
   proc(id, { inFlight: n, busySince: since, ...over });
@@ -78,70 +91,94 @@ const cases: ReadonlyArray<{ title: string; s: ScalingSnapshot; want: SpawnDecis
   { title: "limit: busy but a spawn runs → hold (serial)", s: snap({ maxConcurrency: 1, spawning: 1, processes: [busy(1, 1, NOW)] }), want: hold("spawning") },
   // default load policy (no limit)
   {
-    title: "no limit: sustained busy with more requests than processes → load",
+    title: "generic, no limit: sustained busy with more requests than processes → load",
     s: snap({ processes: [busy(1, 3, NOW - SUSTAINED_BUSY_MS)] }),
     want: spawn("load"),
   },
   {
-    title: "no limit: busy but not long enough → hold not_yet with recheck time",
+    title: "generic, no limit: busy but not long enough → hold not_yet with recheck time",
     s: snap({ processes: [busy(1, 3, NOW - 100)] }),
     want: hold("not_yet", NOW - 100 + SUSTAINED_BUSY_MS),
   },
   {
-    title: "no limit: recheck follows the most recently busy process",
+    title: "generic, no limit: recheck follows the most recently busy process",
     s: snap({ processes: [busy(1, 3, NOW - 5000), busy(2, 1, NOW - 200)] }),
     want: hold("not_yet", NOW - 200 + SUSTAINED_BUSY_MS),
   },
   {
-    title: "no limit: one idle process → hold",
+    title: "generic, no limit: one idle process → hold",
     s: snap({ processes: [busy(1, 5, NOW - 5000), proc(2)] }),
     want: hold("not_needed"),
   },
   {
-    title: "no limit: one request per process (no excess) → hold",
+    title: "generic, no limit: one request per process (no excess) → hold",
     s: snap({ processes: [busy(1, 1, NOW - 5000), busy(2, 1, NOW - 5000)] }),
     want: hold("not_needed"),
   },
   {
-    title: "no limit: one request per process but every loop lagging → lag",
-    s: snap({ processes: [busy(1, 1, NOW - 5000, { lagMs: 250 }), busy(2, 1, NOW - 5000, { lagMs: 120 })] }),
-    want: spawn("lag"),
-  },
-  {
-    title: "no limit: lag on only one process → hold",
-    s: snap({ processes: [busy(1, 1, NOW - 5000, { lagMs: 250 }), busy(2, 1, NOW - 5000, { lagMs: 10 })] }),
-    want: hold("not_needed"),
-  },
-  {
-    title: "no limit: lag threshold is configurable",
-    s: snap({ lagThresholdMs: 300, processes: [busy(1, 1, NOW - 5000, { lagMs: 250 })] }),
-    want: hold("not_needed"),
-  },
-  {
-    title: "no limit: sustained window is configurable",
+    title: "generic, no limit: sustained window is configurable",
     s: snap({ sustainedBusyMs: 50, processes: [busy(1, 2, NOW - 60)] }),
     want: spawn("load"),
   },
   {
-    title: "no limit: sustained load at the per-app cap → app_limit",
+    title: "generic, no limit: sustained load at the per-app cap → app_limit",
     s: snap({ maxInstances: 1, processes: [busy(1, 4, NOW - 5000)] }),
     want: hold("app_limit"),
   },
   {
-    title: "no limit: sustained load, spawn already running → hold spawning",
+    title: "generic, no limit: sustained load, spawn already running → hold spawning",
     s: snap({ spawning: 1, processes: [busy(1, 4, NOW - 5000)] }),
     want: hold("spawning"),
   },
   {
-    title: "no limit: sustained load, pool full → load needing room",
+    title: "generic, no limit: sustained load, pool full → load needing room",
     s: snap({ poolRoom: 0, processes: [busy(1, 4, NOW - 5000)] }),
     want: spawn("load", true),
   },
   {
-    title: "no limit: upgraded connections alone do not count as busy",
+    title: "generic, no limit: upgraded connections alone do not count as busy",
     s: snap({ processes: [proc(1, { upgraded: 20 })] }),
     want: hold("not_needed"),
   },
+  // saturation policy (Node apps: event-loop reports, no limit)
+  { title: "node: every process saturated → saturated", s: snap({ processes: [hot(1), hot(2)] }), want: spawn("saturated") },
+  { title: "node: exactly ELU_SATURATED counts", s: snap({ processes: [node(1, 2, { elu: ELU_SATURATED, peakInFlight: 2 })] }), want: spawn("saturated") },
+  { title: "node: a saturated interval counts after the burst ended (nothing in flight now)", s: snap({ processes: [node(1, 0, { elu: 0.99, peakInFlight: 8 })] }), want: spawn("saturated") },
+  { title: "node: busy loop but one request at a time (no waiting work) → hold", s: snap({ processes: [node(1, 1, { elu: 0.99, peakInFlight: 1 })] }), want: hold("not_needed") },
+  {
+    title: "node: 24 requests waiting on I/O, loop 5 % busy → hold (recheck in case its reports stop)",
+    s: snap({ processes: [node(1, 24, { elu: 0.05, peakInFlight: 24 })] }),
+    want: hold("not_yet", NOW - 100 + LOOP_STALE_MS),
+  },
+  { title: "node: only one of two processes saturated → hold", s: snap({ processes: [hot(1), node(2, 1, { elu: 0.4, peakInFlight: 1 })] }), want: hold("not_needed") },
+  { title: "node: a process with no report yet is not saturated", s: snap({ processes: [hot(1), node(2, 0)] }), want: hold("not_needed") },
+  { title: "node: ELU threshold is configurable", s: snap({ eluSaturated: 0.97, processes: [hot(1, 1)] }), want: hold("not_needed") },
+  {
+    title: "node: reports stopped for LOOP_STALE_MS with 2 requests in flight (blocked loop) → saturated",
+    s: snap({ processes: [node(1, 2, { elu: 0.3, peakInFlight: 1, at: NOW - LOOP_STALE_MS })] }),
+    want: spawn("saturated"),
+  },
+  {
+    title: "node: reports stopped with one request in flight → hold",
+    s: snap({ processes: [node(1, 1, { elu: 0.3, peakInFlight: 1, at: NOW - 5000 })] }),
+    want: hold("not_needed"),
+  },
+  {
+    title: "node: 2 requests in flight, last report fresh → recheck when it would go stale",
+    s: snap({ processes: [node(1, 2, { elu: 0.3, peakInFlight: 2, at: NOW - 300 })] }),
+    want: hold("not_yet", NOW - 300 + LOOP_STALE_MS),
+  },
+  { title: "node: saturated at the per-app cap → app_limit", s: snap({ maxInstances: 2, processes: [hot(1), hot(2)] }), want: hold("app_limit") },
+  { title: "node: saturated at the pool limit → saturated needing room", s: snap({ poolRoom: 0, processes: [hot(1)] }), want: spawn("saturated", true) },
+  { title: "node: saturated while a spawn runs → hold (one at a time)", s: snap({ spawning: 1, processes: [hot(1)] }), want: hold("spawning") },
+  {
+    title: "node: sustained in-flight requests alone do not grow a Node app",
+    s: snap({ processes: [node(1, 6, { elu: 0.2, peakInFlight: 6 }), node(2, 6, { elu: 0.2, peakInFlight: 6, at: NOW - 50 })] }),
+    want: hold("not_yet", NOW - 50 + LOOP_STALE_MS),
+  },
+  // PassengerForceMaxConcurrentRequestsPerProcess keeps Passenger's meaning: the limit decides, not the loop
+  { title: "node, limit 2: saturated loop below the limit → hold", s: snap({ maxConcurrency: 2, processes: [hot(1, 1)] }), want: hold("not_needed") },
+  { title: "node, limit 2: every process at the limit with an idle loop → busy", s: snap({ maxConcurrency: 2, processes: [node(1, 2, { elu: 0.01, peakInFlight: 2 })] }), want: spawn("busy") },
   // rolling restart
   {
     title: "restart: stale process and nothing spawning → restart",
