@@ -1,7 +1,7 @@
 /**
- * Ferry's load policy with no per-process limit: the group grows from 1 toward
- * the maximum under sustained concurrent slow requests, and shrinks back to the
- * minimum after the idle time.
+ * Ferry's saturation policy with no per-process limit: the group grows from 1
+ * toward the maximum under concurrent CPU-bound requests (saturated event
+ * loops), and shrinks back to the minimum after the idle time.
  */
 import test from "ava";
 import path from "node:path";
@@ -10,20 +10,20 @@ import { FIXTURE_APPS, pidOf, req, startApp, waitFor, type Running } from "../..
 let r: Running | undefined;
 test.after.always(async () => { await r?.stop(); });
 
-test("grows from 1 toward max-pool-size under sustained load, then shrinks back after pool-idle-time", async (t) => {
+test("grows from 1 toward max-pool-size under CPU-bound load, then shrinks back after pool-idle-time", async (t) => {
   r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "min-instances": "1", "max-pool-size": "3", "pool-idle-time": "2" });
   const run = r;
   const processes = (): number => run.instance.pool.status().processCount;
   await pidOf(run.port);
   t.is(processes(), 1);
 
-  // Sustained load: 6 clients in loops of slow requests until the group reached the maximum.
+  // CPU-bound load: 6 clients in loops of 20 ms computations until the group reached the maximum.
   let loading = true;
   const seen = new Set<number>();
   const failures: string[] = [];
   const client = async (): Promise<void> => {
     while (loading) {
-      const res = await req(run.port, "/slow?ms=400");
+      const res = await req(run.port, "/cpu?ms=20");
       if (res.status !== 200) failures.push(`${res.status}`);
       else seen.add((JSON.parse(res.text) as { pid: number }).pid);
     }
