@@ -51,14 +51,14 @@ async function pidOf(host: string): Promise<number> {
   return body.pid;
 }
 
-/** Run `workers` clients doing back-to-back CPU-bound requests (20 ms each) until `done()` or the deadline. */
+/** Run `workers` clients doing back-to-back CPU-bound requests (50 ms each) until `done()` or the deadline. */
 async function sustainedLoad(host: string, workers: number, done: (pids: ReadonlySet<number>) => boolean, timeoutMs: number, onEach: () => void = () => {}): Promise<Set<number>> {
   const pids = new Set<number>();
   const deadline = Date.now() + timeoutMs;
   let stop = false;
   const worker = async (): Promise<void> => {
     while (!stop && Date.now() < deadline) {
-      const b = await getJson(srv().port, "/cpu?ms=20", host);
+      const b = await getJson(srv().port, "/cpu?ms=50", host);
       if (typeof b.pid === "number") pids.add(b.pid);
       onEach();
       if (done(pids)) stop = true;

@@ -17,13 +17,13 @@ test("grows from 1 toward max-pool-size under CPU-bound load, then shrinks back 
   await pidOf(run.port);
   t.is(processes(), 1);
 
-  // CPU-bound load: 6 clients in loops of 20 ms computations until the group reached the maximum.
+  // CPU-bound load: 6 clients in loops of 50 ms computations until the group reached the maximum.
   let loading = true;
   const seen = new Set<number>();
   const failures: string[] = [];
   const client = async (): Promise<void> => {
     while (loading) {
-      const res = await req(run.port, "/cpu?ms=20");
+      const res = await req(run.port, "/cpu?ms=50");
       if (res.status !== 200) failures.push(`${res.status}`);
       else seen.add((JSON.parse(res.text) as { pid: number }).pid);
     }
