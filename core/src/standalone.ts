@@ -70,6 +70,20 @@ async function makeInstanceDir(registryDir: string): Promise<string> {
   throw new Error(`Cannot create an instance dir in ${registryDir}: every name is taken`);
 }
 
+/**
+ * Connection handoff (--connection-handoff) serves a connection's requests in
+ * the app process, so it needs every per-request decision to be the app's
+ * own: a Node app (the loader adopts connections), no sticky sessions (the
+ * cookie picks a process per request), no concurrency limit (requests queue
+ * in the core), no max request time (the core cuts slow requests) and no
+ * shared affinity. Otherwise every connection is relayed.
+ */
+export function handoffEligible(config: StandaloneConfig, sharedAffinity: boolean): boolean {
+  const app = config.app;
+  return config.server.connectionHandoff === true && app.appType !== "generic" && !app.stickySessions &&
+    app.maxConcurrentRequestsPerProcess <= 0 && app.maxRequestTimeMs === 0 && !sharedAffinity;
+}
+
 export async function startStandalone(opts: StandaloneOptions): Promise<StandaloneInstance> {
   const { config, log } = opts;
   const instanceDir = await makeInstanceDir(config.server.instanceRegistryDir);
@@ -84,7 +98,10 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   const metrics = createMetrics(config.server.metricsListen, {
     status: () => statusOf?.() ?? { version: FERRY_VERSION, maxPoolSize: config.server.maxPoolSize, processCount: 0, groups: [] },
   }, log.child({ component: "metrics" }));
-  const pool = new Pool({ spawner, server: config.server, log: log.child({ component: "pool" }), ...(metrics !== undefined ? { observer: metrics.metrics } : {}) });
+  const pool = new Pool({
+    spawner, server: config.server, log: log.child({ component: "pool" }),
+    ...(metrics !== undefined ? { observer: metrics.metrics, recorder: metrics.metrics } : {}),
+  });
   const agents = new AppAgents();
   let affinity: AffinityService | undefined;
   const shared = affinitySettings(config.server);
@@ -110,6 +127,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
     ...(metrics !== undefined ? { wrap: metrics.wrap } : {}),
     headerTimeoutMs: config.server.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
     requestTimeoutMs: config.server.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    ...(handoffEligible(config, affinity !== undefined) ? { handOff: (fd: number) => pool.handOff(config.app, fd) } : {}),
   });
   let control: ControlServer | undefined;
   try {

@@ -119,6 +119,12 @@ export interface ServerOptions {
   readonly headerTimeoutMs?: number;
   /** `ferry start --request-timeout`: whole request in (408) and response head out (504) within it, ms; 0 = none (default 300 000). */
   readonly requestTimeoutMs?: number;
+  /**
+   * `ferry start --connection-handoff`: hand accepted client connections to the
+   * app processes (Node apps without sticky sessions or a concurrency limit),
+   * which then serve them with no proxy hop (docs/standalone.md); default false.
+   */
+  readonly connectionHandoff?: boolean;
   /** PassengerAdminGroup / --admin-group: group (name or gid) that may use the admin socket; "" = root and the core's user only. */
   readonly adminGroup?: string;
   // Shared session affinity (docs/affinity.md); optional, absent = the default.
@@ -207,6 +213,7 @@ export const SERVER_DEFAULTS: ServerOptions = {
   healthCheckFailures: 3,
   healthCheckEventLoopTimeoutMs: 30_000,
   adminGroup: "",
+  connectionHandoff: false,
   headerTimeoutMs: 60_000,
   requestTimeoutMs: 300_000,
   affinityRedis: "",

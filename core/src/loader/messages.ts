@@ -24,6 +24,20 @@ export interface LoaderOptions {
   readonly appRoot: string;
 }
 
+/**
+ * The fd of the handoff channel in a Node app process, when the core hands
+ * client connections to the app (standalone `--connection-handoff`): an IPC
+ * Unix socket on which each message carries one accepted TCP socket
+ * (SCM_RIGHTS). Absent otherwise.
+ */
+export const HANDOFF_FD = 4;
+
+/** One request the app served on a handed-off connection: [status, duration ms, bytes sent]. */
+export type DirectRequest = readonly [number, number, number];
+
+/** Longest list of finished requests in one "reqs" message. */
+export const MAX_REQS_PER_MESSAGE = 1000;
+
 /** How often the loader reports its event loop ("loop" message). */
 export const LOOP_REPORT_INTERVAL_MS = 250;
 
@@ -56,7 +70,13 @@ export type LoaderMessage =
   /** The loader failed at a step (the process exits after this). */
   | { readonly type: "error"; readonly step: SpawnStep; readonly message: string }
   /** Periodic event-loop report (every LOOP_REPORT_INTERVAL_MS from the start). */
-  | ({ readonly type: "loop" } & LoopReport);
+  | ({ readonly type: "loop" } & LoopReport)
+  /**
+   * Requests on handed-off connections (sent at most once per event-loop turn
+   * when something changed): the requests in flight and upgraded connections
+   * open now, and the requests finished since the last message.
+   */
+  | { readonly type: "reqs"; readonly inFlight: number; readonly upgraded: number; readonly done: readonly DirectRequest[] };
 
 /** Core → loader. EOF on the channel means the same as "shutdown". */
 export type CoreMessage = { readonly type: "shutdown" };
@@ -79,6 +99,21 @@ const STEPS: readonly string[] = ["prepare", "exec", "load", "listen"];
 /** A finite number ≥ 0 (and ≤ max), else undefined. */
 function nonNegative(v: unknown, max = Number.MAX_SAFE_INTEGER): number | undefined {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= max ? v : undefined;
+}
+
+function parseReqs(v: Record<string, unknown>): LoaderMessage | undefined {
+  const inFlight = nonNegative(v["inFlight"]);
+  const upgraded = nonNegative(v["upgraded"]);
+  const done = v["done"];
+  if (inFlight === undefined || upgraded === undefined || !Array.isArray(done) || done.length > MAX_REQS_PER_MESSAGE) return undefined;
+  const out: DirectRequest[] = [];
+  for (const d of done) {
+    if (!Array.isArray(d) || d.length !== 3) return undefined;
+    const [status, ms, bytes] = [nonNegative(d[0], 999), nonNegative(d[1]), nonNegative(d[2])];
+    if (status === undefined || ms === undefined || bytes === undefined) return undefined;
+    out.push([status, ms, bytes]);
+  }
+  return { type: "reqs", inFlight, upgraded, done: out };
 }
 
 function parseLoopReport(v: Record<string, unknown>): LoopReport | undefined {
@@ -114,6 +149,8 @@ export function parseLoaderMessage(line: string): LoaderMessage | undefined {
       const r = parseLoopReport(v);
       return r === undefined ? undefined : { type: "loop", ...r };
     }
+    case "reqs":
+      return parseReqs(v);
     default:
       return undefined;
   }

@@ -24,6 +24,7 @@ import {
   type LoaderMessage, type LoaderOptions,
 } from "./messages.js";
 import { startLoopReports } from "./loop-monitor.js";
+import { startHandoff } from "./handoff.js";
 import { ReverseBinding } from "./reverse-binding.js";
 
 function fail(message: string): never {
@@ -176,6 +177,7 @@ process.on("uncaughtExceptionMonitor", (err: unknown) => {
 if (channel !== undefined) {
   const stopReports = startLoopReports((r) => send({ type: "loop", ...r }), LOOP_REPORT_INTERVAL_MS);
   channel.once("close", stopReports);
+  startHandoff({ server: () => binding.installed, send, warn: (m) => process.stderr.write(`${m}\n`), shuttingDown: () => shuttingDown });
 }
 
 process.title = `Ferry NodeApp: ${options.appRoot}`;

@@ -25,11 +25,12 @@ import { newStickyId } from "../policy/sticky.js";
 import { unhealthy, type Unhealthy } from "../policy/health.js";
 import { probeHealth } from "./health-probe.js";
 import { timerDelay, type Clock } from "../util/clock.js";
-import type { ProcessExit, SpawnedProcess, Spawner } from "../spawn/spawner.js";
+import type { ProcessExit, RequestsReport, SpawnedProcess, Spawner } from "../spawn/spawner.js";
 import { PoolProcess, type PoolSession, type SessionOwner } from "./process.js";
 import { RestartProbe } from "./restart-probe.js";
 import type { Session, SessionOutcome } from "./session.js";
 import type { PoolObserver } from "./observer.js";
+import type { RequestRecorder } from "../metrics/recorder.js";
 import type { ExitStatus, GroupStatus } from "./status.js";
 
 /** What a Group needs from its Pool. */
@@ -57,6 +58,8 @@ export interface GroupContext {
   /** Take a first CPU/RSS sample of a new process. */
   sample(group: Group, proc: PoolProcess): void;
   readonly observer: PoolObserver;
+  /** Counts the requests served on handed-off connections. */
+  readonly recorder: RequestRecorder;
 }
 
 interface Waiter {
@@ -202,9 +205,39 @@ export class Group implements SessionOwner {
     return this.processes.map((p) => ({
       id: p.pid,
       stickyId: p.stickyId,
-      inFlight: p.inFlight,
+      inFlight: p.totalInFlight,
       accepting: p.state === "ready" && !p.suspect,
     }));
+  }
+
+  /**
+   * Connection handoff: pass a client connection to the least busy ready
+   * process that takes handoffs. False (the caller keeps the connection) when
+   * none can, or requests wait in the queue (they go first).
+   */
+  handOff(fd: number): boolean {
+    if (this.closed || this.waiters.length > 0) return false;
+    const d = route({
+      processes: this.routable().map((r, i) => (this.processes[i]?.spawned.handOff === undefined ? { ...r, accepting: false } : r)),
+      maxConcurrency: 0,
+    });
+    if (d.kind !== "process") return false;
+    const proc = this.processes.find((p) => p.pid === d.id);
+    if (proc?.spawned.handOff?.(fd) !== true) return false;
+    // Counted until the loader's next report says what the connection brought.
+    proc.directInFlight++;
+    proc.lastUsedAt = this.ctx.clock.now();
+    return true;
+  }
+
+  private onDirectRequests(proc: PoolProcess, r: RequestsReport): void {
+    const now = this.ctx.clock.now();
+    proc.recordDirect(r.inFlight, r.upgraded, r.done.length, now);
+    for (const [status, ms, bytes] of r.done) this.ctx.recorder.requestFinished(this.name, status, ms / 1000, bytes);
+    if (proc.state === "ready" && this.app.maxRequests > 0 && proc.processed >= this.app.maxRequests) {
+      this.retire(proc, `it handled ${proc.processed} requests (max requests ${this.app.maxRequests})`);
+    }
+    this.schedule();
   }
 
   /** Hand queued requests to processes that can take them, in arrival order. */
@@ -322,8 +355,8 @@ export class Group implements SessionOwner {
       .filter((p) => p.state === "ready")
       .map((p) => ({
         id: p.pid,
-        inFlight: p.inFlight,
-        upgraded: p.upgraded,
+        inFlight: p.totalInFlight,
+        upgraded: p.totalUpgraded,
         busySince: p.busySince,
         reportsLoop: p.spawned.onLoopReport !== undefined,
         loop: p.loop === null ? undefined : { elu: p.loop.elu, peakInFlight: p.loopPeakInFlight, at: p.loop.at },
@@ -430,6 +463,9 @@ export class Group implements SessionOwner {
     this.failFast = false;
     this.notBefore = 0;
     proc.log.info({ reason, stickyId: proc.stickyId }, "Process spawned");
+    sp.onRequests?.((r) => {
+      if (proc.state !== "dead") this.onDirectRequests(proc, r);
+    });
     sp.onLoopReport?.((r) => {
       if (proc.state === "dead") return;
       proc.recordLoop(r, this.ctx.clock.now());

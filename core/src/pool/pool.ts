@@ -17,6 +17,7 @@ import { FERRY_VERSION } from "../version.js";
 import { Group, type GroupContext } from "./group.js";
 import { cpuPercent, sampleProcess } from "./metrics.js";
 import { NO_OBSERVER, type PoolObserver } from "./observer.js";
+import { NO_RECORDER, type RequestRecorder } from "../metrics/recorder.js";
 import type { PoolProcess } from "./process.js";
 import type { Session } from "./session.js";
 import type { PoolStatus } from "./status.js";
@@ -28,6 +29,8 @@ export interface PoolDeps {
   readonly clock?: Clock;
   /** Told of spawns as they happen (metrics). */
   readonly observer?: PoolObserver;
+  /** Counts the requests served on handed-off connections (the relay counts its own). */
+  readonly recorder?: RequestRecorder;
 }
 
 export interface CheckoutOptions {
@@ -106,6 +109,7 @@ export class Pool {
       randomStickyId: () => randomInt(1, MAX_STICKY_ID + 1),
       sample: (g, p) => void this.sample(g, p),
       observer: deps.observer ?? NO_OBSERVER,
+      recorder: deps.recorder ?? NO_RECORDER,
     };
     this.armTimers();
   }
@@ -129,6 +133,26 @@ export class Pool {
     }
     if (this.closing) throw new PoolShutdownError(`Cannot check out a process of "${app.appGroupName}": the pool is shutting down`);
     return group.checkout(opts.stickyId, opts.signal);
+  }
+
+  /**
+   * Connection handoff: pass an accepted client connection (its fd) to the
+   * least busy ready process of the app's group, after the restart.txt check.
+   * False when no process can take it now (none ready, requests queued, the
+   * pass failed): the caller serves the connection itself.
+   */
+  async handOff(app: AppOptions, fd: number): Promise<boolean> {
+    if (this.closing) return false;
+    const group = this.groups.get(app.appGroupName);
+    if (group === undefined) return false;
+    try {
+      const reason = await group.probe.check(this.clock.now(), this.server.statThrottleRateMs);
+      if (reason !== null) group.requestRestart(reason);
+    } catch (e: unknown) {
+      group.log.warn({ err: e }, "Cannot check the restart files");
+    }
+    if (this.closing) return false;
+    return group.handOff(fd);
   }
 
   private groupFor(app: AppOptions, generation: number | undefined): Group {
@@ -312,7 +336,7 @@ export class Pool {
     return [...this.groups.values()].map((g) => ({
       name: g.name,
       minInstances: g.app.minInstances,
-      processes: g.accepting.map((p) => ({ id: p.pid, inFlight: p.inFlight, upgraded: p.upgraded, lastUsedAt: p.lastUsedAt })),
+      processes: g.accepting.map((p) => ({ id: p.pid, inFlight: p.totalInFlight, upgraded: p.totalUpgraded, lastUsedAt: p.lastUsedAt })),
     }));
   }
 

@@ -50,6 +50,13 @@ export class PoolProcess {
    * while their loop runs: a stale `at` means a stuck loop.
    */
   loop: LoopSample | null = null;
+  /**
+   * Requests in flight and upgraded connections on connections handed to the
+   * process (connection handoff), as its loader last reported them; `inFlight`
+   * and `upgraded` count only what passes through the core.
+   */
+  directInFlight = 0;
+  directUpgraded = 0;
   /** The most requests in flight at once during the interval `loop` covers (scaling). */
   loopPeakInFlight = 0;
   /** The most requests in flight at once since the last report. */
@@ -97,7 +104,26 @@ export class PoolProcess {
   recordLoop(r: LoopReport, now: number): void {
     this.loop = { ...r, at: now };
     this.loopPeakInFlight = this.peakSinceReport;
-    this.peakSinceReport = this.inFlight;
+    this.peakSinceReport = this.totalInFlight;
+  }
+
+  /** Requests in flight, through the core or on handed-off connections. */
+  get totalInFlight(): number {
+    return this.inFlight + this.directInFlight;
+  }
+
+  /** Upgraded connections, through the core or on handed-off connections. */
+  get totalUpgraded(): number {
+    return this.upgraded + this.directUpgraded;
+  }
+
+  /** Record the loader's report of the requests on handed-off connections; returns how many finished. */
+  recordDirect(inFlight: number, upgraded: number, finished: number, now: number): void {
+    this.directInFlight = inFlight;
+    this.directUpgraded = upgraded;
+    this.processed += finished;
+    if (finished > 0 || inFlight > 0) this.lastUsedAt = now;
+    if (this.totalInFlight > this.peakSinceReport) this.peakSinceReport = this.totalInFlight;
   }
 
   /** Open a session for one request. */
@@ -106,7 +132,7 @@ export class PoolProcess {
     this.sessions.add(s);
     if (this.inFlight === 0) this.busySince = now;
     this.inFlight++;
-    if (this.inFlight > this.peakSinceReport) this.peakSinceReport = this.inFlight;
+    if (this.totalInFlight > this.peakSinceReport) this.peakSinceReport = this.totalInFlight;
     this.lastUsedAt = now;
     return s;
   }
@@ -156,8 +182,8 @@ export class PoolProcess {
       pid: this.pid,
       stickyId: this.stickyId,
       state: this.state,
-      inFlight: this.inFlight,
-      upgraded: this.upgraded,
+      inFlight: this.totalInFlight,
+      upgraded: this.totalUpgraded,
       processed: this.processed,
       startedAt: this.startedAt,
       lastUsedAt: this.lastUsedAt,

@@ -27,7 +27,12 @@ import { buildAppEnv, DEFAULT_PATH, NOMINAL_NODE_PORT } from "./env.js";
 import { OutputCapture, type OutputSink } from "./output.js";
 import { LoaderChannel } from "./loader-channel.js";
 import { ReadinessFailure, waitForLoader, waitForPort } from "./readiness.js";
-import type { ProcessExit, SpawnedProcess, SpawnRequest, Spawner } from "./spawner.js";
+import type { ProcessExit, RequestsReport, SpawnedProcess, SpawnRequest, Spawner } from "./spawner.js";
+import { sendFd } from "../os/native.js";
+import { socketFd } from "../os/socket-fd.js";
+
+/** The one data byte sent with each passed connection. */
+const HANDOFF_MARK = Buffer.from("c");
 import { lookupUserFacts, resolveRunAs, RunAsError, type RunAs, type RunAsInput, type UserEntry } from "./user.js";
 
 export interface ChildSpawnerOptions {
@@ -203,6 +208,9 @@ export class ChildSpawner implements Spawner {
     }
     const { file, args } = this.#command(app, runAs, program, programArgs, generic, fail);
 
+    // Connection handoff: a second socket pair (fd HANDOFF_FD in the app) carries accepted connections.
+    const handoff = !generic && req.server.connectionHandoff === true;
+
     // Step Two: exec.
     const log = this.#log.child({ app: app.appGroupName });
     const appLog = await this.#openAppLog(app, runAs, log);
@@ -213,7 +221,7 @@ export class ChildSpawner implements Spawner {
         cwd: file === this.#helper ? "/" : app.appRoot,
         env,
         detached: true,
-        stdio: ["ignore", "pipe", "pipe", generic ? "ignore" : "pipe"],
+        stdio: ["ignore", "pipe", "pipe", generic ? "ignore" : "pipe", ...(handoff ? ["pipe" as const] : [])],
       });
     } catch (e: unknown) {
       appLog?.end();
@@ -240,6 +248,7 @@ export class ChildSpawner implements Spawner {
     output.attach(child.stdout, "stdout");
     output.attach(child.stderr, "stderr");
     const channel = child.stdio[3] as Duplex | null | undefined;
+    const handoffChannel = handoff ? child.stdio[4] as Duplex | null | undefined : undefined;
     // Read from the first byte on, so no message is lost between readiness and the pool.
     const messages = channel === null || channel === undefined ? undefined : new LoaderChannel(channel);
 
@@ -248,6 +257,7 @@ export class ChildSpawner implements Spawner {
       if (shutdownTimer !== undefined) clearTimeout(shutdownTimer);
       signalGroup(child, "SIGKILL"); // stragglers left in the app's process group
       channel?.destroy();
+      handoffChannel?.destroy();
       log.info({ pid, code: e.code, signal: e.signal }, "App process exited");
       await this.#cleanSockets(appSocketDir, socketPath, pid);
       await within(output.closed(), OUTPUT_DRAIN_MS);
@@ -307,6 +317,22 @@ export class ChildSpawner implements Spawner {
         onLoopReport: (listener: (r: LoopReport) => void): void => {
           messages.subscribe((m) => {
             if (m.type === "loop") listener({ elu: m.elu, delayMeanMs: m.delayMeanMs, delayP99Ms: m.delayP99Ms, delayMaxMs: m.delayMaxMs, intervalMs: m.intervalMs });
+          });
+        },
+      }),
+      ...(messages === undefined || handoffChannel === null || handoffChannel === undefined ? {} : {
+        handOff: (fd: number): boolean => {
+          const sockFd = socketFd(handoffChannel as net.Socket);
+          if (exitedNow || sockFd === undefined) return false;
+          try {
+            return sendFd(sockFd, HANDOFF_MARK, fd) > 0;
+          } catch {
+            return false; // EAGAIN (the app is not reading), EPIPE (it is exiting): the caller keeps the connection
+          }
+        },
+        onRequests: (listener: (r: RequestsReport) => void): void => {
+          messages.subscribe((m) => {
+            if (m.type === "reqs") listener({ inFlight: m.inFlight, upgraded: m.upgraded, done: m.done });
           });
         },
       }),

@@ -5,7 +5,17 @@
  */
 import type { AppOptions, ServerOptions } from "../config/schema.js";
 import type { AppAddress } from "../pool/session.js";
-import type { LoopReport } from "../loader/messages.js";
+import type { DirectRequest, LoopReport } from "../loader/messages.js";
+
+/** Requests on handed-off connections, as the loader reports them ("reqs"). */
+export interface RequestsReport {
+  /** Requests in flight now. */
+  readonly inFlight: number;
+  /** Upgraded (WebSocket) connections open now. */
+  readonly upgraded: number;
+  /** Requests finished since the previous report: [status (0 = no head sent), ms, bytes sent]. */
+  readonly done: readonly DirectRequest[];
+}
 
 export interface ProcessExit {
   readonly code: number | null;
@@ -27,6 +37,14 @@ export interface SpawnedProcess {
    * (generic apps).
    */
   onLoopReport?(listener: (r: LoopReport) => void): void;
+  /**
+   * Connection handoff (ServerOptions.connectionHandoff, Node apps): pass an
+   * accepted client connection's fd to the process, which serves it itself.
+   * False when it could not be passed (the caller still owns the connection).
+   */
+  handOff?(fd: number): boolean;
+  /** Call `listener` with each report of the requests served on handed-off connections. */
+  onRequests?(listener: (r: RequestsReport) => void): void;
 }
 
 export interface SpawnRequest {

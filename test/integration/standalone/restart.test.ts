@@ -57,28 +57,30 @@ function load(port: number, clients: number): { versions: string[]; failures: st
   return { versions, failures, async stop() { on = false; await Promise.all(all); } };
 }
 
-test("touching restart.txt serves the new code with zero failed requests during the rolling restart", async (t) => {
-  const dir = await appCopy();
-  const r = await startApp(dir, { "min-instances": "2", "max-pool-size": "4" });
-  running.push(r);
-  await pidOf(r.port);
-  const l = load(r.port, 4);
-  try {
-    await waitFor("v1 answers", () => (l.versions.includes("v1") ? true : undefined));
-    await setVersion(dir, "v2");
-    await touchRestart(dir);
-    await waitFor("20 v2 answers in a row", () => {
-      const tail = l.versions.slice(-20);
-      return tail.length === 20 && tail.every((v) => v === "v2") ? true : undefined;
-    }, 40_000);
-  } finally {
-    await l.stop();
-  }
-  t.deepEqual(l.failures, []);
-  t.true(l.versions.includes("v1") && l.versions.includes("v2"));
-  const st = r.instance.pool.status().groups[0];
-  t.is(st?.lastError ?? null, null);
-});
+for (const handoff of [false, true]) {
+  test(`touching restart.txt serves the new code with zero failed requests during the rolling restart${handoff ? " (connection handoff)" : ""}`, async (t) => {
+    const dir = await appCopy();
+    const r = await startApp(dir, { "min-instances": "2", "max-pool-size": "4", "connection-handoff": handoff });
+    running.push(r);
+    await pidOf(r.port);
+    const l = load(r.port, 4);
+    try {
+      await waitFor("v1 answers", () => (l.versions.includes("v1") ? true : undefined));
+      await setVersion(dir, "v2");
+      await touchRestart(dir);
+      await waitFor("20 v2 answers in a row", () => {
+        const tail = l.versions.slice(-20);
+        return tail.length === 20 && tail.every((v) => v === "v2") ? true : undefined;
+      }, 40_000);
+    } finally {
+      await l.stop();
+    }
+    t.deepEqual(l.failures, []);
+    t.true(l.versions.includes("v1") && l.versions.includes("v2"));
+    const st = r.instance.pool.status().groups[0];
+    t.is(st?.lastError ?? null, null);
+  });
+}
 
 test("a broken deploy keeps the old code serving and shows the error in status", async (t) => {
   const dir = await appCopy();

@@ -1,5 +1,6 @@
 /** Standalone routing through real app processes: least-busy spreading and sticky sessions. */
 import test from "ava";
+import http from "node:http";
 import path from "node:path";
 import { FIXTURE_APPS, pidOf, readyPids, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
 
@@ -50,4 +51,30 @@ test("a stale sticky cookie is served by a live process and re-pinned with a new
   t.truthy(cookie);
   t.not(cookie, undefined);
   t.false((cookie ?? "").startsWith("route=12345;"));
+});
+
+test("sticky sessions per request: one kept-alive connection carrying two sessions' cookies alternately reaches each session's process every time", async (t) => {
+  // A load balancer in front multiplexes many users onto one keep-alive connection.
+  const r = await start({ "min-instances": "2", "max-pool-size": "2", "sticky-sessions": true, "connection-handoff": true });
+  await pidOf(r.port);
+  await waitFor("2 ready processes", () => (readyPids(r).length >= 2 ? true : undefined));
+  // Two sessions pinned to two different processes (concurrent first requests spread).
+  const firsts = await Promise.all([0, 1].map(() => req(r.port, "/slow?ms=500")));
+  const sessions = firsts.map((f) => ({
+    cookie: ((f.headers["set-cookie"] ?? []).find((c) => c.startsWith("_passenger_route=")) ?? "").split(";")[0] ?? "",
+    pid: (JSON.parse(f.text) as { pid: number }).pid,
+  }));
+  t.not(sessions[0]?.pid, sessions[1]?.pid, "the two sessions live on different processes");
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const sockets = new Set<unknown>();
+  agent.on("free", (s) => sockets.add(s));
+  for (let i = 0; i < 12; i++) {
+    const s = sessions[i % 2];
+    if (s === undefined) return t.fail("no session");
+    const res = await req(r.port, "/pid", { agent, headers: { Cookie: s.cookie } });
+    t.is(res.status, 200);
+    t.is((JSON.parse(res.text) as { pid: number }).pid, s.pid, `request ${i + 1} (session ${i % 2})`);
+  }
+  t.is(sockets.size, 1, "every request went over the same client connection");
 });

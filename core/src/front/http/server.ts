@@ -12,6 +12,7 @@ import type { Logger } from "../../log.js";
 import type { Exchange, RequestHead } from "../../exchange/exchange.js";
 import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "./node-exchange.js";
 import { handleExchange, type RequestDeps } from "../../exchange/handle.js";
+import { HandoffListener } from "./handoff.js";
 import { ResponseDeadlineExchange } from "../../exchange/response-deadline.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);
@@ -61,6 +62,11 @@ export interface FrontServerOptions {
    * go out (else 504) within this (`--request-timeout`); 0 = no limit. Default 300 s.
    */
   readonly requestTimeoutMs?: number;
+  /**
+   * Connection handoff: pass an accepted connection (fd) to an app process;
+   * false = serve it here. Absent = every connection is relayed.
+   */
+  readonly handOff?: (fd: number) => Promise<boolean>;
 }
 
 /** Default of `ferry start --header-timeout`, ms. */
@@ -73,6 +79,7 @@ export class FrontServer {
   readonly server: http.Server;
   readonly #exchanges: ExchangeTracker;
   readonly #log: Logger;
+  readonly #handoff: HandoffListener | undefined;
 
   constructor(opts: FrontServerOptions) {
     this.#log = opts.log;
@@ -87,6 +94,7 @@ export class FrontServer {
       connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 4))),
     });
     this.#exchanges = new ExchangeTracker(this.server);
+    this.#handoff = opts.handOff === undefined ? undefined : new HandoffListener({ relay: this.server, handOff: opts.handOff, log: opts.log });
     const direct = (ex: Exchange): Promise<void> => handleExchange(ex, opts.deps);
     const handle = opts.wrap?.(direct) ?? direct;
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
@@ -113,6 +121,7 @@ export class FrontServer {
   }
 
   listen(port: number, host: string, backlog = 2048): Promise<AddressInfo> {
+    if (this.#handoff !== undefined) return this.#handoff.listen(port, host, backlog);
     return listenTcp(this.server, { port, host, backlog }, (e) => this.#log.error({ err: e }, "front server error"));
   }
 
@@ -121,6 +130,7 @@ export class FrontServer {
    * whatever is left (idle keep-alive connections and WebSocket tunnels included).
    */
   async close(deadlineMs: number): Promise<void> {
+    await this.#handoff?.close();
     await this.#exchanges.close(deadlineMs);
   }
 }

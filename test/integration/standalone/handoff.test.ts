@@ -1,0 +1,89 @@
+/**
+ * Connection handoff (`ferry start --connection-handoff`, docs/standalone.md):
+ * client connections are passed to the app processes, which serve them with
+ * no proxy hop, while the core still routes new connections to the least busy
+ * process and counts every request (status, max requests).
+ */
+import test from "ava";
+import http from "node:http";
+import path from "node:path";
+import WebSocket from "ws";
+import { FIXTURE_APPS, json, pidOf, readyPids, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
+
+const running: Running[] = [];
+test.after.always(async () => { await Promise.all(running.map((r) => r.stop())); });
+
+async function start(app: string, flags: Record<string, unknown> = {}): Promise<Running> {
+  const r = await startApp(path.join(FIXTURE_APPS, app), { "connection-handoff": true, ...flags });
+  running.push(r);
+  ok200(await req(r.port, "/")); // the first request spawns the first process (relayed)
+  await waitFor("a ready process", () => (readyPids(r).length >= 1 ? true : undefined));
+  return r;
+}
+
+function ok200(res: { status: number }): void {
+  if (res.status !== 200) throw new Error(`Cannot start: the first request got ${res.status}`);
+}
+
+function processed(r: Running): number {
+  return (r.instance.pool.status().groups[0]?.processes ?? []).reduce((n, p) => n + p.processed, 0);
+}
+
+test("a kept-alive connection is served by the app process itself and each request is counted", async (t) => {
+  const r = await start("h3-app", { "min-instances": "1" });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const before = processed(r);
+  const pids = new Set<number>();
+  for (let i = 0; i < 20; i++) pids.add(await pidOf(r.port, "/pid", { agent }));
+  t.is(pids.size, 1, "one connection, one process");
+  await waitFor("20 requests counted", () => (processed(r) - before >= 20 ? true : undefined), 10_000);
+  // The app sees the client as the relay shows it: X-Forwarded-For and -Proto.
+  const h = (await json(r.port, "/headers", { agent }))["headers"] as Record<string, string>;
+  t.is(h["x-forwarded-for"], "127.0.0.1");
+  t.is(h["x-forwarded-proto"], "http");
+  const st = r.instance.pool.status().groups[0]?.processes[0];
+  t.is(st?.inFlight, 0);
+});
+
+test("new connections go to the least busy process", async (t) => {
+  const r = await start("h3-app", { "min-instances": "2", "max-pool-size": "2" });
+  await waitFor("2 ready processes", () => (readyPids(r).length >= 2 ? true : undefined));
+  const pids = await Promise.all([0, 1, 2, 3].map(() => pidOf(r.port, "/slow?ms=800")));
+  t.true(new Set(pids).size >= 2, `pids: ${pids.join(",")}`);
+});
+
+test("max-requests recycles a process after N requests on one kept-alive connection; requests keep succeeding", async (t) => {
+  const r = await start("h3-app", { "max-requests": "5", "min-instances": "1" });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const first = await pidOf(r.port, "/pid", { agent });
+  await waitFor("the first process retired", async () => {
+    const res = await req(r.port, "/pid", { agent });
+    if (res.status !== 200) throw new Error(`request failed: ${res.status}`);
+    return (JSON.parse(res.text) as { pid: number }).pid !== first ? true : undefined;
+  }, 20_000, 20);
+  t.pass();
+});
+
+test("a WebSocket works on a handed-off connection and shows in status as upgraded", async (t) => {
+  const r = await start("h3-ws");
+  const ws = new WebSocket(`ws://127.0.0.1:${r.port}/ws`, { handshakeTimeout: 20_000 });
+  ws.on("error", () => undefined);
+  const greeting = await new Promise<string>((resolve) => ws.once("message", (d: Buffer) => resolve(d.toString())));
+  t.regex(greeting, /^hello from \d+$/);
+  const echoed = new Promise<string>((resolve) => ws.once("message", (d: Buffer) => resolve(d.toString())));
+  ws.send("ping");
+  t.is(await echoed, "ping");
+  await waitFor("one upgraded connection", () => r.instance.pool.status().groups[0]?.processes.find((x) => x.upgraded === 1));
+  const closed = new Promise<void>((resolve) => ws.once("close", () => resolve()));
+  ws.close();
+  await closed;
+  await waitFor("released", () => (r.instance.pool.status().groups[0]?.processes.every((x) => x.upgraded === 0) === true ? true : undefined));
+});
+
+test("sticky sessions keep the relay (per-request routing): the flag changes nothing there", async (t) => {
+  const r = await start("h3-app", { "sticky-sessions": true });
+  const res = await req(r.port, "/pid");
+  t.truthy((res.headers["set-cookie"] ?? []).find((c) => c.startsWith("_passenger_route=")), "the relay sets the sticky cookie");
+});
