@@ -171,6 +171,7 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     logFormat: s.oneOf("log_format", ["text", "json"] as const, "text"),
     errorLog: s.str("error_log", ""),
     adminGroup: s.str("admin_group", ""),
+    connectionHandoff: false, // ferry start only: mod_ferry has its own direct path
     affinityRedis: s.str("affinity_redis", ""),
     affinityNodeName: s.str("affinity_node_name", ""),
     affinityListen: s.str("affinity_listen", ""),
