@@ -50,8 +50,23 @@ export interface HandoffOptions {
   shuttingDown(): boolean;
 }
 
-/** Start receiving connections on HANDOFF_FD; returns a function that stops it, or undefined when there is no such fd. */
-export function startHandoff(opts: HandoffOptions): (() => void) | undefined {
+/** How long a shutting-down process waits for passed connections to bring their first request. */
+const FIRST_REQUEST_GRACE_MS = 2_000;
+/** How long it waits for connections the core passed just before the shutdown message. */
+const IN_TRANSIT_GRACE_MS = 100;
+
+export interface Handoff {
+  /**
+   * Resolves once connections passed before the shutdown have been received
+   * (a short grace) and each adopted one brought its first request or closed
+   * (at most FIRST_REQUEST_GRACE_MS).
+   */
+  settled(): Promise<void>;
+  stop(): void;
+}
+
+/** Start receiving connections on HANDOFF_FD; undefined when the process has no such fd. */
+export function startHandoff(opts: HandoffOptions): Handoff | undefined {
   try {
     fstatSync(HANDOFF_FD);
   } catch {
@@ -89,6 +104,7 @@ export function startHandoff(opts: HandoffOptions): (() => void) | undefined {
       tracker.watch(server);
     }
     (socket as unknown as Record<symbol, boolean>)[ADOPTED] = true;
+    tracker.adopted(socket);
     server.emit("connection", socket);
     socket.resume();
   };
@@ -100,7 +116,11 @@ export function startHandoff(opts: HandoffOptions): (() => void) | undefined {
     pipe.readStop();
     pipe.close();
   };
-  return stop;
+  const settled = async (): Promise<void> => {
+    await new Promise((resolve) => setTimeout(resolve, IN_TRANSIT_GRACE_MS));
+    await tracker.firstRequests(FIRST_REQUEST_GRACE_MS);
+  };
+  return { settled, stop };
 }
 
 function isAdopted(socket: unknown): boolean {
@@ -127,11 +147,35 @@ class RequestTracker {
   #upgraded = 0;
   #done: DirectRequest[] = [];
   #scheduled = false;
+  /** Adopted connections that have not brought a request yet. */
+  readonly #waiting = new Set<net.Socket>();
+  #onNoneWaiting: Array<() => void> = [];
 
   constructor(
     private readonly send: (msg: LoaderMessage) => void,
     private readonly shuttingDown: () => boolean,
   ) {}
+
+  adopted(socket: net.Socket): void {
+    this.#waiting.add(socket);
+    socket.once("close", () => this.#served(socket));
+  }
+
+  #served(socket: net.Socket): void {
+    if (!this.#waiting.delete(socket) || this.#waiting.size > 0) return;
+    const fns = this.#onNoneWaiting;
+    this.#onNoneWaiting = [];
+    for (const f of fns) f();
+  }
+
+  /** Resolves when every adopted connection brought its first request or closed, or after `maxMs`. */
+  firstRequests(maxMs: number): Promise<void> {
+    if (this.#waiting.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      this.#onNoneWaiting.push(() => { clearTimeout(timer); resolve(); });
+    });
+  }
 
   watch(server: net.Server): void {
     if (!(server instanceof http.Server)) return;
@@ -139,6 +183,7 @@ class RequestTracker {
       if (!isAdopted(req.socket)) return;
       const started = performance.now();
       const socket = req.socket;
+      this.#served(socket);
       forwardedHeaders(req);
       if (this.shuttingDown()) res.shouldKeepAlive = false;
       const written = socket.bytesWritten;

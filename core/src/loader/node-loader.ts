@@ -24,7 +24,7 @@ import {
   type LoaderMessage, type LoaderOptions,
 } from "./messages.js";
 import { startLoopReports } from "./loop-monitor.js";
-import { startHandoff } from "./handoff.js";
+import { startHandoff, type Handoff } from "./handoff.js";
 import { ReverseBinding } from "./reverse-binding.js";
 
 function fail(message: string): never {
@@ -91,6 +91,7 @@ const passenger = new PassengerApi();
 (globalThis as Record<string, unknown>)["PhusionPassenger"] = passenger;
 
 let shuttingDown = false;
+let handoff: Handoff | undefined;
 
 /** Graceful shutdown: the app's own hook if it has one, else close, drain, exit. */
 function shutdown(): void {
@@ -106,16 +107,26 @@ function shutdown(): void {
   }
   const installed = binding.installed;
   let installedClosed: Promise<void> = Promise.resolve();
+  const closeIdle = (): void => {
+    for (const s of binding.servers) {
+      if ("closeIdleConnections" in s && typeof s.closeIdleConnections === "function") s.closeIdleConnections();
+    }
+  };
   for (const s of binding.servers) {
     const closed = new Promise<void>((resolve) => { s.close(() => resolve()); });
     if (s === installed) installedClosed = closed;
-    if ("closeIdleConnections" in s && typeof s.closeIdleConnections === "function") s.closeIdleConnections();
   }
-  // HTTP servers: exit once in-flight requests are answered (idle keep-alive and
-  // upgraded connections do not hold the process). Other servers: once every
-  // connection has ended. The core SIGKILLs after its shutdown deadline.
-  const isHttp = installed instanceof http.Server || installed instanceof tls.Server;
-  void (isHttp ? binding.whenIdle() : installedClosed).then(() => process.exit(0));
+  // Connection handoff: connections passed just before the retirement are served
+  // first (each answer then closes its connection); an idle one is not closed
+  // before its first request arrived.
+  void (handoff?.settled() ?? Promise.resolve()).then(() => {
+    closeIdle();
+    // HTTP servers: exit once in-flight requests are answered (idle keep-alive and
+    // upgraded connections do not hold the process). Other servers: once every
+    // connection has ended. The core SIGKILLs after its shutdown deadline.
+    const isHttp = installed instanceof http.Server || installed instanceof tls.Server;
+    return isHttp ? binding.whenIdle() : installedClosed;
+  }).then(() => process.exit(0));
 }
 
 if (channel !== undefined) {
@@ -177,7 +188,7 @@ process.on("uncaughtExceptionMonitor", (err: unknown) => {
 if (channel !== undefined) {
   const stopReports = startLoopReports((r) => send({ type: "loop", ...r }), LOOP_REPORT_INTERVAL_MS);
   channel.once("close", stopReports);
-  startHandoff({ server: () => binding.installed, send, warn: (m) => process.stderr.write(`${m}\n`), shuttingDown: () => shuttingDown });
+  handoff = startHandoff({ server: () => binding.installed, send, warn: (m) => process.stderr.write(`${m}\n`), shuttingDown: () => shuttingDown });
 }
 
 process.title = `Ferry NodeApp: ${options.appRoot}`;
