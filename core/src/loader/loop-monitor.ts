@@ -11,7 +11,7 @@ import { monitorEventLoopDelay, performance, type EventLoopUtilization } from "n
 import type { LoopReport } from "./messages.js";
 
 /** Sampling period of the delay histogram; its samples include it, so it is subtracted. */
-const DELAY_RESOLUTION_MS = 20;
+const DELAY_RESOLUTION_MS = 100;
 
 const NS_PER_MS = 1e6;
 
