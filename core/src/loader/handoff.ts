@@ -145,6 +145,8 @@ function forwardedHeaders(req: http.IncomingMessage): void {
 class RequestTracker {
   #inFlight = 0;
   #upgraded = 0;
+  /** Adopted connections open now. */
+  #connections = 0;
   #done: DirectRequest[] = [];
   #scheduled = false;
   /** Adopted connections that have not brought a request yet. */
@@ -158,7 +160,13 @@ class RequestTracker {
 
   adopted(socket: net.Socket): void {
     this.#waiting.add(socket);
-    socket.once("close", () => this.#served(socket));
+    this.#connections++;
+    this.#schedule();
+    socket.once("close", () => {
+      this.#connections--;
+      this.#schedule();
+      this.#served(socket);
+    });
   }
 
   #served(socket: net.Socket): void {
@@ -226,7 +234,7 @@ class RequestTracker {
   #flush(): void {
     do {
       const done = this.#done.splice(0, MAX_REQS_PER_MESSAGE);
-      this.send({ type: "reqs", inFlight: this.#inFlight, upgraded: this.#upgraded, done });
+      this.send({ type: "reqs", inFlight: this.#inFlight, upgraded: this.#upgraded, connections: this.#connections, done });
     } while (this.#done.length > 0);
   }
 }

@@ -76,7 +76,7 @@ export type LoaderMessage =
    * when something changed): the requests in flight and upgraded connections
    * open now, and the requests finished since the last message.
    */
-  | { readonly type: "reqs"; readonly inFlight: number; readonly upgraded: number; readonly done: readonly DirectRequest[] };
+  | { readonly type: "reqs"; readonly inFlight: number; readonly upgraded: number; readonly connections: number; readonly done: readonly DirectRequest[] };
 
 /** Core → loader. EOF on the channel means the same as "shutdown". */
 export type CoreMessage = { readonly type: "shutdown" };
@@ -104,8 +104,9 @@ function nonNegative(v: unknown, max = Number.MAX_SAFE_INTEGER): number | undefi
 function parseReqs(v: Record<string, unknown>): LoaderMessage | undefined {
   const inFlight = nonNegative(v["inFlight"]);
   const upgraded = nonNegative(v["upgraded"]);
+  const connections = nonNegative(v["connections"] ?? 0);
   const done = v["done"];
-  if (inFlight === undefined || upgraded === undefined || !Array.isArray(done) || done.length > MAX_REQS_PER_MESSAGE) return undefined;
+  if (inFlight === undefined || upgraded === undefined || connections === undefined || !Array.isArray(done) || done.length > MAX_REQS_PER_MESSAGE) return undefined;
   const out: DirectRequest[] = [];
   for (const d of done) {
     if (!Array.isArray(d) || d.length !== 3) return undefined;
@@ -113,7 +114,7 @@ function parseReqs(v: Record<string, unknown>): LoaderMessage | undefined {
     if (status === undefined || ms === undefined || bytes === undefined) return undefined;
     out.push([status, ms, bytes]);
   }
-  return { type: "reqs", inFlight, upgraded, done: out };
+  return { type: "reqs", inFlight, upgraded, connections, done: out };
 }
 
 function parseLoopReport(v: Record<string, unknown>): LoopReport | undefined {

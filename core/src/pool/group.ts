@@ -217,22 +217,25 @@ export class Group implements SessionOwner {
    */
   handOff(fd: number): boolean {
     if (this.closed || this.waiters.length > 0) return false;
-    const d = route({
-      processes: this.routable().map((r, i) => (this.processes[i]?.spawned.handOff === undefined ? { ...r, accepting: false } : r)),
-      maxConcurrency: 0,
-    });
-    if (d.kind !== "process") return false;
-    const proc = this.processes.find((p) => p.pid === d.id);
+    // Least busy first; kept-alive connections outlive the moment of choice, so
+    // ties go to the process holding fewer connections (then the oldest).
+    let proc: PoolProcess | undefined;
+    for (const p of this.processes) {
+      if (p.state !== "ready" || p.suspect || p.spawned.handOff === undefined) continue;
+      if (proc === undefined || p.totalInFlight < proc.totalInFlight ||
+        (p.totalInFlight === proc.totalInFlight && p.directConnections < proc.directConnections)) proc = p;
+    }
     if (proc?.spawned.handOff?.(fd) !== true) return false;
     // Counted until the loader's next report says what the connection brought.
     proc.directInFlight++;
+    proc.directConnections++;
     proc.lastUsedAt = this.ctx.clock.now();
     return true;
   }
 
   private onDirectRequests(proc: PoolProcess, r: RequestsReport): void {
     const now = this.ctx.clock.now();
-    proc.recordDirect(r.inFlight, r.upgraded, r.done.length, now);
+    proc.recordDirect(r.inFlight, r.upgraded, r.connections, r.done.length, now);
     for (const [status, ms, bytes] of r.done) this.ctx.recorder.requestFinished(this.name, status, ms / 1000, bytes);
     if (proc.state === "ready" && this.app.maxRequests > 0 && proc.processed >= this.app.maxRequests) {
       this.retire(proc, `it handled ${proc.processed} requests (max requests ${this.app.maxRequests})`);

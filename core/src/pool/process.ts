@@ -57,6 +57,8 @@ export class PoolProcess {
    */
   directInFlight = 0;
   directUpgraded = 0;
+  /** Handed-off connections open (kept-alive ones included). */
+  directConnections = 0;
   /** The most requests in flight at once during the interval `loop` covers (scaling). */
   loopPeakInFlight = 0;
   /** The most requests in flight at once since the last report. */
@@ -117,9 +119,10 @@ export class PoolProcess {
     return this.upgraded + this.directUpgraded;
   }
 
-  /** Record the loader's report of the requests on handed-off connections; returns how many finished. */
-  recordDirect(inFlight: number, upgraded: number, finished: number, now: number): void {
+  /** Record the loader's report of the requests on handed-off connections. */
+  recordDirect(inFlight: number, upgraded: number, connections: number, finished: number, now: number): void {
     this.directInFlight = inFlight;
+    this.directConnections = connections;
     this.directUpgraded = upgraded;
     this.processed += finished;
     if (finished > 0 || inFlight > 0) this.lastUsedAt = now;

@@ -332,7 +332,7 @@ export class ChildSpawner implements Spawner {
         },
         onRequests: (listener: (r: RequestsReport) => void): void => {
           messages.subscribe((m) => {
-            if (m.type === "reqs") listener({ inFlight: m.inFlight, upgraded: m.upgraded, done: m.done });
+            if (m.type === "reqs") listener({ inFlight: m.inFlight, upgraded: m.upgraded, connections: m.connections, done: m.done });
           });
         },
       }),

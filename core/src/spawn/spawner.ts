@@ -13,6 +13,8 @@ export interface RequestsReport {
   readonly inFlight: number;
   /** Upgraded (WebSocket) connections open now. */
   readonly upgraded: number;
+  /** Handed-off connections open now. */
+  readonly connections: number;
   /** Requests finished since the previous report: [status (0 = no head sent), ms, bytes sent]. */
   readonly done: readonly DirectRequest[];
 }

@@ -45,8 +45,8 @@ test("parseLoaderMessage() accepts a loop report and rejects out-of-range figure
 });
 
 test("parseLoaderMessage() accepts a reqs message and rejects malformed entries", (t) => {
-  t.deepEqual(parseLoaderMessage('{"type":"reqs","inFlight":2,"upgraded":1,"done":[[200,1.5,120],[0,3,0]]}'),
-    { type: "reqs", inFlight: 2, upgraded: 1, done: [[200, 1.5, 120], [0, 3, 0]] });
+  t.deepEqual(parseLoaderMessage('{"type":"reqs","inFlight":2,"upgraded":1,"connections":3,"done":[[200,1.5,120],[0,3,0]]}'),
+    { type: "reqs", inFlight: 2, upgraded: 1, connections: 3, done: [[200, 1.5, 120], [0, 3, 0]] });
   for (const bad of ['"done":[[200,1]]', '"done":[[1000,1,1]]', '"done":[["200",1,1]]', '"done":{}', '"inFlight":-1,"done":[]']) {
     t.is(parseLoaderMessage(`{"type":"reqs","inFlight":0,"upgraded":0,${bad}}`), undefined, bad);
   }
