@@ -41,3 +41,40 @@ test("nginx -t refuses a passenger_enabled value that is not on/off", async (t) 
   t.false(r.ok);
   t.regex(r.output, /passenger_enabled/);
 });
+
+test("nginx -t takes Passenger's directives in their contexts, with a FERRY0401 notice for an accepted one", async (t) => {
+  const r = await nginxConfigTest({
+    root: path.join(root, "full"),
+    http: ["passenger_max_pool_size 12;", "passenger_pool_idle_time 5m;", "passenger_turbocaching off;",
+      "passenger_env_var GREETING hello;", "passenger_redeploy_on_graceful changed;"],
+    servers: [{
+      serverName: "full.test",
+      root,
+      directives: ["passenger_app_env development;", "passenger_sticky_sessions on;",
+        "location /app { passenger_enabled on; passenger_base_uri /app; passenger_min_instances 0;"
+        + " passenger_start_timeout 1m; passenger_force_max_concurrent_requests_per_process -1;"
+        + " passenger_env_var OTHER 1; passenger_buffers 8 16k; }"],
+    }],
+  });
+  t.true(r.ok, r.output);
+  t.regex(r.output, /FERRY0401: "passenger_turbocaching" is accepted and has no effect/);
+});
+
+for (const [directive, where, message] of [
+  ["passenger_max_pool_size 0;", "http", /"passenger_max_pool_size" directive must be an integer 1-10000, got "0"/],
+  ["passenger_start_timeout forever;", "server", /"passenger_start_timeout" directive must be a duration 1-2147483 s/],
+  ["passenger_max_pool_size 4;", "server", /"passenger_max_pool_size" directive is not allowed here/],
+  ["passenger_app_type perl;", "server", /"passenger_app_type" directive must be node, nodejs or generic/],
+  ["passenger_app_env a; rails_env b;", "server", /"rails_env" directive is duplicate/],
+  ["passenger_base_uri app;", "server", /"passenger_base_uri" directive must be a URI path starting with "\/"/],
+] as const) {
+  test(`nginx -t refuses ${directive} in ${where}`, async (t) => {
+    const r = await nginxConfigTest({
+      root: path.join(root, `bad-${directive.replace(/[^a-z0-9]/g, "")}`),
+      http: where === "http" ? [directive] : [],
+      servers: [{ serverName: "bad.test", root, directives: where === "server" ? [directive] : [] }],
+    });
+    t.false(r.ok);
+    t.regex(r.output, message);
+  });
+}
