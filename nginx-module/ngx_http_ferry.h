@@ -4,6 +4,7 @@
  *   ngx_http_ferry_module.c   the module struct and its hooks
  *   ngx_http_ferry_config.c   configuration: the option table, create/merge,
  *                             directive setters, the command table
+ *   ngx_http_ferry_daemon.c   the master starts and supervises the core
  */
 #ifndef NGX_HTTP_FERRY_H
 #define NGX_HTTP_FERRY_H
@@ -68,5 +69,11 @@ char *ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 
 /* The value of key in values (NULL when unset). */
 ngx_http_ferry_value_t *ngx_http_ferry_value(ngx_array_t *values, const char *key);
+
+/* ngx_http_ferry_daemon.c */
+ngx_int_t ngx_http_ferry_daemon_init(ngx_cycle_t *cycle);
+void ngx_http_ferry_daemon_init_process(void);
+void ngx_http_ferry_daemon_exit_master(void);
+const char *ngx_http_ferry_core_socket(void);
 
 #endif

@@ -1,8 +1,30 @@
 /*
  * ngx_http_ferry_module.c: Ferry's nginx module: the module struct and its
- * hooks. The configuration is in ngx_http_ferry_config.c.
+ * hooks. The configuration is in ngx_http_ferry_config.c, the core's
+ * supervision in ngx_http_ferry_daemon.c.
  */
 #include "ngx_http_ferry.h"
+
+static ngx_int_t
+ngx_http_ferry_init_module(ngx_cycle_t *cycle)
+{
+    return ngx_http_ferry_daemon_init(cycle);
+}
+
+static ngx_int_t
+ngx_http_ferry_init_process(ngx_cycle_t *cycle)
+{
+    (void) cycle;
+    ngx_http_ferry_daemon_init_process();
+    return NGX_OK;
+}
+
+static void
+ngx_http_ferry_exit_master(ngx_cycle_t *cycle)
+{
+    (void) cycle;
+    ngx_http_ferry_daemon_exit_master();
+}
 
 static ngx_http_module_t ngx_http_ferry_module_ctx = {
     NULL,                                  /* preconfiguration */
@@ -24,11 +46,11 @@ ngx_module_t ngx_http_ferry_module = {
     ngx_http_ferry_commands,               /* module directives */
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
-    NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_ferry_init_module,            /* init module */
+    ngx_http_ferry_init_process,           /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
     NULL,                                  /* exit process */
-    NULL,                                  /* exit master */
+    ngx_http_ferry_exit_master,            /* exit master */
     NGX_MODULE_V1_PADDING
 };

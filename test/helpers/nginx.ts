@@ -243,6 +243,37 @@ export class NginxServer {
     return this.errorLog().split("\n").slice(-lines).join("\n");
   }
 
+  /** The core's instance dir (docs/core-config.md): next to the pid file. */
+  get instanceDir(): string {
+    return path.join(this.prefix, "run", `ferry-${this.pid}`);
+  }
+
+  /** The pid of the running core (its core.pid), or undefined. */
+  corePid(): number | undefined {
+    try {
+      const pid = Number(readFileSync(path.join(this.instanceDir, "core.pid"), "utf8").trim());
+      return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Rewrite nginx.conf with new servers/directives (same port and prefix);
+   * takes effect on the next reload().
+   */
+  async reconfigure(opts: Omit<NginxStartOptions, "root">): Promise<void> {
+    await writeFile(path.join(this.prefix, "conf", "nginx.conf"), await renderNginxConf(this.prefix, this.port, opts));
+  }
+
+  /** `nginx -s reload`: SIGHUP, resolved once the master started new workers. */
+  async reload(timeoutMs = 30_000): Promise<void> {
+    const count = (): number => (this.errorLog().match(/start worker processes/g) ?? []).length;
+    const before = count();
+    process.kill(this.pid, "SIGHUP");
+    await waitFor(() => count() > before, { timeoutMs, what: "nginx to start new workers after SIGHUP" });
+  }
+
   /** `nginx -s quit`: SIGQUIT, wait for the master to exit, then for everything under the test's root. */
   async stop(timeoutMs = 30_000): Promise<void> {
     if (!this.exited && this.child.pid !== undefined) {
