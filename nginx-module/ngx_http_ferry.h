@@ -5,6 +5,8 @@
  *   ngx_http_ferry_config.c   configuration: the option table, create/merge,
  *                             directive setters, the command table
  *   ngx_http_ferry_daemon.c   the master starts and supervises the core
+ *   ngx_http_ferry_handler.c  requests: the exchange with the core
+ *   ngx_http_ferry_head.c     the REQUEST_HEAD of a request
  */
 #ifndef NGX_HTTP_FERRY_H
 #define NGX_HTTP_FERRY_H
@@ -12,6 +14,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#include <msgpack.h>
 
 /* How an option's value is parsed and sent. */
 typedef enum {
@@ -75,5 +78,13 @@ ngx_int_t ngx_http_ferry_daemon_init(ngx_cycle_t *cycle);
 void ngx_http_ferry_daemon_init_process(void);
 void ngx_http_ferry_daemon_exit_master(void);
 const char *ngx_http_ferry_core_socket(void);
+int64_t ngx_http_ferry_generation(void);
+
+/* ngx_http_ferry_head.c: the REQUEST_HEAD (protocol v2) of r into out. */
+ngx_int_t ngx_http_ferry_head_encode(ngx_http_request_t *r,
+    msgpack_sbuffer *out, int has_body);
+
+/* ngx_http_ferry_handler.c: the content phase handler. */
+ngx_int_t ngx_http_ferry_content(ngx_http_request_t *r);
 
 #endif

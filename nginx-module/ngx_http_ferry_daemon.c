@@ -776,3 +776,10 @@ ngx_http_ferry_core_socket(void)
 {
     return module_socket;
 }
+
+/* The configuration generation (workers inherit it from the master). */
+int64_t
+ngx_http_ferry_generation(void)
+{
+    return generation;
+}

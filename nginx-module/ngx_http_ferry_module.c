@@ -5,6 +5,23 @@
  */
 #include "ngx_http_ferry.h"
 
+/* The content phase handler runs before nginx's static module (a module
+ * loaded later registers later and is asked first). */
+static ngx_int_t
+ngx_http_ferry_postconfiguration(ngx_conf_t *cf)
+{
+    ngx_http_core_main_conf_t  *cmcf;
+    ngx_http_handler_pt        *h;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+    h = ngx_array_push(&cmcf->phases[NGX_HTTP_CONTENT_PHASE].handlers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    *h = ngx_http_ferry_content;
+    return NGX_OK;
+}
+
 static ngx_int_t
 ngx_http_ferry_init_module(ngx_cycle_t *cycle)
 {
@@ -28,7 +45,7 @@ ngx_http_ferry_exit_master(ngx_cycle_t *cycle)
 
 static ngx_http_module_t ngx_http_ferry_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_http_ferry_postconfiguration,      /* postconfiguration */
 
     ngx_http_ferry_create_main_conf,       /* create main configuration */
     NULL,                                  /* init main configuration */

@@ -5,13 +5,11 @@
  */
 import test from "ava";
 import { execFileSync } from "node:child_process";
-import crypto from "node:crypto";
-import http from "node:http";
 import { mkdir, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Readable } from "node:stream";
 import { ApacheServer, makeTempRoot, prepareApp, started, stopAndRemove } from "../helpers/apache.js";
-import { getJson, rawExchange, request, statusOf } from "../helpers/e2e-http.js";
+import { getJson, request } from "../helpers/e2e-http.js";
+import { sharedHttpCases } from "./shared/http-cases.js";
 
 let server: ApacheServer | undefined;
 let root = "";
@@ -72,142 +70,12 @@ test.afterEach.always((t) => {
   if (!t.passed && server !== undefined) t.log(server.errorLogTail(60));
 });
 
-test.serial("GET passes request headers and cookies to the app and returns its headers", async (t) => {
-  const res = await request(srv().port, {
-    path: "/headers?x=1",
-    host: "main.test",
-    headers: { "X-E2E-Test": "abc 123", Cookie: ["a=1", "b=2"], Accept: "application/json" },
-  });
-  t.is(res.status, 200, res.text);
-  const body = JSON.parse(res.text) as { headers: Record<string, string>; method: string };
-  t.is(body.method, "GET");
-  t.is(body.headers["x-e2e-test"], "abc 123");
-  t.regex(body.headers.cookie ?? "", /a=1/);
-  t.regex(body.headers.cookie ?? "", /b=2/);
-  t.is(body.headers.host, "main.test");
-  t.is(body.headers["x-forwarded-for"], "127.0.0.1");
-  t.is(body.headers["x-forwarded-proto"], "http");
-});
-
-test.serial("HEAD gets the app's status and headers and no body", async (t) => {
-  const res = await request(srv().port, { path: "/headers", method: "HEAD", host: "main.test" });
-  t.is(res.status, 200);
-  t.regex(String(res.headers["content-type"]), /application\/json/);
-  t.is(res.body.length, 0);
-});
-
-test.serial("204 and 304 responses arrive with their status and no body, and the connection stays usable", async (t) => {
-  const noContent = await rawExchange(
-    srv().port,
-    "GET /status?code=204 HTTP/1.1\r\nHost: main.test\r\n\r\nGET /status?code=304 HTTP/1.1\r\nHost: main.test\r\n\r\nGET /status?code=201 HTTP/1.1\r\nHost: main.test\r\nConnection: close\r\n\r\n",
-  );
-  const statuses = [...noContent.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => Number(m[1]));
-  t.deepEqual(statuses, [204, 304, 201], noContent.slice(0, 600));
-  // Nothing between the 204/304 heads and the next response: no stray body bytes.
-  t.regex(noContent, /^HTTP\/1\.1 204 [^\r]*\r\n(?:[^\r\n]+\r\n)*\r\nHTTP\/1\.1 304 [^\r]*\r\n(?:[^\r\n]+\r\n)*\r\nHTTP\/1\.1 201 /);
-  t.notRegex(noContent.split("HTTP/1.1 201")[0] ?? "", /Transfer-Encoding: chunked/i);
-});
-
-test.serial("two Set-Cookie headers from the app arrive as two separate headers", async (t) => {
-  const res = await request(srv().port, { path: "/cookies", host: "main.test" });
-  t.is(res.status, 200, res.text);
-  const setCookies: string[] = [];
-  for (let i = 0; i < res.rawHeaders.length; i += 2) {
-    if (res.rawHeaders[i]?.toLowerCase() === "set-cookie") setCookies.push(res.rawHeaders[i + 1] ?? "");
-  }
-  t.true(setCookies.includes("first=one; Path=/"), JSON.stringify(setCookies));
-  t.true(setCookies.includes("second=two; Path=/; HttpOnly"), JSON.stringify(setCookies));
-  t.is(res.headers["x-e2e-custom"], "custom-value");
-});
+sharedHttpCases(test, () => ({ port: srv().port, host: "main.test" }));
 
 test.serial("a static file under the DocumentRoot is served by Apache, not the app", async (t) => {
   const res = await request(srv().port, { path: "/static.txt", host: "main.test" });
   t.is(res.status, 200);
   t.is(res.text, "served by apache\n");
-});
-
-test.serial("an 8 MB upload reaches the app byte-exact", async (t) => {
-  const body = crypto.randomBytes(8 * 1024 * 1024);
-  const res = await request(srv().port, {
-    path: "/upload",
-    method: "POST",
-    host: "main.test",
-    headers: { "Content-Type": "application/octet-stream" },
-    body,
-    timeoutMs: 60_000,
-  });
-  t.is(res.status, 200, res.text);
-  const got = JSON.parse(res.text) as { bytes: number; sha256: string };
-  t.is(got.bytes, body.length);
-  t.is(got.sha256, crypto.createHash("sha256").update(body).digest("hex"));
-});
-
-test.serial("an 8 MB download arrives byte-exact", async (t) => {
-  const size = 8 * 1024 * 1024;
-  const expected = crypto.createHash("sha256");
-  for (let i = 0, left = size; left > 0; i++) {
-    const seed = crypto.createHash("sha256").update(`ferry-e2e-${i}`).digest();
-    const block = Buffer.alloc(65536);
-    for (let o = 0; o < block.length; o += seed.length) seed.copy(block, o);
-    const piece = block.subarray(0, Math.min(block.length, left));
-    expected.update(piece);
-    left -= piece.length;
-  }
-  const res = await request(srv().port, { path: `/download?bytes=${size}`, host: "main.test", timeoutMs: 60_000 });
-  t.is(res.status, 200);
-  t.is(res.body.length, size);
-  t.is(crypto.createHash("sha256").update(res.body).digest("hex"), expected.digest("hex"));
-});
-
-test.serial("a chunked upload (no Content-Length) reaches the app complete", async (t) => {
-  const pieces = Array.from({ length: 64 }, (_, i) => crypto.randomBytes(16 * 1024 + i));
-  const whole = Buffer.concat(pieces);
-  const res = await request(srv().port, {
-    path: "/upload",
-    method: "POST",
-    host: "main.test",
-    headers: { "Transfer-Encoding": "chunked" },
-    body: Readable.from(pieces),
-  });
-  t.is(res.status, 200, res.text);
-  const got = JSON.parse(res.text) as { bytes: number; sha256: string };
-  t.is(got.bytes, whole.length);
-  t.is(got.sha256, crypto.createHash("sha256").update(whole).digest("hex"));
-});
-
-/** GET with the arrival time of the first and the last body byte. */
-function timedGet(port: number, p: string, host: string): Promise<{ status: number; type: string; body: string; first: number; end: number; start: number }> {
-  return new Promise((resolve, reject) => {
-    const start = Date.now();
-    const req = http.get({ host: "127.0.0.1", port, path: p, headers: { Host: host }, agent: false, signal: AbortSignal.timeout(30_000) }, (res) => {
-      let first = 0;
-      let body = "";
-      res.on("data", (c: Buffer) => {
-        if (first === 0) first = Date.now();
-        body += c.toString("utf8");
-      });
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, type: String(res.headers["content-type"]), body, first, end: Date.now(), start }));
-      res.on("error", reject);
-    });
-    req.on("error", reject);
-  });
-}
-
-test.serial("a slow streamed response: the first chunk arrives long before the end", async (t) => {
-  const r = await timedGet(srv().port, "/stream?chunks=6&interval=400", "main.test");
-  t.is(r.status, 200);
-  t.regex(r.body, /chunk 0 [\s\S]*chunk 5 [\s\S]*done/);
-  // The app takes 2 s in total; the first chunk must not wait for the rest.
-  t.true(r.end - r.first >= 1500, `first chunk after ${r.first - r.start} ms, end after ${r.end - r.start} ms`);
-});
-
-test.serial("server-sent events stream event by event", async (t) => {
-  const r = await timedGet(srv().port, "/sse?events=6", "main.test");
-  t.is(r.status, 200);
-  t.regex(r.type, /text\/event-stream/);
-  const events = r.body.split("\n\n").filter((e) => e.includes("data:"));
-  t.is(events.length, 6);
-  t.true(r.end - r.first >= 700, `first event after ${r.first - r.start} ms, end after ${r.end - r.start} ms`);
 });
 
 test.serial("SetEnv and PassengerAppEnv reach the app's environment", async (t) => {
@@ -241,22 +109,4 @@ test.serial("PassengerBaseURI serves the app under /sub and leaves the root site
   const home = await request(srv().port, { path: "/", host: "sub.test" });
   t.is(home.status, 200);
   t.is(home.text, "static root website\n");
-});
-
-test.serial("malformed requests get 4xx and serving continues", async (t) => {
-  const garbage = await rawExchange(srv().port, "THIS IS NOT HTTP\r\n\r\n");
-  const s1 = statusOf(garbage);
-  t.true(s1 >= 400 && s1 < 500, garbage.slice(0, 200));
-  const badLine = await rawExchange(srv().port, "GET /\x01\x02 HTTP/1.1\r\nHost: main.test\r\n\r\n");
-  const s2 = statusOf(badLine);
-  t.true(s2 >= 400 && s2 < 500, badLine.slice(0, 200));
-  const badLength = await rawExchange(srv().port, "POST /upload HTTP/1.1\r\nHost: main.test\r\nContent-Length: nope\r\n\r\n");
-  const s3 = statusOf(badLength);
-  t.true(s3 >= 400 && s3 < 500, badLength.slice(0, 200));
-  const binary = await rawExchange(srv().port, crypto.randomBytes(512));
-  const s4 = statusOf(binary);
-  t.true(s4 === 0 || (s4 >= 400 && s4 < 500), binary.slice(0, 200));
-  const ok = await request(srv().port, { path: "/", host: "main.test" });
-  t.is(ok.status, 200);
-  t.regex(ok.text, /hello from e2e-app/);
 });
