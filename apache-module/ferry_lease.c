@@ -216,7 +216,11 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
         if (rv == APR_SUCCESS) {
             continue;
         }
-        if (reused && total == 0 && !APR_STATUS_IS_TIMEUP(rv)) {
+        /* Nothing of the answer came: the core closed the link (an idle one
+         * it dropped, or the core died). Nothing of the request went
+         * anywhere yet in v3, so it is sent again once on a new connection,
+         * which waits within the connect budget for a restarted core. */
+        if (total == 0 && !APR_STATUS_IS_TIMEUP(rv)) {
             ferry_link_release(r, ex->link, 0);
             ex->link = NULL;
             *retry = 1;
@@ -304,15 +308,15 @@ ferry_err ferry_lease_get(ferry_exchange_t *ex)
                   "sending a v3 request head (%" APR_SIZE_T_FMT " bytes, %"
                   APR_SIZE_T_FMT " held connections)", (apr_size_t)sb->size, n);
 
-    /* A reused core link that turns out closed is replaced once. */
+    /* A core link that closes before the answer is replaced once. */
     for (attempt = 0; ; attempt++) {
         err = exchange_head(ex, sb, &retry);
         if (!retry || attempt > 0) {
             break;
         }
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                      "the core closed the idle connection; sending the head "
-                      "on a new one");
+                      "the core connection closed before an answer; sending "
+                      "the head on a new one");
     }
     if (err != FERRY_OK) {
         give_back_held(ex);
