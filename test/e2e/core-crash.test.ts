@@ -12,6 +12,7 @@ import { Readable } from "node:stream";
 import WebSocket from "ws";
 import { ApacheServer, makeTempRoot, prepareApp, started, stopAndRemove } from "../helpers/apache.js";
 import { request } from "../helpers/e2e-http.js";
+import { until } from "../helpers/until.js";
 
 let server: ApacheServer | undefined;
 let root = "";
@@ -35,13 +36,6 @@ test.afterEach.always((t) => {
   if (!t.passed && server !== undefined) t.log(server.errorLogTail(60));
 });
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Cannot wait for ${what}: not true within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A request body that trickles out: `pieces` random pieces of `size` bytes, `gapMs` apart. */
 function trickle(pieces: number, size: number, gapMs: number, hash: crypto.Hash, onFirst: () => void): Readable {

@@ -11,6 +11,7 @@ import net from "node:net";
 import path from "node:path";
 import { ApacheServer, makeTempRoot, prepareApp, started, stopAndRemove } from "../helpers/apache.js";
 import { request } from "../helpers/e2e-http.js";
+import { until } from "../helpers/until.js";
 
 let server: ApacheServer | undefined;
 let root = "";
@@ -40,13 +41,6 @@ test.afterEach.always((t) => {
   if (!t.passed && server !== undefined) t.log(server.errorLogTail(60));
 });
 
-async function until(cond: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`Cannot wait for ${what}: not true within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface Outcome {
   readonly at: number;

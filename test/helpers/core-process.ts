@@ -6,6 +6,9 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { until } from "./until.js";
+
+export { until } from "./until.js";
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const MAIN = path.join(ROOT, "build/core/src/main.js");
@@ -21,13 +24,6 @@ export interface RunningCore {
   kill(): void;
 }
 
-export async function until(cond: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`Cannot wait for ${what}: not true within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 /** Write a core config file for the instance directory `dir`; `extra` overrides its keys. */
 export function writeCoreConfig(configFile: string, dir: string, extra: Readonly<Record<string, unknown>> = {}): void {
