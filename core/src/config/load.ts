@@ -83,7 +83,7 @@ export const STANDALONE_OPTIONS: readonly OptionSpec[] = [
   { key: "instance_registry_dir", flag: "instance-registry-dir", target: "server", field: "instanceRegistryDir", kind: { t: "string", nonEmpty: true }, help: "where the instance dir (control socket) is created (default $TMPDIR or /tmp)" },
   { key: "header_timeout", flag: "header-timeout", target: "server", field: "headerTimeoutMs", kind: { t: "seconds", min: 1, max: 3_600 }, help: "seconds a client may take to send the request head (default 60)" },
   { key: "request_timeout", flag: "request-timeout", target: "server", field: "requestTimeoutMs", kind: { t: "seconds", min: 0, max: MAX_TIMER_SECONDS }, help: "seconds for the whole request to arrive (else 408) and the app's response head to go out (else 504); 0 = none (default 300)" },
-  { key: "connection_handoff", flag: "connection-handoff", target: "server", field: "connectionHandoff", kind: { t: "bool" }, help: "hand client connections to the app processes, which serve them with no proxy hop (Node apps without sticky sessions or a concurrency limit; default off)" },
+  { key: "connection_handoff", flag: "connection-handoff", target: "server", field: "connectionHandoff", kind: { t: "bool" }, help: "hand client connections to the app processes, which serve them with no proxy hop (Node apps without sticky sessions or a concurrency limit; default on; --no-connection-handoff relays every request)" },
   { key: "admin_group", flag: "admin-group", target: "server", field: "adminGroup", kind: { t: "string", nonEmpty: true }, help: "group whose members may run ferry status (default: root and this user only)" },
   { key: "affinity_redis", flag: "affinity-redis", target: "server", field: "affinityRedis", kind: { t: "string", pattern: /^(redis:\/\/|rediss:\/\/|unix:\/)\S+$/, what: "redis://host:port/db, rediss://host:port/db or unix:/path" }, help: "Redis shared by several hosts for sticky sessions (docs/affinity.md)" },
   { key: "affinity_node_name", flag: "affinity-node-name", target: "server", field: "affinityNodeName", kind: { t: "string", nonEmpty: true }, help: "this host's name in the affinity cluster (default the host name)" },
@@ -298,7 +298,8 @@ export function resolveStandaloneConfig(input: ResolveInput): StandaloneConfig {
 
   const listen: Record<string, unknown> = { port: 3000, address: "127.0.0.1" };
   const app: Record<string, unknown> = {};
-  const server: Record<string, unknown> = { ...SERVER_DEFAULTS, instanceRegistryDir: defaultRegistryDir(env) };
+  // ferry start hands connections to the app processes unless told not to (docs/standalone.md).
+  const server: Record<string, unknown> = { ...SERVER_DEFAULTS, connectionHandoff: true, instanceRegistryDir: defaultRegistryDir(env) };
   const envvars: Record<string, string> = {};
   for (const layer of layers) {
     for (const [spec, value] of layer) {

@@ -1,8 +1,9 @@
 /**
- * Connection handoff (`ferry start --connection-handoff`, docs/standalone.md):
+ * Connection handoff, the default of `ferry start` (docs/standalone.md):
  * client connections are passed to the app processes, which serve them with
  * no proxy hop, while the core still routes new connections to the least busy
  * process and counts every request (status, max requests).
+ * `--no-connection-handoff` relays every request.
  */
 import test from "ava";
 import http from "node:http";
@@ -14,7 +15,7 @@ const running: Running[] = [];
 test.after.always(async () => { await Promise.all(running.map((r) => r.stop())); });
 
 async function start(app: string, flags: Record<string, unknown> = {}): Promise<Running> {
-  const r = await startApp(path.join(FIXTURE_APPS, app), { "connection-handoff": true, ...flags });
+  const r = await startApp(path.join(FIXTURE_APPS, app), flags); // no flag: handoff is the default
   running.push(r);
   ok200(await req(r.port, "/")); // the first request spawns the first process (relayed)
   await waitFor("a ready process", () => (readyPids(r).length >= 1 ? true : undefined));
@@ -28,6 +29,36 @@ function ok200(res: { status: number }): void {
 function processed(r: Running): number {
   return (r.instance.pool.status().groups[0]?.processes ?? []).reduce((n, p) => n + p.processed, 0);
 }
+
+/** GET /socket on a kept-alive connection: what the app sees, and the client's own local port. */
+async function socketSeen(port: number, agent: http.Agent): Promise<{ seen: { remoteAddress: string | null; remotePort: number | null }; clientPort: number }> {
+  return new Promise((resolve, reject) => {
+    const q = http.get({ host: "127.0.0.1", port, path: "/socket", agent, signal: AbortSignal.timeout(20_000) }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () => resolve({ seen: JSON.parse(text) as { remoteAddress: string | null; remotePort: number | null }, clientPort: q.socket?.localPort ?? 0 }));
+    });
+    q.on("error", reject);
+  });
+}
+
+test("by default the app process serves the client's own connection (it sees the client's address and port)", async (t) => {
+  const r = await start("h3-app");
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const { seen, clientPort } = await socketSeen(r.port, agent);
+  t.is(seen.remoteAddress, "127.0.0.1");
+  t.is(seen.remotePort, clientPort);
+});
+
+test("--no-connection-handoff relays: the app sees Ferry's connection, not the client's", async (t) => {
+  const r = await start("h3-app", { "no-connection-handoff": true });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  const { seen, clientPort } = await socketSeen(r.port, agent);
+  t.not(seen.remotePort, clientPort);
+});
 
 test("a kept-alive connection is served by the app process itself and each request is counted", async (t) => {
   const r = await start("h3-app", { "min-instances": "1" });

@@ -58,7 +58,7 @@ function load(port: number, clients: number): { versions: string[]; failures: st
 }
 
 for (const handoff of [false, true]) {
-  test(`touching restart.txt serves the new code with zero failed requests during the rolling restart${handoff ? " (connection handoff)" : ""}`, async (t) => {
+  test(`touching restart.txt serves the new code with zero failed requests during the rolling restart${handoff ? "" : " (relay, --no-connection-handoff)"}`, async (t) => {
     const dir = await appCopy();
     const r = await startApp(dir, { "min-instances": "2", "max-pool-size": "4", "connection-handoff": handoff });
     running.push(r);

@@ -55,7 +55,7 @@ test("a stale sticky cookie is served by a live process and re-pinned with a new
 
 test("sticky sessions per request: one kept-alive connection carrying two sessions' cookies alternately reaches each session's process every time", async (t) => {
   // A load balancer in front multiplexes many users onto one keep-alive connection.
-  const r = await start({ "min-instances": "2", "max-pool-size": "2", "sticky-sessions": true, "connection-handoff": true });
+  const r = await start({ "min-instances": "2", "max-pool-size": "2", "sticky-sessions": true }); // handoff is on by default: sticky apps keep the relay
   await pidOf(r.port);
   await waitFor("2 ready processes", () => (readyPids(r).length >= 2 ? true : undefined));
   // Two sessions pinned to two different processes (concurrent first requests spread).

@@ -12,7 +12,8 @@ import { FIXTURE_APPS, json, startApp, type Running } from "../../helpers/standa
 let app: Running | undefined;
 
 test.before(async () => {
-  app = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "header-timeout": "1", "request-timeout": "2" });
+  // The relay's front server applies these deadlines.
+  app = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "header-timeout": "1", "request-timeout": "2", "connection-handoff": false });
   await json(app.port, "/pid"); // the app is up
 });
 
