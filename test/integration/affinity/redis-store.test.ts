@@ -20,7 +20,8 @@ let redis: RedisServer;
 let store: RedisAffinityStore;
 test.before(async () => {
   redis = await RedisServer.start();
-  store = new RedisAffinityStore({ url: redis.url, log, timeoutMs: 50 });
+  // 300 ms: a healthy call on a loaded test machine fits; DEBUG SLEEP 1.5 s still exceeds it.
+  store = new RedisAffinityStore({ url: redis.url, log, timeoutMs: 300 });
   await waitFor("the store to connect", async () => {
     try {
       await store.listNodes();
