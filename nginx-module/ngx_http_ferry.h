@@ -5,8 +5,17 @@
  *   ngx_http_ferry_config.c   configuration: the option table, create/merge,
  *                             directive setters, the command table
  *   ngx_http_ferry_daemon.c   the master starts and supervises the core
- *   ngx_http_ferry_handler.c  requests: the exchange with the core
+ *   ngx_http_ferry_handler.c  requests: the orchestrator (map, lease, then
+ *                             the direct path or the relay path)
  *   ngx_http_ferry_head.c     the REQUEST_HEAD of a request
+ *   ngx_http_ferry_link.c     the worker's connections to the core: connect
+ *                             (waiting for a restarting core), keep idle ones
+ *   ngx_http_ferry_lease.c    protocol v3: the head, LEASE (+ the passed app
+ *                             socket) or PROCEED, DONE, retry once
+ *   ngx_http_ferry_app.c      the direct path: HTTP/1.1 to the app through
+ *                             nginx's upstream machinery, the worker's cache
+ *                             of kept app connections
+ *   ngx_http_ferry_relay.c    the relay path (protocol v2 frames)
  */
 #ifndef NGX_HTTP_FERRY_H
 #define NGX_HTTP_FERRY_H
@@ -15,6 +24,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include <msgpack.h>
+#include "ferry_proto.h"
 
 /* How an option's value is parsed and sent. */
 typedef enum {
@@ -61,6 +71,8 @@ typedef struct {
                                      * inherited ones included after merge */
     ngx_array_t   *env;             /* ngx_keyval_t: passenger_env_var */
     ngx_array_t   *base_uris;       /* ngx_str_t: passenger_base_uri */
+    ngx_msec_t     read_timeout;    /* passenger_read_timeout */
+    ngx_http_upstream_conf_t  upstream;   /* the direct path's upstream */
 } ngx_http_ferry_loc_conf_t;
 
 extern ngx_module_t ngx_http_ferry_module;
@@ -80,11 +92,140 @@ void ngx_http_ferry_daemon_exit_master(void);
 const char *ngx_http_ferry_core_socket(void);
 int64_t ngx_http_ferry_generation(void);
 
-/* ngx_http_ferry_head.c: the REQUEST_HEAD (protocol v2) of r into out. */
-ngx_int_t ngx_http_ferry_head_encode(ngx_http_request_t *r,
-    msgpack_sbuffer *out, int has_body);
+/* ---- One request --------------------------------------------------- */
 
-/* ngx_http_ferry_handler.c: the content phase handler. */
+#define NGX_HTTP_FERRY_READ_CHUNK  (64 * 1024)
+
+/* An app connection this worker holds between exchanges (or has set aside
+ * for a request as "held"), keyed by the app and the LEASE id. */
+typedef struct {
+    ngx_queue_t         queue;      /* in the worker's idle cache */
+    ngx_connection_t   *c;
+    ngx_str_t           key;        /* the app (ngx_alloc'ed with the item) */
+    ngx_str_t           id;         /* the LEASE id */
+    int64_t             pid;
+    ngx_msec_t          idle_since;
+    unsigned            held:1;     /* set aside for a request */
+    unsigned            dead:1;     /* the app closed it while held */
+    unsigned            cached:1;   /* in the idle cache */
+} ngx_http_ferry_app_conn_t;
+
+typedef struct ngx_http_ferry_ctx_s  ngx_http_ferry_ctx_t;
+typedef void (*ngx_http_ferry_ready_pt)(ngx_http_ferry_ctx_t *ctx);
+
+struct ngx_http_ferry_ctx_s {
+    ngx_http_request_t         *r;
+    ferry_request_head_t        head;       /* filled once, encoded per try */
+    ngx_str_t                   app_key;
+
+    /* the core connection */
+    ngx_peer_connection_t       peer;
+    msgpack_sbuffer             out;        /* frames to send */
+    size_t                      sent;
+    ferry_decoder_t            *dec;
+    int                         passed_fd;  /* from SCM_RIGHTS, -1 none */
+    ngx_event_t                 wait;       /* connect retry / pid wait */
+    ngx_event_t                 deadline;   /* LEASE deadline */
+    ngx_msec_t                  connect_start;
+    ngx_msec_t                  connect_delay;
+    ngx_http_ferry_ready_pt     ready;
+    size_t                      answer_bytes;   /* of LEASE/PROCEED */
+    unsigned                    link_reused:1;
+    unsigned                    link_retried:1;
+    unsigned                    core_gone:1;
+
+    /* v3: the held connections and the lease */
+    ngx_http_ferry_app_conn_t  *held[FERRY_HELD_MAX];
+    ngx_uint_t                  nheld;
+    ngx_str_t                   stale_id;
+    ngx_str_t                   lease_id;
+    int64_t                     lease_pid;
+    ngx_str_t                   lease_head;
+    ngx_array_t                *add_headers;    /* ngx_str_t pairs */
+    ngx_msec_t                  lease_time;
+    ngx_msec_t                  deadline_ms;
+    struct timeval              lease_tv;
+    ngx_http_ferry_app_conn_t  *conn;           /* the leased connection */
+    unsigned                    chunked:1;
+    unsigned                    conn_reused:1;
+    unsigned                    app_retried:1;
+    unsigned                    direct:1;       /* a lease is out */
+    unsigned                    deadline_hit:1;
+
+    /* the direct path's HTTP state */
+    ngx_http_status_t           status;
+    ngx_http_chunked_t          chunked_state;
+    ngx_chain_t                *body_free;      /* chunk framing bufs */
+    ngx_chain_t                *body_busy;
+    unsigned                    body_head_sent:1;
+    off_t                       bytes_in;
+    off_t                       bytes_out;
+    ngx_int_t                   final_rc;
+
+    /* the relay path */
+    ngx_chain_t                *free;
+    ngx_chain_t                *busy;
+    unsigned                    has_body:1;
+    unsigned                    upgrade:1;
+    unsigned                    body_done:1;    /* END went into out */
+    unsigned                    head_done:1;
+    unsigned                    done:1;
+    unsigned                    paused:1;       /* client busy: core not read */
+};
+
+/* ngx_http_ferry_head.c: fill ctx->head and ctx->app_key for r. */
+ngx_int_t ngx_http_ferry_head_init(ngx_http_request_t *r,
+    ngx_http_ferry_ctx_t *ctx);
+
+/* ngx_http_ferry_link.c: a connection for a connected socket fd (closed on
+ * failure), registered with the event loop. */
+ngx_connection_t *ngx_http_ferry_connection(ngx_socket_t fd, ngx_log_t *log);
+/* ngx_http_ferry_link.c: the core connection of a request.
+ * ngx_http_ferry_link_get: an idle one of this worker, else connect (a core
+ * that is down is waited for: ECONNREFUSED/ENOENT retried with doubling
+ * delays for at most 10 s). Calls ready(ctx) once connected (maybe at
+ * once), or finalizes the request with 503. */
+void ngx_http_ferry_link_get(ngx_http_ferry_ctx_t *ctx, int allow_idle,
+    ngx_http_ferry_ready_pt ready);
+/* Keep the connection for the worker's next request, or close it. */
+void ngx_http_ferry_link_put(ngx_http_ferry_ctx_t *ctx, int keep);
+/* recvmsg into the decoder; a passed descriptor goes to ctx->passed_fd.
+ * n > 0 bytes, 0 EOF, NGX_AGAIN, NGX_ERROR. */
+ssize_t ngx_http_ferry_link_recv(ngx_http_ferry_ctx_t *ctx);
+/* Write ctx->out from ctx->sent: NGX_OK all out, NGX_AGAIN, NGX_ERROR. */
+ngx_int_t ngx_http_ferry_link_flush(ngx_http_ferry_ctx_t *ctx);
+
+/* ngx_http_ferry_lease.c */
+void ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx);
+/* DONE for the lease (outcome ...), then the core connection is kept. */
+void ngx_http_ferry_lease_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
+    ngx_int_t status, int reusable);
+/* After a stale app connection: wait for pid (when gone) and ask again. */
+void ngx_http_ferry_lease_retry(ngx_http_ferry_ctx_t *ctx, int wait_pid);
+
+/* ngx_http_ferry_app.c */
+ngx_int_t ngx_http_ferry_app_init_conf(ngx_conf_t *cf,
+    ngx_http_ferry_loc_conf_t *conf, ngx_http_ferry_loc_conf_t *prev);
+/* Set aside this worker's idle connections to ctx's app (held). */
+void ngx_http_ferry_app_set_aside(ngx_http_ferry_ctx_t *ctx);
+/* Held connections that were not leased go back to the cache. */
+void ngx_http_ferry_app_give_back(ngx_http_ferry_ctx_t *ctx);
+ngx_http_ferry_app_conn_t *ngx_http_ferry_app_wrap_fd(ngx_http_ferry_ctx_t *ctx,
+    int fd);
+void ngx_http_ferry_app_conn_close(ngx_http_ferry_app_conn_t *ac);
+/* Is a kept connection still open (no EOF, nothing unasked for waiting)? */
+int ngx_http_ferry_app_conn_alive(ngx_http_ferry_app_conn_t *ac);
+/* The direct path: HTTP/1.1 to the app over ctx->conn. */
+void ngx_http_ferry_app_start(ngx_http_ferry_ctx_t *ctx);
+
+/* ngx_http_ferry_relay.c: the relay path (after PROCEED, or v2). */
+void ngx_http_ferry_relay_start(ngx_http_ferry_ctx_t *ctx);
+
+/* ngx_http_ferry_handler.c */
 ngx_int_t ngx_http_ferry_content(ngx_http_request_t *r);
+/* "relay" when FERRY_DATA_PATH=relay was in nginx's environment. */
+int ngx_http_ferry_relay_only(void);
+/* End the request with rc (closes the core connection, frees the lease). */
+void ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc);
 
 #endif

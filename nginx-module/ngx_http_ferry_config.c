@@ -141,6 +141,9 @@ ngx_command_t ngx_http_ferry_commands[] = {
               NGX_HTTP_LOC_CONF_OFFSET, 0),
     FERRY_CMD("passenger_base_uri", HSLI, T1, ngx_http_ferry_set_base_uri,
               NGX_HTTP_LOC_CONF_OFFSET, 0),
+    FERRY_CMD("passenger_read_timeout", HSLI, T1, ngx_conf_set_msec_slot,
+              NGX_HTTP_LOC_CONF_OFFSET,
+              offsetof(ngx_http_ferry_loc_conf_t, read_timeout)),
     FERRY_APP("passenger_document_root", HSLI, T1, "document_root", STR, 0, 0, check_abs_path),
     FERRY_APP("passenger_min_instances", HSLI, T1, "min_instances", INT, 0, 10000, NULL),
     FERRY_APP("passenger_max_requests", HSLI, T1, "max_requests", INT, 0, NGX_MAX_INT32_VALUE, NULL),
@@ -207,7 +210,6 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_INERT("passenger_request_queue_overflow_status_code", HSLI, T1, "a full queue answers 503"),
     FERRY_INERT("passenger_spawn_exception_status_code", HSLI, T1, "a failed spawn answers 500 with an error page"),
     FERRY_INERT("passenger_max_request_queue_time", HSLI, T1, "use passenger_max_request_time"),
-    FERRY_INERT("passenger_read_timeout", HSLI, T1, ENGINE " yet in nginx mode"),
     FERRY_INERT("passenger_buffer_response", HSLI, FL, NGX_OWN),
     FERRY_INERT("passenger_buffer_size", HSLI, T1, NGX_OWN),
     FERRY_INERT("passenger_buffers", HSLI, T2, NGX_OWN),
@@ -548,6 +550,9 @@ ngx_http_ferry_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
     lcf->enabled = NGX_CONF_UNSET;
+    lcf->read_timeout = NGX_CONF_UNSET_MSEC;
+    lcf->upstream.hide_headers = NGX_CONF_UNSET_PTR;
+    lcf->upstream.pass_headers = NGX_CONF_UNSET_PTR;
     return lcf;
 }
 
@@ -628,6 +633,9 @@ ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     if (conf->base_uris == NULL) {
         conf->base_uris = prev->base_uris;
+    }
+    if (ngx_http_ferry_app_init_conf(cf, conf, prev) != NGX_OK) {
+        return NGX_CONF_ERROR;
     }
     return NGX_CONF_OK;
 }

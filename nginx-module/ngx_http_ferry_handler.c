@@ -1,52 +1,59 @@
 /*
- * ngx_http_ferry_handler.c: requests of passenger_enabled locations, the
- * relay path (protocol v2, docs/protocol.md): event-driven, nothing blocks.
+ * ngx_http_ferry_handler.c: requests of passenger_enabled locations, top
+ * down (docs/protocol.md "Version 3: leases"):
  *
- *   Step One    connect to the core's module socket (non-blocking)
- *   Step Two    send REQUEST_HEAD, then the request body as it arrives
- *               (nginx's unbuffered request body: read more only once what
- *               was read went to the core), then END
- *   Step Three  read RESPONSE_HEAD, then BODY frames, passing each to the
- *               client as it comes; reading from the core pauses while the
- *               client is not taking what was passed (backpressure)
- *   Step Four   END: last buffer; the core connection is closed
+ *   Step One    map: not ours (disabled, a subrequest, a static file under
+ *               root) → declined; else the REQUEST_HEAD (head.c)
+ *   Step Two    lease: the head to the core (lease.c, over link.c), which
+ *               answers LEASE or PROCEED
+ *   Step Three  LEASE → the direct path: HTTP/1.1 to the app over the leased
+ *               socket through nginx's upstream (app.c), DONE at its end
+ *               PROCEED → the relay path: frames through the core (relay.c)
  *
- * Not here yet: the lease (v3, direct path), upgrades (WebSocket), reusing
- * core connections.
+ * FERRY_DATA_PATH=relay in nginx's environment sends version 2 heads: every
+ * request takes the relay path.
  */
 #include "ngx_http_ferry.h"
-#include "ferry_proto.h"
+#include <stdlib.h>
 
-#define FERRY_READ_CHUNK   (64 * 1024)
+static int  relay_only = -1;
 
-typedef struct {
-    ngx_http_request_t     *r;
-    ngx_peer_connection_t   peer;
-    msgpack_sbuffer         out;          /* frames to send */
-    size_t                  sent;
-    ferry_decoder_t        *dec;
-    ngx_chain_t            *free;         /* reusable body buffers */
-    ngx_chain_t            *busy;
-    unsigned                has_body:1;
-    unsigned                body_done:1;   /* END went into out */
-    unsigned                head_done:1;
-    unsigned                done:1;
-    unsigned                paused:1;     /* client busy: core not read */
-} ngx_http_ferry_ctx_t;
+int
+ngx_http_ferry_relay_only(void)
+{
+    const char  *v;
 
-static void ngx_http_ferry_core_write(ngx_event_t *wev);
-static ngx_int_t ngx_http_ferry_pump(ngx_http_ferry_ctx_t *ctx);
-static void ngx_http_ferry_start(ngx_http_request_t *r);
-static void ngx_http_ferry_core_read(ngx_event_t *rev);
-static void ngx_http_ferry_client_write(ngx_http_request_t *r);
-static ngx_int_t ngx_http_ferry_wait_client(ngx_http_request_t *r);
-static void ngx_http_ferry_finish(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc);
+    if (relay_only < 0) {
+        v = getenv("FERRY_DATA_PATH");
+        relay_only = v != NULL && ngx_strcmp(v, "relay") == 0;
+    }
+    return relay_only;
+}
 
 static void
 ngx_http_ferry_cleanup(void *data)
 {
     ngx_http_ferry_ctx_t  *ctx = data;
 
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
+    }
+    if (ctx->deadline.timer_set) {
+        ngx_del_timer(&ctx->deadline);
+    }
+    if (ctx->direct) {
+        /* the request ended before its exchange with the app did */
+        ngx_http_ferry_lease_done(ctx, "client_aborted", 0, 0);
+    }
+    if (ctx->conn != NULL) {
+        ngx_http_ferry_app_conn_close(ctx->conn);
+        ctx->conn = NULL;
+    }
+    ngx_http_ferry_app_give_back(ctx);
+    if (ctx->passed_fd >= 0) {
+        close(ctx->passed_fd);
+        ctx->passed_fd = -1;
+    }
     if (ctx->peer.connection != NULL) {
         ngx_close_connection(ctx->peer.connection);
         ctx->peer.connection = NULL;
@@ -56,6 +63,26 @@ ngx_http_ferry_cleanup(void *data)
         ctx->dec = NULL;
     }
     msgpack_sbuffer_destroy(&ctx->out);
+}
+
+void
+ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
+{
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
+    }
+    if (ctx->direct) {
+        ngx_http_ferry_lease_done(ctx, rc == NGX_HTTP_GATEWAY_TIME_OUT
+                                       ? "timeout" : "app_error",
+                                  rc > NGX_OK ? rc : 0, 0);
+    }
+    if (ctx->conn != NULL) {
+        ngx_http_ferry_app_conn_close(ctx->conn);
+        ctx->conn = NULL;
+    }
+    ngx_http_ferry_app_give_back(ctx);
+    ngx_http_ferry_link_put(ctx, 0);
+    ngx_http_finalize_request(ctx->r, rc);
 }
 
 /* A GET or HEAD for a regular file under the location's root: nginx
@@ -79,18 +106,10 @@ ngx_http_ferry_static_file(ngx_http_request_t *r)
            && ngx_is_file(&fi);
 }
 
-static ngx_int_t ngx_http_ferry_handler(ngx_http_request_t *r);
-
-ngx_int_t
-ngx_http_ferry_content(ngx_http_request_t *r)
+static void
+ngx_http_ferry_relay_ready(ngx_http_ferry_ctx_t *ctx)
 {
-    ngx_http_ferry_loc_conf_t  *lcf;
-
-    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ferry_module);
-    if (!lcf->enabled || r != r->main || ngx_http_ferry_static_file(r)) {
-        return NGX_DECLINED;
-    }
-    return ngx_http_ferry_handler(r);
+    ngx_http_ferry_relay_start(ctx);
 }
 
 static ngx_int_t
@@ -105,9 +124,11 @@ ngx_http_ferry_handler(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     ctx->r = r;
+    ctx->passed_fd = -1;
     msgpack_sbuffer_init(&ctx->out);
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
+        msgpack_sbuffer_destroy(&ctx->out);
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     cln->handler = ngx_http_ferry_cleanup;
@@ -118,489 +139,42 @@ ngx_http_ferry_handler(ngx_http_request_t *r)
     }
     ngx_http_set_ctx(r, ctx, ngx_http_ferry_module);
 
-    ctx->has_body = r->headers_in.content_length_n > 0 || r->headers_in.chunked;
+    /* Step One: the head */
+    if (ngx_http_ferry_head_init(r, ctx) != NGX_OK) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (!ctx->has_body) {
         rc = ngx_http_discard_request_body(r);
         if (rc != NGX_OK) {
             return rc;
         }
-        r->main->count++;
-        ngx_http_ferry_start(r);
+    }
+    r->main->count++;
+    /* until the core answers, a writable client runs nothing (the default
+     * handler would run the content phase again) */
+    r->write_event_handler = ngx_http_request_empty_handler;
+
+    /* Step Two: the core decides; Step Three follows its answer */
+    if (ngx_http_ferry_relay_only()) {
+        if (ferry_encode_request_head(&ctx->out, &ctx->head) != 0) {
+            ngx_http_ferry_fail(ctx, NGX_HTTP_REQUEST_HEADER_TOO_LARGE);
+            return NGX_DONE;
+        }
+        ngx_http_ferry_link_get(ctx, 1, ngx_http_ferry_relay_ready);
         return NGX_DONE;
     }
-    /* The body streams: nginx reads what fits its client_body_buffer_size,
-     * the pump passes it on and asks for more (never the whole body). */
-    r->request_body_no_buffering = 1;
-    rc = ngx_http_read_client_request_body(r, ngx_http_ferry_start);
-    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-        return rc;
-    }
+    ngx_http_ferry_lease_start(ctx);
     return NGX_DONE;
 }
 
-/* Step One (the body, if any, has begun to arrive). */
-static void
-ngx_http_ferry_start(ngx_http_request_t *r)
+ngx_int_t
+ngx_http_ferry_content(ngx_http_request_t *r)
 {
-    ngx_http_ferry_ctx_t  *ctx = ngx_http_get_module_ctx(r, ngx_http_ferry_module);
-    ngx_int_t              rc;
-    struct sockaddr_un    *sun;
-    const char            *path = ngx_http_ferry_core_socket();
+    ngx_http_ferry_loc_conf_t  *lcf;
 
-    if (ngx_http_ferry_head_encode(r, &ctx->out, ctx->has_body) != NGX_OK) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ferry_module);
+    if (!lcf->enabled || r != r->main || ngx_http_ferry_static_file(r)) {
+        return NGX_DECLINED;
     }
-    if (!ctx->has_body) {
-        if (ferry_encode_end(&ctx->out) != 0) {
-            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-        ctx->body_done = 1;
-    }
-
-    sun = ngx_pcalloc(r->pool, sizeof(struct sockaddr_un));
-    if (sun == NULL || path == NULL || *path == '\0'
-        || ngx_strlen(path) >= sizeof(sun->sun_path))
-    {
-        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
-        return;
-    }
-    sun->sun_family = AF_UNIX;
-    ngx_cpystrn((u_char *) sun->sun_path, (u_char *) path, sizeof(sun->sun_path));
-    ctx->peer.sockaddr = (struct sockaddr *) sun;
-    ctx->peer.socklen = sizeof(struct sockaddr_un);
-    ctx->peer.name = ngx_pcalloc(r->pool, sizeof(ngx_str_t));
-    if (ctx->peer.name == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
-    ctx->peer.name->data = (u_char *) path;
-    ctx->peer.name->len = ngx_strlen(path);
-    ctx->peer.get = ngx_event_get_peer;
-    ctx->peer.log = r->connection->log;
-    ctx->peer.log_error = NGX_ERROR_ERR;
-
-    rc = ngx_event_connect_peer(&ctx->peer);
-    if (rc == NGX_ERROR || rc == NGX_DECLINED || rc == NGX_BUSY) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_socket_errno,
-                      "FERRY0430: Cannot connect to the ferry core at %s", path);
-        if (ctx->peer.connection) {
-            ngx_close_connection(ctx->peer.connection);
-            ctx->peer.connection = NULL;
-        }
-        ngx_http_finalize_request(r, NGX_HTTP_SERVICE_UNAVAILABLE);
-        return;
-    }
-    ctx->peer.connection->data = ctx;
-    ctx->peer.connection->read->handler = ngx_http_ferry_core_read;
-    ctx->peer.connection->write->handler = ngx_http_ferry_core_write;
-    ctx->peer.connection->pool = r->pool;
-
-    /* Step Two: the head and the body; Step Three: the answer, read from
-     * the start (the app may answer before the body is complete) */
-    if (ngx_http_ferry_pump(ctx) == NGX_OK && ctx->peer.connection != NULL) {
-        ngx_http_ferry_core_read(ctx->peer.connection->read);
-    }
-}
-
-/* The client sent more of the body. */
-static void
-ngx_http_ferry_client_read(ngx_http_request_t *r)
-{
-    (void) ngx_http_ferry_pump(ngx_http_get_module_ctx(r, ngx_http_ferry_module));
-}
-
-/* Frame what nginx read of the body as BODY frames (the bufs are consumed). */
-static ngx_int_t
-ngx_http_ferry_frame_body(ngx_http_ferry_ctx_t *ctx, ngx_chain_t *in)
-{
-    ngx_buf_t  *b;
-    size_t      n;
-
-    for ( ; in != NULL; in = in->next) {
-        b = in->buf;
-        while (b->pos < b->last) {
-            n = ngx_min((size_t) (b->last - b->pos), FERRY_BODY_CHUNK);
-            if (ferry_encode_body(&ctx->out, (const char *) b->pos, n) != 0) {
-                return NGX_ERROR;
-            }
-            b->pos += n;
-        }
-    }
-    return NGX_OK;
-}
-
-/* Send what is pending to the core; when it is all out, take more of the
- * request body (or END). Never holds more than one read of the body.
- * NGX_DONE: the request was finalized (ctx may be gone). */
-static ngx_int_t
-ngx_http_ferry_pump(ngx_http_ferry_ctx_t *ctx)
-{
-    ngx_http_request_t  *r = ctx->r;
-    ngx_connection_t    *c;
-    ngx_event_t         *wev;
-    ngx_int_t            rc;
-    ssize_t              n;
-
-    for ( ;; ) {
-        c = ctx->peer.connection;
-        if (c == NULL) {
-            return NGX_OK;
-        }
-        wev = c->write;
-        while (ctx->sent < ctx->out.size) {
-            n = c->send(c, (u_char *) ctx->out.data + ctx->sent,
-                        ctx->out.size - ctx->sent);
-            if (n == NGX_AGAIN) {
-                if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-                    ngx_http_ferry_finish(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                    return NGX_DONE;
-                }
-                ngx_add_timer(wev, 60000);
-                return NGX_OK;
-            }
-            if (n == NGX_ERROR) {
-                if (ctx->head_done || ctx->done) {
-                    return NGX_OK;  /* the core answered early and closed */
-                }
-                ngx_http_ferry_finish(ctx, NGX_HTTP_BAD_GATEWAY);
-                return NGX_DONE;
-            }
-            ctx->sent += n;
-        }
-        if (wev->timer_set) {
-            ngx_del_timer(wev);
-        }
-        msgpack_sbuffer_clear(&ctx->out);
-        ctx->sent = 0;
-        if (ctx->body_done) {
-            return NGX_OK;
-        }
-
-        /* more body: what nginx has, then what it can read now */
-        if (r->request_body != NULL && r->request_body->bufs != NULL) {
-            rc = ngx_http_ferry_frame_body(ctx, r->request_body->bufs);
-            r->request_body->bufs = NULL;
-            if (rc != NGX_OK) {
-                ngx_http_ferry_finish(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return NGX_DONE;
-            }
-            continue;
-        }
-        if (!r->reading_body) {
-            if (ferry_encode_end(&ctx->out) != 0) {
-                ngx_http_ferry_finish(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-                return NGX_DONE;
-            }
-            ctx->body_done = 1;
-            r->read_event_handler = ngx_http_block_reading;
-            continue;
-        }
-        r->read_event_handler = ngx_http_ferry_client_read;
-        rc = ngx_http_read_unbuffered_request_body(r);
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE || rc == NGX_ERROR) {
-            /* the client's body is broken or timed out (400/408/413) */
-            ngx_http_ferry_finish(ctx, ctx->head_done ? NGX_ERROR : rc);
-            return NGX_DONE;
-        }
-        if (r->request_body->bufs == NULL && r->reading_body) {
-            return NGX_OK;  /* NGX_AGAIN: wait for the client */
-        }
-    }
-}
-
-static void
-ngx_http_ferry_core_write(ngx_event_t *wev)
-{
-    ngx_connection_t      *c = wev->data;
-    ngx_http_ferry_ctx_t  *ctx = c->data;
-
-    if (wev->timedout) {
-        ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, NGX_ETIMEDOUT,
-                      "FERRY0435: Cannot send the request to the ferry core: "
-                      "timed out");
-        ngx_http_ferry_finish(ctx, ctx->head_done ? NGX_ERROR
-                                                  : NGX_HTTP_GATEWAY_TIME_OUT);
-        return;
-    }
-    (void) ngx_http_ferry_pump(ctx);
-}
-
-/* RESPONSE_HEAD → r->headers_out, then the header goes to the client. */
-static ngx_int_t
-ngx_http_ferry_response_head(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
-{
-    ngx_http_request_t  *r = ctx->r;
-    ngx_table_elt_t     *h;
-    ferry_str_t          name, value;
-    size_t               i;
-
-    r->headers_out.status = f->status;
-    for (i = 0; i < f->nheaders; i++) {
-        ferry_frame_header(f, i, &name, &value);
-        if (name.len == 12
-            && ngx_strncasecmp((u_char *) name.ptr, (u_char *) "Content-Type", 12) == 0)
-        {
-            r->headers_out.content_type.data = ngx_pnalloc(r->pool, value.len);
-            if (r->headers_out.content_type.data == NULL) {
-                return NGX_ERROR;
-            }
-            ngx_memcpy(r->headers_out.content_type.data, value.ptr, value.len);
-            r->headers_out.content_type.len = value.len;
-            r->headers_out.content_type_len = value.len;
-            continue;
-        }
-        if (name.len == 14
-            && ngx_strncasecmp((u_char *) name.ptr, (u_char *) "Content-Length", 14) == 0)
-        {
-            r->headers_out.content_length_n = ngx_atoof((u_char *) value.ptr, value.len);
-            continue;
-        }
-        /* nginx writes its own Date and Server; hop-by-hop ones go */
-        if ((name.len == 4
-             && ngx_strncasecmp((u_char *) name.ptr, (u_char *) "Date", 4) == 0)
-            || (name.len == 6
-             && ngx_strncasecmp((u_char *) name.ptr, (u_char *) "Server", 6) == 0)
-            || (name.len == 10
-             && ngx_strncasecmp((u_char *) name.ptr, (u_char *) "Connection", 10) == 0)
-            || (name.len == 17
-             && ngx_strncasecmp((u_char *) name.ptr, (u_char *) "Transfer-Encoding", 17) == 0))
-        {
-            continue;
-        }
-        h = ngx_list_push(&r->headers_out.headers);
-        if (h == NULL) {
-            return NGX_ERROR;
-        }
-        h->hash = 1;
-        h->key.data = ngx_pnalloc(r->pool, name.len + value.len);
-        if (h->key.data == NULL) {
-            return NGX_ERROR;
-        }
-        ngx_memcpy(h->key.data, name.ptr, name.len);
-        h->key.len = name.len;
-        h->value.data = h->key.data + name.len;
-        ngx_memcpy(h->value.data, value.ptr, value.len);
-        h->value.len = value.len;
-    }
-    ctx->head_done = 1;
-    return ngx_http_send_header(r);
-}
-
-/* One BODY frame to the client (copied: the frame is the decoder's). */
-static ngx_int_t
-ngx_http_ferry_body(ngx_http_ferry_ctx_t *ctx, const char *data, size_t len)
-{
-    ngx_http_request_t  *r = ctx->r;
-    ngx_chain_t         *cl;
-    ngx_buf_t           *b;
-    ngx_int_t            rc;
-
-    if (len == 0 || r->header_only) {
-        return NGX_OK;
-    }
-    cl = ngx_chain_get_free_buf(r->pool, &ctx->free);
-    if (cl == NULL) {
-        return NGX_ERROR;
-    }
-    b = cl->buf;
-    if (b->start == NULL || (size_t) (b->end - b->start) < len) {
-        b->start = ngx_palloc(r->pool, ngx_max(len, FERRY_READ_CHUNK));
-        if (b->start == NULL) {
-            return NGX_ERROR;
-        }
-        b->end = b->start + ngx_max(len, FERRY_READ_CHUNK);
-    }
-    b->pos = b->start;
-    b->last = ngx_cpymem(b->pos, data, len);
-    b->memory = 1;
-    b->flush = 1;
-    b->tag = (ngx_buf_tag_t) &ngx_http_ferry_module;
-    rc = ngx_http_output_filter(r, cl);
-    ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, &cl,
-                            (ngx_buf_tag_t) &ngx_http_ferry_module);
-    return rc;
-}
-
-static void
-ngx_http_ferry_core_read(ngx_event_t *rev)
-{
-    ngx_connection_t      *c = rev->data;
-    ngx_http_ferry_ctx_t  *ctx = c->data;
-    ngx_http_request_t    *r = ctx->r;
-    ferry_frame_t          f;
-    ferry_proto_status     st;
-    ngx_int_t              rc;
-    char                  *buf;
-    size_t                 space;
-    ssize_t                n;
-
-    if (ctx->paused) {
-        return;     /* the client is busy: the core waits (its socket fills) */
-    }
-    if (rev->timedout) {
-        ngx_log_error(NGX_LOG_ERR, r->connection->log, NGX_ETIMEDOUT,
-                      "FERRY0431: Cannot read the core's answer: timed out");
-        ngx_http_ferry_finish(ctx, ctx->head_done ? NGX_ERROR
-                                                  : NGX_HTTP_GATEWAY_TIME_OUT);
-        return;
-    }
-
-    for ( ;; ) {
-        /* frames already received first */
-        while ((st = ferry_decoder_next(ctx->dec, &f)) == FERRY_PROTO_OK) {
-            switch (f.type) {
-            case FERRY_FRAME_RESPONSE_HEAD:
-                if (ctx->head_done) {
-                    goto protocol;
-                }
-                rc = ngx_http_ferry_response_head(ctx, &f);
-                if (rc == NGX_ERROR || rc > NGX_OK) {
-                    ngx_http_ferry_finish(ctx, NGX_ERROR);
-                    return;
-                }
-                break;
-            case FERRY_FRAME_BODY:
-                if (!ctx->head_done) {
-                    goto protocol;
-                }
-                rc = ngx_http_ferry_body(ctx, f.data, f.len);
-                if (rc == NGX_ERROR) {
-                    ngx_http_ferry_finish(ctx, NGX_ERROR);
-                    return;
-                }
-                if (rc == NGX_AGAIN || ctx->busy != NULL) {
-                    /* the client is not taking it: stop reading the core
-                     * until it is (the next frames wait in the decoder) */
-                    ctx->paused = 1;
-                    r->write_event_handler = ngx_http_ferry_client_write;
-                    if (rev->timer_set) {
-                        ngx_del_timer(rev);
-                    }
-                    if (ngx_http_ferry_wait_client(r) != NGX_OK) {
-                        ngx_http_ferry_finish(ctx, NGX_ERROR);
-                    }
-                    return;
-                }
-                break;
-            case FERRY_FRAME_END:
-                if (!ctx->head_done) {
-                    goto protocol;
-                }
-                ctx->done = 1;
-                ngx_http_ferry_finish(ctx, ngx_http_send_special(r, NGX_HTTP_LAST));
-                return;
-            case FERRY_FRAME_ABORT:
-                ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                              "FERRY0432: The ferry core aborted the "
-                              "response: %*s", f.message.len, f.message.ptr);
-                ngx_http_ferry_finish(ctx, ctx->head_done ? NGX_ERROR
-                                                          : NGX_HTTP_BAD_GATEWAY);
-                return;
-            default:
-                goto protocol;
-            }
-        }
-        if (st != FERRY_PROTO_NEED_MORE) {
-            goto protocol;
-        }
-
-        if (ferry_decoder_space(ctx->dec, FERRY_READ_CHUNK, &buf, &space) != 0) {
-            ngx_http_ferry_finish(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
-            return;
-        }
-        n = c->recv(c, (u_char *) buf, space);
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-                ngx_http_ferry_finish(ctx, NGX_ERROR);
-                return;
-            }
-            ngx_add_timer(rev, 60000);
-            return;
-        }
-        if (n == 0 || n == NGX_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                          "FERRY0433: Cannot read the core's answer: the "
-                          "connection ended");
-            ngx_http_ferry_finish(ctx, ctx->head_done ? NGX_ERROR
-                                                      : NGX_HTTP_BAD_GATEWAY);
-            return;
-        }
-        ferry_decoder_commit(ctx->dec, n);
-    }
-
-protocol:
-    ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
-                  "FERRY0434: Cannot read the core's answer: %s",
-                  ferry_proto_strstatus(st == FERRY_PROTO_OK
-                                        ? FERRY_PROTO_MALFORMED : st));
-    ngx_http_ferry_finish(ctx, ctx->head_done ? NGX_ERROR : NGX_HTTP_BAD_GATEWAY);
-}
-
-/* Wait until the client's socket takes more (bounded by send_timeout). */
-static ngx_int_t
-ngx_http_ferry_wait_client(ngx_http_request_t *r)
-{
-    ngx_http_core_loc_conf_t  *clcf;
-    ngx_event_t               *wev = r->connection->write;
-
-    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-    if (ngx_handle_write_event(wev, clcf->send_lowat) != NGX_OK) {
-        return NGX_ERROR;
-    }
-    if (!wev->ready && !wev->timer_set) {
-        ngx_add_timer(wev, clcf->send_timeout);
-    }
-    return NGX_OK;
-}
-
-/* The client took (some of) what was passed: send the rest, then read the
- * core again. */
-static void
-ngx_http_ferry_client_write(ngx_http_request_t *r)
-{
-    ngx_http_ferry_ctx_t  *ctx = ngx_http_get_module_ctx(r, ngx_http_ferry_module);
-    ngx_int_t              rc;
-
-    if (r->connection->write->timedout) {
-        ngx_http_ferry_finish(ctx, NGX_HTTP_REQUEST_TIME_OUT);
-        return;
-    }
-    rc = ngx_http_output_filter(r, NULL);
-    ngx_chain_update_chains(r->pool, &ctx->free, &ctx->busy, NULL,
-                            (ngx_buf_tag_t) &ngx_http_ferry_module);
-    if (rc == NGX_ERROR) {
-        ngx_http_ferry_finish(ctx, NGX_ERROR);
-        return;
-    }
-    if (rc == NGX_AGAIN || ctx->busy != NULL) {
-        if (ngx_http_ferry_wait_client(r) != NGX_OK) {
-            ngx_http_ferry_finish(ctx, NGX_ERROR);
-        }
-        return;
-    }
-    if (r->connection->write->timer_set) {
-        ngx_del_timer(r->connection->write);
-    }
-    if (ctx->paused) {
-        ctx->paused = 0;
-        r->write_event_handler = ngx_http_request_empty_handler;
-        ngx_http_ferry_core_read(ctx->peer.connection->read);
-    }
-}
-
-static void
-ngx_http_ferry_finish(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
-{
-    ngx_http_request_t  *r = ctx->r;
-
-    if (ctx->peer.connection != NULL) {
-        ngx_close_connection(ctx->peer.connection);
-        ctx->peer.connection = NULL;
-    }
-    if (rc > NGX_OK && ctx->head_done) {
-        rc = NGX_ERROR;   /* the status is out: cut the response */
-    }
-    ngx_http_finalize_request(r, rc);
+    return ngx_http_ferry_handler(r);
 }

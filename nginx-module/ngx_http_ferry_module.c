@@ -25,6 +25,8 @@ ngx_http_ferry_postconfiguration(ngx_conf_t *cf)
 static ngx_int_t
 ngx_http_ferry_init_module(ngx_cycle_t *cycle)
 {
+    /* read in the master: workers get a cleared environment */
+    (void) ngx_http_ferry_relay_only();
     return ngx_http_ferry_daemon_init(cycle);
 }
 

@@ -1,0 +1,211 @@
+/**
+ * End-to-end through a real nginx + ngx_http_ferry_module + the real core:
+ * the direct data path (protocol v3) is nginx's default. The core leases an
+ * app connection (SCM_RIGHTS) and the module speaks HTTP/1.1 to the app
+ * through nginx's upstream machinery: an 8 MB body echoed while it is read,
+ * an app closing idle kept connections without a single 502, WebSockets,
+ * PROCEED to the relay path, and `kill -9` of the core during a download,
+ * an upload and a WebSocket (all complete). One nginx for the whole file.
+ */
+import test from "ava";
+import crypto from "node:crypto";
+import { symlink } from "node:fs/promises";
+import http from "node:http";
+import path from "node:path";
+import { Readable } from "node:stream";
+import WebSocket from "ws";
+import { makeTempRoot, prepareApp } from "../../helpers/apache.js";
+import { request } from "../../helpers/e2e-http.js";
+import { NginxServer, nginxStarted, stopAndRemoveNginx } from "../../helpers/nginx.js";
+import { until } from "../../helpers/until.js";
+
+let nginx: NginxServer | undefined;
+let root = "";
+const srv = (): NginxServer => nginxStarted(nginx);
+
+test.before(async () => {
+  root = await makeTempRoot("e2e-nginx-direct");
+  const server = async (name: string, fixture: string, extra: readonly string[] = []): Promise<{ serverName: string; root: string; directives: readonly string[] }> => ({
+    serverName: name,
+    root: path.join(await prepareApp(root, fixture, name.replace(".test", "")), "public"),
+    directives: ["passenger_enabled on;", "client_max_body_size 0;", ...extra],
+  });
+  // a sub-URI app as Passenger's docs set it up: a symlink in the main app's public/
+  const sub = await prepareApp(root, "e2e-app", "sub");
+  const web = await server("web.test", "e2e-app", ["passenger_min_instances 2;", "passenger_base_uri /sub;"]);
+  await symlink(path.join(sub, "public"), path.join(web.root, "sub"));
+  nginx = await NginxServer.start({
+    root,
+    // debug: the module's "ferry: lease ..." lines show which path a request took
+    logLevel: "debug",
+    servers: [
+      web,
+      await server("echo.test", "echo-body"),
+      await server("ka.test", "short-keepalive"),
+      await server("dev.test", "e2e-app", ["passenger_friendly_error_pages on;"]),
+    ],
+  });
+});
+
+test.after.always(async () => {
+  await stopAndRemoveNginx(nginx, root);
+});
+
+test.afterEach.always((t) => {
+  if (!t.passed && nginx !== undefined) t.log(nginx.errorLogTail(60));
+});
+
+const sha256 = (b: Buffer): string => crypto.createHash("sha256").update(b).digest("hex");
+
+function get(host: string, p: string, agent: http.Agent): Promise<number> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port: srv().port, path: p, headers: { Host: host }, agent }, (r) => {
+      r.resume();
+      r.on("end", () => resolve(r.statusCode ?? 0));
+    }).on("error", reject);
+  });
+}
+
+test.serial("requests take the direct path by default: the module logs the lease and DONE", async (t) => {
+  // one client connection: one nginx worker, which keeps its app connection
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (let i = 0; i < 3; i++) t.is(await get("web.test", "/pid", agent), 200);
+  } finally {
+    agent.destroy();
+  }
+  await until(() => /ferry: DONE [^ ]+: ok, status 200/.test(srv().errorLog()), "the DONE line");
+  t.regex(srv().errorLog(), /ferry: lease [^ ]+: app pid \d+, new connection/);
+  t.regex(srv().errorLog(), /ferry: lease [^ ]+: app pid \d+, kept connection/);
+});
+
+test.serial("8 MB echoed while it is read (req.pipe(res)): both directions sha256-exact", async (t) => {
+  const body = crypto.randomBytes(8 * 1024 * 1024);
+  const res = await request(srv().port, { path: "/", method: "POST", host: "echo.test", body, timeoutMs: 90_000 });
+  t.is(res.status, 200);
+  t.is(res.body.length, body.length);
+  t.is(sha256(res.body), sha256(body));
+});
+
+test.serial("an app closing idle kept connections after 150 ms: zero 502s in a request loop", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  const statuses: number[] = [];
+  try {
+    for (let i = 0; i < 40; i++) {
+      await new Promise((r) => setTimeout(r, (i * 53) % 300));
+      statuses.push(await get("ka.test", `/?i=${i}`, agent));
+    }
+  } finally {
+    agent.destroy();
+  }
+  t.deepEqual(statuses.filter((s) => s !== 200), []);
+});
+
+test.serial("friendly error pages on: the core relays the request (PROCEED) and it is served", async (t) => {
+  const res = await request(srv().port, { path: "/url?x=1", host: "dev.test" });
+  t.is(res.status, 200);
+  t.is((JSON.parse(res.text) as { url: string }).url, "/url?x=1");
+  t.regex(srv().errorLog(), /ferry: the core relays this request \(PROCEED\)/);
+});
+
+test.serial("passenger_base_uri: the sub-URI app serves it, seeing the full URI and its base URI", async (t) => {
+  const main = JSON.parse((await request(srv().port, { path: "/url", host: "web.test" })).text) as { url: string; base: string; pid: number };
+  const sub = JSON.parse((await request(srv().port, { path: "/sub/url?q=1", host: "web.test" })).text) as { url: string; base: string; pid: number };
+  t.deepEqual([main.url, main.base], ["/url", ""]);
+  t.deepEqual([sub.url, sub.base], ["/sub/url?q=1", "/sub"]);
+  t.not(sub.pid, main.pid);
+  // "/subway" is not under "/sub": the main app
+  const other = await request(srv().port, { path: "/subway", host: "web.test" });
+  t.is((JSON.parse(other.text) as { url: string }).url, "/subway");
+});
+
+test.serial("a WebSocket through nginx on the direct path: upgraded, echoes both ways, closes cleanly", async (t) => {
+  const ws = new WebSocket(`ws://127.0.0.1:${srv().port}/ws`, { headers: { Host: "web.test" }, handshakeTimeout: 20_000 });
+  const received: string[] = [];
+  ws.on("message", (d: WebSocket.RawData) => received.push(d.toString()));
+  ws.on("error", (e: Error) => received.push(`error: ${e.message}`));
+  await until(() => received.some((m) => m.startsWith("welcome") || m.startsWith("error")), "the WebSocket's welcome");
+  t.true(received.some((m) => m.startsWith("welcome")), received.join(", "));
+  const big = crypto.randomBytes(256 * 1024).toString("hex");
+  ws.send("hello");
+  ws.send(big);
+  await until(() => received.includes("hello") && received.includes(big), "both echoes");
+  const closed = new Promise<number>((resolve) => ws.once("close", (code: number) => resolve(code)));
+  ws.close(1000);
+  t.is(await closed, 1000);
+  await until(() => /ferry: DONE [^ ]+: ok, status 101/.test(srv().errorLog()), "DONE for the tunnel");
+});
+
+/** A request body that trickles out: `pieces` random pieces of `size` bytes, `gapMs` apart. */
+function trickle(pieces: number, size: number, gapMs: number, hash: crypto.Hash, onFirst: () => void): Readable {
+  let n = 0;
+  return new Readable({
+    read() {
+      if (n === pieces) {
+        this.push(null);
+        return;
+      }
+      const piece = crypto.randomBytes(size);
+      hash.update(piece);
+      n++;
+      setTimeout(() => {
+        this.push(piece);
+        if (n === 1) onFirst();
+      }, n === 1 ? 0 : gapMs);
+    },
+  });
+}
+
+test.serial("kill -9 of the core: a download, an upload and a WebSocket already leased all complete; new requests are served again", async (t) => {
+  t.timeout(120_000);
+  const port = srv().port;
+  t.is((await request(port, { path: "/pid", host: "web.test" })).status, 200);
+  const oldCore = srv().corePid();
+  t.truthy(oldCore, "the core's pid file");
+
+  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { Host: "web.test" }, handshakeTimeout: 20_000 });
+  const received: string[] = [];
+  ws.on("message", (d: WebSocket.RawData) => received.push(d.toString()));
+  await until(() => received.some((m) => m.startsWith("welcome")), "the WebSocket's welcome");
+
+  // a download streamed over ~3 s (20 chunks, 150 ms apart)
+  const download = request(port, { path: "/stream?chunks=20&interval=150", host: "web.test", timeoutMs: 60_000 });
+  // an upload trickling 24 × 64 KiB over ~3 s
+  const upHash = crypto.createHash("sha256");
+  let uploadStarted = false;
+  const upload = request(port, {
+    path: "/upload", method: "POST", host: "web.test", timeoutMs: 60_000,
+    body: trickle(24, 64 * 1024, 120, upHash, () => (uploadStarted = true)),
+  });
+  await until(() => uploadStarted, "the upload's first bytes");
+  await new Promise((r) => setTimeout(r, 400)); // all three are leased and moving
+
+  process.kill(oldCore ?? 0, "SIGKILL");
+
+  ws.send("after the kill");
+  await until(() => received.includes("after the kill"), "the WebSocket echo after the kill");
+
+  const down = await download;
+  t.is(down.status, 200);
+  const lines = down.body.toString().split("\n").filter((l) => l !== "");
+  t.is(lines.length, 21, "20 chunks and the final line");
+  t.is(lines.at(-1), "done");
+
+  const up = await upload;
+  t.is(up.status, 200);
+  const got = JSON.parse(up.body.toString()) as { bytes: number; sha256: string };
+  t.is(got.bytes, 24 * 64 * 1024);
+  t.is(got.sha256, upHash.digest("hex"));
+
+  ws.send("still open");
+  await until(() => received.includes("still open"), "the WebSocket echo after the transfers");
+  ws.close();
+
+  // nginx's master restarts the core; a request arriving meanwhile waits for it
+  const during = await request(port, { path: "/pid", host: "web.test", timeoutMs: 30_000 });
+  t.is(during.status, 200);
+  await until(() => {
+    const p = srv().corePid();
+    return p !== undefined && p !== oldCore;
+  }, "a new core", 30_000);
+});
