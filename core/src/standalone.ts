@@ -15,6 +15,7 @@ import { AppAgents } from "./exchange/relay/app-agents.js";
 import { handleExchange } from "./exchange/handle.js";
 import { DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, FrontServer } from "./front/http/server.js";
 import { ChildSpawner } from "./spawn/child-spawner.js";
+import { handoffSettings } from "./front/http/handoff-settings.js";
 import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
 import { metricsUrl } from "./metrics/server.js";
@@ -92,7 +93,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   await fsp.mkdir(socketDir, { mode: 0o711 });
   await fsp.chmod(socketDir, 0o711);
 
-  const spawner = opts.spawner ?? new ChildSpawner({ log: log.child({ component: "spawner" }), socketDir });
+  const spawner = opts.spawner ?? new ChildSpawner({ log: log.child({ component: "spawner" }), socketDir, handoffSettings });
   // Built before the pool (its observer); reads the pool only when scraped.
   let statusOf: (() => PoolStatus) | undefined;
   const metrics = createMetrics(config.server.metricsListen, {

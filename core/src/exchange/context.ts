@@ -17,6 +17,7 @@ import { timerDelay } from "../util/clock.js";
 import type { AppAgents } from "./relay/app-agents.js";
 import type { Exchange } from "./exchange.js";
 import { newErrorId, renderErrorPage } from "./error-page.js";
+import { crashMessage } from "../loader/messages.js";
 import { poweredBy } from "./headers.js";
 
 export interface CheckoutOptions {
@@ -142,7 +143,7 @@ export class Cancellation {
       this.#cleanups.push(() => signal.removeEventListener("abort", h));
     };
     on(ex.signal, () => new AbortedError("Cannot complete request: the client went away"));
-    on(session.processGone, () => new AppCrashedError(`Cannot complete request: app process ${session.pid} exited while handling it`));
+    on(session.processGone, () => new AppCrashedError(crashMessage(session.pid)));
     if (app.maxRequestTimeMs > 0) {
       const t = setTimeout(() => this.cancel(new AppTimeoutError(
         `Cannot complete request: no complete answer from app process ${session.pid} within ${app.maxRequestTimeMs} ms (PassengerMaxRequestTime)`,

@@ -10,6 +10,7 @@
 import { randomBytes } from "node:crypto";
 import type { AppOptions } from "../config/schema.js";
 import { FerryError, SpawnError } from "../errors.js";
+import { wantsJson } from "../loader/wants-json.js";
 
 export interface ErrorPage {
   readonly status: number;
@@ -46,22 +47,7 @@ export function escapeHtml(s: string): string {
   });
 }
 
-function headerValue(headers: readonly string[], name: string): string {
-  const lower = name.toLowerCase();
-  for (let i = 0; i + 1 < headers.length; i += 2) {
-    if (headers[i]?.toLowerCase() === lower) return headers[i + 1] ?? "";
-  }
-  return "";
-}
-
-/** Whether the client wants JSON rather than HTML (Passenger looks at the request's content type). */
-export function wantsJson(requestHeaders: readonly string[]): boolean {
-  const ct = headerValue(requestHeaders, "content-type").toLowerCase();
-  const accept = headerValue(requestHeaders, "accept").toLowerCase();
-  if (ct.includes("json")) return true;
-  if (accept === "" || accept.includes("text/html")) return false;
-  return accept.includes("json");
-}
+export { wantsJson };
 
 /** The public summary a client sees for an error, by status. */
 function publicTitle(status: number): string {

@@ -6,17 +6,23 @@
  * server Ferry bound (reverse-binding.ts `installed`), which then serves every
  * request of that connection itself, with no proxy hop. It also counts the
  * requests on adopted connections and reports them to the core ("reqs"
- * message), so routing, scaling, max requests and metrics stay per request.
+ * message), so routing, scaling, max requests and metrics stay per request,
+ * and does there what the relay would (HandoffSettings): `X-Powered-By`,
+ * `--header-timeout` / `--request-timeout` (408, and 504 when the app does not
+ * answer in time), `Connection: close` after `max_requests`, and the relay's
+ * 502 page for requests in flight when the process exits.
  *
  * Runs INSIDE the app process: node: built-ins and this folder only. The IPC
  * pipe comes from `process.binding("pipe_wrap")` (what child_process uses for
  * its IPC channel; the app's own process.send stays untouched).
  */
+import { randomBytes } from "node:crypto";
 import { fstatSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import type { DirectRequest, LoaderMessage } from "./messages.js";
-import { HANDOFF_FD, MAX_REQS_PER_MESSAGE } from "./messages.js";
+import type { DirectErrorPage, DirectRequest, HandoffSettings, LoaderMessage } from "./messages.js";
+import { ERROR_ID_MARK, HANDOFF_FD, MAX_REQS_PER_MESSAGE, PID_MARK, crashMessage } from "./messages.js";
+import { wantsJson } from "./wants-json.js";
 
 interface PipeHandle {
   open(fd: number): number;
@@ -48,18 +54,34 @@ export interface HandoffOptions {
   warn(message: string): void;
   /** The process is shutting down: answers close their connection. */
   shuttingDown(): boolean;
+  /** What to do as the relay would; absent = only count and report. */
+  readonly settings?: HandoffSettings | undefined;
 }
 
 /** How long a shutting-down process waits for passed connections to bring their first request. */
 const FIRST_REQUEST_GRACE_MS = 2_000;
 /** How long it waits for connections the core passed just before the shutdown message. */
 const IN_TRANSIT_GRACE_MS = 100;
+/**
+ * How long a shutting-down process keeps idle kept-alive connections open
+ * for a last request (answered with `Connection: close`) before closing
+ * them: closing an idle connection races with a request the client is
+ * sending on it; Node's own keepAliveTimeout (5 s) closes them no later.
+ */
+const KEEPALIVE_GRACE_MS = 5_000;
 
 export interface Handoff {
   /**
+   * The app called listen() on `server`, the server Ferry binds: apply the
+   * deadlines before Node starts checking them (it does from 'listening').
+   */
+  prepare(server: net.Server): void;
+  /**
    * Resolves once connections passed before the shutdown have been received
-   * (a short grace) and each adopted one brought its first request or closed
-   * (at most FIRST_REQUEST_GRACE_MS).
+   * (a short grace), each adopted one brought its first request or closed
+   * (at most FIRST_REQUEST_GRACE_MS), and every adopted connection closed
+   * after its last answer (at most KEEPALIVE_GRACE_MS; answers during the
+   * shutdown close their connection).
    */
   settled(): Promise<void>;
   stop(): void;
@@ -80,8 +102,13 @@ export function startHandoff(opts: HandoffOptions): Handoff | undefined {
     opts.warn(`Ferry: cannot open the connection handoff channel (fd ${HANDOFF_FD})`);
     return undefined;
   }
-  const tracker = new RequestTracker(opts.send, opts.shuttingDown);
+  const tracker = new RequestTracker(opts.send, opts.shuttingDown, opts.settings);
   const prepared = new WeakSet<net.Server>();
+  const prepare = (server: net.Server): void => {
+    if (prepared.has(server)) return;
+    prepared.add(server);
+    tracker.watch(server);
+  };
   let stopped = false;
   pipe.onread = () => {
     const handle = pipe.pendingHandle;
@@ -95,14 +122,12 @@ export function startHandoff(opts: HandoffOptions): Handoff | undefined {
     // Also after shutdown began: a connection passed just before the core retired
     // this process is still served (its answer closes the connection).
     const server = opts.server();
+    tracker.received();
     if (server === undefined || stopped) {
       socket.destroy();
       return;
     }
-    if (!prepared.has(server)) {
-      prepared.add(server);
-      tracker.watch(server);
-    }
+    prepare(server);
     (socket as unknown as Record<symbol, boolean>)[ADOPTED] = true;
     tracker.adopted(socket);
     server.emit("connection", socket);
@@ -110,6 +135,8 @@ export function startHandoff(opts: HandoffOptions): Handoff | undefined {
   };
   pipe.readStart();
   pipe.unref();
+  // The process exits (a crash, process.exit()) with requests in flight: they get the relay's 502 page.
+  process.on("exit", () => tracker.exiting());
   const stop = (): void => {
     if (stopped) return;
     stopped = true;
@@ -119,8 +146,9 @@ export function startHandoff(opts: HandoffOptions): Handoff | undefined {
   const settled = async (): Promise<void> => {
     await new Promise((resolve) => setTimeout(resolve, IN_TRANSIT_GRACE_MS));
     await tracker.firstRequests(FIRST_REQUEST_GRACE_MS);
+    await tracker.allClosed(KEEPALIVE_GRACE_MS);
   };
-  return { settled, stop };
+  return { prepare, settled, stop };
 }
 
 function isAdopted(socket: unknown): boolean {
@@ -141,22 +169,72 @@ function forwardedHeaders(req: http.IncomingMessage): void {
   req.rawHeaders.push("X-Forwarded-For", value, "X-Forwarded-Proto", "http");
 }
 
+type WriteHeadArgs = [number, ...unknown[]];
+
+/**
+ * Add `X-Powered-By: value` to the head `writeHead(args)` is about to send,
+ * after any the app set (the relay appends it to the app's headers).
+ */
+function addPoweredBy(res: http.ServerResponse, args: WriteHeadArgs, value: string): void {
+  const at = typeof args[1] === "string" ? 2 : 1;
+  const h = args[at];
+  if (Array.isArray(h)) {
+    args[at] = [...(h as unknown[]), "X-Powered-By", value];
+    return;
+  }
+  if (typeof h === "object" && h !== null) {
+    const own = Object.keys(h).find((k) => k.toLowerCase() === "x-powered-by");
+    if (own !== undefined) {
+      const theirs: unknown = (h as Record<string, unknown>)[own];
+      args[at] = { ...h, [own]: [...(Array.isArray(theirs) ? theirs as unknown[] : [theirs]), value] };
+      return;
+    }
+  }
+  res.appendHeader("X-Powered-By", value);
+}
+
+/** A request on an adopted connection whose response head has not gone out yet. */
+interface Pending {
+  readonly req: http.IncomingMessage;
+  readonly res: http.ServerResponse;
+  readonly started: number;
+  /** Status the loader answered itself (504, 502), 0 = none. */
+  answered: number;
+}
+
 /** Counts requests and upgrades on adopted connections and reports them, coalesced per event-loop turn. */
 class RequestTracker {
   #inFlight = 0;
   #upgraded = 0;
   /** Adopted connections open now. */
   #connections = 0;
+  /** Connections received since the start. */
+  #received = 0;
+  /** Requests served by the installed server (every path), for max_requests. */
+  #served = 0;
+  /** Requests started since the last report was sent (this event-loop turn). */
+  #turnStarts = 0;
+  #peak = 0;
   #done: DirectRequest[] = [];
+  #pages: DirectErrorPage[] = [];
   #scheduled = false;
   /** Adopted connections that have not brought a request yet. */
   readonly #waiting = new Set<net.Socket>();
+  readonly #pending = new Set<Pending>();
   #onNoneWaiting: Array<() => void> = [];
+  #onNoneOpen: Array<() => void> = [];
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly send: (msg: LoaderMessage) => void,
     private readonly shuttingDown: () => boolean,
+    private readonly settings: HandoffSettings | undefined,
   ) {}
+
+  received(): void {
+    this.#received++;
+    this.#schedule();
+  }
 
   adopted(socket: net.Socket): void {
     this.#waiting.add(socket);
@@ -165,11 +243,25 @@ class RequestTracker {
     socket.once("close", () => {
       this.#connections--;
       this.#schedule();
-      this.#served(socket);
+      this.#firstRequest(socket);
+      if (this.#connections === 0) {
+        const fns = this.#onNoneOpen;
+        this.#onNoneOpen = [];
+        for (const f of fns) f();
+      }
     });
   }
 
-  #served(socket: net.Socket): void {
+  /** Resolves when no adopted connection is open, or after `maxMs`. */
+  allClosed(maxMs: number): Promise<void> {
+    if (this.#connections === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, maxMs);
+      this.#onNoneOpen.push(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+
+  #firstRequest(socket: net.Socket): void {
     if (!this.#waiting.delete(socket) || this.#waiting.size > 0) return;
     const fns = this.#onNoneWaiting;
     this.#onNoneWaiting = [];
@@ -187,19 +279,50 @@ class RequestTracker {
 
   watch(server: net.Server): void {
     if (!(server instanceof http.Server)) return;
+    const settings = this.settings;
+    if (settings !== undefined) {
+      // As the relay's front server (front/http/server.ts): the request head within
+      // --header-timeout, the whole request within --request-timeout, else 408.
+      const requestTimeout = settings.requestTimeoutMs;
+      const headersTimeout = requestTimeout > 0 ? Math.min(settings.headerTimeoutMs, requestTimeout) : settings.headerTimeoutMs;
+      server.headersTimeout = headersTimeout;
+      server.requestTimeout = requestTimeout;
+      // Node checks both on this interval (default 30 s), read when the server starts listening.
+      Reflect.set(server, "connectionsCheckingInterval", Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 4))));
+      if (requestTimeout > 0) {
+        this.#sweep = setInterval(() => this.#expire(requestTimeout), Math.max(100, Math.min(1_000, Math.floor(requestTimeout / 4))));
+        this.#sweep.unref();
+      }
+    }
+    const poweredBy = settings?.poweredBy ?? "";
+    const maxRequests = settings?.maxRequests ?? 0;
     server.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+      this.#served++;
       if (!isAdopted(req.socket)) return;
       const started = performance.now();
       const socket = req.socket;
-      this.#served(socket);
+      this.#firstRequest(socket);
       forwardedHeaders(req);
-      if (this.shuttingDown()) res.shouldKeepAlive = false;
+      // After max_requests the process retires: its last answers close their connection.
+      if (this.shuttingDown() || (maxRequests > 0 && this.#served >= maxRequests)) res.shouldKeepAlive = false;
       const written = socket.bytesWritten;
+      const entry: Pending = { req, res, started, answered: 0 };
+      this.#pending.add(entry);
+      const writeHead = res.writeHead;
+      const pending = this.#pending;
+      res.writeHead = function (this: http.ServerResponse, ...args: WriteHeadArgs) {
+        pending.delete(entry);
+        if (poweredBy !== "" && !this.headersSent) addPoweredBy(this, args, poweredBy);
+        return Reflect.apply(writeHead, this, args) as http.ServerResponse;
+      } as typeof res.writeHead;
       this.#inFlight++;
+      this.#turnStarts++;
+      this.#peak = Math.max(this.#peak, this.#inFlight, this.#turnStarts);
       this.#schedule();
       res.once("close", () => {
+        this.#pending.delete(entry);
         this.#inFlight--;
-        const status = res.headersSent ? res.statusCode : 0;
+        const status = entry.answered !== 0 ? entry.answered : res.headersSent ? res.statusCode : 0;
         this.#done.push([status, Math.round((performance.now() - started) * 100) / 100, Math.max(0, socket.bytesWritten - written)]);
         this.#schedule();
       });
@@ -222,6 +345,65 @@ class RequestTracker {
     } as typeof server.emit;
   }
 
+  /**
+   * --request-timeout: a complete request whose response head has not gone out
+   * within it gets the relay's 504 (exchange/response-deadline.ts) and its
+   * connection is closed; the app's late answer goes nowhere. An incomplete
+   * request is Node's to answer (408, server.requestTimeout).
+   */
+  #expire(ms: number): void {
+    const now = performance.now();
+    for (const p of this.#pending) {
+      if (now - p.started < ms) continue;
+      if (!p.req.complete) continue;
+      this.#pending.delete(p);
+      p.answered = 504;
+      const text = `504 Gateway Timeout: the app did not answer within ${ms / 1000} s (ferry start --request-timeout)\n`;
+      this.#answer(p, 504, "Gateway Timeout", "text/plain; charset=utf-8", text, false);
+      p.res.destroy();
+    }
+  }
+
+  /** Write a whole response on the request's connection, bypassing the app's ServerResponse. */
+  #answer(p: Pending, status: number, reason: string, type: string, body: string, poweredBy: boolean): void {
+    const socket = p.req.socket;
+    if (socket.destroyed || !socket.writable) return;
+    const bytes = Buffer.from(body, "utf8");
+    const lines = [
+      `HTTP/1.1 ${status} ${reason}`,
+      `Content-Type: ${type}`,
+      `Content-Length: ${bytes.length}`,
+      `Date: ${new Date().toUTCString()}`,
+    ];
+    if (status >= 500 && poweredBy) lines.push("Cache-Control: no-cache, no-store, must-revalidate");
+    if (poweredBy && this.settings !== undefined && this.settings.poweredBy !== "") lines.push(`X-Powered-By: ${this.settings.poweredBy}`);
+    lines.push("Connection: close");
+    const head = Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1");
+    socket.write(p.req.method === "HEAD" ? head : Buffer.concat([head, bytes]));
+  }
+
+  /**
+   * The process is exiting (synchronously, from process 'exit'): each request
+   * in flight on an adopted connection whose head has not gone out gets the
+   * relay's 502 page, and the core learns their error ids for its log.
+   */
+  exiting(): void {
+    const page = this.settings?.crashPage;
+    if (page === undefined || this.#pending.size === 0) return;
+    for (const p of this.#pending) {
+      const errorId = randomBytes(4).toString("hex");
+      const json = wantsJson(p.req.rawHeaders);
+      const body = (json ? page.json : page.html).replaceAll(ERROR_ID_MARK, errorId).replaceAll(PID_MARK, String(process.pid));
+      this.#answer(p, 502, "Bad Gateway", json ? "application/json; charset=utf-8" : "text/html; charset=utf-8", body, true);
+      this.#pages.push({
+        status: 502, code: "FERRY_ERR_APP_CRASHED", errorId, method: p.req.method ?? "GET", uri: p.req.url ?? "/",
+        message: crashMessage(process.pid),
+      });
+    }
+    this.#pending.clear();
+    this.#flush();
+  }
+
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
@@ -234,7 +416,13 @@ class RequestTracker {
   #flush(): void {
     do {
       const done = this.#done.splice(0, MAX_REQS_PER_MESSAGE);
-      this.send({ type: "reqs", inFlight: this.#inFlight, upgraded: this.#upgraded, connections: this.#connections, done });
-    } while (this.#done.length > 0);
+      const pages = this.#pages.splice(0, MAX_REQS_PER_MESSAGE);
+      this.send({
+        type: "reqs", inFlight: this.#inFlight, upgraded: this.#upgraded, connections: this.#connections, done,
+        peak: this.#peak, adopted: this.#received, fresh: this.#waiting.size, pages,
+      });
+    } while (this.#done.length > 0 || this.#pages.length > 0);
+    this.#turnStarts = 0;
+    this.#peak = this.#inFlight;
   }
 }

@@ -22,7 +22,44 @@ export interface LoaderOptions {
   /** Absolute path of the app's startup file. */
   readonly startupFile: string;
   readonly appRoot: string;
+  /** Connection handoff is on: how to serve handed-off connections as the relay would. */
+  readonly handoff?: HandoffSettings;
 }
+
+/**
+ * What the relay does to a request that the loader does itself on a
+ * handed-off connection (docs/standalone.md "Connection handoff").
+ */
+export interface HandoffSettings {
+  /** `X-Powered-By` added to every response ("" = none). */
+  readonly poweredBy: string;
+  /** `--header-timeout`, ms: the app server's headersTimeout. */
+  readonly headerTimeoutMs: number;
+  /**
+   * `--request-timeout`, ms (0 = none): the app server's requestTimeout (the
+   * whole request must arrive, else 408), and the deadline for the response
+   * head (else 504).
+   */
+  readonly requestTimeoutMs: number;
+  /** `max_requests` (0 = none): the response of the last one closes its connection. */
+  readonly maxRequests: number;
+  /**
+   * The relay's 502 error page for a request whose process exits while
+   * handling it, as HTML and as JSON; the loader fills in ERROR_ID_MARK and
+   * PID_MARK.
+   */
+  readonly crashPage: { readonly html: string; readonly json: string };
+}
+
+/** The relay's message for a process that exited while handling a request (exchange/context.ts). */
+export function crashMessage(pid: string | number): string {
+  return `Cannot complete request: app process ${pid} exited while handling it`;
+}
+
+/** Replaced by the error id in HandoffSettings.crashPage. */
+export const ERROR_ID_MARK = "{{FERRY_ERROR_ID}}";
+/** Replaced by the app process's pid in HandoffSettings.crashPage. */
+export const PID_MARK = "{{FERRY_PID}}";
 
 /**
  * The fd of the handoff channel in a Node app process, when the core hands
@@ -34,6 +71,16 @@ export const HANDOFF_FD = 4;
 
 /** One request the app served on a handed-off connection: [status, duration ms, bytes sent]. */
 export type DirectRequest = readonly [number, number, number];
+
+/** An error page the loader answered on a handed-off connection (the core logs it with its id). */
+export interface DirectErrorPage {
+  readonly status: number;
+  readonly code: string;
+  readonly errorId: string;
+  readonly method: string;
+  readonly uri: string;
+  readonly message: string;
+}
 
 /** Longest list of finished requests in one "reqs" message. */
 export const MAX_REQS_PER_MESSAGE = 1000;
@@ -76,7 +123,21 @@ export type LoaderMessage =
    * when something changed): the requests in flight and upgraded connections
    * open now, and the requests finished since the last message.
    */
-  | { readonly type: "reqs"; readonly inFlight: number; readonly upgraded: number; readonly connections: number; readonly done: readonly DirectRequest[] };
+  | {
+    readonly type: "reqs"; readonly inFlight: number; readonly upgraded: number; readonly connections: number;
+    readonly done: readonly DirectRequest[];
+    /**
+     * Most requests at once since the last message: in flight together, or
+     * started in the same event-loop turn (work that waited behind a busy loop).
+     */
+    readonly peak: number;
+    /** Connections received since the process started. */
+    readonly adopted: number;
+    /** Received connections that have not brought their first request yet. */
+    readonly fresh: number;
+    /** Error pages answered since the last message. */
+    readonly pages: readonly DirectErrorPage[];
+  };
 
 /** Core → loader. EOF on the channel means the same as "shutdown". */
 export type CoreMessage = { readonly type: "shutdown" };
@@ -105,8 +166,23 @@ function parseReqs(v: Record<string, unknown>): LoaderMessage | undefined {
   const inFlight = nonNegative(v["inFlight"]);
   const upgraded = nonNegative(v["upgraded"]);
   const connections = nonNegative(v["connections"] ?? 0);
+  const peak = nonNegative(v["peak"] ?? inFlight);
+  const adopted = nonNegative(v["adopted"] ?? 0);
+  const fresh = nonNegative(v["fresh"] ?? 0);
   const done = v["done"];
-  if (inFlight === undefined || upgraded === undefined || connections === undefined || !Array.isArray(done) || done.length > MAX_REQS_PER_MESSAGE) return undefined;
+  const pagesRaw = v["pages"] ?? [];
+  if (inFlight === undefined || upgraded === undefined || connections === undefined || peak === undefined || adopted === undefined ||
+    fresh === undefined || !Array.isArray(done) || done.length > MAX_REQS_PER_MESSAGE ||
+    !Array.isArray(pagesRaw) || pagesRaw.length > MAX_REQS_PER_MESSAGE) return undefined;
+  const pages: DirectErrorPage[] = [];
+  for (const p of pagesRaw) {
+    if (!isRecord(p)) return undefined;
+    const status = nonNegative(p["status"], 999);
+    const { code, errorId, method, uri, message } = p;
+    if (status === undefined || typeof code !== "string" || typeof errorId !== "string" || typeof method !== "string" ||
+      typeof uri !== "string" || typeof message !== "string") return undefined;
+    pages.push({ status, code, errorId, method, uri, message });
+  }
   const out: DirectRequest[] = [];
   for (const d of done) {
     if (!Array.isArray(d) || d.length !== 3) return undefined;
@@ -114,7 +190,7 @@ function parseReqs(v: Record<string, unknown>): LoaderMessage | undefined {
     if (status === undefined || ms === undefined || bytes === undefined) return undefined;
     out.push([status, ms, bytes]);
   }
-  return { type: "reqs", inFlight, upgraded, connections, done: out };
+  return { type: "reqs", inFlight, upgraded, connections, done: out, peak, adopted, fresh, pages };
 }
 
 function parseLoopReport(v: Record<string, unknown>): LoopReport | undefined {
@@ -172,7 +248,26 @@ export function parseLoaderOptions(json: string): LoaderOptions {
     if (typeof x !== "string" || x === "") throw new TypeError(`Cannot read ${LOADER_OPTIONS_ENV}: "${k}" must be a non-empty string`);
     return x;
   };
-  return { socketPath: field("socketPath"), socketDir: field("socketDir"), startupFile: field("startupFile"), appRoot: field("appRoot") };
+  const base = { socketPath: field("socketPath"), socketDir: field("socketDir"), startupFile: field("startupFile"), appRoot: field("appRoot") };
+  const h = v["handoff"];
+  if (h === undefined) return base;
+  const bad = (k: string): TypeError => new TypeError(`Cannot read ${LOADER_OPTIONS_ENV}: "handoff.${k}" is missing or of the wrong type`);
+  if (!isRecord(h)) throw bad("");
+  const num = (k: string): number => {
+    const x = nonNegative(h[k]);
+    if (x === undefined) throw bad(k);
+    return x;
+  };
+  const page = h["crashPage"];
+  if (typeof h["poweredBy"] !== "string") throw bad("poweredBy");
+  if (!isRecord(page) || typeof page["html"] !== "string" || typeof page["json"] !== "string") throw bad("crashPage");
+  return {
+    ...base,
+    handoff: {
+      poweredBy: h["poweredBy"], headerTimeoutMs: num("headerTimeoutMs"), requestTimeoutMs: num("requestTimeoutMs"),
+      maxRequests: num("maxRequests"), crashPage: { html: page["html"], json: page["json"] },
+    },
+  };
 }
 
 /** Split a growing buffer into complete lines; returns the rest. */

@@ -68,6 +68,8 @@ const binding = new ReverseBinding({
   socketDir: options.socketDir,
   onListenCalled: () => {
     listenCalled = true;
+    // Connection handoff: the deadlines apply from the moment the server listens.
+    if (binding.installed !== undefined) handoff?.prepare(binding.installed);
     send({ type: "listen-called" });
   },
   onListening: (p) => {
@@ -113,7 +115,14 @@ function shutdown(): void {
     }
   };
   for (const s of binding.servers) {
-    const closed = new Promise<void>((resolve) => { s.close(() => resolve()); });
+    // http.Server#close() also closes idle kept-alive connections at once; handed-off
+    // ones stay open for a last request until handoff.settled() (no race with a
+    // request the client is sending), so only stop listening here.
+    const keepIdle = handoff !== undefined && s === installed && s instanceof http.Server;
+    const closed = new Promise<void>((resolve) => {
+      if (keepIdle) net.Server.prototype.close.call(s, () => resolve());
+      else s.close(() => resolve());
+    });
     if (s === installed) installedClosed = closed;
   }
   // Connection handoff: connections passed just before the retirement are served
@@ -188,7 +197,9 @@ process.on("uncaughtExceptionMonitor", (err: unknown) => {
 if (channel !== undefined) {
   const stopReports = startLoopReports((r) => send({ type: "loop", ...r }), LOOP_REPORT_INTERVAL_MS);
   channel.once("close", stopReports);
-  handoff = startHandoff({ server: () => binding.installed, send, warn: (m) => process.stderr.write(`${m}\n`), shuttingDown: () => shuttingDown });
+  handoff = startHandoff({
+    server: () => binding.installed, send, warn: (m) => process.stderr.write(`${m}\n`), shuttingDown: () => shuttingDown, settings: options.handoff,
+  });
 }
 
 process.title = `Ferry NodeApp: ${options.appRoot}`;

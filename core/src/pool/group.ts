@@ -206,7 +206,8 @@ export class Group implements SessionOwner {
       id: p.pid,
       stickyId: p.stickyId,
       inFlight: p.totalInFlight,
-      accepting: p.state === "ready" && !p.suspect,
+      // max_requests: a process whose counted, running and arriving requests reach it takes no more.
+      accepting: p.state === "ready" && !p.suspect && !p.exhausted(this.app.maxRequests),
     }));
   }
 
@@ -221,22 +222,38 @@ export class Group implements SessionOwner {
     // ties go to the process holding fewer connections (then the oldest).
     let proc: PoolProcess | undefined;
     for (const p of this.processes) {
-      if (p.state !== "ready" || p.suspect || p.spawned.handOff === undefined) continue;
+      if (p.state !== "ready" || p.suspect || p.spawned.handOff === undefined || p.exhausted(this.app.maxRequests)) continue;
       if (proc === undefined || p.totalInFlight < proc.totalInFlight ||
         (p.totalInFlight === proc.totalInFlight && p.directConnections < proc.directConnections)) proc = p;
     }
     if (proc?.spawned.handOff?.(fd) !== true) return false;
-    // Counted until the loader's next report says what the connection brought.
-    proc.directInFlight++;
-    proc.directConnections++;
+    // Counted as a request about to arrive until the loader reports what the connection brought.
+    proc.recordPassed();
     proc.lastUsedAt = this.ctx.clock.now();
     return true;
   }
 
+  /** Stat restart.txt / always_restart.txt as a checkout does (throttled by stat_throttle_rate). */
+  private checkRestartFiles(): void {
+    this.probe.check(this.ctx.clock.now(), this.ctx.server().statThrottleRateMs).then(
+      (reason) => {
+        if (reason !== null && !this.closed) this.requestRestart(reason);
+      },
+      (e: unknown) => this.log.warn({ err: e }, "Cannot check the restart files"),
+    );
+  }
+
   private onDirectRequests(proc: PoolProcess, r: RequestsReport): void {
     const now = this.ctx.clock.now();
-    proc.recordDirect(r.inFlight, r.upgraded, r.connections, r.done.length, now);
+    proc.recordDirect({ ...r, finished: r.done.length }, now);
     for (const [status, ms, bytes] of r.done) this.ctx.recorder.requestFinished(this.name, status, ms / 1000, bytes);
+    // restart.txt: requests on handed-off connections pass no checkout, so they are checked here.
+    if (r.done.length > 0 || r.inFlight > 0) this.checkRestartFiles();
+    // Error pages the loader answered: logged as the relay logs its own (exchange/context.ts sendError).
+    for (const p of r.pages) {
+      proc.log.error({ errorId: p.errorId, code: p.code, status: p.status, appRoot: this.app.appRoot, method: p.method, uri: p.uri },
+        `${p.message} Error ID: ${p.errorId}`);
+    }
     if (proc.state === "ready" && this.app.maxRequests > 0 && proc.processed >= this.app.maxRequests) {
       this.retire(proc, `it handled ${proc.processed} requests (max requests ${this.app.maxRequests})`);
     }

@@ -30,6 +30,18 @@ export interface SessionOwner {
   onSessionReleased(proc: PoolProcess, session: PoolSession, outcome: SessionOutcome): void;
 }
 
+/** The loader's report of handed-off connections, as the process keeps it (spawn/spawner.ts RequestsReport). */
+export interface DirectReport {
+  readonly inFlight: number;
+  readonly upgraded: number;
+  readonly connections: number;
+  /** Requests finished since the previous report. */
+  readonly finished: number;
+  readonly peak: number;
+  readonly adopted: number;
+  readonly fresh: number;
+}
+
 export class PoolProcess {
   readonly pid: number;
   /** Connection id on the direct path: `<instance nonce>.<seq>`. */
@@ -59,6 +71,12 @@ export class PoolProcess {
   directUpgraded = 0;
   /** Handed-off connections open (kept-alive ones included). */
   directConnections = 0;
+  /** Connections passed to the process (connection handoff) since it started. */
+  private passed = 0;
+  /** Of those, received by the loader, as it last reported. */
+  private directAdopted = 0;
+  /** Received connections that had not brought a request yet, as the loader last reported. */
+  private directFresh = 0;
   /** The most requests in flight at once during the interval `loop` covers (scaling). */
   loopPeakInFlight = 0;
   /** The most requests in flight at once since the last report. */
@@ -109,9 +127,33 @@ export class PoolProcess {
     this.peakSinceReport = this.totalInFlight;
   }
 
-  /** Requests in flight, through the core or on handed-off connections. */
+  /**
+   * Requests in flight, through the core or on handed-off connections; a
+   * connection passed but not yet seen bringing its first request counts as
+   * one (it is about to).
+   */
   get totalInFlight(): number {
-    return this.inFlight + this.directInFlight;
+    return this.inFlight + this.directInFlight + this.directPending;
+  }
+
+  /** Connections passed that the loader has not reported receiving, plus received ones still without a request. */
+  get directPending(): number {
+    return Math.max(0, this.passed - this.directAdopted) + this.directFresh;
+  }
+
+  /** A connection was passed to this process. */
+  recordPassed(): void {
+    this.passed++;
+    this.directConnections++;
+    if (this.totalInFlight > this.peakSinceReport) this.peakSinceReport = this.totalInFlight;
+  }
+
+  /**
+   * max_requests: the requests counted, in flight and about to arrive on passed
+   * connections reach `max`, so this process takes no further request.
+   */
+  exhausted(max: number): boolean {
+    return max > 0 && this.processed + this.inFlight + this.directInFlight + this.directPending >= max;
   }
 
   /** Upgraded connections, through the core or on handed-off connections. */
@@ -120,13 +162,17 @@ export class PoolProcess {
   }
 
   /** Record the loader's report of the requests on handed-off connections. */
-  recordDirect(inFlight: number, upgraded: number, connections: number, finished: number, now: number): void {
-    this.directInFlight = inFlight;
-    this.directConnections = connections;
-    this.directUpgraded = upgraded;
-    this.processed += finished;
-    if (finished > 0 || inFlight > 0) this.lastUsedAt = now;
-    if (this.totalInFlight > this.peakSinceReport) this.peakSinceReport = this.totalInFlight;
+  recordDirect(r: DirectReport, now: number): void {
+    this.directInFlight = r.inFlight;
+    this.directUpgraded = r.upgraded;
+    this.directAdopted = r.adopted;
+    this.directFresh = r.fresh;
+    // Connections passed since the loader wrote its report are not in its count yet.
+    this.directConnections = r.connections + Math.max(0, this.passed - r.adopted);
+    this.processed += r.finished;
+    if (r.finished > 0 || r.inFlight > 0) this.lastUsedAt = now;
+    const peak = Math.max(this.totalInFlight, this.inFlight + r.peak);
+    if (peak > this.peakSinceReport) this.peakSinceReport = peak;
   }
 
   /** Open a session for one request. */

@@ -16,10 +16,10 @@ import os from "node:os";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 import { fileURLToPath } from "node:url";
-import type { AppOptions } from "../config/schema.js";
+import type { AppOptions, ServerOptions } from "../config/schema.js";
 import { SpawnError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { LOADER_OPTIONS_ENV, type LoaderOptions, type LoopReport, type SpawnStep } from "../loader/messages.js";
+import { LOADER_OPTIONS_ENV, type HandoffSettings, type LoaderOptions, type LoopReport, type SpawnStep } from "../loader/messages.js";
 import { EXEC_HELPER_PATH } from "../os/native.js";
 import { openAppLogFile } from "../os/root-safe.js";
 import type { AppAddress } from "../pool/session.js";
@@ -47,6 +47,11 @@ export interface ChildSpawnerOptions {
   readonly loaderPath?: string;
   /** Where PATH, LANG, LC_ variables and TZ are taken from; default process.env. */
   readonly coreEnv?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Connection handoff (ServerOptions.connectionHandoff): what the loader needs
+   * to serve handed-off connections as the relay would (front/http/handoff-settings.ts).
+   */
+  readonly handoffSettings?: (app: AppOptions, server: ServerOptions) => HandoffSettings;
 }
 
 /** Longest Unix socket path (sun_path is 108 bytes with the NUL). */
@@ -142,6 +147,7 @@ export class ChildSpawner implements Spawner {
   readonly #sink: OutputSink | undefined;
   readonly #helper: string;
   readonly #loader: string;
+  readonly #handoffSettings: ((app: AppOptions, server: ServerOptions) => HandoffSettings) | undefined;
   readonly #coreEnv: Readonly<Record<string, string | undefined>>;
 
   constructor(opts: ChildSpawnerOptions) {
@@ -150,6 +156,7 @@ export class ChildSpawner implements Spawner {
     this.#sink = opts.outputSink;
     this.#helper = opts.execHelper ?? EXEC_HELPER_PATH;
     this.#loader = opts.loaderPath ?? DEFAULT_LOADER;
+    this.#handoffSettings = opts.handoffSettings;
     this.#coreEnv = opts.coreEnv ?? process.env;
   }
 
@@ -192,9 +199,15 @@ export class ChildSpawner implements Spawner {
       }
     }
 
+    // Connection handoff: a second socket pair (fd HANDOFF_FD in the app) carries accepted connections.
+    const handoff = !generic && req.server.connectionHandoff === true;
     const env = buildAppEnv({ app, user: runAs.user, coreEnv: this.#coreEnv, port });
     if (!generic) {
-      const lo: LoaderOptions = { socketPath, socketDir: appSocketDir, startupFile, appRoot: path.resolve(app.appRoot) };
+      const settings = handoff ? this.#handoffSettings?.(app, req.server) : undefined;
+      const lo: LoaderOptions = {
+        socketPath, socketDir: appSocketDir, startupFile, appRoot: path.resolve(app.appRoot),
+        ...(settings !== undefined ? { handoff: settings } : {}),
+      };
       env[LOADER_OPTIONS_ENV] = JSON.stringify(lo);
     }
     let program = generic ? "/bin/sh" : (app.nodejs !== "" ? app.nodejs : process.execPath);
@@ -207,9 +220,6 @@ export class ChildSpawner implements Spawner {
       program = loginShell;
     }
     const { file, args } = this.#command(app, runAs, program, programArgs, generic, fail);
-
-    // Connection handoff: a second socket pair (fd HANDOFF_FD in the app) carries accepted connections.
-    const handoff = !generic && req.server.connectionHandoff === true;
 
     // Step Two: exec.
     const log = this.#log.child({ app: app.appGroupName });
@@ -332,7 +342,12 @@ export class ChildSpawner implements Spawner {
         },
         onRequests: (listener: (r: RequestsReport) => void): void => {
           messages.subscribe((m) => {
-            if (m.type === "reqs") listener({ inFlight: m.inFlight, upgraded: m.upgraded, connections: m.connections, done: m.done });
+            if (m.type === "reqs") {
+              listener({
+                inFlight: m.inFlight, upgraded: m.upgraded, connections: m.connections, done: m.done,
+                peak: m.peak, adopted: m.adopted, fresh: m.fresh, pages: m.pages,
+              });
+            }
           });
         },
       }),

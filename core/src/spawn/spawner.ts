@@ -5,7 +5,7 @@
  */
 import type { AppOptions, ServerOptions } from "../config/schema.js";
 import type { AppAddress } from "../pool/session.js";
-import type { DirectRequest, LoopReport } from "../loader/messages.js";
+import type { DirectErrorPage, DirectRequest, LoopReport } from "../loader/messages.js";
 
 /** Requests on handed-off connections, as the loader reports them ("reqs"). */
 export interface RequestsReport {
@@ -17,6 +17,14 @@ export interface RequestsReport {
   readonly connections: number;
   /** Requests finished since the previous report: [status (0 = no head sent), ms, bytes sent]. */
   readonly done: readonly DirectRequest[];
+  /** Most requests at once since the previous report (in flight together or started in one event-loop turn). */
+  readonly peak: number;
+  /** Connections the process received since it started. */
+  readonly adopted: number;
+  /** Received connections that have not brought their first request yet. */
+  readonly fresh: number;
+  /** Error pages the loader answered (the core logs each with its error id). */
+  readonly pages: readonly DirectErrorPage[];
 }
 
 export interface ProcessExit {

@@ -1,5 +1,6 @@
 /** A process that dies mid-request: 502 for that request, service continues on a new pid. */
 import test from "ava";
+import { promises as fsp } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { FIXTURE_APPS, pidGone, pidOf, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
@@ -7,20 +8,30 @@ import { FIXTURE_APPS, pidGone, pidOf, req, startApp, waitFor, type Running } fr
 const running: Running[] = [];
 test.after.always(async () => { await Promise.all(running.map((r) => r.stop())); });
 
-test("crash while handling a request → 502 for it, next requests served by a new pid (relay)", async (t) => {
-  // The relay's 502 page; a handed-off connection dies with its process (docs/standalone.md).
-  const r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { environment: "production", "connection-handoff": false });
-  running.push(r);
-  const before = await pidOf(r.port);
-  const crashed = await req(r.port, "/crash");
-  t.is(crashed.status, 502);
-  t.regex(crashed.text, /Error ID/);
-  t.is(crashed.headers["cache-control"], "no-cache, no-store, must-revalidate");
-  await waitFor(`pid ${before} gone`, () => (pidGone(before) ? true : undefined));
-  const after = await pidOf(r.port);
-  t.not(after, before);
-  t.is((await req(r.port, "/")).status, 200);
-});
+for (const [mode, flags] of [["", {}], [" (relay)", { "connection-handoff": false }]] as const) {
+  test(`crash while handling a request → 502 page for it, next requests served by a new pid${mode}`, async (t) => {
+    // On a handed-off connection (the default) the loader answers the relay's page as the process exits.
+    const r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { environment: "production", ...flags });
+    running.push(r);
+    const before = await pidOf(r.port);
+    const crashed = await req(r.port, "/crash");
+    t.is(crashed.status, 502);
+    const id = /Error ID <code id="error-id">([0-9a-f]{8})<\/code>/.exec(crashed.text)?.[1];
+    t.truthy(id, crashed.text);
+    t.regex(crashed.text, /Incomplete response received from application/);
+    t.is(crashed.headers["cache-control"], "no-cache, no-store, must-revalidate");
+    t.regex(String(crashed.headers["x-powered-by"]), /^Ferry/);
+    const asJson = await req(r.port, "/crash", { headers: { Accept: "application/json" } });
+    t.is(asJson.status, 502);
+    t.is((JSON.parse(asJson.text) as { code: string }).code, "FERRY_ERR_APP_CRASHED");
+    await waitFor(`pid ${before} gone`, () => (pidGone(before) ? true : undefined));
+    const after = await pidOf(r.port);
+    t.not(after, before);
+    t.is((await req(r.port, "/")).status, 200);
+    // The administrator finds the error id in the log, as with every error page.
+    await waitFor(`Error ID ${id ?? ""} in the log`, async () => ((await fsp.readFile(r.logFile, "utf8")).includes(`Error ID: ${id ?? "-"}`) ? true : undefined), 10_000);
+  });
+}
 
 test("crash after the response head went out → the client connection is cut", async (t) => {
   const r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { environment: "production" });

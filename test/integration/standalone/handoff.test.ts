@@ -9,7 +9,7 @@ import test from "ava";
 import http from "node:http";
 import path from "node:path";
 import WebSocket from "ws";
-import { FIXTURE_APPS, json, pidOf, readyPids, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
+import { FIXTURE_APPS, json, pidGone, pidOf, readyPids, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
 
 const running: Running[] = [];
 test.after.always(async () => { await Promise.all(running.map((r) => r.stop())); });
@@ -117,4 +117,49 @@ test("sticky sessions keep the relay (per-request routing): the flag changes not
   const r = await start("h3-app", { "sticky-sessions": true });
   const res = await req(r.port, "/pid");
   t.truthy((res.headers["set-cookie"] ?? []).find((c) => c.startsWith("_passenger_route=")), "the relay sets the sticky cookie");
+});
+
+test("graceful stop under kept-alive load: requests in flight and those on open connections are answered; only new connections are refused", async (t) => {
+  const r = await start("h3-app", { "min-instances": "2", "max-pool-size": "2" });
+  await waitFor("2 ready processes", () => (readyPids(r).length >= 2 ? true : undefined));
+  let on = true;
+  let served = 0;
+  const failures: string[] = [];
+  const client = async (): Promise<void> => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      while (on) {
+        try {
+          const res = await req(r.port, "/slow?ms=100", { agent, timeoutMs: 20_000 });
+          if (res.status === 200) served++;
+          else failures.push(`${res.status}`);
+        } catch (e: unknown) {
+          // After the stop began, a new connection is refused: that is the end of service, not a failed request.
+          if (/ECONNREFUSED/.test(e instanceof Error ? e.message : String(e))) return;
+          failures.push(e instanceof Error ? e.message : String(e));
+        }
+      }
+    } finally {
+      agent.destroy();
+    }
+  };
+  const clients = [0, 1, 2, 3].map(() => client());
+  await waitFor("40 answers", () => (served >= 40 ? true : undefined), 20_000);
+  const pids = readyPids(r);
+  await r.instance.stop(15_000);
+  on = false;
+  await Promise.all(clients);
+  t.deepEqual(failures, []);
+  t.true(pids.every(pidGone), `app pids still alive: ${pids.join(",")}`);
+});
+
+test("responses on handed-off connections carry X-Powered-By as the relay's do", async (t) => {
+  const r = await start("h3-app", { "show-version-in-header": false });
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  await socketSeen(r.port, agent); // this connection is handed off (the client's own port, above)
+  for (const p of ["/pid", "/", "/nocontent", "/cookies"]) {
+    const res = await req(r.port, p, { agent });
+    t.is(res.headers["x-powered-by"], "Ferry", p);
+  }
 });

@@ -43,7 +43,7 @@ test("a JSON client gets the 503 as JSON", async (t) => {
 });
 
 test("max-requests recycles a process after N requests", async (t) => {
-  const r = await start({ "max-requests": "3", "min-instances": "1", "connection-handoff": false });
+  const r = await start({ "max-requests": "3", "min-instances": "1" });
   const pids: number[] = [];
   for (let i = 0; i < 9; i++) pids.push(await pidOf(r.port));
   const counts = new Map<number, number>();

@@ -5,6 +5,7 @@
  */
 import test from "ava";
 import { promises as fsp } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { controlRequest, fetchStatus, readInstance, restartApp } from "../../../core/src/control/client.js";
 import { copyApp, makeTmp, pidOf, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
@@ -37,15 +38,22 @@ async function touchRestart(dir: string): Promise<void> {
   await fsp.utimes(f, t, t);
 }
 
-/** Clients requesting /pid in loops; collects versions and any failure. */
-function load(port: number, clients: number): { versions: string[]; failures: string[]; stop(): Promise<void> } {
+/**
+ * Clients requesting /pid in loops; collects versions and any failure. With
+ * `keepAlive` each client keeps its connection open between requests (as a
+ * load balancer in front does).
+ */
+function load(port: number, clients: number, keepAlive = false): { versions: string[]; failures: string[]; stop(): Promise<void> } {
   let on = true;
   const versions: string[] = [];
   const failures: string[] = [];
+  const agents: http.Agent[] = [];
   const loop = async (): Promise<void> => {
+    const agent = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false;
+    if (agent !== false) agents.push(agent);
     while (on) {
       try {
-        const r = await req(port, "/pid", { timeoutMs: 20_000 });
+        const r = await req(port, "/pid", { timeoutMs: 20_000, agent });
         if (r.status !== 200) failures.push(`${r.status} ${r.text.slice(0, 200)}`);
         else versions.push((JSON.parse(r.text) as { version: string }).version);
       } catch (e: unknown) {
@@ -54,16 +62,17 @@ function load(port: number, clients: number): { versions: string[]; failures: st
     }
   };
   const all = Array.from({ length: clients }, () => loop());
-  return { versions, failures, async stop() { on = false; await Promise.all(all); } };
+  return { versions, failures, async stop() { on = false; await Promise.all(all); for (const a of agents) a.destroy(); } };
 }
 
-for (const handoff of [false, true]) {
-  test(`touching restart.txt serves the new code with zero failed requests during the rolling restart${handoff ? "" : " (relay, --no-connection-handoff)"}`, async (t) => {
+for (const [handoff, keepAlive] of [[false, false], [true, false], [true, true]]) {
+  const how = `${handoff ? "" : " (relay, --no-connection-handoff)"}${keepAlive ? " with kept-alive client connections" : ""}`;
+  test(`touching restart.txt serves the new code with zero failed requests during the rolling restart${how}`, async (t) => {
     const dir = await appCopy();
     const r = await startApp(dir, { "min-instances": "2", "max-pool-size": "4", "connection-handoff": handoff });
     running.push(r);
     await pidOf(r.port);
-    const l = load(r.port, 4);
+    const l = load(r.port, 4, keepAlive);
     try {
       await waitFor("v1 answers", () => (l.versions.includes("v1") ? true : undefined));
       await setVersion(dir, "v2");

@@ -11,7 +11,7 @@ let r: Running | undefined;
 test.after.always(async () => { await r?.stop(); });
 
 test("grows from 1 toward max-pool-size under CPU-bound load, then shrinks back after pool-idle-time", async (t) => {
-  r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "min-instances": "1", "max-pool-size": "3", "pool-idle-time": "2", "connection-handoff": false });
+  r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "min-instances": "1", "max-pool-size": "3", "pool-idle-time": "2" });
   const run = r;
   const processes = (): number => run.instance.pool.status().processCount;
   await pidOf(run.port);

@@ -9,21 +9,26 @@ import net from "node:net";
 import path from "node:path";
 import { FIXTURE_APPS, json, startApp, type Running } from "../../helpers/standalone.js";
 
-let app: Running | undefined;
+/** Both paths apply the deadlines: the loader on a handed-off connection (the default), the front server on the relay. */
+const MODES = { "": {}, " (relay)": { "connection-handoff": false } } as const;
+const apps = new Map<string, Running>();
 
 test.before(async () => {
-  // The relay's front server applies these deadlines.
-  app = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "header-timeout": "1", "request-timeout": "2", "connection-handoff": false });
-  await json(app.port, "/pid"); // the app is up
+  await Promise.all(Object.entries(MODES).map(async ([mode, flags]) => {
+    const r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "header-timeout": "1", "request-timeout": "2", ...flags });
+    apps.set(mode, r);
+    await json(r.port, "/pid"); // the app is up
+  }));
 });
 
 test.after.always(async () => {
-  await app?.stop();
+  await Promise.all([...apps.values()].map((r) => r.stop()));
 });
 
-function running(): Running {
-  if (app === undefined) throw new Error("Cannot run: the instance did not start");
-  return app;
+function running(mode: string): Running {
+  const r = apps.get(mode);
+  if (r === undefined) throw new Error("Cannot run: the instance did not start");
+  return r;
 }
 
 /** Open a raw connection, send `first`, then nothing; resolves with what came back and when the server closed. */
@@ -51,33 +56,35 @@ function rawClient(port: number, first: string, dripMs = 0, drip = ""): Promise<
   });
 }
 
-test("a client that never finishes its request head is cut after --header-timeout, others are served", async (t) => {
-  const p = rawClient(running().port, "GET /pid HTTP/1.1\r\nHost: x\r\nX-Slow: ", 300, "a");
-  const during = await json(running().port, "/pid");
-  t.is(typeof during["pid"], "number");
-  const { ms } = await p;
-  t.true(ms >= 900 && ms < 8_000, `closed after ${ms} ms`);
-});
+for (const mode of Object.keys(MODES)) {
+  test(`a client that never finishes its request head is cut after --header-timeout, others are served${mode}`, async (t) => {
+    const p = rawClient(running(mode).port, "GET /pid HTTP/1.1\r\nHost: x\r\nX-Slow: ", 300, "a");
+    const during = await json(running(mode).port, "/pid");
+    t.is(typeof during["pid"], "number");
+    const { ms } = await p;
+    t.true(ms >= 900 && ms < 8_000, `closed after ${ms} ms`);
+  });
 
-test("a client that sends its body too slowly gets 408 after --request-timeout", async (t) => {
-  const { text, ms } = await rawClient(running().port, "POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx", 200, "x");
-  t.regex(text, /^HTTP\/1\.1 408 /);
-  t.true(ms >= 1_900 && ms < 10_000, `closed after ${ms} ms`);
-});
+  test(`a client that sends its body too slowly gets 408 after --request-timeout${mode}`, async (t) => {
+    const { text, ms } = await rawClient(running(mode).port, "POST /hash HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nxx", 200, "x");
+    t.regex(text, /^HTTP\/1\.1 408 /);
+    t.true(ms >= 1_900 && ms < 10_000, `closed after ${ms} ms`);
+  });
 
-test("an app that does not answer within --request-timeout gets its client a 504; the next request is served", async (t) => {
-  const started = Date.now();
-  const r = await fetch(`http://127.0.0.1:${running().port}/slow?ms=30000`);
-  const ms = Date.now() - started;
-  t.is(r.status, 504);
-  t.regex(await r.text(), /did not answer within 2 s/);
-  t.true(ms >= 1_900 && ms < 10_000, `answered after ${ms} ms`);
-  t.is(typeof (await json(running().port, "/pid"))["pid"], "number");
-});
+  test(`an app that does not answer within --request-timeout gets its client a 504; the next request is served${mode}`, async (t) => {
+    const started = Date.now();
+    const r = await fetch(`http://127.0.0.1:${running(mode).port}/slow?ms=30000`);
+    const ms = Date.now() - started;
+    t.is(r.status, 504);
+    t.regex(await r.text(), /did not answer within 2 s/);
+    t.true(ms >= 1_900 && ms < 10_000, `answered after ${ms} ms`);
+    t.is(typeof (await json(running(mode).port, "/pid"))["pid"], "number");
+  });
 
-test("a streaming response whose head went out in time is not cut by --request-timeout", async (t) => {
-  const r = await fetch(`http://127.0.0.1:${running().port}/drip?chunks=6&interval=500`);
-  t.is(r.status, 200);
-  const body = await r.text();
-  t.regex(body, /chunk 5\ndone\n$/, "all chunks over 2.5 s arrived");
-});
+  test(`a streaming response whose head went out in time is not cut by --request-timeout${mode}`, async (t) => {
+    const r = await fetch(`http://127.0.0.1:${running(mode).port}/drip?chunks=6&interval=500`);
+    t.is(r.status, 200);
+    const body = await r.text();
+    t.regex(body, /chunk 5\ndone\n$/, "all chunks over 2.5 s arrived");
+  });
+}

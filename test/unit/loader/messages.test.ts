@@ -46,8 +46,12 @@ test("parseLoaderMessage() accepts a loop report and rejects out-of-range figure
 
 test("parseLoaderMessage() accepts a reqs message and rejects malformed entries", (t) => {
   t.deepEqual(parseLoaderMessage('{"type":"reqs","inFlight":2,"upgraded":1,"connections":3,"done":[[200,1.5,120],[0,3,0]]}'),
-    { type: "reqs", inFlight: 2, upgraded: 1, connections: 3, done: [[200, 1.5, 120], [0, 3, 0]] });
-  for (const bad of ['"done":[[200,1]]', '"done":[[1000,1,1]]', '"done":[["200",1,1]]', '"done":{}', '"inFlight":-1,"done":[]']) {
+    { type: "reqs", inFlight: 2, upgraded: 1, connections: 3, done: [[200, 1.5, 120], [0, 3, 0]], peak: 2, adopted: 0, fresh: 0, pages: [] });
+  const page = { status: 502, code: "FERRY_ERR_APP_CRASHED", errorId: "0badcafe", method: "GET", uri: "/x", message: "m" };
+  t.deepEqual(parseLoaderMessage(JSON.stringify({ type: "reqs", inFlight: 0, upgraded: 0, connections: 1, done: [], peak: 4, adopted: 9, fresh: 1, pages: [page] })),
+    { type: "reqs", inFlight: 0, upgraded: 0, connections: 1, done: [], peak: 4, adopted: 9, fresh: 1, pages: [page] });
+  for (const bad of ['"done":[[200,1]]', '"done":[[1000,1,1]]', '"done":[["200",1,1]]', '"done":{}', '"inFlight":-1,"done":[]',
+    '"done":[],"peak":-1', '"done":[],"pages":[{"status":502}]', '"done":[],"pages":{}']) {
     t.is(parseLoaderMessage(`{"type":"reqs","inFlight":0,"upgraded":0,${bad}}`), undefined, bad);
   }
 });
