@@ -7,7 +7,7 @@
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { affinitySettings, startAffinity, withClusterStatus, type AffinityService } from "./affinity/service.js";
-import type { StandaloneConfig } from "./config/load.js";
+import type { StandaloneConfig } from "./config/standalone-config.js";
 import { ControlServer } from "./control/server.js";
 import type { Logger } from "./log.js";
 import { Pool } from "./pool/pool.js";

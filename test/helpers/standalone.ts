@@ -8,7 +8,7 @@ import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { resolveStandaloneConfig, type StandaloneConfig } from "../../core/src/config/load.js";
+import { resolveStandaloneConfig, type StandaloneConfig } from "../../core/src/config/standalone-config.js";
 import { openLogger } from "../../core/src/log.js";
 import { startStandalone, type StandaloneInstance } from "../../core/src/standalone.js";
 

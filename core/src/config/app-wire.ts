@@ -1,13 +1,15 @@
 /**
  * The app options' wire form (docs/protocol.md, "App options": snake_case
  * directive names in directive units, as mod_ferry sends them in every
- * REQUEST_HEAD) → AppOptions, or a ProtocolError naming the bad key.
+ * REQUEST_HEAD) → AppOptions, or a ProtocolError naming the bad key. Keys,
+ * types and ranges are config/options.ts's table (WIRE_OPTIONS).
  */
-import { MAX_MEMORY_LIMIT_MB, MAX_TIMER_SECONDS, makeAppOptions, type AppOptions, type AppType } from "./schema.js";
+import { makeAppOptions, type AppOptions } from "./schema.js";
+import { WIRE_OPTIONS, describeKind } from "./options.js";
 import type { WireMap } from "../protocol/frames.js";
-import { BAD_VALUE, TOKEN, bool, fail, has, int, str } from "../protocol/wire-fields.js";
+import { bool, fail, has, int, str } from "../protocol/wire-fields.js";
 
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type WireOptionSpec = (typeof WIRE_OPTIONS)[number];
 
 /** Validated app options by their wire form: every request of a vhost carries the same `app` map. */
 const appOptionsCache = new Map<string, AppOptions>();
@@ -24,78 +26,54 @@ export function cachedAppOptions(app: WireMap, env: readonly string[]): AppOptio
   return opts;
 }
 
+/** One option of the table from the wire; throws a ProtocolError naming `app.<key>`. */
+function wireValue(app: WireMap, spec: WireOptionSpec): unknown {
+  const field = `app.${spec.wire}`;
+  const k = spec.kind;
+  switch (k.t) {
+    case "int": return int(app, spec.wire, field, k.min, undefined, k.max);
+    // Whole seconds on the wire (the directives take no fractions).
+    case "seconds": return int(app, spec.wire, field, k.min, undefined, k.max) * 1000;
+    case "bool": return bool(app, spec.wire, field, false);
+    case "enum": {
+      const v = str(app, spec.wire, field);
+      if (!k.values.includes(v)) fail(field, describeKind(k), v);
+      return v;
+    }
+    case "string": {
+      const v = str(app, spec.wire, field);
+      if (k.nonEmpty === true && v === "") return undefined; // "" = not set: the default stays
+      if (k.pattern !== undefined && !k.pattern.test(v)) fail(field, describeKind(k), v);
+      return v;
+    }
+    case "envvars": return fail(field, "not an app option", app[spec.wire]);
+  }
+}
+
 /**
  * Validate the `app` map and translate wire keys (snake_case, directive units)
- * into AppOptions. `env` is the flat [name, value, …] list of the request.
+ * into AppOptions, by config/options.ts's table. `env` is the flat
+ * [name, value, …] list of the request. Unknown keys are ignored.
  */
 export function validateAppOptions(app: WireMap, env: readonly string[] = []): AppOptions {
   const appRoot = str(app, "app_root", "app.app_root");
   if (!appRoot.startsWith("/")) fail("app.app_root", "an absolute path", appRoot);
-  const given: Partial<Mutable<AppOptions>> = {};
-  const optStr = (key: string, set: (s: string) => void): void => {
-    if (has(app, key)) set(str(app, key, `app.${key}`));
-  };
-  const optInt = (key: string, min: number, set: (n: number) => void, max?: number): void => {
-    if (has(app, key)) set(int(app, key, `app.${key}`, min, undefined, max));
-  };
-  const optBool = (key: string, set: (b: boolean) => void): void => {
-    if (has(app, key)) set(bool(app, key, `app.${key}`, false));
-  };
-
-  optStr("app_group_name", (s) => {
-    if (s !== "") given.appGroupName = s;
-  });
-  optStr("app_type", (s) => {
-    if (s !== "node" && s !== "generic") fail("app.app_type", "node or generic", s);
-    given.appType = s satisfies AppType;
-  });
-  optStr("startup_file", (s) => {
-    if (s !== "") given.startupFile = s;
-  });
-  optStr("app_start_command", (s) => (given.appStartCommand = s));
-  optStr("app_env", (s) => {
-    if (s !== "") given.appEnv = s;
-  });
-  optStr("nodejs", (s) => (given.nodejs = s));
-  optStr("base_uri", (s) => {
+  const given: Record<string, unknown> = {};
+  for (const spec of WIRE_OPTIONS) {
+    if (!has(app, spec.wire)) continue;
+    const v = wireValue(app, spec);
+    if (v !== undefined) given[spec.field] = v;
+  }
+  // Passenger's -1 ("not forced": the app's own value) is unlimited for Node and generic apps.
+  if (given["maxConcurrentRequestsPerProcess"] === -1) given["maxConcurrentRequestsPerProcess"] = 0;
+  if (has(app, "base_uri")) {
+    const s = str(app, "base_uri", "app.base_uri");
     const b = s.replace(/\/+$/, "");
     if (b !== "" && !b.startsWith("/")) fail("app.base_uri", "empty or a path starting with /", s);
-    given.baseURI = b;
-  });
-  optStr("document_root", () => undefined);
-  optInt("min_instances", 0, (n) => (given.minInstances = n));
-  optInt("max_instances_per_app", 0, (n) => (given.maxInstancesPerApp = n));
-  optInt("max_requests", 0, (n) => (given.maxRequests = n));
-  optInt("max_request_queue_size", 0, (n) => (given.maxRequestQueueSize = n));
-  optInt("max_request_queue_time", 0, (n) => (given.maxRequestQueueTimeMs = n * 1000), MAX_TIMER_SECONDS);
-  optInt("force_max_concurrent_requests_per_process", -1, (n) => (given.maxConcurrentRequestsPerProcess = n === -1 ? 0 : n));
-  optInt("start_timeout", 1, (n) => (given.startTimeoutMs = n * 1000), MAX_TIMER_SECONDS);
-  optStr("restart_dir", (s) => {
-    if (s !== "") given.restartDir = s;
-  });
-  optBool("sticky_sessions", (b) => (given.stickySessions = b));
-  optStr("sticky_sessions_cookie_name", (s) => {
-    if (!TOKEN.test(s)) fail("app.sticky_sessions_cookie_name", "a cookie name token", s);
-    given.stickySessionsCookieName = s;
-  });
-  optStr("sticky_sessions_cookie_attributes", (s) => {
-    if (BAD_VALUE.test(s)) fail("app.sticky_sessions_cookie_attributes", "a string without CR, LF or NUL", s);
-    given.stickySessionsCookieAttributes = s;
-  });
-  optBool("friendly_error_pages", (b) => (given.friendlyErrorPages = b));
-  optStr("user", (s) => (given.user = s));
-  optStr("group", (s) => (given.group = s));
-  optBool("load_shell_envvars", (b) => (given.loadShellEnvvars = b));
-  optInt("memory_limit", 0, (n) => (given.memoryLimitMB = n), MAX_MEMORY_LIMIT_MB);
-  optInt("max_request_time", 0, (n) => (given.maxRequestTimeMs = n * 1000), MAX_TIMER_SECONDS);
-  optStr("app_log_file", (s) => (given.appLogFile = s));
-  optStr("custom_error_page", (s) => {
-    if (s !== "" && !s.startsWith("/")) fail("app.custom_error_page", "an absolute path", s);
-    given.customErrorPage = s;
-  });
-  optInt("app_file_descriptor_ulimit", 0, (n) => (given.fileDescriptorUlimit = n));
-  optBool("abort_websockets_on_process_shutdown", (b) => (given.abortWebsocketsOnProcessShutdown = b));
-  optBool("show_version_in_header", (b) => (given.showVersionInHeader = b));
+    given["baseURI"] = b;
+  }
+  // document_root is sent for information only (docs/protocol.md).
+  if (has(app, "document_root")) str(app, "document_root", "app.document_root");
 
   if (env.length > 0) {
     const vars: Record<string, string> = {};
@@ -106,7 +84,7 @@ export function validateAppOptions(app: WireMap, env: readonly string[] = []): A
       if (value.includes("\0")) fail(`env[${i + 1}]`, "a value without NUL", value);
       Object.defineProperty(vars, name, { value, enumerable: true, writable: true, configurable: true });
     }
-    given.env = vars;
+    given["env"] = vars;
   }
-  return makeAppOptions(appRoot, given);
+  return makeAppOptions(appRoot, given as Partial<AppOptions>);
 }

@@ -9,7 +9,8 @@ import type { Logger } from "../log.js";
 import type { Exchange } from "../exchange/exchange.js";
 import { recordExchange } from "./exchange.js";
 import { FerryMetrics, type MetricsSources } from "./prometheus.js";
-import { MetricsServer, parseListenAddress } from "./server.js";
+import { parseListenAddress } from "../config/listen-address.js";
+import { MetricsServer } from "./server.js";
 
 export interface MetricsService {
   readonly metrics: FerryMetrics;

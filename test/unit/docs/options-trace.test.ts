@@ -15,8 +15,8 @@ import { readFileSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { validateAppOptions } from "../../../core/src/config/app-wire.js";
-import { parseCoreConfig } from "../../../core/src/main.js";
-import { STANDALONE_OPTIONS } from "../../../core/src/config/load.js";
+import { parseCoreConfig } from "../../../core/src/config/core-config.js";
+import { STANDALONE_OPTIONS } from "../../../core/src/config/options.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 const read = (p: string): string => readFileSync(path.join(ROOT, p), "utf8");

@@ -9,7 +9,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { FerryMetrics } from "../../../core/src/metrics/prometheus.js";
 import { statusClass } from "../../../core/src/metrics/recorder.js";
-import { parseListenAddress } from "../../../core/src/metrics/server.js";
+import { parseListenAddress } from "../../../core/src/config/listen-address.js";
 import type { PoolStatus } from "../../../core/src/pool/status.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");

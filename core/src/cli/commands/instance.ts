@@ -1,7 +1,7 @@
 /** Finding the running instance a CLI command talks to (`--instance`, or the only one running). */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
-import { defaultRegistryDir } from "../../config/load.js";
+import { defaultRegistryDir } from "../../config/standalone-config.js";
 import { findInstances, readInstance, type InstanceInfo } from "../../control/client.js";
 import type { CliIo } from "../io.js";
 

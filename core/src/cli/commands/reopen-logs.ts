@@ -1,6 +1,6 @@
 /** `ferry reopen-logs [--instance NAME|DIR]`: reopen an instance's log files after a rotation (docs/logging.md). */
 import { parseArgs } from "node:util";
-import { defaultRegistryDir } from "../../config/load.js";
+import { defaultRegistryDir } from "../../config/standalone-config.js";
 import { reopenLogs } from "../../control/client.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "../io.js";
 import { APACHE_RUNTIME_DIRS, chooseInstance, findInstancesIn } from "./instance.js";

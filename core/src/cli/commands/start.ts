@@ -1,14 +1,15 @@
 /**
  * `ferry start [APP_DIR] [options]`: serve one app in standalone mode, like
  * `passenger start`. Options come from defaults < Passengerfile.json/ferry.json
- * < PASSENGER_* environment variables < flags (config/load.ts). SIGTERM/SIGINT
+ * < PASSENGER_* environment variables < flags (config/standalone-config.ts). SIGTERM/SIGINT
  * stop gracefully: stop accepting, drain in-flight requests until the
  * deadline, stop the app processes, exit 0.
  */
 import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { STANDALONE_OPTIONS, readAppConfigFile, resolveStandaloneConfig } from "../../config/load.js";
+import { STANDALONE_OPTIONS } from "../../config/options.js";
+import { readAppConfigFile, resolveStandaloneConfig } from "../../config/standalone-config.js";
 import { ConfigError } from "../../errors.js";
 import { openLogger } from "../../log.js";
 import { startStandalone } from "../../standalone.js";

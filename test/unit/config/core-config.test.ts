@@ -1,7 +1,7 @@
 import test from "ava";
-import { parseCoreConfig, unknownServerKeys } from "../../core/src/main.js";
-import { ConfigError } from "../../core/src/errors.js";
-import { SERVER_DEFAULTS } from "../../core/src/config/schema.js";
+import { parseCoreConfig, unknownServerKeys } from "../../../core/src/config/core-config.js";
+import { ConfigError } from "../../../core/src/errors.js";
+import { SERVER_DEFAULTS } from "../../../core/src/config/schema.js";
 
 const BASE = {
   version: 1,

@@ -1,7 +1,8 @@
 import test from "ava";
 import { ConfigError } from "../../../core/src/errors.js";
 import { SERVER_DEFAULTS, makeAppOptions } from "../../../core/src/config/schema.js";
-import { STANDALONE_OPTIONS, parseConfigMap, resolveStandaloneConfig } from "../../../core/src/config/load.js";
+import { STANDALONE_OPTIONS } from "../../../core/src/config/options.js";
+import { parseConfigMap, resolveStandaloneConfig } from "../../../core/src/config/standalone-config.js";
 
 test("resolveStandaloneConfig() defaults: 127.0.0.1:3000, development, friendly pages on, pool 6", (t) => {
   const c = resolveStandaloneConfig({ appRoot: "/srv/a" });
