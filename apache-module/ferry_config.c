@@ -1474,28 +1474,30 @@ const char *ferry_conf_redeploy_name(ferry_redeploy_t v)
 
 /* ---- Server options as JSON (docs/core-config.md) ------------------------- */
 
-static const char *json_str(apr_pool_t *p, const char *s)
+/* A JSON string literal for s (NULL → ""): the one writer of JSON strings
+ * for the core config file (here and ferry_daemon.c). */
+const char *ferry_json_str(apr_pool_t *p, const char *s)
 {
-    apr_size_t n = 2;
-    const unsigned char *c;
-    char *out, *o;
+    apr_size_t len = s ? strlen(s) : 0, i;
+    char *out = apr_palloc(p, len * 6 + 3), *o = out;
 
-    for (c = (const unsigned char *)s; *c; c++) {
-        n += (*c < 0x20) ? 6 : (*c == '"' || *c == '\\') ? 2 : 1;
-    }
-    o = out = apr_palloc(p, n + 1);
     *o++ = '"';
-    for (c = (const unsigned char *)s; *c; c++) {
-        if (*c == '"' || *c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)*c;
-        }
-        else if (*c < 0x20) {
-            apr_snprintf(o, 7, "\\u%04x", *c);
-            o += 6;
-        }
-        else {
-            *o++ = (char)*c;
+    for (i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        switch (c) {
+        case '"':  *o++ = '\\'; *o++ = '"';  break;
+        case '\\': *o++ = '\\'; *o++ = '\\'; break;
+        case '\n': *o++ = '\\'; *o++ = 'n';  break;
+        case '\r': *o++ = '\\'; *o++ = 'r';  break;
+        case '\t': *o++ = '\\'; *o++ = 't';  break;
+        default:
+            if (c < 0x20) {
+                apr_snprintf(o, 7, "\\u%04x", c);
+                o += 6;
+            }
+            else {
+                *o++ = (char)c;
+            }
         }
     }
     *o++ = '"';
@@ -1506,7 +1508,7 @@ static const char *json_str(apr_pool_t *p, const char *s)
 static void json_add(apr_array_header_t *kv, apr_pool_t *p, const char *key,
                      const char *value)
 {
-    APR_ARRAY_PUSH(kv, const char *) = apr_pstrcat(p, json_str(p, key), ":",
+    APR_ARRAY_PUSH(kv, const char *) = apr_pstrcat(p, ferry_json_str(p, key), ":",
                                                    value, NULL);
 }
 
@@ -1535,60 +1537,60 @@ const char *ferry_server_options_json(apr_pool_t *p, server_rec *s)
         json_add(kv, p, "user_switching", sc->user_switching ? "true" : "false");
     }
     if (sc->default_user) {
-        json_add(kv, p, "default_user", json_str(p, sc->default_user));
+        json_add(kv, p, "default_user", ferry_json_str(p, sc->default_user));
     }
     if (sc->default_group) {
-        json_add(kv, p, "default_group", json_str(p, sc->default_group));
+        json_add(kv, p, "default_group", ferry_json_str(p, sc->default_group));
     }
     if (sc->log_file) {
-        json_add(kv, p, "log_file", json_str(p, sc->log_file));
+        json_add(kv, p, "log_file", ferry_json_str(p, sc->log_file));
     }
     if (sc->affinity_redis) {
-        json_add(kv, p, "affinity_redis", json_str(p, sc->affinity_redis));
+        json_add(kv, p, "affinity_redis", ferry_json_str(p, sc->affinity_redis));
     }
     if (sc->admin_group) {
-        json_add(kv, p, "admin_group", json_str(p, sc->admin_group));
+        json_add(kv, p, "admin_group", ferry_json_str(p, sc->admin_group));
     }
     if (sc->affinity_node_name) {
-        json_add(kv, p, "affinity_node_name", json_str(p, sc->affinity_node_name));
+        json_add(kv, p, "affinity_node_name", ferry_json_str(p, sc->affinity_node_name));
     }
     if (sc->affinity_listen) {
-        json_add(kv, p, "affinity_listen", json_str(p, sc->affinity_listen));
+        json_add(kv, p, "affinity_listen", ferry_json_str(p, sc->affinity_listen));
     }
     if (sc->health_check_path) {
-        json_add(kv, p, "health_check_path", json_str(p, sc->health_check_path));
+        json_add(kv, p, "health_check_path", ferry_json_str(p, sc->health_check_path));
     }
     if (sc->log_format) {
-        json_add(kv, p, "log_format", json_str(p, sc->log_format));
+        json_add(kv, p, "log_format", ferry_json_str(p, sc->log_format));
     }
     /* The main ErrorLog when it is a file: the core opens it itself (not the
      * fd it inherited), so it follows a rotation on the next graceful. */
     if (!sc->log_file && s->error_fname && s->error_fname[0] != '|'
         && strncmp(s->error_fname, "syslog", 6) != 0) {
         json_add(kv, p, "error_log",
-                 json_str(p, ap_server_root_relative(p, s->error_fname)));
+                 ferry_json_str(p, ap_server_root_relative(p, s->error_fname)));
     }
     if (sc->metrics_listen) {
-        json_add(kv, p, "metrics_listen", json_str(p, sc->metrics_listen));
+        json_add(kv, p, "metrics_listen", ferry_json_str(p, sc->metrics_listen));
     }
     if (sc->affinity_secret_file) {
-        json_add(kv, p, "affinity_secret_file", json_str(p, sc->affinity_secret_file));
+        json_add(kv, p, "affinity_secret_file", ferry_json_str(p, sc->affinity_secret_file));
     }
     if (sc->affinity_tls_cert_file) {
-        json_add(kv, p, "affinity_tls_cert_file", json_str(p, sc->affinity_tls_cert_file));
+        json_add(kv, p, "affinity_tls_cert_file", ferry_json_str(p, sc->affinity_tls_cert_file));
     }
     if (sc->affinity_tls_key_file) {
-        json_add(kv, p, "affinity_tls_key_file", json_str(p, sc->affinity_tls_key_file));
+        json_add(kv, p, "affinity_tls_key_file", ferry_json_str(p, sc->affinity_tls_key_file));
     }
     if (sc->affinity_tls_ca_file) {
-        json_add(kv, p, "affinity_tls_ca_file", json_str(p, sc->affinity_tls_ca_file));
+        json_add(kv, p, "affinity_tls_ca_file", ferry_json_str(p, sc->affinity_tls_ca_file));
     }
     if (sc->prestart->nelts > 0) {
         apr_array_header_t *urls = apr_array_make(p, sc->prestart->nelts,
                                                   sizeof(const char *));
         for (i = 0; i < sc->prestart->nelts; i++) {
             APR_ARRAY_PUSH(urls, const char *) =
-                json_str(p, APR_ARRAY_IDX(sc->prestart, i, const char *));
+                ferry_json_str(p, APR_ARRAY_IDX(sc->prestart, i, const char *));
         }
         json_add(kv, p, "prestart",
                  apr_pstrcat(p, "[", apr_array_pstrcat(p, urls, ','), "]", NULL));

@@ -162,6 +162,9 @@ const ferry_dir_conf_t *ferry_dir_conf(request_rec *r);
  */
 const char *ferry_server_options_json(apr_pool_t *p, server_rec *s);
 
+/* A JSON string literal (quoted, escaped) for s; NULL gives "". */
+const char *ferry_json_str(apr_pool_t *p, const char *s);
+
 /* Accessors for the daemon part. Strings are NULL when not configured. */
 const char *ferry_conf_root(server_rec *s);                  /* PassengerRoot */
 const char *ferry_conf_instance_registry_dir(server_rec *s); /* PassengerInstanceRegistryDir */

@@ -101,36 +101,6 @@ static pid_t core_pid = 0;
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 
-/* A JSON string literal for s (NULL → ""). */
-static const char *json_str(apr_pool_t *p, const char *s)
-{
-    apr_size_t len = s ? strlen(s) : 0, i;
-    char *out = apr_palloc(p, len * 6 + 3), *o = out;
-
-    *o++ = '"';
-    for (i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        switch (c) {
-        case '"':  *o++ = '\\'; *o++ = '"';  break;
-        case '\\': *o++ = '\\'; *o++ = '\\'; break;
-        case '\n': *o++ = '\\'; *o++ = 'n';  break;
-        case '\r': *o++ = '\\'; *o++ = 'r';  break;
-        case '\t': *o++ = '\\'; *o++ = 't';  break;
-        default:
-            if (c < 0x20) {
-                apr_snprintf(o, 7, "\\u%04x", c);
-                o += 6;
-            }
-            else {
-                *o++ = (char)c;
-            }
-        }
-    }
-    *o++ = '"';
-    *o = '\0';
-    return out;
-}
-
 static int core_is_root(void)
 {
     return geteuid() == 0;
@@ -311,13 +281,13 @@ static apr_status_t write_config(ferry_daemon_state *st, server_rec *s,
         "  \"server\": %s\n"
         "}\n",
         st->generation,
-        json_str(ptemp, st->instance_dir),
-        json_str(ptemp, st->module_socket),
-        json_str(ptemp, st->control_socket),
+        ferry_json_str(ptemp, st->instance_dir),
+        ferry_json_str(ptemp, st->module_socket),
+        ferry_json_str(ptemp, st->control_socket),
         (long)(core_is_root() ? ap_unixd_config.user_id : geteuid()),
         (long)(core_is_root() ? ap_unixd_config.group_id : getegid()),
         st->parent_pid,
-        json_str(ptemp, (redeploy && *redeploy) ? redeploy : "all"),
+        ferry_json_str(ptemp, (redeploy && *redeploy) ? redeploy : "all"),
         (server_json && *server_json) ? server_json : "{}");
 
     rv = apr_file_open(&f, tmp,
