@@ -21,7 +21,7 @@ import { AppAgents } from "./exchange/relay/app-agents.js";
 import { ModuleListener } from "./front/module/listener.js";
 import { handleExchange, type RequestDeps } from "./exchange/handle.js";
 import type { Exchange } from "./exchange/exchange.js";
-import type { PoolStatus } from "./pool/status.js";
+import type { PoolStatus } from "./control/status.js";
 import { affinitySettings, startAffinity, withClusterStatus } from "./affinity/service.js";
 import { ChildSpawner } from "./spawn/child-spawner.js";
 import type { Spawner } from "./spawn/spawner.js";

@@ -20,7 +20,7 @@ import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
 import { metricsUrl } from "./metrics/server.js";
 import { createMetrics } from "./metrics/service.js";
-import type { PoolStatus } from "./pool/status.js";
+import type { PoolStatus } from "./control/status.js";
 
 export interface StandaloneOptions {
   readonly config: StandaloneConfig;

@@ -11,7 +11,7 @@ import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { validatePoolStatus } from "../../core/src/control/client.js";
-import type { GroupStatus, PoolStatus } from "../../core/src/pool/status.js";
+import type { GroupStatus, PoolStatus } from "../../core/src/control/status.js";
 import { ApacheServer, REPO_ROOT, freePort, isAlive, makeTempRoot, prepareApp, started, stopAndRemove, waitFor } from "../helpers/apache.js";
 import { getJson, request } from "../helpers/e2e-http.js";
 

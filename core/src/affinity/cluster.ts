@@ -9,33 +9,10 @@
 import type { Logger } from "../log.js";
 import type { Clock } from "../util/clock.js";
 import type { AffinityStore, NodeRecord } from "./store.js";
-import { keyMismatches, type KeyMismatch } from "./site-key.js";
+import type { ClusterNodeStatus, ClusterStatus } from "../control/status.js";
+import { keyMismatches } from "./site-key.js";
 
 export const DEFAULT_HEARTBEAT_MS = 2_000;
-
-export interface ClusterNodeView {
-  readonly name: string;
-  readonly peer: string;
-  readonly tls: boolean;
-  /** Registered now (its heartbeat key has not expired). */
-  readonly alive: boolean;
-  readonly self: boolean;
-  readonly sessions: number;
-  readonly apps: readonly string[];
-  /** Affinity key → site (virtual host and base URI). */
-  readonly sites: Readonly<Record<string, string>>;
-  /** Epoch ms of its last heartbeat we saw. */
-  readonly lastSeenAt: number;
-}
-
-export interface ClusterView {
-  readonly node: string;
-  /** The shared store answered the last heartbeat. */
-  readonly storeAvailable: boolean;
-  readonly nodes: readonly ClusterNodeView[];
-  /** Sites that live hosts serve under different affinity keys: their sessions do not follow across those hosts. */
-  readonly keyMismatches: readonly KeyMismatch[];
-}
 
 export interface ClusterOptions {
   readonly store: AffinityStore;
@@ -141,28 +118,21 @@ export class Cluster {
     this.#nodes.delete(name);
   }
 
-  view(): ClusterView {
+  /** The cluster part of the status snapshot (control/status.ts). */
+  view(): ClusterStatus {
     const self = this.#o.record();
-    const nodes: ClusterNodeView[] = [];
+    const nodes: ClusterNodeStatus[] = [];
+    const live: Array<{ readonly name: string; readonly sites: Readonly<Record<string, string>> }> = [];
     const names = new Set([...this.#seen.keys(), self.name]);
     for (const name of [...names].sort()) {
       const isSelf = name === self.name;
       const rec = isSelf ? self : this.#nodes.get(name) ?? this.#seen.get(name);
       if (rec === undefined) continue;
-      nodes.push({
-        name,
-        peer: rec.peer,
-        tls: rec.tls,
-        alive: isSelf || this.#nodes.has(name),
-        self: isSelf,
-        sessions: rec.sessions,
-        apps: rec.apps,
-        sites: rec.sites ?? {},
-        lastSeenAt: rec.updatedAt,
-      });
+      const alive = isSelf || this.#nodes.has(name);
+      nodes.push({ name, peer: rec.peer, alive, self: isSelf, sessions: rec.sessions, apps: rec.apps, lastSeenAt: rec.updatedAt });
+      if (alive) live.push({ name, sites: rec.sites ?? {} });
     }
-    const mismatches = keyMismatches(nodes.filter((n) => n.alive).map((n) => ({ name: n.name, sites: n.sites })));
-    return { node: self.name, storeAvailable: this.#storeUp, nodes, keyMismatches: mismatches };
+    return { node: self.name, storeAvailable: this.#storeUp, nodes, keyMismatches: keyMismatches(live) };
   }
 
   /** Stop the heartbeat and unregister (best effort, within the store's budget). */

@@ -18,10 +18,10 @@ import type { AppOptions, ServerOptions } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Session } from "../pool/session.js";
-import type { PoolStatus } from "../pool/status.js";
+import type { ClusterStatus, PoolStatus } from "../control/status.js";
 import type { Exchange } from "../exchange/exchange.js";
 import { systemClock, type Clock } from "../util/clock.js";
-import { Cluster, type ClusterView } from "./cluster.js";
+import { Cluster } from "./cluster.js";
 import { MIN_SECRET_BYTES, PeerVerifier } from "./peer-auth.js";
 import { PeerClient, splitHostPort } from "./peer-client.js";
 import { PeerServer, type PeerTlsOptions } from "./peer-server.js";
@@ -168,7 +168,7 @@ export class AffinityService {
     this.#log.info({ node: this.nodeName, peer: this.#peer, storeAvailable: this.#cluster.storeAvailable }, "Shared session affinity started");
   }
 
-  view(): ClusterView {
+  view(): ClusterStatus {
     return this.#cluster.view();
   }
 

@@ -6,6 +6,7 @@
  * base URI, with the app environment. Pure: no I/O.
  */
 import { defaultAppGroupName, type AppOptions } from "../config/schema.js";
+import type { ClusterKeyMismatch } from "../control/status.js";
 
 /** What the key is made of: the app's options and the request's virtual host. */
 export interface SiteKeyInput {
@@ -25,14 +26,8 @@ export function affinityKey(input: SiteKeyInput): string {
   return `site:${siteOf(input)} (${app.appEnv})`;
 }
 
-/** Hosts that serve one site under different keys (their sessions do not follow each other). */
-export interface KeyMismatch {
-  readonly site: string;
-  readonly keys: ReadonlyArray<{ readonly node: string; readonly key: string }>;
-}
-
 /** From each node's key → site map: the sites served under more than one key. */
-export function keyMismatches(nodes: ReadonlyArray<{ readonly name: string; readonly sites: Readonly<Record<string, string>> }>): KeyMismatch[] {
+export function keyMismatches(nodes: ReadonlyArray<{ readonly name: string; readonly sites: Readonly<Record<string, string>> }>): ClusterKeyMismatch[] {
   const bySite = new Map<string, Array<{ node: string; key: string }>>();
   for (const n of nodes) {
     for (const [key, site] of Object.entries(n.sites)) {
@@ -41,7 +36,7 @@ export function keyMismatches(nodes: ReadonlyArray<{ readonly name: string; read
       bySite.set(site, list);
     }
   }
-  const out: KeyMismatch[] = [];
+  const out: ClusterKeyMismatch[] = [];
   for (const [site, keys] of [...bySite].sort(([a], [b]) => a.localeCompare(b))) {
     if (new Set(keys.map((k) => k.key)).size > 1) out.push({ site, keys: keys.sort((a, b) => a.node.localeCompare(b.node) || a.key.localeCompare(b.key)) });
   }

@@ -6,7 +6,7 @@ import { promises as fsp } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { FerryError } from "../errors.js";
-import type { ClusterNodeStatus, GroupStatus, PoolStatus, ProcessStatus } from "../pool/status.js";
+import type { ClusterNodeStatus, GroupStatus, PoolStatus, ProcessStatus } from "./status.js";
 import { ADMIN_TOKEN_NAME, CONTROL_SOCKET_NAME, READ_ONLY_TOKEN_NAME } from "./server.js";
 
 export interface InstanceInfo {

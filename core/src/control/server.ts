@@ -24,7 +24,7 @@ import type net from "node:net";
 import path from "node:path";
 import { ConfigError, FerryError } from "../errors.js";
 import type { Logger } from "../log.js";
-import type { PoolStatus } from "../pool/status.js";
+import type { PoolStatus } from "./status.js";
 
 /** What the admin API needs of the pool (pool/pool.ts's Pool satisfies it). */
 export interface ControlTarget {

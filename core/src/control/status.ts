@@ -1,6 +1,9 @@
 /**
- * The pool's status snapshot: what `ferry status` and the admin API show.
- * Plain JSON-serialisable data, built by Pool.status().
+ * The status snapshot: the admin API's GET /status answer and what `ferry
+ * status` shows (docs/status-json.md). Plain JSON-serialisable data, built by
+ * Pool.status() with the affinity cluster's view added (affinity/cluster.ts),
+ * served by control/server.ts, read back by control/client.ts. The contract
+ * imports nothing, so everyone who uses it sits above it.
  */
 
 export type ProcessState = "spawning" | "ready" | "draining" | "dead";
