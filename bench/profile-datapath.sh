@@ -18,12 +18,12 @@
 # (sh apache-module/build.sh; npx tsc -p tsconfig.json). Not part of the tests.
 set -eu
 
-REPO=${FERRY_ROOT:-$(cd "$(dirname "$0")/.." && pwd)}
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=${FERRY_ROOT:-$(cd "$HERE/.." && pwd)}
 DUR=${1:-5}
 CONNS=${2:-16}
 TARGETS=${TARGETS:-"apache standalone"}
 NODE=$(command -v node)
-MODULES=/usr/lib/apache2/modules
 TICK=$(getconf CLK_TCK)
 DIR=$(mktemp -d /tmp/ferry-prof-XXXXXX)
 chmod 755 "$DIR"
@@ -161,35 +161,8 @@ for target in $TARGETS; do
             chmod 755 "$DIR/node-prof"; mkdir -p "$DIR/prof"; chmod 777 "$DIR/prof"
             extra="PassengerNodejs $DIR/node-prof"
         fi
-        cat > "$d/httpd.conf" <<EOF
-ServerRoot "$d"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile "$d/run/httpd.pid"
-DefaultRuntimeDir "$d/run"
-Mutex file:$d/run default
-ErrorLog "$d/logs/error.log"
-LogLevel warn
-LoadModule mpm_event_module $MODULES/mod_mpm_event.so
-LoadModule authz_core_module $MODULES/mod_authz_core.so
-User www-data
-Group www-data
-StartServers 2
-ServerLimit 16
-ThreadLimit 80
-ThreadsPerChild 80
-MaxRequestWorkers 1280
-MinSpareThreads 80
-MaxSpareThreads 480
-MaxConnectionsPerChild 0
-KeepAlive On
-KeepAliveTimeout 65
-MaxKeepAliveRequests 0
-Timeout 60
-<Directory />
-  AllowOverride None
-  Require all denied
-</Directory>
+        # The server part is bench/lib/apache.mjs's (the one httpd.conf renderer); this is mod_ferry's.
+        cat > "$d/body.conf" <<EOF
 LoadModule ferry_module $REPO/build/apache/mod_ferry.so
 PassengerRoot "$REPO"
 PassengerInstanceRegistryDir "$d/registry"
@@ -209,6 +182,7 @@ PassengerMinInstances 2
   </Directory>
 </VirtualHost>
 EOF
+        "$NODE" "$HERE/lib/apache.mjs" "$d" "$port" "$d/body.conf" >/dev/null
         /usr/sbin/apache2 -d "$d" -f "$d/httpd.conf" -DFOREGROUND > "$d/logs/stdout.log" 2>&1 &
         ROOT_PID=$!
         wait_ok "$port" || { tail -20 "$d/logs/error.log" >&2; exit 1; }

@@ -7,7 +7,7 @@
  * exit, and the core also exits when its parent (Apache) is gone or the
  * lifeline fd reaches EOF. Tests build a core in-process with startModuleCore().
  */
-import { promises as fsp, readFileSync, realpathSync } from "node:fs";
+import { promises as fsp, realpathSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +26,7 @@ import { affinitySettings, startAffinity, withClusterStatus } from "./affinity/s
 import { ChildSpawner } from "./spawn/child-spawner.js";
 import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
+import { processGone } from "./os/probes.js";
 import { createMetrics, type MetricsService } from "./metrics/service.js";
 import { metricsUrl } from "./metrics/server.js";
 
@@ -214,22 +215,6 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
       return stopping;
     },
   };
-}
-
-/** Whether a pid is gone (no such process, or a zombie nobody reaped). */
-export function processGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e: unknown) {
-    return !(typeof e === "object" && e !== null && Reflect.get(e, "code") === "EPERM");
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state === "Z" || state === "X";
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
  * A private Apache for end-to-end tests (Passenger's apache2_controller.rb
- * shape): render test/fixtures/apache/httpd.conf.tmpl into a temp server root
+ * shape): render its httpd.conf (core/src/cli/apache/httpd-conf.ts) into a temp server root
  * (Listen 127.0.0.1:<free port>, event MPM from the system's module dir, our
  * freshly built build/apache/mod_ferry.so, User/Group when root, private
  * PidFile/ErrorLog/instance registry), run `apache2 -f <conf> -DFOREGROUND` as
@@ -10,17 +10,17 @@
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
 import { once } from "node:events";
 import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
-import { chmod, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
+import { chmod, cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { apacheModulesDir, renderHttpdConf, renderVhost, runAsLines } from "../../core/src/cli/apache/httpd-conf.js";
 
 /** The repository root (this file runs from build/test/helpers/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const FERRY_MODULE = path.join(REPO_ROOT, "build/apache/mod_ferry.so");
 export const CORE_SCRIPT = path.join(REPO_ROOT, "build/core/src/main.js");
-const TEMPLATE = path.join(REPO_ROOT, "test/fixtures/apache/httpd.conf.tmpl");
 const FIXTURE_APPS = path.join(REPO_ROOT, "test/fixtures/apps");
 
 export interface VHostSpec {
@@ -196,57 +196,41 @@ function ensureApacheInstalled(): void {
   });
 }
 
-function render(tmpl: string, vars: Readonly<Record<string, string>>): string {
-  return tmpl.replace(/\{\{([A-Z_]+)\}\}/g, (_m, key: string) => {
-    const v = vars[key];
-    if (v === undefined) throw new Error(`Cannot render httpd.conf: no value for {{${key}}}`);
-    return v;
+/** The e2e servers' httpd.conf: small and predictable on a 2-core machine. */
+function renderConfig(serverRoot: string, port: number, opts: ApacheStartOptions): string {
+  return renderHttpdConf({
+    title: "Private Apache for ferry's end-to-end tests (test/helpers/apache.ts)",
+    serverRoot,
+    address: "127.0.0.1",
+    port,
+    logLevel: opts.logLevel ?? "warn ferry:info",
+    modulesDir: apacheModulesDir(),
+    modules: ["mpm_event", "authz_core", "mime", "dir", "env", "alias", "reqtimeout"],
+    ferryModule: FERRY_MODULE,
+    runAs: runAsLines(),
+    settings: [
+      "Timeout 60",
+      "KeepAlive On",
+      "TypesConfig /etc/mime.types",
+      "StartServers 2",
+      "ServerLimit 4",
+      "ThreadsPerChild 32",
+      "MaxRequestWorkers 128",
+      "MinSpareThreads 16",
+      "MaxSpareThreads 96",
+      "GracefulShutdownTimeout 30",
+      `LogFormat "%h %l %u %t \\"%r\\" %>s %b %D" e2e`,
+      `CustomLog "${serverRoot}/logs/access_log" e2e`,
+    ],
+    passenger: { root: opts.passengerRoot ?? REPO_ROOT },
+    // "{{PORT}}" in a global directive is this Apache's port (PassengerPreStart URLs).
+    global: (opts.global ?? []).map((d) => d.replaceAll("{{PORT}}", String(port))),
+    vhosts: opts.vhosts.map((v) => renderVhost({ address: "127.0.0.1", port, ...v })),
   });
-}
-
-function modulesDir(): string {
-  try {
-    const dir = execFileSync("apxs", ["-q", "LIBEXECDIR"], { encoding: "utf8" }).trim();
-    if (dir !== "" && existsSync(path.join(dir, "mod_mpm_event.so"))) return dir;
-  } catch {
-    /* apxs missing: fall back to Debian's path */
-  }
-  return "/usr/lib/apache2/modules";
-}
-
-function userGroupLines(): string {
-  if (process.getuid?.() !== 0) return "# not root: children run as the current user";
-  return "User www-data\nGroup www-data";
-}
-
-function renderVhost(v: VHostSpec, port: number): string {
-  return [
-    `<VirtualHost 127.0.0.1:${port}>`,
-    `    ServerName ${v.serverName}`,
-    `    DocumentRoot "${v.documentRoot}"`,
-    `    <Directory "${v.documentRoot}">`,
-    `        AllowOverride All`,
-    `        Require all granted`,
-    `    </Directory>`,
-    ...(v.directives ?? []).map((d) => `    ${d}`),
-    `</VirtualHost>`,
-  ].join("\n");
 }
 
 async function writeConfig(confPath: string, serverRoot: string, port: number, opts: ApacheStartOptions): Promise<void> {
-  const conf = render(await readFile(TEMPLATE, "utf8"), {
-    SERVER_ROOT: serverRoot,
-    PORT: String(port),
-    LOG_LEVEL: opts.logLevel ?? "warn ferry:info",
-    MODULES_DIR: modulesDir(),
-    FERRY_MODULE,
-    PASSENGER_ROOT: opts.passengerRoot ?? REPO_ROOT,
-    USER_GROUP: userGroupLines(),
-    // "{{PORT}}" in a global directive is this Apache's port (PassengerPreStart URLs).
-    GLOBAL: (opts.global ?? []).join("\n").replaceAll("{{PORT}}", String(port)),
-    VHOSTS: opts.vhosts.map((v) => renderVhost(v, port)).join("\n\n"),
-  });
-  await writeFile(confPath, conf);
+  await writeFile(confPath, renderConfig(serverRoot, port, opts));
 }
 
 /** Safety net: never leave an Apache behind if the test worker exits abruptly. */

@@ -6,6 +6,7 @@ import { promises as fsp } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { FerryError } from "../errors.js";
+import { processAlive } from "../os/probes.js";
 import type { ClusterNodeStatus, GroupStatus, PoolStatus, ProcessStatus } from "./status.js";
 import { ADMIN_TOKEN_NAME, CONTROL_SOCKET_NAME, READ_ONLY_TOKEN_NAME } from "./server.js";
 
@@ -20,15 +21,6 @@ export class ControlClientError extends FerryError {
   constructor(message: string, options?: ErrorOptions) {
     super("FERRY_ERR_CONTROL", message, 400, options);
   }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (e: unknown) {
-    return typeof e === "object" && e !== null && Reflect.get(e, "code") === "EPERM";
-  }
-  return true;
 }
 
 /** The instance described by a dir (which holds control.sock), or undefined. */
@@ -48,7 +40,7 @@ export async function readInstance(dir: string): Promise<InstanceInfo | undefine
     // properties are optional
   }
   const pid = properties["pid"];
-  if (typeof pid === "number" && !pidAlive(pid)) return undefined;
+  if (typeof pid === "number" && !processAlive(pid)) return undefined;
   return { dir, socketPath, properties };
 }
 

@@ -2,7 +2,10 @@ import test from "ava";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { packageRoot, renderConfFile, renderDevConfig, renderLoadFile, run } from "../../../core/src/cli/commands/apache.js";
+import { run } from "../../../core/src/cli/commands/apache.js";
+import { renderConfFile, renderLoadFile } from "../../../core/src/cli/apache/debian-snippets.js";
+import { renderDevConfig } from "../../../core/src/cli/apache/dev-server.js";
+import { packageRoot } from "../../../core/src/cli/private-server.js";
 
 function captureIo(): { io: { stdout: { write(s: string): boolean }; stderr: { write(s: string): boolean } }; out: () => string; err: () => string } {
   let out = "";

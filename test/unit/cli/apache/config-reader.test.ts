@@ -1,9 +1,9 @@
-/** readApacheConfig() (core/src/cli/apache-config.ts): Includes, sections, apps and where they were configured. */
+/** readApacheConfig() (core/src/cli/apache/config-reader.ts): Includes, sections, apps and where they were configured. */
 import test from "ava";
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { readApacheConfig, splitArgs } from "../../../core/src/cli/apache-config.js";
+import { readApacheConfig, splitArgs } from "../../../../core/src/cli/apache/config-reader.js";
 
 test("splitArgs() splits on blanks and keeps quoted words whole", (t) => {
   t.deepEqual(splitArgs('SetEnv A "b c"  d'), ["SetEnv", "A", "b c", "d"]);

@@ -9,7 +9,7 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants as fsConstants, existsSync, readFileSync, statSync, type Stats } from "node:fs";
 import path from "node:path";
-import { readApacheConfig, type ApacheConfig, type ConfiguredApp } from "./apache-config.js";
+import { readApacheConfig, type ApacheConfig, type ConfiguredApp } from "./config-reader.js";
 
 export interface Problem {
   /** "blog.example.com (sites-enabled/blog.conf:3)" or "Apache". */

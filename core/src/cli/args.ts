@@ -1,0 +1,49 @@
+/**
+ * Argument checks shared by the commands that run a private web server
+ * (`ferry apache start|stop`, `ferry nginx …`): a UsageError means exit 2
+ * with the usage text, as does a util.parseArgs error (isUsageError()).
+ */
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+
+/** Bad command-line input: the command prints the message and its usage, exit 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+/** A UsageError, or util.parseArgs' own complaint (unknown option, missing value). */
+export function isUsageError(e: unknown): e is Error {
+  return e instanceof UsageError || (e instanceof TypeError && "code" in e && String(e.code).startsWith("ERR_PARSE_ARGS"));
+}
+
+/** `--port N`: 1-65535, or `fallback` when absent. */
+export function parsePort(value: string | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 65535) {
+    throw new UsageError(`--port must be an integer 1-65535, got "${value}"`);
+  }
+  return Number(value);
+}
+
+/** `--address`: an IP address or a host name, or `fallback` when absent. */
+export function parseAddress(value: string | undefined, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (net.isIP(value) === 0 && !/^[A-Za-z0-9.-]+$/.test(value)) {
+    throw new UsageError(`--address must be an IP address or host name, got "${value}"`);
+  }
+  return value;
+}
+
+/** A private server's default dir: $TMPDIR/ferry-<kind>-<port>. */
+export function defaultServerDir(kind: string, port: number): string {
+  return path.join(os.tmpdir(), `ferry-${kind}-${port}`);
+}
+
+/** The address to probe for a server bound to `address` (a wildcard is probed on loopback). */
+export function connectAddress(address: string): string {
+  return address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address;
+}
