@@ -11,10 +11,11 @@
 import http from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
-import type { Duplex, Readable } from "node:stream";
+import type { Duplex } from "node:stream";
 import type { Logger } from "../log.js";
 import type { Exchange } from "../exchange/exchange.js";
 import { clientResponseHeaders, getHeader } from "../exchange/headers.js";
+import { pumpBody } from "../util/backpressure.js";
 import type { Clock } from "../util/clock.js";
 import {
   META_HEADER, SIGNATURE_HEADER, encodeMeta, isEndToEnd, newNonce, signRequest, type PeerMeta,
@@ -158,7 +159,7 @@ export class PeerClient {
         bodySent = true;
         first = wait();
         req.on("error", () => undefined);
-        pumpBody(ex.body, req).catch((e: unknown) => req.destroy(e instanceof Error ? e : new Error(String(e))));
+        pumpBody(ex.body, req, true).catch((e: unknown) => req.destroy(e instanceof Error ? e : new Error(String(e))));
         f = await first;
       }
       clearTimeout(connectTimer);
@@ -255,27 +256,6 @@ export class PeerClient {
     for (const a of this.#agents.values()) a.destroy();
     this.#agents.clear();
   }
-}
-
-function drainOf(w: http.ClientRequest): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      w.off("drain", done);
-      w.off("close", done);
-      resolve();
-    };
-    w.on("drain", done);
-    w.on("close", done);
-  });
-}
-
-async function pumpBody(body: Readable, req: http.ClientRequest): Promise<void> {
-  for await (const chunk of body) {
-    if (req.destroyed) return;
-    const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
-    if (!req.write(buf)) await drainOf(req);
-  }
-  if (!req.destroyed) req.end();
 }
 
 /** Pipe both ways with half-close until both sides closed; an error destroys both. */

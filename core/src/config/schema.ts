@@ -123,7 +123,7 @@ export interface ServerOptions {
    * `ferry start --connection-handoff`: hand accepted client connections to the
    * app processes (Node apps without sticky sessions or a concurrency limit),
    * which then serve them with no proxy hop (docs/standalone.md); `ferry start` defaults it to true
-   * (config/load.ts), off with --no-connection-handoff; module mode: never.
+   * (config/standalone-config.ts), off with --no-connection-handoff; module mode: never.
    */
   readonly connectionHandoff?: boolean;
   /** PassengerAdminGroup / --admin-group: group (name or gid) that may use the admin socket; "" = root and the core's user only. */

@@ -6,44 +6,16 @@
  * when the process could not be connected to.
  */
 import http from "node:http";
-import type { Readable } from "node:stream";
 import { AppResponseError } from "../../errors.js";
 import type { Session, SessionOutcome } from "../../pool/session.js";
 import { addressRequestOptions } from "./app-agents.js";
 import {
-  Cancellation, RetryCheckout, appError, isConnectFailure, outcomeOf, sendError, settleBrokenConnection, trackConnect,
+  Cancellation, RetryCheckout, appError, isConnectFailure, trackConnect,
   type RequestContext,
 } from "../context.js";
-import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "../headers.js";
-
-/** Wait until a writable drains, closes or errors. */
-function drainOf(w: http.ClientRequest): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      w.off("drain", done);
-      w.off("close", done);
-      w.off("error", done);
-      resolve();
-    };
-    w.on("drain", done);
-    w.on("close", done);
-    w.on("error", done);
-  });
-}
-
-/**
- * Stream the client's body to the app request, pausing while the app is not
- * reading. Stopping early (the app answered without reading it all) leaves the
- * client's stream to its front end instead of destroying it mid-response.
- */
-async function pumpBody(body: Readable, req: http.ClientRequest): Promise<void> {
-  for await (const chunk of body.iterator({ destroyOnReturn: false })) {
-    if (req.destroyed) return;
-    const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
-    if (!req.write(buf)) await drainOf(req);
-  }
-  if (!req.destroyed) req.end();
-}
+import { appRequestHeaders } from "../headers.js";
+import { endFailedExchange, relayAppResponse } from "./answer.js";
+import { pumpBody } from "../../util/backpressure.js";
 
 interface Sent {
   readonly req: http.ClientRequest;
@@ -115,35 +87,13 @@ export async function forwardNodeHttp(ctx: RequestContext, session: Session, all
     if (cancel.reason !== undefined) throw cancel.reason;
 
     // Step four: relay the head, then the body with backpressure.
-    const status = res.statusCode ?? 502;
-    const out = clientResponseHeaders(status, res.rawHeaders);
-    out.push(...addedResponseHeaders(ex.app, session.stickyId, ex.head.https));
-    ex.writeHead(status, out);
-    headSent = true;
-    for await (const chunk of res) {
-      const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
-      if (!ex.write(buf)) await cancel.drain(ex);
-      if (cancel.reason !== undefined) throw cancel.reason;
-    }
-    if (cancel.reason !== undefined) throw cancel.reason;
-    if (!res.complete) {
-      throw new AppResponseError(`Cannot relay response: app process ${session.pid} closed the connection before the end of the body`);
-    }
-    ex.end();
+    await relayAppResponse(ctx, session, cancel, res, () => (headSent = true));
     // The app may answer before reading the whole body; that connection cannot be reused.
     if (!current.writableFinished) current.destroy();
     return "ok";
   } catch (e: unknown) {
     if (e instanceof RetryCheckout) throw e;
-    const phase = headSent ? "relay response" : "send request";
-    const err = cancel.reason ?? await settleBrokenConnection(ctx, session, appError(e, session, phase), phase);
-    current?.destroy();
-    if (err.code === "FERRY_ERR_ABORTED") {
-      if (headSent) ex.abort(err.code, err.message);
-      return "client_aborted";
-    }
-    sendError(ctx, err, headSent);
-    return outcomeOf(err);
+    return await endFailedExchange(ctx, session, cancel, e, headSent, "send request", () => current?.destroy());
   } finally {
     cancel.dispose();
   }

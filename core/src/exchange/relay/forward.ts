@@ -11,10 +11,10 @@ import type { FerryError } from "../../errors.js";
 import type { Session, SessionOutcome } from "../../pool/session.js";
 import { type AppAgents, oneShotClient } from "./app-agents.js";
 import {
-  CONNECT_CODES, Cancellation, RetryCheckout, appError, errCode, outcomeOf,
-  sendError, settleBrokenConnection, type RequestContext,
+  CONNECT_CODES, Cancellation, RetryCheckout, appError, errCode, type RequestContext,
 } from "../context.js";
 import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "../headers.js";
+import { endFailedExchange } from "./answer.js";
 
 /**
  * The client's body as undici reads it: only once the app is connected, with
@@ -168,16 +168,7 @@ export async function forward(ctx: RequestContext, session: Session, allowRetry:
     return "ok";
   } catch (e: unknown) {
     if (e instanceof RetryCheckout) throw e;
-    const headSent = relay.headSent;
-    const phase = headSent ? "relay response" : "send request";
-    const err = cancel.reason ?? await settleBrokenConnection(ctx, session, appError(e, session, phase), phase);
-    relay.abort();
-    if (err.code === "FERRY_ERR_ABORTED") {
-      if (headSent) ex.abort(err.code, err.message);
-      return "client_aborted";
-    }
-    sendError(ctx, err, headSent);
-    return outcomeOf(err);
+    return await endFailedExchange(ctx, session, cancel, e, relay.headSent, "send request", () => relay.abort());
   } finally {
     cancel.dispose();
     if (oneShot !== undefined) {

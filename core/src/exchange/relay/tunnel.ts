@@ -10,11 +10,11 @@ import http from "node:http";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import type { SessionOutcome, Session } from "../../pool/session.js";
-import { AppResponseError, FerryError } from "../../errors.js";
 import { addressRequestOptions } from "./app-agents.js";
 import { addedResponseHeaders, appRequestHeaders, clientResponseHeaders } from "../headers.js";
+import { endFailedExchange, relayAppResponse } from "./answer.js";
 import {
-  Cancellation, RetryCheckout, appError, isConnectFailure, sendError, settleBrokenConnection, trackConnect,
+  Cancellation, RetryCheckout, appError, isConnectFailure, trackConnect,
   type RequestContext,
 } from "../context.js";
 
@@ -49,19 +49,7 @@ export async function tunnelExchange(ctx: RequestContext, session: Session, allo
 
     if (answer.kind === "response") {
       // An ordinary answer (e.g. 400/403 to a bad handshake).
-      const res = answer.res;
-      const status = res.statusCode ?? 502;
-      const out = clientResponseHeaders(status, res.rawHeaders);
-      out.push(...addedResponseHeaders(ex.app, session.stickyId, ex.head.https));
-      ex.writeHead(status, out);
-      headSent = true;
-      for await (const chunk of res) {
-        const buf: Uint8Array = typeof chunk === "string" ? Buffer.from(chunk) : (chunk as Uint8Array);
-        if (!ex.write(buf)) await cancel.drain(ex);
-        if (cancel.reason !== undefined) throw cancel.reason;
-      }
-      if (!res.complete) throw new AppResponseError(`Cannot relay response: app process ${session.pid} closed the connection early`);
-      ex.end();
+      await relayAppResponse(ctx, session, cancel, answer.res, () => (headSent = true));
       return "ok";
     }
 
@@ -80,15 +68,7 @@ export async function tunnelExchange(ctx: RequestContext, session: Session, allo
     if (allowRetry && !headSent && !ex.head.hasBody && cancel.reason === undefined && isConnectFailure(e, conn)) {
       throw new RetryCheckout(appError(e, session, "connect"));
     }
-    const phase = headSent ? "relay response" : "send upgrade request";
-    const err: FerryError = cancel.reason ?? await settleBrokenConnection(ctx, session, appError(e, session, phase), phase);
-    req.destroy();
-    if (err.code === "FERRY_ERR_ABORTED") {
-      if (headSent) ex.abort(err.code, err.message);
-      return "client_aborted";
-    }
-    sendError(ctx, err, headSent);
-    return err.code === "FERRY_ERR_APP_TIMEOUT" ? "timeout" : "app_error";
+    return await endFailedExchange(ctx, session, cancel, e, headSent, "send upgrade request", () => req.destroy());
   } finally {
     cancel.dispose();
   }

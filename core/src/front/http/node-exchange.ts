@@ -10,25 +10,12 @@ import type { AddressInfo } from "node:net";
 import { Readable, type Duplex } from "node:stream";
 import type { AppOptions } from "../../config/schema.js";
 import type { Exchange, RequestHead } from "../../exchange/exchange.js";
+import { drained } from "../../util/backpressure.js";
 
 /** Response headers as written to the client (flat name/value list). */
 export type HeaderFilter = (headers: readonly string[]) => string[];
 
 const keepAll: HeaderFilter = (headers) => [...headers];
-
-/** Resolves when `w` can take more data, or is closed. */
-export function waitDrainOf(w: NodeJS.WritableStream & { writableNeedDrain: boolean; destroyed: boolean }): Promise<void> {
-  if (!w.writableNeedDrain || w.destroyed) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      w.removeListener("drain", done);
-      w.removeListener("close", done);
-      resolve();
-    };
-    w.on("drain", done);
-    w.on("close", done);
-  });
-}
 
 /** An ordinary request on a client connection. */
 export class NodeHttpExchange implements Exchange {
@@ -65,7 +52,7 @@ export class NodeHttpExchange implements Exchange {
   }
 
   waitDrain(): Promise<void> {
-    return waitDrainOf(this.#res);
+    return drained(this.#res);
   }
 
   end(): void {
@@ -120,7 +107,7 @@ export class NodeUpgradeExchange implements Exchange {
   }
 
   waitDrain(): Promise<void> {
-    return waitDrainOf(this.#socket);
+    return drained(this.#socket);
   }
 
   end(): void {

@@ -12,6 +12,7 @@ import { MAX_BODY_CHUNK, type DoneReport, type Lease } from "../../protocol/fram
 import type { RequestHead } from "../../protocol/request-head.js";
 import { fromByteString } from "../../protocol/validate.js";
 import type { Exchange, LeaseTaker } from "../../exchange/exchange.js";
+import { drained } from "../../util/backpressure.js";
 
 /** What an exchange needs of its module connection (connection.ts). */
 export interface ExchangeConnection {
@@ -180,17 +181,7 @@ export class ModuleExchange implements Exchange {
   }
 
   waitDrain(): Promise<void> {
-    const s = this.#socket;
-    if (!s.writableNeedDrain || s.destroyed) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        s.off("drain", done);
-        s.off("close", done);
-        resolve();
-      };
-      s.on("drain", done);
-      s.on("close", done);
-    });
+    return drained(this.#socket);
   }
 
   end(): void {
