@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { resolveStandaloneConfig, type StandaloneConfig } from "../../core/src/config/standalone-config.js";
 import { openLogger } from "../../core/src/log.js";
-import { startStandalone, type StandaloneInstance } from "../../core/src/standalone.js";
+import { startStandalone, type StandaloneInstance } from "../../core/src/standalone-mode.js";
 
 /** test/fixtures/apps in the source tree (the compiled tests live in build/test). */
 export const FIXTURE_APPS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../test/fixtures/apps");

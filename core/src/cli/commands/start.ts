@@ -12,7 +12,7 @@ import { STANDALONE_OPTIONS } from "../../config/options.js";
 import { readAppConfigFile, resolveStandaloneConfig } from "../../config/standalone-config.js";
 import { ConfigError } from "../../errors.js";
 import { openLogger } from "../../log.js";
-import { startStandalone } from "../../standalone.js";
+import { startStandalone } from "../../standalone-mode.js";
 import { timerDelay } from "../../util/clock.js";
 import { FERRY_VERSION } from "../../version.js";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "../io.js";
