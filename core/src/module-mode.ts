@@ -6,7 +6,7 @@
  * `apachectl graceful`) is applied with reload(). main.ts runs it as a process.
  */
 import { promises as fsp } from "node:fs";
-import type { ControlServer } from "./control/server.js";
+import type { ControlServer } from "./control/admin-api.js";
 import type { CoreConfig } from "./config/core-config.js";
 import { ConfigError } from "./errors.js";
 import { ModuleListener } from "./front/module/listener.js";

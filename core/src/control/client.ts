@@ -1,5 +1,5 @@
 /**
- * Client of the admin API (control/server.ts): finds running instances under
+ * Client of the admin API (control/admin-api.ts): finds running instances under
  * an instance registry dir and talks HTTP over their control socket.
  */
 import { promises as fsp } from "node:fs";
@@ -8,7 +8,7 @@ import path from "node:path";
 import { FerryError } from "../errors.js";
 import { processAlive } from "../os/probes.js";
 import type { ClusterNodeStatus, GroupStatus, PoolStatus, ProcessStatus } from "./status.js";
-import { ADMIN_TOKEN_NAME, CONTROL_SOCKET_NAME, READ_ONLY_TOKEN_NAME } from "./server.js";
+import { ADMIN_TOKEN_NAME, CONTROL_SOCKET_NAME, READ_ONLY_TOKEN_NAME } from "./admin-api.js";
 
 export interface InstanceInfo {
   readonly dir: string;

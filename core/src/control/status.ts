@@ -2,7 +2,7 @@
  * The status snapshot: the admin API's GET /status answer and what `ferry
  * status` shows (docs/status-json.md). Plain JSON-serialisable data, built by
  * Pool.status() with the affinity cluster's view added (affinity/cluster.ts),
- * served by control/server.ts, read back by control/client.ts. The contract
+ * served by control/admin-api.ts, read back by control/client.ts. The contract
  * imports nothing, so everyone who uses it sits above it.
  */
 

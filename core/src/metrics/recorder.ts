@@ -1,7 +1,7 @@
 /**
  * The one place a finished request is counted (docs/metrics.md). Every data
  * path calls `requestFinished()` exactly once per exchange, when it ends:
- * today the core's relay (through recordedExchange() in exchange.ts), and the
+ * today the core's relay (through recordedExchange() in recorded-exchange.ts), and the
  * direct path of issue 11 from the module's end-of-exchange report, before it
  * releases the pool session. Imports nothing of ours.
  */

@@ -1,5 +1,5 @@
 /**
- * Metrics wiring shared by both composition roots (main.ts, standalone.ts):
+ * Metrics wiring of an instance (instance.ts, for both modes):
  * build the FerryMetrics when an address is configured, serve it, stop it.
  * The metrics object exists before the pool (it is the pool's observer) and
  * reads the pool through `sources` only when scraped.
@@ -7,10 +7,10 @@
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../log.js";
 import type { Exchange } from "../exchange/exchange.js";
-import { recordExchange } from "./exchange.js";
+import { recordExchange } from "./recorded-exchange.js";
 import { FerryMetrics, type MetricsSources } from "./prometheus.js";
 import { parseListenAddress } from "../config/listen-address.js";
-import { MetricsServer } from "./server.js";
+import { MetricsServer } from "./endpoint.js";
 
 export interface MetricsService {
   readonly metrics: FerryMetrics;

@@ -15,7 +15,7 @@ import type { Spawner } from "../spawn/spawner.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { FERRY_VERSION } from "../version.js";
 import { Group, type GroupContext } from "./group.js";
-import { cpuPercent, sampleProcess } from "./metrics.js";
+import { cpuPercent, sampleProcess } from "./process-usage.js";
 import { NO_OBSERVER, type PoolObserver } from "./observer.js";
 import { NO_RECORDER, type RequestRecorder } from "../metrics/recorder.js";
 import type { PoolProcess } from "./process.js";

@@ -9,7 +9,7 @@ import type { Logger } from "../log.js";
 import type { SpawnedProcess } from "../spawn/spawner.js";
 import type { ProcessState, ProcessStatus } from "../control/status.js";
 import type { AppAddress, Session, SessionOutcome } from "./session.js";
-import type { ProcSample } from "./metrics.js";
+import type { ProcSample } from "./process-usage.js";
 import type { LoopReport } from "../loader/messages.js";
 
 /** The latest event-loop report of a process, with the clock time the core received it. */

@@ -1,7 +1,7 @@
 /**
  * Exchanges over a `node:http` server: an ordinary request (IncomingMessage +
  * ServerResponse) and an upgrade request (the raw client socket). Used by the
- * standalone front server (standalone.ts) and the affinity peer server
+ * standalone front server (standalone-mode.ts) and the affinity peer server
  * (affinity/peer-server.ts); each builds the RequestHead its own way and may
  * filter the response headers.
  */

@@ -15,7 +15,7 @@ import { LeaseNotSentError } from "../../exchange/exchange.js";
 import { socketFd } from "../../os/socket-fd.js";
 import { readModuleHead, type AppMemo } from "./head.js";
 import { ModuleExchange } from "./module-exchange.js";
-import type { ModuleListenerOptions, SendFdFn } from "./options.js";
+import type { ModuleListenerOptions, SendFdFn } from "./listener-options.js";
 
 type ConnState =
   | "head" // waiting for REQUEST_HEAD (v2: also between exchanges)

@@ -10,8 +10,8 @@ import { MAX_MODULE_CONNECTIONS } from "../../protocol/frames.js";
 import { socketFd } from "../../os/socket-fd.js";
 import { ModuleConnection } from "./connection.js";
 
-export type { ExchangeHandler, ModuleListenerOptions, PeerCredentials, SendFdFn } from "./options.js";
-import type { ModuleListenerOptions, PeerCredentials, SendFdFn } from "./options.js";
+export type { ExchangeHandler, ModuleListenerOptions, PeerCredentials, SendFdFn } from "./listener-options.js";
+import type { ModuleListenerOptions, PeerCredentials, SendFdFn } from "./listener-options.js";
 
 /** Whether a peer may use the module socket: root and Apache's uid only. */
 export function isPeerAllowed(cred: Pick<PeerCredentials, "uid">, apacheUid: number): boolean {

@@ -1,5 +1,5 @@
 import test from "ava";
-import { cpuPercent, parseProcStat, parseProcStatm, type ProcSample } from "../../../core/src/pool/metrics.js";
+import { cpuPercent, parseProcStat, parseProcStatm, type ProcSample } from "../../../core/src/pool/process-usage.js";
 
 // Field 2 may contain spaces and parentheses; utime/stime are fields 14 and 15.
 const STAT = "4242 (node my) app) S 1 4242 4242 0 -1 4194560 1200 0 0 0 250 50 0 0 20 0 11 0 12345 1000000 5000 18446744073709551615";
