@@ -53,21 +53,6 @@ export async function prestartUrls(urls: readonly string[], log: Logger, signal:
   }));
 }
 
-async function flushLog(log: Logger): Promise<void> {
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(resolve, 1_000);
-    try {
-      log.flush(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    } catch {
-      clearTimeout(t);
-      resolve();
-    }
-  });
-}
-
 /** `main.js --config <file>`: run a module-mode core until told to stop. Returns the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   let configFile: string;
@@ -101,7 +86,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const die = async (code: number, why: string, err?: unknown): Promise<never> => {
     if (err !== undefined) log.fatal({ err }, why);
     else log.fatal(why);
-    await flushLog(log);
+    await logHandle.flush();
     process.exit(code);
   };
   process.on("unhandledRejection", (reason: unknown) => void die(1, "Unhandled promise rejection", reason));
@@ -112,7 +97,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     core = await startModuleCore({ config, log, reopenCoreLog: () => logHandle.reopen(), setLogFormat: (f) => logHandle.setFormat(f) });
   } catch (e: unknown) {
     log.fatal({ logno: 304, err: e }, `Cannot start the Ferry core: ${e instanceof Error ? e.message : String(e)}`);
-    await flushLog(log);
+    await logHandle.flush();
     return 1;
   }
   const prestartAbort = new AbortController();
@@ -130,7 +115,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     } catch (e: unknown) {
       log.error({ err: e }, "Cannot stop cleanly");
     }
-    await flushLog(log);
+    await logHandle.flush();
     process.exit(0);
   };
 
