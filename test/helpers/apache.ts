@@ -16,6 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { apacheModulesDir, renderHttpdConf, renderVhost, runAsLines } from "../../core/src/cli/apache/httpd-conf.js";
+import { canConnect, processAlive } from "../../core/src/os/probes.js";
 
 /** The repository root (this file runs from build/test/helpers/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
@@ -123,33 +124,9 @@ export async function freePort(): Promise<number> {
   return addr.port;
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.once("connect", () => done(true));
-    sock.once("error", () => done(false));
-  });
-}
-
-/** State letter of /proc/<pid>/stat, or undefined when the process is gone. */
-function procState(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-  } catch {
-    return undefined;
-  }
-}
-
 /** Alive = exists and is not a zombie (PID 1 here does not reap orphans). */
 export function isAlive(pid: number): boolean {
-  const st = procState(pid);
-  return st !== undefined && st !== "Z" && st !== "X";
+  return processAlive(pid);
 }
 
 /** Pids of live processes whose command line or cwd is inside `dir`. */
@@ -320,7 +297,7 @@ export class ApacheServer {
           return false;
         }
       };
-      await waitFor(async () => server.exited || (pidWritten() && (await canConnect(port))), {
+      await waitFor(async () => server.exited || (pidWritten() && (await canConnect("127.0.0.1", port))), {
         timeoutMs: opts.startTimeoutMs ?? 30_000,
         intervalMs: 100,
         what: `Apache on 127.0.0.1:${port}`,
@@ -402,7 +379,7 @@ export class ApacheServer {
     const before = count();
     process.kill(this.pid, sig);
     await waitFor(() => count() > before, { timeoutMs, what: `Apache to resume after ${sig}` });
-    await waitFor(() => canConnect(this.port), { timeoutMs, what: "Apache's port after a restart" });
+    await waitFor(() => canConnect("127.0.0.1", this.port), { timeoutMs, what: "Apache's port after a restart" });
   }
 
   /**
