@@ -11,6 +11,7 @@
  * an injected clock.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import type { RequestHead } from "../protocol/request-head.js";
 import type { Clock } from "../util/clock.js";
 
 export const META_HEADER = "x-ferry-peer-meta";
@@ -20,8 +21,8 @@ export const DEFAULT_WINDOW_MS = 30_000;
 /** Smallest secret accepted. */
 export const MIN_SECRET_BYTES = 16;
 
-/** The forwarded request's context (what the receiving core's Exchange needs besides headers). */
-export interface PeerMeta {
+/** The forwarded request's context (what the receiving core's Exchange needs besides method, URI and headers). */
+export interface PeerMeta extends Omit<RequestHead, "method" | "uri" | "headers"> {
   /** Sending node. */
   readonly from: string;
   /** App group name. */
@@ -30,14 +31,6 @@ export interface PeerMeta {
   readonly sticky: string;
   readonly ts: number;
   readonly nonce: string;
-  readonly proto: string;
-  readonly remoteAddr: string;
-  readonly remotePort: number;
-  readonly serverName: string;
-  readonly serverPort: number;
-  readonly https: boolean;
-  readonly hasBody: boolean;
-  readonly upgrade: boolean;
 }
 
 /** Headers that are per hop (or ours) and therefore not signed. */

@@ -71,16 +71,21 @@ function isObj(v: unknown): v is Readonly<Record<string, unknown>> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-/** A stored pin value (JSON text) → PinOwner, or null when malformed. */
-export function parsePinOwner(text: unknown): PinOwner | null {
+/** A stored value (JSON text) → its object, or null when it is not JSON text of an object. */
+function jsonObject(text: unknown): Readonly<Record<string, unknown>> | null {
   if (typeof text !== "string") return null;
-  let v: unknown;
   try {
-    v = JSON.parse(text);
+    const v: unknown = JSON.parse(text);
+    return isObj(v) ? v : null;
   } catch {
     return null;
   }
-  if (!isObj(v)) return null;
+}
+
+/** A stored pin value (JSON text) → PinOwner, or null when malformed. */
+export function parsePinOwner(text: unknown): PinOwner | null {
+  const v = jsonObject(text);
+  if (v === null) return null;
   const node = v["node"];
   const pid = v["pid"];
   if (typeof node !== "string" || node === "" || typeof pid !== "number" || !Number.isSafeInteger(pid) || pid < 0) return null;
@@ -89,14 +94,8 @@ export function parsePinOwner(text: unknown): PinOwner | null {
 
 /** A stored node value (JSON text) → NodeRecord, or null when malformed. */
 export function parseNodeRecord(text: unknown): NodeRecord | null {
-  if (typeof text !== "string") return null;
-  let v: unknown;
-  try {
-    v = JSON.parse(text);
-  } catch {
-    return null;
-  }
-  if (!isObj(v)) return null;
+  const v = jsonObject(text);
+  if (v === null) return null;
   const { name, peer, tls, apps, sessions, pid, updatedAt, sites } = v;
   if (typeof name !== "string" || name === "" || typeof peer !== "string" || typeof tls !== "boolean") return null;
   if (!Array.isArray(apps) || !apps.every((a) => typeof a === "string")) return null;
