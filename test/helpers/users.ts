@@ -12,10 +12,11 @@
  * retried under a deadline.
  */
 import { execFile as execFileCb, execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { chmod, chown, cp, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
+import { processAlive } from "../../core/src/os/probes.js";
 
 const execFile = promisify(execFileCb);
 
@@ -64,16 +65,6 @@ function markUse(name: string): void {
   writeFileSync(path.join(dir, String(process.pid)), "");
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
-    return state !== "Z" && state !== "X";
-  } catch {
-    return false;
-  }
-}
-
 /** Drop this process's marker; true when no other live process marks the user. */
 function unmarkUse(name: string): boolean {
   const dir = path.join(MARKERS, name);
@@ -81,7 +72,7 @@ function unmarkUse(name: string): boolean {
   let others = false;
   try {
     for (const f of readdirSync(dir)) {
-      if (/^\d+$/.test(f) && pidAlive(Number(f))) others = true;
+      if (/^\d+$/.test(f) && processAlive(Number(f))) others = true;
       else rmSync(path.join(dir, f), { force: true });
     }
   } catch {
