@@ -156,22 +156,24 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
     return proxyStart(c, n);
   };
 
-  const ferry = {
-    id: "ferry",
-    label: "ferry start (standalone)",
+  // `ferry start` as people run it (connection handoff, the default), and with
+  // --no-connection-handoff (every request relayed through the core) for comparison.
+  const ferryStart = (id, label, flags) => ({
+    id,
+    label,
     expectPids: 2,
     unavailable: () => (existsSync(cliMain) ? null : `not built: ${cliMain} is missing (npx tsc -p tsconfig.json)`),
     async start(c, n) {
-      const appDir = c.appDir("ferry");
+      const appDir = c.appDir(id);
       const port = await freePort();
-      const registry = join(c.runDir, `ferry-${n}`);
+      const registry = join(c.runDir, `${id}-${n}`);
       mkdirSync(registry, { recursive: true, mode: 0o755 });
       const t0 = performance.now();
       const child = startChild(
         c.node,
         [join(c.repo, "bin/ferry.js"), "start", appDir, "--port", String(port), "--address", "127.0.0.1",
           "--min-instances", "2", "--max-pool-size", "2", "--environment", "production",
-          "--instance-registry-dir", registry],
+          "--instance-registry-dir", registry, ...flags],
         { cwd: appDir, env: { ...process.env } },
       );
       let coldMs;
@@ -196,48 +198,9 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
         },
       };
     },
-  };
-  const ferryHandoff = {
-    id: "ferry_handoff",
-    label: "ferry start --connection-handoff",
-    expectPids: 2,
-    unavailable: () => (existsSync(cliMain) ? null : `not built: ${cliMain} is missing (npx tsc -p tsconfig.json)`),
-    async start(c, n) {
-      const appDir = c.appDir("ferry_handoff");
-      const port = await freePort();
-      const registry = join(c.runDir, `ferry-handoff-${n}`);
-      mkdirSync(registry, { recursive: true, mode: 0o755 });
-      const t0 = performance.now();
-      const child = startChild(
-        c.node,
-        [join(c.repo, "bin/ferry.js"), "start", appDir, "--port", String(port), "--address", "127.0.0.1",
-          "--min-instances", "2", "--max-pool-size", "2", "--environment", "production",
-          "--instance-registry-dir", registry, "--connection-handoff"],
-        { cwd: appDir, env: { ...process.env } },
-      );
-      let coldMs;
-      let firstRequestMs;
-      try {
-        ({ ms: coldMs, requestMs: firstRequestMs } = await waitOk(port, START_DEADLINE_MS, dead(child), t0));
-      } catch (e) {
-        await stopChild(child, 15000);
-        throw new Error(`${e.message}\n${child.output.trim().split("\n").slice(-15).join("\n")}`.trim());
-      }
-      return {
-        port,
-        coldMs,
-        firstRequestMs,
-        appDir,
-        roots: () => [child.pid, ...pidsMatching(appDir)],
-        logTail: () => child.output.trim().split("\n").slice(-15).join("\n"),
-        async stop() {
-          const tree = [...treeStats([child.pid, ...pidsMatching(appDir)]).keys()];
-          await stopChild(child, 20000);
-          await waitGone(tree, 10000);
-        },
-      };
-    },
-  };
+  });
+  const ferry = ferryStart("ferry", "ferry start (standalone)", []);
+  const ferryRelay = ferryStart("ferry_relay", "ferry start --no-connection-handoff", ["--no-connection-handoff"]);
 
   const pm2 = {
     id: "pm2",
@@ -327,7 +290,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
     },
   };
 
-  return [modFerry, passenger, modProxy, ferry, ferryHandoff, pm2, node];
+  return [modFerry, passenger, modProxy, ferry, ferryRelay, pm2, node];
 }
 
 function pm2Bin(ctx) {
