@@ -65,7 +65,7 @@ export function treeStats(roots) {
 
 /**
  * Which part of a server side a process is: "app" (its command line names the
- * app dir), "apache" (an apache2 process), or "core" (the rest: Ferry's core
+ * app dir), "apache" (the front: an apache2 or nginx process), or "core" (the rest: Ferry's core
  * or `ferry start`'s process, Passenger's watchdog and core, PM2's daemon).
  */
 export function classifier(appDir) {
@@ -78,7 +78,8 @@ export function classifier(appDir) {
     try {
       comm = readFileSync(`/proc/${pid}/comm`, "latin1").trim();
     } catch {}
-    if (comm === "apache2" || comm === "httpd") return "apache";
+    // The front web server (Apache or nginx; the part keeps the key "apache").
+    if (comm === "apache2" || comm === "httpd" || comm === "nginx") return "apache";
     return "core";
   };
 }

@@ -161,44 +161,87 @@ function scenarioTable(sc, agg, ids) {
   return lines.join("\n");
 }
 
-/** The issue's goals, checked against this run's figures. */
+/** The open issues' goals (11: Apache data path, 12: ferry start, 15: nginx), checked against this run's figures. */
 function goals(agg) {
   const F = agg.mod_ferry;
   const S = agg.ferry;
   const P = agg.passenger;
+  const X = agg.mod_proxy;
   const M = agg.pm2;
+  const NF = agg.nginx_ferry;
+  const NP = agg.nginx_proxy;
   const g = (t, s) => (t && t.unavailable === null ? t.sc[s] ?? null : null);
   const rows = [];
-  const add = (goal, value, ok) =>
-    rows.push(`| ${goal} | ${value} | ${ok === null ? "not measured" : ok ? "met" : "**not met**"} |`);
+  const add = (issue, goal, value, ok) =>
+    rows.push(`| ${issue} | ${goal} | ${value} | ${ok === null ? "not measured" : ok ? "met" : "**not met**"} |`);
   const rr = (t, s, k, base) => {
     const x = g(t, s)?.[k];
     const b = g(base, s)?.[k];
     return typeof x === "number" && typeof b === "number" && b > 0 ? x / b : null;
   };
   const show = (x) => (x === null ? "–" : `×${x.toFixed(2)}`);
+  const list = (pairs) => pairs.map(([s, x]) => `${s} ${show(x)}`).join(", ") || "–";
+  const all = (pairs, ok) => (pairs.length === 0 ? null : pairs.every(([, x]) => ok(x)));
+  const known = (pairs) => pairs.filter(([, x]) => x !== null);
+  const HTTP = ["small", "get100k", "post64k", "slow", "mixed"];
+
+  // Issue 11: Apache + Ferry (the direct data path).
   for (const [s, want] of [["small", 2], ["get100k", 2.5], ["post64k", 3]]) {
     const x = rr(F, s, "rps", P);
-    add(`Apache + Ferry req/s ≥ ${want}× Passenger (${s})`, show(x), x === null ? null : x >= want);
+    add(11, `Apache + Ferry req/s ≥ ${want}× Passenger (${s})`, show(x), x === null ? null : x >= want);
   }
-  const cpu = g(F, "small")?.cpuUsPerReq ?? null;
-  add("Apache + Ferry server CPU ≤ ~100 µs/request (small GET)", cpu === null ? "–" : `${f(cpu)} µs`, cpu === null ? null : cpu <= 100);
-  const p99s = ["small", "get100k", "post64k", "slow", "mixed"].map((s) => [s, rr(F, s, "p99Ms", P)]).filter(([, x]) => x !== null);
-  add("Apache + Ferry p99 ≤ Passenger's everywhere", p99s.map(([s, x]) => `${s} ${show(x)}`).join(", ") || "–",
-    p99s.length === 0 ? null : p99s.every(([, x]) => x <= 1));
-  const sx = rr(S, "small", "rps", M);
-  add("ferry start req/s ≥ 0.5× PM2 cluster (small GET)", show(sx), sx === null ? null : sx >= 0.5);
-  const tx = rr(S, "mixed", "tinyP99Ms", M);
-  add("ferry start tiny-request p99 ≤ 0.5× PM2's (mixed)", show(tx), tx === null ? null : tx <= 0.5);
+  const xs = rr(F, "small", "rps", X);
+  add(11, "Apache + Ferry req/s ≥ 0.9× mod_proxy_balancer (small)", show(xs), xs === null ? null : xs >= 0.9);
+  const p99P = known(HTTP.map((s) => [s, rr(F, s, "p99Ms", P)]));
+  const p99X = known(HTTP.map((s) => [s, rr(F, s, "p99Ms", X)]));
+  add(11, "Apache + Ferry p99 ≤ Passenger's in every scenario", list(p99P), all(p99P, (x) => x <= 1));
+  add(11, "Apache + Ferry p99 ≤ mod_proxy_balancer's in every scenario", list(p99X), all(p99X, (x) => x <= 1));
+  const core = g(F, "small")?.cpuByPart?.core ?? null;
+  add(11, "core CPU ≤ 25 µs per small request", core === null ? "–" : `${f(core)} µs`, core === null ? null : core <= 25);
+  const rss = known(["small", "get100k", "post64k", "slow", "mixed", "ws"].map((s) => [s, rr(F, s, "peakRssMb", P)]));
+  add(11, "Apache + Ferry peak RSS ≤ Passenger's in every scenario", list(rss), all(rss, (x) => x <= 1));
   const ws = g(F, "ws");
-  add("1,000 WebSockets through Apache + Ferry, no errors", ws === null ? "–" : `held ${f(ws.held)}, errors ${f(ws.errors)}`,
+  add(11, "1,000 WebSockets through Apache + Ferry, no errors", ws === null ? "–" : `held ${f(ws.held)}, errors ${f(ws.errors)}`,
     ws === null ? null : ws.held === 1000 && ws.errors === 0);
-  const rss = ["small", "get100k", "post64k", "slow", "mixed", "ws"].map((s) => [s, rr(F, s, "peakRssMb", P)]).filter(([, x]) => x !== null);
-  add("Apache + Ferry peak RSS ≤ Passenger's in every scenario", rss.map(([s, x]) => `${s} ${show(x)}`).join(", ") || "–",
-    rss.length === 0 ? null : rss.every(([, x]) => x <= 1));
-  const cold = rr(F, "cold", "coldMs", P);
-  add("Apache + Ferry cold start ≤ Passenger's", show(cold), cold === null ? null : cold <= 1);
-  return ["| goal (issue 5) | this run | verdict |", "| --- | --- | --- |", ...rows].join("\n");
+
+  // Issue 12: ferry start (as users run it: the defaults) against PM2 cluster mode.
+  for (const s of ["small", "get100k", "post64k"]) {
+    const x = rr(S, s, "rps", M);
+    const p = rr(S, s, "p99Ms", M);
+    add(12, `ferry start req/s ≥ 0.7× PM2 cluster, p99 ≤ PM2's (${s})`, `${show(x)}, p99 ${show(p)}`,
+      x === null || p === null ? null : x >= 0.7 && p <= 1);
+  }
+  const tx = rr(S, "mixed", "tinyP99Ms", M);
+  add(12, "ferry start tiny-request p99 ≤ PM2's (mixed)", show(tx), tx === null ? null : tx <= 1);
+
+  // Issue 15: nginx + Ferry against nginx proxy_pass to the same two processes.
+  const nx = rr(NF, "small", "rps", NP);
+  const np = rr(NF, "small", "p99Ms", NP);
+  add(15, "nginx + Ferry req/s ≥ 0.9× nginx proxy_pass, p99 ≤ its (small)", `${show(nx)}, p99 ${show(np)}`,
+    nx === null || np === null ? null : nx >= 0.9 && np <= 1);
+  return ["| issue | goal | this run | verdict |", "| --- | --- | --- | --- |", ...rows].join("\n");
+}
+
+/** One target against another, scenario by scenario (req/s and p99 ratios). */
+function pairTable(agg, scenarios, id, baseId) {
+  const a = agg[id];
+  const b = agg[baseId];
+  if (a === undefined || b === undefined || a.unavailable !== null || b.unavailable !== null) return null;
+  const lines = [
+    `| scenario | ${a.label} req/s | ${b.label} req/s | ratio | p99 ms | p99 ratio |`,
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const sc of scenarios.filter((x) => x.kind === "wrk")) {
+    const m = a.sc[sc.id];
+    const n = b.sc[sc.id];
+    if (!m || !n) continue;
+    const tiny = sc.mode === "mixed";
+    const pa = tiny ? m.tinyP99Ms : m.p99Ms;
+    const pb = tiny ? n.tinyP99Ms : n.p99Ms;
+    lines.push(`| ${sc.label}${tiny ? " (p99 of the tiny requests)" : ""} | ${f(m.rps)} | ${f(n.rps)} | ${ratio(m.rps, n.rps)} | ` +
+      `${f(pa, 2)} / ${f(pb, 2)} | ${ratio(pa, pb)} |`);
+  }
+  return lines.length > 2 ? lines.join("\n") : null;
 }
 
 const COLORS = { mod_ferry: "#1f77b4", passenger: "#d62728", mod_proxy: "#ff7f0e", ferry: "#2ca02c", pm2: "#9467bd", node: "#7f7f7f" };
@@ -307,6 +350,13 @@ export function writeReport(results, scenarios, targets, outFile, argv) {
   out.push("");
   out.push("## Throughput relative to Passenger", "", `![req/s as a ratio to Apache + Passenger](${relative(dirname(outFile), svgFile)})`, "");
   out.push("## Goals", "", goals(agg), "");
+  for (const [title, id, base] of [
+    ["ferry start vs PM2 cluster (issue 12)", "ferry", "pm2"],
+    ["nginx + Ferry vs nginx proxy_pass (issue 15)", "nginx_ferry", "nginx_proxy"],
+  ]) {
+    const t = pairTable(agg, scenarios, id, base);
+    if (t !== null) out.push(`## ${title}`, "", t, "");
+  }
   out.push("## Results per scenario", "");
   for (const sc of scenarios) {
     out.push(`### ${sc.label}`, "");
@@ -334,7 +384,7 @@ export function writeReport(results, scenarios, targets, outFile, argv) {
     return t.join("\n");
   };
   out.push("## Where the server side spends", "");
-  out.push("Each cell is **Apache / core / app**: Apache's processes; the middle layer (Ferry's core or `ferry start`'s " +
+  out.push("Each cell is **front / core / app**: the web server's processes (Apache or nginx); the middle layer (Ferry's core or `ferry start`'s " +
     "process, Passenger's watchdog and core agent, PM2's daemon); the app processes. “·” = no such part.", "");
   out.push("CPU µs per request:", "", splitTable("cpuByPart", "µs", 0), "");
   out.push("Peak RSS MiB (at the sample where the whole side peaked):", "", splitTable("rssByPart", "MiB", 0), "");
