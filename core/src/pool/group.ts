@@ -235,12 +235,8 @@ export class Group implements SessionOwner {
 
   /** Stat restart.txt / always_restart.txt as a checkout does (throttled by stat_throttle_rate). */
   private checkRestartFiles(): void {
-    this.probe.check(this.ctx.clock.now(), this.ctx.server().statThrottleRateMs).then(
-      (reason) => {
-        if (reason !== null && !this.closed) this.requestRestart(reason);
-      },
-      (e: unknown) => this.log.warn({ err: e }, "Cannot check the restart files"),
-    );
+    const reason = this.probe.check(this.ctx.clock.now(), this.ctx.server().statThrottleRateMs);
+    if (reason !== null && !this.closed) this.requestRestart(reason);
   }
 
   private onDirectRequests(proc: PoolProcess, r: RequestsReport): void {

@@ -126,12 +126,11 @@ export class Pool {
     }
     const group = this.groupFor(app, opts.generation);
     try {
-      const reason = await group.probe.check(this.clock.now(), this.server.statThrottleRateMs);
+      const reason = group.probe.check(this.clock.now(), this.server.statThrottleRateMs);
       if (reason !== null) group.requestRestart(reason);
     } catch (e: unknown) {
       group.log.warn({ err: e }, "Cannot check the restart files");
     }
-    if (this.closing) throw new PoolShutdownError(`Cannot check out a process of "${app.appGroupName}": the pool is shutting down`);
     return group.checkout(opts.stickyId, opts.signal);
   }
 
@@ -146,12 +145,11 @@ export class Pool {
     const group = this.groups.get(app.appGroupName);
     if (group === undefined) return false;
     try {
-      const reason = await group.probe.check(this.clock.now(), this.server.statThrottleRateMs);
+      const reason = group.probe.check(this.clock.now(), this.server.statThrottleRateMs);
       if (reason !== null) group.requestRestart(reason);
     } catch (e: unknown) {
       group.log.warn({ err: e }, "Cannot check the restart files");
     }
-    if (this.closing) return false;
     return group.handOff(fd);
   }
 

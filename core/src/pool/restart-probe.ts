@@ -2,8 +2,14 @@
  * Stats a group's restart.txt / always_restart.txt on request, throttled by
  * PassengerStatThrottleRate, and says whether the app must restart. The
  * decision is policy/restart.ts; this file only does the stat calls.
+ *
+ * The stats are synchronous on purpose: two stat(2) calls of local files at
+ * most once per throttle period cost microseconds, while an asynchronous stat
+ * goes through libuv's thread pool, whose threads a busy machine may not run
+ * for hundreds of milliseconds, and every request arriving meanwhile would
+ * wait for it (the request path must not wait on the thread pool).
  */
-import { stat } from "node:fs/promises";
+import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import {
   evaluateRestartFiles,
@@ -14,10 +20,11 @@ import {
   type RestartFileState,
 } from "../policy/restart.js";
 
-async function statFile(path: string): Promise<FileStat> {
+/** A file that cannot be stat'ed (absent, EACCES, ENOTDIR …) counts as absent. */
+function statFile(path: string): FileStat {
   try {
-    const s = await stat(path);
-    return { exists: true, mtimeMs: s.mtimeMs };
+    const s = statSync(path, { throwIfNoEntry: false });
+    return s === undefined ? { exists: false } : { exists: true, mtimeMs: s.mtimeMs };
   } catch {
     return { exists: false };
   }
@@ -25,7 +32,6 @@ async function statFile(path: string): Promise<FileStat> {
 
 export class RestartProbe {
   private state: RestartFileState = INITIAL_RESTART_STATE;
-  private inFlight: Promise<RestartCheck> | null = null;
   private dir: string;
 
   constructor(appRoot: string, restartDir: string) {
@@ -40,30 +46,13 @@ export class RestartProbe {
     this.state = INITIAL_RESTART_STATE;
   }
 
-  /**
-   * Check the files if the throttle allows; resolves with the reason to restart,
-   * or null. Concurrent callers share one stat.
-   */
-  async check(now: number, throttleMs: number): Promise<RestartCheck["reason"]> {
-    if (this.inFlight !== null) {
-      await this.inFlight;
-      return null;
-    }
+  /** Check the files if the throttle allows: the reason to restart, or null. */
+  check(now: number, throttleMs: number): RestartCheck["reason"] {
     if (!shouldCheckRestartFiles(this.state, now, throttleMs)) return null;
-    const run = (async (): Promise<RestartCheck> => {
-      const [restartTxt, always] = await Promise.all([
-        statFile(resolve(this.dir, "restart.txt")),
-        statFile(resolve(this.dir, "always_restart.txt")),
-      ]);
-      return evaluateRestartFiles(this.state, restartTxt, always, now);
-    })();
-    this.inFlight = run;
-    try {
-      const result = await run;
-      this.state = result.state;
-      return result.reason;
-    } finally {
-      this.inFlight = null;
-    }
+    const restartTxt = statFile(resolve(this.dir, "restart.txt"));
+    const always = statFile(resolve(this.dir, "always_restart.txt"));
+    const result = evaluateRestartFiles(this.state, restartTxt, always, now);
+    this.state = result.state;
+    return result.reason;
   }
 }

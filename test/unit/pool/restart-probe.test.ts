@@ -1,0 +1,66 @@
+/**
+ * RestartProbe: restart.txt / always_restart.txt are stat'ed synchronously,
+ * at most once per throttle period, so a checkout never waits on libuv's
+ * thread pool (on a busy machine its threads may not run for a long time and
+ * every request arriving meanwhile would wait).
+ */
+import test from "ava";
+import { mkdtempSync, rmSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { RestartProbe } from "../../../core/src/pool/restart-probe.js";
+
+function appDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "ferry-restart-probe-"));
+  mkdirSync(path.join(dir, "tmp"));
+  return dir;
+}
+
+test("a touched restart.txt is reported by the check itself (no promise), once", (t) => {
+  const dir = appDir();
+  try {
+    const probe = new RestartProbe(dir, "tmp");
+    t.is(probe.check(1_000, 0), null, "the first check only records");
+    const file = path.join(dir, "tmp", "restart.txt");
+    writeFileSync(file, "");
+    utimesSync(file, new Date(5_000), new Date(5_000));
+    t.is(probe.check(2_000, 0), "restart.txt");
+    t.is(probe.check(3_000, 0), null, "the same mtime restarts once");
+    utimesSync(file, new Date(9_000), new Date(9_000));
+    t.is(probe.check(4_000, 0), "restart.txt", "touched again");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("within the throttle period the files are not looked at", (t) => {
+  const dir = appDir();
+  try {
+    const probe = new RestartProbe(dir, "tmp");
+    probe.check(1_000, 1_000);
+    const file = path.join(dir, "tmp", "restart.txt");
+    writeFileSync(file, "");
+    t.is(probe.check(1_500, 1_000), null, "half a period later: not checked");
+    t.is(probe.check(2_000, 1_000), "restart.txt", "a period later: seen");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("always_restart.txt restarts on every check; an unreadable directory counts as no files", (t) => {
+  const dir = appDir();
+  try {
+    const probe = new RestartProbe(dir, "tmp");
+    writeFileSync(path.join(dir, "tmp", "always_restart.txt"), "");
+    t.is(probe.check(1_000, 0), "always_restart.txt");
+    t.is(probe.check(2_000, 0), "always_restart.txt");
+    probe.setDirectory(dir, "tmp/missing/deeper");
+    t.is(probe.check(3_000, 0), null);
+    // A file where a directory is expected (ENOTDIR) is no error either.
+    writeFileSync(path.join(dir, "notadir"), "");
+    probe.setDirectory(dir, "notadir");
+    t.is(probe.check(4_000, 0), null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
