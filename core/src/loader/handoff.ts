@@ -157,7 +157,9 @@ function isAdopted(socket: unknown): boolean {
 
 /**
  * The headers the core's relay adds (exchange/headers.ts): X-Forwarded-For
- * with the client address appended, X-Forwarded-Proto (plain HTTP here).
+ * with the client address appended, X-Forwarded-Proto (plain HTTP here; a
+ * client's value is replaced), both at the end of rawHeaders as the relay
+ * sends them.
  */
 function forwardedHeaders(req: http.IncomingMessage): void {
   const addr = req.socket.remoteAddress ?? "";
@@ -166,7 +168,20 @@ function forwardedHeaders(req: http.IncomingMessage): void {
   const value = xff === undefined || xff === "" ? addr : `${xff}, ${addr}`;
   headers["x-forwarded-for"] = value;
   headers["x-forwarded-proto"] = "http";
-  req.rawHeaders.push("X-Forwarded-For", value, "X-Forwarded-Proto", "http");
+  const raw = req.rawHeaders;
+  let w = 0;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i] ?? "";
+    // "x-forwarded-for" has 15 characters, "x-forwarded-proto" 17: most names are skipped without lower-casing.
+    if (name.length === 15 || name.length === 17) {
+      const lower = name.toLowerCase();
+      if (lower === "x-forwarded-for" || lower === "x-forwarded-proto") continue;
+    }
+    raw[w++] = name;
+    raw[w++] = raw[i + 1] ?? "";
+  }
+  raw.length = w;
+  raw.push("X-Forwarded-For", value, "X-Forwarded-Proto", "http");
 }
 
 type WriteHeadArgs = [number, ...unknown[]];

@@ -73,6 +73,11 @@ test("a kept-alive connection is served by the app process itself and each reque
   const h = (await json(r.port, "/headers", { agent }))["headers"] as Record<string, string>;
   t.is(h["x-forwarded-for"], "127.0.0.1");
   t.is(h["x-forwarded-proto"], "http");
+  // A client's own values: X-Forwarded-For is extended, X-Forwarded-Proto replaced, both last (as the relay sends them).
+  const spoof = await json(r.port, "/headers", { agent, headers: { "X-Forwarded-Proto": "https", "X-Forwarded-For": "10.0.0.1", "X-Other": "1" } });
+  const raw = spoof["rawHeaders"] as string[];
+  t.deepEqual(raw.slice(-4), ["X-Forwarded-For", "10.0.0.1, 127.0.0.1", "X-Forwarded-Proto", "http"]);
+  t.is(raw.filter((x) => /^x-forwarded-/i.test(x)).length, 2, "the client's own lines are gone");
   const st = r.instance.pool.status().groups[0]?.processes[0];
   t.is(st?.inFlight, 0);
 });
@@ -153,13 +158,22 @@ test("graceful stop under kept-alive load: requests in flight and those on open 
   t.true(pids.every(pidGone), `app pids still alive: ${pids.join(",")}`);
 });
 
-test("responses on handed-off connections carry X-Powered-By as the relay's do", async (t) => {
-  const r = await start("h3-app", { "show-version-in-header": false });
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  t.teardown(() => agent.destroy());
-  await socketSeen(r.port, agent); // this connection is handed off (the client's own port, above)
-  for (const p of ["/pid", "/", "/nocontent", "/cookies"]) {
-    const res = await req(r.port, p, { agent });
-    t.is(res.headers["x-powered-by"], "Ferry", p);
-  }
-});
+for (const [mode, flags] of [["", {}], [" (relay)", { "connection-handoff": false }]] as const) {
+  test(`responses carry Ferry's X-Powered-By after the app's own${mode}`, async (t) => {
+    const r = await start("h3-app", { "show-version-in-header": false, ...flags });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    const { seen, clientPort } = await socketSeen(r.port, agent);
+    t.is(seen.remotePort === clientPort, mode === "", "handed off by default, relayed with the flag off");
+    for (const p of ["/pid", "/", "/nocontent", "/cookies"]) {
+      const res = await req(r.port, p, { agent });
+      t.is(res.headers["x-powered-by"], "Ferry", p);
+    }
+    const own = await req(r.port, "/powered", { agent });
+    const values: string[] = [];
+    for (let i = 0; i + 1 < own.rawHeaders.length; i += 2) {
+      if (own.rawHeaders[i]?.toLowerCase() === "x-powered-by") values.push(own.rawHeaders[i + 1] ?? "");
+    }
+    t.deepEqual(values, ["Express", "Ferry"]);
+  });
+}
