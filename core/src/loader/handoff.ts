@@ -259,17 +259,25 @@ class RequestTracker {
       this.#connections--;
       this.#schedule();
       this.#firstRequest(socket);
-      if (this.#connections === 0) {
-        const fns = this.#onNoneOpen;
-        this.#onNoneOpen = [];
-        for (const f of fns) f();
-      }
+      this.#checkOpen();
     });
   }
 
-  /** Resolves when no adopted connection is open, or after `maxMs`. */
+  /** Adopted connections still speaking HTTP (upgraded ones are the app's to close). */
+  get #httpConnections(): number {
+    return this.#connections - this.#upgraded;
+  }
+
+  #checkOpen(): void {
+    if (this.#httpConnections > 0) return;
+    const fns = this.#onNoneOpen;
+    this.#onNoneOpen = [];
+    for (const f of fns) f();
+  }
+
+  /** Resolves when no adopted connection speaks HTTP any more, or after `maxMs`. */
   allClosed(maxMs: number): Promise<void> {
-    if (this.#connections === 0) return Promise.resolve();
+    if (this.#httpConnections <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, maxMs);
       this.#onNoneOpen.push(() => { clearTimeout(timer); resolve(); });
@@ -349,6 +357,7 @@ class RequestTracker {
       if (!isAdopted(req.socket)) return;
       this.#upgraded++;
       this.#schedule();
+      this.#checkOpen();
       socket.once("close", () => {
         this.#upgraded--;
         this.#schedule();

@@ -253,6 +253,8 @@ export class Group implements SessionOwner {
     if (proc.state === "ready" && this.app.maxRequests > 0 && proc.processed >= this.app.maxRequests) {
       this.retire(proc, `it handled ${proc.processed} requests (max requests ${this.app.maxRequests})`);
     }
+    // A draining process may have been waiting for its handed-off WebSockets to close.
+    if (proc.state === "draining") this.maybeStop(proc);
     this.schedule();
   }
 
@@ -575,7 +577,8 @@ export class Group implements SessionOwner {
   private maybeStop(proc: PoolProcess): void {
     if (proc.state !== "draining" || proc.shutdownSent || proc.inFlight > 0) return;
     const abortWs = this.app.abortWebsocketsOnProcessShutdown || this.closed;
-    if (proc.upgraded > 0 && !abortWs) return;
+    // abort_websockets_on_process_shutdown off: wait for them, handed-off ones included (the app's own).
+    if (proc.totalUpgraded > 0 && !abortWs) return;
     proc.shutdownSent = true;
     if (proc.upgraded > 0) proc.abortUpgraded(new AppCrashedError(`Cannot keep the upgraded connection to process ${proc.pid}: it is shutting down`));
     proc.spawned.shutdown();

@@ -177,3 +177,31 @@ for (const [mode, flags] of [["", {}], [" (relay)", { "connection-handoff": fals
     t.deepEqual(values, ["Express", "Ferry"]);
   });
 }
+
+for (const abort of [true, false]) {
+  test(`a rolling restart ${abort ? "closes a handed-off WebSocket (default)" : "waits for a handed-off WebSocket with --no-abort-websockets-on-process-shutdown"}`, async (t) => {
+    const r = await start("h3-ws", abort ? {} : { "no-abort-websockets-on-process-shutdown": true });
+    const ws = new WebSocket(`ws://127.0.0.1:${r.port}/ws`, { handshakeTimeout: 20_000 });
+    ws.on("error", () => undefined);
+    const greeting = await new Promise<string>((resolve) => ws.once("message", (d: Buffer) => resolve(d.toString())));
+    const pid = Number(/\d+$/.exec(greeting)?.[0]);
+    await waitFor("the upgrade counted", () => r.instance.pool.status().groups[0]?.processes.find((x) => x.pid === pid && x.upgraded === 1));
+    const closed = new Promise<void>((resolve) => ws.once("close", () => resolve()));
+    t.is(await r.instance.pool.restartApp(r.config.appRoot), 1);
+    await waitFor("a new process ready", () => (readyPids(r).some((p) => p !== pid) ? true : undefined), 30_000);
+    if (abort) {
+      await closed;
+      await waitFor(`pid ${pid} gone`, () => (pidGone(pid) ? true : undefined), 15_000);
+      return;
+    }
+    // Still open and echoing well after the new process took over.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const echoed = new Promise<string>((resolve) => ws.once("message", (d: Buffer) => resolve(d.toString())));
+    ws.send("still here");
+    t.is(await echoed, "still here");
+    t.false(pidGone(pid));
+    ws.close();
+    await closed;
+    await waitFor(`pid ${pid} gone once its WebSocket closed`, () => (pidGone(pid) ? true : undefined), 15_000);
+  });
+}
