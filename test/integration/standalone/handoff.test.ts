@@ -205,3 +205,16 @@ for (const abort of [true, false]) {
     await waitFor(`pid ${pid} gone once its WebSocket closed`, () => (pidGone(pid) ? true : undefined), 15_000);
   });
 }
+
+test("a connection relayed for want of a ready process is closed after its answer; the next one is handed off", async (t) => {
+  const r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "min-instances": "1" });
+  running.push(r);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.teardown(() => agent.destroy());
+  // No process yet (the tests start none in advance): the relay serves it while the first one spawns.
+  const first = await req(r.port, "/pid", { agent });
+  t.is(first.status, 200);
+  t.is(first.headers["connection"], "close");
+  const { seen, clientPort } = await socketSeen(r.port, agent);
+  t.is(seen.remotePort, clientPort, "the next connection is the app's own");
+});

@@ -6,13 +6,23 @@
  * does), which then serves every request of the connection itself. A
  * connection no process can take now (none ready yet, requests queued, the
  * pass failed) is served by the relay front server instead, with its
- * queueing, spawning and error pages.
+ * queueing, spawning and error pages; its first answer closes it
+ * (`relayedOnce`), so the client's next connection is handed off once a
+ * process can take it.
  */
 import type http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "../../log.js";
 import { socketFd } from "../../os/socket-fd.js";
+
+/** Marks a connection the relay serves only because no process could take it when it arrived. */
+const FALLBACK = Symbol("ferry.handoffFallback");
+
+/** True for a connection the relay serves for want of a process: answer it with `Connection: close`. */
+export function relayedOnce(socket: unknown): boolean {
+  return typeof socket === "object" && socket !== null && (socket as Record<symbol, unknown>)[FALLBACK] === true;
+}
 
 export interface HandoffListenerOptions {
   /** The relay front server: gets the connections that are not handed off. */
@@ -48,6 +58,7 @@ export class HandoffListener {
       return;
     }
     if (socket.destroyed) return;
+    (socket as unknown as Record<symbol, boolean>)[FALLBACK] = true;
     this.#opts.relay.emit("connection", socket);
     socket.resume();
   }

@@ -12,7 +12,7 @@ import type { Logger } from "../../log.js";
 import type { Exchange, RequestHead } from "../../exchange/exchange.js";
 import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "./node-exchange.js";
 import { handleExchange, type RequestDeps } from "../../exchange/handle.js";
-import { HandoffListener } from "./handoff.js";
+import { HandoffListener, relayedOnce } from "./handoff.js";
 import { ResponseDeadlineExchange } from "../../exchange/response-deadline.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);
@@ -98,6 +98,8 @@ export class FrontServer {
     const direct = (ex: Exchange): Promise<void> => handleExchange(ex, opts.deps);
     const handle = opts.wrap?.(direct) ?? direct;
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+      // Relayed for want of a ready process: the client's next connection gets handed off.
+      if (relayedOnce(req.socket)) res.shouldKeepAlive = false;
       const ex: Exchange = new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res);
       this.#exchanges.track(handle(requestTimeout > 0 ? new ResponseDeadlineExchange(ex, requestTimeout) : ex));
     });
