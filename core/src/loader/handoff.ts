@@ -194,7 +194,8 @@ function addPoweredBy(res: http.ServerResponse, args: WriteHeadArgs, value: stri
   const at = typeof args[1] === "string" ? 2 : 1;
   const h = args[at];
   if (Array.isArray(h)) {
-    args[at] = [...(h as unknown[]), "X-Powered-By", value];
+    // Flat [name, value, …] or a list of [name, value] pairs (both are Node's).
+    args[at] = Array.isArray(h[0]) ? [...(h as unknown[]), ["X-Powered-By", value]] : [...(h as unknown[]), "X-Powered-By", value];
     return;
   }
   if (typeof h === "object" && h !== null) {

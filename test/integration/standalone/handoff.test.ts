@@ -165,7 +165,7 @@ for (const [mode, flags] of [["", {}], [" (relay)", { "connection-handoff": fals
     t.teardown(() => agent.destroy());
     const { seen, clientPort } = await socketSeen(r.port, agent);
     t.is(seen.remotePort === clientPort, mode === "", "handed off by default, relayed with the flag off");
-    for (const p of ["/pid", "/", "/nocontent", "/cookies"]) {
+    for (const p of ["/pid", "/", "/nocontent", "/cookies", "/head-pairs", "/head-flat"]) {
       const res = await req(r.port, p, { agent });
       t.is(res.headers["x-powered-by"], "Ferry", p);
     }
