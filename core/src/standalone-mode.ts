@@ -67,17 +67,18 @@ async function makeInstanceDir(registryDir: string): Promise<string> {
 }
 
 /**
- * Connection handoff (--connection-handoff) serves a connection's requests in
- * the app process, so it needs every per-request decision to be the app's
- * own: a Node app (the loader adopts connections), no sticky sessions (the
- * cookie picks a process per request), no concurrency limit (requests queue
- * in the core), no max request time (the core cuts slow requests) and no
- * shared affinity. Otherwise every connection is relayed.
+ * Connection handoff (on unless --no-connection-handoff) serves a
+ * connection's requests in the app process, so it needs every per-request
+ * decision to be the app's own: a Node app (the loader adopts connections),
+ * no sticky sessions (the cookie picks a process per request), no
+ * concurrency limit (requests queue in the core) and no shared affinity.
+ * Otherwise every connection is relayed. (max_request_time is applied by the
+ * loader, front/http/handoff-settings.ts.)
  */
 export function handoffEligible(config: StandaloneConfig, sharedAffinity: boolean): boolean {
   const app = config.app;
   return config.server.connectionHandoff === true && app.appType !== "generic" && !app.stickySessions &&
-    app.maxConcurrentRequestsPerProcess <= 0 && app.maxRequestTimeMs === 0 && !sharedAffinity;
+    app.maxConcurrentRequestsPerProcess <= 0 && !sharedAffinity;
 }
 
 export async function startStandalone(opts: StandaloneOptions): Promise<StandaloneInstance> {

@@ -17,7 +17,7 @@ import { timerDelay } from "../util/clock.js";
 import type { AppAgents } from "./relay/app-agents.js";
 import type { Exchange } from "./exchange.js";
 import { newErrorId, renderErrorPage } from "./error-page.js";
-import { crashMessage } from "../loader/messages.js";
+import { crashMessage, maxRequestTimeMessage } from "../loader/messages.js";
 import { poweredBy } from "./headers.js";
 
 export interface CheckoutOptions {
@@ -145,9 +145,7 @@ export class Cancellation {
     on(ex.signal, () => new AbortedError("Cannot complete request: the client went away"));
     on(session.processGone, () => new AppCrashedError(crashMessage(session.pid)));
     if (app.maxRequestTimeMs > 0) {
-      const t = setTimeout(() => this.cancel(new AppTimeoutError(
-        `Cannot complete request: no complete answer from app process ${session.pid} within ${app.maxRequestTimeMs} ms (PassengerMaxRequestTime)`,
-      )), timerDelay(app.maxRequestTimeMs));
+      const t = setTimeout(() => this.cancel(new AppTimeoutError(maxRequestTimeMessage(session.pid, app.maxRequestTimeMs))), timerDelay(app.maxRequestTimeMs));
       this.#cleanups.push(() => clearTimeout(t));
     }
   }

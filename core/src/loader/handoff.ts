@@ -21,7 +21,7 @@ import { fstatSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import type { DirectErrorPage, DirectRequest, HandoffSettings, LoaderMessage } from "./messages.js";
-import { ERROR_ID_MARK, HANDOFF_FD, MAX_REQS_PER_MESSAGE, PID_MARK, crashMessage } from "./messages.js";
+import { ERROR_ID_MARK, HANDOFF_FD, MAX_REQS_PER_MESSAGE, PID_MARK, crashMessage, maxRequestTimeMessage } from "./messages.js";
 import { wantsJson } from "./wants-json.js";
 
 interface PipeHandle {
@@ -209,11 +209,13 @@ function addPoweredBy(res: http.ServerResponse, args: WriteHeadArgs, value: stri
   res.appendHeader("X-Powered-By", value);
 }
 
-/** A request on an adopted connection whose response head has not gone out yet. */
-interface Pending {
+/** A request in flight on an adopted connection. */
+interface Running {
   readonly req: http.IncomingMessage;
   readonly res: http.ServerResponse;
   readonly started: number;
+  /** The response head went out (the app's writeHead ran). */
+  headSent: boolean;
   /** Status the loader answered itself (504, 502), 0 = none. */
   answered: number;
 }
@@ -236,7 +238,7 @@ class RequestTracker {
   #scheduled = false;
   /** Adopted connections that have not brought a request yet. */
   readonly #waiting = new Set<net.Socket>();
-  readonly #pending = new Set<Pending>();
+  readonly #running = new Set<Running>();
   #onNoneWaiting: Array<() => void> = [];
   #onNoneOpen: Array<() => void> = [];
   #sweep: NodeJS.Timeout | undefined;
@@ -313,8 +315,10 @@ class RequestTracker {
       server.requestTimeout = requestTimeout;
       // Node checks both on this interval (default 30 s), read when the server starts listening.
       Reflect.set(server, "connectionsCheckingInterval", Math.max(100, Math.min(1_000, Math.floor(headersTimeout / 4))));
-      if (requestTimeout > 0) {
-        this.#sweep = setInterval(() => this.#expire(requestTimeout), Math.max(100, Math.min(1_000, Math.floor(requestTimeout / 4))));
+      const deadlines = [requestTimeout, settings.maxRequestTimeMs].filter((ms) => ms > 0);
+      if (deadlines.length > 0) {
+        const every = Math.max(100, Math.min(1_000, Math.floor(Math.min(...deadlines) / 4)));
+        this.#sweep = setInterval(() => this.#expire(requestTimeout, settings.maxRequestTimeMs), every);
         this.#sweep.unref();
       }
     }
@@ -330,12 +334,11 @@ class RequestTracker {
       // After max_requests the process retires: its last answers close their connection.
       if (this.shuttingDown() || (maxRequests > 0 && this.#served >= maxRequests)) res.shouldKeepAlive = false;
       const written = socket.bytesWritten;
-      const entry: Pending = { req, res, started, answered: 0 };
-      this.#pending.add(entry);
+      const entry: Running = { req, res, started, headSent: false, answered: 0 };
+      this.#running.add(entry);
       const writeHead = res.writeHead;
-      const pending = this.#pending;
       res.writeHead = function (this: http.ServerResponse, ...args: WriteHeadArgs) {
-        pending.delete(entry);
+        entry.headSent = true;
         if (poweredBy !== "" && !this.headersSent) addPoweredBy(this, args, poweredBy);
         return Reflect.apply(writeHead, this, args) as http.ServerResponse;
       } as typeof res.writeHead;
@@ -344,7 +347,7 @@ class RequestTracker {
       this.#peak = Math.max(this.#peak, this.#inFlight, this.#turnStarts);
       this.#schedule();
       res.once("close", () => {
-        this.#pending.delete(entry);
+        this.#running.delete(entry);
         this.#inFlight--;
         const status = entry.answered !== 0 ? entry.answered : res.headersSent ? res.statusCode : 0;
         this.#done.push([status, Math.round((performance.now() - started) * 100) / 100, Math.max(0, socket.bytesWritten - written)]);
@@ -371,26 +374,53 @@ class RequestTracker {
   }
 
   /**
-   * --request-timeout: a complete request whose response head has not gone out
-   * within it gets the relay's 504 (exchange/response-deadline.ts) and its
-   * connection is closed; the app's late answer goes nowhere. An incomplete
-   * request is Node's to answer (408, server.requestTimeout).
+   * --request-timeout (`requestMs`): a complete request whose response head
+   * has not gone out within it gets the relay's 504 (exchange/response-deadline.ts)
+   * and its connection is closed; the app's late answer goes nowhere. An
+   * incomplete request is Node's to answer (408, server.requestTimeout).
+   * max_request_time (`maxMs`): a request still running gets the relay's 504
+   * error page, or its connection is cut when the head went out; the core
+   * then recycles the process, as for a relayed request.
    */
-  #expire(ms: number): void {
+  #expire(requestMs: number, maxMs: number): void {
     const now = performance.now();
-    for (const p of this.#pending) {
-      if (now - p.started < ms) continue;
-      if (!p.req.complete) continue;
-      this.#pending.delete(p);
-      p.answered = 504;
-      const text = `504 Gateway Timeout: the app did not answer within ${ms / 1000} s (ferry start --request-timeout)\n`;
-      this.#answer(p, 504, "Gateway Timeout", "text/plain; charset=utf-8", text, false);
-      p.res.destroy();
+    const page = this.settings?.timeoutPage;
+    for (const p of this.#running) {
+      const age = now - p.started;
+      if (maxMs > 0 && age >= maxMs && page !== undefined) {
+        this.#running.delete(p);
+        const errorId = randomBytes(4).toString("hex");
+        if (!p.headSent) {
+          p.answered = 504;
+          this.#answerPage(p, 504, "Gateway Timeout", page, errorId);
+        }
+        this.#pages.push({
+          status: p.headSent ? 0 : 504, code: "FERRY_ERR_APP_TIMEOUT", errorId, method: p.req.method ?? "GET", uri: p.req.url ?? "/",
+          message: maxRequestTimeMessage(process.pid, maxMs),
+        });
+        this.#schedule();
+        p.res.destroy();
+        continue;
+      }
+      if (requestMs > 0 && age >= requestMs && !p.headSent && p.req.complete) {
+        this.#running.delete(p);
+        p.answered = 504;
+        const text = `504 Gateway Timeout: the app did not answer within ${requestMs / 1000} s (ferry start --request-timeout)\n`;
+        this.#answer(p, 504, "Gateway Timeout", "text/plain; charset=utf-8", text, false);
+        p.res.destroy();
+      }
     }
   }
 
+  /** Answer one of the relay's error pages (HTML or JSON as the request asks), its marks filled in. */
+  #answerPage(p: Running, status: number, reason: string, page: { readonly html: string; readonly json: string }, errorId: string): void {
+    const json = wantsJson(p.req.rawHeaders);
+    const body = (json ? page.json : page.html).replaceAll(ERROR_ID_MARK, errorId).replaceAll(PID_MARK, String(process.pid));
+    this.#answer(p, status, reason, json ? "application/json; charset=utf-8" : "text/html; charset=utf-8", body, true);
+  }
+
   /** Write a whole response on the request's connection, bypassing the app's ServerResponse. */
-  #answer(p: Pending, status: number, reason: string, type: string, body: string, poweredBy: boolean): void {
+  #answer(p: Running, status: number, reason: string, type: string, body: string, poweredBy: boolean): void {
     const socket = p.req.socket;
     if (socket.destroyed || !socket.writable) return;
     const bytes = Buffer.from(body, "utf8");
@@ -414,18 +444,17 @@ class RequestTracker {
    */
   exiting(): void {
     const page = this.settings?.crashPage;
-    if (page === undefined || this.#pending.size === 0) return;
-    for (const p of this.#pending) {
+    if (page === undefined || this.#running.size === 0) return;
+    for (const p of this.#running) {
+      if (p.headSent) continue;
       const errorId = randomBytes(4).toString("hex");
-      const json = wantsJson(p.req.rawHeaders);
-      const body = (json ? page.json : page.html).replaceAll(ERROR_ID_MARK, errorId).replaceAll(PID_MARK, String(process.pid));
-      this.#answer(p, 502, "Bad Gateway", json ? "application/json; charset=utf-8" : "text/html; charset=utf-8", body, true);
+      this.#answerPage(p, 502, "Bad Gateway", page, errorId);
       this.#pages.push({
         status: 502, code: "FERRY_ERR_APP_CRASHED", errorId, method: p.req.method ?? "GET", uri: p.req.url ?? "/",
         message: crashMessage(process.pid),
       });
     }
-    this.#pending.clear();
+    this.#running.clear();
     this.#flush();
   }
 

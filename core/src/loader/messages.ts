@@ -49,11 +49,20 @@ export interface HandoffSettings {
    * PID_MARK.
    */
   readonly crashPage: { readonly html: string; readonly json: string };
+  /** `max_request_time`, ms (0 = none): a request running longer is cut and the process recycled. */
+  readonly maxRequestTimeMs: number;
+  /** The relay's 504 error page for a request cut by `max_request_time`, marks as in crashPage. */
+  readonly timeoutPage: { readonly html: string; readonly json: string };
 }
 
 /** The relay's message for a process that exited while handling a request (exchange/context.ts). */
 export function crashMessage(pid: string | number): string {
   return `Cannot complete request: app process ${pid} exited while handling it`;
+}
+
+/** The relay's message for a request cut by PassengerMaxRequestTime / max_request_time (exchange/context.ts). */
+export function maxRequestTimeMessage(pid: string | number, ms: number): string {
+  return `Cannot complete request: no complete answer from app process ${pid} within ${ms} ms (PassengerMaxRequestTime)`;
 }
 
 /** Replaced by the error id in HandoffSettings.crashPage. */
@@ -258,14 +267,18 @@ export function parseLoaderOptions(json: string): LoaderOptions {
     if (x === undefined) throw bad(k);
     return x;
   };
-  const page = h["crashPage"];
+  const pageOf = (k: string): { html: string; json: string } => {
+    const page = h[k];
+    if (!isRecord(page) || typeof page["html"] !== "string" || typeof page["json"] !== "string") throw bad(k);
+    return { html: page["html"], json: page["json"] };
+  };
   if (typeof h["poweredBy"] !== "string") throw bad("poweredBy");
-  if (!isRecord(page) || typeof page["html"] !== "string" || typeof page["json"] !== "string") throw bad("crashPage");
   return {
     ...base,
     handoff: {
       poweredBy: h["poweredBy"], headerTimeoutMs: num("headerTimeoutMs"), requestTimeoutMs: num("requestTimeoutMs"),
-      maxRequests: num("maxRequests"), crashPage: { html: page["html"], json: page["json"] },
+      maxRequests: num("maxRequests"), crashPage: pageOf("crashPage"),
+      maxRequestTimeMs: num("maxRequestTimeMs"), timeoutPage: pageOf("timeoutPage"),
     },
   };
 }

@@ -249,6 +249,8 @@ export class Group implements SessionOwner {
     for (const p of r.pages) {
       proc.log.error({ errorId: p.errorId, code: p.code, status: p.status, appRoot: this.app.appRoot, method: p.method, uri: p.uri },
         `${p.message} Error ID: ${p.errorId}`);
+      // max_request_time: the loader cut the request; the process is recycled as for a relayed one.
+      if (p.code === "FERRY_ERR_APP_TIMEOUT" && proc.state === "ready") this.retire(proc, "a request exceeded the max request time");
     }
     if (proc.state === "ready" && this.app.maxRequests > 0 && proc.processed >= this.app.maxRequests) {
       this.retire(proc, `it handled ${proc.processed} requests (max requests ${this.app.maxRequests})`);

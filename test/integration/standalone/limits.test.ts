@@ -1,5 +1,6 @@
 /** Limits through real processes: queue overflow → 503, max-requests recycling, max-request-time → 504. */
 import test from "ava";
+import { promises as fsp } from "node:fs";
 import path from "node:path";
 import { FIXTURE_APPS, pidOf, req, startApp, waitFor, type Running } from "../../helpers/standalone.js";
 
@@ -52,12 +53,19 @@ test("max-requests recycles a process after N requests", async (t) => {
   t.true([...counts.values()].every((n) => n <= 3), `pids: ${pids.join(",")}`);
 });
 
-test("max-request-time cuts a request with 504 and the app keeps serving", async (t) => {
-  const r = await start({ "max-request-time": "1", environment: "production" });
-  const before = await pidOf(r.port);
-  const slow = await req(r.port, "/slow?ms=10000");
-  t.is(slow.status, 504);
-  t.regex(slow.text, /Error ID/);
-  await waitFor("served again", async () => ((await req(r.port, "/pid")).status === 200 ? true : undefined));
-  t.true(typeof before === "number");
-});
+for (const [mode, flags] of [["", {}], [" (relay)", { "connection-handoff": false }]] as const) {
+  test(`max-request-time cuts a request with the 504 page, recycles its process, and the app keeps serving${mode}`, async (t) => {
+    const r = await start({ "max-request-time": "1", environment: "production", ...flags });
+    const before = await pidOf(r.port);
+    const slow = await req(r.port, "/slow?ms=10000");
+    t.is(slow.status, 504);
+    const id = /Error ID <code id="error-id">([0-9a-f]{8})<\/code>/.exec(slow.text)?.[1];
+    t.truthy(id, slow.text);
+    t.regex(slow.text, /did not answer in time/);
+    await waitFor("served by a new process", async () => {
+      const res = await req(r.port, "/pid");
+      return res.status === 200 && (JSON.parse(res.text) as { pid: number }).pid !== before ? true : undefined;
+    }, 30_000);
+    await waitFor(`Error ID ${id ?? ""} in the log`, async () => ((await fsp.readFile(r.logFile, "utf8")).includes(`Error ID: ${id ?? "-"}`) ? true : undefined), 10_000);
+  });
+}

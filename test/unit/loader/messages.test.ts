@@ -25,6 +25,14 @@ test("parseLoaderOptions() names a missing field", (t) => {
   t.throws(() => parseLoaderOptions("[1]"), { instanceOf: TypeError });
   t.deepEqual(parseLoaderOptions('{"socketPath":"/s","socketDir":"/d","startupFile":"/a/app.js","appRoot":"/a"}'),
     { socketPath: "/s", socketDir: "/d", startupFile: "/a/app.js", appRoot: "/a" });
+  const handoff = {
+    poweredBy: "Ferry", headerTimeoutMs: 60_000, requestTimeoutMs: 0, maxRequests: 3, crashPage: { html: "<p>x</p>", json: "{}" },
+    maxRequestTimeMs: 1_000, timeoutPage: { html: "<p>y</p>", json: "{}" },
+  };
+  const base = { socketPath: "/s", socketDir: "/d", startupFile: "/a/app.js", appRoot: "/a" };
+  t.deepEqual(parseLoaderOptions(JSON.stringify({ ...base, handoff })), { ...base, handoff });
+  t.throws(() => parseLoaderOptions(JSON.stringify({ ...base, handoff: { ...handoff, maxRequests: -1 } })), { instanceOf: TypeError, message: /handoff\.maxRequests/ });
+  t.throws(() => parseLoaderOptions(JSON.stringify({ ...base, handoff: { ...handoff, timeoutPage: "x" } })), { instanceOf: TypeError, message: /handoff\.timeoutPage/ });
 });
 
 test("splitLines() keeps the incomplete tail and drops blank lines", (t) => {
