@@ -34,7 +34,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   console.log("usage: sh bench/run.sh [--rounds N] [--duration S] [--warmup S] [--only t1,t2] [--scenarios s1,s2] [--out FILE] [--no-docs] [--from-json FILE]");
-  console.log(`targets: mod_ferry passenger mod_proxy ferry pm2 node\nscenarios: ${SCENARIOS.map((s) => s.id).join(" ")}`);
+  console.log(`targets: mod_ferry passenger mod_proxy nginx_ferry nginx_proxy ferry ferry_relay pm2 node\nscenarios: ${SCENARIOS.map((s) => s.id).join(" ")}`);
   process.exit(0);
 }
 if (values["from-json"] !== undefined) {

@@ -244,7 +244,7 @@ function pairTable(agg, scenarios, id, baseId) {
   return lines.length > 2 ? lines.join("\n") : null;
 }
 
-const COLORS = { mod_ferry: "#1f77b4", passenger: "#d62728", mod_proxy: "#ff7f0e", ferry: "#2ca02c", pm2: "#9467bd", node: "#7f7f7f" };
+const COLORS = { mod_ferry: "#1f77b4", passenger: "#d62728", mod_proxy: "#ff7f0e", nginx_ferry: "#17becf", nginx_proxy: "#bcbd22", ferry: "#2ca02c", pm2: "#9467bd", node: "#7f7f7f" };
 
 function esc(s) {
   return String(s).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");

@@ -1,4 +1,4 @@
-// The six targets. Each start() brings up a whole server side from nothing
+// The targets. Each start() brings up a whole server side from nothing
 // and times the first 200 from the app (the cold start); stop() tears it all
 // down. A target that cannot run here says why in unavailable().
 import { existsSync, mkdirSync, writeFileSync, readFileSync } from "node:fs";
@@ -7,6 +7,7 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { APACHE_BIN, MODULES, apacheArgs, apacheMissing, appVhost, errorLogTail, writeApacheConfig } from "./apache.mjs";
 import { freePort, waitListening, waitOk } from "./http.mjs";
+import { NGINX_BIN, nginxArgs, nginxErrorLogTail, nginxMissing, writeNginxConfig } from "./nginx.mjs";
 import { alive, pidsMatching, startChild, stopChild, treeStats, waitGone } from "./proc.mjs";
 
 const run = promisify(execFile);
@@ -18,18 +19,37 @@ function dead(child) {
   return () => child.exitCode !== null || child.signalCode !== null;
 }
 
-/** An Apache-fronted target: `body(port, dir, appDir)` is its part of the config. */
-function apacheTarget({ id, label, check, body, extra }) {
+/** How a web server in front is configured, started and read. */
+const APACHE = {
+  missing: apacheMissing,
+  write: (dir, port, text) => writeApacheConfig(dir, port, text),
+  bin: APACHE_BIN,
+  args: apacheArgs,
+  logTail: errorLogTail,
+};
+const NGINX = {
+  missing: nginxMissing,
+  write: (dir, _port, text) => writeNginxConfig(dir, text),
+  bin: NGINX_BIN,
+  args: nginxArgs,
+  logTail: nginxErrorLogTail,
+};
+
+/**
+ * A target with a web server in front (Apache unless `front` says nginx):
+ * `body(port, dir, appDir)` is its part of the config.
+ */
+function frontTarget({ id, label, check, body, extra, front = APACHE }) {
   return {
     id,
     label,
     expectPids: 2,
-    unavailable: () => apacheMissing() ?? check(),
+    unavailable: () => front.missing() ?? check(),
     async start(ctx, n) {
       const dir = join(ctx.runDir, `${id}-${n}`);
       const appDir = ctx.appDir(id);
       const port = await freePort();
-      const conf = writeApacheConfig(dir, port, body(port, dir, appDir, ctx));
+      const conf = front.write(dir, port, body(port, dir, appDir, ctx));
       const t0 = performance.now();
       // Backends first (as an init system would order them): a balancer member
       // that refuses the first request is put in error state for 60 s.
@@ -40,7 +60,7 @@ function apacheTarget({ id, label, check, body, extra }) {
         for (const b of backends) await stopChild(b);
         throw new Error(`${e.message}\n${backends.map((b) => b.output.trim()).join("\n")}`.trim());
       }
-      const child = startChild(APACHE_BIN, apacheArgs(dir, conf), { env: { ...process.env, LANG: "C" } });
+      const child = startChild(front.bin, front.args(dir, conf), { env: { ...process.env, LANG: "C" } });
       let coldMs;
       let firstRequestMs;
       try {
@@ -48,7 +68,7 @@ function apacheTarget({ id, label, check, body, extra }) {
       } catch (e) {
         await stopChild(child, 15000);
         for (const b of backends) await stopChild(b);
-        throw new Error(`${e.message}\n${child.output.trim()}\n${errorLogTail(dir)}`.trim());
+        throw new Error(`${e.message}\n${child.output.trim()}\n${front.logTail(dir)}`.trim());
       }
       return {
         port,
@@ -57,7 +77,7 @@ function apacheTarget({ id, label, check, body, extra }) {
         appDir,
         dir,
         roots: () => [child.pid, ...backends.map((b) => b.pid), ...pidsMatching(appDir)],
-        logTail: () => errorLogTail(dir),
+        logTail: () => front.logTail(dir),
         async stop() {
           const tree = [...treeStats([child.pid, ...pidsMatching(appDir)]).keys()];
           await stopChild(child, 20000);
@@ -81,7 +101,7 @@ export function makeTargets(ctx) {
   const coreMain = join(ctx.repo, "build/core/src/main.js");
   const cliMain = join(ctx.repo, "build/core/src/cli/main.js");
 
-  const modFerry = apacheTarget({
+  const modFerry = frontTarget({
     id: "mod_ferry",
     label: "Apache + mod_ferry",
     check: () => {
@@ -98,7 +118,7 @@ PassengerMinInstances 2
 ${appVhost(port, appDir)}
 `,
   });
-  const passenger = apacheTarget({
+  const passenger = frontTarget({
     id: "passenger",
     label: "Apache + Passenger",
     check: () => (existsSync(PASSENGER_SO) ? null : `not installed: ${PASSENGER_SO} (Debian libapache2-mod-passenger)`),
@@ -118,7 +138,7 @@ ${appVhost(port, appDir)}
     },
   });
   const ports = [];
-  const modProxy = apacheTarget({
+  const modProxy = frontTarget({
     id: "mod_proxy",
     label: "Apache + mod_proxy_balancer",
     check: () => (existsSync(`${MODULES}/mod_proxy_balancer.so`) ? null : "not installed: mod_proxy_balancer"),
@@ -154,6 +174,81 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
     ports[0] = await freePort();
     ports[1] = await freePort();
     return proxyStart(c, n);
+  };
+
+  const nginxFerrySo = join(ctx.repo, "build/nginx/ngx_http_ferry_module.so");
+  const nginxFerry = frontTarget({
+    id: "nginx_ferry",
+    label: "nginx + Ferry",
+    front: NGINX,
+    check: () => {
+      if (!existsSync(nginxFerrySo)) return `not built: ${nginxFerrySo} is missing (npm run build:nginx, needs nginx-dev)`;
+      if (!existsSync(coreMain)) return `not built: ${coreMain} is missing (npx tsc -p tsconfig.json)`;
+      return null;
+    },
+    body: (port, dir, appDir) => {
+      mkdirSync(join(dir, "registry"), { recursive: true });
+      return {
+        main: `load_module ${nginxFerrySo};`,
+        http: `    passenger_root ${ctx.repo};
+    passenger_nodejs ${ctx.node};
+    passenger_instance_registry_dir ${dir}/registry;
+    passenger_max_pool_size 2;
+    server {
+        listen 127.0.0.1:${port};
+        server_name 127.0.0.1;
+        root ${appDir}/public;
+        passenger_enabled on;
+        passenger_app_type node;
+        passenger_startup_file app.js;
+        passenger_min_instances 2;
+    }`,
+      };
+    },
+  });
+  const nginxPorts = [];
+  const nginxProxy = frontTarget({
+    id: "nginx_proxy",
+    label: "nginx + proxy_pass",
+    front: NGINX,
+    check: () => null,
+    body: (port) => ({
+      http: `    upstream app {
+        least_conn;
+        server 127.0.0.1:${nginxPorts[0]};
+        server 127.0.0.1:${nginxPorts[1]};
+        keepalive 64;
+    }
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        "" "";
+    }
+    server {
+        listen 127.0.0.1:${port};
+        server_name 127.0.0.1;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_read_timeout 3600s;
+        }
+    }`,
+    }),
+    extra: {
+      ports: nginxPorts,
+      async start(c, appDir) {
+        return [nodeApp(c, appDir, nginxPorts[0]), nodeApp(c, appDir, nginxPorts[1])];
+      },
+    },
+  });
+  const nginxProxyStart = nginxProxy.start;
+  nginxProxy.start = async (c, n) => {
+    nginxPorts[0] = await freePort();
+    nginxPorts[1] = await freePort();
+    return nginxProxyStart(c, n);
   };
 
   // `ferry start` as people run it (connection handoff, the default), and with
@@ -290,7 +385,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
     },
   };
 
-  return [modFerry, passenger, modProxy, ferry, ferryRelay, pm2, node];
+  return [modFerry, passenger, modProxy, nginxFerry, nginxProxy, ferry, ferryRelay, pm2, node];
 }
 
 function pm2Bin(ctx) {
