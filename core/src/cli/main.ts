@@ -16,6 +16,7 @@ Commands:
   restart APP_ROOT       rolling restart of an app in a running instance
   reopen-logs            reopen every log file of a running instance (after log rotation)
   apache ...             Apache integration helpers
+  nginx ...              nginx integration helpers
   help                   show this help
   version                show the version
 
@@ -29,6 +30,7 @@ const COMMANDS: Readonly<Record<string, string>> = {
   restart: "./commands/restart.js",
   "reopen-logs": "./commands/reopen-logs.js",
   apache: "./commands/apache.js",
+  nginx: "./commands/nginx.js",
 };
 
 async function loadCommand(name: string, specifier: string): Promise<CommandRun> {
