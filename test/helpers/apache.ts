@@ -8,18 +8,17 @@
  * SIGTERM and make sure the core and the apps are gone too.
  */
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { once } from "node:events";
-import { existsSync, readFileSync, readdirSync, readlinkSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { chmod, cp, mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { apacheModulesDir, renderHttpdConf, renderVhost, runAsLines } from "../../core/src/cli/apache/httpd-conf.js";
-import { canConnect, processAlive } from "../../core/src/os/probes.js";
+import { canConnect } from "../../core/src/os/probes.js";
+import { REPO_ROOT, WebServerProcess, ensureDebianPackages, onPath, startOnFreePort, waitFor } from "./web-server.js";
 
-/** The repository root (this file runs from build/test/helpers/). */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+// The probes every e2e test imports from here.
+export { REPO_ROOT, freePort, isAlive, processesUnder, waitFor } from "./web-server.js";
+
 export const FERRY_MODULE = path.join(REPO_ROOT, "build/apache/mod_ferry.so");
 export const CORE_SCRIPT = path.join(REPO_ROOT, "build/core/src/main.js");
 const FIXTURE_APPS = path.join(REPO_ROOT, "test/fixtures/apps");
@@ -49,28 +48,6 @@ export interface ApacheStartOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** PassengerRoot (where build/core/src/main.js is); default the repository. */
   readonly passengerRoot?: string;
-}
-
-/** Poll `cond` until it returns a truthy value or the deadline passes. */
-export async function waitFor<T>(
-  cond: () => T | Promise<T>,
-  opts: { readonly timeoutMs: number; readonly intervalMs?: number; readonly what: string },
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + opts.timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await cond();
-      if (v !== undefined && v !== null && v !== false) return v as NonNullable<T>;
-    } catch (e: unknown) {
-      lastError = e;
-    }
-    if (Date.now() >= deadline) {
-      const why = lastError instanceof Error ? `: ${lastError.message}` : "";
-      throw new Error(`Cannot wait for ${opts.what}: not true after ${opts.timeoutMs} ms${why}`);
-    }
-    await new Promise((r) => setTimeout(r, opts.intervalMs ?? 50));
-  }
 }
 
 /** A temp dir every user can traverse (Apache's User and the app users need to). */
@@ -112,65 +89,9 @@ export async function prepareApp(root: string, fixture: string, name: string = f
   return appRoot;
 }
 
-/** A free loopback port (bound to port 0, then released). */
-export async function freePort(): Promise<number> {
-  const srv = net.createServer();
-  srv.listen(0, "127.0.0.1");
-  await once(srv, "listening");
-  const addr = srv.address();
-  srv.close();
-  await once(srv, "close");
-  if (addr === null || typeof addr === "string") throw new Error("Cannot pick a free port: no address");
-  return addr.port;
-}
-
-/** Alive = exists and is not a zombie (PID 1 here does not reap orphans). */
-export function isAlive(pid: number): boolean {
-  return processAlive(pid);
-}
-
-/** Pids of live processes whose command line or cwd is inside `dir`. */
-export function processesUnder(dir: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    if (pid === process.pid || !isAlive(pid)) continue;
-    let hit = false;
-    try {
-      hit = readFileSync(`/proc/${pid}/cmdline`, "utf8").includes(dir);
-    } catch {
-      continue;
-    }
-    if (!hit) {
-      try {
-        const cwd = readlinkSync(`/proc/${pid}/cwd`);
-        hit = cwd === dir || cwd.startsWith(dir + "/");
-      } catch {
-        /* gone or not ours to read */
-      }
-    }
-    if (hit) out.push(pid);
-  }
-  return out;
-}
-
-function onPath(name: string): boolean {
-  const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/usr/bin"]);
-  return dirs.some((d) => d !== "" && existsSync(path.join(d, name)));
-}
-
 /** A missing apache2 is installed (Debian package), never skipped silently. */
 function ensureApacheInstalled(): void {
-  if (onPath("apache2")) return;
-  if (process.getuid?.() !== 0 || !onPath("apt-get")) {
-    throw new Error("Cannot start Apache: apache2 is not installed (apt-get install apache2 apache2-dev)");
-  }
-  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "apache2", "apache2-dev"], {
-    stdio: "ignore",
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    timeout: 300_000,
-  });
+  ensureDebianPackages("Apache", () => onPath("apache2"), ["apache2", "apache2-dev"]);
 }
 
 /** The e2e servers' httpd.conf: small and predictable on a 2-core machine. */
@@ -210,38 +131,15 @@ async function writeConfig(confPath: string, serverRoot: string, port: number, o
   await writeFile(confPath, renderConfig(serverRoot, port, opts));
 }
 
-/** Safety net: never leave an Apache behind if the test worker exits abruptly. */
-const livePids = new Set<number>();
-process.once("exit", () => {
-  for (const pid of livePids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-});
-
-export class ApacheServer {
-  private exited = false;
-  private stderrText = "";
+export class ApacheServer extends WebServerProcess {
+  protected readonly stopSignal = "SIGTERM";
 
   private constructor(
     readonly serverRoot: string,
-    readonly port: number,
-    private readonly child: ChildProcess,
+    port: number,
+    child: ChildProcess,
   ) {
-    child.on("exit", () => {
-      this.exited = true;
-    });
-    child.stderr?.on("data", (d: Buffer) => {
-      this.stderrText += d.toString("utf8");
-    });
-    child.stdout?.resume();
-    if (child.pid !== undefined) livePids.add(child.pid);
-    child.on("exit", () => {
-      if (child.pid !== undefined) livePids.delete(child.pid);
-    });
+    super(serverRoot, port, child, "Apache");
   }
 
   /** Start a private Apache; retries with another port if the first one was taken meanwhile. */
@@ -253,16 +151,7 @@ export class ApacheServer {
     if (!existsSync(CORE_SCRIPT)) {
       throw new Error(`Cannot start Apache: ${CORE_SCRIPT} is missing (npx tsc -p tsconfig.json)`);
     }
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        return await ApacheServer.startOnce(opts, await freePort());
-      } catch (e: unknown) {
-        lastError = e;
-        if (!(e instanceof Error) || !/could not bind|Address already in use/.test(e.message)) throw e;
-      }
-    }
-    throw lastError instanceof Error ? lastError : new Error("Cannot start Apache");
+    return startOnFreePort("Apache", /could not bind|Address already in use/, (port) => ApacheServer.startOnce(opts, port));
   }
 
   private static async startOnce(opts: ApacheStartOptions, port: number): Promise<ApacheServer> {
@@ -283,46 +172,10 @@ export class ApacheServer {
       env: { ...process.env, ...opts.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
     });
     const server = new ApacheServer(serverRoot, port, child);
-    child.on("error", () => {
-      server.exited = true;
-    });
-    try {
-      // The PidFile is written after post_config (so after mod_ferry started
-      // the core); the port alone accepts connections earlier than that.
-      const pidFile = path.join(serverRoot, "run", "httpd.pid");
-      const pidWritten = (): boolean => {
-        try {
-          return readFileSync(pidFile, "utf8").trim() === String(child.pid);
-        } catch {
-          return false;
-        }
-      };
-      await waitFor(async () => server.exited || (pidWritten() && (await canConnect("127.0.0.1", port))), {
-        timeoutMs: opts.startTimeoutMs ?? 30_000,
-        intervalMs: 100,
-        what: `Apache on 127.0.0.1:${port}`,
-      });
-      if (server.exited) throw new Error("Cannot start Apache: it exited");
-    } catch (e: unknown) {
-      await server.kill();
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new Error(`${msg}\n--- error_log ---\n${server.errorLogTail(60)}\n--- stderr ---\n${server.stderrText}`);
-    }
+    // The PidFile is written after post_config (so after mod_ferry started
+    // the core); the port alone accepts connections earlier than that.
+    await server.waitUp(path.join(serverRoot, "run", "httpd.pid"), opts.startTimeoutMs ?? 30_000);
     return server;
-  }
-
-  get baseUrl(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** The Apache parent's pid. */
-  get pid(): number {
-    if (this.child.pid === undefined) throw new Error("Cannot get Apache's pid: not started");
-    return this.child.pid;
-  }
-
-  get isRunning(): boolean {
-    return !this.exited;
   }
 
   get errorLogPath(): string {
@@ -332,18 +185,6 @@ export class ApacheServer {
   /** The core's instance dir (docs/core-config.md). */
   get instanceDir(): string {
     return path.join(this.serverRoot, "run", `ferry-${this.pid}`);
-  }
-
-  errorLog(): string {
-    try {
-      return readFileSync(this.errorLogPath, "utf8");
-    } catch {
-      return "";
-    }
-  }
-
-  errorLogTail(lines = 80): string {
-    return this.errorLog().split("\n").slice(-lines).join("\n");
   }
 
   /** The pid of the core the module last started (from its FERRY0208 log line). */
@@ -369,6 +210,11 @@ export class ApacheServer {
     await this.signalAndWaitResume("SIGUSR1", timeoutMs);
   }
 
+  /** A reload is `apachectl graceful`. */
+  reload(timeoutMs = 30_000): Promise<void> {
+    return this.graceful(timeoutMs);
+  }
+
   /** `apachectl restart`: SIGHUP. */
   async restart(timeoutMs = 30_000): Promise<void> {
     await this.signalAndWaitResume("SIGHUP", timeoutMs);
@@ -380,62 +226,5 @@ export class ApacheServer {
     process.kill(this.pid, sig);
     await waitFor(() => count() > before, { timeoutMs, what: `Apache to resume after ${sig}` });
     await waitFor(() => canConnect("127.0.0.1", this.port), { timeoutMs, what: "Apache's port after a restart" });
-  }
-
-  /**
-   * `apachectl stop`: SIGTERM, wait for the parent to exit, then for the core
-   * and the apps (every process running from this test's root) to be gone.
-   * Throws (after SIGKILLing them) if any survived.
-   */
-  async stop(timeoutMs = 30_000): Promise<void> {
-    if (!this.exited && this.child.pid !== undefined) {
-      process.kill(this.child.pid, "SIGTERM");
-      await waitFor(() => this.exited, { timeoutMs, what: "Apache to exit after SIGTERM" });
-    }
-    const root = path.dirname(this.serverRoot);
-    try {
-      await waitFor(() => processesUnder(root).length === 0, { timeoutMs, what: "the core and apps to exit" });
-    } catch (e: unknown) {
-      const left = processesUnder(root);
-      for (const pid of left) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-      }
-      const desc = left.map((p) => `${p}: ${safeCmdline(p)}`).join("\n");
-      throw new Error(`${e instanceof Error ? e.message : String(e)}; left running:\n${desc}`);
-    }
-  }
-
-  /** Best-effort teardown for test.after.always: stop, SIGKILL anything left. */
-  async kill(): Promise<void> {
-    try {
-      await this.stop(15_000);
-    } catch {
-      if (!this.exited && this.child.pid !== undefined) {
-        try {
-          process.kill(this.child.pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-      }
-      for (const pid of processesUnder(path.dirname(this.serverRoot))) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-      }
-    }
-  }
-}
-
-function safeCmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
-  } catch {
-    return "?";
   }
 }

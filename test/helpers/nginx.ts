@@ -7,12 +7,20 @@
  * file and port under a deadline; reload() = SIGHUP, stop() = SIGQUIT and
  * make sure everything started from the test's root is gone too.
  */
-import { spawn, execFileSync, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import net from "node:net";
 import path from "node:path";
-import { REPO_ROOT, freePort, processesUnder, waitFor } from "./apache.js";
+import {
+  REPO_ROOT,
+  WebServerProcess,
+  ensureDebianPackages,
+  freePort,
+  onPath,
+  renderTemplate,
+  startOnFreePort,
+  waitFor,
+} from "./web-server.js";
 
 export const NGINX_MODULE = path.join(REPO_ROOT, "build/nginx/ngx_http_ferry_module.so");
 const TEMPLATE = path.join(REPO_ROOT, "test/fixtures/nginx/nginx.conf.tmpl");
@@ -42,30 +50,9 @@ export interface NginxStartOptions {
   readonly passengerRoot?: string;
 }
 
-function onPath(name: string): boolean {
-  const dirs = (process.env.PATH ?? "").split(":").concat(["/usr/sbin", "/usr/bin"]);
-  return dirs.some((d) => d !== "" && existsSync(path.join(d, name)));
-}
-
-/** A missing nginx is installed (Debian package), never skipped silently. */
+/** A missing nginx is installed (Debian packages), never skipped silently. */
 export function ensureNginxInstalled(): void {
-  if (onPath("nginx") && existsSync("/usr/share/nginx/src/configure")) return;
-  if (process.getuid?.() !== 0 || !onPath("apt-get")) {
-    throw new Error("Cannot start nginx: nginx is not installed (apt-get install nginx nginx-dev)");
-  }
-  execFileSync("apt-get", ["install", "-y", "--no-install-recommends", "nginx", "nginx-dev"], {
-    stdio: "ignore",
-    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    timeout: 300_000,
-  });
-}
-
-function render(tmpl: string, vars: Readonly<Record<string, string>>): string {
-  return tmpl.replace(/\{\{([A-Z_]+)\}\}/g, (_m, key: string) => {
-    const v = vars[key];
-    if (v === undefined) throw new Error(`Cannot render nginx.conf: no value for {{${key}}}`);
-    return v;
-  });
+  ensureDebianPackages("nginx", () => onPath("nginx") && existsSync("/usr/share/nginx/src/configure"), ["nginx", "nginx-dev"]);
 }
 
 function renderServer(s: NginxServerSpec, port: number, first: boolean): string {
@@ -81,7 +68,7 @@ function renderServer(s: NginxServerSpec, port: number, first: boolean): string 
 
 /** The nginx.conf for opts, listening on port, with everything under prefix. */
 export async function renderNginxConf(prefix: string, port: number, opts: Omit<NginxStartOptions, "root">): Promise<string> {
-  return render(await readFile(TEMPLATE, "utf8"), {
+  return renderTemplate(await readFile(TEMPLATE, "utf8"), {
     FERRY_MODULE: NGINX_MODULE,
     USER: process.getuid?.() === 0 ? "user www-data www-data;" : "# not root: workers run as the current user",
     PREFIX: prefix,
@@ -90,7 +77,7 @@ export async function renderNginxConf(prefix: string, port: number, opts: Omit<N
     PASSENGER_ROOT: opts.passengerRoot ?? REPO_ROOT,
     HTTP: (opts.http ?? []).map((d) => `    ${d}`).join("\n"),
     SERVERS: opts.servers.map((s, i) => renderServer(s, port, i === 0)).join("\n\n"),
-  });
+  }, "nginx.conf");
 }
 
 async function makePrefix(root: string): Promise<string> {
@@ -113,49 +100,15 @@ export async function nginxConfigTest(opts: NginxStartOptions): Promise<{ ok: bo
   return { ok: r.status === 0, output: `${r.stdout}${r.stderr}` };
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: "127.0.0.1", port });
-    const done = (ok: boolean): void => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.once("connect", () => done(true));
-    sock.once("error", () => done(false));
-  });
-}
-
-/** Safety net: never leave an nginx behind if the test worker exits abruptly. */
-const livePids = new Set<number>();
-process.once("exit", () => {
-  for (const pid of livePids) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
-});
-
-export class NginxServer {
-  private exited = false;
-  private stderrText = "";
+export class NginxServer extends WebServerProcess {
+  protected readonly stopSignal = "SIGQUIT";
 
   private constructor(
     readonly prefix: string,
-    readonly port: number,
-    private readonly child: ChildProcess,
+    port: number,
+    child: ChildProcess,
   ) {
-    child.on("exit", () => {
-      this.exited = true;
-      if (child.pid !== undefined) livePids.delete(child.pid);
-    });
-    child.stderr?.on("data", (d: Buffer) => {
-      this.stderrText += d.toString("utf8");
-    });
-    child.stdout?.resume();
-    if (child.pid !== undefined) livePids.add(child.pid);
+    super(prefix, port, child, "nginx");
   }
 
   /** Start a private nginx; retries with another port if the first one was taken meanwhile. */
@@ -164,16 +117,7 @@ export class NginxServer {
     if (!existsSync(NGINX_MODULE)) {
       throw new Error(`Cannot start nginx: ${NGINX_MODULE} is missing (sh nginx-module/build.sh)`);
     }
-    let lastError: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        return await NginxServer.startOnce(opts, await freePort());
-      } catch (e: unknown) {
-        lastError = e;
-        if (!(e instanceof Error) || !/Address already in use/.test(e.message)) throw e;
-      }
-    }
-    throw lastError instanceof Error ? lastError : new Error("Cannot start nginx");
+    return startOnFreePort("nginx", /Address already in use/, (port) => NginxServer.startOnce(opts, port));
   }
 
   private static async startOnce(opts: NginxStartOptions, port: number): Promise<NginxServer> {
@@ -187,60 +131,12 @@ export class NginxServer {
       env: { ...process.env, ...opts.env, PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? "/usr/bin:/bin"}` },
     });
     const server = new NginxServer(prefix, port, child);
-    child.on("error", () => {
-      server.exited = true;
-    });
-    try {
-      const pidFile = path.join(prefix, "run", "nginx.pid");
-      const pidWritten = (): boolean => {
-        try {
-          return readFileSync(pidFile, "utf8").trim() === String(child.pid);
-        } catch {
-          return false;
-        }
-      };
-      await waitFor(async () => server.exited || (pidWritten() && (await canConnect(port))), {
-        timeoutMs: opts.startTimeoutMs ?? 30_000,
-        intervalMs: 100,
-        what: `nginx on 127.0.0.1:${port}`,
-      });
-      if (server.exited) throw new Error("Cannot start nginx: it exited");
-    } catch (e: unknown) {
-      await server.kill();
-      const msg = e instanceof Error ? e.message : String(e);
-      throw new Error(`${msg}\n--- error.log ---\n${server.errorLogTail(60)}\n--- stderr ---\n${server.stderrText}`);
-    }
+    await server.waitUp(path.join(prefix, "run", "nginx.pid"), opts.startTimeoutMs ?? 30_000);
     return server;
-  }
-
-  get baseUrl(): string {
-    return `http://127.0.0.1:${this.port}`;
-  }
-
-  /** The nginx master's pid. */
-  get pid(): number {
-    if (this.child.pid === undefined) throw new Error("Cannot get nginx's pid: not started");
-    return this.child.pid;
-  }
-
-  get isRunning(): boolean {
-    return !this.exited;
   }
 
   get errorLogPath(): string {
     return path.join(this.prefix, "logs", "error.log");
-  }
-
-  errorLog(): string {
-    try {
-      return readFileSync(this.errorLogPath, "utf8");
-    } catch {
-      return "";
-    }
-  }
-
-  errorLogTail(lines = 80): string {
-    return this.errorLog().split("\n").slice(-lines).join("\n");
   }
 
   /** The core's instance dir (docs/core-config.md): next to the pid file. */
@@ -272,38 +168,6 @@ export class NginxServer {
     const before = count();
     process.kill(this.pid, "SIGHUP");
     await waitFor(() => count() > before, { timeoutMs, what: "nginx to start new workers after SIGHUP" });
-  }
-
-  /** `nginx -s quit`: SIGQUIT, wait for the master to exit, then for everything under the test's root. */
-  async stop(timeoutMs = 30_000): Promise<void> {
-    if (!this.exited && this.child.pid !== undefined) {
-      process.kill(this.child.pid, "SIGQUIT");
-      await waitFor(() => this.exited, { timeoutMs, what: "nginx to exit after SIGQUIT" });
-    }
-    const root = path.dirname(this.prefix);
-    await waitFor(() => processesUnder(root).length === 0, { timeoutMs, what: "processes under the test root to exit" });
-  }
-
-  /** Best-effort teardown for test.after.always: stop, SIGKILL anything left. */
-  async kill(): Promise<void> {
-    try {
-      await this.stop(15_000);
-    } catch {
-      if (!this.exited && this.child.pid !== undefined) {
-        try {
-          process.kill(this.child.pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-      }
-      for (const pid of processesUnder(path.dirname(this.prefix))) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          /* gone */
-        }
-      }
-    }
   }
 }
 
