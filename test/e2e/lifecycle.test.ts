@@ -1,48 +1,30 @@
 /**
  * End-to-end through a real Apache: the core's life as the module manages it.
- * `apachectl graceful` under load fails no request and serves the new code;
- * `apachectl restart` keeps the core; a killed core is restarted; `apachectl
- * stop` ends the core and the apps. Tests run in this order on one Apache.
+ * The shared cases (test/e2e/shared/lifecycle-cases.ts; nginx runs them in
+ * test/e2e/nginx/lifecycle.test.ts): `apachectl graceful` under load fails no
+ * request and serves the new code; `apachectl stop` ends the core and the
+ * apps. Apache-only here: config.json as mod_ferry writes it, `apachectl
+ * restart` (SIGHUP; nginx has no such signal: its SIGHUP is the graceful
+ * reload) and the core's restart after SIGKILL with mod_ferry's log tags
+ * (nginx's own are in test/e2e/nginx/daemon.test.ts). Tests run in this order
+ * on one Apache.
  */
 import test from "ava";
-import { existsSync, readFileSync, statSync } from "node:fs";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFileSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
-import { ApacheServer, isAlive, makeTempRoot, prepareApp, processesUnder, waitFor, started, stopAndRemove } from "../helpers/apache.js";
-import { request } from "../helpers/e2e-http.js";
+import { ApacheServer, isAlive, waitFor } from "../helpers/apache.js";
+import { appVersion, lifecycleCases } from "./shared/lifecycle-cases.js";
 
-let server: ApacheServer | undefined;
-let root = "";
-let app = "";
+const { fe, registerReloadCase, registerStopCase } = lifecycleCases(test, "apache");
 
-const srv = (): ApacheServer => started(server);
-
-test.before(async () => {
-  root = await makeTempRoot("e2e-life");
-  app = await prepareApp(root, "e2e-app", "grace");
-  server = await ApacheServer.start({
-    root,
-    vhosts: [{ serverName: "grace.test", documentRoot: path.join(app, "public"), directives: ["PassengerMinInstances 2"] }],
-  });
-});
-
-test.after.always(async () => {
-  await stopAndRemove(server, root);
-});
-
-test.afterEach.always((t) => {
-  if (!t.passed && server !== undefined) t.log(server.errorLogTail(80));
-});
-
-async function version(): Promise<{ status: number; version?: string; error?: string }> {
-  try {
-    const r = await request(srv().port, { path: "/version", host: "grace.test", timeoutMs: 30_000 });
-    if (r.status !== 200) return { status: r.status, error: r.text.slice(0, 200) };
-    return { status: 200, version: (JSON.parse(r.text) as { version: string }).version };
-  } catch (e: unknown) {
-    return { status: 0, error: e instanceof Error ? e.message : String(e) };
-  }
+function srv(): ApacheServer {
+  const s = fe().server;
+  if (!(s instanceof ApacheServer)) throw new Error("Cannot run: not Apache");
+  return s;
 }
+
+const version = (): ReturnType<typeof appVersion> => appVersion(fe());
 
 interface CoreConfig {
   generation: number;
@@ -86,56 +68,7 @@ test.serial("the module gives the core its instance dir and config.json (docs/co
   t.is(Number(fields[3]), core); // session id == its own pid
 });
 
-test.serial("apachectl graceful under a load loop fails no request and then serves the new code", async (t) => {
-  t.is((await version()).version, "v1");
-  const failures: string[] = [];
-  const seen = { v1: 0, v2: 0, other: 0 };
-  let stopLoad = false;
-  let firstV2At = 0;
-  const slowStatuses: Array<number | string> = [];
-  const worker = async (): Promise<void> => {
-    while (!stopLoad) {
-      const r = await version();
-      if (r.status !== 200) failures.push(`${r.status} ${r.error ?? ""}`);
-      else if (r.version === "v1") seen.v1++;
-      else if (r.version === "v2") {
-        seen.v2++;
-        if (firstV2At === 0) firstV2At = Date.now();
-      } else seen.other++;
-    }
-  };
-  const workers = Array.from({ length: 4 }, () => worker());
-  try {
-    await waitFor(() => seen.v1 >= 20, { timeoutMs: 20_000, what: "load on v1" });
-    // Deploy new code, then graceful (what a deploy script does), with slow
-    // requests in flight across the graceful: they must complete too.
-    const file = path.join(app, "app.js");
-    await writeFile(file, (await readFile(file, "utf8")).replace('const VERSION = "v1";', 'const VERSION = "v2";'));
-    let sent = 0;
-    const inFlight = Array.from({ length: 4 }, () =>
-      request(srv().port, { path: "/slow?ms=1500", host: "grace.test", timeoutMs: 60_000, onSent: () => sent++ }).then(
-        (r) => r.status,
-        (e: unknown) => `error ${e instanceof Error ? e.message : String(e)}`,
-      ),
-    );
-    await waitFor(() => sent === 4, { timeoutMs: 10_000, what: "the slow requests to be sent" });
-    await srv().graceful();
-    slowStatuses.push(...(await Promise.all(inFlight)));
-    await waitFor(() => firstV2At !== 0 && Date.now() - firstV2At > 2000 && seen.v2 >= 20, {
-      timeoutMs: 60_000,
-      what: "v2 served steadily after the graceful",
-    });
-  } finally {
-    stopLoad = true;
-    await Promise.all(workers);
-  }
-  t.deepEqual(failures, []);
-  t.deepEqual(slowStatuses, [200, 200, 200, 200]);
-  t.true(seen.v1 >= 20 && seen.v2 >= 20, JSON.stringify(seen));
-  // Once v2 is out, v1 is gone for good.
-  const after = await Promise.all(Array.from({ length: 10 }, () => version()));
-  t.deepEqual(after.map((r) => r.version), Array.from({ length: 10 }, () => "v2"));
-});
+registerReloadCase();
 
 test.serial("apachectl restart (SIGHUP) keeps the same core and keeps serving", async (t) => {
   const core = srv().corePid();
@@ -165,17 +98,4 @@ test.serial("a core killed with SIGKILL is restarted by the module and service r
   t.true(isAlive(fresh));
 });
 
-test.serial("apachectl stop (SIGTERM) stops the core and the apps", async (t) => {
-  t.is((await version()).status, 200);
-  const core = srv().corePid();
-  const appPids = processesUnder(app);
-  const instanceDir = srv().instanceDir;
-  t.true(core !== undefined && isAlive(core));
-  t.true(appPids.length >= 1);
-  await srv().stop();
-  t.false(srv().isRunning);
-  t.false(core !== undefined && isAlive(core));
-  t.deepEqual(appPids.filter((p) => isAlive(p)), []);
-  t.false(existsSync(instanceDir), `${instanceDir} still exists`);
-  t.regex(srv().errorLog(), /FERRY0212: Stopped ferry core/);
-});
+registerStopCase();
