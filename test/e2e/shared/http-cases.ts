@@ -1,16 +1,23 @@
 /**
  * End-to-end cases every front end must pass the same way: how a request and
  * its response look to a client through a real Apache (test/e2e/http.test.ts)
- * and a real nginx (test/e2e/nginx/http.test.ts). The target serves
- * test/fixtures/apps/e2e-app under `host`.
+ * and a real nginx (test/e2e/nginx/http.test.ts): headers, bodies both ways,
+ * streaming, malformed requests, static files from the app's public/, the
+ * app's environment and user, one app per host name, an app under a sub-URI.
+ * Every site serves test/fixtures/apps/e2e-app.
  */
 import type { TestFn } from "ava";
+import { execFileSync } from "node:child_process";
 import crypto from "node:crypto";
+import { mkdir, symlink, writeFile } from "node:fs/promises";
 import http from "node:http";
+import path from "node:path";
 import { Readable } from "node:stream";
-import { rawExchange, request, statusOf } from "../../helpers/e2e-http.js";
+import { prepareApp } from "../../helpers/apache.js";
+import { getJson, rawExchange, request, statusOf } from "../../helpers/e2e-http.js";
+import { type FrontEnd, type FrontEndKind, type SharedCaseOptions, frontEndSuite } from "./front-end.js";
 
-export interface HttpTarget {
+interface HttpTarget {
   readonly port: number;
   /** The Host header that selects the e2e-app. */
   readonly host: string;
@@ -34,9 +41,41 @@ function timedGet(port: number, p: string, host: string): Promise<{ status: numb
   });
 }
 
+export const HTTP_CASES = {
+  baseUri: "an app under a sub-URI (base URI) gets the full URI and its base; the site's root stays static",
+} as const;
+
 /** Register the shared cases (serial: one server per test file). */
-export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
-  test.serial("GET passes request headers and cookies to the app and returns its headers", async (t) => {
+export function httpCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOptions = {}): { fe: () => FrontEnd } {
+  const apps = { main: "", alpha: "", beta: "", env: "", owned: "", sub: "" };
+  const { fe, serial } = frontEndSuite(test, kind, "http", async (root) => {
+    apps.main = await prepareApp(root, "e2e-app", "main");
+    apps.alpha = await prepareApp(root, "e2e-app", "alpha");
+    apps.beta = await prepareApp(root, "e2e-app", "beta");
+    apps.env = await prepareApp(root, "e2e-app", "envapp");
+    apps.owned = await prepareApp(root, "e2e-app", "owned");
+    apps.sub = await prepareApp(root, "e2e-app", "subapp");
+    if (process.getuid?.() === 0) execFileSync("chown", ["-R", "daemon:daemon", apps.owned]);
+    await writeFile(path.join(apps.main, "public", "static.txt"), "served by the front end\n", { mode: 0o644 });
+    // A static site that hosts the sub-URI app under /sub.
+    const site = path.join(root, "site");
+    await mkdir(site, { recursive: true, mode: 0o755 });
+    await writeFile(path.join(site, "index.html"), "static root website\n", { mode: 0o644 });
+    await symlink(path.join(apps.sub, "public"), path.join(site, "sub"));
+    return {
+      sites: [
+        { serverName: "main.test", appRoot: apps.main },
+        { serverName: "alpha.test", appRoot: apps.alpha },
+        { serverName: "beta.test", appRoot: apps.beta },
+        { serverName: "env.test", appRoot: apps.env, env: { E2E_SETENV: "hello-from-the-front" }, options: { AppEnv: "staging" } },
+        { serverName: "owned.test", appRoot: apps.owned },
+        { serverName: "sub.test", appRoot: apps.sub, baseUri: { path: "/sub", siteRoot: site } },
+      ],
+    };
+  }, opts);
+  const target = (): HttpTarget => ({ port: fe().port, host: "main.test" });
+
+  serial("GET passes request headers and cookies to the app and returns its headers", async (t) => {
     const res = await request(target().port, {
       path: "/headers?x=1",
       host: target().host,
@@ -53,14 +92,14 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.is(body.headers["x-forwarded-proto"], "http");
   });
 
-  test.serial("HEAD gets the app's status and headers and no body", async (t) => {
+  serial("HEAD gets the app's status and headers and no body", async (t) => {
     const res = await request(target().port, { path: "/headers", method: "HEAD", host: target().host });
     t.is(res.status, 200);
     t.regex(String(res.headers["content-type"]), /application\/json/);
     t.is(res.body.length, 0);
   });
 
-  test.serial("204 and 304 responses arrive with their status and no body, and the connection stays usable", async (t) => {
+  serial("204 and 304 responses arrive with their status and no body, and the connection stays usable", async (t) => {
     const noContent = await rawExchange(
       target().port,
       `GET /status?code=204 HTTP/1.1\r\nHost: ${target().host}\r\n\r\nGET /status?code=304 HTTP/1.1\r\nHost: ${target().host}\r\n\r\nGET /status?code=201 HTTP/1.1\r\nHost: ${target().host}\r\nConnection: close\r\n\r\n`,
@@ -72,7 +111,7 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.notRegex(noContent.split("HTTP/1.1 201")[0] ?? "", /Transfer-Encoding: chunked/i);
   });
 
-  test.serial("two Set-Cookie headers from the app arrive as two separate headers", async (t) => {
+  serial("two Set-Cookie headers from the app arrive as two separate headers", async (t) => {
     const res = await request(target().port, { path: "/cookies", host: target().host });
     t.is(res.status, 200, res.text);
     const setCookies: string[] = [];
@@ -84,7 +123,7 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.is(res.headers["x-e2e-custom"], "custom-value");
   });
 
-  test.serial("an 8 MB upload reaches the app byte-exact", async (t) => {
+  serial("an 8 MB upload reaches the app byte-exact", async (t) => {
     const body = crypto.randomBytes(8 * 1024 * 1024);
     const res = await request(target().port, {
       path: "/upload",
@@ -100,7 +139,7 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.is(got.sha256, crypto.createHash("sha256").update(body).digest("hex"));
   });
 
-  test.serial("an 8 MB download arrives byte-exact", async (t) => {
+  serial("an 8 MB download arrives byte-exact", async (t) => {
     const size = 8 * 1024 * 1024;
     const expected = crypto.createHash("sha256");
     for (let i = 0, left = size; left > 0; i++) {
@@ -117,7 +156,7 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.is(crypto.createHash("sha256").update(res.body).digest("hex"), expected.digest("hex"));
   });
 
-  test.serial("a chunked upload (no Content-Length) reaches the app complete", async (t) => {
+  serial("a chunked upload (no Content-Length) reaches the app complete", async (t) => {
     const pieces = Array.from({ length: 64 }, (_, i) => crypto.randomBytes(16 * 1024 + i));
     const whole = Buffer.concat(pieces);
     const res = await request(target().port, {
@@ -133,7 +172,7 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.is(got.sha256, crypto.createHash("sha256").update(whole).digest("hex"));
   });
 
-  test.serial("a slow streamed response: the first chunk arrives long before the end", async (t) => {
+  serial("a slow streamed response: the first chunk arrives long before the end", async (t) => {
     const r = await timedGet(target().port, "/stream?chunks=6&interval=400", target().host);
     t.is(r.status, 200);
     t.regex(r.body, /chunk 0 [\s\S]*chunk 5 [\s\S]*done/);
@@ -141,7 +180,7 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.true(r.end - r.first >= 1500, `first chunk after ${r.first - r.start} ms, end after ${r.end - r.start} ms`);
   });
 
-  test.serial("server-sent events stream event by event", async (t) => {
+  serial("server-sent events stream event by event", async (t) => {
     const r = await timedGet(target().port, "/sse?events=6", target().host);
     t.is(r.status, 200);
     t.regex(r.type, /text\/event-stream/);
@@ -150,7 +189,7 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.true(r.end - r.first >= 700, `first event after ${r.first - r.start} ms, end after ${r.end - r.start} ms`);
   });
 
-  test.serial("malformed requests get 4xx and serving continues", async (t) => {
+  serial("malformed requests get 4xx and serving continues", async (t) => {
     const garbage = await rawExchange(target().port, "THIS IS NOT HTTP\r\n\r\n");
     const s1 = statusOf(garbage);
     t.true(s1 >= 400 && s1 < 500, garbage.slice(0, 200));
@@ -167,4 +206,46 @@ export function sharedHttpCases(test: TestFn, target: () => HttpTarget): void {
     t.is(ok.status, 200);
     t.regex(ok.text, /hello from e2e-app/);
   });
+
+  serial("a static file under the app's public/ is served by the front end, not the app", async (t) => {
+    const res = await request(fe().port, { path: "/static.txt", host: "main.test" });
+    t.is(res.status, 200);
+    t.is(res.text, "served by the front end\n");
+    t.is(res.headers["x-powered-by"], undefined);
+  });
+
+  serial("the app's environment variables and app env reach its environment", async (t) => {
+    const body = (await getJson(fe().port, "/env", "env.test")) as { env: Record<string, string> };
+    t.is(body.env.E2E_SETENV, "hello-from-the-front");
+    t.is(body.env.NODE_ENV, "staging");
+    t.is(body.env.PASSENGER_APP_ENV, "staging");
+  });
+
+  serial("apps run as the owner of their startup file, nobody when that is root", async (t) => {
+    const me = process.getuid?.() ?? -1;
+    const isRoot = me === 0;
+    const main = (await getJson(fe().port, "/env", "main.test")) as { uid: number };
+    const owned = (await getJson(fe().port, "/env", "owned.test")) as { uid: number };
+    t.is(main.uid, isRoot ? 65534 : me);
+    t.is(owned.uid, isRoot ? 1 : me); // uid 1 = daemon
+  });
+
+  serial("two host names serve two different apps, each from the parent of its public/", async (t) => {
+    const a = (await getJson(fe().port, "/pid", "alpha.test")) as { pid: number; cwd: string };
+    const b = (await getJson(fe().port, "/pid", "beta.test")) as { pid: number; cwd: string };
+    t.is(a.cwd, apps.alpha);
+    t.is(b.cwd, apps.beta);
+    t.not(a.pid, b.pid);
+  });
+
+  serial(HTTP_CASES.baseUri, async (t) => {
+    const app = (await getJson(fe().port, "/sub/url?q=1", "sub.test")) as { url: string; base: string };
+    t.is(app.url, "/sub/url?q=1");
+    t.is(app.base, "/sub");
+    const home = await request(fe().port, { path: "/", host: "sub.test" });
+    t.is(home.status, 200);
+    t.is(home.text, "static root website\n");
+  });
+
+  return { fe };
 }
