@@ -1,11 +1,11 @@
 /**
- * `ferry status --json` of the core an ApacheServer started, as an operator
+ * `ferry status --json` of the core a private Apache or nginx started, as an operator
  * runs it (the CLI, through the instance's control socket).
  */
 import { execFile as execFileCb } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { REPO_ROOT, type ApacheServer } from "./apache.js";
+import { REPO_ROOT } from "./apache.js";
 
 const execFile = promisify(execFileCb);
 
@@ -65,7 +65,7 @@ function parseStatus(raw: unknown): Status {
   return { maxPoolSize: num(raw.maxPoolSize, "maxPoolSize"), processCount: num(raw.processCount, "processCount"), groups };
 }
 
-export async function ferryStatus(server: ApacheServer): Promise<Status> {
+export async function ferryStatus(server: { readonly instanceDir: string }): Promise<Status> {
   const { stdout } = await execFile(
     process.execPath,
     [path.join(REPO_ROOT, "bin/ferry.js"), "status", "--instance", server.instanceDir, "--json"],

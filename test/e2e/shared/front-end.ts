@@ -43,6 +43,8 @@ export interface AppSite {
    * <siteRoot><baseUri> → the app's public/, as Passenger's docs set it up).
    */
   readonly baseUri?: { readonly path: string; readonly siteRoot: string };
+  /** Lines only one front end understands (for that front end's own cases, never a shared one). */
+  readonly raw?: { readonly apache?: readonly string[]; readonly nginx?: readonly string[] };
 }
 
 export interface FrontEndConfig {
@@ -109,6 +111,7 @@ function apacheSite(s: AppSite): { serverName: string; documentRoot: string; dir
     directives: [
       ...Object.entries(s.env ?? {}).map(([k, v]) => `SetEnv ${k} ${quoted(v)}`),
       ...Object.entries(s.options ?? {}).map(([k, v]) => apacheDirective(k, v)),
+      ...(s.raw?.apache ?? []),
     ],
   };
 }
@@ -139,6 +142,7 @@ function nginxSite(s: AppSite): { serverName: string; root: string; directives: 
       "client_max_body_size 0;",
       ...Object.entries(s.env ?? {}).map(([k, v]) => `passenger_env_var ${k} ${quoted(v)};`),
       ...Object.entries(s.options ?? {}).map(([k, v]) => nginxDirective(k, v)),
+      ...(s.raw?.nginx ?? []),
     ],
   };
 }
