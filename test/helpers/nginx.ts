@@ -8,7 +8,7 @@
  * make sure everything started from the test's root is gone too.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import {
@@ -162,12 +162,40 @@ export class NginxServer extends WebServerProcess {
     await writeFile(path.join(this.prefix, "conf", "nginx.conf"), await renderNginxConf(this.prefix, this.port, opts));
   }
 
-  /** `nginx -s reload`: SIGHUP, resolved once the master started new workers. */
+  /** The master's worker processes that still take new connections. */
+  private acceptingWorkers(): number[] {
+    const out: number[] = [];
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        if (ppid !== this.pid) continue;
+        const cmd = readFileSync(`/proc/${entry}/cmdline`, "utf8");
+        if (cmd.startsWith("nginx: worker process") && !cmd.includes("is shutting down")) out.push(Number(entry));
+      } catch {
+        /* gone */
+      }
+    }
+    return out;
+  }
+
+  /**
+   * `nginx -s reload`: SIGHUP, resolved once the master started new workers
+   * and every old worker stopped taking connections (it closes its listening
+   * sockets before it calls itself "shutting down"), so the next request is
+   * served with the new configuration.
+   */
   async reload(timeoutMs = 30_000): Promise<void> {
     const count = (): number => (this.errorLog().match(/start worker processes/g) ?? []).length;
     const before = count();
+    const oldWorkers = this.acceptingWorkers();
     process.kill(this.pid, "SIGHUP");
     await waitFor(() => count() > before, { timeoutMs, what: "nginx to start new workers after SIGHUP" });
+    await waitFor(() => !this.acceptingWorkers().some((p) => oldWorkers.includes(p)), {
+      timeoutMs,
+      what: "nginx's old workers to stop taking connections after SIGHUP",
+    });
   }
 }
 

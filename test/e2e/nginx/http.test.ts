@@ -2,8 +2,7 @@
  * End-to-end through a real nginx + ngx_http_ferry_module + the core: the
  * shared front-end cases (test/e2e/shared/http-cases.ts, run through Apache
  * by test/e2e/http.test.ts) and nginx's own: a request while the core is
- * down. Not yet run here: the sub-URI case (passenger_base_uri is parsed but
- * not applied by the module yet, docs/nginx.md "Status").
+ * down.
  */
 import test from "ava";
 import { readFileSync } from "node:fs";
@@ -11,11 +10,9 @@ import net from "node:net";
 import path from "node:path";
 import { isAlive, waitFor } from "../../helpers/apache.js";
 import { request } from "../../helpers/e2e-http.js";
-import { HTTP_CASES, httpCases } from "../shared/http-cases.js";
+import { httpCases } from "../shared/http-cases.js";
 
-const { fe } = httpCases(test, "nginx", {
-  notYet: { [HTTP_CASES.baseUri]: "passenger_base_uri is parsed, not applied (h15a is adding it)" },
-});
+const { fe } = httpCases(test, "nginx");
 const srv = (): ReturnType<typeof fe>["server"] => fe().server;
 
 /** Does connecting to the Unix socket at p fail with ECONNREFUSED (or ENOENT)? */
