@@ -51,6 +51,11 @@ export interface FrontEndConfig {
   readonly sites: readonly AppSite[];
   /** Server-wide Passenger options, e.g. { PoolIdleTime: 3, RedeployOnGraceful: "changed" }. */
   readonly server?: Readonly<Record<string, OptionValue>>;
+  /**
+   * Environment of the server process (and so of its module and core), e.g.
+   * FERRY_DATA_PATH; nginx passes each to its workers (`env NAME;`).
+   */
+  readonly serverEnv?: Readonly<Record<string, string>>;
 }
 
 /** A running front end as the shared cases see it. */
@@ -154,8 +159,9 @@ function apacheOptions(c: FrontEndConfig): { vhosts: ReturnType<typeof apacheSit
   };
 }
 
-function nginxOptions(c: FrontEndConfig): { servers: ReturnType<typeof nginxSite>[]; http: string[] } {
+function nginxOptions(c: FrontEndConfig): { servers: ReturnType<typeof nginxSite>[]; http: string[]; main: string[] } {
   return {
+    main: Object.keys(c.serverEnv ?? {}).map((k) => `env ${k};`),
     servers: c.sites.map(nginxSite),
     http: Object.entries(c.server ?? {}).map(([k, v]) => nginxDirective(k, v)),
   };
@@ -164,7 +170,7 @@ function nginxOptions(c: FrontEndConfig): { servers: ReturnType<typeof nginxSite
 /** Start a private front end of `kind` serving `config` from the test's temp root. */
 export async function startFrontEnd(kind: FrontEndKind, root: string, config: FrontEndConfig): Promise<FrontEnd> {
   if (kind === "apache") {
-    const server = await ApacheServer.start({ root, ...apacheOptions(config) });
+    const server = await ApacheServer.start({ root, ...apacheOptions(config), env: config.serverEnv ?? {} });
     return {
       kind,
       server,
@@ -174,7 +180,7 @@ export async function startFrontEnd(kind: FrontEndKind, root: string, config: Fr
       reload: () => server.graceful(),
     };
   }
-  const server = await NginxServer.start({ root, ...nginxOptions(config) });
+  const server = await NginxServer.start({ root, ...nginxOptions(config), env: config.serverEnv ?? {} });
   return {
     kind,
     server,
