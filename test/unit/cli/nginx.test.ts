@@ -10,7 +10,7 @@ import {
   renderNginxHttpSnippet,
   renderNginxLoadSnippet,
   renderNginxSiteSnippet,
-} from "../../../core/src/cli/nginx-config.js";
+} from "../../../core/src/cli/nginx/nginx-conf.js";
 
 function captureIo(cwd = "/"): { io: { cwd: string; stdout: { write(s: string): boolean }; stderr: { write(s: string): boolean } }; out: () => string; err: () => string } {
   let out = "";

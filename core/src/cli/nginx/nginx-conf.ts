@@ -1,9 +1,11 @@
 /**
- * The nginx configuration text `ferry nginx` writes: the nginx.conf of a
- * private development instance (`ferry nginx start`) and the three snippets
- * of Debian's nginx layout (`ferry nginx install`): the load_module line for
- * /etc/nginx/modules-enabled, the http-level settings for /etc/nginx/conf.d
- * and an example site for /etc/nginx/sites-available. Pure functions: no I/O.
+ * The nginx configuration text `ferry nginx` writes (the nginx counterpart of
+ * cli/apache/httpd-conf.ts and cli/apache/debian-snippets.ts): the nginx.conf
+ * of a private development instance (`ferry nginx start`) and the three
+ * snippets of Debian's nginx layout (`ferry nginx install`): the load_module
+ * line for /etc/nginx/modules-enabled, the http-level settings for
+ * /etc/nginx/conf.d and an example site for /etc/nginx/sites-available.
+ * Pure functions: no I/O.
  */
 import net from "node:net";
 import path from "node:path";
