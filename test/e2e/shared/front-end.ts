@@ -23,7 +23,6 @@ import { NginxServer } from "../../helpers/nginx.js";
 import type { WebServerProcess } from "../../helpers/web-server.js";
 
 export type FrontEndKind = "apache" | "nginx";
-export const FRONT_ENDS: readonly FrontEndKind[] = ["apache", "nginx"];
 
 export type OptionValue = string | number;
 
