@@ -44,6 +44,9 @@ interface StreamWrapBinding {
   kReadBytesOrError: number;
 }
 
+/** Reports of requests on adopted connections go out at most this often while requests keep coming (ms). */
+const REPORT_COALESCE_MS = 5;
+
 /** Marks a socket the core handed over. */
 const ADOPTED = Symbol("ferry.adopted");
 
@@ -232,7 +235,11 @@ class RequestTracker {
   #served = 0;
   /** Requests started since the last report was sent (this event-loop turn). */
   #turnStarts = 0;
+  /** A request started in this event-loop turn already. */
+  #inTurn = false;
   #peak = 0;
+  /** When the last report went out (performance.now()). */
+  #sentAt = -Infinity;
   #done: DirectRequest[] = [];
   #pages: DirectErrorPage[] = [];
   #scheduled = false;
@@ -342,9 +349,7 @@ class RequestTracker {
         if (poweredBy !== "" && !this.headersSent) addPoweredBy(this, args, poweredBy);
         return Reflect.apply(writeHead, this, args) as http.ServerResponse;
       } as typeof res.writeHead;
-      this.#inFlight++;
-      this.#turnStarts++;
-      this.#peak = Math.max(this.#peak, this.#inFlight, this.#turnStarts);
+      this.#startRequest();
       this.#schedule();
       res.once("close", () => {
         this.#running.delete(entry);
@@ -458,13 +463,39 @@ class RequestTracker {
     this.#flush();
   }
 
+  /**
+   * Report soon: at the end of this event-loop turn when nothing was sent for
+   * REPORT_COALESCE_MS, else when that much has passed. Under load this is one
+   * message (one write) per few ms instead of one per turn; `peak` still
+   * counts per turn (#startRequest).
+   */
   #schedule(): void {
     if (this.#scheduled) return;
     this.#scheduled = true;
-    setImmediate(() => {
-      this.#scheduled = false;
-      this.#flush();
-    });
+    const wait = REPORT_COALESCE_MS - (performance.now() - this.#sentAt);
+    if (wait <= 0) {
+      setImmediate(() => this.#send());
+      return;
+    }
+    setTimeout(() => this.#send(), wait);
+  }
+
+  #send(): void {
+    this.#scheduled = false;
+    this.#sentAt = performance.now();
+    this.#flush();
+  }
+
+  /** A request starts: the requests started in one event-loop turn count as at once (peak). */
+  #startRequest(): void {
+    this.#inFlight++;
+    if (!this.#inTurn) {
+      this.#inTurn = true;
+      this.#turnStarts = 0;
+      setImmediate(() => { this.#inTurn = false; });
+    }
+    this.#turnStarts++;
+    this.#peak = Math.max(this.#peak, this.#inFlight, this.#turnStarts);
   }
 
   #flush(): void {
@@ -476,7 +507,6 @@ class RequestTracker {
         peak: this.#peak, adopted: this.#received, fresh: this.#waiting.size, pages,
       });
     } while (this.#done.length > 0 || this.#pages.length > 0);
-    this.#turnStarts = 0;
     this.#peak = this.#inFlight;
   }
 }
