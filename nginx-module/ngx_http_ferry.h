@@ -163,6 +163,8 @@ struct ngx_http_ferry_ctx_s {
     ngx_int_t                   final_rc;
 
     /* the relay path */
+    ngx_buf_t                   tun_up;         /* after a 101: core → client */
+    ngx_buf_t                   tun_down;       /* client → core */
     ngx_chain_t                *free;
     ngx_chain_t                *busy;
     unsigned                    has_body:1;

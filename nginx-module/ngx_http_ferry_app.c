@@ -374,7 +374,7 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
     ngx_int_t                   rc = ctx->final_rc, status;
     const char                 *outcome;
     int                         failed = (state & NGX_PEER_FAILED) != 0;
-    int                         reusable = 0;
+    int                         reusable = 0, reset;
 
     pc->tries = 0;
     if (ac == NULL) {
@@ -389,6 +389,7 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
         /* This upstream ends here without an answer: detach it (its
          * finalization then only drops the request reference we add) and
          * ask the core again. */
+        reset = c->read->error;
         ac->c = NULL;
         if (c->pool != NULL) {
             ngx_destroy_pool(c->pool);
@@ -403,7 +404,7 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
         r->main->count++;
         r->read_event_handler = ngx_http_block_reading;
         r->write_event_handler = ngx_http_request_empty_handler;
-        ngx_http_ferry_lease_retry(ctx, c->read->error);
+        ngx_http_ferry_lease_retry(ctx, reset);
         return;
     }
 

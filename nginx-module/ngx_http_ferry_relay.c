@@ -12,7 +12,11 @@
  *               is not taking what was passed (backpressure)
  *   Step Three  END: last buffer; the core connection is closed
  *
- * Not here yet: upgrades (WebSocket) on this path.
+ * A RESPONSE_HEAD 101 to an upgrade request ends the framing: the 101 goes
+ * to the client, then bytes are tunnelled both ways between the client and
+ * the core connection (the shape of nginx's own upgraded upstream: read a
+ * side only while the other takes what was read), until either side closes
+ * or nothing comes from the core for passenger_read_timeout.
  */
 #include "ngx_http_ferry.h"
 
@@ -195,9 +199,9 @@ ngx_http_ferry_core_write(ngx_event_t *wev)
     (void) ngx_http_ferry_pump(ctx);
 }
 
-/* RESPONSE_HEAD → r->headers_out, then the header goes to the client. */
+/* RESPONSE_HEAD → r->headers_out. */
 static ngx_int_t
-ngx_http_ferry_response_head(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
+ngx_http_ferry_response_head_fields(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
 {
     ngx_http_request_t  *r = ctx->r;
     ngx_table_elt_t     *h;
@@ -252,8 +256,17 @@ ngx_http_ferry_response_head(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
         ngx_memcpy(h->value.data, value.ptr, value.len);
         h->value.len = value.len;
     }
+    return NGX_OK;
+}
+
+static ngx_int_t
+ngx_http_ferry_response_head(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
+{
+    if (ngx_http_ferry_response_head_fields(ctx, f) != NGX_OK) {
+        return NGX_ERROR;
+    }
     ctx->head_done = 1;
-    return ngx_http_send_header(r);
+    return ngx_http_send_header(ctx->r);
 }
 
 /* One BODY frame to the client (copied: the frame is the decoder's). */
@@ -291,6 +304,228 @@ ngx_http_ferry_body(ngx_http_ferry_ctx_t *ctx, const char *data, size_t len)
     return rc;
 }
 
+/* ---- The tunnel after a 101 ------------------------------------------- */
+
+static void ngx_http_ferry_tunnel(ngx_http_ferry_ctx_t *ctx, ngx_uint_t from_core,
+    ngx_uint_t do_write);
+
+static void
+ngx_http_ferry_tunnel_core_read(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    ngx_http_ferry_tunnel(c->data, 1, 0);
+}
+
+static void
+ngx_http_ferry_tunnel_core_write(ngx_event_t *ev)
+{
+    ngx_connection_t  *c = ev->data;
+
+    ngx_http_ferry_tunnel(c->data, 0, 1);
+}
+
+static void
+ngx_http_ferry_tunnel_client_read(ngx_http_request_t *r)
+{
+    ngx_http_ferry_tunnel(ngx_http_get_module_ctx(r, ngx_http_ferry_module), 0, 0);
+}
+
+static void
+ngx_http_ferry_tunnel_client_write(ngx_http_request_t *r)
+{
+    ngx_http_ferry_tunnel(ngx_http_get_module_ctx(r, ngx_http_ferry_module), 1, 1);
+}
+
+static ngx_int_t
+ngx_http_ferry_tunnel_buf(ngx_http_request_t *r, ngx_buf_t *b)
+{
+    if (b->start == NULL) {
+        b->start = ngx_palloc(r->pool, FERRY_READ_CHUNK);
+        if (b->start == NULL) {
+            return NGX_ERROR;
+        }
+        b->pos = b->start;
+        b->last = b->start;
+        b->end = b->start + FERRY_READ_CHUNK;
+        b->temporary = 1;
+    }
+    return NGX_OK;
+}
+
+static void
+ngx_http_ferry_tunnel(ngx_http_ferry_ctx_t *ctx, ngx_uint_t from_core,
+    ngx_uint_t do_write)
+{
+    ngx_http_request_t         *r = ctx->r;
+    ngx_connection_t           *client = r->connection, *core = ctx->peer.connection;
+    ngx_connection_t           *src, *dst;
+    ngx_http_core_loc_conf_t   *clcf;
+    ngx_http_ferry_loc_conf_t  *lcf;
+    ngx_buf_t                  *b;
+    ngx_uint_t                  flags;
+    size_t                      size;
+    ssize_t                     n;
+
+    if (client->write->timedout || core->read->timedout || core->write->timedout) {
+        ngx_log_error(NGX_LOG_INFO, client->log, NGX_ETIMEDOUT,
+                      "ferry: the upgraded connection timed out");
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    if (from_core) {
+        src = core;
+        dst = client;
+        b = &ctx->tun_up;
+    } else {
+        src = client;
+        dst = core;
+        b = &ctx->tun_down;
+        if (r->header_in->last > r->header_in->pos) {
+            /* what the client sent right after its upgrade request */
+            b = r->header_in;
+            b->end = b->last;
+            do_write = 1;
+        }
+    }
+    if (ngx_http_ferry_tunnel_buf(r, b) != NGX_OK) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+
+    for ( ;; ) {
+        if (do_write) {
+            size = b->last - b->pos;
+            if (size && dst->write->ready) {
+                n = dst->send(dst, b->pos, size);
+                if (n == NGX_ERROR) {
+                    ngx_http_ferry_finish(ctx, NGX_ERROR);
+                    return;
+                }
+                if (n > 0) {
+                    b->pos += n;
+                    if (b->pos == b->last) {
+                        b->pos = b->start;
+                        b->last = b->start;
+                    }
+                }
+            }
+        }
+        size = b->end - b->last;
+        if (size && src->read->ready) {
+            n = src->recv(src, b->last, size);
+            if (n == NGX_AGAIN || n == 0) {
+                break;
+            }
+            if (n > 0) {
+                do_write = 1;
+                b->last += n;
+                continue;
+            }
+            if (n == NGX_ERROR) {
+                src->read->eof = 1;
+            }
+        }
+        break;
+    }
+
+    if ((core->read->eof && ctx->tun_up.pos == ctx->tun_up.last)
+        || (client->read->eof && ctx->tun_down.pos == ctx->tun_down.last)
+        || (client->read->eof && core->read->eof))
+    {
+        ngx_http_ferry_finish(ctx, NGX_OK);
+        return;
+    }
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ferry_module);
+    if (ngx_handle_write_event(core->write, 0) != NGX_OK) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    if (core->write->active && !core->write->ready) {
+        ngx_add_timer(core->write, 60000);
+    } else if (core->write->timer_set) {
+        ngx_del_timer(core->write);
+    }
+    flags = (core->read->eof || core->read->error) ? NGX_CLOSE_EVENT : 0;
+    if (ngx_handle_read_event(core->read, flags) != NGX_OK) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    if (core->read->active && !core->read->ready) {
+        ngx_add_timer(core->read, lcf->read_timeout);
+    } else if (core->read->timer_set) {
+        ngx_del_timer(core->read);
+    }
+    if (ngx_handle_write_event(client->write, clcf->send_lowat) != NGX_OK) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    flags = (client->read->eof || client->read->error) ? NGX_CLOSE_EVENT : 0;
+    if (ngx_handle_read_event(client->read, flags) != NGX_OK) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    if (client->write->active && !client->write->ready) {
+        ngx_add_timer(client->write, clcf->send_timeout);
+    } else if (client->write->timer_set) {
+        ngx_del_timer(client->write);
+    }
+}
+
+/* A 101 to the client, then the raw stream (the bytes the decoder holds
+ * after the frame are its first ones). */
+static void
+ngx_http_ferry_tunnel_start(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
+{
+    ngx_http_request_t  *r = ctx->r;
+    ngx_connection_t    *core = ctx->peer.connection;
+    const char          *pending;
+    size_t               n;
+    ngx_int_t            rc;
+
+    rc = ngx_http_ferry_response_head_fields(ctx, f);
+    if (rc != NGX_OK) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    ngx_str_set(&r->headers_out.status_line, "101 Switching Protocols");
+    r->keepalive = 0;
+    ctx->head_done = 1;
+    if (ngx_http_ferry_tunnel_buf(r, &ctx->tun_up) != NGX_OK) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    n = ferry_decoder_pending(ctx->dec, &pending);
+    if (n > (size_t) (ctx->tun_up.end - ctx->tun_up.last)) {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    ctx->tun_up.last = ngx_cpymem(ctx->tun_up.last, pending, n);
+    ferry_decoder_consume(ctx->dec, n);
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK
+        || ngx_http_send_special(r, NGX_HTTP_FLUSH) == NGX_ERROR)
+    {
+        ngx_http_ferry_finish(ctx, NGX_ERROR);
+        return;
+    }
+    r->connection->log->action = "tunnelling an upgraded connection";
+    if (core->read->timer_set) {
+        ngx_del_timer(core->read);
+    }
+    core->read->handler = ngx_http_ferry_tunnel_core_read;
+    core->write->handler = ngx_http_ferry_tunnel_core_write;
+    r->read_event_handler = ngx_http_ferry_tunnel_client_read;
+    r->write_event_handler = ngx_http_ferry_tunnel_client_write;
+    ngx_http_ferry_tunnel(ctx, 1, 1);
+    if (ctx->peer.connection != NULL) {
+        ngx_http_ferry_tunnel(ctx, 0, 1);
+    }
+}
+
 static void
 ngx_http_ferry_core_read(ngx_event_t *rev)
 {
@@ -322,6 +557,13 @@ ngx_http_ferry_core_read(ngx_event_t *rev)
             case FERRY_FRAME_RESPONSE_HEAD:
                 if (ctx->head_done) {
                     goto protocol;
+                }
+                if (f.status == NGX_HTTP_SWITCHING_PROTOCOLS) {
+                    if (!ctx->upgrade || ctx->sent < ctx->out.size) {
+                        goto protocol;
+                    }
+                    ngx_http_ferry_tunnel_start(ctx, &f);
+                    return;
                 }
                 rc = ngx_http_ferry_response_head(ctx, &f);
                 if (rc == NGX_ERROR || rc > NGX_OK) {
@@ -384,7 +626,8 @@ ngx_http_ferry_core_read(ngx_event_t *rev)
                 ngx_http_ferry_finish(ctx, NGX_ERROR);
                 return;
             }
-            ngx_add_timer(rev, 60000);
+            ngx_add_timer(rev, ((ngx_http_ferry_loc_conf_t *)
+                ngx_http_get_module_loc_conf(r, ngx_http_ferry_module))->read_timeout);
             return;
         }
         if (n == 0 || n == NGX_ERROR) {

@@ -32,7 +32,8 @@ test.before(async () => {
   });
   // a sub-URI app as Passenger's docs set it up: a symlink in the main app's public/
   const sub = await prepareApp(root, "e2e-app", "sub");
-  const web = await server("web.test", "e2e-app", ["passenger_min_instances 2;", "passenger_base_uri /sub;"]);
+  const web = await server("web.test", "e2e-app", ["passenger_min_instances 2;", "passenger_base_uri /sub;",
+    "location /slow { passenger_enabled on; passenger_read_timeout 1s; }"]);
   await symlink(path.join(sub, "public"), path.join(web.root, "sub"));
   nginx = await NginxServer.start({
     root,
@@ -119,6 +120,15 @@ test.serial("passenger_base_uri: the sub-URI app serves it, seeing the full URI 
   t.is((JSON.parse(other.text) as { url: string }).url, "/subway");
 });
 
+test.serial("passenger_read_timeout: an app slower than it gets 504; a faster answer is served", async (t) => {
+  const start = Date.now();
+  const slow = await request(srv().port, { path: "/slow?ms=4000", host: "web.test", timeoutMs: 15_000 });
+  t.is(slow.status, 504);
+  t.true(Date.now() - start < 3500, `504 after ${Date.now() - start} ms`);
+  t.is((await request(srv().port, { path: "/slow?ms=50", host: "web.test" })).status, 200);
+  await until(() => /ferry: DONE [^ ]+: timeout, status 504/.test(srv().errorLog()), "DONE timeout");
+});
+
 test.serial("a WebSocket through nginx on the direct path: upgraded, echoes both ways, closes cleanly", async (t) => {
   const ws = new WebSocket(`ws://127.0.0.1:${srv().port}/ws`, { headers: { Host: "web.test" }, handshakeTimeout: 20_000 });
   const received: string[] = [];
@@ -134,6 +144,22 @@ test.serial("a WebSocket through nginx on the direct path: upgraded, echoes both
   ws.close(1000);
   t.is(await closed, 1000);
   await until(() => /ferry: DONE [^ ]+: ok, status 101/.test(srv().errorLog()), "DONE for the tunnel");
+});
+
+test.serial("a WebSocket on the relay path (friendly error pages on): the core's 101, then the tunnel", async (t) => {
+  const ws = new WebSocket(`ws://127.0.0.1:${srv().port}/ws`, { headers: { Host: "dev.test" }, handshakeTimeout: 20_000 });
+  const received: string[] = [];
+  ws.on("message", (d: WebSocket.RawData) => received.push(d.toString()));
+  ws.on("error", (e: Error) => received.push(`error: ${e.message}`));
+  await until(() => received.some((m) => m.startsWith("welcome") || m.startsWith("error")), "the WebSocket's welcome");
+  t.true(received.some((m) => m.startsWith("welcome")), received.join(", "));
+  const big = crypto.randomBytes(256 * 1024).toString("hex");
+  ws.send("hello");
+  ws.send(big);
+  await until(() => received.includes("hello") && received.includes(big), "both echoes");
+  const closed = new Promise<number>((resolve) => ws.once("close", (code: number) => resolve(code)));
+  ws.close(1000);
+  t.is(await closed, 1000);
 });
 
 /** A request body that trickles out: `pieces` random pieces of `size` bytes, `gapMs` apart. */
