@@ -189,13 +189,17 @@ ngx_connection_t *ngx_http_ferry_connection(ngx_socket_t fd, ngx_log_t *log);
  * once), or finalizes the request with 503. */
 void ngx_http_ferry_link_get(ngx_http_ferry_ctx_t *ctx, int allow_idle,
     ngx_http_ferry_ready_pt ready);
-/* Keep the connection for the worker's next request, or close it. */
+/* Keep the connection for the worker's next request, or close it; what
+ * ctx->out still holds (a DONE) goes out with the next head on it, or at
+ * the end of this event loop turn. */
 void ngx_http_ferry_link_put(ngx_http_ferry_ctx_t *ctx, int keep);
 /* recvmsg into the decoder; a passed descriptor goes to ctx->passed_fd.
  * n > 0 bytes, 0 EOF, NGX_AGAIN, NGX_ERROR. */
 ssize_t ngx_http_ferry_link_recv(ngx_http_ferry_ctx_t *ctx);
 /* Write ctx->out from ctx->sent: NGX_OK all out, NGX_AGAIN, NGX_ERROR. */
 ngx_int_t ngx_http_ferry_link_flush(ngx_http_ferry_ctx_t *ctx);
+ngx_int_t ngx_http_ferry_link_flush_to(ngx_http_ferry_ctx_t *ctx,
+    ngx_connection_t *c);
 
 /* ngx_http_ferry_lease.c */
 void ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx);

@@ -139,7 +139,8 @@ app_idle_read(ngx_event_t *rev)
     ngx_http_ferry_app_conn_t  *ac = c->data;
     char                        b;
 
-    if (!rev->timedout
+    /* c->close: the worker is exiting (ngx_close_idle_connections) */
+    if (!rev->timedout && !c->close
         && recv(c->fd, &b, 1, MSG_PEEK) == -1 && ngx_socket_errno == NGX_EAGAIN)
     {
         rev->ready = 0;
@@ -175,7 +176,9 @@ app_cache_put(ngx_http_ferry_app_conn_t *ac, int fresh_idle)
     ngx_http_ferry_app_conn_t  *old;
 
     app_cache_setup();
-    if (ac->dead || c == NULL || ngx_handle_read_event(c->read, 0) != NGX_OK) {
+    if (ac->dead || c == NULL || ngx_exiting || ngx_terminate
+        || ngx_handle_read_event(c->read, 0) != NGX_OK)
+    {
         return NGX_ERROR;
     }
     if (app_cache_n >= FERRY_APP_IDLE_MAX) {

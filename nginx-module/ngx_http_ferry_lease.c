@@ -121,6 +121,7 @@ lease_head_write(ngx_event_t *wev)
     ngx_http_ferry_ctx_t       *ctx = c->data;
     ngx_http_ferry_loc_conf_t  *lcf;
     ngx_int_t                   rc;
+    const char                 *pending;
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, NGX_ETIMEDOUT,
@@ -156,7 +157,15 @@ lease_head_write(ngx_event_t *wev)
     /* the answer: the core may queue the request or start a process first */
     lcf = ngx_http_get_module_loc_conf(ctx->r, ngx_http_ferry_module);
     ngx_add_timer(c->read, lcf->read_timeout);
-    lease_answer_read(c->read);
+    if (ferry_decoder_pending(ctx->dec, &pending) > 0) {
+        lease_answer_read(c->read);
+        return;
+    }
+    /* The answer is not there yet (it needs the core's turn): the event
+     * loop tells when it is, no read that would only say EAGAIN. */
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
+        ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+    }
 }
 
 /* The LEASE's fields into ctx (copied: the decoder's buffer is reused). */
@@ -403,13 +412,12 @@ ngx_http_ferry_lease_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
     if (ctx->peer.connection == NULL) {
         return;
     }
-    /* DONE: one-way, nothing to wait for. A core that died meanwhile
-     * changes nothing for this request. */
+    /* DONE: one-way, nothing to wait for; it rides with the next head on
+     * this link (link_put). A core that died meanwhile changes nothing for
+     * this request. */
     msgpack_sbuffer_clear(&ctx->out);
     ctx->sent = 0;
-    if (lease_encode_done(ctx, outcome, status, reusable) == NGX_OK
-        && ngx_http_ferry_link_flush(ctx) == NGX_OK)
-    {
+    if (lease_encode_done(ctx, outcome, status, reusable) == NGX_OK) {
         keep = 1;
     }
     ngx_http_ferry_link_put(ctx, keep);

@@ -8,7 +8,12 @@
  *                             it) is waited for with doubling delays (20 ms
  *                             ... 500 ms) for at most 10 s, then 503
  *   ngx_http_ferry_link_put   keep it for the next request (v3: after DONE
- *                             the connection is back at its start), or close
+ *                             the connection is back at its start), or close;
+ *                             a DONE still in ctx->out rides along: it goes
+ *                             out with the next head taken from this link in
+ *                             the same turn of the event loop, else alone at
+ *                             the end of that turn (one write, one wakeup of
+ *                             the core for both under load)
  *   ngx_http_ferry_link_recv  recvmsg: frames into the decoder, a descriptor
  *                             passed with SCM_RIGHTS (LEASE) into the ctx
  *
@@ -23,9 +28,18 @@
 #define FERRY_CONNECT_DELAY1   500
 #define FERRY_LINKS_IDLE_MAX   32
 
-/* This worker's idle core connections (a stack: the newest on top). */
-static ngx_connection_t  *idle_links[FERRY_LINKS_IDLE_MAX];
-static ngx_uint_t         nidle_links;
+/* This worker's idle core connections (a stack: the newest on top), each
+ * with the DONE it has not sent yet. */
+typedef struct {
+    ngx_connection_t  *c;
+    u_char            *done;        /* ngx_alloc'ed, NULL when none */
+    size_t             len;
+    size_t             sent;
+} idle_link_t;
+
+static idle_link_t   idle_links[FERRY_LINKS_IDLE_MAX];
+static ngx_uint_t    nidle_links;
+static ngx_event_t   done_flush;
 
 
 ngx_connection_t *
@@ -84,7 +98,10 @@ link_idle_remove(ngx_connection_t *c)
     ngx_uint_t  i;
 
     for (i = 0; i < nidle_links; i++) {
-        if (idle_links[i] == c) {
+        if (idle_links[i].c == c) {
+            if (idle_links[i].done != NULL) {
+                ngx_free(idle_links[i].done);
+            }
             idle_links[i] = idle_links[--nidle_links];
             return;
         }
@@ -99,7 +116,10 @@ link_idle_read(ngx_event_t *rev)
     ngx_connection_t  *c = rev->data;
     char               b;
 
-    if (recv(c->fd, &b, 1, MSG_PEEK) == -1 && ngx_socket_errno == NGX_EAGAIN) {
+    /* c->close: the worker is exiting (ngx_close_idle_connections) */
+    if (!c->close
+        && recv(c->fd, &b, 1, MSG_PEEK) == -1 && ngx_socket_errno == NGX_EAGAIN)
+    {
         rev->ready = 0;
         if (ngx_handle_read_event(rev, 0) == NGX_OK) {
             return;
@@ -115,20 +135,61 @@ link_idle_write(ngx_event_t *wev)
     (void) wev;
 }
 
+/* The DONEs idle links still hold: sent at the end of the event loop's
+ * turn (no head came to carry them). */
+static void
+link_done_flush(ngx_event_t *ev)
+{
+    idle_link_t  *l;
+    ngx_uint_t    i;
+    ssize_t       n;
+
+    (void) ev;
+    for (i = 0; i < nidle_links; /* void */) {
+        l = &idle_links[i];
+        while (l->done != NULL && l->sent < l->len) {
+            n = l->c->send(l->c, l->done + l->sent, l->len - l->sent);
+            if (n == NGX_AGAIN || n == NGX_ERROR) {
+                break;
+            }
+            l->sent += n;
+        }
+        if (l->done != NULL && l->sent == l->len) {
+            ngx_free(l->done);
+            l->done = NULL;
+        }
+        if (l->done != NULL) {
+            /* the core takes nothing: drop the link (it counts the lease
+             * as ended when the connection closes) */
+            ngx_close_connection(l->c);
+            ngx_free(l->done);
+            idle_links[i] = idle_links[--nidle_links];
+            continue;
+        }
+        i++;
+    }
+}
+
 void
 ngx_http_ferry_link_put(ngx_http_ferry_ctx_t *ctx, int keep)
 {
     ngx_connection_t  *c = ctx->peer.connection;
     const char        *pending;
+    idle_link_t       *l;
+    u_char            *done = NULL;
+    size_t             len;
 
     if (c == NULL) {
         return;
     }
     ctx->peer.connection = NULL;
+    len = ctx->out.size - ctx->sent;
     if (keep && nidle_links < FERRY_LINKS_IDLE_MAX && !ngx_terminate
         && !ngx_exiting && !c->read->eof && !c->read->error
         && !c->write->error && ctx->passed_fd < 0
         && ferry_decoder_pending(ctx->dec, &pending) == 0
+        && (len == 0
+            || (done = ngx_alloc(len, c->log)) != NULL)
         && ngx_handle_read_event(c->read, 0) == NGX_OK)
     {
         if (c->read->timer_set) {
@@ -144,11 +205,31 @@ ngx_http_ferry_link_put(ngx_http_ferry_ctx_t *ctx, int keep)
         c->read->handler = link_idle_read;
         c->write->handler = link_idle_write;
         c->idle = 1;
-        idle_links[nidle_links++] = c;
+        l = &idle_links[nidle_links++];
+        l->c = c;
+        l->done = done;
+        l->len = len;
+        l->sent = 0;
+        if (done != NULL) {
+            ngx_memcpy(done, ctx->out.data + ctx->sent, len);
+            msgpack_sbuffer_clear(&ctx->out);
+            ctx->sent = 0;
+            if (!done_flush.posted) {
+                done_flush.handler = link_done_flush;
+                done_flush.log = ngx_cycle->log;
+                ngx_post_event(&done_flush, &ngx_posted_events);
+            }
+        }
         if (c->read->ready) {
             link_idle_read(c->read);
         }
         return;
+    }
+    if (done != NULL) {
+        ngx_free(done);
+    }
+    if (keep && len > 0) {
+        (void) ngx_http_ferry_link_flush_to(ctx, c);   /* DONE, best effort */
     }
     ngx_close_connection(c);
 }
@@ -230,15 +311,47 @@ link_connect(ngx_http_ferry_ctx_t *ctx)
     ctx->ready(ctx);
 }
 
+/* data before what ctx->out holds (nothing of it sent yet). */
+static ngx_int_t
+link_prepend(ngx_http_ferry_ctx_t *ctx, const u_char *data, size_t len)
+{
+    msgpack_sbuffer  sb;
+
+    msgpack_sbuffer_init(&sb);
+    if (msgpack_sbuffer_write(&sb, (const char *) data, len) != 0
+        || msgpack_sbuffer_write(&sb, ctx->out.data + ctx->sent,
+                                 ctx->out.size - ctx->sent) != 0)
+    {
+        msgpack_sbuffer_destroy(&sb);
+        return NGX_ERROR;
+    }
+    msgpack_sbuffer_destroy(&ctx->out);
+    ctx->out = sb;
+    ctx->sent = 0;
+    return NGX_OK;
+}
+
 void
 ngx_http_ferry_link_get(ngx_http_ferry_ctx_t *ctx, int allow_idle,
     ngx_http_ferry_ready_pt ready)
 {
     ngx_connection_t  *c;
+    idle_link_t       *l;
 
     ctx->ready = ready;
     while (allow_idle && nidle_links > 0) {
-        c = idle_links[--nidle_links];
+        l = &idle_links[--nidle_links];
+        c = l->c;
+        if (l->done != NULL) {
+            /* this link's unsent DONE goes first, in the same write */
+            if (link_prepend(ctx, l->done + l->sent, l->len - l->sent) != NGX_OK) {
+                ngx_free(l->done);
+                ngx_close_connection(c);
+                continue;
+            }
+            ngx_free(l->done);
+            l->done = NULL;
+        }
         if (c->read->timer_set) {
             ngx_del_timer(c->read);
         }
@@ -259,25 +372,27 @@ ngx_http_ferry_link_get(ngx_http_ferry_ctx_t *ctx, int allow_idle,
 /* ---- I/O ---------------------------------------------------------------- */
 
 ngx_int_t
-ngx_http_ferry_link_flush(ngx_http_ferry_ctx_t *ctx)
+ngx_http_ferry_link_flush_to(ngx_http_ferry_ctx_t *ctx, ngx_connection_t *c)
 {
-    ngx_connection_t  *c = ctx->peer.connection;
-    ssize_t            n;
+    ssize_t  n;
 
     while (ctx->sent < ctx->out.size) {
         n = c->send(c, (u_char *) ctx->out.data + ctx->sent,
                     ctx->out.size - ctx->sent);
-        if (n == NGX_AGAIN) {
-            return NGX_AGAIN;
-        }
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
+        if (n == NGX_AGAIN || n == NGX_ERROR) {
+            return n;
         }
         ctx->sent += n;
     }
     msgpack_sbuffer_clear(&ctx->out);
     ctx->sent = 0;
     return NGX_OK;
+}
+
+ngx_int_t
+ngx_http_ferry_link_flush(ngx_http_ferry_ctx_t *ctx)
+{
+    return ngx_http_ferry_link_flush_to(ctx, ctx->peer.connection);
 }
 
 ssize_t

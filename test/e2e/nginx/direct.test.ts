@@ -9,6 +9,7 @@
  */
 import test from "ava";
 import crypto from "node:crypto";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { symlink } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
@@ -44,6 +45,7 @@ test.before(async () => {
       await server("echo.test", "echo-body"),
       await server("ka.test", "short-keepalive"),
       await server("dev.test", "e2e-app", ["passenger_friendly_error_pages on;"]),
+      await server("limit.test", "e2e-app", ["passenger_max_request_time 1;"]),
     ],
   });
 });
@@ -129,6 +131,15 @@ test.serial("passenger_read_timeout: an app slower than it gets 504; a faster an
   await until(() => /ferry: DONE [^ ]+: timeout, status 504/.test(srv().errorLog()), "DONE timeout");
 });
 
+test.serial("passenger_max_request_time on the direct path: 504 before the head, a cut response after it", async (t) => {
+  const slow = await request(srv().port, { path: "/slow?ms=4000", host: "limit.test", timeoutMs: 15_000 });
+  t.is(slow.status, 504);
+  const cut = await request(srv().port, { path: "/stream?chunks=20&interval=150", host: "limit.test", timeoutMs: 15_000 })
+    .then((r) => r.body.toString().split("\n").filter((l) => l !== "").length, () => -1);
+  t.true(cut < 21, `the streamed response was not cut (${cut} lines)`);
+  await until(() => /ferry: DONE [^ ]+: timeout, status 200/.test(srv().errorLog()), "DONE timeout for the cut stream");
+});
+
 test.serial("a WebSocket through nginx on the direct path: upgraded, echoes both ways, closes cleanly", async (t) => {
   const ws = new WebSocket(`ws://127.0.0.1:${srv().port}/ws`, { headers: { Host: "web.test" }, handshakeTimeout: 20_000 });
   const received: string[] = [];
@@ -160,6 +171,39 @@ test.serial("a WebSocket on the relay path (friendly error pages on): the core's
   const closed = new Promise<number>((resolve) => ws.once("close", (code: number) => resolve(code)));
   ws.close(1000);
   t.is(await closed, 1000);
+});
+
+/** The pids of nginx's worker processes (the master's children titled so). */
+function workers(): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) !== srv().pid) continue;
+      if (readFileSync(`/proc/${d}/cmdline`, "utf8").includes("worker process")) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+test.serial("nginx -s reload: old workers holding kept app and core connections exit at once", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  try {
+    await Promise.all([0, 1, 2, 3].map(async () => t.is(await get("web.test", "/pid", agent), 200)));
+  } finally {
+    agent.destroy();
+  }
+  const old = workers();
+  t.true(old.length > 0);
+  await srv().reload();
+  const start = Date.now();
+  await until(() => old.every((p) => !existsSync(`/proc/${p}`)), "the old workers to exit", 10_000);
+  t.true(Date.now() - start < 3500, `old workers exited after ${Date.now() - start} ms`);
+  t.is((await request(srv().port, { path: "/pid", host: "web.test" })).status, 200);
 });
 
 /** A request body that trickles out: `pieces` random pieces of `size` bytes, `gapMs` apart. */
