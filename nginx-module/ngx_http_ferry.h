@@ -12,9 +12,10 @@
  *                             (waiting for a restarting core), keep idle ones
  *   ngx_http_ferry_lease.c    protocol v3: the head, LEASE (+ the passed app
  *                             socket) or PROCEED, DONE, retry once
- *   ngx_http_ferry_app.c      the direct path: HTTP/1.1 to the app through
- *                             nginx's upstream machinery, the worker's cache
- *                             of kept app connections
+ *   ngx_http_ferry_app.c      the direct path through nginx's upstream
+ *                             machinery: its conf, the leased peer, DONE
+ *   ngx_http_ferry_app_http.c HTTP/1.1 to the app (upstream callbacks)
+ *   ngx_http_ferry_app_cache.c the worker's kept app connections
  *   ngx_http_ferry_relay.c    the relay path (protocol v2 frames)
  */
 #ifndef NGX_HTTP_FERRY_H
@@ -221,8 +222,18 @@ ngx_http_ferry_app_conn_t *ngx_http_ferry_app_wrap_fd(ngx_http_ferry_ctx_t *ctx,
 void ngx_http_ferry_app_conn_close(ngx_http_ferry_app_conn_t *ac);
 /* Is a kept connection still open (no EOF, nothing unasked for waiting)? */
 int ngx_http_ferry_app_conn_alive(ngx_http_ferry_app_conn_t *ac);
+/* Keep ac idle in the cache; NGX_ERROR when it cannot be kept. */
+ngx_int_t ngx_http_ferry_app_cache_put(ngx_http_ferry_app_conn_t *ac,
+    int fresh_idle);
 /* The direct path: HTTP/1.1 to the app over ctx->conn. */
 void ngx_http_ferry_app_start(ngx_http_ferry_ctx_t *ctx);
+
+/* ngx_http_ferry_app_http.c: nginx upstream callbacks (r's ctx). */
+ngx_int_t ngx_http_ferry_create_request(ngx_http_request_t *r);
+ngx_int_t ngx_http_ferry_reinit_request(ngx_http_request_t *r);
+ngx_int_t ngx_http_ferry_process_status_line(ngx_http_request_t *r);
+ngx_int_t ngx_http_ferry_input_filter_init(void *data);
+ngx_int_t ngx_http_ferry_copy_filter(void *data, ssize_t bytes);
 
 /* ngx_http_ferry_relay.c: the relay path (after PROCEED, or v2). */
 void ngx_http_ferry_relay_start(ngx_http_ferry_ctx_t *ctx);
