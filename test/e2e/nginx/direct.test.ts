@@ -173,39 +173,6 @@ test.serial("a WebSocket on the relay path (friendly error pages on): the core's
   t.is(await closed, 1000);
 });
 
-/** The pids of nginx's worker processes (the master's children titled so). */
-function workers(): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync("/proc")) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      if (Number(fields[1]) !== srv().pid) continue;
-      if (readFileSync(`/proc/${d}/cmdline`, "utf8").includes("worker process")) out.push(Number(d));
-    } catch {
-      /* gone */
-    }
-  }
-  return out;
-}
-
-test.serial("nginx -s reload: old workers holding kept app and core connections exit at once", async (t) => {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-  try {
-    await Promise.all([0, 1, 2, 3].map(async () => t.is(await get("web.test", "/pid", agent), 200)));
-  } finally {
-    agent.destroy();
-  }
-  const old = workers();
-  t.true(old.length > 0);
-  await srv().reload();
-  const start = Date.now();
-  await until(() => old.every((p) => !existsSync(`/proc/${p}`)), "the old workers to exit", 10_000);
-  t.true(Date.now() - start < 3500, `old workers exited after ${Date.now() - start} ms`);
-  t.is((await request(srv().port, { path: "/pid", host: "web.test" })).status, 200);
-});
-
 /** A request body that trickles out: `pieces` random pieces of `size` bytes, `gapMs` apart. */
 function trickle(pieces: number, size: number, gapMs: number, hash: crypto.Hash, onFirst: () => void): Readable {
   let n = 0;
@@ -278,4 +245,39 @@ test.serial("kill -9 of the core: a download, an upload and a WebSocket already 
     const p = srv().corePid();
     return p !== undefined && p !== oldCore;
   }, "a new core", 30_000);
+});
+
+/** The pids of nginx's worker processes (the master's children titled so). */
+function workers(): number[] {
+  const out: number[] = [];
+  for (const d of readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(fields[1]) !== srv().pid) continue;
+      if (readFileSync(`/proc/${d}/cmdline`, "utf8").includes("worker process")) out.push(Number(d));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+// Last: a reload redeploys the apps (a rolling restart), which would race
+// the WebSocket of the kill -9 case above.
+test.serial("nginx -s reload: old workers holding kept app and core connections exit at once", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  try {
+    await Promise.all([0, 1, 2, 3].map(async () => t.is(await get("web.test", "/pid", agent), 200)));
+  } finally {
+    agent.destroy();
+  }
+  const old = workers();
+  t.true(old.length > 0);
+  await srv().reload();
+  const start = Date.now();
+  await until(() => old.every((p) => !existsSync(`/proc/${p}`)), "the old workers to exit", 10_000);
+  t.true(Date.now() - start < 3500, `old workers exited after ${Date.now() - start} ms`);
+  t.is((await request(srv().port, { path: "/pid", host: "web.test" })).status, 200);
 });
