@@ -3,9 +3,11 @@
  * the direct data path (protocol v3) is nginx's default. The core leases an
  * app connection (SCM_RIGHTS) and the module speaks HTTP/1.1 to the app
  * through nginx's upstream machinery: an 8 MB body echoed while it is read,
- * an app closing idle kept connections without a single 502, WebSockets,
- * PROCEED to the relay path, and `kill -9` of the core during a download,
- * an upload and a WebSocket (all complete). One nginx for the whole file.
+ * an app closing idle kept connections without a single 502, WebSockets on
+ * both paths, PROCEED to the relay path, passenger_base_uri,
+ * passenger_read_timeout, passenger_max_request_time, reload. (`kill -9` of
+ * the core mid-transfer: the shared case in test/e2e/nginx/core-crash.test.ts.)
+ * One nginx for the whole file.
  */
 import test from "ava";
 import crypto from "node:crypto";
@@ -13,7 +15,6 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { symlink } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
-import { Readable } from "node:stream";
 import WebSocket from "ws";
 import { makeTempRoot, prepareApp } from "../../helpers/apache.js";
 import { request } from "../../helpers/e2e-http.js";
@@ -173,80 +174,6 @@ test.serial("a WebSocket on the relay path (friendly error pages on): the core's
   t.is(await closed, 1000);
 });
 
-/** A request body that trickles out: `pieces` random pieces of `size` bytes, `gapMs` apart. */
-function trickle(pieces: number, size: number, gapMs: number, hash: crypto.Hash, onFirst: () => void): Readable {
-  let n = 0;
-  return new Readable({
-    read() {
-      if (n === pieces) {
-        this.push(null);
-        return;
-      }
-      const piece = crypto.randomBytes(size);
-      hash.update(piece);
-      n++;
-      setTimeout(() => {
-        this.push(piece);
-        if (n === 1) onFirst();
-      }, n === 1 ? 0 : gapMs);
-    },
-  });
-}
-
-test.serial("kill -9 of the core: a download, an upload and a WebSocket already leased all complete; new requests are served again", async (t) => {
-  t.timeout(120_000);
-  const port = srv().port;
-  t.is((await request(port, { path: "/pid", host: "web.test" })).status, 200);
-  const oldCore = srv().corePid();
-  t.truthy(oldCore, "the core's pid file");
-
-  const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { Host: "web.test" }, handshakeTimeout: 20_000 });
-  const received: string[] = [];
-  ws.on("message", (d: WebSocket.RawData) => received.push(d.toString()));
-  await until(() => received.some((m) => m.startsWith("welcome")), "the WebSocket's welcome");
-
-  // a download streamed over ~3 s (20 chunks, 150 ms apart)
-  const download = request(port, { path: "/stream?chunks=20&interval=150", host: "web.test", timeoutMs: 60_000 });
-  // an upload trickling 24 × 64 KiB over ~3 s
-  const upHash = crypto.createHash("sha256");
-  let uploadStarted = false;
-  const upload = request(port, {
-    path: "/upload", method: "POST", host: "web.test", timeoutMs: 60_000,
-    body: trickle(24, 64 * 1024, 120, upHash, () => (uploadStarted = true)),
-  });
-  await until(() => uploadStarted, "the upload's first bytes");
-  await new Promise((r) => setTimeout(r, 400)); // all three are leased and moving
-
-  process.kill(oldCore ?? 0, "SIGKILL");
-
-  ws.send("after the kill");
-  await until(() => received.includes("after the kill"), "the WebSocket echo after the kill");
-
-  const down = await download;
-  t.is(down.status, 200);
-  const lines = down.body.toString().split("\n").filter((l) => l !== "");
-  t.is(lines.length, 21, "20 chunks and the final line");
-  t.is(lines.at(-1), "done");
-
-  const up = await upload;
-  t.is(up.status, 200);
-  const got = JSON.parse(up.body.toString()) as { bytes: number; sha256: string };
-  t.is(got.bytes, 24 * 64 * 1024);
-  t.is(got.sha256, upHash.digest("hex"));
-
-  ws.send("still open");
-  await until(() => received.includes("still open"), "the WebSocket echo after the transfers");
-  ws.close();
-
-  // nginx's master restarts the core; a request arriving meanwhile waits for it
-  const during = await request(port, { path: "/pid", host: "web.test", timeoutMs: 30_000 });
-  t.is(during.status, 200);
-  await until(() => {
-    const p = srv().corePid();
-    return p !== undefined && p !== oldCore;
-  }, "a new core", 30_000);
-});
-
 /** The pids of nginx's worker processes (the master's children titled so). */
 function workers(): number[] {
   const out: number[] = [];
@@ -264,8 +191,7 @@ function workers(): number[] {
   return out;
 }
 
-// Last: a reload redeploys the apps (a rolling restart), which would race
-// the WebSocket of the kill -9 case above.
+// Last: a reload redeploys the apps (a rolling restart).
 test.serial("nginx -s reload: old workers holding kept app and core connections exit at once", async (t) => {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   try {
