@@ -13,17 +13,21 @@ let h: Harness;
 test.before(async () => { h = await makeHarness("spawn-loop"); });
 test.after.always(async () => { await h.cleanup(); });
 
-test("a Node app reports its event loop: idle is low, a 600 ms CPU burn is high utilisation and delay", async (t) => {
+test("a Node app reports its event loop: idle is low, a 1.2 s CPU burn is high utilisation and delay", async (t) => {
   const p = await h.spawn(h.app(fixtureApp("load-app")));
   const reports: LoopReport[] = [];
   t.truthy(p.onLoopReport, "Node app processes offer loop reports");
   p.onLoopReport?.((r) => reports.push(r));
-  await waitUntil(() => reports.length >= 2, 10_000, "two loop reports");
-  const idle = reports[reports.length - 1];
-  t.true((idle?.elu ?? 1) < 0.5, `idle elu ${idle?.elu}`);
-  t.true((idle?.intervalMs ?? 0) > 100, `interval ${idle?.intervalMs}`);
+  // An interval right after start-up may still be busy (module loading, JIT) on a loaded machine: at
+  // least one of the next three is idle.
+  await waitUntil(() => reports.length >= 3, 10_000, "three loop reports");
+  const idle = reports.slice(-3).reduce((a, r) => (r.elu < a.elu ? r : a));
+  t.true(idle.elu < 0.5, `idle elu ${reports.slice(-3).map((r) => r.elu).join(", ")}`);
+  t.true(idle.intervalMs > 100, `interval ${idle.intervalMs}`);
   const before = reports.length;
-  t.is((await httpRequest(p.address, { path: "/cpu?ms=600", timeoutMs: 10_000 })).status, 200);
+  // The report that follows a burn spans the burn and the part of the interval before it (the timer
+  // cannot fire during the burn): with a 250 ms interval a 1.2 s burn is at least 1200/1450 = 0.83 of it.
+  t.is((await httpRequest(p.address, { path: "/cpu?ms=1200", timeoutMs: 10_000 })).status, 200);
   await waitUntil(() => reports.slice(before).some((r) => r.elu > 0.8 && r.delayMaxMs >= 300), 10_000, "a busy loop report");
   t.pass();
 });
