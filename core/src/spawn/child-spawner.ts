@@ -259,6 +259,9 @@ export class ChildSpawner implements Spawner {
     output.attach(child.stderr, "stderr");
     const channel = child.stdio[3] as Duplex | null | undefined;
     const handoffChannel = handoff ? child.stdio[4] as Duplex | null | undefined : undefined;
+    // The app may die with passed connections unread on it: the read side then fails with ECONNRESET,
+    // which must not become an uncaught exception of the core (the process exit is what matters).
+    handoffChannel?.on("error", (e: unknown) => log.debug({ err: e, pid }, "connection handoff channel error"));
     // Read from the first byte on, so no message is lost between readiness and the pool.
     const messages = channel === null || channel === undefined ? undefined : new LoaderChannel(channel);
 
