@@ -8,7 +8,7 @@
  *   Step two   check out a session (waits in the group's bounded queue; 503/500 on failure)
  *   Step three the direct path when the front end takes leases (lease.ts): the
  *              module talks to the app itself; else the relay (relay/forward.ts,
- *              relay/tunnel.ts for upgrades, relay/forward-http.ts for `OPTIONS *`)
+ *              relay/tunnel.ts for upgrades, relay/forward-odd-target.ts for `OPTIONS *`)
  *
  * Errors before the response head went out become an error page (error-page.ts);
  * after it, the client connection is cut (`ex.abort`).
@@ -24,7 +24,7 @@ import {
 import { stickyIdFromCookies } from "./headers.js";
 import { leaseExchange, takesDirectPath } from "./lease.js";
 import { forward } from "./relay/forward.js";
-import { forwardNodeHttp } from "./relay/forward-http.js";
+import { forwardOddTarget } from "./relay/forward-odd-target.js";
 import { tunnelExchange } from "./relay/tunnel.js";
 
 export type { CheckoutOptions, RequestDeps, SessionSource } from "./context.js";
@@ -74,7 +74,7 @@ export async function handleExchange(ex: Exchange, deps: RequestDeps): Promise<v
         }
         outcome = ex.head.upgrade ? await tunnelExchange(ctx, session, allowRetry)
           : ex.head.uri.startsWith("/") ? await forward(ctx, session, allowRetry)
-          : await forwardNodeHttp(ctx, session, allowRetry); // e.g. OPTIONS *, which undici cannot send
+          : await forwardOddTarget(ctx, session, allowRetry); // e.g. OPTIONS *, which undici cannot send
       } catch (e: unknown) {
         if (!(e instanceof RetryCheckout)) throw e;
         retry = e;

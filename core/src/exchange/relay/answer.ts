@@ -1,6 +1,6 @@
 /**
  * The client's answer on the relay path, shared by the plain request paths
- * (forward.ts with undici, forward-http.ts with node:http) and the upgrade
+ * (forward.ts with undici, forward-odd-target.ts with node:http) and the upgrade
  * path (tunnel.ts): an app's node:http response relayed (head with the
  * headers Ferry adds, then the body with backpressure), or, when the exchange
  * failed, the end of it: which error to report, and what the client gets.

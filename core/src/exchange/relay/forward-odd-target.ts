@@ -2,7 +2,7 @@
  * The node:http variant of the plain request path, for request targets undici
  * cannot send (anything but origin-form, e.g. `OPTIONS *`). Rare, so it opens
  * a connection per request instead of keeping a pool. Same contract as
- * request.ts's forward(): returns how the exchange ended, throws RetryCheckout
+ * forward.ts's forward(): returns how the exchange ended, throws RetryCheckout
  * when the process could not be connected to.
  */
 import http from "node:http";
@@ -46,7 +46,7 @@ function sendRequest(ctx: RequestContext, session: Session, headers: string[]): 
 }
 
 /** Forward a plain (non-upgrade) exchange and relay the answer; returns how it ended. */
-export async function forwardNodeHttp(ctx: RequestContext, session: Session, allowRetry: boolean): Promise<SessionOutcome> {
+export async function forwardOddTarget(ctx: RequestContext, session: Session, allowRetry: boolean): Promise<SessionOutcome> {
   const { ex } = ctx;
   const cancel = new Cancellation(ex, session, ex.app);
   const headers = appRequestHeaders(ex.head);
