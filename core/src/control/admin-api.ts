@@ -24,6 +24,7 @@ import type net from "node:net";
 import path from "node:path";
 import { ConfigError, FerryError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { listenUnixSecurely } from "../os/unix-listen.js";
 import type { PoolStatus } from "./status.js";
 
 /** What the admin API needs of the pool (pool/pool.ts's Pool satisfies it). */
@@ -157,33 +158,18 @@ export class ControlServer {
     await writeSecret(path.join(this.#opts.instanceDir, ADMIN_TOKEN_NAME), this.#adminToken);
     await writeSecret(path.join(this.#opts.instanceDir, READ_ONLY_TOKEN_NAME), this.#readToken);
     await fsp.rm(this.socketPath, { force: true });
-    // Listen on a temporary name, set mode and group, then rename into place:
-    // nobody ever sees the socket with wider permissions.
-    const tmpPath = `${this.socketPath}.${process.pid}.tmp`;
-    await fsp.rm(tmpPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: unknown): void => reject(e);
-      this.#server.once("error", onError);
-      this.#server.listen(tmpPath, () => {
-        this.#server.off("error", onError);
-        resolve();
-      });
-    });
-    try {
-      if (this.#adminGid === undefined) {
+    // Nobody ever sees the socket with wider permissions (os/unix-listen.ts).
+    const adminGid = this.#adminGid;
+    await listenUnixSecurely(this.#server, this.socketPath, async (tmpPath) => {
+      if (adminGid === undefined) {
         await fsp.chmod(tmpPath, 0o600);
       } else {
         await fsp.chmod(tmpPath, 0o660);
-        await fsp.chown(tmpPath, process.getuid?.() ?? -1, this.#adminGid).catch((e: unknown) => {
-          throw new ConfigError(`Cannot give the admin socket to group "${group}" (gid ${this.#adminGid}): ${e instanceof Error ? e.message : String(e)}`);
+        await fsp.chown(tmpPath, process.getuid?.() ?? -1, adminGid).catch((e: unknown) => {
+          throw new ConfigError(`Cannot give the admin socket to group "${group}" (gid ${adminGid}): ${e instanceof Error ? e.message : String(e)}`);
         });
       }
-      await fsp.rename(tmpPath, this.socketPath);
-    } catch (e: unknown) {
-      await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-      await fsp.rm(tmpPath, { force: true });
-      throw e;
-    }
+    });
   }
 
   /** Write a registry file of the instance (properties.json, core.pid): 0640 to the administrators' group. */

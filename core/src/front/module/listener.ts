@@ -8,6 +8,7 @@ import { promises as fsp } from "node:fs";
 import net from "node:net";
 import { MAX_MODULE_CONNECTIONS } from "../../protocol/frames.js";
 import { socketFd } from "../../os/socket-fd.js";
+import { listenUnixSecurely } from "../../os/unix-listen.js";
 import { ModuleConnection } from "./connection.js";
 
 export type { ExchangeHandler, ModuleListenerOptions, PeerCredentials, SendFdFn } from "./listener-options.js";
@@ -62,23 +63,13 @@ export class ModuleListener {
       if (!st.isSocket()) throw new Error(`Cannot listen on module socket ${this.path}: a file that is not a socket is in the way`);
       await fsp.rm(this.path, { force: true });
     }
-    // Listen on a temporary name, set the permissions, then rename into place:
-    // a client never sees the socket with the wrong mode or owner (EACCES race).
-    const tmpPath = `${this.path}.${process.pid}.tmp`;
-    await fsp.rm(tmpPath, { force: true });
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: unknown): void => reject(e);
-      this.#server.once("error", onError);
-      this.#server.listen({ path: tmpPath, backlog: this.#opts.backlog ?? 2048 }, () => {
-        this.#server.off("error", onError);
-        resolve();
-      });
-    });
-    await fsp.chmod(tmpPath, 0o660);
-    if (process.getuid?.() === 0 && this.#opts.apacheGid !== undefined) {
-      await fsp.chown(tmpPath, 0, this.#opts.apacheGid);
-    }
-    await fsp.rename(tmpPath, this.path);
+    // A client never sees the socket with the wrong mode or owner (os/unix-listen.ts).
+    await listenUnixSecurely(this.#server, this.path, async (tmpPath) => {
+      await fsp.chmod(tmpPath, 0o660);
+      if (process.getuid?.() === 0 && this.#opts.apacheGid !== undefined) {
+        await fsp.chown(tmpPath, 0, this.#opts.apacheGid);
+      }
+    }, this.#opts.backlog ?? 2048);
   }
 
   /**
