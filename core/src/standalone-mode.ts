@@ -2,7 +2,7 @@
  * Standalone mode (`ferry start`): an instance (instance.ts) for one app,
  * configured by `ferry start`'s flags, environment and Passengerfile
  * (config/standalone-config.ts), in a new instance directory, behind an HTTP
- * front server (front/http/server.ts). module-mode.ts is the counterpart
+ * front server (front/http/front-server.ts). module-mode.ts is the counterpart
  * behind mod_ferry. Tests start an instance in-process through
  * `startStandalone()`.
  */
@@ -11,7 +11,7 @@ import path from "node:path";
 import type { AffinityService } from "./affinity/service.js";
 import type { StandaloneConfig } from "./config/standalone-config.js";
 import { handoffSettings } from "./front/http/handoff-settings.js";
-import { DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, FrontServer } from "./front/http/server.js";
+import { DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, FrontServer } from "./front/http/front-server.js";
 import { startInstance } from "./instance.js";
 import type { Logger } from "./log.js";
 import type { Pool } from "./pool/pool.js";

@@ -1,7 +1,7 @@
 /**
  * An Exchange is one HTTP request as a front end hands it to the core's request
  * path (exchange/handle.ts), whatever carried it: a mod_ferry frame connection
- * (front/module/listener.ts) or the standalone HTTP front server (front/http/server.ts).
+ * (front/module/listener.ts) or the standalone HTTP front server (front/http/front-server.ts).
  */
 import type { Duplex, Readable } from "node:stream";
 import type { AppOptions } from "../config/schema.js";

@@ -24,7 +24,7 @@ import {
   type LoaderMessage, type LoaderOptions,
 } from "./messages.js";
 import { startLoopReports } from "./loop-monitor.js";
-import { startHandoff, type Handoff } from "./handoff.js";
+import { startHandoff, type Handoff } from "./handoff-adopter.js";
 import { ReverseBinding } from "./reverse-binding.js";
 
 function fail(message: string): never {

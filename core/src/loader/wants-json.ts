@@ -2,7 +2,7 @@
  * Whether a request asks for a JSON error body rather than HTML (Passenger
  * looks at the request's content type): one rule for the core's error pages
  * (exchange/error-page.ts) and the loader's on handed-off connections
- * (handoff.ts). Pure; runs inside app processes too, so it imports nothing.
+ * (handoff-adopter.ts). Pure; runs inside app processes too, so it imports nothing.
  */
 
 function headerValue(headers: readonly string[], name: string): string {

@@ -12,7 +12,7 @@ import { AppCrashedError, AppTimeoutError, type FerryError } from "../../errors.
 import { renderErrorPage } from "../../exchange/error-page.js";
 import { poweredBy } from "../../exchange/headers.js";
 import { ERROR_ID_MARK, PID_MARK, crashMessage, maxRequestTimeMessage, type HandoffSettings } from "../../loader/messages.js";
-import { DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./server.js";
+import { DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS } from "./front-server.js";
 
 export function handoffSettings(app: AppOptions, server: ServerOptions): HandoffSettings {
   const pageOf = (error: FerryError): { html: string; json: string } => {

@@ -12,7 +12,7 @@ import type { Logger } from "../../log.js";
 import type { Exchange, RequestHead } from "../../exchange/exchange.js";
 import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } from "./node-exchange.js";
 import { handleExchange, type RequestDeps } from "../../exchange/handle.js";
-import { HandoffListener, relayedOnce } from "./handoff.js";
+import { HandoffListener, relayedOnce } from "./handoff-listener.js";
 import { ResponseDeadlineExchange } from "../../exchange/response-deadline.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);

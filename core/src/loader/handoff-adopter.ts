@@ -314,7 +314,7 @@ class RequestTracker {
     if (!(server instanceof http.Server)) return;
     const settings = this.settings;
     if (settings !== undefined) {
-      // As the relay's front server (front/http/server.ts): the request head within
+      // As the relay's front server (front/http/front-server.ts): the request head within
       // --header-timeout, the whole request within --request-timeout, else 408.
       const requestTimeout = settings.requestTimeoutMs;
       const headersTimeout = requestTimeout > 0 ? Math.min(settings.headerTimeoutMs, requestTimeout) : settings.headerTimeoutMs;
