@@ -239,18 +239,25 @@ export class Group implements SessionOwner {
     if (reason !== null && !this.closed) this.requestRestart(reason);
   }
 
-  private onDirectRequests(proc: PoolProcess, r: RequestsReport): void {
-    const now = this.ctx.clock.now();
-    proc.recordDirect({ ...r, finished: r.done.length }, now);
+  /** Metrics and error-page log lines of a loader report (also for a process already gone). */
+  private recordFinished(proc: PoolProcess, r: RequestsReport): void {
     for (const [status, ms, bytes] of r.done) this.ctx.recorder.requestFinished(this.name, status, ms / 1000, bytes);
-    // restart.txt: requests on handed-off connections pass no checkout, so they are checked here.
-    if (r.done.length > 0 || r.inFlight > 0) this.checkRestartFiles();
     // Error pages the loader answered: logged as the relay logs its own (exchange/context.ts sendError).
     for (const p of r.pages) {
       proc.log.error({ errorId: p.errorId, code: p.code, status: p.status, appRoot: this.app.appRoot, method: p.method, uri: p.uri },
         `${p.message} Error ID: ${p.errorId}`);
-      // max_request_time: the loader cut the request; the process is recycled as for a relayed one.
-      if (p.code === "FERRY_ERR_APP_TIMEOUT" && proc.state === "ready") this.retire(proc, "a request exceeded the max request time");
+    }
+  }
+
+  private onDirectRequests(proc: PoolProcess, r: RequestsReport): void {
+    const now = this.ctx.clock.now();
+    proc.recordDirect({ ...r, finished: r.done.length }, now);
+    this.recordFinished(proc, r);
+    // restart.txt: requests on handed-off connections pass no checkout, so they are checked here.
+    if (r.done.length > 0 || r.inFlight > 0) this.checkRestartFiles();
+    // max_request_time: the loader cut the request; the process is recycled as for a relayed one.
+    if (proc.state === "ready" && r.pages.some((p) => p.code === "FERRY_ERR_APP_TIMEOUT")) {
+      this.retire(proc, "a request exceeded the max request time");
     }
     if (proc.state === "ready" && this.app.maxRequests > 0 && proc.processed >= this.app.maxRequests) {
       this.retire(proc, `it handled ${proc.processed} requests (max requests ${this.app.maxRequests})`);
@@ -484,7 +491,10 @@ export class Group implements SessionOwner {
     this.notBefore = 0;
     proc.log.info({ reason, stickyId: proc.stickyId }, "Process spawned");
     sp.onRequests?.((r) => {
+      // A process's last report (what it finished, the error pages it answered as it exited) may be
+      // read after its exit: those requests are still counted and their error ids still logged.
       if (proc.state !== "dead") this.onDirectRequests(proc, r);
+      else this.recordFinished(proc, r);
     });
     sp.onLoopReport?.((r) => {
       if (proc.state === "dead") return;

@@ -77,6 +77,14 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   });
 }
 
+/** Resolves when the stream has closed (at once if it already has). */
+function closed(stream: Duplex): Promise<void> {
+  return new Promise((resolve) => {
+    if (stream.destroyed || stream.closed) resolve();
+    else stream.once("close", () => resolve());
+  });
+}
+
 /** Send a signal to a process group, falling back to the process. */
 function signalGroup(child: ChildProcess, sig: NodeJS.Signals): void {
   const pid = child.pid;
@@ -269,7 +277,9 @@ export class ChildSpawner implements Spawner {
     void exited.then(async (e) => {
       if (shutdownTimer !== undefined) clearTimeout(shutdownTimer);
       signalGroup(child, "SIGKILL"); // stragglers left in the app's process group
-      channel?.destroy();
+      // The loader's last messages (its final report: requests finished, the error pages it answered as
+      // it exited) may still be unread when the exit is seen: read the channel to its end (briefly).
+      if (channel !== null && channel !== undefined) void within(closed(channel), OUTPUT_DRAIN_MS).then(() => channel.destroy());
       handoffChannel?.destroy();
       log.info({ pid, code: e.code, signal: e.signal }, "App process exited");
       await this.#cleanSockets(appSocketDir, socketPath, pid);
