@@ -6,6 +6,7 @@
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "./io.js";
 
 /** Bad command-line input: the command prints the message and its usage, exit 2. */
 export class UsageError extends Error {
@@ -46,4 +47,33 @@ export function defaultServerDir(kind: string, port: number): string {
 /** The address to probe for a server bound to `address` (a wildcard is probed on loopback). */
 export function connectAddress(address: string): string {
   return address === "0.0.0.0" ? "127.0.0.1" : address === "::" ? "::1" : address;
+}
+
+/**
+ * `ferry <command> <subcommand> …`: run the subcommand; no subcommand prints
+ * the usage (exit 2), `help` prints it (exit 0); a UsageError or a parseArgs
+ * complaint prints the message and the usage (exit 2), any other error its
+ * message (exit 1).
+ */
+export async function runSubcommands(
+  command: string, usage: string, subs: Readonly<Record<string, (args: readonly string[]) => Promise<number>>>,
+  args: readonly string[], io: Pick<CliIo, "stderr" | "stdout">,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  try {
+    if (sub === undefined || sub === "help" || sub === "--help" || sub === "-h") {
+      (sub === undefined ? io.stderr : io.stdout).write(usage);
+      return sub === undefined ? EXIT_USAGE : EXIT_OK;
+    }
+    const run = Object.hasOwn(subs, sub) ? subs[sub] : undefined;
+    if (run === undefined) throw new UsageError(`unknown subcommand "${sub}"`);
+    return await run(rest);
+  } catch (e: unknown) {
+    io.stderr.write(`ferry ${command}: ${e instanceof Error ? e.message : String(e)}\n`);
+    if (isUsageError(e)) {
+      io.stderr.write(usage);
+      return EXIT_USAGE;
+    }
+    return EXIT_FAILURE;
+  }
 }

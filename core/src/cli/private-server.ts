@@ -1,11 +1,15 @@
 /**
  * What the commands that run a private web server (`ferry apache start|stop`,
- * `ferry nginx …`) need from this machine besides the probes of os/probes.ts:
- * the package root, a program on PATH, a wait under a deadline, a log's tail.
+ * `ferry nginx start|stop`) share: the package root, a program on PATH, a
+ * wait under a deadline, a log's tail, and starting and stopping the server
+ * itself (its own session, pid file and port probed with os/probes.ts).
  */
-import { existsSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { canConnect, processAlive, readPidFile } from "../os/probes.js";
+import { connectAddress } from "./args.js";
 
 /** The ferry package root (this file runs from build/core/src/cli/). */
 export function packageRoot(): string {
@@ -42,4 +46,75 @@ export function fileTail(file: string, lines: number, missing = "(no error log)"
   } catch {
     return missing;
   }
+}
+
+/** A private web server to start in its own session (it outlives the command). */
+export interface PrivateServerLaunch {
+  /** "Apache", "nginx": for messages. */
+  readonly name: string;
+  readonly bin: string;
+  readonly args: readonly string[];
+  /** Written by the server once it is configured (and its module started the core). */
+  readonly pidFile: string;
+  readonly address: string;
+  readonly port: number;
+  /** Where its stdout/stderr go. */
+  readonly outLog: string;
+  readonly errorLog: string;
+  /** Sent when it does not come up in time. */
+  readonly stopSignal: NodeJS.Signals;
+  readonly timeoutMs: number;
+}
+
+/**
+ * Start the server in the foreground of its own session, so an early exit
+ * (bad config, the core failing) is seen at once; resolves when its pid file
+ * names it and its port accepts, else throws with the tails of its logs.
+ */
+export async function launchPrivateServer(l: PrivateServerLaunch): Promise<void> {
+  const out = openSync(l.outLog, "a");
+  const child = spawn(l.bin, [...l.args], { detached: true, stdio: ["ignore", out, out] });
+  closeSync(out);
+  let exitCode: number | null = null;
+  child.on("error", () => (exitCode = 127));
+  child.on("exit", (c, sig) => (exitCode = c ?? (sig === null ? 1 : 128)));
+  // The pid file comes after the configuration (and the module's core) is up; the port accepts earlier.
+  const up = await pollUntil(
+    async () => exitCode !== null || (readPidFile(l.pidFile) === child.pid && (await canConnect(connectAddress(l.address), l.port))),
+    l.timeoutMs,
+  );
+  if (exitCode !== null || !up) {
+    const why = exitCode !== null ? `${l.bin} exited with ${exitCode}` : `not listening on ${l.address}:${l.port} after ${l.timeoutMs} ms`;
+    if (exitCode === null) child.kill(l.stopSignal);
+    throw new Error(`Cannot start ${l.name}: ${why}\n--- ${l.outLog} ---\n${fileTail(l.outLog, 10)}\n--- ${l.errorLog} ---\n${fileTail(l.errorLog, 30)}`);
+  }
+  child.unref();
+}
+
+/** Signal the server whose pid file is `pidFile` and wait until it is gone; resolves with its pid. */
+export async function stopPrivateServer(name: string, dir: string, pidFile: string, signal: NodeJS.Signals, timeoutMs: number): Promise<number> {
+  const pid = readPidFile(pidFile);
+  if (pid === undefined || !processAlive(pid)) {
+    throw new Error(`Cannot stop ${name}: none is running from ${dir} (no live pid in ${pidFile})`);
+  }
+  process.kill(pid, signal);
+  if (!(await pollUntil(() => !processAlive(pid), timeoutMs))) {
+    throw new Error(`Cannot stop ${name}: pid ${pid} still running ${timeoutMs} ms after ${signal}`);
+  }
+  return pid;
+}
+
+/**
+ * Who a private server's workers run as when it is started as root: www-data
+ * (Debian), else the server's own user (`apache`, `nginx`) when it exists,
+ * else nobody; the group of that name, else nogroup/nobody. Undefined when
+ * not root (the workers keep the current user).
+ */
+export function unprivilegedUser(serverUser: string): { readonly user: string; readonly group: string } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const passwd = readFileSync("/etc/passwd", "utf8");
+  const user = /^www-data:/m.test(passwd) ? "www-data" : new RegExp(`^${serverUser}:`, "m").test(passwd) ? serverUser : "nobody";
+  const groups = readFileSync("/etc/group", "utf8");
+  const group = new RegExp(`^${user}:`, "m").test(groups) ? user : /^nogroup:/m.test(groups) ? "nogroup" : "nobody";
+  return { user, group };
 }

@@ -5,13 +5,11 @@
  * its pid file names it and its port accepts, under deadlines; stopped by
  * SIGTERM to the pid in its pid file.
  */
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { canConnect, processAlive, readPidFile } from "../../os/probes.js";
-import { connectAddress } from "../args.js";
-import { fileTail, findExecutable, pollUntil } from "../private-server.js";
+import { processAlive, readPidFile } from "../../os/probes.js";
+import { findExecutable, launchPrivateServer, stopPrivateServer } from "../private-server.js";
 import { apacheModulesDir, hostPart, q, renderHttpdConf, renderVhost, runAsLines } from "./httpd-conf.js";
 
 const START_TIMEOUT_MS = 30_000;
@@ -107,40 +105,14 @@ export async function startDevApache(s: DevStart): Promise<DevStarted> {
   }));
 
   const errorLog = path.join(dir, "logs", "error_log");
-  const outLog = path.join(dir, "logs", "apache.out");
-  // Foreground httpd in its own session (it outlives this command), so an
-  // early exit (bad config, core failing to start) is seen at once.
-  const out = openSync(outLog, "a");
-  const child = spawn(apache, ["-f", confPath, "-DFOREGROUND"], { detached: true, stdio: ["ignore", out, out] });
-  closeSync(out);
-  let exitCode: number | null = null;
-  child.on("error", () => (exitCode = 127));
-  child.on("exit", (c, sig) => (exitCode = c ?? (sig === null ? 1 : 128)));
-  // httpd writes its PidFile after the configuration (and mod_ferry's core)
-  // is up; its port accepts connections earlier than that.
-  const up = await pollUntil(
-    async () => exitCode !== null || (readPidFile(pidFile) === child.pid && (await canConnect(connectAddress(address), port))),
-    START_TIMEOUT_MS,
-  );
-  if (exitCode !== null || !up) {
-    const why = exitCode !== null ? `${apache} exited with ${exitCode}` : `not listening on ${address}:${port} after ${START_TIMEOUT_MS} ms`;
-    if (exitCode === null) child.kill("SIGTERM");
-    throw new Error(`Cannot start Apache: ${why}\n--- ${outLog} ---\n${fileTail(outLog, 10)}\n--- ${errorLog} ---\n${fileTail(errorLog, 30)}`);
-  }
-  child.unref();
+  await launchPrivateServer({
+    name: "Apache", bin: apache, args: ["-f", confPath, "-DFOREGROUND"], pidFile, address, port,
+    outLog: path.join(dir, "logs", "apache.out"), errorLog, stopSignal: "SIGTERM", timeoutMs: START_TIMEOUT_MS,
+  });
   return { errorLog, confPath };
 }
 
 /** SIGTERM the Apache running from `dir` and wait until it is gone; resolves with its pid. */
 export async function stopDevApache(dir: string): Promise<number> {
-  const pidFile = path.join(dir, "run", "httpd.pid");
-  const pid = readPidFile(pidFile);
-  if (pid === undefined || !processAlive(pid)) {
-    throw new Error(`Cannot stop Apache: none is running from ${dir} (no live pid in ${pidFile})`);
-  }
-  process.kill(pid, "SIGTERM");
-  if (!(await pollUntil(() => !processAlive(pid), STOP_TIMEOUT_MS))) {
-    throw new Error(`Cannot stop Apache: pid ${pid} still running ${STOP_TIMEOUT_MS} ms after SIGTERM`);
-  }
-  return pid;
+  return stopPrivateServer("Apache", dir, path.join(dir, "run", "httpd.pid"), "SIGTERM", STOP_TIMEOUT_MS);
 }

@@ -10,9 +10,10 @@
  * children run as.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
+import { unprivilegedUser } from "../private-server.js";
 
 export interface HttpdConf {
   /** The first line's comment: what this instance is for. */
@@ -133,10 +134,6 @@ export function apacheModulesDir(): string {
 
 /** When root, Apache's children need an unprivileged User/Group: www-data (Debian), apache, else nobody. */
 export function runAsLines(): string {
-  if (process.getuid?.() !== 0) return "# not started as root: Apache's children keep the current user";
-  const passwd = readFileSync("/etc/passwd", "utf8");
-  const user = /^www-data:/m.test(passwd) ? "www-data" : /^apache:/m.test(passwd) ? "apache" : "nobody";
-  const groups = readFileSync("/etc/group", "utf8");
-  const group = new RegExp(`^${user}:`, "m").test(groups) ? user : /^nogroup:/m.test(groups) ? "nogroup" : "nobody";
-  return `User ${user}\nGroup ${group}`;
+  const u = unprivilegedUser("apache");
+  return u === undefined ? "# not started as root: Apache's children keep the current user" : `User ${u.user}\nGroup ${u.group}`;
 }

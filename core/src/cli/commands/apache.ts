@@ -17,8 +17,8 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { UsageError, defaultServerDir, isUsageError, parseAddress, parsePort } from "../args.js";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "../io.js";
+import { UsageError, defaultServerDir, parseAddress, parsePort, runSubcommands } from "../args.js";
+import { EXIT_FAILURE, EXIT_OK, type CliIo } from "../io.js";
 import { packageRoot } from "../private-server.js";
 import { checkApache, passengerEnabled } from "../apache/check.js";
 import { renderConfFile, renderLoadFile } from "../apache/debian-snippets.js";
@@ -50,40 +50,8 @@ function say(io: CommandIO, text: string): void {
   io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
-function fail(io: CommandIO, text: string): void {
-  io.stderr.write(`ferry apache: ${text}\n`);
-}
-
-export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  const [sub, ...rest] = args;
-  try {
-    switch (sub) {
-      case "start":
-        return await start(rest, io);
-      case "stop":
-        return await stop(rest, io);
-      case "install":
-        return await install(rest, io);
-      case "check":
-        return await check(rest, io);
-      case undefined:
-      case "help":
-      case "--help":
-      case "-h":
-        (sub === undefined ? io.stderr : io.stdout).write(USAGE);
-        return sub === undefined ? EXIT_USAGE : EXIT_OK;
-      default:
-        throw new UsageError(`unknown subcommand "${sub}"`);
-    }
-  } catch (e: unknown) {
-    if (isUsageError(e)) {
-      fail(io, e.message);
-      io.stderr.write(USAGE);
-      return EXIT_USAGE;
-    }
-    fail(io, e instanceof Error ? e.message : String(e));
-    return EXIT_FAILURE;
-  }
+export function run(args: readonly string[], io: CommandIO): Promise<number> {
+  return runSubcommands("apache", USAGE, { start: (a) => start(a, io), stop: (a) => stop(a, io), install: (a) => install(a, io), check: (a) => check(a, io) }, args, io);
 }
 
 // ---------------------------------------------------------------------------

@@ -19,9 +19,9 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { UsageError, defaultServerDir, isUsageError, parseAddress, parsePort } from "../args.js";
+import { UsageError, defaultServerDir, parseAddress, parsePort, runSubcommands } from "../args.js";
 import { hostPart } from "../apache/httpd-conf.js";
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "../io.js";
+import { EXIT_OK, type CliIo } from "../io.js";
 import { startDevNginx, stopDevNginx } from "../nginx/dev-server.js";
 import { nginxModulePath, renderNginxHttpSnippet, renderNginxLoadSnippet, renderNginxSiteSnippet } from "../nginx/nginx-conf.js";
 import { packageRoot } from "../private-server.js";
@@ -49,38 +49,8 @@ function say(io: CommandIO, text: string): void {
   io.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
 }
 
-function fail(io: CommandIO, text: string): void {
-  io.stderr.write(`ferry nginx: ${text}\n`);
-}
-
-export async function run(args: readonly string[], io: CommandIO): Promise<number> {
-  const [sub, ...rest] = args;
-  try {
-    switch (sub) {
-      case "start":
-        return await start(rest, io);
-      case "stop":
-        return await stop(rest, io);
-      case "install":
-        return await install(rest, io);
-      case undefined:
-      case "help":
-      case "--help":
-      case "-h":
-        (sub === undefined ? io.stderr : io.stdout).write(USAGE);
-        return sub === undefined ? EXIT_USAGE : EXIT_OK;
-      default:
-        throw new UsageError(`unknown subcommand "${sub}"`);
-    }
-  } catch (e: unknown) {
-    if (isUsageError(e)) {
-      fail(io, e.message);
-      io.stderr.write(USAGE);
-      return EXIT_USAGE;
-    }
-    fail(io, e instanceof Error ? e.message : String(e));
-    return EXIT_FAILURE;
-  }
+export function run(args: readonly string[], io: CommandIO): Promise<number> {
+  return runSubcommands("nginx", USAGE, { start: (a) => start(a, io), stop: (a) => stop(a, io), install: (a) => install(a, io) }, args, io);
 }
 
 // ---------------------------------------------------------------------------

@@ -5,13 +5,11 @@
  * waited for under a deadline; stopped with SIGQUIT (`nginx -s quit`), which
  * makes the module stop the core and the apps.
  */
-import { spawn } from "node:child_process";
-import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { canConnect, processAlive, readPidFile } from "../../os/probes.js";
-import { connectAddress } from "../args.js";
-import { fileTail, findExecutable, pollUntil } from "../private-server.js";
+import { processAlive, readPidFile } from "../../os/probes.js";
+import { findExecutable, launchPrivateServer, stopPrivateServer, unprivilegedUser } from "../private-server.js";
 import { renderNginxDevConfig } from "./nginx-conf.js";
 
 const START_TIMEOUT_MS = 30_000;
@@ -19,12 +17,8 @@ const STOP_TIMEOUT_MS = 60_000;
 
 /** When root, nginx's workers need an unprivileged user. */
 export function nginxRunAsLine(): string {
-  if (process.getuid?.() !== 0) return "# not started as root: the workers keep the current user";
-  const passwd = readFileSync("/etc/passwd", "utf8");
-  const user = /^www-data:/m.test(passwd) ? "www-data" : /^nginx:/m.test(passwd) ? "nginx" : "nobody";
-  const groups = readFileSync("/etc/group", "utf8");
-  const group = new RegExp(`^${user}:`, "m").test(groups) ? user : /^nogroup:/m.test(groups) ? "nogroup" : "nobody";
-  return `user ${user} ${group};`;
+  const u = unprivilegedUser("nginx");
+  return u === undefined ? "# not started as root: the workers keep the current user" : `user ${u.user} ${u.group};`;
 }
 
 export interface NginxDevStart {
@@ -75,40 +69,15 @@ export async function startDevNginx(s: NginxDevStart): Promise<NginxDevStarted> 
   }));
 
   const errorLog = path.join(dir, "logs", "error.log");
-  const outLog = path.join(dir, "logs", "nginx.out");
-  // nginx in the foreground (daemon off) in its own session: it outlives this
-  // command, and an early exit (bad config, the core failing) is seen at once.
-  const out = openSync(outLog, "a");
-  const child = spawn(nginx, ["-p", dir, "-c", confPath], { detached: true, stdio: ["ignore", out, out] });
-  closeSync(out);
-  let exitCode: number | null = null;
-  child.on("error", () => (exitCode = 127));
-  child.on("exit", (c, sig) => (exitCode = c ?? (sig === null ? 1 : 128)));
-  // The master writes its pid file after init_module (so after the module
-  // started the core).
-  const up = await pollUntil(
-    async () => exitCode !== null || (readPidFile(pidFile) === child.pid && (await canConnect(connectAddress(address), port))),
-    START_TIMEOUT_MS,
-  );
-  if (exitCode !== null || !up) {
-    const why = exitCode !== null ? `${nginx} exited with ${exitCode}` : `not listening on ${address}:${port} after ${START_TIMEOUT_MS} ms`;
-    if (exitCode === null) child.kill("SIGQUIT");
-    throw new Error(`Cannot start nginx: ${why}\n--- ${outLog} ---\n${fileTail(outLog, 10)}\n--- ${errorLog} ---\n${fileTail(errorLog, 30)}`);
-  }
-  child.unref();
+  // nginx in the foreground (daemon off); the master writes its pid file after init_module (so after the module started the core).
+  await launchPrivateServer({
+    name: "nginx", bin: nginx, args: ["-p", dir, "-c", confPath], pidFile, address, port,
+    outLog: path.join(dir, "logs", "nginx.out"), errorLog, stopSignal: "SIGQUIT", timeoutMs: START_TIMEOUT_MS,
+  });
   return { errorLog, confPath };
 }
 
 /** SIGQUIT the nginx running from `dir` and wait until it is gone; resolves with its pid. */
 export async function stopDevNginx(dir: string): Promise<number> {
-  const pidFile = path.join(dir, "run", "nginx.pid");
-  const pid = readPidFile(pidFile);
-  if (pid === undefined || !processAlive(pid)) {
-    throw new Error(`Cannot stop nginx: none is running from ${dir} (no live pid in ${pidFile})`);
-  }
-  process.kill(pid, "SIGQUIT");
-  if (!(await pollUntil(() => !processAlive(pid), STOP_TIMEOUT_MS))) {
-    throw new Error(`Cannot stop nginx: pid ${pid} still running ${STOP_TIMEOUT_MS} ms after SIGQUIT`);
-  }
-  return pid;
+  return stopPrivateServer("nginx", dir, path.join(dir, "run", "nginx.pid"), "SIGQUIT", STOP_TIMEOUT_MS);
 }
