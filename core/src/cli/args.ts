@@ -6,6 +6,7 @@
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
+import { parseArgs } from "node:util";
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type CliIo } from "./io.js";
 
 /** Bad command-line input: the command prints the message and its usage, exit 2. */
@@ -76,4 +77,52 @@ export async function runSubcommands(
     }
     return EXIT_FAILURE;
   }
+}
+
+/** `start [--port N] [--address A] [--dir DIR] [--environment E] [--module PATH] [APP_DIR]` of a private server. */
+export interface DevStartArgs {
+  readonly port: number;
+  readonly address: string;
+  readonly environment: string;
+  readonly appDir: string;
+  readonly dir: string;
+  /** --module, resolved; undefined: the package's own build. */
+  readonly module: string | undefined;
+}
+
+/** Parse a private server's `start` arguments; `kind` names its default dir ($TMPDIR/ferry-<kind>-<port>). */
+export function parseDevStartArgs(kind: string, args: readonly string[], cwd: string, defaults: { readonly port: number; readonly address: string }): DevStartArgs {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: {
+      port: { type: "string" },
+      address: { type: "string" },
+      dir: { type: "string" },
+      environment: { type: "string", short: "e" },
+      module: { type: "string" },
+    },
+  });
+  if (positionals.length > 1) throw new UsageError("start takes at most one APP_DIR");
+  const port = parsePort(values.port, defaults.port);
+  const address = parseAddress(values.address, defaults.address);
+  const environment = values.environment ?? "development";
+  if (!/^[A-Za-z0-9_.-]+$/.test(environment)) throw new UsageError(`--environment must be a word, got "${environment}"`);
+  return {
+    port, address, environment,
+    appDir: path.resolve(cwd, positionals[0] ?? "."),
+    dir: path.resolve(values.dir ?? defaultServerDir(kind, port)),
+    module: values.module === undefined ? undefined : path.resolve(values.module),
+  };
+}
+
+/** A private server's `stop [--dir DIR | --port N]`: its dir. */
+export function parseDevStopDir(kind: string, args: readonly string[], defaultPort: number): string {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    options: { dir: { type: "string" }, port: { type: "string" } },
+  });
+  if (positionals.length > 0) throw new UsageError("stop takes no positional arguments");
+  return path.resolve(values.dir ?? defaultServerDir(kind, parsePort(values.port, defaultPort)));
 }

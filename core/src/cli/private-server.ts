@@ -6,6 +6,7 @@
  */
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
+import { chmod, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { canConnect, processAlive, readPidFile } from "../os/probes.js";
@@ -117,4 +118,82 @@ export function unprivilegedUser(serverUser: string): { readonly user: string; r
   const groups = readFileSync("/etc/group", "utf8");
   const group = new RegExp(`^${user}:`, "m").test(groups) ? user : /^nogroup:/m.test(groups) ? "nogroup" : "nobody";
   return { user, group };
+}
+
+export interface DevServerDir {
+  /** "Apache", "nginx": for messages. */
+  readonly name: string;
+  /** The ferry command that stops it ("apache", "nginx"). */
+  readonly command: string;
+  readonly dir: string;
+  readonly appDir: string;
+  readonly modulePath: string;
+  /** How to build a missing module. */
+  readonly moduleHint: string;
+  /** The server's program, by its possible names. */
+  readonly programs: readonly string[];
+  readonly pidFile: string;
+  /** Subdirectories of dir to create (0755). */
+  readonly subdirs: readonly string[];
+}
+
+/**
+ * Before a private development server starts: the app dir and the module
+ * exist, the server is installed, none runs from `dir` yet; `dir` and its
+ * subdirectories are made (0755). Resolves with the program and the
+ * DocumentRoot (APP_DIR/public, else an empty DIR/htdocs).
+ */
+export async function prepareDevServer(p: DevServerDir): Promise<{ readonly program: string; readonly documentRoot: string }> {
+  if (!existsSync(p.appDir)) throw new Error(`Cannot start ${p.name}: app dir ${p.appDir} does not exist`);
+  if (!existsSync(p.modulePath)) throw new Error(`Cannot start ${p.name}: ${p.modulePath} is missing; ${p.moduleHint}`);
+  const program = findExecutable(p.programs);
+  if (program === undefined) {
+    throw new Error(`Cannot start ${p.name}: ${p.programs.length > 1 ? `neither ${p.programs.join(" nor ")} is` : `${p.programs[0] ?? p.name} is not`} installed`);
+  }
+  const running = readPidFile(p.pidFile);
+  if (running !== undefined && processAlive(running)) {
+    throw new Error(`Cannot start ${p.name}: one is already running from ${p.dir} (pid ${running}); run "ferry ${p.command} stop --dir ${p.dir}"`);
+  }
+  for (const d of ["", ...p.subdirs]) {
+    await mkdir(path.join(p.dir, d), { recursive: true });
+    await chmod(path.join(p.dir, d), 0o755);
+  }
+  let documentRoot = path.join(p.appDir, "public");
+  if (!existsSync(documentRoot)) {
+    documentRoot = path.join(p.dir, "htdocs");
+    await mkdir(documentRoot, { recursive: true });
+    await chmod(documentRoot, 0o755);
+  }
+  return { program, documentRoot };
+}
+
+/** What starting a private development server takes. */
+export interface DevServerStart {
+  readonly dir: string;
+  readonly port: number;
+  readonly address: string;
+  readonly appDir: string;
+  readonly environment: string;
+  readonly modulePath: string;
+  /** The ferry package root (PassengerRoot). */
+  readonly root: string;
+}
+
+/** Where a started development server logs and what config it runs. */
+export interface DevServerStarted {
+  readonly errorLog: string;
+  readonly confPath: string;
+}
+
+/** What `ferry <command> start` prints once the server serves. */
+export function startedText(what: string, command: string, s: DevServerStart, started: DevServerStarted): string {
+  const host = s.address.includes(":") ? `[${s.address}]` : s.address;
+  return [
+    `${what} is serving ${s.appDir} (${s.environment})`,
+    `  URL:        http://${host}:${s.port}/`,
+    `  error log:  ${started.errorLog}`,
+    `  config:     ${started.confPath}`,
+    `  stop with:  ferry ${command} stop --dir ${s.dir}`,
+    ``,
+  ].join("\n");
 }

@@ -6,10 +6,9 @@
  * SIGTERM to the pid in its pid file.
  */
 import { existsSync } from "node:fs";
-import { chmod, mkdir, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import path from "node:path";
-import { processAlive, readPidFile } from "../../os/probes.js";
-import { findExecutable, launchPrivateServer, stopPrivateServer } from "../private-server.js";
+import { launchPrivateServer, prepareDevServer, stopPrivateServer, type DevServerStart, type DevServerStarted } from "../private-server.js";
 import { apacheModulesDir, hostPart, q, renderHttpdConf, renderVhost, runAsLines } from "./httpd-conf.js";
 
 const START_TIMEOUT_MS = 30_000;
@@ -58,46 +57,17 @@ export function renderDevConfig(c: DevConfig): string {
   });
 }
 
-export interface DevStart {
-  readonly dir: string;
-  readonly port: number;
-  readonly address: string;
-  readonly appDir: string;
-  readonly environment: string;
-  readonly modulePath: string;
-  readonly root: string;
-}
-
-export interface DevStarted {
-  readonly errorLog: string;
-  readonly confPath: string;
-}
+export type DevStart = DevServerStart;
+export type DevStarted = DevServerStarted;
 
 /** Write the config and start Apache; resolves when it serves, throws an Error with the logs' tails otherwise. */
 export async function startDevApache(s: DevStart): Promise<DevStarted> {
   const { dir, port, address, appDir, modulePath } = s;
-  if (!existsSync(appDir)) throw new Error(`Cannot start Apache: app dir ${appDir} does not exist`);
-  if (!existsSync(modulePath)) {
-    throw new Error(`Cannot start Apache: ${modulePath} is missing; build it with "npm run build:apache" (needs apache2-dev)`);
-  }
-  const apache = findExecutable(["apache2", "httpd"]);
-  if (apache === undefined) throw new Error("Cannot start Apache: neither apache2 nor httpd is installed");
   const pidFile = path.join(dir, "run", "httpd.pid");
-  const running = readPidFile(pidFile);
-  if (running !== undefined && processAlive(running)) {
-    throw new Error(`Cannot start Apache: one is already running from ${dir} (pid ${running}); run "ferry apache stop --dir ${dir}"`);
-  }
-
-  for (const d of [dir, path.join(dir, "run"), path.join(dir, "logs"), path.join(dir, "conf")]) {
-    await mkdir(d, { recursive: true });
-    await chmod(d, 0o755);
-  }
-  let documentRoot = path.join(appDir, "public");
-  if (!existsSync(documentRoot)) {
-    documentRoot = path.join(dir, "htdocs");
-    await mkdir(documentRoot, { recursive: true });
-    await chmod(documentRoot, 0o755);
-  }
+  const { program: apache, documentRoot } = await prepareDevServer({
+    name: "Apache", command: "apache", dir, appDir, modulePath, moduleHint: 'build it with "npm run build:apache" (needs apache2-dev)',
+    programs: ["apache2", "httpd"], pidFile, subdirs: ["run", "logs", "conf"],
+  });
   const confPath = path.join(dir, "conf", "httpd.conf");
   await writeFile(confPath, renderDevConfig({
     dir, port, address, appDir, documentRoot, environment: s.environment, modulePath,

@@ -17,13 +17,12 @@ import { readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { UsageError, defaultServerDir, parseAddress, parsePort, runSubcommands } from "../args.js";
+import { UsageError, parseDevStartArgs, parseDevStopDir, runSubcommands } from "../args.js";
 import { EXIT_FAILURE, EXIT_OK, type CliIo } from "../io.js";
-import { packageRoot } from "../private-server.js";
+import { packageRoot, startedText } from "../private-server.js";
 import { checkApache, passengerEnabled } from "../apache/check.js";
 import { renderConfFile, renderLoadFile } from "../apache/debian-snippets.js";
 import { startDevApache, stopDevApache } from "../apache/dev-server.js";
-import { hostPart } from "../apache/httpd-conf.js";
 
 type CommandIO = Pick<CliIo, "stdout" | "stderr"> & Partial<Pick<CliIo, "cwd" | "env">>;
 
@@ -58,33 +57,11 @@ export function run(args: readonly string[], io: CommandIO): Promise<number> {
 // start
 
 async function start(args: readonly string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: {
-      port: { type: "string" },
-      address: { type: "string" },
-      dir: { type: "string" },
-      environment: { type: "string", short: "e" },
-      module: { type: "string" },
-    },
-  });
-  if (positionals.length > 1) throw new UsageError("start takes at most one APP_DIR");
-  const port = parsePort(values.port, DEFAULT_PORT);
-  const address = parseAddress(values.address, DEFAULT_ADDRESS);
-  const environment = values.environment ?? "development";
-  if (!/^[A-Za-z0-9_.-]+$/.test(environment)) throw new UsageError(`--environment must be a word, got "${environment}"`);
-  const appDir = path.resolve(io.cwd ?? process.cwd(), positionals[0] ?? ".");
-  const dir = path.resolve(values.dir ?? defaultServerDir("apache", port));
+  const { port, address, environment, appDir, dir, module } = parseDevStartArgs("apache", args, io.cwd ?? process.cwd(), { port: DEFAULT_PORT, address: DEFAULT_ADDRESS });
   const root = packageRoot();
-  const modulePath = path.resolve(values.module ?? path.join(root, "build", "apache", "mod_ferry.so"));
-  const { errorLog, confPath } = await startDevApache({ dir, port, address, appDir, environment, modulePath, root });
-  const host = hostPart(address);
-  say(io, `Apache with mod_ferry is serving ${appDir} (${environment})`);
-  say(io, `  URL:        http://${host}:${port}/`);
-  say(io, `  error log:  ${errorLog}`);
-  say(io, `  config:     ${confPath}`);
-  say(io, `  stop with:  ferry apache stop --dir ${dir}`);
+  const modulePath = module ?? path.resolve(path.join(root, "build", "apache", "mod_ferry.so"));
+  const started = { dir, port, address, appDir, environment, modulePath, root };
+  io.stdout.write(startedText("Apache with mod_ferry", "apache", started, await startDevApache(started)));
   return EXIT_OK;
 }
 
@@ -92,13 +69,7 @@ async function start(args: readonly string[], io: CommandIO): Promise<number> {
 // stop
 
 async function stop(args: readonly string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: { dir: { type: "string" }, port: { type: "string" } },
-  });
-  if (positionals.length > 0) throw new UsageError("stop takes no positional arguments");
-  const dir = path.resolve(values.dir ?? defaultServerDir("apache", parsePort(values.port, DEFAULT_PORT)));
+  const dir = parseDevStopDir("apache", args, DEFAULT_PORT);
   const pid = await stopDevApache(dir);
   say(io, `Stopped Apache (pid ${pid}) from ${dir}; mod_ferry stopped the core and its apps`);
   return EXIT_OK;

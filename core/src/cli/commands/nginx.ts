@@ -19,12 +19,11 @@ import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 
-import { UsageError, defaultServerDir, parseAddress, parsePort, runSubcommands } from "../args.js";
-import { hostPart } from "../apache/httpd-conf.js";
+import { UsageError, parseDevStartArgs, parseDevStopDir, runSubcommands } from "../args.js";
 import { EXIT_OK, type CliIo } from "../io.js";
 import { startDevNginx, stopDevNginx } from "../nginx/dev-server.js";
 import { nginxModulePath, renderNginxHttpSnippet, renderNginxLoadSnippet, renderNginxSiteSnippet } from "../nginx/nginx-conf.js";
-import { packageRoot } from "../private-server.js";
+import { packageRoot, startedText } from "../private-server.js";
 
 type CommandIO = Pick<CliIo, "stdout" | "stderr"> & Partial<Pick<CliIo, "cwd" | "env">>;
 
@@ -57,33 +56,11 @@ export function run(args: readonly string[], io: CommandIO): Promise<number> {
 // start
 
 async function start(args: readonly string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: {
-      port: { type: "string" },
-      address: { type: "string" },
-      dir: { type: "string" },
-      environment: { type: "string", short: "e" },
-      module: { type: "string" },
-    },
-  });
-  if (positionals.length > 1) throw new UsageError("start takes at most one APP_DIR");
-  const port = parsePort(values.port, DEFAULT_PORT);
-  const address = parseAddress(values.address, DEFAULT_ADDRESS);
-  const environment = values.environment ?? "development";
-  if (!/^[A-Za-z0-9_.-]+$/.test(environment)) throw new UsageError(`--environment must be a word, got "${environment}"`);
-  const appDir = path.resolve(io.cwd ?? process.cwd(), positionals[0] ?? ".");
-  const dir = path.resolve(values.dir ?? defaultServerDir("nginx", port));
+  const { port, address, environment, appDir, dir, module } = parseDevStartArgs("nginx", args, io.cwd ?? process.cwd(), { port: DEFAULT_PORT, address: DEFAULT_ADDRESS });
   const root = packageRoot();
-  const modulePath = path.resolve(values.module ?? nginxModulePath(root));
-  const { errorLog, confPath } = await startDevNginx({ dir, port, address, appDir, environment, modulePath, root });
-  const host = hostPart(address);
-  say(io, `nginx with Ferry's module is serving ${appDir} (${environment})`);
-  say(io, `  URL:        http://${host}:${port}/`);
-  say(io, `  error log:  ${errorLog}`);
-  say(io, `  config:     ${confPath}`);
-  say(io, `  stop with:  ferry nginx stop --dir ${dir}`);
+  const modulePath = module ?? path.resolve(nginxModulePath(root));
+  const started = { dir, port, address, appDir, environment, modulePath, root };
+  io.stdout.write(startedText("nginx with Ferry's module", "nginx", started, await startDevNginx(started)));
   return EXIT_OK;
 }
 
@@ -91,13 +68,7 @@ async function start(args: readonly string[], io: CommandIO): Promise<number> {
 // stop
 
 async function stop(args: readonly string[], io: CommandIO): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args: [...args],
-    allowPositionals: true,
-    options: { dir: { type: "string" }, port: { type: "string" } },
-  });
-  if (positionals.length > 0) throw new UsageError("stop takes no positional arguments");
-  const dir = path.resolve(values.dir ?? defaultServerDir("nginx", parsePort(values.port, DEFAULT_PORT)));
+  const dir = parseDevStopDir("nginx", args, DEFAULT_PORT);
   const pid = await stopDevNginx(dir);
   say(io, `Stopped nginx (pid ${pid}) from ${dir}; the module stopped the core and its apps`);
   return EXIT_OK;
