@@ -167,6 +167,7 @@ write_config(ngx_cycle_t *cycle, ngx_http_ferry_main_conf_t *mcf)
     }
     last = buf + size;
     p = ngx_slprintf(buf, last, "{\n  \"version\": 1,\n  \"generation\": %L,\n"
+                     "  \"integration_mode\": \"nginx\",\n"
                      "  \"instance_dir\": ", generation);
     p = json_cstr(p, last, instance_dir);
     p = ngx_slprintf(p, last, ",\n  \"module_socket\": ");

@@ -66,7 +66,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
     log,
     ...(opts.spawner !== undefined ? { spawner: opts.spawner } : {}),
     controlSocket: config.controlSocket,
-    properties: { integration_mode: "apache", generation: config.generation, module_socket: config.moduleSocket },
+    properties: { integration_mode: config.integrationMode, generation: config.generation, module_socket: config.moduleSocket },
     pidFile: true,
     ...(opts.reopenCoreLog !== undefined ? { reopenOwnLog: opts.reopenCoreLog } : {}),
     countConnections: true,

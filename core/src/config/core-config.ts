@@ -26,6 +26,8 @@ export interface CoreConfig {
   readonly lifelineFd: number;
   /** PassengerRedeployOnGraceful (pool/pool.ts's RedeployMode). */
   readonly redeployOnGraceful: "all" | "changed" | "off";
+  /** The web server whose module wrote the file (properties.json, `ferry status`). */
+  readonly integrationMode: "apache" | "nginx";
   readonly server: ServerOptions;
   /** PassengerPreStart URLs. */
   readonly prestart: readonly string[];
@@ -166,6 +168,7 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     parentPid: top.int("parent_pid", 0, 4_194_304, 0),
     lifelineFd: top.int("lifeline_fd", -1, 65_535, -1),
     redeployOnGraceful: top.oneOf("redeploy_on_graceful", ["all", "changed", "off"] as const, "all"),
+    integrationMode: top.oneOf("integration_mode", ["apache", "nginx"] as const, "apache"),
     server,
     prestart,
   };

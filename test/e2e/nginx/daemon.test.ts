@@ -22,6 +22,7 @@ interface CoreConfig {
   readonly apache_uid: number;
   readonly lifeline_fd: number;
   readonly redeploy_on_graceful: string;
+  readonly integration_mode: string;
   readonly server: Readonly<Record<string, unknown>>;
 }
 
@@ -54,6 +55,7 @@ test.serial("nginx starts one core with config.json in <pid dir>/ferry-<master p
   t.is(cfg.module_socket, path.join(n.instanceDir, "module.sock"));
   t.is(cfg.lifeline_fd, 3);
   t.is(cfg.redeploy_on_graceful, "changed");
+  t.is(cfg.integration_mode, "nginx");
   t.like(cfg.server, { max_pool_size: 3, pool_idle_time: 120, user_switching: false });
   t.is(cfg.server.error_log, n.errorLogPath);
   if (process.getuid?.() === 0) t.is(cfg.apache_uid, Number(readFileSync("/etc/passwd", "utf8").match(/^www-data:x:(\d+):/m)?.[1]));
@@ -62,6 +64,15 @@ test.serial("nginx starts one core with config.json in <pid dir>/ferry-<master p
   t.true(statSync(cfg.module_socket).isSocket());
   t.regex(readFileSync(`/proc/${pid}/cmdline`, "utf8"), new RegExp(`${REPO_ROOT}/build/core/src/main.js`));
   t.regex(n.errorLog(), /FERRY0417: Started ferry core/);
+  // The instance says it runs under nginx (ferry status shows it).
+  const props = await waitFor(() => {
+    try {
+      return JSON.parse(readFileSync(path.join(n.instanceDir, "properties.json"), "utf8")) as Record<string, unknown>;
+    } catch {
+      return undefined;
+    }
+  }, { timeoutMs: 20_000, what: "properties.json" });
+  t.is(props["integration_mode"], "nginx");
 });
 
 test.serial("a core killed with SIGKILL is restarted", async (t) => {

@@ -27,6 +27,7 @@ test("parseCoreConfig() reads the documented example and converts seconds to ms"
   t.is(c.generation, 3);
   t.is(c.apacheUid, 33);
   t.is(c.redeployOnGraceful, "all");
+  t.is(c.integrationMode, "apache", "a file without integration_mode is Apache's");
   t.is(c.server.poolIdleTimeMs, 300_000);
   t.is(c.server.statThrottleRateMs, 1_000);
   t.is(c.server.instanceRegistryDir, "/var/run/ferry");
@@ -49,6 +50,7 @@ const BAD: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ["wrong version", { ...BASE, version: 2 }, /version must be an integer 1-1, got 2/],
   ["relative instance_dir", { ...BASE, instance_dir: "run/x" }, /instance_dir must be an absolute path/],
   ["missing apache_uid", { ...BASE, apache_uid: undefined }, /apache_uid must be an integer/],
+  ["bad integration mode", { ...BASE, integration_mode: "lighttpd" }, /integration_mode must be one of apache, nginx, got "lighttpd"/],
   ["bad redeploy mode", { ...BASE, redeploy_on_graceful: "sometimes" }, /redeploy_on_graceful must be one of all, changed, off, got "sometimes"/],
   ["string pool size", { ...BASE, server: { max_pool_size: "6" } }, /server.max_pool_size must be an integer 1-10000, got "6"/],
   ["zero pool size", { ...BASE, server: { max_pool_size: 0 } }, /server.max_pool_size/],
