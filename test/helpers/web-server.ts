@@ -89,6 +89,22 @@ export function processesUnder(dir: string): number[] {
   return out;
 }
 
+/** Pids of the live children of `parent` (nginx workers name neither the test root nor run in it). */
+export function childrenOf(parent: number): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (ppid === parent && isAlive(Number(entry))) out.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
 export function safeCmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
@@ -282,10 +298,13 @@ export abstract class WebServerProcess {
       await this.stop(15_000);
     } catch {
       if (!this.exited && this.child.pid !== undefined) {
-        try {
-          process.kill(this.child.pid, "SIGKILL");
-        } catch {
-          /* gone */
+        // The master's children first: a SIGKILLed nginx master leaves its workers running, holding ports.
+        for (const pid of [...childrenOf(this.child.pid), this.child.pid]) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            /* gone */
+          }
         }
       }
       for (const pid of processesUnder(path.dirname(this.dir))) {
