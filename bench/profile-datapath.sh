@@ -13,6 +13,7 @@
 #   SCENARIOS="small get100k post64k"  # a subset
 #   FERRY_ROOT=/other/checkout ...  # measure another built tree (A/B comparisons)
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
+#   CPU_PROF=1 APP_PROF=1 ...  # apache and node: also of each app process
 #
 # Needs: apache2, wrk (apt-get install wrk), the built module and core
 # (sh apache-module/build.sh; npx tsc -p tsconfig.json). Not part of the tests.
@@ -156,8 +157,10 @@ for target in $TARGETS; do
         extra=""
         if [ "${CPU_PROF:-}" = 1 ]; then
             # PassengerNodejs may carry flags? No: wrap node in a script.
-            printf '#!/bin/sh\ncase "$*" in *core/src/main.js*) exec %s --cpu-prof --cpu-prof-dir=%s "$@";; esac\nexec %s "$@"\n' \
-                "$NODE" "$DIR/prof" "$NODE" > "$DIR/node-prof"
+            appflags=""
+            if [ "${APP_PROF:-}" = 1 ]; then appflags="--cpu-prof --cpu-prof-dir=$DIR/prof"; fi
+            printf '#!/bin/sh\ncase "$*" in *core/src/main.js*) exec %s --cpu-prof --cpu-prof-dir=%s "$@";; esac\nexec %s %s "$@"\n' \
+                "$NODE" "$DIR/prof" "$NODE" "$appflags" > "$DIR/node-prof"
             chmod 755 "$DIR/node-prof"; mkdir -p "$DIR/prof"; chmod 777 "$DIR/prof"
             extra="PassengerNodejs $DIR/node-prof"
         fi
@@ -196,7 +199,15 @@ EOF
     node)
         # Calibration: the app alone (one process, TCP, wrk's keep-alive).
         port=$(free_port)
-        PORT=$port "$NODE" "$DIR/app/app.js" > /dev/null 2>&1 &
+        nodeprof=""
+        if [ "${CPU_PROF:-}" = 1 ] && [ "${APP_PROF:-}" = 1 ]; then
+            # A profile is written on a clean exit: make SIGTERM one.
+            mkdir -p "$DIR/prof"
+            echo 'process.on("SIGTERM", () => process.exit(0));' > "$DIR/exit-on-term.cjs"
+            nodeprof="--cpu-prof --cpu-prof-dir=$DIR/prof -r $DIR/exit-on-term.cjs"
+        fi
+        # shellcheck disable=SC2086
+        PORT=$port "$NODE" $nodeprof "$DIR/app/app.js" > /dev/null 2>&1 &
         ROOT_PID=$!
         wait_ok "$port" || exit 1
         scenarios "node alone" "$port"
