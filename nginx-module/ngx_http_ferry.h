@@ -6,17 +6,22 @@
  *                             directive setters, the command table
  *   ngx_http_ferry_daemon.c   the master starts and supervises the core
  *   ngx_http_ferry_handler.c  requests: the orchestrator (map, lease, then
- *                             the direct path or the relay path)
+ *                             the direct path or the relay path); it calls
+ *                             the steps below, they report back to it
+ *                             through the callbacks it gives them
  *   ngx_http_ferry_head.c     the REQUEST_HEAD of a request
  *   ngx_http_ferry_link.c     the worker's connections to the core: connect
  *                             (waiting for a restarting core), keep idle ones
  *   ngx_http_ferry_lease.c    protocol v3: the head, LEASE (+ the passed app
- *                             socket) or PROCEED, DONE, retry once
+ *                             socket) or PROCEED, retry once
  *   ngx_http_ferry_app.c      the direct path through nginx's upstream
- *                             machinery: its conf, the leased peer, DONE
+ *                             machinery: its conf, the leased peer
  *   ngx_http_ferry_app_http.c HTTP/1.1 to the app (upstream callbacks)
  *   ngx_http_ferry_app_cache.c the worker's kept app connections
  *   ngx_http_ferry_relay.c    the relay path (protocol v2 frames)
+ *   ngx_http_ferry_exchange.c what the steps share to end an exchange: DONE,
+ *                             fail with a status, the request's cleanup
+ *                             (calls no step)
  */
 #ifndef NGX_HTTP_FERRY_H
 #define NGX_HTTP_FERRY_H
@@ -112,7 +117,18 @@ typedef struct {
 } ngx_http_ferry_app_conn_t;
 
 typedef struct ngx_http_ferry_ctx_s  ngx_http_ferry_ctx_t;
-typedef void (*ngx_http_ferry_ready_pt)(ngx_http_ferry_ctx_t *ctx);
+/* The core connection is there (rc NGX_OK), or rc is the status to fail
+ * the request with. */
+typedef void (*ngx_http_ferry_ready_pt)(ngx_http_ferry_ctx_t *ctx,
+    ngx_int_t rc);
+/* The core answered the head: LEASE (proceed 0: ctx->conn is the app
+ * connection) or PROCEED (1: the relay path follows on ctx's link). */
+typedef void (*ngx_http_ferry_answer_pt)(ngx_http_ferry_ctx_t *ctx,
+    ngx_uint_t proceed);
+/* The app connection failed before the app read the request (reset: the
+ * app reset it); nothing reached the client. */
+typedef void (*ngx_http_ferry_stale_pt)(ngx_http_ferry_ctx_t *ctx,
+    ngx_uint_t reset);
 
 struct ngx_http_ferry_ctx_s {
     ngx_http_request_t         *r;
@@ -130,6 +146,8 @@ struct ngx_http_ferry_ctx_s {
     ngx_msec_t                  connect_start;
     ngx_msec_t                  connect_delay;
     ngx_http_ferry_ready_pt     ready;
+    ngx_http_ferry_answer_pt    answered;
+    ngx_http_ferry_stale_pt     stale;
     size_t                      answer_bytes;   /* of LEASE/PROCEED */
     unsigned                    link_reused:1;
     unsigned                    link_retried:1;
@@ -186,8 +204,8 @@ ngx_connection_t *ngx_http_ferry_connection(ngx_socket_t fd, ngx_log_t *log);
 /* ngx_http_ferry_link.c: the core connection of a request.
  * ngx_http_ferry_link_get: an idle one of this worker, else connect (a core
  * that is down is waited for: ECONNREFUSED/ENOENT retried with doubling
- * delays for at most 10 s). Calls ready(ctx) once connected (maybe at
- * once), or finalizes the request with 503. */
+ * delays for at most 10 s). Calls ready(ctx, NGX_OK) once connected
+ * (maybe at once), or ready(ctx, 503). */
 void ngx_http_ferry_link_get(ngx_http_ferry_ctx_t *ctx, int allow_idle,
     ngx_http_ferry_ready_pt ready);
 /* Keep the connection for the worker's next request, or close it; what
@@ -202,12 +220,13 @@ ngx_int_t ngx_http_ferry_link_flush(ngx_http_ferry_ctx_t *ctx);
 ngx_int_t ngx_http_ferry_link_flush_to(ngx_http_ferry_ctx_t *ctx,
     ngx_connection_t *c);
 
-/* ngx_http_ferry_lease.c */
-void ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx);
-/* DONE for the lease (outcome ...), then the core connection is kept. */
-void ngx_http_ferry_lease_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
-    ngx_int_t status, int reusable);
-/* After a stale app connection: wait for pid (when gone) and ask again. */
+/* ngx_http_ferry_lease.c: the head to the core; its answer goes to
+ * answered (a LEASE whose kept connection died meanwhile is asked for
+ * again first). */
+void ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx,
+    ngx_http_ferry_answer_pt answered);
+/* After a stale app connection: DONE "stale", wait for pid (when gone),
+ * and ask again (the answer to ctx->answered). */
 void ngx_http_ferry_lease_retry(ngx_http_ferry_ctx_t *ctx, int wait_pid);
 
 /* ngx_http_ferry_app.c */
@@ -225,8 +244,10 @@ int ngx_http_ferry_app_conn_alive(ngx_http_ferry_app_conn_t *ac);
 /* Keep ac idle in the cache; NGX_ERROR when it cannot be kept. */
 ngx_int_t ngx_http_ferry_app_cache_put(ngx_http_ferry_app_conn_t *ac,
     int fresh_idle);
-/* The direct path: HTTP/1.1 to the app over ctx->conn. */
-void ngx_http_ferry_app_start(ngx_http_ferry_ctx_t *ctx);
+/* The direct path: HTTP/1.1 to the app over ctx->conn; a request the app
+ * never read goes to stale (once: ctx->app_retried), the orchestrator's. */
+void ngx_http_ferry_app_start(ngx_http_ferry_ctx_t *ctx,
+    ngx_http_ferry_stale_pt stale);
 
 /* ngx_http_ferry_app_http.c: nginx upstream callbacks (r's ctx). */
 ngx_int_t ngx_http_ferry_create_request(ngx_http_request_t *r);
@@ -238,11 +259,21 @@ ngx_int_t ngx_http_ferry_copy_filter(void *data, ssize_t bytes);
 /* ngx_http_ferry_relay.c: the relay path (after PROCEED, or v2). */
 void ngx_http_ferry_relay_start(ngx_http_ferry_ctx_t *ctx);
 
+/* ngx_http_ferry_exchange.c: shared by the steps; calls none of them. */
+/* DONE for the lease (outcome ...), then the core connection is kept. */
+void ngx_http_ferry_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
+    ngx_int_t status, int reusable);
+/* Append DONE for the lease to ctx->out. */
+ngx_int_t ngx_http_ferry_encode_done(ngx_http_ferry_ctx_t *ctx,
+    const char *outcome, ngx_int_t status, int reusable);
+/* End the request with rc (closes the core connection, frees the lease). */
+void ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc);
+/* The request pool's cleanup: whatever the exchange still holds. */
+void ngx_http_ferry_cleanup(void *data);
+
 /* ngx_http_ferry_handler.c */
 ngx_int_t ngx_http_ferry_content(ngx_http_request_t *r);
 /* "relay" when FERRY_DATA_PATH=relay was in nginx's environment. */
 int ngx_http_ferry_relay_only(void);
-/* End the request with rc (closes the core connection, frees the lease). */
-void ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc);
 
 #endif

@@ -13,8 +13,8 @@
  *                     ngx_http_ferry_app_http.c
  *   peer.free         the connection back to the worker's cache
  *                     (ngx_http_ferry_app_cache.c) or closed; DONE to the
- *                     core; a request the app never read is asked for
- *                     again once
+ *                     core; a request the app never read goes back to the
+ *                     orchestrator (its stale callback), once
  *
  * Full duplex: the response is read while the body is still being sent
  * (preserve_output), so an app that answers while it reads never deadlocks.
@@ -176,7 +176,7 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
         r->main->count++;
         r->read_event_handler = ngx_http_block_reading;
         r->write_event_handler = ngx_http_request_empty_handler;
-        ngx_http_ferry_lease_retry(ctx, reset);
+        ctx->stale(ctx, reset);
         return;
     }
 
@@ -218,7 +218,7 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
         ac->c = NULL;               /* nginx closes it */
         ngx_free(ac);
     }
-    ngx_http_ferry_lease_done(ctx, outcome, status, reusable);
+    ngx_http_ferry_done(ctx, outcome, status, reusable);
 }
 
 static ngx_int_t
@@ -294,13 +294,15 @@ ngx_http_ferry_deadline(ngx_event_t *ev)
 /* ---- Start -------------------------------------------------------------- */
 
 void
-ngx_http_ferry_app_start(ngx_http_ferry_ctx_t *ctx)
+ngx_http_ferry_app_start(ngx_http_ferry_ctx_t *ctx,
+    ngx_http_ferry_stale_pt stale)
 {
     ngx_http_request_t         *r = ctx->r;
     ngx_http_ferry_loc_conf_t  *lcf;
     ngx_http_upstream_t        *u;
     ngx_int_t                   rc;
 
+    ctx->stale = stale;
     if (ngx_http_upstream_create(r) != NGX_OK) {
         ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

@@ -634,8 +634,5 @@ ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     if (conf->base_uris == NULL) {
         conf->base_uris = prev->base_uris;
     }
-    if (ngx_http_ferry_app_init_conf(cf, conf, prev) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
     return NGX_CONF_OK;
 }

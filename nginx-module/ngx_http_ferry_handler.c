@@ -9,6 +9,11 @@
  *   Step Three  LEASE → the direct path: HTTP/1.1 to the app over the leased
  *               socket through nginx's upstream (app.c), DONE at its end
  *               PROCEED → the relay path: frames through the core (relay.c)
+ *   Step Four   a leased connection that was stale (the app never read the
+ *               request): ask the core again, once (lease.c)
+ *
+ * The steps report back here through the callbacks below; what they share
+ * to end an exchange (DONE, fail, cleanup) is in exchange.c.
  *
  * FERRY_DATA_PATH=relay in nginx's environment sends version 2 heads: every
  * request takes the relay path.
@@ -28,61 +33,6 @@ ngx_http_ferry_relay_only(void)
         relay_only = v != NULL && ngx_strcmp(v, "relay") == 0;
     }
     return relay_only;
-}
-
-static void
-ngx_http_ferry_cleanup(void *data)
-{
-    ngx_http_ferry_ctx_t  *ctx = data;
-
-    if (ctx->wait.timer_set) {
-        ngx_del_timer(&ctx->wait);
-    }
-    if (ctx->deadline.timer_set) {
-        ngx_del_timer(&ctx->deadline);
-    }
-    if (ctx->direct) {
-        /* the request ended before its exchange with the app did */
-        ngx_http_ferry_lease_done(ctx, "client_aborted", 0, 0);
-    }
-    if (ctx->conn != NULL) {
-        ngx_http_ferry_app_conn_close(ctx->conn);
-        ctx->conn = NULL;
-    }
-    ngx_http_ferry_app_give_back(ctx);
-    if (ctx->passed_fd >= 0) {
-        close(ctx->passed_fd);
-        ctx->passed_fd = -1;
-    }
-    if (ctx->peer.connection != NULL) {
-        ngx_close_connection(ctx->peer.connection);
-        ctx->peer.connection = NULL;
-    }
-    if (ctx->dec != NULL) {
-        ferry_decoder_destroy(ctx->dec);
-        ctx->dec = NULL;
-    }
-    msgpack_sbuffer_destroy(&ctx->out);
-}
-
-void
-ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
-{
-    if (ctx->wait.timer_set) {
-        ngx_del_timer(&ctx->wait);
-    }
-    if (ctx->direct) {
-        ngx_http_ferry_lease_done(ctx, rc == NGX_HTTP_GATEWAY_TIME_OUT
-                                       ? "timeout" : "app_error",
-                                  rc > NGX_OK ? rc : 0, 0);
-    }
-    if (ctx->conn != NULL) {
-        ngx_http_ferry_app_conn_close(ctx->conn);
-        ctx->conn = NULL;
-    }
-    ngx_http_ferry_app_give_back(ctx);
-    ngx_http_ferry_link_put(ctx, 0);
-    ngx_http_finalize_request(ctx->r, rc);
 }
 
 /* A GET or HEAD for a regular file under the location's root: nginx
@@ -106,10 +56,33 @@ ngx_http_ferry_static_file(ngx_http_request_t *r)
            && ngx_is_file(&fi);
 }
 
+/* FERRY_DATA_PATH=relay: the core connection for the v2 head. */
 static void
-ngx_http_ferry_relay_ready(ngx_http_ferry_ctx_t *ctx)
+ngx_http_ferry_relay_ready(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
 {
+    if (rc != NGX_OK) {
+        ngx_http_ferry_fail(ctx, rc);
+        return;
+    }
     ngx_http_ferry_relay_start(ctx);
+}
+
+/* Step Four: the app never read the request on the leased connection. */
+static void
+ngx_http_ferry_stale(ngx_http_ferry_ctx_t *ctx, ngx_uint_t reset)
+{
+    ngx_http_ferry_lease_retry(ctx, reset);
+}
+
+/* Step Three: the core's answer. */
+static void
+ngx_http_ferry_answered(ngx_http_ferry_ctx_t *ctx, ngx_uint_t proceed)
+{
+    if (proceed) {
+        ngx_http_ferry_relay_start(ctx);
+        return;
+    }
+    ngx_http_ferry_app_start(ctx, ngx_http_ferry_stale);
 }
 
 static ngx_int_t
@@ -163,7 +136,7 @@ ngx_http_ferry_handler(ngx_http_request_t *r)
         ngx_http_ferry_link_get(ctx, 1, ngx_http_ferry_relay_ready);
         return NGX_DONE;
     }
-    ngx_http_ferry_lease_start(ctx);
+    ngx_http_ferry_lease_start(ctx, ngx_http_ferry_answered);
     return NGX_DONE;
 }
 

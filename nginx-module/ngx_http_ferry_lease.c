@@ -6,11 +6,12 @@
  *                               the app ("held"), send REQUEST_HEAD v3, read
  *                               LEASE (with the app socket passed by
  *                               SCM_RIGHTS, or "reuse" a held one) or PROCEED
- *                               (the relay path follows on this connection)
- *   ngx_http_ferry_lease_done   DONE to the core (one-way); the connection is
- *                               then kept for the worker's next request
+ *                               (the relay path follows on this connection),
+ *                               and hand it to the orchestrator's callback
  *   ngx_http_ferry_lease_retry  a leased app connection was stale: DONE
  *                               "stale", then the same head again (once)
+ *
+ * DONE at the end of the exchange is ngx_http_ferry_done (exchange.c).
  *
  * A head the core never answered (its connection closed before any byte of
  * LEASE/PROCEED: an idle link it dropped, or it died) is sent once more on a
@@ -22,7 +23,7 @@
 #define FERRY_PID_WAIT      1000    /* ms: a process that exited is gone */
 #define FERRY_PID_POLL      20
 
-static void lease_send_head(ngx_http_ferry_ctx_t *ctx);
+static void lease_send_head(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc);
 static void lease_head_write(ngx_event_t *wev);
 static void lease_answer_read(ngx_event_t *rev);
 
@@ -67,8 +68,10 @@ lease_encode_head(ngx_http_ferry_ctx_t *ctx)
 }
 
 void
-ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx)
+ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx,
+    ngx_http_ferry_answer_pt answered)
 {
+    ctx->answered = answered;
     ctx->direct = 0;
     ctx->answer_bytes = 0;
     ngx_http_ferry_app_set_aside(ctx);
@@ -77,17 +80,21 @@ ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx)
         return;
     }
     if (ctx->peer.connection != NULL) {
-        lease_send_head(ctx);       /* after DONE "stale": the same link */
+        lease_send_head(ctx, NGX_OK);   /* after DONE "stale": the same link */
         return;
     }
     ngx_http_ferry_link_get(ctx, 1, lease_send_head);
 }
 
 static void
-lease_send_head(ngx_http_ferry_ctx_t *ctx)
+lease_send_head(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
 {
     ngx_connection_t  *c = ctx->peer.connection;
 
+    if (rc != NGX_OK) {
+        ngx_http_ferry_fail(ctx, rc);
+        return;
+    }
     c->data = ctx;
     c->read->handler = lease_answer_read;
     c->write->handler = lease_head_write;
@@ -342,7 +349,7 @@ lease_answer_read(ngx_event_t *rev)
             ngx_http_ferry_lease_retry(ctx, 0);
             return;
         }
-        ngx_http_ferry_app_start(ctx);
+        ctx->answered(ctx, 0);
         return;
     case FERRY_FRAME_PROCEED:
         if (ctx->passed_fd >= 0) {
@@ -352,7 +359,7 @@ lease_answer_read(ngx_event_t *rev)
         ngx_http_ferry_app_give_back(ctx);
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "ferry: the core relays this request (PROCEED)");
-        ngx_http_ferry_relay_start(ctx);
+        ctx->answered(ctx, 1);
         return;
     case FERRY_FRAME_ABORT:
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
@@ -369,58 +376,6 @@ lease_answer_read(ngx_event_t *rev)
         ngx_http_ferry_fail(ctx, NGX_HTTP_BAD_GATEWAY);
         return;
     }
-}
-
-/* Append DONE for the lease to ctx->out. */
-static ngx_int_t
-lease_encode_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
-    ngx_int_t status, int reusable)
-{
-    struct timeval  tv;
-    ferry_done_t    d;
-
-    ngx_gettimeofday(&tv);
-    ngx_memzero(&d, sizeof(d));
-    d.id = (const char *) ctx->lease_id.data;
-    d.outcome = outcome;
-    d.status = status;
-    d.bytes_in = ctx->bytes_in;
-    d.bytes_out = ctx->bytes_out;
-    d.duration_us = (int64_t) (tv.tv_sec - ctx->lease_tv.tv_sec) * 1000000
-                    + (tv.tv_usec - ctx->lease_tv.tv_usec);
-    d.reusable = reusable;
-    ngx_log_debug7(NGX_LOG_DEBUG_HTTP, ctx->r->connection->log, 0,
-                   "ferry: DONE %V: %s, status %i, %O bytes in, %O bytes out, "
-                   "%L us, %s", &ctx->lease_id, outcome, status, ctx->bytes_in,
-                   ctx->bytes_out, d.duration_us, reusable ? "kept" : "closed");
-    return ferry_encode_done(&ctx->out, &d) == 0 ? NGX_OK : NGX_ERROR;
-}
-
-void
-ngx_http_ferry_lease_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
-    ngx_int_t status, int reusable)
-{
-    int  keep = 0;
-
-    if (ctx->deadline.timer_set) {
-        ngx_del_timer(&ctx->deadline);
-    }
-    if (!ctx->direct) {
-        return;
-    }
-    ctx->direct = 0;
-    if (ctx->peer.connection == NULL) {
-        return;
-    }
-    /* DONE: one-way, nothing to wait for; it rides with the next head on
-     * this link (link_put). A core that died meanwhile changes nothing for
-     * this request. */
-    msgpack_sbuffer_clear(&ctx->out);
-    ctx->sent = 0;
-    if (lease_encode_done(ctx, outcome, status, reusable) == NGX_OK) {
-        keep = 1;
-    }
-    ngx_http_ferry_link_put(ctx, keep);
 }
 
 static void lease_retry_now(ngx_http_ferry_ctx_t *ctx);
@@ -471,7 +426,7 @@ lease_retry_now(ngx_http_ferry_ctx_t *ctx)
     msgpack_sbuffer_clear(&ctx->out);
     ctx->sent = 0;
     if (ctx->direct && ctx->peer.connection != NULL) {
-        if (lease_encode_done(ctx, "stale", 0, 0) != NGX_OK) {
+        if (ngx_http_ferry_encode_done(ctx, "stale", 0, 0) != NGX_OK) {
             ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
@@ -479,5 +434,5 @@ lease_retry_now(ngx_http_ferry_ctx_t *ctx)
     ctx->direct = 0;
     ctx->bytes_in = 0;
     ctx->bytes_out = 0;
-    ngx_http_ferry_lease_start(ctx);
+    ngx_http_ferry_lease_start(ctx, ctx->answered);
 }

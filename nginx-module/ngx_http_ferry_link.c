@@ -258,7 +258,7 @@ link_connect(ngx_http_ferry_ctx_t *ctx)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "FERRY0438: Cannot connect to the ferry core: no socket "
                       "path (is passenger_root set in http{}?)");
-        ngx_http_ferry_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
+        ctx->ready(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
     ngx_memzero(&sun, sizeof(sun));
@@ -270,7 +270,7 @@ link_connect(ngx_http_ferry_ctx_t *ctx)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_socket_errno,
                       "FERRY0439: Cannot create a socket for the ferry core "
                       "at %s", path);
-        ngx_http_ferry_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
+        ctx->ready(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
     if (ngx_nonblocking(fd) == -1
@@ -299,16 +299,16 @@ link_connect(ngx_http_ferry_ctx_t *ctx)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
                       "FERRY0430: Cannot connect to the ferry core at %s "
                       "(waited %M ms)", path, waited);
-        ngx_http_ferry_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
+        ctx->ready(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
     ctx->peer.connection = ngx_http_ferry_connection(fd, r->connection->log);
     if (ctx->peer.connection == NULL) {
-        ngx_http_ferry_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
+        ctx->ready(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
     ctx->link_reused = 0;
-    ctx->ready(ctx);
+    ctx->ready(ctx, NGX_OK);
 }
 
 /* data before what ctx->out holds (nothing of it sent yet). */
@@ -361,7 +361,7 @@ ngx_http_ferry_link_get(ngx_http_ferry_ctx_t *ctx, int allow_idle,
         c->write->log = c->log;
         ctx->peer.connection = c;
         ctx->link_reused = 1;
-        ready(ctx);
+        ready(ctx, NGX_OK);
         return;
     }
     ctx->connect_start = ngx_current_msec;

@@ -1,7 +1,8 @@
 /*
  * ngx_http_ferry_module.c: Ferry's nginx module: the module struct and its
- * hooks. The configuration is in ngx_http_ferry_config.c, the core's
- * supervision in ngx_http_ferry_daemon.c.
+ * hooks. The configuration is in ngx_http_ferry_config.c (the direct
+ * path's upstream conf in ngx_http_ferry_app.c), the core's supervision in
+ * ngx_http_ferry_daemon.c, requests in ngx_http_ferry_handler.c.
  */
 #include "ngx_http_ferry.h"
 
@@ -20,6 +21,22 @@ ngx_http_ferry_postconfiguration(ngx_conf_t *cf)
     }
     *h = ngx_http_ferry_content;
     return NGX_OK;
+}
+
+/* A location's settings, then its direct path's upstream conf. */
+static char *
+ngx_http_ferry_merge_loc(ngx_conf_t *cf, void *parent, void *child)
+{
+    char  *rv;
+
+    rv = ngx_http_ferry_merge_loc_conf(cf, parent, child);
+    if (rv != NGX_CONF_OK) {
+        return rv;
+    }
+    if (ngx_http_ferry_app_init_conf(cf, child, parent) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+    return NGX_CONF_OK;
 }
 
 static ngx_int_t
@@ -56,7 +73,7 @@ static ngx_http_module_t ngx_http_ferry_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     ngx_http_ferry_create_loc_conf,        /* create location configuration */
-    ngx_http_ferry_merge_loc_conf          /* merge location configuration */
+    ngx_http_ferry_merge_loc               /* merge location configuration */
 };
 
 ngx_module_t ngx_http_ferry_module = {

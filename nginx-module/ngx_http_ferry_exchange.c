@@ -1,0 +1,115 @@
+/*
+ * ngx_http_ferry_exchange.c: what the data path steps share to end an
+ * exchange (as mod_ferry's ferry_exchange.c): DONE to the core, failing
+ * the request with a status, the request pool's cleanup. Called by the
+ * steps (lease.c, app.c, relay.c) and the orchestrator (handler.c); calls
+ * none of them, only the connections below (link.c, app_cache.c).
+ */
+#include "ngx_http_ferry.h"
+
+
+ngx_int_t
+ngx_http_ferry_encode_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
+    ngx_int_t status, int reusable)
+{
+    struct timeval  tv;
+    ferry_done_t    d;
+
+    ngx_gettimeofday(&tv);
+    ngx_memzero(&d, sizeof(d));
+    d.id = (const char *) ctx->lease_id.data;
+    d.outcome = outcome;
+    d.status = status;
+    d.bytes_in = ctx->bytes_in;
+    d.bytes_out = ctx->bytes_out;
+    d.duration_us = (int64_t) (tv.tv_sec - ctx->lease_tv.tv_sec) * 1000000
+                    + (tv.tv_usec - ctx->lease_tv.tv_usec);
+    d.reusable = reusable;
+    ngx_log_debug7(NGX_LOG_DEBUG_HTTP, ctx->r->connection->log, 0,
+                   "ferry: DONE %V: %s, status %i, %O bytes in, %O bytes out, "
+                   "%L us, %s", &ctx->lease_id, outcome, status, ctx->bytes_in,
+                   ctx->bytes_out, d.duration_us, reusable ? "kept" : "closed");
+    return ferry_encode_done(&ctx->out, &d) == 0 ? NGX_OK : NGX_ERROR;
+}
+
+void
+ngx_http_ferry_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
+    ngx_int_t status, int reusable)
+{
+    int  keep = 0;
+
+    if (ctx->deadline.timer_set) {
+        ngx_del_timer(&ctx->deadline);
+    }
+    if (!ctx->direct) {
+        return;
+    }
+    ctx->direct = 0;
+    if (ctx->peer.connection == NULL) {
+        return;
+    }
+    /* DONE: one-way, nothing to wait for; it rides with the next head on
+     * this link (link_put). A core that died meanwhile changes nothing for
+     * this request. */
+    msgpack_sbuffer_clear(&ctx->out);
+    ctx->sent = 0;
+    if (ngx_http_ferry_encode_done(ctx, outcome, status, reusable) == NGX_OK) {
+        keep = 1;
+    }
+    ngx_http_ferry_link_put(ctx, keep);
+}
+
+void
+ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
+{
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
+    }
+    if (ctx->direct) {
+        ngx_http_ferry_done(ctx, rc == NGX_HTTP_GATEWAY_TIME_OUT
+                                 ? "timeout" : "app_error",
+                            rc > NGX_OK ? rc : 0, 0);
+    }
+    if (ctx->conn != NULL) {
+        ngx_http_ferry_app_conn_close(ctx->conn);
+        ctx->conn = NULL;
+    }
+    ngx_http_ferry_app_give_back(ctx);
+    ngx_http_ferry_link_put(ctx, 0);
+    ngx_http_finalize_request(ctx->r, rc);
+}
+
+void
+ngx_http_ferry_cleanup(void *data)
+{
+    ngx_http_ferry_ctx_t  *ctx = data;
+
+    if (ctx->wait.timer_set) {
+        ngx_del_timer(&ctx->wait);
+    }
+    if (ctx->deadline.timer_set) {
+        ngx_del_timer(&ctx->deadline);
+    }
+    if (ctx->direct) {
+        /* the request ended before its exchange with the app did */
+        ngx_http_ferry_done(ctx, "client_aborted", 0, 0);
+    }
+    if (ctx->conn != NULL) {
+        ngx_http_ferry_app_conn_close(ctx->conn);
+        ctx->conn = NULL;
+    }
+    ngx_http_ferry_app_give_back(ctx);
+    if (ctx->passed_fd >= 0) {
+        close(ctx->passed_fd);
+        ctx->passed_fd = -1;
+    }
+    if (ctx->peer.connection != NULL) {
+        ngx_close_connection(ctx->peer.connection);
+        ctx->peer.connection = NULL;
+    }
+    if (ctx->dec != NULL) {
+        ferry_decoder_destroy(ctx->dec);
+        ctx->dec = NULL;
+    }
+    msgpack_sbuffer_destroy(&ctx->out);
+}
