@@ -23,6 +23,8 @@ export class LeaseNotSentError extends Error {
 export interface LeaseTaker {
   /** Ids of the idle app connections the module holds for this app. */
   readonly held: readonly string[];
+  /** The module can use passes (REQUEST_HEAD `pass`, docs/protocol.md "Passes"). */
+  readonly pass: boolean;
   /**
    * Send the lease (with `appFd` attached unless `lease.reuse`); resolves with
    * the module's report, or undefined when the module connection closed first.

@@ -26,6 +26,7 @@ class RecordedExchange implements Exchange {
     // The direct path (docs/protocol.md, leases): the module's DONE report says how the exchange ended.
     this.lease = inner === undefined ? undefined : {
       held: inner.held,
+      pass: inner.pass,
       take: async (lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> => {
         const report = await inner.take(lease, appFd);
         if (report?.outcome === "stale") {

@@ -17,11 +17,19 @@ import {
   type DoneReport,
   type Frame,
   type Lease,
+  type Pass,
   type WireMap,
+  MAX_PASS_PROCS,
 } from "./frames.js";
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, variableMapSize: true, encodeUndefinedAsNil: true });
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: "number" });
+// int64 "auto" (msgpackr ≥ 1.10; missing from its typings): a number when it is safe, else a
+// bigint (LEASE pass `restart_mtime` is in ns). Other fields reject a bigint as out of range.
+const unpackOptions: { useRecords: boolean; mapsAsObjects: boolean; int64AsType: string } = { useRecords: false, mapsAsObjects: true, int64AsType: "auto" };
+const unpackr = new Unpackr(unpackOptions as ConstructorParameters<typeof Unpackr>[0]);
+
+/** Stands in for LEASE pass `restart_mtime` while msgpackr packs the frame (see packLease). */
+const MTIME_PLACEHOLDER = 0;
 
 function wireArrayOf(frame: Frame): unknown[] {
   switch (frame.kind) {
@@ -38,10 +46,15 @@ function wireArrayOf(frame: Frame): unknown[] {
     case "lease": {
       const l = frame.lease;
       // Keys in docs/protocol.md's table order (canonical encoding).
-      return [FrameType.Lease, {
+      const map: Record<string, unknown> = {
         id: l.id, pid: l.pid, reuse: l.reuse, head: Buffer.from(l.head.buffer, l.head.byteOffset, l.head.byteLength),
         chunked: l.chunked, add_headers: l.addHeaders, deadline: l.deadline,
-      }];
+      };
+      if (l.pass !== undefined) {
+        // restart_mtime is written by packPayload (an int64 msgpackr would not write in its smallest form).
+        map["pass"] = { ttl: l.pass.ttlMs, procs: l.pass.procs, restart_file: l.pass.restartFile, restart_mtime: MTIME_PLACEHOLDER };
+      }
+      return [FrameType.Lease, map];
     }
     case "proceed":
       return [FrameType.Proceed];
@@ -55,9 +68,43 @@ function wireArrayOf(frame: Frame): unknown[] {
   }
 }
 
+/** The smallest msgpack encoding of an integer (as msgpack-c's msgpack_pack_int64 writes it). */
+export function packInteger(n: bigint): Buffer {
+  if (n >= 0n) {
+    if (n < 0x80n) return Buffer.from([Number(n)]);
+    if (n < 0x100n) return Buffer.from([0xcc, Number(n)]);
+    const b = Buffer.alloc(n < 0x10000n ? 3 : n < 0x100000000n ? 5 : 9);
+    if (b.length === 3) b.writeUInt16BE(Number(n), 1);
+    else if (b.length === 5) b.writeUInt32BE(Number(n), 1);
+    else b.writeBigUInt64BE(BigInt.asUintN(64, n), 1);
+    b[0] = b.length === 3 ? 0xcd : b.length === 5 ? 0xce : 0xcf;
+    return b;
+  }
+  if (n >= -32n) return Buffer.from([Number(n) & 0xff]);
+  if (n >= -0x80n) return Buffer.from([0xd0, Number(n) & 0xff]);
+  const b = Buffer.alloc(n >= -0x8000n ? 3 : n >= -0x80000000n ? 5 : 9);
+  if (b.length === 3) b.writeInt16BE(Number(n), 1);
+  else if (b.length === 5) b.writeInt32BE(Number(n), 1);
+  else b.writeBigInt64BE(BigInt.asIntN(64, n), 1);
+  b[0] = b.length === 3 ? 0xd1 : b.length === 5 ? 0xd2 : 0xd3;
+  return b;
+}
+
+/**
+ * The msgpack payload of a frame. A LEASE's pass `restart_mtime` (ns since
+ * the epoch: beyond 2^53) is the last value of the frame: msgpackr packs a
+ * placeholder there, replaced by the integer's smallest encoding.
+ */
+function packPayload(frame: Frame): Buffer {
+  const packed = packr.pack(wireArrayOf(frame));
+  if (frame.kind !== "lease" || frame.lease.pass === undefined) return packed;
+  if (packed[packed.length - 1] !== MTIME_PLACEHOLDER) throw new Error("Cannot encode LEASE frame: the pass's restart_mtime is not its last value");
+  return Buffer.concat([packed.subarray(0, packed.length - 1), packInteger(frame.lease.pass.restartMtimeNs)]);
+}
+
 /** Encode one whole frame: u32 big-endian length, then the msgpack array. */
 export function encodeFrame(frame: Frame): Buffer {
-  const payload = packr.pack(wireArrayOf(frame));
+  const payload = packPayload(frame);
   const limit = payloadLimitFor(frameTypeOf(frame.kind));
   if (payload.length > limit) {
     throw new ProtocolError(`Cannot encode ${frame.kind} frame: payload of ${payload.length} bytes exceeds the limit of ${limit}`);
@@ -179,7 +226,24 @@ function leaseFromWire(m: unknown): Lease {
   if (!(head instanceof Uint8Array)) throw new ProtocolError(`Cannot decode LEASE frame: head is a ${describe(head)}, not bin`);
   if (!isStringList(addHeaders) || addHeaders.length % 2 !== 0) throw new ProtocolError("Cannot decode LEASE frame: add_headers is not a flat array of name/value strings");
   if (!isCount(deadline)) throw new ProtocolError("Cannot decode LEASE frame: deadline must be a non-negative integer");
-  return { id, pid, reuse, head, chunked, addHeaders, deadline };
+  const pass = m["pass"];
+  if (pass === undefined || pass === null) return { id, pid, reuse, head, chunked, addHeaders, deadline };
+  return { id, pid, reuse, head, chunked, addHeaders, deadline, pass: passFromWire(pass) };
+}
+
+function passFromWire(m: unknown): Pass {
+  if (!isWireMap(m)) throw new ProtocolError(`Cannot decode LEASE frame: pass is a ${describe(m)}, not a map`);
+  const { ttl, procs, restart_file: restartFile, restart_mtime: mtime } = m;
+  if (!isCount(ttl)) throw new ProtocolError("Cannot decode LEASE frame: pass ttl must be a non-negative integer");
+  if (!isStringList(procs) || procs.length === 0 || procs.length > MAX_PASS_PROCS) {
+    throw new ProtocolError(`Cannot decode LEASE frame: pass procs must be an array of 1-${MAX_PASS_PROCS} strings`);
+  }
+  if (typeof restartFile !== "string" || !restartFile.startsWith("/")) {
+    throw new ProtocolError("Cannot decode LEASE frame: pass restart_file must be an absolute path");
+  }
+  const ns = typeof mtime === "number" && Number.isSafeInteger(mtime) ? BigInt(mtime) : typeof mtime === "bigint" ? mtime : undefined;
+  if (ns === undefined || ns < -1n) throw new ProtocolError("Cannot decode LEASE frame: pass restart_mtime must be an integer ≥ -1");
+  return { ttlMs: ttl, procs, restartFile, restartMtimeNs: ns };
 }
 
 function doneFromWire(m: unknown): DoneReport {
@@ -202,6 +266,7 @@ function describe(v: unknown): string {
   if (Array.isArray(v)) return "array";
   if (v instanceof Uint8Array) return "bin";
   if (typeof v === "number") return Number.isInteger(v) ? `int ${v}` : "float";
+  if (typeof v === "bigint") return `int ${v}`;
   if (typeof v === "object") return "map";
   return typeof v;
 }

@@ -94,6 +94,29 @@ export interface Lease {
   readonly addHeaders: readonly string[];
   /** Milliseconds from the LEASE to the end of the response; 0 = none. */
   readonly deadline: number;
+  /** A pass (docs/protocol.md "Passes"): only when the head asked for one and the core grants it. */
+  readonly pass?: Pass;
+}
+
+/** How long a pass is valid from when the module reads the LEASE (docs/protocol.md "Passes"). */
+export const PASS_TTL_MS = 200;
+/** The most processes a pass names (as many as a head may hold: MAX_HELD). */
+export const MAX_PASS_PROCS = 16;
+
+/**
+ * A pass (LEASE `pass`): for `ttlMs`, the module may send further requests of
+ * the same app straight to the processes named, over idle app connections it
+ * holds, without a REQUEST_HEAD, while `restartFile`'s mtime is still
+ * `restartMtimeNs`.
+ */
+export interface Pass {
+  readonly ttlMs: number;
+  /** LEASE ids of the app's ready processes the module may use; the lease's own `id` among them. */
+  readonly procs: readonly string[];
+  /** Absolute path of the app's restart.txt. */
+  readonly restartFile: string;
+  /** Its mtime in ns since the epoch as the core last saw it; -1n = absent. */
+  readonly restartMtimeNs: bigint;
 }
 
 export interface LeaseFrame {

@@ -21,6 +21,8 @@ export interface ValidatedRequestHead {
   readonly version: number;
   /** v3: ids of the idle app connections the module holds for this app (LEASE `reuse`). */
   readonly held: readonly string[];
+  /** v3: the module can use passes (docs/protocol.md "Passes"); false when absent. */
+  readonly pass: boolean;
 }
 
 /** The most `held` ids a head may carry (docs/protocol.md, "REQUEST_HEAD additions"). */
@@ -89,7 +91,8 @@ export function validateRequestHead(map: WireMap): ValidatedRequestHead {
   const env = pairs(map, "env", "env");
   const app = subMap(map, "app", "app");
   const held = has(map, "held") ? heldIds(map["held"]) : NO_HELD;
-  return { head, app, env, generation, version: v, held };
+  const pass = bool(map, "pass", "pass", false);
+  return { head, app, env, generation, version: v, held, pass };
 }
 
 const NO_HELD: readonly string[] = [];

@@ -19,7 +19,7 @@ export function has(map: WireMap, key: string): boolean {
 export function fail(field: string, expected: string, value: unknown): never {
   let shown: string;
   if (typeof value === "string") shown = JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}…` : value);
-  else if (typeof value === "number" || typeof value === "boolean") shown = String(value);
+  else if (typeof value === "number" || typeof value === "bigint" || typeof value === "boolean") shown = String(value);
   else if (Array.isArray(value)) shown = "an array";
   else if (value instanceof Uint8Array) shown = "bin";
   else if (value === null || value === undefined) shown = "missing";

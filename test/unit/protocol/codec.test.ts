@@ -21,7 +21,11 @@ function decodeStream(chunks: readonly Uint8Array[]): Frame[] {
 /** Compare frames, treating bin data by content. */
 function normalize(f: Frame): unknown {
   if (f.kind === "body") return { kind: "body", data: Buffer.from(f.data).toString("hex") };
-  if (f.kind === "lease") return { kind: "lease", lease: { ...f.lease, head: Buffer.from(f.lease.head).toString("hex") } };
+  if (f.kind === "lease") {
+    const { pass, ...rest } = f.lease;
+    const lease = { ...rest, head: Buffer.from(f.lease.head).toString("hex") };
+    return { kind: "lease", lease: pass === undefined ? lease : { ...lease, pass: { ...pass, restartMtimeNs: String(pass.restartMtimeNs) } } };
+  }
   return f;
 }
 
@@ -35,6 +39,14 @@ function refEncode(v: unknown): Buffer {
   const w = (value: unknown): void => {
     if (value === null) return u(0xc0);
     if (typeof value === "boolean") return u(value ? 0xc3 : 0xc2);
+    if (typeof value === "bigint") {
+      if (value === -1n) return u(0xff);
+      const b = Buffer.alloc(9);
+      b[0] = 0xcf;
+      b.writeBigUInt64BE(value, 1);
+      if (value < 0x100000000n) throw new Error("refEncode: bigint only for uint64 values and -1");
+      return void parts.push(b);
+    }
     if (typeof value === "number") {
       if (value >= 0 && value < 0x80) return u(value);
       if (value < 0 && value >= -32) return u(value & 0xff);
@@ -99,7 +111,9 @@ function wireArray(f: Frame): unknown[] {
       return [5, f.code, f.message];
     case "lease": {
       const l = f.lease;
-      return [6, { id: l.id, pid: l.pid, reuse: l.reuse, head: l.head, chunked: l.chunked, add_headers: l.addHeaders, deadline: l.deadline }];
+      const map: Record<string, unknown> = { id: l.id, pid: l.pid, reuse: l.reuse, head: l.head, chunked: l.chunked, add_headers: l.addHeaders, deadline: l.deadline };
+      if (l.pass !== undefined) map["pass"] = { ttl: l.pass.ttlMs, procs: l.pass.procs, restart_file: l.pass.restartFile, restart_mtime: l.pass.restartMtimeNs };
+      return [6, map];
     }
     case "proceed":
       return [7];
@@ -231,7 +245,11 @@ const frameArb: fc.Arbitrary<Frame> = fc.oneof(
     lease: fc.record({
       id: fc.string({ minLength: 1, maxLength: 40 }), pid: fc.nat(), reuse: fc.boolean(), head: fc.uint8Array({ maxLength: 9000 }),
       chunked: fc.boolean(), addHeaders: fc.array(headerStr, { maxLength: 6 }).map((a) => (a.length % 2 === 0 ? a : a.slice(1))), deadline: fc.nat(),
-    }),
+      pass: fc.record({
+        ttlMs: fc.nat(), procs: fc.array(fc.string({ minLength: 1, maxLength: 20 }), { minLength: 1, maxLength: 16 }),
+        restartFile: fc.string().map((p) => `/${p}`), restartMtimeNs: fc.bigInt({ min: -1n, max: (1n << 63n) - 1n }),
+      }),
+    }, { requiredKeys: ["id", "pid", "reuse", "head", "chunked", "addHeaders", "deadline"] }),
   }),
   fc.record({ kind: fc.constant("proceed" as const) }),
   fc.record({

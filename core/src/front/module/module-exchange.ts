@@ -64,14 +64,19 @@ export class ModuleExchange implements Exchange {
   /** The socket is corked by us; an uncork is scheduled for the end of this loop turn. */
   #corked = false;
 
-  constructor(head: RequestHead, app: AppOptions, conn: ExchangeConnection, socket: net.Socket, highWaterMark: number, held: readonly string[] | undefined) {
+  /** `v3`: what a version 3 head said of the direct path (absent for older heads). */
+  constructor(
+    head: RequestHead, app: AppOptions, conn: ExchangeConnection, socket: net.Socket, highWaterMark: number,
+    v3: { readonly held: readonly string[]; readonly pass: boolean } | undefined,
+  ) {
     this.head = head;
     this.app = app;
     this.#conn = conn;
     this.#socket = socket;
     this.#highWaterMark = highWaterMark;
-    this.lease = held === undefined ? undefined : {
-      held,
+    this.lease = v3 === undefined ? undefined : {
+      held: v3.held,
+      pass: v3.pass,
       take: (lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> => {
         if (this.#finished) return Promise.resolve(undefined);
         return conn.lease(lease, appFd);
