@@ -221,6 +221,7 @@ export function validatePoolStatus(v: unknown): PoolStatus {
       spawning: num(g, "spawning"), restarting: Reflect.get(g, "restarting") === true, lastError,
       restartGeneration: numOr(g, "restartGeneration", 0), spawns: numOr(g, "spawns", 0), spawnFailures: numOr(g, "spawnFailures", 0),
       crashes: numOr(g, "crashes", 0), crashReasons, queueOverflows: numOr(g, "queueOverflows", 0),
+      leases: numOr(g, "leases", 0), passes: numOr(g, "passes", 0), directRequests: numOr(g, "directRequests", 0),
       unhealthy: counts("unhealthy"), lastExit, processes,
     };
   });

@@ -91,6 +91,15 @@ export interface GroupStatus {
   readonly crashReasons: Readonly<Record<string, number>>;
   /** Requests refused because the queue was full (PassengerMaxRequestQueueSize). */
   readonly queueOverflows: number;
+  /** LEASEs sent (requests that took the direct path through the core). */
+  readonly leases: number;
+  /** Of those, LEASEs that carried a pass (docs/protocol.md "Passes"). */
+  readonly passes: number;
+  /**
+   * Requests the app processes' loaders reported as served without the core:
+   * sent with a pass (module mode) or on handed-off connections (ferry start).
+   */
+  readonly directRequests: number;
   /** Processes taken out of rotation and replaced by a health check, by kind (event_loop, health_check). */
   readonly unhealthy: Readonly<Record<string, number>>;
   /** The last process exit, planned or not; null before any. */

@@ -53,7 +53,7 @@ export function getHeaders(headers: readonly string[], name: string): string[] {
  * set by us (a client-sent value is replaced), a `Host` when the client sent none,
  * `Transfer-Encoding: chunked` for a body of unknown length, and `Connection:
  * Upgrade` + `Upgrade` for an upgrade request. `Expect` is answered by the front
- * end and not forwarded. Keep-alive towards the app is the agent's business.
+ * end and not forwarded, nor is a client's `X-Ferry-Pass` (the pass marker). Keep-alive towards the app is the agent's business.
  */
 export function appRequestHeaders(head: RequestHead): string[] {
   const drop = connectionTokens(head.headers);
@@ -68,7 +68,8 @@ export function appRequestHeaders(head: RequestHead): string[] {
     const lower = name.toLowerCase();
     if (lower === "upgrade") { upgradeValue = value; continue; }
     if (HOP_BY_HOP.has(lower) || drop.has(lower)) continue;
-    if (lower === "expect" || lower === "x-forwarded-proto") continue;
+    // X-Ferry-Pass marks a request the module sent with a pass (docs/protocol.md "Passes"): never the client's.
+    if (lower === "expect" || lower === "x-forwarded-proto" || lower === "x-ferry-pass") continue;
     if (lower === "x-forwarded-for") { xff.push(value); continue; }
     if (lower === "host") hasHost = true;
     if (lower === "content-length") {

@@ -9,13 +9,15 @@
  *   Step one   the connection: the module's own idle one (`held`), else connect
  *              (peer credentials checked, os/app-socket.ts); a process that
  *              cannot be connected to costs another checkout (RetryCheckout)
- *   Step two   the lease: head bytes, body framing, added response headers, deadline
+ *   Step two   the lease: head bytes, body framing, added response headers, deadline,
+ *              and a pass when the head asked for one and policy/pass.ts grants it
  *   Step three send it (descriptor attached) and wait for DONE
  */
 import net from "node:net";
 import type { AppOptions } from "../config/schema.js";
 import { connectAppSocket } from "../os/app-socket.js";
-import type { Lease } from "../protocol/frames.js";
+import { MAX_PASS_PROCS, PASS_TTL_MS, type Lease, type Pass } from "../protocol/frames.js";
+import { passDecision } from "../policy/pass.js";
 import type { AppAddress, Session, SessionOutcome } from "../pool/session.js";
 import type { LeaseTaker, RequestHead } from "./exchange.js";
 import { CONNECT_CODES, RetryCheckout, appError, errCode, sendError, type RequestContext } from "./context.js";
@@ -46,6 +48,38 @@ export function leaseRequestHead(head: RequestHead): { bytes: Buffer; chunked: b
   text += "\r\n";
   // Header values are Node byte strings (one char per byte): latin1 gives the bytes back.
   return { bytes: Buffer.from(text, "latin1"), chunked };
+}
+
+/**
+ * The pass for this LEASE (docs/protocol.md "Passes"), or undefined: asked
+ * for by the head and granted by policy/pass.ts on the group's state now.
+ */
+export function leasePass(ctx: RequestContext, lease: LeaseTaker, session: Session): Pass | undefined {
+  if (!lease.pass || session.passView === undefined) return undefined;
+  const { ex, deps } = ctx;
+  const app = ex.app;
+  const view = session.passView();
+  const d = passDecision({
+    asked: lease.pass,
+    directPath: takesDirectPath(lease, app),
+    nodeLoader: app.appType === "node",
+    upgrade: ex.head.upgrade,
+    stickySessions: app.stickySessions,
+    maxRequests: app.maxRequests,
+    maxRequestTimeMs: app.maxRequestTimeMs,
+    maxConcurrencyPerProcess: app.maxConcurrentRequestsPerProcess,
+    sharedAffinity: deps.affinity !== undefined,
+    friendlyErrorPages: app.friendlyErrorPages,
+    queueLength: view.queueLength,
+    restarting: view.restarting,
+    alwaysRestart: view.alwaysRestart,
+    restartFileKnown: view.restartMtimeNs !== undefined,
+    leaseId: session.leaseId,
+    ready: view.ready,
+    maxProcs: MAX_PASS_PROCS,
+  });
+  if (!d.grant) return undefined;
+  return { ttlMs: PASS_TTL_MS, procs: d.procs, restartFile: view.restartFile, restartMtimeNs: view.restartMtimeNs ?? -1n };
 }
 
 /** Connect to an app process (Unix socket with its peer check, or loopback TCP). */
@@ -117,6 +151,7 @@ export async function leaseExchange(
 
   // Step two: what the module needs to talk to the app.
   const { bytes, chunked } = leaseRequestHead(ex.head);
+  const pass = leasePass(ctx, lease, session);
   const plan: Lease = {
     id: session.leaseId,
     pid: session.pid,
@@ -125,6 +160,7 @@ export async function leaseExchange(
     chunked,
     addHeaders: addedResponseHeaders(ex.app, session.stickyId, ex.head.https),
     deadline: ex.app.maxRequestTimeMs,
+    ...(pass === undefined ? {} : { pass }),
   };
 
   // Step three: hand it over and wait for the report.
@@ -134,6 +170,7 @@ export async function leaseExchange(
     const fd = appSocket === undefined ? undefined : socketFd(appSocket);
     if (appSocket !== undefined && fd === undefined) return "relay";
     const done = lease.take(plan, fd);
+    session.leased?.(pass !== undefined);
     // The module holds its own copy of the descriptor now (or the send failed): close ours.
     appSocket?.destroy();
     report = await done;

@@ -5,8 +5,8 @@
  * This file adopts each passed handle as a net.Socket and gives it to the
  * server Ferry bound (reverse-binding.ts `installed`), which then serves every
  * request of that connection itself, with no proxy hop. It also counts the
- * requests on adopted connections and reports them to the core ("reqs"
- * message), so routing, scaling, max requests and metrics stay per request,
+ * requests on adopted connections, reported to the core by request-reporter.ts
+ * ("reqs" message), so routing, scaling, max requests and metrics stay per request,
  * and does there what the relay would (HandoffSettings): `X-Powered-By`,
  * `--header-timeout` / `--request-timeout` (408, and 504 when the app does not
  * answer in time), `Connection: close` after `max_requests`, and the relay's
@@ -20,8 +20,9 @@ import { randomBytes } from "node:crypto";
 import { fstatSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import type { DirectErrorPage, DirectRequest, HandoffSettings, LoaderMessage } from "./messages.js";
-import { ERROR_ID_MARK, HANDOFF_FD, MAX_REQS_PER_MESSAGE, PID_MARK, crashMessage, maxRequestTimeMessage } from "./messages.js";
+import type { HandoffSettings } from "./messages.js";
+import { ERROR_ID_MARK, HANDOFF_FD, PID_MARK, crashMessage, maxRequestTimeMessage } from "./messages.js";
+import type { RequestReporter } from "./request-reporter.js";
 import { wantsJson } from "./wants-json.js";
 
 interface PipeHandle {
@@ -44,16 +45,14 @@ interface StreamWrapBinding {
   kReadBytesOrError: number;
 }
 
-/** Reports of requests on adopted connections go out at most this often while requests keep coming (ms). */
-const REPORT_COALESCE_MS = 5;
-
 /** Marks a socket the core handed over. */
 const ADOPTED = Symbol("ferry.adopted");
 
 export interface HandoffOptions {
   /** The server that serves adopted connections (undefined until the app listens). */
   server(): net.Server | undefined;
-  send(msg: LoaderMessage): void;
+  /** Counts and reports the requests on adopted connections. */
+  readonly reporter: RequestReporter;
   warn(message: string): void;
   /** The process is shutting down: answers close their connection. */
   shuttingDown(): boolean;
@@ -105,7 +104,7 @@ export function startHandoff(opts: HandoffOptions): Handoff | undefined {
     opts.warn(`Ferry: cannot open the connection handoff channel (fd ${HANDOFF_FD})`);
     return undefined;
   }
-  const tracker = new RequestTracker(opts.send, opts.shuttingDown, opts.settings);
+  const tracker = new RequestTracker(opts.reporter, opts.shuttingDown, opts.settings);
   const prepared = new WeakSet<net.Server>();
   const prepare = (server: net.Server): void => {
     if (prepared.has(server)) return;
@@ -154,7 +153,8 @@ export function startHandoff(opts: HandoffOptions): Handoff | undefined {
   return { prepare, settled, stop };
 }
 
-function isAdopted(socket: unknown): boolean {
+/** Whether a socket is a connection the core handed over. */
+export function isAdopted(socket: unknown): boolean {
   return typeof socket === "object" && socket !== null && (socket as Record<symbol, unknown>)[ADOPTED] === true;
 }
 
@@ -223,26 +223,14 @@ interface Running {
   answered: number;
 }
 
-/** Counts requests and upgrades on adopted connections and reports them, coalesced per event-loop turn. */
+/** Counts requests and upgrades on adopted connections; the reporter sends them to the core. */
 class RequestTracker {
-  #inFlight = 0;
-  #upgraded = 0;
   /** Adopted connections open now. */
   #connections = 0;
   /** Connections received since the start. */
   #received = 0;
   /** Requests served by the installed server (every path), for max_requests. */
   #served = 0;
-  /** Requests started since the last report was sent (this event-loop turn). */
-  #turnStarts = 0;
-  /** A request started in this event-loop turn already. */
-  #inTurn = false;
-  #peak = 0;
-  /** When the last report went out (performance.now()). */
-  #sentAt = -Infinity;
-  #done: DirectRequest[] = [];
-  #pages: DirectErrorPage[] = [];
-  #scheduled = false;
   /** Adopted connections that have not brought a request yet. */
   readonly #waiting = new Set<net.Socket>();
   readonly #running = new Set<Running>();
@@ -251,23 +239,25 @@ class RequestTracker {
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly send: (msg: LoaderMessage) => void,
+    private readonly reporter: RequestReporter,
     private readonly shuttingDown: () => boolean,
     private readonly settings: HandoffSettings | undefined,
-  ) {}
+  ) {
+    reporter.connectionCounts = () => ({ connections: this.#connections, adopted: this.#received, fresh: this.#waiting.size });
+  }
 
   received(): void {
     this.#received++;
-    this.#schedule();
+    this.reporter.changed();
   }
 
   adopted(socket: net.Socket): void {
     this.#waiting.add(socket);
     this.#connections++;
-    this.#schedule();
+    this.reporter.changed();
     socket.once("close", () => {
       this.#connections--;
-      this.#schedule();
+      this.reporter.changed();
       this.#firstRequest(socket);
       this.#checkOpen();
     });
@@ -275,7 +265,7 @@ class RequestTracker {
 
   /** Adopted connections still speaking HTTP (upgraded ones are the app's to close). */
   get #httpConnections(): number {
-    return this.#connections - this.#upgraded;
+    return this.#connections - this.reporter.upgraded;
   }
 
   #checkOpen(): void {
@@ -349,14 +339,11 @@ class RequestTracker {
         if (poweredBy !== "" && !this.headersSent) addPoweredBy(this, args, poweredBy);
         return Reflect.apply(writeHead, this, args) as http.ServerResponse;
       } as typeof res.writeHead;
-      this.#startRequest();
-      this.#schedule();
+      this.reporter.started();
       res.once("close", () => {
         this.#running.delete(entry);
-        this.#inFlight--;
         const status = entry.answered !== 0 ? entry.answered : res.headersSent ? res.statusCode : 0;
-        this.#done.push([status, Math.round((performance.now() - started) * 100) / 100, Math.max(0, socket.bytesWritten - written)]);
-        this.#schedule();
+        this.reporter.finished(status, performance.now() - started, socket.bytesWritten - written);
       });
     });
     // Upgrades are observed without adding an 'upgrade' listener: Node decides
@@ -364,12 +351,10 @@ class RequestTracker {
     const emit = server.emit;
     const onUpgrade = (req: http.IncomingMessage, socket: net.Socket): void => {
       if (!isAdopted(req.socket)) return;
-      this.#upgraded++;
-      this.#schedule();
+      this.reporter.upgradeOpened();
       this.#checkOpen();
       socket.once("close", () => {
-        this.#upgraded--;
-        this.#schedule();
+        this.reporter.upgradeClosed();
       });
     };
     server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
@@ -399,11 +384,10 @@ class RequestTracker {
           p.answered = 504;
           this.#answerPage(p, 504, "Gateway Timeout", page, errorId);
         }
-        this.#pages.push({
+        this.reporter.page({
           status: p.headSent ? 0 : 504, code: "FERRY_ERR_APP_TIMEOUT", errorId, method: p.req.method ?? "GET", uri: p.req.url ?? "/",
           message: maxRequestTimeMessage(process.pid, maxMs),
         });
-        this.#schedule();
         p.res.destroy();
         continue;
       }
@@ -454,59 +438,12 @@ class RequestTracker {
       if (p.headSent) continue;
       const errorId = randomBytes(4).toString("hex");
       this.#answerPage(p, 502, "Bad Gateway", page, errorId);
-      this.#pages.push({
+      this.reporter.page({
         status: 502, code: "FERRY_ERR_APP_CRASHED", errorId, method: p.req.method ?? "GET", uri: p.req.url ?? "/",
         message: crashMessage(process.pid),
       });
     }
     this.#running.clear();
-    this.#flush();
-  }
-
-  /**
-   * Report soon: at the end of this event-loop turn when nothing was sent for
-   * REPORT_COALESCE_MS, else when that much has passed. Under load this is one
-   * message (one write) per few ms instead of one per turn; `peak` still
-   * counts per turn (#startRequest).
-   */
-  #schedule(): void {
-    if (this.#scheduled) return;
-    this.#scheduled = true;
-    const wait = REPORT_COALESCE_MS - (performance.now() - this.#sentAt);
-    if (wait <= 0) {
-      setImmediate(() => this.#send());
-      return;
-    }
-    setTimeout(() => this.#send(), wait);
-  }
-
-  #send(): void {
-    this.#scheduled = false;
-    this.#sentAt = performance.now();
-    this.#flush();
-  }
-
-  /** A request starts: the requests started in one event-loop turn count as at once (peak). */
-  #startRequest(): void {
-    this.#inFlight++;
-    if (!this.#inTurn) {
-      this.#inTurn = true;
-      this.#turnStarts = 0;
-      setImmediate(() => { this.#inTurn = false; });
-    }
-    this.#turnStarts++;
-    this.#peak = Math.max(this.#peak, this.#inFlight, this.#turnStarts);
-  }
-
-  #flush(): void {
-    do {
-      const done = this.#done.splice(0, MAX_REQS_PER_MESSAGE);
-      const pages = this.#pages.splice(0, MAX_REQS_PER_MESSAGE);
-      this.send({
-        type: "reqs", inFlight: this.#inFlight, upgraded: this.#upgraded, connections: this.#connections, done,
-        peak: this.#peak, adopted: this.#received, fresh: this.#waiting.size, pages,
-      });
-    } while (this.#done.length > 0 || this.#pages.length > 0);
-    this.#peak = this.#inFlight;
+    this.reporter.flush();
   }
 }

@@ -12,6 +12,9 @@
  * 4. Report "listen-called" and "listening" on the channel, and the event
  *    loop's utilisation and delay every LOOP_REPORT_INTERVAL_MS ("loop");
  *    on "shutdown" or EOF, shut down gracefully (docs/loader.md).
+ * 5. Count the requests served without the core — sent with a pass
+ *    (pass-requests.ts) or on handed-off connections (handoff-adopter.ts) —
+ *    and report them ("reqs", request-reporter.ts).
  */
 import Module from "node:module";
 import http from "node:http";
@@ -24,7 +27,9 @@ import {
   type LoaderMessage, type LoaderOptions,
 } from "./messages.js";
 import { startLoopReports } from "./loop-monitor.js";
-import { startHandoff, type Handoff } from "./handoff-adopter.js";
+import { isAdopted, startHandoff, type Handoff } from "./handoff-adopter.js";
+import { watchPassRequests } from "./pass-requests.js";
+import { RequestReporter } from "./request-reporter.js";
 import { ReverseBinding } from "./reverse-binding.js";
 
 function fail(message: string): never {
@@ -68,8 +73,12 @@ const binding = new ReverseBinding({
   socketDir: options.socketDir,
   onListenCalled: () => {
     listenCalled = true;
-    // Connection handoff: the deadlines apply from the moment the server listens.
-    if (binding.installed !== undefined) handoff?.prepare(binding.installed);
+    const server = binding.installed;
+    if (server !== undefined) {
+      // Connection handoff: the deadlines apply from the moment the server listens.
+      handoff?.prepare(server);
+      if (reporter !== undefined) watchPassRequests(server, reporter, isAdopted);
+    }
     send({ type: "listen-called" });
   },
   onListening: (p) => {
@@ -94,6 +103,8 @@ const passenger = new PassengerApi();
 
 let shuttingDown = false;
 let handoff: Handoff | undefined;
+/** Reports the requests served without the core (made with the control channel). */
+let reporter: RequestReporter | undefined;
 
 /** Graceful shutdown: the app's own hook if it has one, else close, drain, exit. */
 function shutdown(): void {
@@ -197,8 +208,12 @@ process.on("uncaughtExceptionMonitor", (err: unknown) => {
 if (channel !== undefined) {
   const stopReports = startLoopReports((r) => send({ type: "loop", ...r }), LOOP_REPORT_INTERVAL_MS);
   channel.once("close", stopReports);
+  reporter = new RequestReporter(send);
+  const r = reporter;
+  // Requests finished just before a graceful exit (process.exit runs before the scheduled report).
+  process.on("exit", () => r.exiting());
   handoff = startHandoff({
-    server: () => binding.installed, send, warn: (m) => process.stderr.write(`${m}\n`), shuttingDown: () => shuttingDown, settings: options.handoff,
+    server: () => binding.installed, reporter, warn: (m) => process.stderr.write(`${m}\n`), shuttingDown: () => shuttingDown, settings: options.handoff,
   });
 }
 

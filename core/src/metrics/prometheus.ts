@@ -135,6 +135,15 @@ export class FerryMetrics implements RequestRecorder, PoolObserver {
     counter("ferry_app_queue_overflows_total", "Requests refused with 503 because the queue was full", ["app"], (c, s) => {
       for (const a of s.groups) c.inc({ app: a.name }, a.queueOverflows);
     });
+    counter("ferry_app_leases_total", "LEASEs sent: requests that took the direct path through the core", ["app"], (c, s) => {
+      for (const a of s.groups) c.inc({ app: a.name }, a.leases);
+    });
+    counter("ferry_app_passes_total", "LEASEs that carried a pass", ["app"], (c, s) => {
+      for (const a of s.groups) c.inc({ app: a.name }, a.passes);
+    });
+    counter("ferry_app_direct_requests_total", "Requests the app processes served without the core (with a pass, or on handed-off connections)", ["app"], (c, s) => {
+      for (const a of s.groups) c.inc({ app: a.name }, a.directRequests);
+    });
     gauge("ferry_app_processes", "App processes by state", ["app", "state"], (g, s) => {
       for (const a of s.groups) {
         const by: Record<string, number> = { spawning: a.spawning, ready: 0, draining: 0 };

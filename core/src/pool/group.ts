@@ -28,7 +28,7 @@ import { timerDelay, type Clock } from "../util/clock.js";
 import type { ProcessExit, RequestsReport, SpawnedProcess, Spawner } from "../spawn/spawner.js";
 import { PoolProcess, type PoolSession, type SessionOwner } from "./process.js";
 import { RestartProbe } from "./restart-probe.js";
-import type { Session, SessionOutcome } from "./session.js";
+import type { GroupPassView, Session, SessionOutcome } from "./session.js";
 import type { PoolObserver } from "./observer.js";
 import type { RequestRecorder } from "../metrics/recorder.js";
 import type { ExitStatus, GroupStatus } from "../control/status.js";
@@ -95,7 +95,7 @@ export class Group implements SessionOwner {
   private spawnFailures = 0;
   private crashStreak = 0;
   /** Totals since the group was created (status, metrics). */
-  private readonly totals = { spawns: 0, spawnFailures: 0, crashes: 0, queueOverflows: 0 };
+  private readonly totals = { spawns: 0, spawnFailures: 0, crashes: 0, queueOverflows: 0, leases: 0, passes: 0, directRequests: 0 };
   private readonly crashReasons: Record<string, number> = {};
   private readonly unhealthyCounts: Record<string, number> = {};
   private lastExit: ExitStatus | null = null;
@@ -241,6 +241,7 @@ export class Group implements SessionOwner {
 
   /** Metrics and error-page log lines of a loader report (also for a process already gone). */
   private recordFinished(proc: PoolProcess, r: RequestsReport): void {
+    this.totals.directRequests += r.done.length;
     for (const [status, ms, bytes] of r.done) this.ctx.recorder.requestFinished(this.name, status, ms / 1000, bytes);
     // Error pages the loader answered: logged as the relay logs its own (exchange/context.ts sendError).
     for (const p of r.pages) {
@@ -253,7 +254,7 @@ export class Group implements SessionOwner {
     const now = this.ctx.clock.now();
     proc.recordDirect({ ...r, finished: r.done.length }, now);
     this.recordFinished(proc, r);
-    // restart.txt: requests on handed-off connections pass no checkout, so they are checked here.
+    // restart.txt: requests on handed-off connections and pass requests pass no checkout, so they are checked here.
     if (r.done.length > 0 || r.inFlight > 0) this.checkRestartFiles();
     // max_request_time: the loader cut the request; the process is recycled as for a relayed one.
     if (proc.state === "ready" && r.pages.some((p) => p.code === "FERRY_ERR_APP_TIMEOUT")) {
@@ -295,6 +296,28 @@ export class Group implements SessionOwner {
   }
 
   // ---- Sessions ---------------------------------------------------------------
+
+  /** What a pass depends on now (exchange/lease.ts asks when the head asked for one). */
+  passView(): GroupPassView {
+    const files = this.probe.view();
+    const ready: string[] = [];
+    for (const p of this.processes) {
+      if (p.state === "ready" && !p.suspect && !p.exhausted(this.app.maxRequests)) ready.push(p.leaseId);
+    }
+    return {
+      queueLength: this.waiters.length,
+      restarting: this.restarting,
+      alwaysRestart: files.alwaysRestart,
+      restartFile: files.restartFile,
+      restartMtimeNs: files.restartMtimeNs,
+      ready,
+    };
+  }
+
+  onLeased(withPass: boolean): void {
+    this.totals.leases++;
+    if (withPass) this.totals.passes++;
+  }
 
   onSessionUpgraded(proc: PoolProcess, session: PoolSession): void {
     proc.upgradedSession(session, this.ctx.clock.now());
@@ -786,6 +809,9 @@ export class Group implements SessionOwner {
       crashes: this.totals.crashes,
       crashReasons: { ...this.crashReasons },
       queueOverflows: this.totals.queueOverflows,
+      leases: this.totals.leases,
+      passes: this.totals.passes,
+      directRequests: this.totals.directRequests,
       unhealthy: { ...this.unhealthyCounts },
       lastExit: this.lastExit,
       processes: this.processes.map((p) => p.status()),

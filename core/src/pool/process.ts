@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { SpawnedProcess } from "../spawn/spawner.js";
 import type { ProcessState, ProcessStatus } from "../control/status.js";
-import type { AppAddress, Session, SessionOutcome } from "./session.js";
+import type { AppAddress, GroupPassView, Session, SessionOutcome } from "./session.js";
 import type { ProcSample } from "./process-usage.js";
 import type { LoopReport } from "../loader/messages.js";
 
@@ -28,6 +28,8 @@ export type LiveState = Exclude<ProcessState, "spawning">;
 export interface SessionOwner {
   onSessionUpgraded(proc: PoolProcess, session: PoolSession): void;
   onSessionReleased(proc: PoolProcess, session: PoolSession, outcome: SessionOutcome): void;
+  passView(): GroupPassView;
+  onLeased(withPass: boolean): void;
 }
 
 /** The loader's report of handed-off connections, as the process keeps it (spawn/spawner.ts RequestsReport). */
@@ -305,6 +307,14 @@ export class PoolSession implements Session {
     if (this.released) return;
     this.released = true;
     this.owner.onSessionReleased(this.proc, this, outcome);
+  }
+
+  passView(): GroupPassView {
+    return this.owner.passView();
+  }
+
+  leased(withPass: boolean): void {
+    this.owner.onLeased(withPass);
   }
 
   /** Used by the group on release: was this session upgraded when it ended? */

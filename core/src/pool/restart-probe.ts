@@ -20,22 +20,49 @@ import {
   type RestartFileState,
 } from "../policy/restart.js";
 
+/** A file's stat and its mtime in ns (-1n: absent). */
+interface NsStat {
+  readonly stat: FileStat;
+  readonly mtimeNs: bigint;
+}
+
+const ABSENT: NsStat = { stat: { exists: false }, mtimeNs: -1n };
+
 /** A file that cannot be stat'ed (absent, EACCES, ENOTDIR …) counts as absent. */
-function statFile(path: string): FileStat {
+function statFile(path: string): NsStat {
   try {
-    const s = statSync(path, { throwIfNoEntry: false });
-    return s === undefined ? { exists: false } : { exists: true, mtimeMs: s.mtimeMs };
+    const s = statSync(path, { bigint: true, throwIfNoEntry: false });
+    return s === undefined ? ABSENT : { stat: { exists: true, mtimeMs: Number(s.mtimeNs) / 1e6 }, mtimeNs: s.mtimeNs };
   } catch {
-    return { exists: false };
+    return ABSENT;
   }
+}
+
+/** What a pass needs of the restart files (docs/protocol.md "Passes"). */
+export interface RestartFileView {
+  /** Absolute path of restart.txt. */
+  readonly restartFile: string;
+  /** Its mtime in ns at the last check; -1n = absent; undefined = not checked yet (for this directory). */
+  readonly restartMtimeNs: bigint | undefined;
+  /** always_restart.txt existed at the last check. */
+  readonly alwaysRestart: boolean;
 }
 
 export class RestartProbe {
   private state: RestartFileState = INITIAL_RESTART_STATE;
   private dir: string;
+  private restartFile: string;
+  /** restart.txt's mtime in ns at the last check (-1n absent); undefined before the first. */
+  private mtimeNs: bigint | undefined;
 
   constructor(appRoot: string, restartDir: string) {
     this.dir = resolve(appRoot, restartDir);
+    this.restartFile = resolve(this.dir, "restart.txt");
+  }
+
+  /** The restart files as the last check saw them. */
+  view(): RestartFileView {
+    return { restartFile: this.restartFile, restartMtimeNs: this.mtimeNs, alwaysRestart: this.state.alwaysRestart };
   }
 
   /** The app's restart directory moved (new options). The next check only records. */
@@ -43,16 +70,19 @@ export class RestartProbe {
     const dir = resolve(appRoot, restartDir);
     if (dir === this.dir) return;
     this.dir = dir;
+    this.restartFile = resolve(dir, "restart.txt");
     this.state = INITIAL_RESTART_STATE;
+    this.mtimeNs = undefined;
   }
 
   /** Check the files if the throttle allows: the reason to restart, or null. */
   check(now: number, throttleMs: number): RestartCheck["reason"] {
     if (!shouldCheckRestartFiles(this.state, now, throttleMs)) return null;
-    const restartTxt = statFile(resolve(this.dir, "restart.txt"));
+    const restartTxt = statFile(this.restartFile);
     const always = statFile(resolve(this.dir, "always_restart.txt"));
-    const result = evaluateRestartFiles(this.state, restartTxt, always, now);
+    const result = evaluateRestartFiles(this.state, restartTxt.stat, always.stat, now);
     this.state = result.state;
+    this.mtimeNs = restartTxt.mtimeNs;
     return result.reason;
   }
 }

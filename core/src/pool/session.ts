@@ -24,6 +24,22 @@ export type SessionOutcome =
    */
   | "stale";
 
+/** What a pass depends on in the process's group, now (docs/protocol.md "Passes", policy/pass.ts). */
+export interface GroupPassView {
+  /** Requests waiting in the group's queue. */
+  readonly queueLength: number;
+  /** A restart or rolling restart is in progress. */
+  readonly restarting: boolean;
+  /** always_restart.txt existed at the last check. */
+  readonly alwaysRestart: boolean;
+  /** Absolute path of the app's restart.txt. */
+  readonly restartFile: string;
+  /** Its mtime in ns at the core's last check (-1n absent); undefined when not checked yet. */
+  readonly restartMtimeNs: bigint | undefined;
+  /** LEASE ids of the processes that take requests now: ready, not retiring, not suspect, not exhausted. */
+  readonly ready: readonly string[];
+}
+
 export interface Session {
   /** The app group name (pool key). */
   readonly groupName: string;
@@ -47,4 +63,8 @@ export interface Session {
   markUpgraded(): void;
   /** End the checkout; idempotent after the first call. */
   release(outcome: SessionOutcome): void;
+  /** Direct path: the group's state a pass depends on (absent in test doubles: no pass). */
+  passView?(): GroupPassView;
+  /** Direct path: a LEASE went out for this session, with a pass or without (status counters). */
+  leased?(withPass: boolean): void;
 }

@@ -98,6 +98,13 @@ export interface Lease {
   readonly pass?: Pass;
 }
 
+/**
+ * The header the module adds, last, to the head of a request it sends with a
+ * pass (value "1"); the loader counts and removes it. Both head builders drop
+ * a client-sent one, so only the module can mark a request.
+ */
+export const PASS_MARKER_HEADER = "X-Ferry-Pass";
+
 /** How long a pass is valid from when the module reads the LEASE (docs/protocol.md "Passes"). */
 export const PASS_TTL_MS = 200;
 /** The most processes a pass names (as many as a head may hold: MAX_HELD). */

@@ -353,6 +353,10 @@ export class ChildSpawner implements Spawner {
             return false; // EAGAIN (the app is not reading), EPIPE (it is exiting): the caller keeps the connection
           }
         },
+      }),
+      // The loader reports the requests served without the core: on handed-off connections, and
+      // (module mode) those the module sent with a pass (docs/protocol.md "Passes").
+      ...(messages === undefined ? {} : {
         onRequests: (listener: (r: RequestsReport) => void): void => {
           messages.subscribe((m) => {
             if (m.type === "reqs") {

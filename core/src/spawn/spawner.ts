@@ -7,7 +7,10 @@ import type { AppOptions, ServerOptions } from "../config/schema.js";
 import type { AppAddress } from "../pool/session.js";
 import type { DirectErrorPage, DirectRequest, LoopReport } from "../loader/messages.js";
 
-/** Requests on handed-off connections, as the loader reports them ("reqs"). */
+/**
+ * Requests served without the core, as the loader reports them ("reqs"): on
+ * handed-off connections, and requests the module sent with a pass.
+ */
 export interface RequestsReport {
   /** Requests in flight now. */
   readonly inFlight: number;
@@ -53,7 +56,7 @@ export interface SpawnedProcess {
    * False when it could not be passed (the caller still owns the connection).
    */
   handOff?(fd: number): boolean;
-  /** Call `listener` with each report of the requests served on handed-off connections. */
+  /** Call `listener` with each report of the requests served without the core (Node apps). */
   onRequests?(listener: (r: RequestsReport) => void): void;
 }
 

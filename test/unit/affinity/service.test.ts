@@ -18,7 +18,7 @@ function status(stickyIds: string[]): PoolStatus {
     version: "x", maxPoolSize: 6, processCount: stickyIds.length,
     groups: [{
       name: APP.appGroupName, appRoot: APP.appRoot, appEnv: "production", queueLength: 0, spawning: 0, restarting: false, lastError: null,
-      restartGeneration: 0, spawns: 0, spawnFailures: 0, crashes: 0, crashReasons: {}, queueOverflows: 0, unhealthy: {}, lastExit: null,
+      restartGeneration: 0, spawns: 0, spawnFailures: 0, crashes: 0, crashReasons: {}, queueOverflows: 0, leases: 0, passes: 0, directRequests: 0, unhealthy: {}, lastExit: null,
       processes: stickyIds.map((s, i) => ({
         pid: 100 + i, stickyId: s, state: "ready" as const, inFlight: 0, upgraded: 0, processed: 0, startedAt: 0, lastUsedAt: 0, cpuPercent: 0, rssBytes: 0, cpuSeconds: 0, generation: 0, retireReason: "", health: "ok", healthFailures: 0, lastHealthFailure: "",
       })),

@@ -22,7 +22,7 @@ test("formatStatus() lays out general information and each group like passenger-
     groups: [{
       name: "/srv/app (production)", appRoot: "/srv/app", appEnv: "production", queueLength: 1, spawning: 1, restarting: true,
       lastError: { at: NOW - 5000, code: "FERRY_ERR_SPAWN", message: "Cannot spawn", output: "" },
-      restartGeneration: 0, spawns: 0, spawnFailures: 0, crashes: 0, crashReasons: {}, queueOverflows: 0, unhealthy: {}, lastExit: null,
+      restartGeneration: 0, spawns: 0, spawnFailures: 0, crashes: 0, crashReasons: {}, queueOverflows: 0, leases: 0, passes: 0, directRequests: 0, unhealthy: {}, lastExit: null,
       processes: [
         { pid: 31622, stickyId: "1", state: "ready", inFlight: 0, upgraded: 2, processed: 12, startedAt: NOW - 53_000, lastUsedAt: NOW - 21_000, cpuPercent: 0.4, rssBytes: 50 * 1024 * 1024, cpuSeconds: 1.5, generation: 0, retireReason: "", health: "ok", healthFailures: 0, lastHealthFailure: "" },
         { pid: 31666, stickyId: "2", state: "draining", inFlight: 1, upgraded: 0, processed: 1, startedAt: NOW - 22_000, lastUsedAt: 0, cpuPercent: 12, rssBytes: 47 * 1024 * 1024, cpuSeconds: 0.2, generation: 0, retireReason: "idle for 300 s", health: "ok", healthFailures: 0, lastHealthFailure: "" },
@@ -95,7 +95,7 @@ test("formatStatus() shows health, the event loop, totals and the last exit of a
     version: "0.1.0", maxPoolSize: 6, processCount: 1,
     groups: [{
       name: "blog", appRoot: "/srv/blog", appEnv: "production", queueLength: 0, spawning: 0, restarting: false, lastError: null,
-      restartGeneration: 3, spawns: 7, spawnFailures: 1, crashes: 2, crashReasons: { "signal SIGKILL": 2 }, queueOverflows: 4,
+      restartGeneration: 3, spawns: 7, spawnFailures: 1, crashes: 2, crashReasons: { "signal SIGKILL": 2 }, queueOverflows: 4, leases: 0, passes: 0, directRequests: 0,
       unhealthy: { event_loop: 1 },
       lastExit: { at: NOW - 60_000, pid: 40, code: null, signal: "SIGKILL", unexpected: false, reason: "unhealthy: its event loop is stuck" },
       processes: [{

@@ -17,7 +17,7 @@ const FULL: PoolStatus = {
   groups: [{
     name: "blog", appRoot: "/srv/blog", appEnv: "production", queueLength: 0, spawning: 0, restarting: false,
     lastError: { at: 1, code: "FERRY_ERR_SPAWN", message: "m", output: "o" },
-    restartGeneration: 1, spawns: 1, spawnFailures: 1, crashes: 1, crashReasons: {}, queueOverflows: 0, unhealthy: {},
+    restartGeneration: 1, spawns: 1, spawnFailures: 1, crashes: 1, crashReasons: {}, queueOverflows: 0, leases: 1, passes: 1, directRequests: 1, unhealthy: {},
     lastExit: { at: 1, pid: 2, code: 1, signal: null, unexpected: true, reason: "exit code 1" },
     processes: [{
       pid: 3, stickyId: "1", state: "ready", inFlight: 0, upgraded: 0, processed: 0, startedAt: 1, lastUsedAt: 1, cpuPercent: 0, rssBytes: 1,

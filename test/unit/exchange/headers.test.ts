@@ -28,6 +28,11 @@ test("appRequestHeaders() replaces a client-sent X-Forwarded-Proto and says http
   t.deepEqual(getHeaders(h, "x-forwarded-proto"), ["https"]);
 });
 
+test("appRequestHeaders() drops a client-sent X-Ferry-Pass in any case (only the module marks pass requests)", (t) => {
+  const h = appRequestHeaders(head({ headers: ["Host", "h", "X-Ferry-Pass", "1", "x-ferry-pass", "1", "X-FERRY-PASS", "", "X-A", "1"] }));
+  t.deepEqual(pairs(h), [["Host", "h"], ["X-A", "1"], ["X-Forwarded-For", "10.1.2.3"], ["X-Forwarded-Proto", "http"]]);
+});
+
 test("appRequestHeaders() adds Host when the client sent none (HTTP/1.0)", (t) => {
   t.deepEqual(getHeaders(appRequestHeaders(head({ headers: [], serverPort: 8080 })), "host"), ["example.test:8080"]);
 });

@@ -19,7 +19,7 @@ function status(): PoolStatus {
     version: "x", maxPoolSize: 6, processCount: 2,
     groups: [{
       name: "/srv/a (production)", appRoot: "/srv/a", appEnv: "production", queueLength: 3, spawning: 1, restarting: false, lastError: null,
-      restartGeneration: 2, spawns: 4, spawnFailures: 1, crashes: 2, crashReasons: { "exit code 1": 1, "signal SIGKILL": 1 }, queueOverflows: 5, unhealthy: { event_loop: 2 }, lastExit: null,
+      restartGeneration: 2, spawns: 4, spawnFailures: 1, crashes: 2, crashReasons: { "exit code 1": 1, "signal SIGKILL": 1 }, queueOverflows: 5, leases: 9, passes: 3, directRequests: 40, unhealthy: { event_loop: 2 }, lastExit: null,
       processes: [
         { pid: 10, stickyId: "1", state: "ready", inFlight: 2, upgraded: 1, processed: 9, startedAt: 0, lastUsedAt: 0, cpuPercent: 1, rssBytes: 5_000_000, cpuSeconds: 1.5, generation: 2, retireReason: "", health: "ok", healthFailures: 0, lastHealthFailure: "", loop: { elu: 0.25, delayMeanMs: 1, delayP99Ms: 20, delayMaxMs: 30, intervalMs: 250, at: 0 } },
         { pid: 11, stickyId: "2", state: "draining", inFlight: 1, upgraded: 0, processed: 9, startedAt: 0, lastUsedAt: 0, cpuPercent: 1, rssBytes: 6_000_000, cpuSeconds: 0.5, generation: 1, retireReason: "idle", health: "ok", healthFailures: 0, lastHealthFailure: "" },
@@ -66,6 +66,9 @@ test("scrape() reads processes, queue and totals from the pool snapshot", async 
   t.is(value(text, `ferry_app_upgraded_connections{${app}}`), 1);
   t.is(value(text, `ferry_app_requests_queued{${app}}`), 3);
   t.is(value(text, `ferry_app_queue_overflows_total{${app}}`), 5);
+  t.is(value(text, `ferry_app_leases_total{${app}}`), 9);
+  t.is(value(text, `ferry_app_passes_total{${app}}`), 3);
+  t.is(value(text, `ferry_app_direct_requests_total{${app}}`), 40);
   t.is(value(text, `ferry_app_processes{${app},state="ready"}`), 1);
   t.is(value(text, `ferry_app_processes{${app},state="draining"}`), 1);
   t.is(value(text, `ferry_app_processes{${app},state="spawning"}`), 1);

@@ -5,7 +5,7 @@
  * every request arriving meanwhile would wait).
  */
 import test from "ava";
-import { mkdtempSync, rmSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { RestartProbe } from "../../../core/src/pool/restart-probe.js";
@@ -60,6 +60,31 @@ test("always_restart.txt restarts on every check; an unreadable directory counts
     writeFileSync(path.join(dir, "notadir"), "");
     probe.setDirectory(dir, "notadir");
     t.is(probe.check(4_000, 0), null);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("view() gives restart.txt's path and its mtime in ns as the last check saw it (-1 absent, undefined before)", (t) => {
+  const dir = appDir();
+  try {
+    const probe = new RestartProbe(dir, "tmp");
+    const file = path.join(dir, "tmp", "restart.txt");
+    t.deepEqual(probe.view(), { restartFile: file, restartMtimeNs: undefined, alwaysRestart: false });
+    probe.check(1_000, 0);
+    t.is(probe.view().restartMtimeNs, -1n);
+    writeFileSync(file, "");
+    utimesSync(file, 1765012345.123456, 1765012345.123456);
+    t.is(probe.view().restartMtimeNs, -1n, "not seen before the next check");
+    probe.check(2_000, 0);
+    const ns = statSync(file, { bigint: true }).mtimeNs;
+    t.is(probe.view().restartMtimeNs, ns);
+    t.true(ns > 1765012345000000000n);
+    writeFileSync(path.join(dir, "tmp", "always_restart.txt"), "");
+    probe.check(3_000, 0);
+    t.true(probe.view().alwaysRestart);
+    probe.setDirectory(dir, "other");
+    t.deepEqual(probe.view(), { restartFile: path.join(dir, "other", "restart.txt"), restartMtimeNs: undefined, alwaysRestart: false });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -1,0 +1,82 @@
+/**
+ * Requests the Apache/nginx module sent with a pass (docs/protocol.md
+ * "Passes"): straight to this process, without the core seeing them. The
+ * module marks each with `X-Ferry-Pass: 1` as the last header; this file
+ * removes the marker before the app's listeners run (from req.headers,
+ * req.headersDistinct and req.rawHeaders) and counts the request in the
+ * "reqs" reports (request-reporter.ts), so the core's in-flight counts,
+ * processed totals, idle times, scaling and metrics include it.
+ *
+ * Leased requests never carry the marker (the core's head builder drops a
+ * client-sent one), so a request is counted here or by the core, never
+ * twice; requests on handed-off connections are the handoff's to count.
+ *
+ * Runs INSIDE the app process: node: built-ins and this folder only.
+ */
+import type http from "node:http";
+import type net from "node:net";
+import type { RequestReporter } from "./request-reporter.js";
+
+/** The marker, lower case (exchange/headers.ts drops a client's; protocol/frames.ts PASS_MARKER_HEADER). */
+export const PASS_MARKER = "x-ferry-pass";
+
+/** Node's count of the rawHeaders entries its lazy `headers`/`headersDistinct` getters read (an internal symbol, found once). */
+let countSymbol: symbol | undefined;
+
+function headersCountSymbol(req: http.IncomingMessage): symbol | undefined {
+  countSymbol ??= Object.getOwnPropertySymbols(req).find((s) => s.description === "kHeadersCount");
+  return countSymbol;
+}
+
+/**
+ * Remove the marker (the last rawHeaders pair) from the request. The
+ * `headers` and `headersDistinct` getters build their objects lazily from
+ * rawHeaders and Node's own count of them: the count shrinks with the array,
+ * and an object already built loses the key.
+ */
+function stripMarker(req: http.IncomingMessage): void {
+  const raw = req.rawHeaders;
+  const sym = headersCountSymbol(req);
+  const count: unknown = sym === undefined ? undefined : Reflect.get(req, sym);
+  if (sym === undefined || typeof count !== "number") {
+    // Unknown Node internals: build both objects now, then drop the marker from each.
+    delete req.headers[PASS_MARKER];
+    Reflect.deleteProperty(req.headersDistinct, PASS_MARKER);
+  } else {
+    Reflect.set(req, sym, Math.min(count, raw.length - 2));
+    for (const c of Object.getOwnPropertySymbols(req)) {
+      if (c.description !== "kHeaders" && c.description !== "kHeadersDistinct") continue;
+      const cache: unknown = Reflect.get(req, c);
+      if (typeof cache === "object" && cache !== null) Reflect.deleteProperty(cache, PASS_MARKER);
+    }
+  }
+  raw.length -= 2;
+}
+
+/** Whether the request's last header is the pass marker. */
+export function hasPassMarker(raw: readonly string[]): boolean {
+  const name = raw[raw.length - 2];
+  // Most last headers are not 12 characters long: no lower-casing for them.
+  return name !== undefined && name.length === PASS_MARKER.length && name.toLowerCase() === PASS_MARKER;
+}
+
+/**
+ * Count and unmark pass requests on `server` (the server Ferry bound). Runs
+ * before the app's own 'request' listeners. `handedOff` tells the requests
+ * on handed-off connections apart: those are counted by the handoff (a
+ * client cannot mark one as a pass request).
+ */
+export function watchPassRequests(server: net.Server, reporter: RequestReporter, handedOff: (socket: net.Socket) => boolean): void {
+  server.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    if (!hasPassMarker(req.rawHeaders)) return;
+    stripMarker(req);
+    const socket = req.socket;
+    if (handedOff(socket)) return;
+    const started = performance.now();
+    const written = socket.bytesWritten;
+    reporter.started();
+    res.once("close", () => {
+      reporter.finished(res.headersSent ? res.statusCode : 0, performance.now() - started, socket.bytesWritten - written);
+    });
+  });
+}
