@@ -58,6 +58,8 @@ function groupLines(g: GroupStatus, now: number): string[] {
   lines.push(`  Requests in queue: ${g.queueLength}`);
   const unhealthy = Object.values(g.unhealthy).reduce((n, x) => n + x, 0);
   lines.push(`  Restart generation: ${g.restartGeneration}  Spawns: ${g.spawns}  Spawn failures: ${g.spawnFailures}  Crashes: ${g.crashes}  Unhealthy: ${unhealthy}  Queue overflows: ${g.queueOverflows}`);
+  // The direct path (docs/protocol.md): LEASEs, those with a pass, and requests served without the core.
+  if (g.leases > 0 || g.directRequests > 0) lines.push(`  Leases: ${g.leases}  Passes: ${g.passes}  Direct requests: ${g.directRequests}`);
   for (const p of g.processes) lines.push(...processLines(p, now));
   if (g.lastExit !== null) {
     const x = g.lastExit;

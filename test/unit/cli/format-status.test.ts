@@ -95,7 +95,7 @@ test("formatStatus() shows health, the event loop, totals and the last exit of a
     version: "0.1.0", maxPoolSize: 6, processCount: 1,
     groups: [{
       name: "blog", appRoot: "/srv/blog", appEnv: "production", queueLength: 0, spawning: 0, restarting: false, lastError: null,
-      restartGeneration: 3, spawns: 7, spawnFailures: 1, crashes: 2, crashReasons: { "signal SIGKILL": 2 }, queueOverflows: 4, leases: 0, passes: 0, directRequests: 0,
+      restartGeneration: 3, spawns: 7, spawnFailures: 1, crashes: 2, crashReasons: { "signal SIGKILL": 2 }, queueOverflows: 4, leases: 12, passes: 5, directRequests: 300,
       unhealthy: { event_loop: 1 },
       lastExit: { at: NOW - 60_000, pid: 40, code: null, signal: "SIGKILL", unexpected: false, reason: "unhealthy: its event loop is stuck" },
       processes: [{
@@ -108,6 +108,7 @@ test("formatStatus() shows health, the event loop, totals and the last exit of a
   };
   const text = formatStatus(s, { name: "i", mode: "apache", pid: 1 }, NOW);
   t.regex(text, /^  Restart generation: 3  Spawns: 7  Spawn failures: 1  Crashes: 2  Unhealthy: 1  Queue overflows: 4$/m);
+  t.regex(text, /^  Leases: 12  Passes: 5  Direct requests: 300$/m);
   t.regex(text, /^    Event loop: 42% busy, delay p99 12 ms, last report 0s ago$/m);
   t.regex(text, /^    Health: FAILING \(2 failed checks in a row: GET \/health answered 500\)$/m);
   t.regex(text, /^  Last exit \(1m 0s ago\): pid 40, signal SIGKILL, unhealthy: its event loop is stuck$/m);
