@@ -12,7 +12,9 @@ import type { AffinityService } from "./affinity/service.js";
 import type { StandaloneConfig } from "./config/standalone-config.js";
 import { handoffSettings } from "./front/http/handoff-settings.js";
 import { DEFAULT_HEADER_TIMEOUT_MS, DEFAULT_REQUEST_TIMEOUT_MS, FrontServer } from "./front/http/front-server.js";
+import { poweredBy } from "./exchange/headers.js";
 import { startInstance } from "./instance.js";
+import { StaticFiles } from "./loader/static-files.js";
 import type { Logger } from "./log.js";
 import type { Pool } from "./pool/pool.js";
 import type { Spawner } from "./spawn/spawner.js";
@@ -86,6 +88,10 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   const instanceDir = await makeInstanceDir(config.server.instanceRegistryDir);
   let url = "";
   let port = 0;
+  // `--static-files-dir` (default public): answered by the front for relayed requests, by the loader on handed-off connections.
+  const staticDir = config.server.staticFilesDir ?? "";
+  const staticFiles = staticDir === "" ? undefined
+    : new StaticFiles({ root: path.resolve(config.appRoot, staticDir), poweredBy: poweredBy(config.app) });
   const instance = await startInstance({
     server: config.server,
     instanceDir,
@@ -105,6 +111,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
         headerTimeoutMs: config.server.headerTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS,
         requestTimeoutMs: config.server.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
         ...(handoffEligible(config, affinity !== undefined) ? { handOff: (fd: number) => pool.handOff(config.app, fd) } : {}),
+        ...(staticFiles !== undefined ? { staticFiles } : {}),
       });
       return {
         start: async () => {

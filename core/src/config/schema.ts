@@ -126,6 +126,13 @@ export interface ServerOptions {
    * (config/standalone-config.ts), off with --no-connection-handoff; module mode: never.
    */
   readonly connectionHandoff?: boolean;
+  /**
+   * `ferry start --static-files-dir`: files in this dir (relative to the app
+   * root, or absolute) are served for GET/HEAD without reaching the app
+   * (loader/static-files.ts); `ferry start` defaults it to `public`; ""
+   * (module mode: Apache or nginx serves them) = none.
+   */
+  readonly staticFilesDir?: string;
   /** PassengerAdminGroup / --admin-group: group (name or gid) that may use the admin socket; "" = root and the core's user only. */
   readonly adminGroup?: string;
   // Shared session affinity (docs/affinity.md); optional, absent = the default.
@@ -215,6 +222,7 @@ export const SERVER_DEFAULTS: ServerOptions = {
   healthCheckEventLoopTimeoutMs: 30_000,
   adminGroup: "",
   connectionHandoff: false,
+  staticFilesDir: "",
   headerTimeoutMs: 60_000,
   requestTimeoutMs: 300_000,
   affinityRedis: "",

@@ -33,6 +33,9 @@ export interface StandaloneConfig {
 /** Values for one source: key → raw value (file: JSON values; env/flags: strings, booleans, string lists). */
 export type RawValues = Readonly<Record<string, unknown>>;
 
+/** `--static-files-dir` when not given: `<app>/public`, as `passenger start`. */
+export const DEFAULT_STATIC_FILES_DIR = "public";
+
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
 /** Parse one value of an option; `where` names the source in errors. */
@@ -101,7 +104,7 @@ export const PASSENGER_IGNORED_KEYS: ReadonlySet<string> = new Set([
   "engine", "daemonize", "pid_file", "socket", "ssl", "ssl_certificate", "ssl_certificate_key", "ssl_port",
   "nginx_bin", "nginx_version", "nginx_config_template", "binaries_url_root", "dont_install_runtime",
   "runtime_check_only", "spawn_method", "max_preloader_idle_time", "ruby", "python", "rackup",
-  "meteor_app_settings", "static_files_dir", "turbocaching", "unlimited_concurrency_path", "data_buffer_dir",
+  "meteor_app_settings", "turbocaching", "unlimited_concurrency_path", "data_buffer_dir",
   "concurrency_model", "thread_count", "rolling_restarts", "resist_deployment_errors", "debugger",
   "disable_security_update_check", "security_update_check_proxy", "disable_anonymous_telemetry",
   "anonymous_telemetry_proxy", "admin_panel_url", "admin_panel_auth_type", "admin_panel_username",
@@ -205,8 +208,10 @@ export function resolveStandaloneConfig(input: ResolveInput): StandaloneConfig {
 
   const listen: Record<string, unknown> = { port: 3000, address: "127.0.0.1" };
   const app: Record<string, unknown> = {};
-  // ferry start hands connections to the app processes unless told not to (docs/standalone.md).
-  const server: Record<string, unknown> = { ...SERVER_DEFAULTS, connectionHandoff: true, instanceRegistryDir: defaultRegistryDir(env) };
+  // ferry start hands connections to the app processes unless told not to, and serves <app>/public (docs/standalone.md).
+  const server: Record<string, unknown> = {
+    ...SERVER_DEFAULTS, connectionHandoff: true, staticFilesDir: DEFAULT_STATIC_FILES_DIR, instanceRegistryDir: defaultRegistryDir(env),
+  };
   const envvars: Record<string, string> = {};
   for (const layer of layers) {
     for (const [spec, value] of layer) {

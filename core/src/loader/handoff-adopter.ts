@@ -23,6 +23,7 @@ import net from "node:net";
 import type { HandoffSettings } from "./messages.js";
 import { ERROR_ID_MARK, HANDOFF_FD, PID_MARK, crashMessage, maxRequestTimeMessage } from "./messages.js";
 import type { RequestReporter } from "./request-reporter.js";
+import { StaticFiles, interceptStaticRequests } from "./static-files.js";
 import { wantsJson } from "./wants-json.js";
 
 interface PipeHandle {
@@ -361,6 +362,15 @@ class RequestTracker {
       if (event === "upgrade" && server.listenerCount("upgrade") > 0) onUpgrade(args[0] as http.IncomingMessage, args[1] as net.Socket);
       return Reflect.apply(emit, this, [event, ...args]) as boolean;
     } as typeof server.emit;
+    // Static files on adopted connections are answered before the app (and the counting above) sees them.
+    const staticDir = settings?.staticFilesDir;
+    if (staticDir !== undefined) {
+      const files = new StaticFiles({ root: staticDir, poweredBy });
+      interceptStaticRequests(server, files, (req) => isAdopted(req.socket), (req, res) => {
+        this.#firstRequest(req.socket);
+        if (this.shuttingDown() || (maxRequests > 0 && this.#served >= maxRequests)) res.shouldKeepAlive = false;
+      });
+    }
   }
 
   /**

@@ -53,6 +53,11 @@ export interface HandoffSettings {
   readonly maxRequestTimeMs: number;
   /** The relay's 504 error page for a request cut by `max_request_time`, marks as in crashPage. */
   readonly timeoutPage: { readonly html: string; readonly json: string };
+  /**
+   * `ferry start --static-files-dir`, absolute: its files are answered on
+   * handed-off connections without reaching the app (static-files.ts). Absent = none.
+   */
+  readonly staticFilesDir?: string;
 }
 
 /** The relay's message for a process that exited while handling a request (exchange/context.ts). */
@@ -273,12 +278,15 @@ export function parseLoaderOptions(json: string): LoaderOptions {
     return { html: page["html"], json: page["json"] };
   };
   if (typeof h["poweredBy"] !== "string") throw bad("poweredBy");
+  const staticFilesDir = h["staticFilesDir"];
+  if (staticFilesDir !== undefined && (typeof staticFilesDir !== "string" || !staticFilesDir.startsWith("/"))) throw bad("staticFilesDir");
   return {
     ...base,
     handoff: {
       poweredBy: h["poweredBy"], headerTimeoutMs: num("headerTimeoutMs"), requestTimeoutMs: num("requestTimeoutMs"),
       maxRequests: num("maxRequests"), crashPage: pageOf("crashPage"),
       maxRequestTimeMs: num("maxRequestTimeMs"), timeoutPage: pageOf("timeoutPage"),
+      ...(staticFilesDir !== undefined ? { staticFilesDir } : {}),
     },
   };
 }

@@ -117,3 +117,14 @@ test("resolveStandaloneConfig() skips Passenger Standalone's own keys (engine, d
   t.is(c.listen.port, 4000);
   t.deepEqual([...c.ignoredKeys], ["engine", "daemonize", "spawn_method"]);
 });
+
+test("resolveStandaloneConfig() serves <app>/public unless static_files_dir, PASSENGER_STATIC_FILES_DIR or --static-files-dir says otherwise", (t) => {
+  t.is(resolveStandaloneConfig({ appRoot: "/srv/a" }).server.staticFilesDir, "public");
+  const file = { file: "/srv/a/Passengerfile.json", value: { static_files_dir: "assets" } };
+  const fromFile = resolveStandaloneConfig({ appRoot: "/srv/a", file });
+  t.is(fromFile.server.staticFilesDir, "assets");
+  t.deepEqual([...fromFile.ignoredKeys], [], "no longer one of Passenger's ignored keys");
+  t.is(resolveStandaloneConfig({ appRoot: "/srv/a", file, env: { PASSENGER_STATIC_FILES_DIR: "dist" } }).server.staticFilesDir, "dist");
+  t.is(resolveStandaloneConfig({ appRoot: "/srv/a", file, env: { PASSENGER_STATIC_FILES_DIR: "dist" }, flags: { "static-files-dir": "www" } }).server.staticFilesDir, "www");
+  t.throws(() => resolveStandaloneConfig({ appRoot: "/srv/a", file: { file: "/srv/a/Passengerfile.json", value: { static_files_dir: "" } } }), { message: /static_files_dir/ });
+});

@@ -33,6 +33,9 @@ test("parseLoaderOptions() names a missing field", (t) => {
   t.deepEqual(parseLoaderOptions(JSON.stringify({ ...base, handoff })), { ...base, handoff });
   t.throws(() => parseLoaderOptions(JSON.stringify({ ...base, handoff: { ...handoff, maxRequests: -1 } })), { instanceOf: TypeError, message: /handoff\.maxRequests/ });
   t.throws(() => parseLoaderOptions(JSON.stringify({ ...base, handoff: { ...handoff, timeoutPage: "x" } })), { instanceOf: TypeError, message: /handoff\.timeoutPage/ });
+  const withStatic = { ...handoff, staticFilesDir: "/a/public" };
+  t.deepEqual(parseLoaderOptions(JSON.stringify({ ...base, handoff: withStatic })), { ...base, handoff: withStatic });
+  t.throws(() => parseLoaderOptions(JSON.stringify({ ...base, handoff: { ...handoff, staticFilesDir: "public" } })), { instanceOf: TypeError, message: /handoff\.staticFilesDir/ });
 });
 
 test("splitLines() keeps the incomplete tail and drops blank lines", (t) => {

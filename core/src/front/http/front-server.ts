@@ -3,6 +3,8 @@
  * upgrades become Exchanges for the one request path (request.ts). Keep-alive
  * towards clients is Node's; backpressure both ways is honoured by the
  * request path through `write()` / `waitDrain()` and by reading `body`.
+ * Static files (`--static-files-dir`) are answered before a request becomes
+ * an Exchange (loader/static-files.ts, shared with handed-off connections).
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
@@ -14,6 +16,7 @@ import { ExchangeTracker, NodeHttpExchange, NodeUpgradeExchange, listenTcp } fro
 import { handleExchange, type RequestDeps } from "../../exchange/handle.js";
 import { HandoffListener, relayedOnce } from "./handoff-listener.js";
 import { ResponseDeadlineExchange } from "../../exchange/response-deadline.js";
+import type { StaticFiles } from "../../loader/static-files.js";
 
 const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade"]);
 
@@ -67,6 +70,8 @@ export interface FrontServerOptions {
    * false = serve it here. Absent = every connection is relayed.
    */
   readonly handOff?: (fd: number) => Promise<boolean>;
+  /** The app's static files: answered here for GET/HEAD before the request path sees the request. Absent = none. */
+  readonly staticFiles?: StaticFiles;
 }
 
 /** Default of `ferry start --header-timeout`, ms. */
@@ -100,6 +105,12 @@ export class FrontServer {
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
       // Relayed for want of a ready process: the client's next connection gets handed off.
       if (relayedOnce(req.socket)) res.shouldKeepAlive = false;
+      // A static file never reaches the app (nor the pool: no process is needed).
+      const answered = opts.staticFiles?.serve(req, res);
+      if (answered !== undefined) {
+        this.#exchanges.track(answered);
+        return;
+      }
       const ex: Exchange = new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res);
       this.#exchanges.track(handle(requestTimeout > 0 ? new ResponseDeadlineExchange(ex, requestTimeout) : ex));
     });

@@ -2,11 +2,12 @@
  * What the loader needs to serve a handed-off connection as the relay would
  * (docs/standalone.md "Connection handoff"): Ferry's `X-Powered-By`, the
  * `--header-timeout` / `--request-timeout` deadlines, `max_requests`,
- * `max_request_time`, and the relay's own 502 page for a process that exits
+ * `max_request_time`, the static files dir, and the relay's own 502 page for a process that exits
  * mid-request and 504 page for a request over the max request time, rendered here
  * once per spawn (exchange/error-page.ts) with the error id and pid left for
  * the loader to fill in.
  */
+import path from "node:path";
 import type { AppOptions, ServerOptions } from "../../config/schema.js";
 import { AppCrashedError, AppTimeoutError, type FerryError } from "../../errors.js";
 import { renderErrorPage } from "../../exchange/error-page.js";
@@ -28,5 +29,6 @@ export function handoffSettings(app: AppOptions, server: ServerOptions): Handoff
     crashPage: pageOf(new AppCrashedError(crashMessage(PID_MARK))),
     maxRequestTimeMs: app.maxRequestTimeMs,
     timeoutPage: pageOf(new AppTimeoutError(maxRequestTimeMessage(PID_MARK, app.maxRequestTimeMs))),
+    ...(server.staticFilesDir !== undefined && server.staticFilesDir !== "" ? { staticFilesDir: path.resolve(app.appRoot, server.staticFilesDir) } : {}),
   };
 }

@@ -1,0 +1,186 @@
+/**
+ * `ferry start` serves the app's static files (`--static-files-dir`, default
+ * `<app>/public`) for GET and HEAD without reaching the app, as Passenger
+ * Standalone's nginx does (docs/standalone.md "Static files"). One
+ * implementation for both of ferry start's paths: the relay front server
+ * (front/http/front-server.ts) and, on handed-off connections, the loader
+ * inside the app process (handoff-adopter.ts), so a file gets the same
+ * answer, headers and validators whichever path carried the request.
+ *
+ * A request is taken only when its URI names a regular file under the dir
+ * (static-path.ts) whose real path (symlinks resolved) is still inside it
+ * and has no dot segment; everything else goes to the app unchanged. The
+ * decision is synchronous (stat, realpath, open: a few µs on a local disk,
+ * as nginx decides), so a request that is not a file reaches the app with
+ * no extra event-loop turn; the body is streamed from the open descriptor
+ * with backpressure, never read whole.
+ *
+ * Runs inside the app process too: node: built-ins and this folder only.
+ */
+import fs from "node:fs";
+import type http from "node:http";
+import { pipeline } from "node:stream";
+import { contentTypeOf } from "./mime-types.js";
+import { conditionalStatus, etagOf, lastModifiedOf, rangeOf } from "./static-http.js";
+import { hasDotSegment, staticRelativePath } from "./static-path.js";
+
+/** Read size of a streamed file: what Node's fs streams use, bounded memory per response. */
+const READ_CHUNK = 64 * 1024;
+
+const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
+
+export interface StaticFilesOptions {
+  /** Absolute path of the static files dir (it may be a symlink, and may not exist yet). */
+  readonly root: string;
+  /** `X-Powered-By` on every answer, as the app's answers get it ("" = none). */
+  readonly poweredBy: string;
+}
+
+/** An open regular file under the root, ready to answer. */
+interface OpenFile {
+  readonly fd: number;
+  /** Its real path. */
+  readonly path: string;
+  /** The path the URI named, relative to the root (its extension gives the Content-Type, as in nginx). */
+  readonly relative: string;
+  readonly stat: fs.Stats;
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    fs.closeSync(fd);
+  } catch {
+    // Already closed; nothing to release.
+  }
+}
+
+export class StaticFiles {
+  readonly #root: string;
+  readonly #poweredBy: string;
+
+  constructor(opts: StaticFilesOptions) {
+    this.#root = opts.root.length > 1 && opts.root.endsWith("/") ? opts.root.slice(0, -1) : opts.root;
+    this.#poweredBy = opts.poweredBy;
+  }
+
+  get root(): string {
+    return this.#root;
+  }
+
+  /**
+   * Answer the request when it names a static file: returns a promise that
+   * settles once the answer is done (or its connection closed), or undefined
+   * when the request is not a static file's and belongs to the app (nothing
+   * was written). `beforeAnswer` runs once the file is known, before the
+   * head is written (the loader closes the connection of a retiring process).
+   */
+  serve(req: http.IncomingMessage, res: http.ServerResponse, beforeAnswer?: () => void): Promise<void> | undefined {
+    const method = req.method;
+    if (method !== "GET" && method !== "HEAD") return undefined;
+    const relative = staticRelativePath(req.url ?? "");
+    if (relative === undefined) return undefined;
+    const file = this.#open(relative);
+    if (file === undefined) return undefined;
+    beforeAnswer?.();
+    return this.#answer(req, res, file);
+  }
+
+  /** Open `relative` when it is a regular file whose real path lies inside the root; else undefined. */
+  #open(relative: string): OpenFile | undefined {
+    const candidate = `${this.#root}/${relative}`;
+    let fd: number | undefined;
+    try {
+      // Most requests of an app name no file: one stat, without an exception when it is missing.
+      const first = fs.statSync(candidate, { throwIfNoEntry: false });
+      if (first === undefined || !first.isFile()) return undefined;
+      const realRoot = fs.realpathSync.native(this.#root);
+      const real = fs.realpathSync.native(candidate);
+      const prefix = realRoot === "/" ? "/" : `${realRoot}/`;
+      if (!real.startsWith(prefix) || hasDotSegment(real.slice(prefix.length))) return undefined;
+      fd = fs.openSync(real, OPEN_FLAGS);
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) {
+        closeQuietly(fd);
+        return undefined;
+      }
+      return { fd, path: real, relative, stat };
+    } catch {
+      // Gone, unreadable, not a directory on the way, name too long: the app's.
+      if (fd !== undefined) closeQuietly(fd);
+      return undefined;
+    }
+  }
+
+  #answer(req: http.IncomingMessage, res: http.ServerResponse, file: OpenFile): Promise<void> {
+    const { fd, stat } = file;
+    const version = { size: stat.size, mtimeMs: stat.mtimeMs };
+    const validators: Record<string, string> = { "Last-Modified": lastModifiedOf(version), ETag: etagOf(version) };
+    if (this.#poweredBy !== "") validators["X-Powered-By"] = this.#poweredBy;
+    const headers = req.headers as Record<string, string | undefined>;
+    const status = conditionalStatus(headers, version);
+    if (status !== undefined) {
+      closeQuietly(fd);
+      return this.#end(res, status, status === 304 ? validators : { ...validators, "Content-Length": "0" });
+    }
+    const range = req.method === "GET" ? rangeOf(headers, version) : { kind: "full" as const };
+    if (range.kind === "unsatisfiable") {
+      closeQuietly(fd);
+      return this.#end(res, 416, { ...validators, "Content-Range": `bytes */${stat.size}`, "Content-Length": "0" });
+    }
+    const start = range.kind === "partial" ? range.start : 0;
+    const end = range.kind === "partial" ? range.end : stat.size - 1;
+    const head: Record<string, string> = {
+      "Content-Type": contentTypeOf(file.relative),
+      "Content-Length": String(end - start + 1),
+      ...validators,
+      "Accept-Ranges": "bytes",
+    };
+    if (range.kind === "partial") head["Content-Range"] = `bytes ${start}-${end}/${stat.size}`;
+    res.writeHead(range.kind === "partial" ? 206 : 200, head);
+    if (req.method === "HEAD" || end < start) {
+      closeQuietly(fd);
+      return this.#finish(res, () => res.end());
+    }
+    const body = fs.createReadStream(file.path, { fd, start, end, highWaterMark: READ_CHUNK, autoClose: true });
+    return new Promise((resolve) => {
+      // Backpressure both ways; an error or a client that goes away destroys both (and closes the fd).
+      pipeline(body, res, () => resolve());
+    });
+  }
+
+  /** A whole answer without a body. */
+  #end(res: http.ServerResponse, status: number, headers: Record<string, string>): Promise<void> {
+    res.writeHead(status, headers);
+    return this.#finish(res, () => res.end());
+  }
+
+  #finish(res: http.ServerResponse, end: () => void): Promise<void> {
+    return new Promise((resolve) => {
+      res.once("close", () => resolve());
+      end();
+    });
+  }
+}
+
+/**
+ * Put `files` in front of `server`'s own request listeners: a request that
+ * `take(req)` accepts and that names a static file is answered without being
+ * emitted to them (the app, and anything counting its requests, never see
+ * it); `served(req, res)` runs first. Every other request is emitted as before.
+ */
+export function interceptStaticRequests(
+  server: http.Server,
+  files: StaticFiles,
+  take: (req: http.IncomingMessage) => boolean,
+  served: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): void {
+  const emit = server.emit;
+  server.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
+    if (event === "request") {
+      const req = args[0] as http.IncomingMessage;
+      const res = args[1] as http.ServerResponse;
+      if (take(req) && files.serve(req, res, () => served(req, res)) !== undefined) return true;
+    }
+    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+  } as typeof server.emit;
+}
