@@ -13,19 +13,21 @@
  * decision is synchronous (stat, realpath, open: a few µs on a local disk,
  * as nginx decides), so a request that is not a file reaches the app with
  * no extra event-loop turn; the body is streamed from the open descriptor
- * with backpressure, never read whole.
+ * with backpressure, a chunk at a time, never read whole (streamFile).
  *
  * Runs inside the app process too: node: built-ins and this folder only.
  */
 import fs from "node:fs";
 import type http from "node:http";
-import { pipeline } from "node:stream";
 import { contentTypeOf } from "./mime-types.js";
 import { conditionalStatus, etagOf, lastModifiedOf, rangeOf } from "./static-http.js";
 import { hasDotSegment, staticRelativePath } from "./static-path.js";
 
-/** Read size of a streamed file: what Node's fs streams use, bounded memory per response. */
+/** Read size of a streamed file (what Node's fs streams use): the memory a response holds beyond its socket's buffer. */
 const READ_CHUNK = 64 * 1024;
+
+/** How long the static dir's resolved real path is used before it is resolved again (ms). */
+const ROOT_RECHECK_MS = 1_000;
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
@@ -54,9 +56,55 @@ function closeQuietly(fd: number): void {
   }
 }
 
+/**
+ * Write bytes start..end of `fd` to `res` and end it, READ_CHUNK at a time:
+ * each chunk is read synchronously (from the page cache, as nginx reads
+ * without aio: no thread-pool round trip per chunk) and the next one only
+ * once `res` drained, so a response holds at most a chunk beyond the
+ * socket's buffer. The fd is closed when the response closes; a read error
+ * or a file that shrank cuts the connection (the length is promised).
+ */
+function streamFile(res: http.ServerResponse, fd: number, start: number, end: number): Promise<void> {
+  return new Promise((resolve) => {
+    let pos = start;
+    res.once("close", () => {
+      closeQuietly(fd);
+      resolve();
+    });
+    const pump = (): void => {
+      try {
+        while (pos <= end) {
+          const want = Math.min(READ_CHUNK, end - pos + 1);
+          const chunk = Buffer.allocUnsafe(want);
+          const got = fs.readSync(fd, chunk, 0, want, pos);
+          if (got === 0) {
+            res.destroy();
+            return;
+          }
+          pos += got;
+          const data = got < want ? chunk.subarray(0, got) : chunk;
+          if (pos > end) {
+            res.end(data);
+            return;
+          }
+          if (!res.write(data)) {
+            res.once("drain", pump);
+            return;
+          }
+        }
+      } catch {
+        res.destroy();
+      }
+    };
+    pump();
+  });
+}
+
 export class StaticFiles {
   readonly #root: string;
   readonly #poweredBy: string;
+  #resolved: string | undefined;
+  #resolvedAt = 0;
 
   constructor(opts: StaticFilesOptions) {
     this.#root = opts.root.length > 1 && opts.root.endsWith("/") ? opts.root.slice(0, -1) : opts.root;
@@ -65,6 +113,20 @@ export class StaticFiles {
 
   get root(): string {
     return this.#root;
+  }
+
+  /**
+   * The dir's real path, resolved again at most every ROOT_RECHECK_MS: a
+   * deploy that switches a symlink on the way (`current -> releases/N`) is
+   * followed within that time, and a request does not pay a second realpath.
+   */
+  #realRoot(): string {
+    const now = performance.now();
+    if (this.#resolved === undefined || now - this.#resolvedAt >= ROOT_RECHECK_MS) {
+      this.#resolved = fs.realpathSync.native(this.#root);
+      this.#resolvedAt = now;
+    }
+    return this.#resolved;
   }
 
   /**
@@ -93,7 +155,7 @@ export class StaticFiles {
       // Most requests of an app name no file: one stat, without an exception when it is missing.
       const first = fs.statSync(candidate, { throwIfNoEntry: false });
       if (first === undefined || !first.isFile()) return undefined;
-      const realRoot = fs.realpathSync.native(this.#root);
+      const realRoot = this.#realRoot();
       const real = fs.realpathSync.native(candidate);
       const prefix = realRoot === "/" ? "/" : `${realRoot}/`;
       if (!real.startsWith(prefix) || hasDotSegment(real.slice(prefix.length))) return undefined;
@@ -141,11 +203,7 @@ export class StaticFiles {
       closeQuietly(fd);
       return this.#finish(res, () => res.end());
     }
-    const body = fs.createReadStream(file.path, { fd, start, end, highWaterMark: READ_CHUNK, autoClose: true });
-    return new Promise((resolve) => {
-      // Backpressure both ways; an error or a client that goes away destroys both (and closes the fd).
-      pipeline(body, res, () => resolve());
-    });
+    return streamFile(res, fd, start, end);
   }
 
   /** A whole answer without a body. */
