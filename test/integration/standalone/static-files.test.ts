@@ -16,7 +16,7 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { copyApp, makeTmp, req, waitFor, type Reply } from "../../helpers/standalone.js";
+import { copyApp, makeTmp, readyPids, req, startApp, waitFor, type Reply, type Running } from "../../helpers/standalone.js";
 
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/ferry.js");
 const ENV = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/root" };
@@ -26,7 +26,9 @@ const BIG_BYTES = 512 * 1024 * 1024;
 
 const children: ChildProcess[] = [];
 const tmps: string[] = [];
+const instances: Running[] = [];
 test.after.always(async () => {
+  await Promise.all(instances.map((r) => r.stop()));
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
   await Promise.all(tmps.map((d) => fsp.rm(d, { recursive: true, force: true })));
 });
@@ -242,5 +244,37 @@ for (const mode of MODES) {
     t.is(got.bytes, BIG_BYTES);
     const grew = peakRss(pid) - before;
     t.true(grew < 96 * 1024 * 1024, `peak RSS of ${mode.handoff ? "the app" : "ferry start"} grew by ${Math.round(grew / 1048576)} MiB`);
+  });
+}
+
+/** Requests the pool counted for the app (relayed, or reported by the loader for handed-off connections). */
+function processed(r: Running): number {
+  return r.instance.pool.status().groups.flatMap((g) => g.processes).reduce((n, p) => n + p.processed, 0);
+}
+
+for (const mode of MODES) {
+  test(`${mode.name}: a static answer starts no process and is not one of the app's requests`, async (t) => {
+    const app = await makeApp(mode.dir);
+    const r = await startApp(app, mode.handoff ? { "static-files-dir": mode.dir } : { "no-connection-handoff": true });
+    instances.push(r);
+    // No process yet (ferry start would prestart one; this instance does not): the front answers the file itself.
+    t.is((await req(r.port, "/css/site.css")).text, CSS);
+    t.is(r.instance.pool.status().groups.flatMap((g) => g.processes).length, 0);
+    // The app's own requests start and reach a process; then the path of the mode carries the connection.
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    t.teardown(() => agent.destroy());
+    let appRequests = 0;
+    await waitFor("the connection path of the mode", async () => {
+      appRequests++;
+      const x = await socketSeen(r.port, agent);
+      return readyPids(r).length > 0 && (x.remotePort === x.clientPort) === mode.handoff ? true : undefined;
+    }, 60_000);
+    await waitFor(`${appRequests} requests counted`, () => (processed(r) >= appRequests ? true : undefined), 10_000);
+    const before = processed(r);
+    for (let i = 0; i < 5; i++) t.is((await req(r.port, "/css/site.css", { agent })).status, 200);
+    t.is((await req(r.port, "/pid", { agent })).status, 200);
+    // Counts arrive in order (the loader reports on one channel): once /pid is in, a counted static answer would be too.
+    await waitFor("/pid counted", () => (processed(r) >= before + 1 ? true : undefined), 10_000);
+    t.is(processed(r), before + 1, "only /pid was the app's");
   });
 }
