@@ -22,7 +22,7 @@ const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..
 const ENV = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/root" };
 const CSS = "body { color: teal }\n";
 /** A sparse file: streaming it whole must not grow the serving process by its size. */
-const BIG_BYTES = 512 * 1024 * 1024;
+const BIG_BYTES = 256 * 1024 * 1024;
 
 const children: ChildProcess[] = [];
 const tmps: string[] = [];
@@ -234,7 +234,7 @@ for (const mode of MODES) {
     }
   });
 
-  test.serial(`${mode.name}: a 512 MiB file streams whole with bounded memory in the serving process`, async (t) => {
+  test.serial(`${mode.name}: a 256 MiB file streams whole with bounded memory in the serving process`, async (t) => {
     const s = await started;
     // The relay answers in ferry start's own process, a handed-off connection in the app process.
     const pid = mode.handoff ? s.appPid : s.ferryPid;
