@@ -8,7 +8,8 @@
  * answer, headers and validators whichever path carried the request.
  *
  * A request is taken only when its URI names a regular file under the dir
- * (static-path.ts) whose real path (symlinks resolved) is still inside it
+ * (static-path.ts), or Passenger's page-cache file for it (`/about` →
+ * `about.html`, `/docs/` → `docs/index.html`), whose real path (symlinks resolved) is still inside it
  * and has no dot segment; everything else goes to the app unchanged. The
  * decision is synchronous (stat, realpath, open: a few µs on a local disk,
  * as nginx decides), so a request that is not a file reaches the app with
@@ -21,7 +22,7 @@ import fs from "node:fs";
 import type http from "node:http";
 import { contentTypeOf } from "./mime-types.js";
 import { conditionalStatus, etagOf, lastModifiedOf, rangeOf } from "./static-http.js";
-import { hasDotSegment, staticRelativePath } from "./static-path.js";
+import { hasDotSegment, pageCacheRelativePath, staticRelativePath } from "./static-path.js";
 
 /** Read size of a streamed file (what Node's fs streams use): the memory a response holds beyond its socket's buffer. */
 const READ_CHUNK = 64 * 1024;
@@ -139,9 +140,12 @@ export class StaticFiles {
   serve(req: http.IncomingMessage, res: http.ServerResponse, beforeAnswer?: () => void): Promise<void> | undefined {
     const method = req.method;
     if (method !== "GET" && method !== "HEAD") return undefined;
-    const relative = staticRelativePath(req.url ?? "");
-    if (relative === undefined) return undefined;
-    const file = this.#open(relative);
+    const url = req.url ?? "";
+    const relative = staticRelativePath(url);
+    const exact = relative === undefined ? undefined : this.#open(relative);
+    // Passenger's page cache: /about → about.html, / and /docs/ → index.html.
+    const cached = exact === undefined ? pageCacheRelativePath(url) : undefined;
+    const file = exact ?? (cached === undefined ? undefined : this.#open(cached));
     if (file === undefined) return undefined;
     beforeAnswer?.();
     return this.#answer(req, res, file);

@@ -21,6 +21,8 @@ import { copyApp, makeTmp, readyPids, req, startApp, waitFor, type Reply, type R
 const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../../bin/ferry.js");
 const ENV = { PATH: process.env["PATH"] ?? "/usr/bin:/bin", HOME: process.env["HOME"] ?? "/root" };
 const CSS = "body { color: teal }\n";
+const ABOUT = "<h1>about (page cache)</h1>\n";
+const DOCS = "<h1>docs index (page cache)</h1>\n";
 /** A sparse file: streaming it whole must not grow the serving process by its size. */
 const BIG_BYTES = 256 * 1024 * 1024;
 
@@ -50,6 +52,9 @@ async function makeApp(dirName: string): Promise<string> {
   await fsp.mkdir(path.join(pub, ".git"));
   await fsp.writeFile(path.join(pub, "css", "site.css"), CSS);
   await fsp.writeFile(path.join(pub, "digits.txt"), "0123456789");
+  await fsp.mkdir(path.join(pub, "docs"));
+  await fsp.writeFile(path.join(pub, "about.html"), ABOUT);
+  await fsp.writeFile(path.join(pub, "docs", "index.html"), DOCS);
   await fsp.writeFile(path.join(pub, ".env"), "SECRET=1\n");
   await fsp.writeFile(path.join(pub, ".git", "config"), "[core]\n");
   await fsp.writeFile(path.join(app, "secret.txt"), "outside the static dir\n");
@@ -222,6 +227,19 @@ for (const mode of MODES) {
     t.true(fromApp(await req(s.port, "/css/site.css%00", { agent: s.agent }), /site\.css/), "a NUL");
     // The app's own routes still answer.
     t.is((await req(s.port, "/", { agent: s.agent })).status, 200);
+  });
+
+  test.serial(`${mode.name}: Passenger's page cache: /about is answered from about.html, /docs/ from docs/index.html, for GET and HEAD only`, async (t) => {
+    const s = await started;
+    const about = await req(s.port, "/about?x=1", { agent: s.agent });
+    t.is(about.status, 200);
+    t.is(about.text, ABOUT);
+    t.is(about.headers["content-type"], "text/html");
+    t.is((await req(s.port, "/docs/", { agent: s.agent })).text, DOCS);
+    t.is((await req(s.port, "/about", { agent: s.agent, method: "HEAD" })).headers["content-length"], String(Buffer.byteLength(ABOUT)));
+    t.true(fromApp(await req(s.port, "/about", { agent: s.agent, method: "POST", body: Buffer.from("x") }), /about/), "POST goes to the app");
+    t.true(fromApp(await req(s.port, "/docs", { agent: s.agent }), /"\/docs"/), "no docs.html: the app");
+    t.true(fromApp(await req(s.port, "/css/", { agent: s.agent }), /"\/css\/"/), "no css/index.html: the app");
   });
 
   test.serial(`${mode.name}: .. and its encodings never leave the dir: the app gets the URI unchanged`, async (t) => {

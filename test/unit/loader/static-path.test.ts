@@ -4,7 +4,7 @@
  * refused, so such a request goes to the app unchanged.
  */
 import test from "ava";
-import { hasDotSegment, staticRelativePath } from "../../../core/src/loader/static-path.js";
+import { hasDotSegment, pageCacheRelativePath, staticRelativePath } from "../../../core/src/loader/static-path.js";
 
 const NAMES: ReadonlyArray<readonly [string, string]> = [
   ["/site.css", "site.css"],
@@ -62,3 +62,24 @@ test("hasDotSegment() finds a dot at the start of any segment of a resolved path
   t.false(hasDotSegment("css/site.css"));
   t.false(hasDotSegment("x..y/a.b"));
 });
+
+const PAGE_CACHE: ReadonlyArray<readonly [string, string | undefined]> = [
+  ["/", "index.html"],
+  ["/?x=1", "index.html"],
+  ["/docs/", "docs/index.html"],
+  ["/docs%2F", "docs/index.html"],
+  ["/about", "about.html"],
+  ["/blog/post-1?ref=x", "blog/post-1.html"],
+  ["/about.html", "about.html.html"],
+  ["/../secret", undefined],
+  ["/%2e%2e/", undefined],
+  ["/.git/", undefined],
+  ["/a%00", undefined],
+  ["*", undefined],
+];
+
+for (const [uri, want] of PAGE_CACHE) {
+  test(`pageCacheRelativePath() maps ${JSON.stringify(uri)} to ${String(want)}`, (t) => {
+    t.is(pageCacheRelativePath(uri), want);
+  });
+}
