@@ -129,6 +129,15 @@ void ferry_frame_add_header(const ferry_frame_t *f, size_t i,
     value->len = v->via.str.size;
 }
 
+ferry_str_t ferry_frame_pass_proc(const ferry_frame_t *f, size_t i)
+{
+    ferry_str_t s;
+
+    s.ptr = f->pass_procs[i].via.str.ptr;
+    s.len = f->pass_procs[i].via.str.size;
+    return s;
+}
+
 /* ---- Validation --------------------------------------------------------- */
 
 typedef enum { K_STR, K_INT, K_BOOL, K_PAIRS, K_MAP, K_STRS, K_BIN } ferry_kind;
@@ -170,6 +179,7 @@ static const struct {
     { "app",         K_MAP,   1 },
     { "env",         K_PAIRS, 0 },
     { "held",        K_STRS,  0 },
+    { "pass",        K_BOOL,  0 },
 };
 
 typedef struct {
@@ -187,7 +197,17 @@ static const ferry_key_t lease_keys[] = {
     { "chunked",     K_BOOL,  0 },
     { "add_headers", K_PAIRS, 0 },
     { "deadline",    K_INT,   0 },
+    { "pass",        K_MAP,   0 },
     { NULL,          K_STR,   0 }
+};
+
+/* The LEASE's pass map (docs/protocol.md "Passes"). */
+static const ferry_key_t pass_keys[] = {
+    { "ttl",           K_INT,   1 },
+    { "procs",         K_STRS,  1 },
+    { "restart_file",  K_STR,   1 },
+    { "restart_mtime", K_INT,   1 },
+    { NULL,            K_STR,   0 }
 };
 
 static const ferry_key_t done_keys[] = {
@@ -272,6 +292,53 @@ static void str_of(const msgpack_object *o, ferry_str_t *out)
     out->len = o ? o->via.str.size : 0;
 }
 
+/* A signed value that fits int64 (msgpack-c gives uint64 above 2^63). */
+static int fits_int64(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
+           || o->via.u64 <= (uint64_t)INT64_MAX;
+}
+
+/* The LEASE's optional pass: ttl > 0, 1 to FERRY_HELD_MAX non-empty
+ * process ids, an absolute restart file, mtime >= -1. */
+static int decode_pass(const msgpack_object *m, ferry_frame_t *f)
+{
+    const msgpack_object *o;
+    uint32_t i;
+
+    if (validate_map(m, pass_keys) != 0) {
+        return -1;
+    }
+    o = ferry_map_get(m, "ttl");
+    if (!fits_int64(o) || int_of(o) <= 0) {
+        return -1;
+    }
+    f->pass_ttl_ms = int_of(o);
+    o = ferry_map_get(m, "procs");
+    if (o->via.array.size == 0 || o->via.array.size > FERRY_HELD_MAX) {
+        return -1;
+    }
+    for (i = 0; i < o->via.array.size; i++) {
+        if (o->via.array.ptr[i].via.str.size == 0) {
+            return -1;
+        }
+    }
+    f->npass_procs = o->via.array.size;
+    f->pass_procs = o->via.array.ptr;
+    str_of(ferry_map_get(m, "restart_file"), &f->restart_file);
+    if (f->restart_file.len == 0 || f->restart_file.ptr[0] != '/'
+        || memchr(f->restart_file.ptr, '\0', f->restart_file.len) != NULL) {
+        return -1;
+    }
+    o = ferry_map_get(m, "restart_mtime");
+    if (!fits_int64(o) || int_of(o) < -1) {
+        return -1;
+    }
+    f->restart_mtime_ns = int_of(o);
+    f->has_pass = 1;
+    return 0;
+}
+
 static int decode_lease(const msgpack_object *m, ferry_frame_t *f)
 {
     const msgpack_object *o;
@@ -295,7 +362,8 @@ static int decode_lease(const msgpack_object *m, ferry_frame_t *f)
     if (f->id.len == 0 || f->lease_head_len == 0 || f->deadline_ms < 0) {
         return -1;
     }
-    return 0;
+    o = ferry_map_get(m, "pass");
+    return o != NULL ? decode_pass(o, f) : 0;
 }
 
 static int decode_done(const msgpack_object *m, ferry_frame_t *f)
@@ -816,8 +884,9 @@ int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     rc |= msgpack_pack_array(&pk, 2);
     rc |= msgpack_pack_int(&pk, FERRY_FRAME_REQUEST_HEAD);
-    /* Keys in the order of the tables in docs/protocol.md; v3 adds held. */
-    rc |= msgpack_pack_map(&pk, v3 ? 16 : 15);
+    /* Keys in the order of the tables in docs/protocol.md; v3 adds held,
+     * and pass when it is true. */
+    rc |= msgpack_pack_map(&pk, v3 ? (h->pass ? 17 : 16) : 15);
     rc |= pack_key_int(&pk, "v", h->version);
     rc |= pack_key_str(&pk, "method", h->method);
     rc |= pack_key_str(&pk, "uri", h->uri);
@@ -839,6 +908,9 @@ int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h
     if (v3) {
         rc |= pack_cstr(&pk, "held");
         rc |= pack_strs(&pk, h->held, h->nheld);
+        if (h->pass) {
+            rc |= pack_key_bool(&pk, "pass", 1);
+        }
     }
     if (rc != 0) {
         sb->size = start;
@@ -878,7 +950,7 @@ int ferry_encode_lease(msgpack_sbuffer *sb, const ferry_lease_t *l)
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     rc |= msgpack_pack_array(&pk, 2);
     rc |= msgpack_pack_int(&pk, FERRY_FRAME_LEASE);
-    rc |= msgpack_pack_map(&pk, 7);
+    rc |= msgpack_pack_map(&pk, l->has_pass ? 8 : 7);
     rc |= pack_key_str(&pk, "id", l->id);
     rc |= pack_key_int(&pk, "pid", l->pid);
     rc |= pack_key_bool(&pk, "reuse", l->reuse);
@@ -895,6 +967,15 @@ int ferry_encode_lease(msgpack_sbuffer *sb, const ferry_lease_t *l)
         }
     }
     rc |= pack_key_int(&pk, "deadline", l->deadline_ms);
+    if (l->has_pass) {
+        rc |= pack_cstr(&pk, "pass");
+        rc |= msgpack_pack_map(&pk, 4);
+        rc |= pack_key_int(&pk, "ttl", l->pass_ttl_ms);
+        rc |= pack_cstr(&pk, "procs");
+        rc |= pack_strs(&pk, l->pass_procs, l->npass_procs);
+        rc |= pack_key_str(&pk, "restart_file", l->restart_file);
+        rc |= pack_key_int(&pk, "restart_mtime", l->restart_mtime_ns);
+    }
     if (rc != 0) {
         sb->size = start;
         return -1;

@@ -88,6 +88,13 @@ typedef struct {
     size_t nadd;                       /* add_headers: name/value pairs */
     const msgpack_object *add;         /* 2 * nadd str objects */
     int64_t deadline_ms;               /* 0 = none */
+    /* LEASE "pass" (docs/protocol.md "Passes"): has_pass is 0 when absent */
+    int has_pass;
+    int64_t pass_ttl_ms;               /* > 0 */
+    size_t npass_procs;                /* 1..FERRY_HELD_MAX */
+    const msgpack_object *pass_procs;  /* npass_procs non-empty str objects */
+    ferry_str_t restart_file;          /* absolute path */
+    int64_t restart_mtime_ns;          /* -1 = the file is absent */
     /* DONE (a module -> core frame: decoded by tests only) */
     ferry_str_t outcome;
     int64_t done_status;
@@ -104,6 +111,9 @@ void ferry_frame_header(const ferry_frame_t *f, size_t i,
 /* Name and value of LEASE add_headers pair i (0 <= i < nadd). */
 void ferry_frame_add_header(const ferry_frame_t *f, size_t i,
                             ferry_str_t *name, ferry_str_t *value);
+
+/* Process id i of the LEASE's pass (0 <= i < npass_procs). */
+ferry_str_t ferry_frame_pass_proc(const ferry_frame_t *f, size_t i);
 
 /* Look up key in a msgpack map object; NULL when absent. */
 const msgpack_object *ferry_map_get(const msgpack_object *map, const char *key);
@@ -184,6 +194,8 @@ typedef struct {
     size_t nenv;                        /* pairs */
     const char *const *held;            /* v3 */
     size_t nheld;
+    int pass;                           /* v3: the module can use passes
+                                         * (sent only when set) */
 } ferry_request_head_t;
 
 /* The LEASE fields (the core's side of v3; the module encodes it in tests). */
@@ -197,6 +209,13 @@ typedef struct {
     const ferry_str_t *add_headers;     /* 2 * nadd */
     size_t nadd;
     int64_t deadline_ms;
+    /* The optional pass (sent only when has_pass is set). */
+    int has_pass;
+    int64_t pass_ttl_ms;
+    const char *const *pass_procs;
+    size_t npass_procs;
+    const char *restart_file;
+    int64_t restart_mtime_ns;
 } ferry_lease_t;
 
 /* The DONE report (docs/protocol.md "DONE"). */

@@ -181,6 +181,7 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
         h.nenv = ne / 2;
         h.held = (const char *const *)lv;
         h.nheld = nl;
+        h.pass = get_bool(ferry_map_get(f->head, "pass"));
         rc = ferry_encode_request_head(sb, &h);
         for (i = 0; i < n; i++) {
             free(hv[i]);
@@ -250,6 +251,9 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
         ferry_lease_t l;
         ferry_str_t *hs = calloc(2 * f->nadd + 1, sizeof(ferry_str_t));
         char *id = strndup(f->id.ptr, f->id.len);
+        char **procs = calloc(f->npass_procs + 1, sizeof(char *));
+        char *restart = strndup(f->restart_file.ptr ? f->restart_file.ptr : "",
+                                f->restart_file.len);
 
         for (i = 0; i < f->nadd; i++) {
             ferry_frame_add_header(f, i, &hs[2 * i], &hs[2 * i + 1]);
@@ -264,7 +268,23 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
         l.add_headers = hs;
         l.nadd = f->nadd;
         l.deadline_ms = f->deadline_ms;
+        for (i = 0; i < f->npass_procs; i++) {
+            ferry_str_t p = ferry_frame_pass_proc(f, i);
+
+            procs[i] = strndup(p.ptr, p.len);
+        }
+        l.has_pass = f->has_pass;
+        l.pass_ttl_ms = f->pass_ttl_ms;
+        l.pass_procs = (const char *const *)procs;
+        l.npass_procs = f->npass_procs;
+        l.restart_file = restart;
+        l.restart_mtime_ns = f->restart_mtime_ns;
         rc = ferry_encode_lease(sb, &l);
+        for (i = 0; i < f->npass_procs; i++) {
+            free(procs[i]);
+        }
+        free(procs);
+        free(restart);
         free(hs);
         free(id);
         break;
@@ -531,6 +551,179 @@ static void test_builtin(void)
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* Encode a LEASE with the given pass and decode it again; the decoder's
+ * status. */
+static ferry_proto_status lease_with_pass(int64_t ttl, const char *const *procs,
+                                          size_t nprocs, const char *file,
+                                          int64_t mtime, ferry_frame_t *f,
+                                          ferry_decoder_t *dec)
+{
+    msgpack_sbuffer sb;
+    ferry_lease_t l;
+    ferry_proto_status st;
+
+    memset(&l, 0, sizeof(l));
+    l.id = "c.1";
+    l.pid = 7;
+    l.head = "GET / HTTP/1.1\r\n\r\n";
+    l.head_len = strlen(l.head);
+    l.has_pass = 1;
+    l.pass_ttl_ms = ttl;
+    l.pass_procs = procs;
+    l.npass_procs = nprocs;
+    l.restart_file = file;
+    l.restart_mtime_ns = mtime;
+    msgpack_sbuffer_init(&sb);
+    if (ferry_encode_lease(&sb, &l) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return FERRY_PROTO_NOMEM;
+    }
+    ferry_decoder_feed(dec, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    st = ferry_decoder_next(dec, f);
+    return st;
+}
+
+/* The LEASE's pass (docs/protocol.md "Passes"): fields decoded, bad values
+ * refused; REQUEST_HEAD's pass key. */
+static void test_pass(const char *dir)
+{
+    static const char *const two[] = { "c.1", "c.2" };
+    static const char *const empty_id[] = { "" };
+    const char *many[FERRY_HELD_MAX + 1];
+    char path[4096];
+    ferry_decoder_t *dec;
+    ferry_frame_t f;
+    ferry_str_t p0, p1;
+    char *data;
+    size_t len, i;
+    int ok;
+
+    for (i = 0; i <= FERRY_HELD_MAX; i++) {
+        many[i] = "c.9";
+    }
+    snprintf(path, sizeof(path), "%s/lease-pass.hex", dir);
+    data = read_hex(path, &len);
+    dec = ferry_decoder_create();
+    ok = data != NULL && ferry_decoder_feed(dec, data, len) == 0
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+         && f.type == FERRY_FRAME_LEASE && f.has_pass && f.pass_ttl_ms == 200
+         && f.npass_procs == 2 && f.restart_mtime_ns == 1765012345123456789LL
+         && f.restart_file.len == 24
+         && !memcmp(f.restart_file.ptr, "/srv/app/tmp/restart.txt", 24);
+    if (ok) {
+        p0 = ferry_frame_pass_proc(&f, 0);
+        p1 = ferry_frame_pass_proc(&f, 1);
+        ok = p0.len == 11 && !memcmp(p0.ptr, "7f3a9c1e.17", 11)
+             && p1.len == 10 && !memcmp(p1.ptr, "7f3a9c1e.9", 10);
+    }
+    result("lease-pass.hex", "pass fields: ttl, procs, restart file, mtime",
+           ok, data == NULL ? "cannot read the vector" : "mismatch");
+    free(data);
+    ferry_decoder_destroy(dec);
+
+    snprintf(path, sizeof(path), "%s/lease-pass-no-restart-file.hex", dir);
+    data = read_hex(path, &len);
+    dec = ferry_decoder_create();
+    ok = data != NULL && ferry_decoder_feed(dec, data, len) == 0
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK && f.has_pass
+         && f.npass_procs == 1 && f.restart_mtime_ns == -1;
+    result("lease-pass-no-restart-file.hex", "restart_mtime -1", ok,
+           data == NULL ? "cannot read the vector" : "mismatch");
+    free(data);
+    ferry_decoder_destroy(dec);
+
+    snprintf(path, sizeof(path), "%s/lease.hex", dir);
+    data = read_hex(path, &len);
+    dec = ferry_decoder_create();
+    ok = data != NULL && ferry_decoder_feed(dec, data, len) == 0
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK && !f.has_pass
+         && f.npass_procs == 0;
+    result("lease.hex", "no pass key: has_pass is 0", ok, "mismatch");
+    free(data);
+    ferry_decoder_destroy(dec);
+
+    dec = ferry_decoder_create();
+    ok = lease_with_pass(1, two, 2, "/a/restart.txt", -1, &f, dec)
+         == FERRY_PROTO_OK && f.has_pass && f.restart_mtime_ns == -1;
+    result("builtin", "a pass with restart_mtime -1 (no file) decodes", ok,
+           "rejected");
+    ferry_decoder_destroy(dec);
+
+    {
+        static const struct {
+            int64_t ttl; int procs; const char *file; int64_t mtime;
+            const char *why;
+        } bad[] = {
+            { 0, 2, "/a/restart.txt", 5, "a pass with ttl 0" },
+            { -5, 2, "/a/restart.txt", 5, "a pass with a negative ttl" },
+            { 200, 0, "/a/restart.txt", 5, "a pass without procs" },
+            { 200, 17, "/a/restart.txt", 5, "a pass with 17 procs" },
+            { 200, -1, "/a/restart.txt", 5, "a pass with an empty proc id" },
+            { 200, 2, "a/restart.txt", 5, "a pass with a relative restart file" },
+            { 200, 2, "", 5, "a pass with an empty restart file" },
+            { 200, 2, "/a/restart.txt", -2, "a pass with restart_mtime -2" },
+        };
+
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            const char *const *procs = bad[i].procs == 2 ? two
+                                       : bad[i].procs == -1 ? empty_id : many;
+            size_t np = bad[i].procs == 2 ? 2 : bad[i].procs == -1 ? 1
+                        : (size_t)bad[i].procs;
+
+            dec = ferry_decoder_create();
+            result("builtin", bad[i].why,
+                   lease_with_pass(bad[i].ttl, procs, np, bad[i].file,
+                                   bad[i].mtime, &f, dec)
+                   == FERRY_PROTO_MALFORMED, "accepted");
+            ferry_decoder_destroy(dec);
+        }
+    }
+
+    /* REQUEST_HEAD: pass is written only when set. */
+    {
+        ferry_opt_t app = { "app_root", FERRY_OPT_STR, "/srv/app", 0 };
+        ferry_request_head_t h;
+        msgpack_sbuffer sb;
+        const msgpack_object *o;
+        int sizes_ok;
+
+        memset(&h, 0, sizeof(h));
+        h.version = 3;
+        h.method = "GET";
+        h.uri = "/";
+        h.app = &app;
+        h.napp = 1;
+        msgpack_sbuffer_init(&sb);
+        ferry_encode_request_head(&sb, &h);
+        len = sb.size;
+        h.pass = 1;
+        ferry_encode_request_head(&sb, &h);
+        sizes_ok = sb.size == 2 * len + 6;
+        dec = ferry_decoder_create();
+        ferry_decoder_feed(dec, sb.data, sb.size);
+        ok = ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+             && ferry_map_get(f.head, "pass") == NULL
+             && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+             && (o = ferry_map_get(f.head, "pass")) != NULL
+             && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+        result("builtin", "REQUEST_HEAD carries pass: true only when set",
+               ok && sizes_ok, "mismatch");
+        ferry_decoder_destroy(dec);
+        sb.size = 0;
+        h.version = 2;
+        ok = ferry_encode_request_head(&sb, &h) == 0;
+        dec = ferry_decoder_create();
+        ferry_decoder_feed(dec, sb.data, sb.size);
+        ok = ok && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+             && ferry_map_get(f.head, "pass") == NULL;
+        result("builtin", "a v2 REQUEST_HEAD never carries pass", ok,
+               "mismatch");
+        ferry_decoder_destroy(dec);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 /* Deterministic xorshift, so a failure reproduces. */
 static unsigned int rnd_state = 2463534242u;
 
@@ -651,6 +844,7 @@ int main(int argc, char **argv)
     result("fixtures", "at least one good and one bad vector",
            good > 0 && bad > 0, "fixtures missing");
     test_builtin();
+    test_pass(dir);
     test_mutations(vectors, lens, (size_t)good);
     for (i = 0; i < (size_t)good; i++) {
         free(vectors[i]);
