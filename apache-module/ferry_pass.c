@@ -1,0 +1,295 @@
+/*
+ * ferry_pass.c: the passes of one Apache child / nginx worker and its
+ * in-flight counts per app process (see ferry_pass.h). Small linear tables:
+ * a child serves a few apps and has at most a thread's worth of requests in
+ * flight. Each pass is one malloc'd block (its key, ids, headers and restart
+ * file copied out of the LEASE, whose buffer the decoder reuses).
+ */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L     /* struct stat's st_mtim */
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ferry_pass.h"
+
+typedef struct {
+    void *block;                /* the one allocation holding the rest */
+    const char *key;
+    int64_t expires_us;
+    const char **procs;
+    size_t nprocs;
+    ferry_str_t *add;
+    size_t nadd;
+    const char *restart_file;
+    int64_t restart_mtime_ns;
+} pass_t;
+
+typedef struct {
+    char *id;
+    size_t n;
+} count_t;
+
+struct ferry_pass_table_t {
+    pass_t passes[FERRY_PASS_APPS_MAX];
+    size_t npasses;
+    count_t *counts;
+    size_t ncounts;
+    size_t capcounts;
+};
+
+ferry_pass_table_t *ferry_pass_table_create(void)
+{
+    return calloc(1, sizeof(ferry_pass_table_t));
+}
+
+static void remove_pass(ferry_pass_table_t *t, size_t i)
+{
+    free(t->passes[i].block);
+    t->passes[i] = t->passes[--t->npasses];
+}
+
+void ferry_pass_clear_all(ferry_pass_table_t *t)
+{
+    while (t->npasses > 0) {
+        remove_pass(t, t->npasses - 1);
+    }
+}
+
+void ferry_pass_table_destroy(ferry_pass_table_t *t)
+{
+    size_t i;
+
+    if (t == NULL) {
+        return;
+    }
+    ferry_pass_clear_all(t);
+    for (i = 0; i < t->ncounts; i++) {
+        free(t->counts[i].id);
+    }
+    free(t->counts);
+    free(t);
+}
+
+static pass_t *find(ferry_pass_table_t *t, const char *key, size_t *index)
+{
+    size_t i;
+
+    for (i = 0; i < t->npasses; i++) {
+        if (strcmp(t->passes[i].key, key) == 0) {
+            *index = i;
+            return &t->passes[i];
+        }
+    }
+    return NULL;
+}
+
+void ferry_pass_drop(ferry_pass_table_t *t, const char *key)
+{
+    size_t i;
+
+    if (find(t, key, &i) != NULL) {
+        remove_pass(t, i);
+    }
+}
+
+/* Room for one more pass: expired ones go, else the one expiring first. */
+static void make_room(ferry_pass_table_t *t, int64_t now_us)
+{
+    size_t i, soonest = 0;
+
+    for (i = t->npasses; i-- > 0;) {
+        if (t->passes[i].expires_us <= now_us) {
+            remove_pass(t, i);
+        }
+    }
+    if (t->npasses < FERRY_PASS_APPS_MAX) {
+        return;
+    }
+    for (i = 1; i < t->npasses; i++) {
+        if (t->passes[i].expires_us < t->passes[soonest].expires_us) {
+            soonest = i;
+        }
+    }
+    remove_pass(t, soonest);
+}
+
+/* Copy n bytes to *p as a NUL-terminated string; advance *p. */
+static char *copy_str(char **p, const char *s, size_t n)
+{
+    char *out = *p;
+
+    memcpy(out, s, n);
+    out[n] = '\0';
+    *p += n + 1;
+    return out;
+}
+
+void ferry_pass_store(ferry_pass_table_t *t, const char *key,
+                      const ferry_frame_t *lease, int64_t now_us)
+{
+    pass_t ps;
+    ferry_str_t s, name, value;
+    size_t i, size, keylen = strlen(key);
+    char *block, *p;
+
+    ferry_pass_drop(t, key);
+    if (!lease->has_pass) {
+        return;
+    }
+    /* One block: pointers first (aligned by malloc), then the strings. */
+    size = lease->npass_procs * sizeof(char *)
+           + 2 * lease->nadd * sizeof(ferry_str_t)
+           + keylen + 1 + lease->restart_file.len + 1;
+    for (i = 0; i < lease->npass_procs; i++) {
+        size += ferry_frame_pass_proc(lease, i).len + 1;
+    }
+    for (i = 0; i < lease->nadd; i++) {
+        ferry_frame_add_header(lease, i, &name, &value);
+        size += name.len + 1 + value.len + 1;
+    }
+    block = malloc(size);
+    if (block == NULL) {
+        return;
+    }
+    memset(&ps, 0, sizeof(ps));
+    ps.procs = (const char **)(void *)block;
+    ps.add = (ferry_str_t *)(void *)(block + lease->npass_procs * sizeof(char *));
+    p = block + lease->npass_procs * sizeof(char *)
+        + 2 * lease->nadd * sizeof(ferry_str_t);
+    for (i = 0; i < lease->npass_procs; i++) {
+        s = ferry_frame_pass_proc(lease, i);
+        ps.procs[i] = copy_str(&p, s.ptr, s.len);
+    }
+    ps.nprocs = lease->npass_procs;
+    for (i = 0; i < lease->nadd; i++) {
+        ferry_frame_add_header(lease, i, &name, &value);
+        ps.add[2 * i].ptr = copy_str(&p, name.ptr, name.len);
+        ps.add[2 * i].len = name.len;
+        ps.add[2 * i + 1].ptr = copy_str(&p, value.ptr, value.len);
+        ps.add[2 * i + 1].len = value.len;
+    }
+    ps.nadd = lease->nadd;
+    ps.restart_file = copy_str(&p, lease->restart_file.ptr,
+                               lease->restart_file.len);
+    ps.restart_mtime_ns = lease->restart_mtime_ns;
+    ps.expires_us = now_us + lease->pass_ttl_ms * 1000;
+    ps.key = copy_str(&p, key, keylen);
+    ps.block = block;
+    make_room(t, now_us);
+    t->passes[t->npasses++] = ps;
+}
+
+/* The restart file is as the core last saw it. */
+static int restart_file_unchanged(const pass_t *ps)
+{
+    struct stat st;
+    int64_t ns;
+
+    if (stat(ps->restart_file, &st) != 0) {
+        return errno == ENOENT && ps->restart_mtime_ns == -1;
+    }
+    ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + (int64_t)st.st_mtim.tv_nsec;
+    return ns == ps->restart_mtime_ns;
+}
+
+int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
+                     ferry_pass_view_t *view)
+{
+    pass_t *ps;
+    size_t i;
+
+    ps = find(t, key, &i);
+    if (ps == NULL) {
+        return 0;
+    }
+    if (now_us >= ps->expires_us || !restart_file_unchanged(ps)) {
+        remove_pass(t, i);
+        return 0;
+    }
+    view->procs = ps->procs;
+    view->nprocs = ps->nprocs;
+    view->add_headers = ps->add;
+    view->nadd = ps->nadd;
+    return 1;
+}
+
+/* ---- In-flight counts --------------------------------------------------- */
+
+static count_t *find_count(const ferry_pass_table_t *t, const char *id)
+{
+    size_t i;
+
+    for (i = 0; i < t->ncounts; i++) {
+        if (strcmp(t->counts[i].id, id) == 0) {
+            return &t->counts[i];
+        }
+    }
+    return NULL;
+}
+
+void ferry_pass_begin(ferry_pass_table_t *t, const char *id)
+{
+    count_t *c = find_count(t, id), *grown;
+    size_t cap;
+
+    if (c != NULL) {
+        c->n++;
+        return;
+    }
+    if (t->ncounts == t->capcounts) {
+        cap = t->capcounts ? 2 * t->capcounts : 16;
+        grown = realloc(t->counts, cap * sizeof(count_t));
+        if (grown == NULL) {
+            return;                     /* uncounted: it reads as idle */
+        }
+        t->counts = grown;
+        t->capcounts = cap;
+    }
+    c = &t->counts[t->ncounts];
+    c->id = malloc(strlen(id) + 1);
+    if (c->id == NULL) {
+        return;
+    }
+    strcpy(c->id, id);
+    c->n = 1;
+    t->ncounts++;
+}
+
+void ferry_pass_end(ferry_pass_table_t *t, const char *id)
+{
+    count_t *c = find_count(t, id);
+
+    if (c == NULL) {
+        return;
+    }
+    if (--c->n == 0) {
+        free(c->id);
+        *c = t->counts[--t->ncounts];
+    }
+}
+
+size_t ferry_pass_inflight(const ferry_pass_table_t *t, const char *id)
+{
+    const count_t *c = find_count(t, id);
+
+    return c != NULL ? c->n : 0;
+}
+
+size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
+                       size_t n)
+{
+    size_t i, best = 0, bestn = ferry_pass_inflight(t, ids[0]), k;
+
+    for (i = 1; i < n && bestn > 0; i++) {
+        k = ferry_pass_inflight(t, ids[i]);
+        if (k < bestn) {
+            best = i;
+            bestn = k;
+        }
+    }
+    return best;
+}

@@ -1,0 +1,75 @@
+/*
+ * ferry_pass.h: the passes of one Apache child / nginx worker
+ * (docs/protocol.md "Passes"): per app, the core's permission to send the
+ * app's further requests straight to the processes it named, until the
+ * pass expires or the app's restart file changes; and how many requests
+ * this child has in flight on each app process (to pick the least busy).
+ *
+ * Pure C99 + POSIX stat() (no httpd, APR or nginx types): compiled into
+ * both modules and into apache-module/test/pass_test.c. No locking inside:
+ * Apache calls it under the app connection cache's mutex, nginx workers are
+ * single-threaded. Memory is malloc'd; the table lives as long as the
+ * child (or until ferry_pass_table_destroy).
+ */
+#ifndef FERRY_PASS_H
+#define FERRY_PASS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry_proto.h"
+
+/* At most this many apps with a pass per child (expired ones go first,
+ * then the one expiring soonest). */
+#define FERRY_PASS_APPS_MAX 64
+
+typedef struct ferry_pass_table_t ferry_pass_table_t;
+
+/* NULL when out of memory. */
+ferry_pass_table_t *ferry_pass_table_create(void);
+void ferry_pass_table_destroy(ferry_pass_table_t *t);
+
+/* A LEASE for app key was read at now_us (microseconds, any clock that
+ * only moves forward): with a pass, the app's pass becomes that one (valid
+ * until now_us + ttl); without one, the app's pass is dropped. Out of
+ * memory: the app has no pass. */
+void ferry_pass_store(ferry_pass_table_t *t, const char *key,
+                      const ferry_frame_t *lease, int64_t now_us);
+
+/* The app's pass is dropped (a PROCEED for it). */
+void ferry_pass_drop(ferry_pass_table_t *t, const char *key);
+
+/* Every pass is dropped (the core connection was lost: a new core knows
+ * nothing of them). In-flight counts stay. */
+void ferry_pass_clear_all(ferry_pass_table_t *t);
+
+/* What a usable pass allows: the process ids (LEASE ids) a request may be
+ * sent to, and the headers to add to the app's response (2 * nadd: name,
+ * value). Borrowed from the table: valid until the next store, drop,
+ * clear or check on it — copy what is kept past the caller's lock. */
+typedef struct {
+    const char *const *procs;
+    size_t nprocs;
+    const ferry_str_t *add_headers;
+    size_t nadd;
+} ferry_pass_view_t;
+
+/* 1 when app key has a pass usable at now_us: not expired, and its restart
+ * file as the core saw it (absent when restart_mtime is -1, else with that
+ * mtime in ns; checked with stat() here). 0 otherwise; a pass that expired
+ * or whose restart file differs is dropped on the way. */
+int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
+                     ferry_pass_view_t *view);
+
+/* In-flight counts per process id: a request on process id starts / ends
+ * (counts are kept for any id, with or without a pass). */
+void ferry_pass_begin(ferry_pass_table_t *t, const char *id);
+void ferry_pass_end(ferry_pass_table_t *t, const char *id);
+size_t ferry_pass_inflight(const ferry_pass_table_t *t, const char *id);
+
+/* The index of the id among ids[0..n) with the fewest requests in flight
+ * (the first of equals); n must be > 0. */
+size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
+                       size_t n);
+
+#endif

@@ -1,0 +1,260 @@
+/*
+ * pass_test.c: ferry_pass.c, a child's passes and in-flight counts
+ * (docs/protocol.md "Passes"): stored from decoded LEASEs, usable until the
+ * ttl runs out or the restart file changes, dropped by a LEASE without a
+ * pass, cleared all at once; least-busy picking.
+ *
+ * Prints "ok - …" / "not ok - …" lines and "C tests: N passed, M failed".
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../ferry_pass.h"
+
+static int passed, failed;
+
+static void result(const char *what, int ok)
+{
+    if (ok) {
+        passed++;
+        printf("ok - pass: %s\n", what);
+    }
+    else {
+        failed++;
+        printf("not ok - pass: %s\n", what);
+    }
+}
+
+/* A decoded LEASE (with a pass when ttl > 0) kept with its decoder. */
+typedef struct {
+    ferry_decoder_t *dec;
+    ferry_frame_t f;
+} lease_t;
+
+static int make_lease(lease_t *l, int64_t ttl, const char *const *procs,
+                      size_t nprocs, const char *file, int64_t mtime)
+{
+    static const ferry_str_t add[] = {
+        { "X-Powered-By", 12 }, { "Ferry", 5 }
+    };
+    msgpack_sbuffer sb;
+    ferry_lease_t le;
+    int rc;
+
+    memset(&le, 0, sizeof(le));
+    le.id = procs != NULL ? procs[0] : "c.1";
+    le.pid = 42;
+    le.head = "GET / HTTP/1.1\r\n\r\n";
+    le.head_len = strlen(le.head);
+    le.add_headers = add;
+    le.nadd = 1;
+    le.has_pass = ttl > 0;
+    le.pass_ttl_ms = ttl;
+    le.pass_procs = procs;
+    le.npass_procs = nprocs;
+    le.restart_file = file;
+    le.restart_mtime_ns = mtime;
+    msgpack_sbuffer_init(&sb);
+    l->dec = ferry_decoder_create();
+    rc = ferry_encode_lease(&sb, &le) == 0
+         && ferry_decoder_feed(l->dec, sb.data, sb.size) == 0
+         && ferry_decoder_next(l->dec, &l->f) == FERRY_PROTO_OK;
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static void free_lease(lease_t *l)
+{
+    ferry_decoder_destroy(l->dec);
+}
+
+static int64_t mtime_ns(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0) {
+        return -1;
+    }
+    return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+int main(void)
+{
+    static const char *const procs[] = { "n.1", "n.2", "n.3" };
+    char dir[] = "/tmp/ferry-pass-test.XXXXXX";
+    char file[256], other[256];
+    ferry_pass_table_t *t = ferry_pass_table_create();
+    ferry_pass_view_t v;
+    lease_t l;
+    struct timespec ts[2];
+    int64_t now = 1000000, m;
+    int fd, ok;
+    size_t i;
+
+    if (mkdtemp(dir) == NULL || t == NULL) {
+        printf("not ok - pass: set up\nC tests: 0 passed, 1 failed\n");
+        return 1;
+    }
+    snprintf(file, sizeof(file), "%s/restart.txt", dir);
+    snprintf(other, sizeof(other), "%s/absent.txt", dir);
+    fd = open(file, O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    m = mtime_ns(file);
+
+    /* Store and check. */
+    result("no pass before any LEASE", !ferry_pass_check(t, "app", now, &v));
+    ok = make_lease(&l, 200, procs, 3, file, m);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    ok = ok && ferry_pass_check(t, "app", now + 199999, &v) && v.nprocs == 3
+         && !strcmp(v.procs[0], "n.1") && !strcmp(v.procs[2], "n.3")
+         && v.nadd == 1 && v.add_headers[0].len == 12
+         && !memcmp(v.add_headers[0].ptr, "X-Powered-By", 12)
+         && !memcmp(v.add_headers[1].ptr, "Ferry", 5)
+         && v.add_headers[1].ptr[5] == '\0';
+    result("a stored pass is usable within its ttl, with its procs and "
+           "headers (copied out of the decoder)", ok);
+    result("another app has no pass", !ferry_pass_check(t, "app2", now, &v));
+    result("a pass is not usable at its ttl's end",
+           !ferry_pass_check(t, "app", now + 200000, &v));
+    result("... and is gone after", !ferry_pass_check(t, "app", now, &v));
+
+    /* The restart file. */
+    make_lease(&l, 200, procs, 2, file, m);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    ts[0].tv_sec = ts[1].tv_sec = 1700000000;
+    ts[0].tv_nsec = ts[1].tv_nsec = 123456789;
+    utimensat(AT_FDCWD, file, ts, 0);
+    result("a touched restart file ends the pass",
+           !ferry_pass_check(t, "app", now, &v));
+    make_lease(&l, 200, procs, 2, file, 1700000000123456789LL);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("the mtime is compared in ns",
+           ferry_pass_check(t, "app", now, &v));
+    make_lease(&l, 200, procs, 2, file, 1700000000123456788LL);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("... to the last ns", !ferry_pass_check(t, "app", now, &v));
+    make_lease(&l, 200, procs, 2, other, -1);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("an absent restart file matches -1",
+           ferry_pass_check(t, "app", now, &v));
+    fd = open(other, O_CREAT | O_WRONLY, 0644);
+    close(fd);
+    result("a restart file that appears ends the pass",
+           !ferry_pass_check(t, "app", now, &v));
+    make_lease(&l, 200, procs, 2, file, -1);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("a present file does not match -1",
+           !ferry_pass_check(t, "app", now, &v));
+
+    /* Dropped by a LEASE without a pass, by drop, by clear_all. */
+    m = mtime_ns(file);
+    make_lease(&l, 200, procs, 2, file, m);
+    ferry_pass_store(t, "app", &l.f, now);
+    ferry_pass_store(t, "app2", &l.f, now);
+    free_lease(&l);
+    make_lease(&l, 0, NULL, 0, NULL, 0);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("a LEASE without a pass drops the app's pass only",
+           !ferry_pass_check(t, "app", now, &v)
+           && ferry_pass_check(t, "app2", now, &v));
+    ferry_pass_drop(t, "app2");
+    result("drop removes a pass", !ferry_pass_check(t, "app2", now, &v));
+    make_lease(&l, 200, procs, 2, file, m);
+    ferry_pass_store(t, "app", &l.f, now);
+    ferry_pass_store(t, "app2", &l.f, now);
+    free_lease(&l);
+    ferry_pass_clear_all(t);
+    result("clear_all removes every pass",
+           !ferry_pass_check(t, "app", now, &v)
+           && !ferry_pass_check(t, "app2", now, &v));
+
+    /* A newer LEASE replaces the pass (its procs). */
+    make_lease(&l, 200, procs, 3, file, m);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    make_lease(&l, 200, procs + 1, 1, file, m);
+    ferry_pass_store(t, "app", &l.f, now + 10);
+    free_lease(&l);
+    result("a newer pass replaces the older",
+           ferry_pass_check(t, "app", now + 10, &v) && v.nprocs == 1
+           && !strcmp(v.procs[0], "n.2"));
+
+    /* At most FERRY_PASS_APPS_MAX apps: the one expiring first goes. */
+    ferry_pass_clear_all(t);
+    for (i = 0; i <= FERRY_PASS_APPS_MAX; i++) {
+        char key[32];
+
+        snprintf(key, sizeof(key), "app%zu", i);
+        make_lease(&l, 200, procs, 1, file, m);
+        ferry_pass_store(t, key, &l.f, now + (int64_t)i);
+        free_lease(&l);
+    }
+    ok = !ferry_pass_check(t, "app0", now + 100, &v);
+    for (i = 1; i <= FERRY_PASS_APPS_MAX; i++) {
+        char key[32];
+
+        snprintf(key, sizeof(key), "app%zu", i);
+        ok = ok && ferry_pass_check(t, key, now + 100, &v);
+    }
+    result("one app over the limit evicts the pass expiring first", ok);
+
+    /* In-flight counts and picking. */
+    result("an unknown id has nothing in flight",
+           ferry_pass_inflight(t, "n.1") == 0);
+    ferry_pass_begin(t, "n.1");
+    ferry_pass_begin(t, "n.1");
+    ferry_pass_begin(t, "n.2");
+    result("begin counts per id", ferry_pass_inflight(t, "n.1") == 2
+           && ferry_pass_inflight(t, "n.2") == 1
+           && ferry_pass_inflight(t, "n.3") == 0);
+    result("pick takes the least busy", ferry_pass_pick(t, procs, 3) == 2);
+    result("pick takes the first of equals",
+           ferry_pass_pick(t, procs + 1, 1) == 0);
+    ferry_pass_begin(t, "n.3");
+    ferry_pass_begin(t, "n.3");
+    result("pick: n.2 with 1 beats n.1 and n.3 with 2",
+           ferry_pass_pick(t, procs, 3) == 1);
+    ferry_pass_end(t, "n.1");
+    result("pick: the first of equals (n.1 and n.2 at 1)",
+           ferry_pass_pick(t, procs, 3) == 0);
+    ferry_pass_end(t, "n.1");
+    ferry_pass_end(t, "n.1");            /* one too many: stays at 0 */
+    ferry_pass_end(t, "n.9");            /* unknown: nothing */
+    result("end counts down to 0 and no further",
+           ferry_pass_inflight(t, "n.1") == 0);
+    ferry_pass_clear_all(t);
+    result("clear_all keeps the counts", ferry_pass_inflight(t, "n.3") == 2);
+    for (i = 0; i < 100; i++) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "m.%zu", i);
+        ferry_pass_begin(t, id);
+    }
+    ok = ferry_pass_inflight(t, "m.99") == 1 && ferry_pass_inflight(t, "n.3") == 2;
+    for (i = 0; i < 100; i++) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "m.%zu", i);
+        ferry_pass_end(t, id);
+        ok = ok && ferry_pass_inflight(t, id) == 0;
+    }
+    result("counts for 100 ids at once", ok && ferry_pass_inflight(t, "n.3") == 2);
+
+    ferry_pass_table_destroy(t);
+    unlink(file);
+    unlink(other);
+    rmdir(dir);
+    printf("C tests: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
