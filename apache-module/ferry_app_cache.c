@@ -4,7 +4,9 @@
  * thread mutex; a request sets aside the ones for its app while the core
  * chooses (they are in no list meanwhile, so no other thread can use them),
  * then puts back those it did not get a `reuse` for. Sockets are closed
- * outside the mutex.
+ * outside the mutex. The child's passes and in-flight counts (ferry_pass.c)
+ * live under the same mutex: a request on a pass takes its connection from
+ * this list in the same step as it checks the pass.
  */
 #include <errno.h>
 #include <string.h>
@@ -20,6 +22,7 @@
 
 #include "ferry_app_cache.h"
 #include "ferry_log.h"
+#include "ferry_pass.h"
 
 APLOG_USE_MODULE(ferry);
 
@@ -27,6 +30,7 @@ static struct {
     ferry_app_conn_t *head;     /* most recently idle */
     ferry_app_conn_t *tail;     /* oldest */
     apr_size_t count;
+    ferry_pass_table_t *passes; /* NULL: no passes in this child */
 #if APR_HAS_THREADS
     apr_thread_mutex_t *mutex;
 #endif
@@ -60,6 +64,8 @@ static apr_status_t cache_cleanup(void *data)
     conn = cache.head;
     cache.head = cache.tail = NULL;
     cache.count = 0;
+    ferry_pass_table_destroy(cache.passes);
+    cache.passes = NULL;
     unlock();
     for (; conn != NULL; conn = next) {
         next = conn->next;
@@ -82,9 +88,13 @@ void ferry_app_cache_child_init(apr_pool_t *pchild, server_rec *s)
         cache.mutex = NULL;
         return;
     }
-#else
-    (void)s;
 #endif
+    cache.passes = ferry_pass_table_create();
+    if (cache.passes == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, APR_ENOMEM, s, FERRY_LOGNO(0139)
+                     "Cannot create the pass table; every request of this "
+                     "child asks the core");
+    }
     apr_pool_cleanup_register(pchild, NULL, cache_cleanup,
                               apr_pool_cleanup_null);
 }
@@ -289,4 +299,125 @@ void ferry_app_cache_put(ferry_app_conn_t *conn, int fresh)
     }
     unlock();
     close_list(dead);
+}
+
+/* ---- Passes ------------------------------------------------------------- */
+
+void ferry_app_cache_pass_store(const char *key, const ferry_frame_t *lease)
+{
+    if (!cache_usable() || cache.passes == NULL) {
+        return;
+    }
+    lock();
+    ferry_pass_store(cache.passes, key, lease, apr_time_now());
+    unlock();
+}
+
+void ferry_app_cache_pass_drop(const char *key)
+{
+    if (!cache_usable() || cache.passes == NULL) {
+        return;
+    }
+    lock();
+    ferry_pass_drop(cache.passes, key);
+    unlock();
+}
+
+void ferry_app_cache_pass_clear(void)
+{
+    if (!cache_usable() || cache.passes == NULL) {
+        return;
+    }
+    lock();
+    ferry_pass_clear_all(cache.passes);
+    unlock();
+}
+
+static int in_list(const char *id, const char *const *ids, apr_size_t n)
+{
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(ids[i], id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
+                                            apr_array_header_t **add)
+{
+    ferry_pass_view_t v;
+    ferry_app_conn_t *conn, *cand[FERRY_HELD_MAX], *chosen = NULL, *dead = NULL;
+    const char *ids[FERRY_HELD_MAX];
+    apr_time_t now = apr_time_now();
+    apr_size_t n, i;
+
+    if (!cache_usable() || cache.passes == NULL) {
+        return NULL;
+    }
+    lock();
+    if (!ferry_pass_check(cache.passes, key, now, &v)) {
+        unlock();
+        return NULL;
+    }
+    expire(now, &dead);
+    /* The newest idle connection of each process the pass names; the one
+     * of the least busy process, unless the app closed it meanwhile (then
+     * the next). */
+    while (chosen == NULL) {
+        n = 0;
+        for (conn = cache.head; conn != NULL && n < FERRY_HELD_MAX;
+             conn = conn->next) {
+            if (strcmp(conn->key, key) == 0 && !in_list(conn->id, ids, n)
+                && in_list(conn->id, v.procs, v.nprocs)) {
+                cand[n] = conn;
+                ids[n++] = conn->id;
+            }
+        }
+        if (n == 0) {
+            break;
+        }
+        conn = cand[ferry_pass_pick(cache.passes, ids, n)];
+        unlink_conn(conn);
+        if (ferry_app_conn_idle_alive(conn)) {
+            chosen = conn;
+        }
+        else {
+            conn->next = dead;
+            dead = conn;
+        }
+    }
+    if (chosen != NULL) {
+        ferry_pass_begin(cache.passes, chosen->id);
+        *add = apr_array_make(p, (int)(2 * v.nadd + 1), sizeof(const char *));
+        for (i = 0; i < 2 * v.nadd; i++) {
+            APR_ARRAY_PUSH(*add, const char *) =
+                apr_pstrmemdup(p, v.add_headers[i].ptr, v.add_headers[i].len);
+        }
+    }
+    unlock();
+    close_list(dead);
+    return chosen;
+}
+
+void ferry_app_cache_count(const char *id)
+{
+    if (!cache_usable() || cache.passes == NULL) {
+        return;
+    }
+    lock();
+    ferry_pass_begin(cache.passes, id);
+    unlock();
+}
+
+void ferry_app_cache_uncount(const char *id)
+{
+    if (!cache_usable() || cache.passes == NULL) {
+        return;
+    }
+    lock();
+    ferry_pass_end(cache.passes, id);
+    unlock();
 }

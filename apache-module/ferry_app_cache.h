@@ -4,13 +4,18 @@
  * ferry_app_cache.c. Shared by the child's threads under a mutex: at most
  * FERRY_APP_CACHE_MAX idle connections, each idle at most
  * FERRY_APP_CACHE_IDLE (below Node's keepAliveTimeout of 5 s), the oldest
- * dropped first; keyed by app and lease id.
+ * dropped first; keyed by app and lease id. Under the same mutex: the
+ * child's passes and its requests in flight per app process
+ * (docs/protocol.md "Passes"; the table is ferry_pass.c).
  */
 #ifndef FERRY_APP_CACHE_H
 #define FERRY_APP_CACHE_H
 
 #include "httpd.h"
 #include "apr_network_io.h"
+#include "apr_tables.h"
+
+#include "ferry_proto.h"
 
 #define FERRY_APP_CACHE_MAX  64
 #define FERRY_APP_CACHE_IDLE apr_time_from_sec(4)
@@ -54,5 +59,30 @@ apr_size_t ferry_app_cache_set_aside(const char *key, ferry_app_conn_t **out,
  * idle time starts now); else it was set aside and not used (its idle time
  * runs on). The oldest connection is closed when the cache is full. */
 void ferry_app_cache_put(ferry_app_conn_t *conn, int fresh);
+
+/* ---- Passes ------------------------------------------------------------- */
+
+/* A LEASE for app key (whose head asked for a pass) was just read: its pass
+ * becomes the app's, or the app has none when it brought none. */
+void ferry_app_cache_pass_store(const char *key, const ferry_frame_t *lease);
+
+/* The app's pass is dropped (the core relays its requests: PROCEED). */
+void ferry_app_cache_pass_drop(const char *key);
+
+/* Every pass is dropped (the core connection was lost). */
+void ferry_app_cache_pass_clear(void);
+
+/* A request of app key on a pass: when the app has a usable pass (not
+ * expired, restart file unchanged) and this child an idle, live connection
+ * to one of the pass's processes, take the one whose process has the fewest
+ * of this child's requests in flight, count the request on it (end it with
+ * ferry_app_cache_uncount) and copy the pass's response headers into *add
+ * (const char * name/value pairs in p). NULL: take the slow path. */
+ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
+                                            apr_array_header_t **add);
+
+/* A request on process id starts (a LEASE) / ends (every counted one). */
+void ferry_app_cache_count(const char *id);
+void ferry_app_cache_uncount(const char *id);
 
 #endif

@@ -68,6 +68,9 @@ typedef struct {
     unsigned int complete:1;        /* the core's END was read and relayed */
     unsigned int stale:1;           /* reused link closed before any response byte */
     unsigned int direct:1;          /* v3 LEASE: the module talks to the app */
+    unsigned int passes:1;          /* ask for passes and use them (FERRY_PASS) */
+    unsigned int on_pass:1;         /* this exchange runs on a pass: no DONE */
+    unsigned int counted:1;         /* counted in flight on lease_id */
 
     /* Direct path (protocol v3). */
     const char *app_key;            /* cache key of the app */
@@ -130,15 +133,23 @@ void ferry_head_build(ferry_exchange_t *ex);
 
 /* ---- ferry_lease.c (protocol v3) ---------------------------------------- */
 
+/* Step Two's fast way (docs/protocol.md "Passes"): when ex->passes is set,
+ * the app has a usable pass, and this child an idle connection to one of
+ * its processes, take that connection and build the app's request head
+ * here (ferry_app_head.c): ex->direct and ex->on_pass are set and no core
+ * round trip happens. Returns 0 (nothing changed) for the slow path. */
+int ferry_lease_from_pass(ferry_exchange_t *ex);
+
 /* Step Two on the direct path: set aside this child's idle connections to
  * the app, send the v3 REQUEST_HEAD on the core link and read the answer.
  * FERRY_OK with ex->direct set: a LEASE (ex->conn is the app connection);
  * FERRY_OK without: PROCEED (continue as a v2 exchange). */
 ferry_err ferry_lease_get(ferry_exchange_t *ex);
 
-/* Step Six: tell the core the exchange is over (DONE), put the app
- * connection back in the cache or close it, give back the unused held
- * ones. Best effort: a dead core changes nothing for the client. */
+/* Step Six: tell the core the exchange is over (DONE; none on a pass),
+ * put the app connection back in the cache or close it, give back the
+ * unused held ones. Best effort: a dead core changes nothing for the
+ * client. */
 void ferry_lease_release(ferry_exchange_t *ex);
 
 /* ---- ferry_app_http.c (protocol v3) ------------------------------------- */

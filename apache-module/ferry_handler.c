@@ -5,23 +5,26 @@
  *
  *   Step One    map: is the request ours? The REQUEST_HEAD fields
  *               (ferry_head.c).
- *   Step Two    lease: the core decides (protocol v3: ferry_lease.c); on
- *               the relay path (v2, or v3 PROCEED) the head goes to the
- *               core on the client connection's core link
+ *   Step Two    lease: the core decides (protocol v3: ferry_lease.c), in
+ *               advance when it gave this child a pass for the app, else
+ *               now; on the relay path (v2, or v3 PROCEED) the head goes
+ *               to the core on the client connection's core link
  *   Step Three  send: the request to the app (direct: ferry_app_http.c)
  *               or as BODY frames to the core (relay: ferry_body.c)
  *   Step Four   relay: the response to the client (ferry_app_http.c /
  *               ferry_response.c), or the tunnel after a 101
  *               (ferry_tunnel.c)
- *   Step Five   release: DONE to the core, the app connection back to the
- *               child's cache (ferry_lease.c); the core link kept or closed
+ *   Step Five   release: DONE to the core (none on a pass), the app
+ *               connection back to the child's cache (ferry_lease.c); the
+ *               core link kept or closed
  *
  * Statuses travel up: every step returns a ferry_err or an HTTP status;
  * ferry_exchange.c's ferry_status_for() is the one place they are chosen.
  *
  * The direct path (protocol v3) is the default; FERRY_DATA_PATH=relay in
  * Apache's environment (read once per child) selects the relay path
- * (protocol v2) for every request.
+ * (protocol v2) for every request. FERRY_PASS=on lets the direct path ask
+ * for and use passes (docs/protocol.md "Passes").
  */
 #include <errno.h>
 #include <signal.h>
@@ -52,15 +55,20 @@ APLOG_USE_MODULE(ferry);
 
 /* Protocol v3 unless Apache's environment has FERRY_DATA_PATH=relay. */
 static int direct_path;
+/* Passes (docs/protocol.md "Passes") when FERRY_PASS=on. */
+static int passes;
 
 void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
 {
     const char *v = getenv("FERRY_DATA_PATH");
+    const char *p = getenv("FERRY_PASS");
 
     direct_path = v == NULL || strcmp(v, "relay") != 0;
+    passes = direct_path && p != NULL && strcmp(p, "on") == 0;
     ferry_app_cache_child_init(pchild, s);
-    ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "data path: %s",
-                 direct_path ? "direct (protocol v3)" : "relay (protocol v2)");
+    ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "data path: %s%s",
+                 direct_path ? "direct (protocol v3)" : "relay (protocol v2)",
+                 passes ? ", passes" : "");
 }
 
 static apr_status_t sbuffer_cleanup(void *data)
@@ -278,13 +286,17 @@ static int direct_exchange(ferry_exchange_t *ex)
     int rc, attempt;
 
     for (attempt = 0; ; attempt++) {
-        /* Step Two: the lease (or PROCEED: the relay path). */
-        err = ferry_lease_get(ex);
-        if (err != FERRY_OK) {
-            return ferry_status_for(ex, err);
-        }
-        if (!ex->direct) {
-            return proceed_exchange(ex);
+        /* Step Two: a pass the core gave this child for the app (no round
+         * trip); else the lease (or PROCEED: the relay path). A retry
+         * always asks the core. */
+        if (attempt > 0 || !ferry_lease_from_pass(ex)) {
+            err = ferry_lease_get(ex);
+            if (err != FERRY_OK) {
+                return ferry_status_for(ex, err);
+            }
+            if (!ex->direct) {
+                return proceed_exchange(ex);
+            }
         }
 
         /* Step Three: the request to the app. */
@@ -300,8 +312,8 @@ static int direct_exchange(ferry_exchange_t *ex)
         }
         if (err == FERRY_E_STALE && attempt == 0) {
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
-                          "app connection %s was stale; asking the core again",
-                          ex->lease_id);
+                          "app connection %s was stale; asking the core%s",
+                          ex->lease_id, ex->on_pass ? "" : " again");
             ex->outcome = "stale";
             ex->sent_status = 0;
             ex->stale_id = ex->lease_id;
@@ -355,6 +367,7 @@ int ferry_handler(request_rec *r)
     }
     ex->write_timeout = r->server->timeout;
     ex->upgrade = ferry_head_wants_upgrade(r) ? 1 : 0;
+    ex->passes = passes;
     ex->has_body = ap_request_has_body(r) ? 1 : 0;
     ex->bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     ferry_head_build(ex);

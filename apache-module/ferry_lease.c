@@ -1,14 +1,21 @@
 /*
  * ferry_lease.c: the core's part of a direct-path exchange (protocol v3,
- * docs/protocol.md "Version 3: leases").
+ * docs/protocol.md "Version 3: leases" and "Passes").
  *
+ *   ferry_lease_from_pass  a request the core allowed in advance (a pass
+ *                        from an earlier LEASE of the app): an idle
+ *                        connection to one of the pass's processes, the
+ *                        app's request head built here (ferry_app_head.c);
+ *                        no core round trip
  *   ferry_lease_get      set aside this child's idle connections to the
  *                        app ("held"), send REQUEST_HEAD v3 on the client
  *                        connection's core link, read LEASE (with the app
- *                        socket passed by SCM_RIGHTS, or "reuse" one held)
- *                        or PROCEED (the relay path follows)
- *   ferry_lease_release  DONE to the core; the app connection back to the
- *                        child's cache or closed
+ *                        socket passed by SCM_RIGHTS, or "reuse" one held;
+ *                        its pass, if any, kept for the app) or PROCEED
+ *                        (the relay path follows)
+ *   ferry_lease_release  DONE to the core (none on a pass: the app's
+ *                        loader reports those requests); the app
+ *                        connection back to the child's cache or closed
  *
  * Apache's user never opens an app socket itself: the core connects
  * (checking the listener's peer credentials) and passes the connection.
@@ -22,6 +29,7 @@
 #include "apr_strings.h"
 
 #include "ferry_app_cache.h"
+#include "ferry_app_head.h"
 #include "ferry_conn.h"
 #include "ferry_daemon.h"
 #include "ferry_exchange.h"
@@ -57,6 +65,15 @@ static apr_status_t held_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* The request no longer runs on process lease_id (in-flight count). */
+static void uncount(ferry_exchange_t *ex)
+{
+    if (ex->counted) {
+        ferry_app_cache_uncount(ex->lease_id);
+        ex->counted = 0;
+    }
+}
+
 /* The app connection of a request that ended without a release (an error
  * path): closed, never cached. */
 static apr_status_t conn_cleanup(void *data)
@@ -67,12 +84,13 @@ static apr_status_t conn_cleanup(void *data)
         ferry_app_conn_close(ex->conn);
         ex->conn = NULL;
     }
+    uncount(ex);
     return APR_SUCCESS;
 }
 
 /* The cache key of the app: the (app_root, app_env, app_group_name) the
  * head carries. */
-static const char *app_key(ferry_exchange_t *ex)
+static const char *make_app_key(ferry_exchange_t *ex)
 {
     const ferry_opt_t *o = ex->head.app;
     apr_size_t n = ex->head.napp;
@@ -82,6 +100,17 @@ static const char *app_key(ferry_exchange_t *ex)
 
     return apr_pstrcat(ex->r->pool, root ? root : "", "\n", env ? env : "",
                        "\n", group ? group : "", NULL);
+}
+
+/* ex->app_key, made once per request (with the cleanup that gives back
+ * held connections on early exits). */
+static void app_key(ferry_exchange_t *ex)
+{
+    if (ex->app_key == NULL) {
+        ex->app_key = make_app_key(ex);
+        apr_pool_cleanup_register(ex->r->pool, ex, held_cleanup,
+                                  apr_pool_cleanup_null);
+    }
 }
 
 /* The LEASE's fields into ex (copied: the decoder's buffer is reused). */
@@ -148,7 +177,16 @@ static ferry_err take_lease(ferry_exchange_t *ex, const ferry_frame_t *f)
     ex->conn->pid = ex->lease_pid;
     apr_pool_cleanup_register(r->pool, ex, conn_cleanup, apr_pool_cleanup_null);
     ex->direct = 1;
+    ferry_app_cache_count(ex->lease_id);
+    ex->counted = 1;
     give_back_held(ex);
+    if (ex->head.pass) {
+        /* Its pass (valid from now), or none: then the app has none. */
+        ferry_app_cache_pass_store(ex->app_key, f);
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r, "lease %s %s",
+                      ex->lease_id, f->has_pass ? "brought a pass"
+                                                : "brought no pass");
+    }
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
                   "lease %s: app pid %" APR_INT64_T_FMT ", %s connection, "
                   "body %s, deadline %" APR_INT64_T_FMT " ms", ex->lease_id,
@@ -174,6 +212,9 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     rv = ferry_link_acquire(r, &ex->link, &reused);
     if (rv != APR_SUCCESS) {
         ex->link = NULL;
+        if (rv != APR_ENOMEM) {
+            ferry_app_cache_pass_clear();   /* no core: no passes */
+        }
         return rv == APR_ENOMEM ? FERRY_E_INTERNAL : FERRY_E_CONNECT;
     }
     ex->sock = ex->link->sock;
@@ -188,6 +229,7 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     if (rv != APR_SUCCESS) {
         ferry_link_release(r, ex->link, 0);
         ex->link = NULL;
+        ferry_app_cache_pass_clear();       /* the core link was lost */
         if (reused) {
             *retry = 1;
             return FERRY_E_CORE_CLOSED;
@@ -215,6 +257,9 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
         total += got;
         if (rv == APR_SUCCESS) {
             continue;
+        }
+        if (!APR_STATUS_IS_TIMEUP(rv)) {
+            ferry_app_cache_pass_clear();   /* the core link was lost */
         }
         /* Nothing of the answer came: the core closed the link (an idle one
          * it dropped, or the core died). Nothing of the request went
@@ -244,6 +289,9 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
             close(fd);
         }
         give_back_held(ex);
+        if (ex->head.pass) {
+            ferry_app_cache_pass_drop(ex->app_key);
+        }
         ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
                       "the core relays this request (PROCEED)");
         return FERRY_OK;
@@ -262,6 +310,59 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     }
 }
 
+int ferry_lease_from_pass(ferry_exchange_t *ex)
+{
+    request_rec *r = ex->r;
+    ferry_app_conn_t *conn;
+    apr_array_header_t *add;
+    apr_size_t len, cap = 4096;
+    char *buf;
+    int chunked;
+
+    if (!ex->passes || ex->upgrade) {
+        return 0;
+    }
+    app_key(ex);
+    conn = ferry_app_cache_pass_take(ex->app_key, r->pool, &add);
+    if (conn == NULL) {
+        return 0;
+    }
+    /* The head the core would have put in a LEASE, marked as a pass's. */
+    buf = apr_palloc(r->pool, cap);
+    len = ferry_app_head(&ex->head, 1, buf, cap, &chunked);
+    if (len > cap) {
+        buf = apr_palloc(r->pool, len);
+        len = ferry_app_head(&ex->head, 1, buf, len, &chunked);
+    }
+    if (len == 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "no pass for this "
+                      "request: its head is one only the core may build");
+        ferry_app_cache_uncount(conn->id);
+        ferry_app_cache_put(conn, 0);
+        return 0;
+    }
+    ex->conn = conn;
+    ex->conn_reused = 1;
+    ex->lease_id = apr_pstrdup(r->pool, conn->id);
+    ex->lease_pid = conn->pid;
+    ex->counted = 1;
+    ex->chunked = chunked;
+    ex->lease_head = buf;
+    ex->lease_head_len = len;
+    ex->add_headers = add;
+    ex->lease_time = apr_time_now();
+    ex->deadline = 0;
+    ex->done_sent = 0;
+    ex->direct = 1;
+    ex->on_pass = 1;
+    apr_pool_cleanup_register(r->pool, ex, conn_cleanup, apr_pool_cleanup_null);
+    ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                  "on a pass: app connection %s (pid %" APR_INT64_T_FMT "), "
+                  "body %s", ex->lease_id, ex->lease_pid,
+                  chunked ? "chunked" : "as is");
+    return 1;
+}
+
 ferry_err ferry_lease_get(ferry_exchange_t *ex)
 {
     request_rec *r = ex->r;
@@ -272,14 +373,11 @@ ferry_err ferry_lease_get(ferry_exchange_t *ex)
     int retry, attempt;
 
     ex->direct = 0;
+    ex->on_pass = 0;
     ex->conn = NULL;
     ex->done_sent = 0;
     ex->lease_id = NULL;
-    if (ex->app_key == NULL) {
-        ex->app_key = app_key(ex);
-        apr_pool_cleanup_register(r->pool, ex, held_cleanup,
-                                  apr_pool_cleanup_null);
-    }
+    app_key(ex);
 
     /* The idle connections this child holds for the app, newest first. */
     ex->nheld = ferry_app_cache_set_aside(ex->app_key, ex->held,
@@ -292,6 +390,7 @@ ferry_err ferry_lease_get(ferry_exchange_t *ex)
     ex->head.version = FERRY_PROTO_VERSION;
     ex->head.held = ids;
     ex->head.nheld = n;
+    ex->head.pass = ex->passes && !ex->upgrade;
 
     sb = apr_pcalloc(r->pool, sizeof(*sb));
     msgpack_sbuffer_init(sb);
@@ -356,9 +455,21 @@ void ferry_lease_release(ferry_exchange_t *ex)
         }
         ex->conn = NULL;
     }
+    uncount(ex);
 
     /* DONE: one-way, nothing to wait for. A core that died meanwhile
-     * changes nothing for this request. */
+     * changes nothing for this request. None on a pass: the core never
+     * heard of this exchange (the app's loader reports it). */
+    if (ex->on_pass) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
+                      "pass exchange on %s: %s, status %d, %" APR_OFF_T_FMT
+                      " bytes in, %" APR_OFF_T_FMT " bytes out, %s",
+                      ex->lease_id, d.outcome, (int)d.status, ex->bytes_in,
+                      ex->bytes_out, d.reusable ? "kept" : "closed");
+        ex->on_pass = 0;
+        ex->direct = 0;
+        return;
+    }
     if (ex->link != NULL && ex->sock != NULL && !ex->core_gone) {
         msgpack_sbuffer_init(&sb);
         if (ferry_encode_done(&sb, &d) == 0

@@ -5,21 +5,25 @@
  * passed with SCM_RIGHTS, or "reuse" a held one) and logs each DONE. The
  * module alone speaks HTTP/1.1 to the app (test/fixtures/fake-core/app.js):
  * keep-alive cache, retry of stale kept connections, full duplex, spooling,
- * the 101 tunnel, PROCEED to the relay path.
+ * the 101 tunnel, PROCEED to the relay path; and, last (a pass serves every
+ * later request of the app in that Apache child), passes (FERRY_PASS=on):
+ * the stand-in grants one for URIs under /pass, with a long ttl, so the
+ * module alone decides when it stops.
  */
 import test from "ava";
 import crypto from "node:crypto";
 import { readFileSync } from "node:fs";
-import { chmod, copyFile, mkdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, copyFile, mkdir, readFile, utimes, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { ApacheServer, REPO_ROOT, makeTempRoot, processesUnder, started, stopAndRemove, waitFor } from "../helpers/apache.js";
+import { ApacheServer, REPO_ROOT, isAlive, makeTempRoot, processesUnder, started, stopAndRemove, waitFor } from "../helpers/apache.js";
 import { request } from "../helpers/e2e-http.js";
 
 let server: ApacheServer | undefined;
 let root = "";
+let restartFile = "";
 const srv = (): ApacheServer => started(server);
 const HOST = "direct.test";
 
@@ -64,6 +68,10 @@ test.before(async () => {
   await chmod(spool, 0o1777);
   const app = path.join(root, "app");
   await mkdir(path.join(app, "public"), { recursive: true });
+  await mkdir(path.join(app, "tmp"), { recursive: true });
+  restartFile = path.join(app, "tmp", "restart.txt");
+  await writeFile(restartFile, "");
+  await chmod(root, 0o755);
   await copyFile(path.join(REPO_ROOT, "test/fixtures/fake-core/app.js"), path.join(app, "app.mjs"));
   await copyFile(path.join(REPO_ROOT, "test/fixtures/fake-core/app.js"), path.join(app, "app.js"));
   // mod_ferry runs `<PassengerNodejs> <node flags> <script> --config <file>`:
@@ -82,6 +90,8 @@ test.before(async () => {
       // The app closes idle kept connections after 300 ms: well before the
       // module's 4 s cache idle limit, so kept connections go stale often.
       APP_KEEPALIVE_MS: "300",
+      FERRY_PASS: "on",
+      FAKE_RESTART_FILE: restartFile,
     },
     vhosts: [{ serverName: HOST, documentRoot: path.join(app, "public") }],
   });
@@ -273,4 +283,106 @@ test.serial("PROCEED: the request continues as a v2 exchange relayed by the core
   t.is(res.status, 200);
   t.is(res.headers["x-path"], "relay");
   t.is(res.text, "relayed POST /proceed/x (3 body bytes)\n");
+});
+
+// ---- Passes (last: a pass serves every later request of the app) ---------
+
+interface PassReply {
+  readonly status: number;
+  readonly pid: number;
+  readonly pass: string | null;
+  readonly rawHeaders: readonly string[];
+}
+
+function passGet(agent: http.Agent, reqPath: string, headers: Record<string, string> = {}): Promise<PassReply> {
+  return new Promise((resolve, reject) => {
+    http.get({ host: "127.0.0.1", port: srv().port, path: reqPath, headers: { Host: HOST, ...headers }, agent }, (r) => {
+      const chunks: Buffer[] = [];
+      r.on("data", (c: Buffer) => chunks.push(c));
+      r.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        if (r.statusCode !== 200) {
+          resolve({ status: r.statusCode ?? 0, pid: 0, pass: null, rawHeaders: [] });
+          return;
+        }
+        const v = JSON.parse(text) as { pid: number; pass: string | null; rawHeaders: string[] };
+        resolve({ status: 200, pid: v.pid, pass: v.pass, rawHeaders: v.rawHeaders });
+      });
+    }).on("error", reject);
+  });
+}
+
+const leasedUris = async (): Promise<string[]> => (await leases()).map((l) => l.uri);
+
+test.serial("passes: after a LEASE with a pass, the app's next requests go straight to it (marked, no head to the core, no DONE)", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const first = await passGet(agent, "/pass/1");
+    t.is(first.status, 200);
+    t.is(first.pass, null, "a leased request carries no marker");
+    await waitFor(async () => (await dones()).length > 0, { timeoutMs: 5000, what: "DONEs" });
+    const donesBefore = (await dones()).length;
+    for (let i = 2; i <= 6; i++) {
+      const r = await passGet(agent, `/pass/${i}`, i === 6 ? { "X-Ferry-Pass": "forged" } : {});
+      t.is(r.status, 200);
+      t.is(r.pass, "1", `request ${i} went on the pass, marked`);
+      t.is(r.pid, first.pid);
+    }
+    const seen = await leasedUris();
+    t.true(seen.includes("/pass/1"));
+    t.deepEqual(seen.filter((u) => /^\/pass\/[2-6]$/.test(u)), [], "no head reached the core");
+    await new Promise((r) => setTimeout(r, 300)); // a DONE would have arrived by now
+    t.is((await dones()).length, donesBefore, "no DONE for requests on a pass");
+  } finally {
+    agent.destroy();
+  }
+});
+
+test.serial("passes: a touched restart file sends the next request to the core, which grants a new pass", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    t.is((await passGet(agent, "/pass/a")).status, 200);
+    const onPass = await passGet(agent, "/pass/b");
+    t.is(onPass.pass, "1");
+    const later = new Date(Date.now() + 5000);
+    await utimes(restartFile, later, later);
+    const r = await passGet(agent, "/pass/after-touch");
+    t.is(r.status, 200);
+    t.is(r.pass, null, "the first request after the touch was leased");
+    t.true((await leasedUris()).includes("/pass/after-touch"));
+    const again = await passGet(agent, "/pass/again");
+    t.is(again.pass, "1", "the new LEASE brought a pass with the new mtime");
+    t.false((await leasedUris()).includes("/pass/again"));
+  } finally {
+    agent.destroy();
+  }
+});
+
+test.serial("passes: the pass's process exits: the next request goes through the core, no 502", async (t) => {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const a = await passGet(agent, "/pass/k1");
+    t.is((await passGet(agent, "/pass/k2")).pass, "1");
+    // On the pass too: the app answers, stops listening and exits.
+    const bye = await new Promise<number>((resolve, reject) => {
+      http.get({ host: "127.0.0.1", port: srv().port, path: "/exit-after?pass", headers: { Host: HOST }, agent }, (r) => {
+        r.resume();
+        r.on("end", () => resolve(r.statusCode ?? 0));
+      }).on("error", reject);
+    });
+    t.is(bye, 200);
+    await waitFor(() => (isAlive(a.pid) ? undefined : true), { timeoutMs: 10_000, what: "the app process to exit" });
+    const statuses: number[] = [];
+    let pid = 0;
+    for (let i = 0; i < 5; i++) {
+      const r = await passGet(agent, `/pass/k-after-${i}`);
+      statuses.push(r.status);
+      pid = r.pid;
+    }
+    t.deepEqual(statuses, [200, 200, 200, 200, 200]);
+    t.not(pid, a.pid);
+    t.true((await leasedUris()).includes("/pass/k-after-0"), "the first request after the exit asked the core");
+  } finally {
+    agent.destroy();
+  }
 });

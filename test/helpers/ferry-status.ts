@@ -21,6 +21,10 @@ export interface StatusGroup {
   readonly appRoot: string;
   readonly appEnv: string;
   readonly processes: readonly StatusProcess[];
+  /** LEASEs sent, those of them with a pass, requests served without the core (undefined: the core does not say). */
+  readonly leases?: number | undefined;
+  readonly passes?: number | undefined;
+  readonly directRequests?: number | undefined;
 }
 
 export interface Status {
@@ -51,6 +55,9 @@ function parseStatus(raw: unknown): Status {
       name: str(g.name, "group name"),
       appRoot: str(g.appRoot, "appRoot"),
       appEnv: str(g.appEnv, "appEnv"),
+      leases: g.leases === undefined ? undefined : num(g.leases, "leases"),
+      passes: g.passes === undefined ? undefined : num(g.passes, "passes"),
+      directRequests: g.directRequests === undefined ? undefined : num(g.directRequests, "directRequests"),
       processes: g.processes.map((p: unknown): StatusProcess => {
         if (!isRecord(p)) throw new Error("Cannot read status: bad process");
         return {
