@@ -23,8 +23,8 @@
  *
  * The direct path (protocol v3) is the default; FERRY_DATA_PATH=relay in
  * Apache's environment (read once per child) selects the relay path
- * (protocol v2) for every request. FERRY_PASS=on lets the direct path ask
- * for and use passes (docs/protocol.md "Passes").
+ * (protocol v2) for every request. The direct path asks for and uses
+ * passes (docs/protocol.md "Passes") unless FERRY_PASS=off.
  */
 #include <errno.h>
 #include <signal.h>
@@ -55,7 +55,7 @@ APLOG_USE_MODULE(ferry);
 
 /* Protocol v3 unless Apache's environment has FERRY_DATA_PATH=relay. */
 static int direct_path;
-/* Passes (docs/protocol.md "Passes") when FERRY_PASS=on. */
+/* Passes (docs/protocol.md "Passes") unless FERRY_PASS=off. */
 static int passes;
 
 void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
@@ -64,7 +64,7 @@ void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
     const char *p = getenv("FERRY_PASS");
 
     direct_path = v == NULL || strcmp(v, "relay") != 0;
-    passes = direct_path && p != NULL && strcmp(p, "on") == 0;
+    passes = direct_path && (p == NULL || strcmp(p, "off") != 0);
     ferry_app_cache_child_init(pchild, s);
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "data path: %s%s",
                  direct_path ? "direct (protocol v3)" : "relay (protocol v2)",

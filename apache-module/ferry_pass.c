@@ -20,6 +20,8 @@ typedef struct {
     void *block;                /* the one allocation holding the rest */
     const char *key;
     int64_t expires_us;
+    int64_t renew_us;           /* from then on, one caller renews it */
+    int renewing;               /* that caller was told */
     const char **procs;
     size_t nprocs;
     ferry_str_t *add;
@@ -177,6 +179,7 @@ void ferry_pass_store(ferry_pass_table_t *t, const char *key,
                                lease->restart_file.len);
     ps.restart_mtime_ns = lease->restart_mtime_ns;
     ps.expires_us = now_us + lease->pass_ttl_ms * 1000;
+    ps.renew_us = now_us + lease->pass_ttl_ms * 500;
     ps.key = copy_str(&p, key, keylen);
     ps.block = block;
     make_room(t, now_us);
@@ -208,6 +211,13 @@ int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
     }
     if (now_us >= ps->expires_us || !restart_file_unchanged(ps)) {
         remove_pass(t, i);
+        return 0;
+    }
+    if (now_us >= ps->renew_us && !ps->renewing) {
+        /* Half the ttl is gone: this one request asks the core (its LEASE
+         * brings the next pass) while the others keep using this one, so
+         * the pass does not run out under a burst of them. */
+        ps->renewing = 1;
         return 0;
     }
     view->procs = ps->procs;

@@ -57,7 +57,9 @@ typedef struct {
 /* 1 when app key has a pass usable at now_us: not expired, and its restart
  * file as the core saw it (absent when restart_mtime is -1, else with that
  * mtime in ns; checked with stat() here). 0 otherwise; a pass that expired
- * or whose restart file differs is dropped on the way. */
+ * or whose restart file differs is dropped on the way. Once half its ttl is
+ * gone, one call (the first after that) gets 0 while the pass stays: that
+ * request asks the core, whose LEASE renews the pass before it runs out. */
 int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
                      ferry_pass_view_t *view);
 

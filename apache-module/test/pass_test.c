@@ -110,7 +110,8 @@ int main(void)
     ok = make_lease(&l, 200, procs, 3, file, m);
     ferry_pass_store(t, "app", &l.f, now);
     free_lease(&l);
-    ok = ok && ferry_pass_check(t, "app", now + 199999, &v) && v.nprocs == 3
+    ok = ok && ferry_pass_check(t, "app", now + 99999, &v)
+         && ferry_pass_check(t, "app", now + 99999, &v) && v.nprocs == 3
          && !strcmp(v.procs[0], "n.1") && !strcmp(v.procs[2], "n.3")
          && v.nadd == 1 && v.add_headers[0].len == 12
          && !memcmp(v.add_headers[0].ptr, "X-Powered-By", 12)
@@ -118,6 +119,11 @@ int main(void)
          && v.add_headers[1].ptr[5] == '\0';
     result("a stored pass is usable within its ttl, with its procs and "
            "headers (copied out of the decoder)", ok);
+    result("past half its ttl, one caller is sent to the core to renew it",
+           !ferry_pass_check(t, "app", now + 199999, &v));
+    result("... the others keep using it",
+           ferry_pass_check(t, "app", now + 199999, &v)
+           && ferry_pass_check(t, "app", now + 199999, &v));
     result("another app has no pass", !ferry_pass_check(t, "app2", now, &v));
     result("a pass is not usable at its ttl's end",
            !ferry_pass_check(t, "app", now + 200000, &v));
@@ -137,6 +143,14 @@ int main(void)
     free_lease(&l);
     result("the mtime is compared in ns",
            ferry_pass_check(t, "app", now, &v));
+    result("a renewing caller's new LEASE starts a new half ttl",
+           !ferry_pass_check(t, "app", now + 100000, &v));
+    make_lease(&l, 200, procs, 2, file, 1700000000123456789LL);
+    ferry_pass_store(t, "app", &l.f, now + 100000);
+    free_lease(&l);
+    result("... so the next calls use the renewed pass",
+           ferry_pass_check(t, "app", now + 199999, &v)
+           && ferry_pass_check(t, "app", now + 199999, &v));
     make_lease(&l, 200, procs, 2, file, 1700000000123456788LL);
     ferry_pass_store(t, "app", &l.f, now);
     free_lease(&l);

@@ -275,3 +275,39 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
     })(t);
   });
 }
+
+export const PASS_OFF_CASE = "FERRY_PASS=off: every request asks the core, no LEASE carries a pass";
+
+/** A front end with FERRY_PASS=off in its environment: passes are not asked for nor used. */
+export function passOffCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOptions = {}): void {
+  let appRoot = "";
+  const { fe, serial } = frontEndSuite(test, kind, "passes-off", async (root) => {
+    appRoot = await prepareApp(root, "e2e-app", "off");
+    return {
+      serverEnv: { FERRY_DATA_PATH: "direct", FERRY_PASS: "off" },
+      sites: [{ serverName: "off.test", appRoot }],
+    };
+  }, opts);
+
+  serial(PASS_OFF_CASE, async (t) => {
+    t.timeout(90_000);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      const f = fe();
+      t.is((await send(agent, f.port, "off.test", "/pid")).status, 200);
+      const read = async (): Promise<Counts> => countsOf(groupOf(await ferryStatus(f.server), appRoot), "off.test");
+      const before = await read();
+      const n = 20;
+      for (let i = 0; i < n; i++) t.is((await send(agent, f.port, "off.test", "/pid")).status, 200);
+      const after = await waitFor(async () => {
+        const c = await read();
+        return c.processed - before.processed >= n ? c : undefined;
+      }, { timeoutMs: 15_000, intervalMs: 50, what: "ferry status to count the requests" });
+      t.is(after.leases - before.leases, n, "every request was leased");
+      t.is(after.passes, 0, "no LEASE carried a pass");
+      t.is(after.direct - before.direct, 0);
+    } finally {
+      agent.destroy();
+    }
+  });
+}
