@@ -56,6 +56,49 @@ ngx_http_ferry_static_file(ngx_http_request_t *r)
            && ngx_is_file(&fi);
 }
 
+/* Passenger's page cache, for a GET or HEAD whose URI names no file:
+ * <uri>.html, or <uri>index.html when the URI ends in '/', if that is a
+ * regular file under the root. The request is redirected there internally
+ * (nginx's static module serves it, as for any file); NGX_DECLINED when
+ * there is no such file. */
+static ngx_int_t
+ngx_http_ferry_page_cache(ngx_http_request_t *r)
+{
+    static u_char    index_html[] = "index.html";
+    static u_char    dot_html[] = ".html";
+    ngx_str_t        path, uri;
+    size_t           root, n;
+    u_char          *last, *suffix;
+    ngx_file_info_t  fi;
+
+    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) || r->uri.len == 0) {
+        return NGX_DECLINED;
+    }
+    if (r->uri.data[r->uri.len - 1] == '/') {
+        suffix = index_html;
+        n = sizeof(index_html) - 1;
+    } else {
+        suffix = dot_html;
+        n = sizeof(dot_html) - 1;
+    }
+    last = ngx_http_map_uri_to_path(r, &path, &root, n);
+    if (last == NULL) {
+        return NGX_DECLINED;
+    }
+    last = ngx_cpymem(last, suffix, n);
+    *last = '\0';
+    if (ngx_file_info(path.data, &fi) == NGX_FILE_ERROR || !ngx_is_file(&fi)) {
+        return NGX_DECLINED;
+    }
+    uri.len = r->uri.len + n;
+    uri.data = ngx_pnalloc(r->pool, uri.len);
+    if (uri.data == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+    ngx_memcpy(ngx_cpymem(uri.data, r->uri.data, r->uri.len), suffix, n);
+    return ngx_http_internal_redirect(r, &uri, &r->args);
+}
+
 /* FERRY_DATA_PATH=relay: the core connection for the v2 head. */
 static void
 ngx_http_ferry_relay_ready(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
@@ -144,10 +187,15 @@ ngx_int_t
 ngx_http_ferry_content(ngx_http_request_t *r)
 {
     ngx_http_ferry_loc_conf_t  *lcf;
+    ngx_int_t                   rc;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_ferry_module);
     if (!lcf->enabled || r != r->main || ngx_http_ferry_static_file(r)) {
         return NGX_DECLINED;
+    }
+    rc = ngx_http_ferry_page_cache(r);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
     return ngx_http_ferry_handler(r);
 }

@@ -57,6 +57,10 @@ export function httpCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
     apps.sub = await prepareApp(root, "e2e-app", "subapp");
     if (process.getuid?.() === 0) execFileSync("chown", ["-R", "daemon:daemon", apps.owned]);
     await writeFile(path.join(apps.main, "public", "static.txt"), "served by the front end\n", { mode: 0o644 });
+    // Passenger's page cache: /cached → cached.html, /pages/ → pages/index.html.
+    await writeFile(path.join(apps.main, "public", "cached.html"), "page cache file\n", { mode: 0o644 });
+    await mkdir(path.join(apps.main, "public", "pages"), { recursive: true, mode: 0o755 });
+    await writeFile(path.join(apps.main, "public", "pages", "index.html"), "page cache index\n", { mode: 0o644 });
     // A static site that hosts the sub-URI app under /sub.
     const site = path.join(root, "site");
     await mkdir(site, { recursive: true, mode: 0o755 });
@@ -212,6 +216,17 @@ export function httpCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
     t.is(res.status, 200);
     t.is(res.text, "served by the front end\n");
     t.is(res.headers["x-powered-by"], undefined);
+  });
+
+  serial("Passenger's page cache: a GET of /cached is served from public/cached.html and of /pages/ from public/pages/index.html; a POST goes to the app", async (t) => {
+    const cached = await request(fe().port, { path: "/cached?x=1", host: "main.test" });
+    t.is(cached.status, 200);
+    t.is(cached.text, "page cache file\n");
+    t.is(cached.headers["x-powered-by"], undefined);
+    const index = await request(fe().port, { path: "/pages/", host: "main.test" });
+    t.is(index.text, "page cache index\n");
+    const post = await request(fe().port, { path: "/cached", host: "main.test", method: "POST", body: Buffer.from("x") });
+    t.regex(String(post.headers["x-powered-by"]), /^Ferry/, "the app answered the POST");
   });
 
   serial("the app's environment variables and app env reach its environment", async (t) => {
