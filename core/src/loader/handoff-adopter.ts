@@ -90,13 +90,22 @@ export interface Handoff {
   stop(): void;
 }
 
-/** Start receiving connections on HANDOFF_FD; undefined when the process has no such fd. */
-export function startHandoff(opts: HandoffOptions): Handoff | undefined {
+/**
+ * Whether HANDOFF_FD is the core's handoff channel: a socket. Without
+ * handoff the number is free when Node starts, and Node's own event-loop
+ * descriptor (epoll) takes it: reading that as a pipe would break the loop.
+ */
+export function hasHandoffChannel(): boolean {
   try {
-    fstatSync(HANDOFF_FD);
+    return fstatSync(HANDOFF_FD).isSocket();
   } catch {
-    return undefined;
+    return false;
   }
+}
+
+/** Start receiving connections on HANDOFF_FD; undefined when the process has no handoff channel there. */
+export function startHandoff(opts: HandoffOptions): Handoff | undefined {
+  if (!hasHandoffChannel()) return undefined;
   const binding = (Reflect.get(process, "binding") as (name: string) => unknown).bind(process);
   const { Pipe, constants } = binding("pipe_wrap") as PipeWrapBinding;
   const { streamBaseState, kReadBytesOrError } = binding("stream_wrap") as StreamWrapBinding;
