@@ -19,6 +19,9 @@
  *   ngx_http_ferry_app_http.c HTTP/1.1 to the app (upstream callbacks)
  *   ngx_http_ferry_app_cache.c the worker's kept app connections
  *   ngx_http_ferry_relay.c    the relay path (protocol v2 frames)
+ *   ngx_http_ferry_pass.c     a request on a pass: no core round trip
+ *   ngx_http_ferry_pass_table.c the worker's passes, in-flight counts per
+ *                             app process, FERRY_PASS
  *   ngx_http_ferry_exchange.c what the steps share to end an exchange: DONE,
  *                             fail with a status, the request's cleanup
  *                             (calls no step)
@@ -31,6 +34,8 @@
 #include <ngx_http.h>
 #include <msgpack.h>
 #include "ferry_proto.h"
+#include "ferry_app_head.h"
+#include "ferry_pass.h"
 
 /* How an option's value is parsed and sent. */
 typedef enum {
@@ -133,7 +138,7 @@ typedef void (*ngx_http_ferry_stale_pt)(ngx_http_ferry_ctx_t *ctx,
 struct ngx_http_ferry_ctx_s {
     ngx_http_request_t         *r;
     ferry_request_head_t        head;       /* filled once, encoded per try */
-    ngx_str_t                   app_key;
+    ngx_str_t                   app_key;    /* NUL-terminated too */
 
     /* the core connection */
     ngx_peer_connection_t       peer;
@@ -169,6 +174,8 @@ struct ngx_http_ferry_ctx_s {
     unsigned                    conn_reused:1;
     unsigned                    app_retried:1;
     unsigned                    direct:1;       /* a lease is out */
+    unsigned                    passed:1;       /* on a pass: no DONE */
+    unsigned                    counted:1;      /* in the in-flight count */
     unsigned                    deadline_hit:1;
 
     /* the direct path's HTTP state */
@@ -220,6 +227,27 @@ ngx_int_t ngx_http_ferry_link_flush(ngx_http_ferry_ctx_t *ctx);
 ngx_int_t ngx_http_ferry_link_flush_to(ngx_http_ferry_ctx_t *ctx,
     ngx_connection_t *c);
 
+/* ngx_http_ferry_pass.c: a request on the worker's pass for its app,
+ * without the core: NGX_OK when ctx->conn is an idle connection to the
+ * pass's least busy process and ctx->lease_head the head (a stale
+ * connection's retry answers to answered), NGX_DECLINED: the slow path. */
+ngx_int_t ngx_http_ferry_pass_start(ngx_http_ferry_ctx_t *ctx,
+    ngx_http_ferry_answer_pt answered);
+
+/* ngx_http_ferry_pass_table.c */
+/* Does the module ask for passes (FERRY_PASS, read in the master)? */
+int ngx_http_ferry_pass_wanted(void);
+/* The worker's passes; NULL when not wanted (or out of memory). */
+ferry_pass_table_t *ngx_http_ferry_pass_table(void);
+/* The clock the passes are kept by (us). */
+int64_t ngx_http_ferry_pass_now(void);
+/* A core connection was lost: no pass stays. */
+void ngx_http_ferry_pass_lost_core(void);
+/* The request runs / no longer runs on process ctx->lease_id (the
+ * worker's in-flight count the pass picks by; ctx->counted). */
+void ngx_http_ferry_pass_count(ngx_http_ferry_ctx_t *ctx);
+void ngx_http_ferry_pass_uncount(ngx_http_ferry_ctx_t *ctx);
+
 /* ngx_http_ferry_lease.c: the head to the core; its answer goes to
  * answered (a LEASE whose kept connection died meanwhile is asked for
  * again first). */
@@ -232,6 +260,11 @@ void ngx_http_ferry_lease_retry(ngx_http_ferry_ctx_t *ctx, int wait_pid);
 /* ngx_http_ferry_app.c */
 ngx_int_t ngx_http_ferry_app_init_conf(ngx_conf_t *cf,
     ngx_http_ferry_loc_conf_t *conf, ngx_http_ferry_loc_conf_t *prev);
+/* Of the idle connections to ctx's app, one to a process of procs with
+ * the fewest of this worker's pass requests in flight, taken out of the
+ * cache (closed ones dropped); NULL when none. */
+ngx_http_ferry_app_conn_t *ngx_http_ferry_app_take_pass(
+    ngx_http_ferry_ctx_t *ctx, const char *const *procs, size_t nprocs);
 /* Set aside this worker's idle connections to ctx's app (held). */
 void ngx_http_ferry_app_set_aside(ngx_http_ferry_ctx_t *ctx);
 /* Held connections that were not leased go back to the cache. */

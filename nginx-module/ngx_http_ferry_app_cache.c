@@ -175,6 +175,62 @@ ngx_http_ferry_app_set_aside(ngx_http_ferry_ctx_t *ctx)
     }
 }
 
+ngx_http_ferry_app_conn_t *
+ngx_http_ferry_app_take_pass(ngx_http_ferry_ctx_t *ctx,
+    const char *const *procs, size_t nprocs)
+{
+    ngx_http_ferry_app_conn_t  *ac, *cand[FERRY_HELD_MAX];
+    const char                 *ids[FERRY_HELD_MAX];
+    ngx_queue_t                *q;
+    size_t                      i, j, n;
+
+    app_cache_setup();
+    for ( ;; ) {
+        /* the newest idle connection of each process the pass names */
+        n = 0;
+        for (q = ngx_queue_head(&app_cache);
+             q != ngx_queue_sentinel(&app_cache) && n < FERRY_HELD_MAX;
+             q = ngx_queue_next(q))
+        {
+            ac = ngx_queue_data(q, ngx_http_ferry_app_conn_t, queue);
+            if (ac->key.len != ctx->app_key.len
+                || ngx_memcmp(ac->key.data, ctx->app_key.data, ac->key.len) != 0)
+            {
+                continue;
+            }
+            for (i = 0; i < nprocs; i++) {
+                if (ngx_strlen(procs[i]) == ac->id.len
+                    && ngx_memcmp(procs[i], ac->id.data, ac->id.len) == 0)
+                {
+                    break;
+                }
+            }
+            if (i == nprocs) {
+                continue;                   /* not the pass's */
+            }
+            for (j = 0; j < n && ids[j] != procs[i]; j++) { /* void */ }
+            if (j < n) {
+                continue;                   /* an older one of a process */
+            }
+            cand[n] = ac;
+            ids[n++] = procs[i];
+        }
+        if (n == 0) {
+            return NULL;
+        }
+        /* the least busy process (this worker's requests in flight on it),
+         * unless the app closed that connection meanwhile: then again */
+        ac = cand[ferry_pass_pick(ngx_http_ferry_pass_table(), ids, n)];
+        ngx_queue_remove(&ac->queue);
+        ac->cached = 0;
+        app_cache_n--;
+        if (ngx_http_ferry_app_conn_alive(ac)) {
+            return ac;
+        }
+        ngx_http_ferry_app_conn_close(ac);
+    }
+}
+
 void
 ngx_http_ferry_app_give_back(ngx_http_ferry_ctx_t *ctx)
 {

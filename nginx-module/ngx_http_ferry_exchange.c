@@ -41,6 +41,11 @@ ngx_http_ferry_done(ngx_http_ferry_ctx_t *ctx, const char *outcome,
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);
     }
+    ngx_http_ferry_pass_uncount(ctx);
+    if (ctx->passed) {
+        ctx->passed = 0;                /* the core never heard of it */
+        return;
+    }
     if (!ctx->direct) {
         return;
     }
@@ -65,7 +70,7 @@ ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc)
     if (ctx->wait.timer_set) {
         ngx_del_timer(&ctx->wait);
     }
-    if (ctx->direct) {
+    if (ctx->direct || ctx->passed || ctx->counted) {
         ngx_http_ferry_done(ctx, rc == NGX_HTTP_GATEWAY_TIME_OUT
                                  ? "timeout" : "app_error",
                             rc > NGX_OK ? rc : 0, 0);
@@ -90,7 +95,7 @@ ngx_http_ferry_cleanup(void *data)
     if (ctx->deadline.timer_set) {
         ngx_del_timer(&ctx->deadline);
     }
-    if (ctx->direct) {
+    if (ctx->direct || ctx->passed || ctx->counted) {
         /* the request ended before its exchange with the app did */
         ngx_http_ferry_done(ctx, "client_aborted", 0, 0);
     }

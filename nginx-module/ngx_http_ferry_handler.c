@@ -4,13 +4,16 @@
  *
  *   Step One    map: not ours (disabled, a subrequest, a static file under
  *               root) → declined; else the REQUEST_HEAD (head.c)
- *   Step Two    lease: the head to the core (lease.c, over link.c), which
- *               answers LEASE or PROCEED
+ *   Step Two    a pass the core granted this worker for the app (pass.c):
+ *               an idle connection to one of its processes and
+ *               the head built here, no core round trip (docs/protocol.md
+ *               "Passes"); else the lease: the head to the core (lease.c,
+ *               over link.c), which answers LEASE or PROCEED
  *   Step Three  LEASE → the direct path: HTTP/1.1 to the app over the leased
  *               socket through nginx's upstream (app.c), DONE at its end
  *               PROCEED → the relay path: frames through the core (relay.c)
- *   Step Four   a leased connection that was stale (the app never read the
- *               request): ask the core again, once (lease.c)
+ *   Step Four   a leased (or passed) connection that was stale (the app
+ *               never read the request): ask the core again, once (lease.c)
  *
  * The steps report back here through the callbacks below; what they share
  * to end an exchange (DONE, fail, cleanup) is in exchange.c.
@@ -149,10 +152,6 @@ ngx_http_ferry_handler(ngx_http_request_t *r)
     }
     cln->handler = ngx_http_ferry_cleanup;
     cln->data = ctx;
-    ctx->dec = ferry_decoder_create();
-    if (ctx->dec == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
     ngx_http_set_ctx(r, ctx, ngx_http_ferry_module);
 
     /* Step One: the head */
@@ -170,13 +169,28 @@ ngx_http_ferry_handler(ngx_http_request_t *r)
      * handler would run the content phase again) */
     r->write_event_handler = ngx_http_request_empty_handler;
 
-    /* Step Two: the core decides; Step Three follows its answer */
+    /* Step Two: the core decides (or decided: a pass); Step Three follows
+     * its answer */
     if (ngx_http_ferry_relay_only()) {
+        ctx->dec = ferry_decoder_create();
+        if (ctx->dec == NULL) {
+            ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return NGX_DONE;
+        }
         if (ferry_encode_request_head(&ctx->out, &ctx->head) != 0) {
             ngx_http_ferry_fail(ctx, NGX_HTTP_REQUEST_HEADER_TOO_LARGE);
             return NGX_DONE;
         }
         ngx_http_ferry_link_get(ctx, 1, ngx_http_ferry_relay_ready);
+        return NGX_DONE;
+    }
+    rc = ngx_http_ferry_pass_start(ctx, ngx_http_ferry_answered);
+    if (rc == NGX_OK) {
+        ngx_http_ferry_answered(ctx, 0);
+        return NGX_DONE;
+    }
+    if (rc == NGX_ERROR) {
+        ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return NGX_DONE;
     }
     ngx_http_ferry_lease_start(ctx, ngx_http_ferry_answered);

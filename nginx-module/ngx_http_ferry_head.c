@@ -209,7 +209,7 @@ app_key(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
     for (j = 0; j < 3; j++) {
         len += ngx_strlen(val[j]) + 1;
     }
-    p = ngx_pnalloc(r->pool, len);
+    p = ngx_pnalloc(r->pool, len + 1);
     if (p == NULL) {
         return NGX_ERROR;
     }
@@ -218,6 +218,7 @@ app_key(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
         p = ngx_cpymem(p, val[j], ngx_strlen(val[j]));
         *p++ = '\n';
     }
+    *p = '\0';                       /* a C string too (the pass table's) */
     ctx->app_key.len = len;
     return NGX_OK;
 }

@@ -42,8 +42,12 @@ lease_encode_head(ngx_http_ferry_ctx_t *ctx)
     u_char      *id;
 
     for (i = 0; i < ctx->nheld; i++) {
-        if (ctx->held[i] == NULL || ctx->held[i]->dead) {
-            continue;
+        if (ctx->held[i] == NULL || ctx->held[i]->dead
+            || (ctx->stale_id.len == ctx->held[i]->id.len
+                && ngx_memcmp(ctx->stale_id.data, ctx->held[i]->id.data,
+                              ctx->stale_id.len) == 0))
+        {
+            continue;           /* a retry leaves the stale process out */
         }
         id = ngx_pnalloc(ctx->r->pool, ctx->held[i]->id.len + 1);
         if (id == NULL) {
@@ -56,6 +60,7 @@ lease_encode_head(ngx_http_ferry_ctx_t *ctx)
     ctx->head.version = FERRY_PROTO_VERSION;
     ctx->head.held = ids;
     ctx->head.nheld = n;
+    ctx->head.pass = ngx_http_ferry_pass_wanted() && !ctx->upgrade;
     if (ferry_encode_request_head(&ctx->out, &ctx->head) != 0) {
         ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, 0,
                       "FERRY0440: Cannot encode the request head: over the "
@@ -73,6 +78,14 @@ ngx_http_ferry_lease_start(ngx_http_ferry_ctx_t *ctx,
 {
     ctx->answered = answered;
     ctx->direct = 0;
+    if (ctx->dec == NULL) {
+        /* the core's answer (a request on a pass has none) */
+        ctx->dec = ferry_decoder_create();
+        if (ctx->dec == NULL) {
+            ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+    }
     ctx->answer_bytes = 0;
     ngx_http_ferry_app_set_aside(ctx);
     if (lease_encode_head(ctx) != NGX_OK) {
@@ -108,6 +121,7 @@ lease_relink(ngx_http_ferry_ctx_t *ctx)
     ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->r->connection->log, 0,
                    "ferry: the core connection closed before an answer; "
                    "sending the head on a new one");
+    ngx_http_ferry_pass_lost_core();
     ngx_http_ferry_link_put(ctx, 0);
     ctx->link_retried = 1;
     msgpack_sbuffer_clear(&ctx->out);
@@ -154,6 +168,7 @@ lease_head_write(ngx_event_t *wev)
         ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, ngx_socket_errno,
                       "FERRY0442: Cannot send the request head to the core "
                       "at %s", ngx_http_ferry_core_socket());
+        ngx_http_ferry_pass_lost_core();
         ngx_http_ferry_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }
@@ -181,6 +196,7 @@ lease_take(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
 {
     ngx_http_request_t         *r = ctx->r;
     ngx_http_ferry_app_conn_t  *ac = NULL;
+    ferry_pass_table_t         *t;
     ngx_str_t                  *h;
     ferry_str_t                 n, v;
     ngx_uint_t                  i;
@@ -221,6 +237,12 @@ lease_take(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
     }
     ctx->lease_time = ngx_current_msec;
     ngx_gettimeofday(&ctx->lease_tv);
+    t = ctx->head.pass ? ngx_http_ferry_pass_table() : NULL;
+    if (t != NULL) {
+        /* with a pass or without (which ends the app's pass) */
+        ferry_pass_store(t, (const char *) ctx->app_key.data, f,
+                         ngx_http_ferry_pass_now());
+    }
 
     if (f->reuse) {
         if (fd >= 0) {
@@ -261,6 +283,7 @@ lease_take(ngx_http_ferry_ctx_t *ctx, ferry_frame_t *f)
     ac->pid = ctx->lease_pid;
     ctx->conn = ac;
     ctx->direct = 1;
+    ngx_http_ferry_pass_count(ctx);
     ngx_http_ferry_app_give_back(ctx);
     ngx_log_debug5(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                    "ferry: lease %V: app pid %L, %s connection, body %s, "
@@ -325,6 +348,7 @@ lease_answer_read(ngx_event_t *rev)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
                       "FERRY0447: Cannot read the core's answer to the request "
                       "head: the connection ended");
+        ngx_http_ferry_pass_lost_core();
         ngx_http_ferry_fail(ctx, NGX_HTTP_BAD_GATEWAY);
         return;
     }
@@ -357,6 +381,10 @@ lease_answer_read(ngx_event_t *rev)
             ctx->passed_fd = -1;
         }
         ngx_http_ferry_app_give_back(ctx);
+        if (ctx->head.pass && ngx_http_ferry_pass_table() != NULL) {
+            ferry_pass_drop(ngx_http_ferry_pass_table(),
+                            (const char *) ctx->app_key.data);
+        }
         ngx_log_debug0(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "ferry: the core relays this request (PROCEED)");
         ctx->answered(ctx, 1);
@@ -419,7 +447,8 @@ ngx_http_ferry_lease_retry(ngx_http_ferry_ctx_t *ctx, int wait_pid)
     lease_retry_now(ctx);
 }
 
-/* DONE "stale", then the same head on the same core connection. */
+/* DONE "stale", then the same head on the same core connection (a pass
+ * request: the slow path). */
 static void
 lease_retry_now(ngx_http_ferry_ctx_t *ctx)
 {
@@ -432,6 +461,8 @@ lease_retry_now(ngx_http_ferry_ctx_t *ctx)
         }
     }
     ctx->direct = 0;
+    ctx->passed = 0;                    /* a pass request: no DONE */
+    ngx_http_ferry_pass_uncount(ctx);
     ctx->bytes_in = 0;
     ctx->bytes_out = 0;
     ngx_http_ferry_lease_start(ctx, ctx->answered);

@@ -125,6 +125,8 @@ link_idle_read(ngx_event_t *rev)
             return;
         }
     }
+    /* the core stopped (or dropped this link): its passes go with it */
+    ngx_http_ferry_pass_lost_core();
     link_idle_remove(c);
     ngx_close_connection(c);
 }
@@ -283,7 +285,9 @@ link_connect(ngx_http_ferry_ctx_t *ctx)
         if ((err == NGX_ENOENT || err == NGX_ECONNREFUSED || err == NGX_EAGAIN)
             && waited < FERRY_CONNECT_BUDGET && !ngx_exiting && !ngx_terminate)
         {
-            /* the master is restarting the core: wait for it */
+            /* the master is restarting the core: wait for it (the new
+             * one grants its own passes) */
+            ngx_http_ferry_pass_lost_core();
             ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, err,
                            "ferry: core at %s not there, retry in %M ms",
                            path, ctx->connect_delay);
@@ -299,6 +303,7 @@ link_connect(ngx_http_ferry_ctx_t *ctx)
         ngx_log_error(NGX_LOG_ERR, r->connection->log, err,
                       "FERRY0430: Cannot connect to the ferry core at %s "
                       "(waited %M ms)", path, waited);
+        ngx_http_ferry_pass_lost_core();
         ctx->ready(ctx, NGX_HTTP_SERVICE_UNAVAILABLE);
         return;
     }

@@ -1,0 +1,74 @@
+/*
+ * ngx_http_ferry_pass_table.c: this worker's passes (docs/protocol.md
+ * "Passes"):
+ * the table of the shared ferry_pass.c (a pass per app key, the worker's
+ * requests in flight per app process, leased or on a pass), and the
+ * switch. nginx workers are single threaded: no locking.
+ *
+ * FERRY_PASS=off in nginx's environment: the module never asks for a pass
+ * (REQUEST_HEAD `pass` absent); read in the master, as FERRY_DATA_PATH is.
+ */
+#include "ngx_http_ferry.h"
+#include <stdlib.h>
+
+static int                  pass_wanted = -1;
+static ferry_pass_table_t  *passes;
+
+
+int
+ngx_http_ferry_pass_wanted(void)
+{
+    const char  *v;
+
+    if (pass_wanted < 0) {
+        v = getenv("FERRY_PASS");
+        pass_wanted = v != NULL && ngx_strcmp(v, "on") == 0;
+    }
+    return pass_wanted;
+}
+
+ferry_pass_table_t *
+ngx_http_ferry_pass_table(void)
+{
+    if (passes == NULL && ngx_http_ferry_pass_wanted()) {
+        passes = ferry_pass_table_create();
+        if (passes == NULL) {
+            ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                          "FERRY0455: Cannot use passes: out of memory for "
+                          "the worker's pass table");
+        }
+    }
+    return passes;
+}
+
+int64_t
+ngx_http_ferry_pass_now(void)
+{
+    return (int64_t) ngx_current_msec * 1000;
+}
+
+void
+ngx_http_ferry_pass_lost_core(void)
+{
+    if (passes != NULL) {
+        ferry_pass_clear_all(passes);
+    }
+}
+
+void
+ngx_http_ferry_pass_count(ngx_http_ferry_ctx_t *ctx)
+{
+    if (passes != NULL && !ctx->counted) {
+        ferry_pass_begin(passes, (const char *) ctx->lease_id.data);
+        ctx->counted = 1;
+    }
+}
+
+void
+ngx_http_ferry_pass_uncount(ngx_http_ferry_ctx_t *ctx)
+{
+    if (ctx->counted) {
+        ctx->counted = 0;
+        ferry_pass_end(passes, (const char *) ctx->lease_id.data);
+    }
+}
