@@ -235,7 +235,8 @@ ngx_int_t ngx_http_ferry_pass_start(ngx_http_ferry_ctx_t *ctx,
     ngx_http_ferry_answer_pt answered);
 
 /* ngx_http_ferry_pass_table.c */
-/* Does the module ask for passes (FERRY_PASS, read in the master)? */
+/* Does the module ask for passes (yes unless FERRY_PASS=off, read in the
+ * master)? */
 int ngx_http_ferry_pass_wanted(void);
 /* The worker's passes; NULL when not wanted (or out of memory). */
 ferry_pass_table_t *ngx_http_ferry_pass_table(void);

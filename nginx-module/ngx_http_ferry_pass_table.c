@@ -5,8 +5,9 @@
  * requests in flight per app process, leased or on a pass), and the
  * switch. nginx workers are single threaded: no locking.
  *
- * FERRY_PASS=off in nginx's environment: the module never asks for a pass
- * (REQUEST_HEAD `pass` absent); read in the master, as FERRY_DATA_PATH is.
+ * Passes are on unless FERRY_PASS=off is in nginx's environment: then the
+ * module never asks for one (REQUEST_HEAD `pass` absent) and every request
+ * sends its head to the core; read in the master, as FERRY_DATA_PATH is.
  */
 #include "ngx_http_ferry.h"
 #include <stdlib.h>
@@ -22,7 +23,7 @@ ngx_http_ferry_pass_wanted(void)
 
     if (pass_wanted < 0) {
         v = getenv("FERRY_PASS");
-        pass_wanted = v != NULL && ngx_strcmp(v, "on") == 0;
+        pass_wanted = v == NULL || ngx_strcmp(v, "off") != 0;
     }
     return pass_wanted;
 }

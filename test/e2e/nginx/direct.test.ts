@@ -41,6 +41,9 @@ test.before(async () => {
     root,
     // debug: the module's "ferry: lease ..." lines show which path a request took
     logLevel: "debug",
+    // leases, DONE and their retries, one LEASE per request: passes off
+    // (they have their own cases: pass.test.ts)
+    env: { FERRY_PASS: "off" },
     servers: [
       web,
       await server("echo.test", "echo-body"),
