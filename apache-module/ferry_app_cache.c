@@ -350,55 +350,66 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
 {
     ferry_pass_view_t v;
     ferry_app_conn_t *conn, *cand[FERRY_HELD_MAX], *chosen = NULL, *dead = NULL;
-    const char *ids[FERRY_HELD_MAX];
+    const char *ids[FERRY_HELD_MAX], *restart_file = NULL;
+    apr_int64_t restart_mtime = 0;
     apr_time_t now = apr_time_now();
-    apr_size_t n, i;
+    apr_size_t n = 0, i;
 
     if (!cache_usable() || cache.passes == NULL) {
         return NULL;
     }
+    /* Under the mutex: no system call (a thread preempted while holding it
+     * would stall the child's other threads). */
     lock();
-    if (!ferry_pass_check(cache.passes, key, now, &v)) {
+    if (!ferry_pass_lookup(cache.passes, key, now, &v)) {
         unlock();
         return NULL;
     }
     expire(now, &dead);
     /* The newest idle connection of each process the pass names; the one
-     * of the least busy process, unless the app closed it meanwhile (then
-     * the next). */
-    while (chosen == NULL) {
-        n = 0;
-        for (conn = cache.head; conn != NULL && n < FERRY_HELD_MAX;
-             conn = conn->next) {
-            if (strcmp(conn->key, key) == 0 && !in_list(conn->id, ids, n)
-                && in_list(conn->id, v.procs, v.nprocs)) {
-                cand[n] = conn;
-                ids[n++] = conn->id;
-            }
-        }
-        if (n == 0) {
-            break;
-        }
-        conn = cand[ferry_pass_pick(cache.passes, ids, n)];
-        unlink_conn(conn);
-        if (ferry_app_conn_idle_alive(conn)) {
-            chosen = conn;
-        }
-        else {
-            conn->next = dead;
-            dead = conn;
+     * of the least busy process. */
+    for (conn = cache.head; conn != NULL && n < FERRY_HELD_MAX;
+         conn = conn->next) {
+        if (strcmp(conn->key, key) == 0 && !in_list(conn->id, ids, n)
+            && in_list(conn->id, v.procs, v.nprocs)) {
+            cand[n] = conn;
+            ids[n++] = conn->id;
         }
     }
-    if (chosen != NULL) {
+    if (n > 0) {
+        chosen = cand[ferry_pass_pick(cache.passes, ids, n)];
+        unlink_conn(chosen);
         ferry_pass_begin(cache.passes, chosen->id);
         *add = apr_array_make(p, (int)(2 * v.nadd + 1), sizeof(const char *));
         for (i = 0; i < 2 * v.nadd; i++) {
             APR_ARRAY_PUSH(*add, const char *) =
                 apr_pstrmemdup(p, v.add_headers[i].ptr, v.add_headers[i].len);
         }
+        restart_file = apr_pstrdup(p, v.restart_file);
+        restart_mtime = v.restart_mtime_ns;
     }
     unlock();
     close_list(dead);
+    if (chosen == NULL) {
+        return NULL;
+    }
+    /* The restart file as the core saw it (else the core must see this
+     * request: it restarts the app, and grants a new pass or none), and a
+     * connection the app has not closed meanwhile (else the core passes a
+     * new one: a process that died is not offered again). */
+    if (!ferry_pass_restart_unchanged(restart_file, restart_mtime)) {
+        lock();
+        ferry_pass_drop(cache.passes, key);
+        ferry_pass_end(cache.passes, chosen->id);
+        unlock();
+        ferry_app_cache_put(chosen, 0);
+        return NULL;
+    }
+    if (!ferry_app_conn_idle_alive(chosen)) {
+        ferry_app_cache_uncount(chosen->id);
+        ferry_app_conn_close(chosen);
+        return NULL;
+    }
     return chosen;
 }
 

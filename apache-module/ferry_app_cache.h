@@ -73,11 +73,13 @@ void ferry_app_cache_pass_drop(const char *key);
 void ferry_app_cache_pass_clear(void);
 
 /* A request of app key on a pass: when the app has a usable pass (not
- * expired, restart file unchanged) and this child an idle, live connection
- * to one of the pass's processes, take the one whose process has the fewest
- * of this child's requests in flight, count the request on it (end it with
- * ferry_app_cache_uncount) and copy the pass's response headers into *add
- * (const char * name/value pairs in p). NULL: take the slow path. */
+ * expired, restart file unchanged) and this child an idle connection to one
+ * of the pass's processes, take the one whose process has the fewest of
+ * this child's requests in flight (if the app has not closed it), count the
+ * request on it (end it with ferry_app_cache_uncount) and copy the pass's
+ * response headers into *add (const char * name/value pairs in p). NULL:
+ * take the slow path. The system calls (stat, peek) happen outside the
+ * mutex. */
 ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
                                             apr_array_header_t **add);
 

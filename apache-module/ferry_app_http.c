@@ -239,8 +239,9 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
     apr_socket_timeout_set(io->sock, 0);
 
     /* Step One: the head. A kept connection the app closed meanwhile is
-     * stale before anything is written: retry. */
-    if (ex->conn_reused && closed_while_idle(io)) {
+     * stale before anything is written: retry. (One taken on a pass was
+     * checked a moment ago.) */
+    if (ex->conn_reused && !ex->on_pass && closed_while_idle(io)) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r,
                       "app connection %s was closed while idle", ex->lease_id);
         return FERRY_E_STALE;

@@ -186,21 +186,20 @@ void ferry_pass_store(ferry_pass_table_t *t, const char *key,
     t->passes[t->npasses++] = ps;
 }
 
-/* The restart file is as the core last saw it. */
-static int restart_file_unchanged(const pass_t *ps)
+int ferry_pass_restart_unchanged(const char *file, int64_t mtime_ns)
 {
     struct stat st;
     int64_t ns;
 
-    if (stat(ps->restart_file, &st) != 0) {
-        return errno == ENOENT && ps->restart_mtime_ns == -1;
+    if (stat(file, &st) != 0) {
+        return errno == ENOENT && mtime_ns == -1;
     }
     ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + (int64_t)st.st_mtim.tv_nsec;
-    return ns == ps->restart_mtime_ns;
+    return ns == mtime_ns;
 }
 
-int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
-                     ferry_pass_view_t *view)
+int ferry_pass_lookup(ferry_pass_table_t *t, const char *key, int64_t now_us,
+                      ferry_pass_view_t *view)
 {
     pass_t *ps;
     size_t i;
@@ -209,7 +208,7 @@ int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
     if (ps == NULL) {
         return 0;
     }
-    if (now_us >= ps->expires_us || !restart_file_unchanged(ps)) {
+    if (now_us >= ps->expires_us) {
         remove_pass(t, i);
         return 0;
     }
@@ -224,6 +223,22 @@ int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
     view->nprocs = ps->nprocs;
     view->add_headers = ps->add;
     view->nadd = ps->nadd;
+    view->restart_file = ps->restart_file;
+    view->restart_mtime_ns = ps->restart_mtime_ns;
+    return 1;
+}
+
+int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
+                     ferry_pass_view_t *view)
+{
+    if (!ferry_pass_lookup(t, key, now_us, view)) {
+        return 0;
+    }
+    if (!ferry_pass_restart_unchanged(view->restart_file,
+                                      view->restart_mtime_ns)) {
+        ferry_pass_drop(t, key);
+        return 0;
+    }
     return 1;
 }
 

@@ -52,6 +52,8 @@ typedef struct {
     size_t nprocs;
     const ferry_str_t *add_headers;
     size_t nadd;
+    const char *restart_file;
+    int64_t restart_mtime_ns;
 } ferry_pass_view_t;
 
 /* 1 when app key has a pass usable at now_us: not expired, and its restart
@@ -62,6 +64,16 @@ typedef struct {
  * request asks the core, whose LEASE renews the pass before it runs out. */
 int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
                      ferry_pass_view_t *view);
+
+/* ferry_pass_check() without the stat(): for a caller that holds a lock and
+ * stats the view's restart file after releasing it (with
+ * ferry_pass_restart_unchanged(); on a mismatch it drops the pass). */
+int ferry_pass_lookup(ferry_pass_table_t *t, const char *key, int64_t now_us,
+                      ferry_pass_view_t *view);
+
+/* The restart file is as the core saw it: absent when mtime_ns is -1, else
+ * with that mtime in ns (one stat()). */
+int ferry_pass_restart_unchanged(const char *file, int64_t mtime_ns);
 
 /* In-flight counts per process id: a request on process id starts / ends
  * (counts are kept for any id, with or without a pass). */

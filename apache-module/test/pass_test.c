@@ -155,6 +155,16 @@ int main(void)
     ferry_pass_store(t, "app", &l.f, now);
     free_lease(&l);
     result("... to the last ns", !ferry_pass_check(t, "app", now, &v));
+    make_lease(&l, 200, procs, 2, file, 1700000000123456788LL);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("lookup does not stat: it returns the file and mtime to check",
+           ferry_pass_lookup(t, "app", now, &v)
+           && !strcmp(v.restart_file, file)
+           && v.restart_mtime_ns == 1700000000123456788LL
+           && !ferry_pass_restart_unchanged(v.restart_file, v.restart_mtime_ns)
+           && ferry_pass_restart_unchanged(file, 1700000000123456789LL)
+           && ferry_pass_restart_unchanged(other, -1));
     make_lease(&l, 200, procs, 2, other, -1);
     ferry_pass_store(t, "app", &l.f, now);
     free_lease(&l);
