@@ -106,6 +106,8 @@ export class StaticFiles {
   readonly #poweredBy: string;
   #resolved: string | undefined;
   #resolvedAt = 0;
+  #present = false;
+  #presentAt = -Infinity;
 
   constructor(opts: StaticFilesOptions) {
     this.#root = opts.root.length > 1 && opts.root.endsWith("/") ? opts.root.slice(0, -1) : opts.root;
@@ -114,6 +116,24 @@ export class StaticFiles {
 
   get root(): string {
     return this.#root;
+  }
+
+  /**
+   * Whether the dir exists, looked at again at most every ROOT_RECHECK_MS:
+   * an app without one (many Node apps have no public/) pays no stat per
+   * request, and a dir created later is served within that time.
+   */
+  #rootPresent(): boolean {
+    const now = performance.now();
+    if (now - this.#presentAt >= ROOT_RECHECK_MS) {
+      try {
+        this.#present = fs.statSync(this.#root, { throwIfNoEntry: false })?.isDirectory() === true;
+      } catch {
+        this.#present = false;
+      }
+      this.#presentAt = now;
+    }
+    return this.#present;
   }
 
   /**
@@ -139,7 +159,7 @@ export class StaticFiles {
    */
   serve(req: http.IncomingMessage, res: http.ServerResponse, beforeAnswer?: () => void): Promise<void> | undefined {
     const method = req.method;
-    if (method !== "GET" && method !== "HEAD") return undefined;
+    if ((method !== "GET" && method !== "HEAD") || !this.#rootPresent()) return undefined;
     const url = req.url ?? "";
     const relative = staticRelativePath(url);
     const exact = relative === undefined ? undefined : this.#open(relative);
