@@ -24,6 +24,7 @@ import type { HandoffSettings } from "./messages.js";
 import { ERROR_ID_MARK, HANDOFF_FD, PID_MARK, crashMessage, maxRequestTimeMessage } from "./messages.js";
 import type { RequestReporter } from "./request-reporter.js";
 import { StaticFiles, interceptStaticRequests } from "./static-files.js";
+import { editRawHeaders } from "./raw-headers.js";
 import { wantsJson } from "./wants-json.js";
 
 interface PipeHandle {
@@ -172,29 +173,34 @@ export function isAdopted(socket: unknown): boolean {
  * The headers the core's relay adds (exchange/headers.ts): X-Forwarded-For
  * with the client address appended, X-Forwarded-Proto (plain HTTP here; a
  * client's value is replaced), both at the end of rawHeaders as the relay
- * sends them.
+ * sends them; and as the relay, no client-sent X-Ferry-Pass (the pass marker).
  */
-function forwardedHeaders(req: http.IncomingMessage): void {
+export function forwardedHeaders(req: http.IncomingMessage): void {
   const addr = req.socket.remoteAddress ?? "";
-  const headers = req.headers;
-  const xff = headers["x-forwarded-for"];
-  const value = xff === undefined || xff === "" ? addr : `${xff}, ${addr}`;
-  headers["x-forwarded-for"] = value;
-  headers["x-forwarded-proto"] = "http";
   const raw = req.rawHeaders;
-  let w = 0;
+  const xffs: string[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] ?? "";
-    // "x-forwarded-for" has 15 characters, "x-forwarded-proto" 17: most names are skipped without lower-casing.
-    if (name.length === 15 || name.length === 17) {
-      const lower = name.toLowerCase();
-      if (lower === "x-forwarded-for" || lower === "x-forwarded-proto") continue;
-    }
-    raw[w++] = name;
-    raw[w++] = raw[i + 1] ?? "";
+    if (name.length === 15 && name.toLowerCase() === "x-forwarded-for") xffs.push(raw[i + 1] ?? "");
   }
-  raw.length = w;
-  raw.push("X-Forwarded-For", value, "X-Forwarded-Proto", "http");
+  // As Node joins repeated headers in req.headers (and the relay joins them).
+  const xff = xffs.join(", ");
+  const value = xff === "" ? addr : `${xff}, ${addr}`;
+  editRawHeaders(req, (r) => {
+    let w = 0;
+    for (let i = 0; i + 1 < r.length; i += 2) {
+      const name = r[i] ?? "";
+      // "x-ferry-pass" has 12 characters, "x-forwarded-for" 15, "x-forwarded-proto" 17: most names are skipped without lower-casing.
+      if (name.length === 12 || name.length === 15 || name.length === 17) {
+        const lower = name.toLowerCase();
+        if (lower === "x-forwarded-for" || lower === "x-forwarded-proto" || lower === "x-ferry-pass") continue;
+      }
+      r[w++] = name;
+      r[w++] = r[i + 1] ?? "";
+    }
+    r.length = w;
+    r.push("X-Forwarded-For", value, "X-Forwarded-Proto", "http");
+  }, ["x-forwarded-for", "x-forwarded-proto", "x-ferry-pass"], { "x-forwarded-for": value, "x-forwarded-proto": "http" });
 }
 
 type WriteHeadArgs = [number, ...unknown[]];

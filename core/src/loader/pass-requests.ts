@@ -15,42 +15,15 @@
  */
 import type http from "node:http";
 import type net from "node:net";
+import { editRawHeaders } from "./raw-headers.js";
 import type { RequestReporter } from "./request-reporter.js";
 
 /** The marker, lower case (exchange/headers.ts drops a client's; protocol/frames.ts PASS_MARKER_HEADER). */
 export const PASS_MARKER = "x-ferry-pass";
 
-/** Node's count of the rawHeaders entries its lazy `headers`/`headersDistinct` getters read (an internal symbol, found once). */
-let countSymbol: symbol | undefined;
-
-function headersCountSymbol(req: http.IncomingMessage): symbol | undefined {
-  countSymbol ??= Object.getOwnPropertySymbols(req).find((s) => s.description === "kHeadersCount");
-  return countSymbol;
-}
-
-/**
- * Remove the marker (the last rawHeaders pair) from the request. The
- * `headers` and `headersDistinct` getters build their objects lazily from
- * rawHeaders and Node's own count of them: the count shrinks with the array,
- * and an object already built loses the key.
- */
+/** Remove the marker (the last rawHeaders pair) from the request, and from Node's header objects. */
 function stripMarker(req: http.IncomingMessage): void {
-  const raw = req.rawHeaders;
-  const sym = headersCountSymbol(req);
-  const count: unknown = sym === undefined ? undefined : Reflect.get(req, sym);
-  if (sym === undefined || typeof count !== "number") {
-    // Unknown Node internals: build both objects now, then drop the marker from each.
-    delete req.headers[PASS_MARKER];
-    Reflect.deleteProperty(req.headersDistinct, PASS_MARKER);
-  } else {
-    Reflect.set(req, sym, Math.min(count, raw.length - 2));
-    for (const c of Object.getOwnPropertySymbols(req)) {
-      if (c.description !== "kHeaders" && c.description !== "kHeadersDistinct") continue;
-      const cache: unknown = Reflect.get(req, c);
-      if (typeof cache === "object" && cache !== null) Reflect.deleteProperty(cache, PASS_MARKER);
-    }
-  }
-  raw.length -= 2;
+  editRawHeaders(req, (raw) => { raw.length -= 2; }, [PASS_MARKER]);
 }
 
 /** Whether the request's last header is the pass marker. */
