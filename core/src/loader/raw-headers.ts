@@ -9,21 +9,44 @@
  *
  * Runs INSIDE the app process: node: built-ins and this folder only.
  */
-import type http from "node:http";
+import http from "node:http";
+import type net from "node:net";
 
-/** Node's kHeadersCount symbol, found once by its description. */
-let countSymbol: symbol | undefined;
-
-function countSymbolOf(req: http.IncomingMessage): symbol | undefined {
-  countSymbol ??= Object.getOwnPropertySymbols(req).find((s) => s.description === "kHeadersCount");
-  return countSymbol !== undefined && typeof Reflect.get(req, countSymbol) === "number" ? countSymbol : undefined;
+/** Node's internal symbols for the header bookkeeping of an IncomingMessage. */
+interface HeaderSymbols {
+  /** kHeadersCount: the rawHeaders entries the lazy getters read. */
+  readonly count: symbol;
+  /** kHeaders and kHeadersDistinct: the getters' caches. */
+  readonly caches: readonly symbol[];
 }
 
-/** Node's header caches built so far on `req` (kHeaders, kHeadersDistinct). */
-function builtCaches(req: http.IncomingMessage): object[] {
+/** Looked up once (undefined: not yet; null: Node's internals are not the expected ones). */
+let symbols: HeaderSymbols | null | undefined;
+
+/**
+ * Find the symbols on a message made for the purpose (kHeadersDistinct only
+ * becomes an own property once used): no symbol lookup per request.
+ */
+function headerSymbols(): HeaderSymbols | null {
+  if (symbols !== undefined) return symbols;
+  try {
+    const probe = new http.IncomingMessage(undefined as unknown as net.Socket);
+    void probe.headers;
+    void probe.headersDistinct;
+    const own = Object.getOwnPropertySymbols(probe);
+    const count = own.find((s) => s.description === "kHeadersCount");
+    const caches = own.filter((s) => s.description === "kHeaders" || s.description === "kHeadersDistinct");
+    symbols = count !== undefined && typeof Reflect.get(probe, count) === "number" && caches.length === 2 ? { count, caches } : null;
+  } catch {
+    symbols = null;
+  }
+  return symbols;
+}
+
+/** Node's header caches built so far on `req`. */
+function builtCaches(req: http.IncomingMessage, caches: readonly symbol[]): object[] {
   const out: object[] = [];
-  for (const s of Object.getOwnPropertySymbols(req)) {
-    if (s.description !== "kHeaders" && s.description !== "kHeadersDistinct") continue;
+  for (const s of caches) {
     const c: unknown = Reflect.get(req, s);
     if (typeof c === "object" && c !== null) out.push(c);
   }
@@ -50,8 +73,8 @@ function apply(objects: readonly object[], changed: readonly string[], values: R
 export function editRawHeaders(
   req: http.IncomingMessage, edit: (raw: string[]) => void, changed: readonly string[], values: Readonly<Record<string, string>> = {},
 ): void {
-  const sym = countSymbolOf(req);
-  if (sym === undefined) {
+  const sym = headerSymbols();
+  if (sym === null || typeof Reflect.get(req, sym.count) !== "number") {
     // Other Node internals: build both objects from the array as it is, then change them alongside it.
     const objects = [req.headers, req.headersDistinct];
     edit(req.rawHeaders);
@@ -59,6 +82,6 @@ export function editRawHeaders(
     return;
   }
   edit(req.rawHeaders);
-  Reflect.set(req, sym, req.rawHeaders.length);
-  apply(builtCaches(req), changed, values);
+  Reflect.set(req, sym.count, req.rawHeaders.length);
+  apply(builtCaches(req, sym.caches), changed, values);
 }
