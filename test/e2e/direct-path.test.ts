@@ -320,7 +320,11 @@ test.serial("passes: after a LEASE with a pass, the app's next requests go strai
     const first = await passGet(agent, "/pass/1");
     t.is(first.status, 200);
     t.is(first.pass, null, "a leased request carries no marker");
-    await waitFor(async () => (await dones()).length > 0, { timeoutMs: 5000, what: "DONEs" });
+    // Every LEASE so far (this file's earlier tests and /pass/1) has had its DONE: none is still on its way.
+    await waitFor(async () => {
+      const [d, l] = await Promise.all([dones(), leases()]);
+      return l.length > 0 && d.length >= l.length;
+    }, { timeoutMs: 5000, what: "a DONE for every LEASE" });
     const donesBefore = (await dones()).length;
     for (let i = 2; i <= 6; i++) {
       const r = await passGet(agent, `/pass/${i}`, i === 6 ? { "X-Ferry-Pass": "forged" } : {});
