@@ -1,9 +1,8 @@
 /*
  * ngx_http_ferry_pass_table.c: this worker's passes (docs/protocol.md
- * "Passes"):
- * the table of the shared ferry_pass.c (a pass per app key, the worker's
- * requests in flight per app process, leased or on a pass), and the
- * switch. nginx workers are single threaded: no locking.
+ * "Passes"): the table of the shared ferry_pass.c (a pass per app key, the
+ * worker's requests in flight per app process, leased or on a pass), and
+ * the switch. nginx workers are single threaded: no locking.
  *
  * Passes are on unless FERRY_PASS=off is in nginx's environment: then the
  * module never asks for one (REQUEST_HEAD `pass` absent) and every request
