@@ -90,6 +90,7 @@ extern ngx_module_t ngx_http_ferry_module;
 extern ngx_command_t ngx_http_ferry_commands[];
 
 void *ngx_http_ferry_create_main_conf(ngx_conf_t *cf);
+char *ngx_http_ferry_init_main_conf(ngx_conf_t *cf, void *conf);
 void *ngx_http_ferry_create_loc_conf(ngx_conf_t *cf);
 char *ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child);
 

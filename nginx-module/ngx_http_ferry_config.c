@@ -540,6 +540,25 @@ ngx_http_ferry_create_main_conf(ngx_conf_t *cf)
     return ngx_pcalloc(cf->pool, sizeof(ngx_http_ferry_main_conf_t));
 }
 
+/* Checks across http{} directives, once http{} is read (so `nginx -t`
+ * refuses what the core would refuse at start). */
+char *
+ngx_http_ferry_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_http_ferry_main_conf_t  *mcf = conf;
+
+    /* Peers authenticate forwarded requests with the shared secret. */
+    if (ngx_http_ferry_value(mcf->server, "affinity_redis") != NULL
+        && ngx_http_ferry_value(mcf->server, "affinity_secret_file") == NULL)
+    {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "FERRY0456: passenger_affinity_secret_file is "
+                           "required when passenger_affinity_redis is set");
+        return NGX_CONF_ERROR;
+    }
+    return NGX_CONF_OK;
+}
+
 void *
 ngx_http_ferry_create_loc_conf(ngx_conf_t *cf)
 {

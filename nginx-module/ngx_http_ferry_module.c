@@ -68,7 +68,7 @@ static ngx_http_module_t ngx_http_ferry_module_ctx = {
     ngx_http_ferry_postconfiguration,      /* postconfiguration */
 
     ngx_http_ferry_create_main_conf,       /* create main configuration */
-    NULL,                                  /* init main configuration */
+    ngx_http_ferry_init_main_conf,         /* init main configuration */
 
     NULL,                                  /* create server configuration */
     NULL,                                  /* merge server configuration */

@@ -71,8 +71,9 @@ export interface FrontEnd {
   reload(): Promise<void>;
 }
 
+/** "MinInstances" → "min_instances"; an acronym is one word: "AffinityTTL" → "affinity_ttl". */
 function camelToSnake(name: string): string {
-  return name.replace(/[A-Z]/g, (c, i: number) => (i === 0 ? "" : "_") + c.toLowerCase());
+  return name.replace(/([a-z0-9])([A-Z])/g, "$1_$2").replace(/([A-Z])([A-Z][a-z])/g, "$1_$2").toLowerCase();
 }
 
 function quoted(v: OptionValue): string {
