@@ -8,11 +8,16 @@
  * `/tmp/ferrytest-users/<name>/<pid>`, and removal deletes the user only when
  * no live process still marks it (and userdel itself refuses while a process
  * runs as the user: then the user is left for the next run to reuse).
+ * Marking and creating, unmarking and deleting run under one lock
+ * (`/tmp/ferrytest-users/.lock`, a directory holding its owner's pid), so a
+ * file cannot delete a user another file has just found and is about to use.
  * useradd & co. fail while another process holds the passwd lock: they are
- * retried under a deadline.
+ * retried under a deadline. A file that runs through one front end names its
+ * users with `testUserName(kind, …)`, so its twin running through the other
+ * front end (ava runs them in parallel) uses users of its own.
  */
 import { execFile as execFileCb, execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { chmod, chown, cp, mkdir } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -58,6 +63,63 @@ export async function admin(cmd: string, args: readonly string[], retryCodes?: r
 }
 
 const MARKERS = "/tmp/ferrytest-users";
+const LOCK = path.join(MARKERS, ".lock");
+
+/**
+ * The system name of test user (or group) `base` for a file running through
+ * front end `kind`: `ferrytest-<base>` through Apache, `ferrytest-ngx-<base>`
+ * through nginx (at most 32 characters, as useradd wants).
+ */
+export function testUserName(kind: "apache" | "nginx", base: string): string {
+  const name = kind === "apache" ? `ferrytest-${base}` : `ferrytest-ngx-${base}`;
+  if (!/^[a-z][a-z0-9-]{0,31}$/.test(name)) throw new Error(`Cannot name test user ${name}: not a valid user name`);
+  return name;
+}
+
+/** The lock's owner, when it is a live process. */
+function lockOwnerAlive(): boolean {
+  try {
+    const pid = Number(readFileSync(path.join(LOCK, "pid"), "utf8"));
+    return Number.isInteger(pid) && pid > 0 && processAlive(pid);
+  } catch {
+    // No pid yet: being created right now, unless its creator died in between.
+    try {
+      return Date.now() - statSync(LOCK).mtimeMs < 5_000;
+    } catch {
+      return true; // just removed
+    }
+  }
+}
+
+/** Run `fn` holding the test users' lock (waits under a deadline; a dead owner's lock is taken over). */
+async function withUsersLock<T>(fn: () => Promise<T>): Promise<T> {
+  mkdirSync(MARKERS, { recursive: true, mode: 0o700 });
+  const end = Date.now() + 2 * LOCK_RETRY_MS;
+  let staleSince: number | undefined;
+  for (;;) {
+    try {
+      mkdirSync(LOCK, { mode: 0o700 });
+      writeFileSync(path.join(LOCK, "pid"), String(process.pid));
+      break;
+    } catch (e: unknown) {
+      if (!(e instanceof Error) || Reflect.get(e, "code") !== "EEXIST") throw e;
+      if (!lockOwnerAlive()) {
+        staleSince ??= Date.now();
+        // Dead owner (or no pid file for a while): take it over.
+        if (Date.now() - staleSince > 200) rmSync(LOCK, { recursive: true, force: true });
+      } else {
+        staleSince = undefined;
+      }
+      if (Date.now() > end) throw new Error(`Cannot lock the test users: ${LOCK} is held`, { cause: e });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
 
 function markUse(name: string): void {
   const dir = path.join(MARKERS, name);
@@ -105,8 +167,10 @@ export function lookupGroup(name: string): TestGroup | undefined {
 
 /** Make sure group `name` exists. */
 export async function ensureGroup(name: string): Promise<TestGroup> {
-  markUse(`group-${name}`);
-  if (lookupGroup(name) === undefined) await admin("groupadd", ["--system", name]);
+  await withUsersLock(async () => {
+    markUse(`group-${name}`);
+    if (lookupGroup(name) === undefined) await admin("groupadd", ["--system", name]);
+  });
   const g = lookupGroup(name);
   if (g === undefined) throw new Error(`Cannot create group ${name}: not found after groupadd`);
   return g;
@@ -118,15 +182,17 @@ export async function ensureGroup(name: string): Promise<TestGroup> {
  */
 export async function ensureUser(name: string, opts: { readonly groups?: readonly string[] } = {}): Promise<TestUser> {
   if (process.getuid?.() !== 0) throw new Error(`Cannot create user ${name}: the tests must run as root`);
-  markUse(name);
   const groups = opts.groups ?? [];
-  if (lookupUser(name) === undefined) {
-    const args = ["--system", "--no-create-home", "--user-group", "--home-dir", `/home/${name}`, "--shell", "/bin/sh"];
-    if (groups.length > 0) args.push("--groups", groups.join(","));
-    await admin("useradd", [...args, name]);
-  } else if (groups.length > 0) {
-    await admin("usermod", ["--append", "--groups", groups.join(","), name]);
-  }
+  await withUsersLock(async () => {
+    markUse(name);
+    if (lookupUser(name) === undefined) {
+      const args = ["--system", "--no-create-home", "--user-group", "--home-dir", `/home/${name}`, "--shell", "/bin/sh"];
+      if (groups.length > 0) args.push("--groups", groups.join(","));
+      await admin("useradd", [...args, name]);
+    } else if (groups.length > 0) {
+      await admin("usermod", ["--append", "--groups", groups.join(","), name]);
+    }
+  });
   const u = lookupUser(name);
   if (u === undefined) throw new Error(`Cannot create user ${name}: not found after useradd`);
   return u;
@@ -145,21 +211,25 @@ export async function ensureUsers(names: readonly string[]): Promise<TestUser[]>
  * reuse. Only lock contention is retried, so this never hangs a teardown.
  */
 export async function removeUser(name: string): Promise<void> {
-  if (!unmarkUse(name)) return;
-  if (lookupUser(name) !== undefined) {
-    try {
-      await admin("userdel", [name], [1, 10]);
-    } catch {
-      return; // in use: left for the next run
+  await withUsersLock(async () => {
+    if (!unmarkUse(name)) return;
+    if (lookupUser(name) !== undefined) {
+      try {
+        await admin("userdel", [name], [1, 10]);
+      } catch {
+        return; // in use: left for the next run
+      }
     }
-  }
-  if (lookupGroup(name) !== undefined) await admin("groupdel", [name], [10]).catch(() => undefined);
+    if (lookupGroup(name) !== undefined) await admin("groupdel", [name], [10]).catch(() => undefined);
+  });
 }
 
 /** Delete a group unless another live test process uses it; no error if already gone. */
 export async function removeGroup(name: string): Promise<void> {
-  if (!unmarkUse(`group-${name}`)) return;
-  if (lookupGroup(name) !== undefined) await admin("groupdel", [name], [10]).catch(() => undefined);
+  await withUsersLock(async () => {
+    if (!unmarkUse(`group-${name}`)) return;
+    if (lookupGroup(name) !== undefined) await admin("groupdel", [name], [10]).catch(() => undefined);
+  });
 }
 
 /** Ids of a live process from /proc/<pid>/status (real uid/gid, supplementary groups, capabilities). */
