@@ -13,7 +13,7 @@
 #   SCENARIOS="small get100k post64k"  # a subset
 #   FERRY_ROOT=/other/checkout ...  # measure another built tree (A/B comparisons)
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
-#   CPU_PROF=1 APP_PROF=1 ...  # apache and node: also of each app process
+#   CPU_PROF=1 APP_PROF=1 ...  # also of each app process (apache, standalone, node)
 #
 # Needs: apache2, wrk (apt-get install wrk), the built module and core
 # (sh apache-module/build.sh; npx tsc -p tsconfig.json). Not part of the tests.
@@ -217,10 +217,19 @@ EOF
         port=$(free_port)
         mkdir -p "$DIR/standalone-reg"
         prof=""
-        if [ "${CPU_PROF:-}" = 1 ]; then mkdir -p "$DIR/prof"; prof="--cpu-prof --cpu-prof-dir=$DIR/prof"; fi
+        appnode=""
+        if [ "${CPU_PROF:-}" = 1 ]; then
+            mkdir -p "$DIR/prof"; chmod 777 "$DIR/prof"; prof="--cpu-prof --cpu-prof-dir=$DIR/prof"
+            if [ "${APP_PROF:-}" = 1 ]; then
+                # The app processes run this wrapper (ferry start --nodejs).
+                printf '#!/bin/sh\nexec %s --cpu-prof --cpu-prof-dir=%s "$@"\n' "$NODE" "$DIR/prof" > "$DIR/node-prof-app"
+                chmod 755 "$DIR/node-prof-app"
+                appnode="--nodejs $DIR/node-prof-app"
+            fi
+        fi
         # shellcheck disable=SC2086
         "$NODE" $prof "$REPO/bin/ferry.js" start "$DIR/app" --port "$port" --address 127.0.0.1 \
-            --min-instances 2 --max-pool-size 2 --environment production \
+            --min-instances 2 --max-pool-size 2 --environment production $appnode \
             --instance-registry-dir "$DIR/standalone-reg" > "$DIR/standalone.log" 2>&1 &
         ROOT_PID=$!
         wait_ok "$port" || { tail -20 "$DIR/standalone.log" >&2; exit 1; }

@@ -13,8 +13,10 @@
  * and has no dot segment; everything else goes to the app unchanged. The
  * decision is synchronous (stat, realpath, open: a few µs on a local disk,
  * as nginx decides), so a request that is not a file reaches the app with
- * no extra event-loop turn; the body is streamed from the open descriptor
- * with backpressure, a chunk at a time, never read whole (streamFile).
+ * no extra event-loop turn, and a path found to be no file is remembered
+ * for a second, so requests for the app pay no stat per request (the page
+ * cache makes even `/` a candidate); the body is streamed from the open
+ * descriptor with backpressure, a chunk at a time, never read whole (streamFile).
  *
  * Runs inside the app process too: node: built-ins and this folder only.
  */
@@ -22,13 +24,19 @@ import fs from "node:fs";
 import type http from "node:http";
 import { contentTypeOf } from "./mime-types.js";
 import { conditionalStatus, etagOf, lastModifiedOf, rangeOf } from "./static-http.js";
-import { hasDotSegment, pageCacheRelativePath, staticRelativePath } from "./static-path.js";
+import { hasDotSegment, staticCandidates } from "./static-path.js";
 
 /** Read size of a streamed file (what Node's fs streams use): the memory a response holds beyond its socket's buffer. */
 const READ_CHUNK = 64 * 1024;
 
-/** How long the static dir's resolved real path is used before it is resolved again (ms). */
+/**
+ * How long the static dir's resolved real path, its presence, and a path
+ * found to be no regular file are used before they are looked at again (ms).
+ */
 const ROOT_RECHECK_MS = 1_000;
+
+/** Most paths remembered as no regular file (past it the memory starts afresh). */
+const MAX_MISSING = 1_024;
 
 const OPEN_FLAGS = fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 
@@ -37,6 +45,8 @@ export interface StaticFilesOptions {
   readonly root: string;
   /** `X-Powered-By` on every answer, as the app's answers get it ("" = none). */
   readonly poweredBy: string;
+  /** Monotonic clock in ms (default performance.now; tests pass their own). */
+  readonly now?: () => number;
 }
 
 /** An open regular file under the root, ready to answer. */
@@ -104,14 +114,22 @@ function streamFile(res: http.ServerResponse, fd: number, start: number, end: nu
 export class StaticFiles {
   readonly #root: string;
   readonly #poweredBy: string;
+  readonly #now: () => number;
   #resolved: string | undefined;
   #resolvedAt = 0;
   #present = false;
   #presentAt = -Infinity;
+  /**
+   * Paths under the root found to be no regular file, and when: most
+   * requests of an app name no file (and `/` names a page-cache file that
+   * few apps have), so a stat per request is paid at most once a second per path.
+   */
+  readonly #missing = new Map<string, number>();
 
   constructor(opts: StaticFilesOptions) {
     this.#root = opts.root.length > 1 && opts.root.endsWith("/") ? opts.root.slice(0, -1) : opts.root;
     this.#poweredBy = opts.poweredBy;
+    this.#now = opts.now ?? (() => performance.now());
   }
 
   get root(): string {
@@ -123,8 +141,7 @@ export class StaticFiles {
    * an app without one (many Node apps have no public/) pays no stat per
    * request, and a dir created later is served within that time.
    */
-  #rootPresent(): boolean {
-    const now = performance.now();
+  #rootPresent(now: number): boolean {
     if (now - this.#presentAt >= ROOT_RECHECK_MS) {
       try {
         this.#present = fs.statSync(this.#root, { throwIfNoEntry: false })?.isDirectory() === true;
@@ -141,8 +158,7 @@ export class StaticFiles {
    * deploy that switches a symlink on the way (`current -> releases/N`) is
    * followed within that time, and a request does not pay a second realpath.
    */
-  #realRoot(): string {
-    const now = performance.now();
+  #realRoot(now: number): string {
     if (this.#resolved === undefined || now - this.#resolvedAt >= ROOT_RECHECK_MS) {
       this.#resolved = fs.realpathSync.native(this.#root);
       this.#resolvedAt = now;
@@ -159,27 +175,51 @@ export class StaticFiles {
    */
   serve(req: http.IncomingMessage, res: http.ServerResponse, beforeAnswer?: () => void): Promise<void> | undefined {
     const method = req.method;
-    if ((method !== "GET" && method !== "HEAD") || !this.#rootPresent()) return undefined;
-    const url = req.url ?? "";
-    const relative = staticRelativePath(url);
-    const exact = relative === undefined ? undefined : this.#open(relative);
+    if (method !== "GET" && method !== "HEAD") return undefined;
+    const now = this.#now();
+    if (!this.#rootPresent(now)) return undefined;
+    const candidates = staticCandidates(req.url ?? "");
+    if (candidates === undefined) return undefined;
+    const exact = candidates.file === undefined ? undefined : this.#open(candidates.file, now);
     // Passenger's page cache: /about → about.html, / and /docs/ → index.html.
-    const cached = exact === undefined ? pageCacheRelativePath(url) : undefined;
-    const file = exact ?? (cached === undefined ? undefined : this.#open(cached));
+    const file = exact ?? this.#open(candidates.pageCache, now);
     if (file === undefined) return undefined;
     beforeAnswer?.();
     return this.#answer(req, res, file);
   }
 
+  /** Whether `relative` was found to be no regular file less than ROOT_RECHECK_MS ago. */
+  #knownMissing(relative: string, now: number): boolean {
+    const at = this.#missing.get(relative);
+    if (at === undefined) return false;
+    if (now - at < ROOT_RECHECK_MS) return true;
+    this.#missing.delete(relative);
+    return false;
+  }
+
+  #rememberMissing(relative: string, now: number): void {
+    if (this.#missing.size >= MAX_MISSING) this.#missing.clear();
+    this.#missing.set(relative, now);
+  }
+
   /** Open `relative` when it is a regular file whose real path lies inside the root; else undefined. */
-  #open(relative: string): OpenFile | undefined {
+  #open(relative: string, now: number): OpenFile | undefined {
+    if (this.#knownMissing(relative, now)) return undefined;
     const candidate = `${this.#root}/${relative}`;
     let fd: number | undefined;
+    let first: fs.Stats | undefined;
     try {
       // Most requests of an app name no file: one stat, without an exception when it is missing.
-      const first = fs.statSync(candidate, { throwIfNoEntry: false });
-      if (first === undefined || !first.isFile()) return undefined;
-      const realRoot = this.#realRoot();
+      first = fs.statSync(candidate, { throwIfNoEntry: false });
+    } catch {
+      // Not a directory on the way, name too long, no search permission: no file there either.
+    }
+    if (first === undefined || !first.isFile()) {
+      this.#rememberMissing(relative, now);
+      return undefined;
+    }
+    try {
+      const realRoot = this.#realRoot(now);
       const real = fs.realpathSync.native(candidate);
       const prefix = realRoot === "/" ? "/" : `${realRoot}/`;
       if (!real.startsWith(prefix) || hasDotSegment(real.slice(prefix.length))) return undefined;

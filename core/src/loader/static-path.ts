@@ -52,8 +52,31 @@ export function staticRelativePath(uri: string): string | undefined {
 export function pageCacheRelativePath(uri: string): string | undefined {
   const p = pathSegments(uri);
   if (p === undefined) return undefined;
-  if (p.dir || p.segments.length === 0) return [...p.segments, "index.html"].join("/");
-  return `${p.segments.join("/")}.html`;
+  return pageCacheOf(p.segments, p.dir);
+}
+
+function pageCacheOf(segments: readonly string[], dir: boolean): string {
+  if (dir || segments.length === 0) return segments.length === 0 ? "index.html" : `${segments.join("/")}/index.html`;
+  return `${segments.join("/")}.html`;
+}
+
+/** The files a request URI may be answered from, in the order to try them. */
+export interface StaticCandidates {
+  /** The file the URI names (staticRelativePath), if any. */
+  readonly file: string | undefined;
+  /** Its page-cache file (pageCacheRelativePath), tried when `file` is absent or not a file. */
+  readonly pageCache: string;
+}
+
+/**
+ * staticRelativePath() and pageCacheRelativePath() of one URI, decoded
+ * once; undefined when it can name neither.
+ */
+export function staticCandidates(uri: string): StaticCandidates | undefined {
+  const p = pathSegments(uri);
+  if (p === undefined) return undefined;
+  const file = p.dir || p.segments.length === 0 ? undefined : p.segments.join("/");
+  return { file, pageCache: pageCacheOf(p.segments, p.dir) };
 }
 
 /** True when a path relative to the static files dir has a segment starting with a dot (checked again on the resolved path). */

@@ -4,7 +4,7 @@
  * refused, so such a request goes to the app unchanged.
  */
 import test from "ava";
-import { hasDotSegment, pageCacheRelativePath, staticRelativePath } from "../../../core/src/loader/static-path.js";
+import { hasDotSegment, pageCacheRelativePath, staticCandidates, staticRelativePath } from "../../../core/src/loader/static-path.js";
 
 const NAMES: ReadonlyArray<readonly [string, string]> = [
   ["/site.css", "site.css"],
@@ -83,3 +83,16 @@ for (const [uri, want] of PAGE_CACHE) {
     t.is(pageCacheRelativePath(uri), want);
   });
 }
+
+test("staticCandidates() gives staticRelativePath() and pageCacheRelativePath() of every URI above, decoded once", (t) => {
+  for (const [uri] of [...NAMES, ...REFUSED, ...PAGE_CACHE]) {
+    const c = staticCandidates(uri);
+    const page = pageCacheRelativePath(uri);
+    if (page === undefined) {
+      t.is(c, undefined, uri);
+      t.is(staticRelativePath(uri), undefined, uri);
+      continue;
+    }
+    t.deepEqual(c, { file: staticRelativePath(uri), pageCache: page }, uri);
+  }
+});
