@@ -10,7 +10,7 @@
 #
 #   sh bench/profile-datapath.sh [seconds per scenario (5)] [connections (16)]
 #   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry (also: standalone, node)
-#   SCENARIOS="small get100k post64k"  # a subset
+#   SCENARIOS="small get100k post64k"  # a subset (also: pipelined, small GETs 16 deep)
 #   FERRY_ROOT=/other/checkout ...  # measure another built tree (A/B comparisons)
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
 #   CPU_PROF=1 APP_PROF=1 ...  # also of each app process (apache, standalone, node)
@@ -118,6 +118,18 @@ f:close()
 wrk.headers["Content-Type"] = "application/octet-stream"
 EOF
 
+# Small GETs pipelined 16 deep: each read brings the app a batch, so the
+# per-request work (parsing, the loader's per-request steps) dominates and the
+# figure depends less on how other load on the machine batches the wakeups.
+cat > "$DIR/pipeline.lua" <<'EOF2'
+init = function(args)
+  local r = {}
+  for i = 1, 16 do r[i] = wrk.format("GET", "/") end
+  req = table.concat(r)
+end
+request = function() return req end
+EOF2
+
 # run_one LABEL PORT PATH [wrk args...]
 run_one() {
     label=$1; port=$2; path=$3; shift 3
@@ -142,6 +154,7 @@ scenarios() {
     for sc in $SCENARIOS; do
         case "$sc" in
         small) run_one "$1 small GET" "$2" / ;;
+        pipelined) run_one "$1 small GET x16 pipelined" "$2" / -s "$DIR/pipeline.lua" ;;
         get100k) run_one "$1 100KiB GET" "$2" /100k ;;
         post64k) run_one "$1 64KiB POST" "$2" /echo -s "$DIR/post.lua" ;;
         esac

@@ -24,7 +24,7 @@ import type { HandoffSettings } from "./messages.js";
 import { ERROR_ID_MARK, HANDOFF_FD, PID_MARK, crashMessage, maxRequestTimeMessage } from "./messages.js";
 import type { RequestReporter } from "./request-reporter.js";
 import { StaticFiles, interceptStaticRequests } from "./static-files.js";
-import { editRawHeaders } from "./raw-headers.js";
+import { afterRawHeadersEdit, beforeRawHeadersEdit, setCachedHeader } from "./raw-headers.js";
 import { wantsJson } from "./wants-json.js";
 
 interface PipeHandle {
@@ -178,29 +178,42 @@ export function isAdopted(socket: unknown): boolean {
 export function forwardedHeaders(req: http.IncomingMessage): void {
   const addr = req.socket.remoteAddress ?? "";
   const raw = req.rawHeaders;
-  const xffs: string[] = [];
+  // As Node joins repeated headers in req.headers (and the relay joins them).
+  let xff = "";
+  let drop = false;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i] ?? "";
-    if (name.length === 15 && name.toLowerCase() === "x-forwarded-for") xffs.push(raw[i + 1] ?? "");
+    // "x-ferry-pass" has 12 characters, "x-forwarded-for" 15, "x-forwarded-proto" 17: most names are skipped without lower-casing.
+    if (name.length !== 12 && name.length !== 15 && name.length !== 17) continue;
+    const lower = name.toLowerCase();
+    if (lower === "x-forwarded-for") {
+      const v = raw[i + 1] ?? "";
+      xff = xff === "" ? v : `${xff}, ${v}`;
+      drop = true;
+    } else if (lower === "x-forwarded-proto" || lower === "x-ferry-pass") {
+      drop = true;
+    }
   }
-  // As Node joins repeated headers in req.headers (and the relay joins them).
-  const xff = xffs.join(", ");
   const value = xff === "" ? addr : `${xff}, ${addr}`;
-  editRawHeaders(req, (r) => {
+  beforeRawHeadersEdit(req);
+  if (drop) {
     let w = 0;
-    for (let i = 0; i + 1 < r.length; i += 2) {
-      const name = r[i] ?? "";
-      // "x-ferry-pass" has 12 characters, "x-forwarded-for" 15, "x-forwarded-proto" 17: most names are skipped without lower-casing.
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const name = raw[i] ?? "";
       if (name.length === 12 || name.length === 15 || name.length === 17) {
         const lower = name.toLowerCase();
         if (lower === "x-forwarded-for" || lower === "x-forwarded-proto" || lower === "x-ferry-pass") continue;
       }
-      r[w++] = name;
-      r[w++] = r[i + 1] ?? "";
+      raw[w++] = name;
+      raw[w++] = raw[i + 1] ?? "";
     }
-    r.length = w;
-    r.push("X-Forwarded-For", value, "X-Forwarded-Proto", "http");
-  }, ["x-forwarded-for", "x-forwarded-proto", "x-ferry-pass"], { "x-forwarded-for": value, "x-forwarded-proto": "http" });
+    raw.length = w;
+  }
+  raw.push("X-Forwarded-For", value, "X-Forwarded-Proto", "http");
+  afterRawHeadersEdit(req);
+  setCachedHeader(req, "x-forwarded-for", value);
+  setCachedHeader(req, "x-forwarded-proto", "http");
+  if (drop) setCachedHeader(req, "x-ferry-pass", undefined);
 }
 
 type WriteHeadArgs = [number, ...unknown[]];
@@ -233,10 +246,23 @@ interface Running {
   readonly req: http.IncomingMessage;
   readonly res: http.ServerResponse;
   readonly started: number;
+  /** The connection's bytesWritten when the request started. */
+  readonly written: number;
+  /** The response's writeHead before the loader's (called by it). */
+  readonly writeHead: (...args: WriteHeadArgs) => http.ServerResponse;
   /** The response head went out (the app's writeHead ran). */
   headSent: boolean;
   /** Status the loader answered itself (504, 502), 0 = none. */
   answered: number;
+  /** The request's end was reported. */
+  reported: boolean;
+}
+
+/** The Running entry of a response on an adopted connection. */
+const RUNNING = Symbol("ferry.running");
+
+function runningOf(res: http.ServerResponse): Running | undefined {
+  return (res as unknown as Record<symbol, Running | undefined>)[RUNNING];
 }
 
 /** Counts requests and upgrades on adopted connections; the reporter sends them to the core. */
@@ -337,30 +363,41 @@ class RequestTracker {
     }
     const poweredBy = settings?.poweredBy ?? "";
     const maxRequests = settings?.maxRequests ?? 0;
+    // One writeHead and one close handler for every response (no closure per request).
+    const running = this.#running;
+    const reporter = this.reporter;
+    function writeHead(this: http.ServerResponse, ...args: WriteHeadArgs): http.ServerResponse {
+      const entry = runningOf(this);
+      if (entry === undefined) return Reflect.apply(http.ServerResponse.prototype.writeHead, this, args) as http.ServerResponse;
+      entry.headSent = true;
+      if (poweredBy !== "" && !this.headersSent) addPoweredBy(this, args, poweredBy);
+      return Reflect.apply(entry.writeHead, this, args) as http.ServerResponse;
+    }
+    function closed(this: http.ServerResponse): void {
+      const entry = runningOf(this);
+      if (entry === undefined || entry.reported) return;
+      entry.reported = true;
+      running.delete(entry);
+      const status = entry.answered !== 0 ? entry.answered : this.headersSent ? this.statusCode : 0;
+      reporter.finished(status, performance.now() - entry.started, entry.req.socket.bytesWritten - entry.written);
+    }
     server.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
       this.#served++;
-      if (!isAdopted(req.socket)) return;
-      const started = performance.now();
       const socket = req.socket;
+      if (!isAdopted(socket)) return;
+      const started = performance.now();
       this.#firstRequest(socket);
       forwardedHeaders(req);
       // After max_requests the process retires: its last answers close their connection.
       if (this.shuttingDown() || (maxRequests > 0 && this.#served >= maxRequests)) res.shouldKeepAlive = false;
-      const written = socket.bytesWritten;
-      const entry: Running = { req, res, started, headSent: false, answered: 0 };
-      this.#running.add(entry);
-      const writeHead = res.writeHead;
-      res.writeHead = function (this: http.ServerResponse, ...args: WriteHeadArgs) {
-        entry.headSent = true;
-        if (poweredBy !== "" && !this.headersSent) addPoweredBy(this, args, poweredBy);
-        return Reflect.apply(writeHead, this, args) as http.ServerResponse;
-      } as typeof res.writeHead;
-      this.reporter.started();
-      res.once("close", () => {
-        this.#running.delete(entry);
-        const status = entry.answered !== 0 ? entry.answered : res.headersSent ? res.statusCode : 0;
-        this.reporter.finished(status, performance.now() - started, socket.bytesWritten - written);
-      });
+      const entry: Running = {
+        req, res, started, written: socket.bytesWritten, writeHead: res.writeHead as Running["writeHead"], headSent: false, answered: 0, reported: false,
+      };
+      running.add(entry);
+      (res as unknown as Record<symbol, Running | undefined>)[RUNNING] = entry;
+      res.writeHead = writeHead as typeof res.writeHead;
+      reporter.started();
+      res.on("close", closed);
     });
     // Upgrades are observed without adding an 'upgrade' listener: Node decides
     // from the app's own listeners whether an Upgrade request is an upgrade.
@@ -373,9 +410,10 @@ class RequestTracker {
         this.reporter.upgradeClosed();
       });
     };
-    server.emit = function (this: net.Server, event: string | symbol, ...args: unknown[]): boolean {
-      if (event === "upgrade" && server.listenerCount("upgrade") > 0) onUpgrade(args[0] as http.IncomingMessage, args[1] as net.Socket);
-      return Reflect.apply(emit, this, [event, ...args]) as boolean;
+    server.emit = function (this: net.Server, event: string | symbol, a?: unknown, b?: unknown): boolean {
+      if (event === "upgrade" && server.listenerCount("upgrade") > 0) onUpgrade(a as http.IncomingMessage, b as net.Socket);
+      // All the arguments as given (no copy: V8 forwards `arguments` to apply as is).
+      return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
     } as typeof server.emit;
     // Static files on adopted connections are answered before the app (and the counting above) sees them.
     const staticDir = settings?.staticFilesDir;

@@ -15,7 +15,7 @@
  */
 import type http from "node:http";
 import type net from "node:net";
-import { editRawHeaders } from "./raw-headers.js";
+import { afterRawHeadersEdit, beforeRawHeadersEdit, setCachedHeader } from "./raw-headers.js";
 import type { RequestReporter } from "./request-reporter.js";
 
 /** The marker, lower case (exchange/headers.ts drops a client's; protocol/frames.ts PASS_MARKER_HEADER). */
@@ -23,7 +23,12 @@ export const PASS_MARKER = "x-ferry-pass";
 
 /** Remove the marker (the last rawHeaders pair) from the request, and from Node's header objects. */
 function stripMarker(req: http.IncomingMessage): void {
-  editRawHeaders(req, (raw) => { raw.length -= 2; }, [PASS_MARKER]);
+  beforeRawHeadersEdit(req);
+  const raw = req.rawHeaders;
+  raw.pop();
+  raw.pop();
+  afterRawHeadersEdit(req);
+  setCachedHeader(req, PASS_MARKER, undefined);
 }
 
 /** Whether the request's last header is the pass marker. */
@@ -33,23 +38,37 @@ export function hasPassMarker(raw: readonly string[]): boolean {
   return name !== undefined && name.length === PASS_MARKER.length && name.toLowerCase() === PASS_MARKER;
 }
 
+/** A pass request's start, kept on its response until it closes. */
+interface Counted {
+  readonly started: number;
+  readonly written: number;
+  readonly socket: net.Socket;
+}
+
+const COUNTED = Symbol("ferry.passRequest");
+
 /**
  * Count and unmark pass requests on `server` (the server Ferry bound). Runs
  * before the app's own 'request' listeners. `handedOff` tells the requests
  * on handed-off connections apart: those are counted by the handoff (a
- * client cannot mark one as a pass request).
+ * client cannot mark one as a pass request). One listener and one close
+ * handler for all requests: no closure per request.
  */
 export function watchPassRequests(server: net.Server, reporter: RequestReporter, handedOff: (socket: net.Socket) => boolean): void {
+  function closed(this: http.ServerResponse): void {
+    const c = (this as unknown as Record<symbol, Counted | undefined>)[COUNTED];
+    if (c === undefined) return;
+    (this as unknown as Record<symbol, Counted | undefined>)[COUNTED] = undefined;
+    reporter.finished(this.headersSent ? this.statusCode : 0, performance.now() - c.started, c.socket.bytesWritten - c.written);
+  }
   server.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (!hasPassMarker(req.rawHeaders)) return;
     stripMarker(req);
     const socket = req.socket;
     if (handedOff(socket)) return;
-    const started = performance.now();
-    const written = socket.bytesWritten;
+    const counted: Counted = { started: performance.now(), written: socket.bytesWritten, socket };
+    (res as unknown as Record<symbol, Counted | undefined>)[COUNTED] = counted;
     reporter.started();
-    res.once("close", () => {
-      reporter.finished(res.headersSent ? res.statusCode : 0, performance.now() - started, socket.bytesWritten - written);
-    });
+    res.on("close", closed);
   });
 }

@@ -43,27 +43,53 @@ function headerSymbols(): HeaderSymbols | null {
   return symbols;
 }
 
-/** Node's header caches built so far on `req`. */
-function builtCaches(req: http.IncomingMessage, caches: readonly symbol[]): object[] {
-  const out: object[] = [];
-  for (const s of caches) {
-    const c: unknown = Reflect.get(req, s);
-    if (typeof c === "object" && c !== null) out.push(c);
-  }
-  return out;
+/** The symbols when Node's header bookkeeping of `req` is the expected one, else null. */
+function symbolsOf(req: http.IncomingMessage): HeaderSymbols | null {
+  const sym = headerSymbols();
+  return sym !== null && typeof Reflect.get(req, sym.count) === "number" ? sym : null;
 }
 
-/** Set or remove each changed name: headersDistinct (null prototype) holds arrays, headers strings. */
-function apply(objects: readonly object[], changed: readonly string[], values: Readonly<Record<string, string>>): void {
-  for (const o of objects) {
-    const distinct = Object.getPrototypeOf(o) === null;
-    for (const name of changed) {
-      const v = values[name];
-      if (v === undefined) Reflect.deleteProperty(o, name);
-      else Reflect.set(o, name, distinct ? [v] : v);
-    }
+/** Set or remove `name` in one header object: headersDistinct (null prototype) holds arrays, headers strings. */
+function setIn(o: object, name: string, value: string | undefined): void {
+  if (value === undefined) Reflect.deleteProperty(o, name);
+  else Reflect.set(o, name, Object.getPrototypeOf(o) === null ? [value] : value);
+}
+
+/**
+ * Call before changing `req.rawHeaders` in place (then afterRawHeadersEdit,
+ * then setCachedHeader for each changed name). With Node internals other
+ * than the expected ones, it builds both header objects from the array as it
+ * is, to be changed alongside it.
+ */
+export function beforeRawHeadersEdit(req: http.IncomingMessage): void {
+  if (symbolsOf(req) === null) void [req.headers, req.headersDistinct];
+}
+
+/** After `req.rawHeaders` changed in place: Node's count of its entries follows it. */
+export function afterRawHeadersEdit(req: http.IncomingMessage): void {
+  const sym = symbolsOf(req);
+  if (sym !== null) Reflect.set(req, sym.count, req.rawHeaders.length);
+}
+
+/**
+ * `name` (lower case) gets the single value `value`, or is removed when
+ * undefined, in each of Node's header objects already built (those built
+ * later are built from the changed rawHeaders). No allocation.
+ */
+export function setCachedHeader(req: http.IncomingMessage, name: string, value: string | undefined): void {
+  const sym = symbolsOf(req);
+  if (sym === null) {
+    setIn(req.headers, name, value);
+    setIn(req.headersDistinct, name, value);
+    return;
+  }
+  for (const s of sym.caches) {
+    const c: unknown = Reflect.get(req, s);
+    if (typeof c === "object" && c !== null) setIn(c, name, value);
   }
 }
+
+const NO_VALUES: Readonly<Record<string, string>> = {};
 
 /**
  * Change `req.rawHeaders` with `edit` and keep Node's header objects in step:
@@ -71,17 +97,10 @@ function apply(objects: readonly object[], changed: readonly string[], values: R
  * `values[name]`, or absent when `values` has none.
  */
 export function editRawHeaders(
-  req: http.IncomingMessage, edit: (raw: string[]) => void, changed: readonly string[], values: Readonly<Record<string, string>> = {},
+  req: http.IncomingMessage, edit: (raw: string[]) => void, changed: readonly string[], values: Readonly<Record<string, string>> = NO_VALUES,
 ): void {
-  const sym = headerSymbols();
-  if (sym === null || typeof Reflect.get(req, sym.count) !== "number") {
-    // Other Node internals: build both objects from the array as it is, then change them alongside it.
-    const objects = [req.headers, req.headersDistinct];
-    edit(req.rawHeaders);
-    apply(objects, changed, values);
-    return;
-  }
+  beforeRawHeadersEdit(req);
   edit(req.rawHeaders);
-  Reflect.set(req, sym.count, req.rawHeaders.length);
-  apply(builtCaches(req, sym.caches), changed, values);
+  afterRawHeadersEdit(req);
+  for (const name of changed) setCachedHeader(req, name, values[name]);
 }

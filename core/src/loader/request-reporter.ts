@@ -11,8 +11,21 @@
 import type { DirectErrorPage, DirectRequest, LoaderMessage } from "./messages.js";
 import { MAX_REQS_PER_MESSAGE } from "./messages.js";
 
-/** Reports go out at most this often while requests keep coming (ms). */
+/**
+ * A report the core should have soon — the first request after the last
+ * report said none were in flight, an upgrade, a connection, an error page —
+ * goes out at the end of the event-loop turn, or this long after the
+ * previous report (ms).
+ */
 export const REPORT_COALESCE_MS = 5;
+
+/**
+ * While requests keep coming and the last report already told the core the
+ * process is busy, only the counts change (finished requests for metrics and
+ * totals, the in-flight number for least-busy routing): reported at most
+ * this often (ms), one write per this many requests instead of one per 5 ms.
+ */
+export const REPORT_STEADY_MS = 25;
 
 /** The handed-off connections' side of a report (zero without connection handoff). */
 export interface ConnectionCounts {
@@ -26,6 +39,24 @@ export interface ConnectionCounts {
 
 const NO_CONNECTIONS: ConnectionCounts = { connections: 0, adopted: 0, fresh: 0 };
 
+/** The clock and timers a reporter uses (tests pass fakes). */
+export interface ReporterTimers {
+  /** Monotonic ms. */
+  now(): number;
+  /** Run `fn` after `ms`; returns a handle for cancel(). */
+  after(ms: number, fn: () => void): unknown;
+  cancel(handle: unknown): void;
+  /** Run `fn` at the end of this event-loop turn (after I/O callbacks). */
+  endOfTurn(fn: () => void): void;
+}
+
+const NODE_TIMERS: ReporterTimers = {
+  now: () => performance.now(),
+  after: (ms, fn) => setTimeout(fn, ms),
+  cancel: (h) => clearTimeout(h as NodeJS.Timeout),
+  endOfTurn: (fn) => { setImmediate(fn); },
+};
+
 export class RequestReporter {
   #inFlight = 0;
   #upgraded = 0;
@@ -36,15 +67,23 @@ export class RequestReporter {
   #peak = 0;
   /** When the last report went out (performance.now()). */
   #sentAt = -Infinity;
+  /** The in-flight count the last report gave. */
+  #sentInFlight = 0;
   #done: DirectRequest[] = [];
   #pages: DirectErrorPage[] = [];
   #scheduled = false;
+  /** The longest wait from #sentAt the scheduled report allows (REPORT_COALESCE_MS or REPORT_STEADY_MS). */
+  #within = 0;
+  /** The scheduled report's timer; undefined when none or when it is due at the end of this turn. */
+  #timer: unknown;
+  readonly #sendNow = (): void => this.#send();
+  readonly #turnEnded = (): void => { this.#inTurn = false; };
   /** Something changed since the last report. */
   #dirty = false;
   /** The connection handoff's counts (set by handoff-adopter.ts when it runs). */
   connectionCounts: () => ConnectionCounts = () => NO_CONNECTIONS;
 
-  constructor(private readonly send: (msg: LoaderMessage) => void) {}
+  constructor(private readonly send: (msg: LoaderMessage) => void, private readonly timers: ReporterTimers = NODE_TIMERS) {}
 
   get inFlight(): number {
     return this.#inFlight;
@@ -60,18 +99,20 @@ export class RequestReporter {
     if (!this.#inTurn) {
       this.#inTurn = true;
       this.#turnStarts = 0;
-      setImmediate(() => { this.#inTurn = false; });
+      this.timers.endOfTurn(this.#turnEnded);
     }
     this.#turnStarts++;
-    this.#peak = Math.max(this.#peak, this.#inFlight, this.#turnStarts);
-    this.changed();
+    if (this.#inFlight > this.#peak) this.#peak = this.#inFlight;
+    if (this.#turnStarts > this.#peak) this.#peak = this.#turnStarts;
+    // Busy after a report that said idle: the core should know soon (routing, scaling).
+    this.#schedule(this.#sentInFlight === 0 ? REPORT_COALESCE_MS : REPORT_STEADY_MS);
   }
 
   /** A request ended: status sent (0 = no head), duration in ms, bytes written. */
   finished(status: number, ms: number, bytes: number): void {
     this.#inFlight--;
-    this.#done.push([status, Math.round(ms * 100) / 100, Math.max(0, bytes)]);
-    this.changed();
+    this.#done.push([status, Math.round(ms * 100) / 100, bytes > 0 ? bytes : 0]);
+    this.#schedule(REPORT_STEADY_MS);
   }
 
   upgradeOpened(): void {
@@ -97,20 +138,38 @@ export class RequestReporter {
    * counts per turn (started()).
    */
   changed(): void {
+    this.#schedule(REPORT_COALESCE_MS);
+  }
+
+  /**
+   * Report at the end of this event-loop turn when nothing was sent for
+   * `within` ms, else once that much has passed since the last report; a
+   * report already scheduled sooner stands.
+   */
+  #schedule(within: number): void {
     this.#dirty = true;
-    if (this.#scheduled) return;
+    if (this.#scheduled) {
+      // Due at the end of this turn (setImmediate) or sooner than asked: nothing to change.
+      if (this.#timer === undefined || this.#within <= within) return;
+      this.timers.cancel(this.#timer);
+    }
     this.#scheduled = true;
-    const wait = REPORT_COALESCE_MS - (performance.now() - this.#sentAt);
+    this.#within = within;
+    const wait = within - (this.timers.now() - this.#sentAt);
     if (wait <= 0) {
-      setImmediate(() => this.#send());
+      this.#timer = undefined;
+      this.timers.endOfTurn(this.#sendNow);
       return;
     }
-    setTimeout(() => this.#send(), wait);
+    this.#timer = this.timers.after(wait, this.#sendNow);
   }
 
   #send(): void {
     this.#scheduled = false;
-    this.#sentAt = performance.now();
+    this.#timer = undefined;
+    // flush() may have sent everything already (exiting, the handoff's crash pages).
+    if (!this.#dirty) return;
+    this.#sentAt = this.timers.now();
     this.flush();
   }
 
@@ -131,6 +190,7 @@ export class RequestReporter {
         peak: this.#peak, adopted: c.adopted, fresh: c.fresh, pages,
       });
     } while (this.#done.length > 0 || this.#pages.length > 0);
+    this.#sentInFlight = this.#inFlight;
     this.#peak = this.#inFlight;
   }
 }

@@ -297,12 +297,13 @@ export function interceptStaticRequests(
   served: (req: http.IncomingMessage, res: http.ServerResponse) => void,
 ): void {
   const emit = server.emit;
-  server.emit = function (this: http.Server, event: string | symbol, ...args: unknown[]): boolean {
+  server.emit = function (this: http.Server, event: string | symbol, a?: unknown, b?: unknown): boolean {
     if (event === "request") {
-      const req = args[0] as http.IncomingMessage;
-      const res = args[1] as http.ServerResponse;
+      const req = a as http.IncomingMessage;
+      const res = b as http.ServerResponse;
       if (take(req) && files.serve(req, res, () => served(req, res)) !== undefined) return true;
     }
-    return Reflect.apply(emit, this, [event, ...args]) as boolean;
+    // All the arguments as given (no copy: V8 forwards `arguments` to apply as is).
+    return emit.apply(this, arguments as unknown as Parameters<typeof emit>);
   } as typeof server.emit;
 }
