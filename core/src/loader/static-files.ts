@@ -111,6 +111,21 @@ function streamFile(res: http.ServerResponse, fd: number, start: number, end: nu
   });
 }
 
+/** Whether `key` was remembered in `memory` less than ROOT_RECHECK_MS before `now` (an older entry is dropped). */
+function knownMissing(memory: Map<string, number>, key: string, now: number): boolean {
+  const at = memory.get(key);
+  if (at === undefined) return false;
+  if (now - at < ROOT_RECHECK_MS) return true;
+  memory.delete(key);
+  return false;
+}
+
+/** Remember `key` as of `at` in `memory`, which starts afresh when it holds MAX_MISSING entries. */
+function remember(memory: Map<string, number>, key: string, at: number): void {
+  if (memory.size >= MAX_MISSING) memory.clear();
+  memory.set(key, at);
+}
+
 export class StaticFiles {
   readonly #root: string;
   readonly #poweredBy: string;
@@ -125,6 +140,12 @@ export class StaticFiles {
    * few apps have), so a stat per request is paid at most once a second per path.
    */
   readonly #missing = new Map<string, number>();
+  /**
+   * Request URIs all of whose candidates (the file, its page-cache file) are
+   * in #missing, with the oldest of those times: a URI asked for again within
+   * that second is the app's without being decoded again (Map lookup only).
+   */
+  readonly #missingUris = new Map<string, number>();
 
   constructor(opts: StaticFilesOptions) {
     this.#root = opts.root.length > 1 && opts.root.endsWith("/") ? opts.root.slice(0, -1) : opts.root;
@@ -178,33 +199,28 @@ export class StaticFiles {
     if (method !== "GET" && method !== "HEAD") return undefined;
     const now = this.#now();
     if (!this.#rootPresent(now)) return undefined;
-    const candidates = staticCandidates(req.url ?? "");
+    const uri = req.url ?? "";
+    if (knownMissing(this.#missingUris, uri, now)) return undefined;
+    const candidates = staticCandidates(uri);
     if (candidates === undefined) return undefined;
     const exact = candidates.file === undefined ? undefined : this.#open(candidates.file, now);
     // Passenger's page cache: /about → about.html, / and /docs/ → index.html.
     const file = exact ?? this.#open(candidates.pageCache, now);
-    if (file === undefined) return undefined;
+    if (file === undefined) {
+      // Remembered no longer than what it rests on: a file created since is served within the second.
+      const fileAt = candidates.file === undefined ? now : this.#missing.get(candidates.file);
+      const pageAt = this.#missing.get(candidates.pageCache);
+      if (fileAt !== undefined && pageAt !== undefined) remember(this.#missingUris, uri, Math.min(fileAt, pageAt));
+      return undefined;
+    }
     beforeAnswer?.();
     return this.#answer(req, res, file);
   }
 
-  /** Whether `relative` was found to be no regular file less than ROOT_RECHECK_MS ago. */
-  #knownMissing(relative: string, now: number): boolean {
-    const at = this.#missing.get(relative);
-    if (at === undefined) return false;
-    if (now - at < ROOT_RECHECK_MS) return true;
-    this.#missing.delete(relative);
-    return false;
-  }
-
-  #rememberMissing(relative: string, now: number): void {
-    if (this.#missing.size >= MAX_MISSING) this.#missing.clear();
-    this.#missing.set(relative, now);
-  }
 
   /** Open `relative` when it is a regular file whose real path lies inside the root; else undefined. */
   #open(relative: string, now: number): OpenFile | undefined {
-    if (this.#knownMissing(relative, now)) return undefined;
+    if (knownMissing(this.#missing, relative, now)) return undefined;
     const candidate = `${this.#root}/${relative}`;
     let fd: number | undefined;
     let first: fs.Stats | undefined;
@@ -215,7 +231,7 @@ export class StaticFiles {
       // Not a directory on the way, name too long, no search permission: no file there either.
     }
     if (first === undefined || !first.isFile()) {
-      this.#rememberMissing(relative, now);
+      remember(this.#missing, relative, now);
       return undefined;
     }
     try {

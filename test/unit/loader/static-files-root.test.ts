@@ -78,6 +78,29 @@ test("StaticFiles remembers a path that is no file for a second: a file created 
   t.is(await get(port, "/a.txt"), "app", "a file is never remembered: once gone it goes to the app at once");
 });
 
+test("StaticFiles remembers a URI that is no file no longer than the paths it rests on", async (t) => {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "ferry-static-uri-"));
+  t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
+  const root = path.join(tmp, "public");
+  mkdirSync(root);
+  let clock = 10_000;
+  const files = new StaticFiles({ root, poweredBy: "", now: () => clock });
+  const server = http.createServer((req, res) => {
+    if (files.serve(req, res) === undefined) res.end("app");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  t.teardown(() => server.close());
+  const port = (server.address() as { port: number }).port;
+
+  t.is(await get(port, "/a.txt"), "app");
+  writeFileSync(path.join(root, "a.txt"), "static\n");
+  clock += 900;
+  t.is(await get(port, "/a.txt?v=1"), "app", "another URI of the same path: the path is still remembered");
+  clock += 100;
+  t.is(await get(port, "/a.txt?v=1"), "static\n", "that URI was remembered only as long as the path");
+  t.is(await get(port, "/a.txt"), "static\n");
+});
+
 test("StaticFiles forgets the paths it remembered when it holds 1,024 of them, and still answers", async (t) => {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "ferry-static-many-"));
   t.teardown(() => rmSync(tmp, { recursive: true, force: true }));
@@ -93,10 +116,10 @@ test("StaticFiles forgets the paths it remembered when it holds 1,024 of them, a
   const port = (server.address() as { port: number }).port;
   t.is(await get(port, "/first.txt"), "app");
   writeFileSync(path.join(root, "first.txt"), "first\n");
-  // 1,023 more misses, each also of its .html page-cache file: the memory fills and starts afresh, so /first.txt is looked up again.
+  // 1,024 more misses (URIs, and paths with their .html page-cache files): the memories fill and start afresh, so /first.txt is looked up again.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
   t.teardown(() => agent.destroy());
-  await Promise.all(Array.from({ length: 1_023 }, (_, i) => new Promise<void>((resolve, reject) => {
+  await Promise.all(Array.from({ length: 1_024 }, (_, i) => new Promise<void>((resolve, reject) => {
     http.get({ host: "127.0.0.1", port, path: `/m${i}`, agent }, (res) => { res.resume(); res.on("end", resolve); }).on("error", reject);
   })));
   t.is(await get(port, "/first.txt"), "first\n");
