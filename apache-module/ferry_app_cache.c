@@ -21,6 +21,7 @@
 #include "apr_thread_mutex.h"
 
 #include "ferry_app_cache.h"
+#include "ferry_config.h"
 #include "ferry_log.h"
 #include "ferry_pass.h"
 
@@ -94,6 +95,16 @@ void ferry_app_cache_child_init(apr_pool_t *pchild, server_rec *s)
         ap_log_error(APLOG_MARK, APLOG_ERR, APR_ENOMEM, s, FERRY_LOGNO(0139)
                      "Cannot create the pass table; every request of this "
                      "child asks the core");
+    }
+    else {
+        /* A pass's restart.txt is stat'ed as often as the core checks it
+         * (PassengerStatThrottleRate, a global directive), not per request. */
+        const ferry_server_conf_t *sc = ferry_server_conf(s);
+        int rate = sc->stat_throttle_rate != FERRY_UNSET
+                   ? sc->stat_throttle_rate : FERRY_DEFAULT_STAT_THROTTLE_RATE;
+
+        ferry_pass_set_restart_interval(cache.passes,
+                                        (int64_t)rate * APR_USEC_PER_SEC);
     }
     apr_pool_cleanup_register(pchild, NULL, cache_cleanup,
                               apr_pool_cleanup_null);
@@ -352,6 +363,7 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
     ferry_app_conn_t *conn, *cand[FERRY_HELD_MAX], *chosen = NULL, *dead = NULL;
     const char *ids[FERRY_HELD_MAX], *restart_file = NULL;
     apr_int64_t restart_mtime = 0;
+    int restart_due = 0;
     apr_time_t now = apr_time_now();
     apr_size_t n = 0, i;
 
@@ -385,8 +397,11 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
             APR_ARRAY_PUSH(*add, const char *) =
                 apr_pstrmemdup(p, v.add_headers[i].ptr, v.add_headers[i].len);
         }
-        restart_file = apr_pstrdup(p, v.restart_file);
-        restart_mtime = v.restart_mtime_ns;
+        restart_due = v.restart_due;
+        if (restart_due) {
+            restart_file = apr_pstrdup(p, v.restart_file);
+            restart_mtime = v.restart_mtime_ns;
+        }
     }
     unlock();
     close_list(dead);
@@ -396,8 +411,11 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
     /* The restart file as the core saw it (else the core must see this
      * request: it restarts the app, and grants a new pass or none), and a
      * connection the app has not closed meanwhile (else the core passes a
-     * new one: a process that died is not offered again). */
-    if (!ferry_pass_restart_unchanged(restart_file, restart_mtime)) {
+     * new one: a process that died is not offered again). The restart
+     * file is stat'ed once per PassengerStatThrottleRate per pass and
+     * child, as the core checks it (ferry_pass_set_restart_interval). */
+    if (restart_due
+        && !ferry_pass_restart_unchanged(restart_file, restart_mtime)) {
         lock();
         ferry_pass_drop(cache.passes, key);
         ferry_pass_end(cache.passes, chosen->id);

@@ -28,6 +28,8 @@ typedef struct {
     size_t nadd;
     const char *restart_file;
     int64_t restart_mtime_ns;
+    int restart_checked;        /* restart_checked_us is set */
+    int64_t restart_checked_us; /* the last due answer */
 } pass_t;
 
 typedef struct {
@@ -41,11 +43,17 @@ struct ferry_pass_table_t {
     count_t *counts;
     size_t ncounts;
     size_t capcounts;
+    int64_t restart_interval_us;
 };
 
 ferry_pass_table_t *ferry_pass_table_create(void)
 {
     return calloc(1, sizeof(ferry_pass_table_t));
+}
+
+void ferry_pass_set_restart_interval(ferry_pass_table_t *t, int64_t interval_us)
+{
+    t->restart_interval_us = interval_us > 0 ? interval_us : 0;
 }
 
 static void remove_pass(ferry_pass_table_t *t, size_t i)
@@ -225,6 +233,13 @@ int ferry_pass_lookup(ferry_pass_table_t *t, const char *key, int64_t now_us,
     view->nadd = ps->nadd;
     view->restart_file = ps->restart_file;
     view->restart_mtime_ns = ps->restart_mtime_ns;
+    view->restart_due = !ps->restart_checked || t->restart_interval_us == 0
+                        || now_us - ps->restart_checked_us
+                           >= t->restart_interval_us;
+    if (view->restart_due) {
+        ps->restart_checked = 1;
+        ps->restart_checked_us = now_us;
+    }
     return 1;
 }
 
@@ -234,8 +249,9 @@ int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
     if (!ferry_pass_lookup(t, key, now_us, view)) {
         return 0;
     }
-    if (!ferry_pass_restart_unchanged(view->restart_file,
-                                      view->restart_mtime_ns)) {
+    if (view->restart_due
+        && !ferry_pass_restart_unchanged(view->restart_file,
+                                         view->restart_mtime_ns)) {
         ferry_pass_drop(t, key);
         return 0;
     }

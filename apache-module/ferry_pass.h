@@ -54,20 +54,31 @@ typedef struct {
     size_t nadd;
     const char *restart_file;
     int64_t restart_mtime_ns;
+    /* The restart file is due a stat() now (ferry_pass_lookup: see
+     * ferry_pass_set_restart_interval; ferry_pass_check stats it itself). */
+    int restart_due;
 } ferry_pass_view_t;
+
+/* A pass's restart file is stat'ed at most once per interval_us by the
+ * callers of this table (PassengerStatThrottleRate, the interval of the
+ * core's own restart checks); between stats the last answer stands. 0 (the
+ * default): on every use. A new pass is always due its first stat. */
+void ferry_pass_set_restart_interval(ferry_pass_table_t *t, int64_t interval_us);
 
 /* 1 when app key has a pass usable at now_us: not expired, and its restart
  * file as the core saw it (absent when restart_mtime is -1, else with that
- * mtime in ns; checked with stat() here). 0 otherwise; a pass that expired
+ * mtime in ns; checked with stat() here when due). 0 otherwise; a pass that expired
  * or whose restart file differs is dropped on the way. Once half its ttl is
  * gone, one call (the first after that) gets 0 while the pass stays: that
  * request asks the core, whose LEASE renews the pass before it runs out. */
 int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
                      ferry_pass_view_t *view);
 
-/* ferry_pass_check() without the stat(): for a caller that holds a lock and
- * stats the view's restart file after releasing it (with
- * ferry_pass_restart_unchanged(); on a mismatch it drops the pass). */
+/* ferry_pass_check() without the stat(): for a caller that holds a lock and,
+ * when view->restart_due, stats the view's restart file after releasing it
+ * (with ferry_pass_restart_unchanged(); on a mismatch it drops the pass).
+ * A due answer counts as the interval's stat: concurrent callers of the
+ * same pass get restart_due 0 until the interval has passed again. */
 int ferry_pass_lookup(ferry_pass_table_t *t, const char *key, int64_t now_us,
                       ferry_pass_view_t *view);
 

@@ -180,6 +180,35 @@ int main(void)
     result("a present file does not match -1",
            !ferry_pass_check(t, "app", now, &v));
 
+    /* The restart interval (PassengerStatThrottleRate). */
+    m = mtime_ns(file);
+    ferry_pass_set_restart_interval(t, 20000);
+    make_lease(&l, 200, procs, 2, file, m);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("with an interval, a new pass is due its first stat",
+           ferry_pass_lookup(t, "app", now, &v) && v.restart_due);
+    result("... the next uses within the interval are not",
+           ferry_pass_lookup(t, "app", now + 1, &v) && !v.restart_due
+           && ferry_pass_lookup(t, "app", now + 19999, &v) && !v.restart_due);
+    result("... one use is due once the interval has passed, the next not",
+           ferry_pass_lookup(t, "app", now + 20000, &v) && v.restart_due
+           && ferry_pass_lookup(t, "app", now + 20001, &v) && !v.restart_due);
+    ts[0].tv_sec = ts[1].tv_sec = 1700000001;
+    utimensat(AT_FDCWD, file, ts, 0);
+    result("a touched restart file is seen by check only when due",
+           ferry_pass_check(t, "app", now + 30000, &v)
+           && !ferry_pass_check(t, "app", now + 40000, &v)
+           && !ferry_pass_lookup(t, "app", now + 40001, &v));
+    ferry_pass_set_restart_interval(t, 0);
+    m = mtime_ns(file);
+    make_lease(&l, 200, procs, 2, file, m);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("interval 0: every use is due",
+           ferry_pass_lookup(t, "app", now, &v) && v.restart_due
+           && ferry_pass_lookup(t, "app", now, &v) && v.restart_due);
+
     /* Dropped by a LEASE without a pass, by drop, by clear_all. */
     m = mtime_ns(file);
     make_lease(&l, 200, procs, 2, file, m);
