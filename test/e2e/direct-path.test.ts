@@ -82,7 +82,9 @@ test.before(async () => {
   server = await ApacheServer.start({
     root,
     passengerRoot: fakeRoot,
-    global: [`PassengerNodejs ${fakeNode}`, "PassengerResponseBufferHighWatermark 65536", `PassengerDataBufferDir "${spool}"`],
+    // PassengerStatThrottleRate 0: a pass's restart.txt is stat'ed on every
+    // request (by default once a second per child, as the core checks it).
+    global: [`PassengerNodejs ${fakeNode}`, "PassengerResponseBufferHighWatermark 65536", `PassengerDataBufferDir "${spool}"`, "PassengerStatThrottleRate 0"],
     env: {
       FERRY_DATA_PATH: "direct",
       FAKE_NODE: process.execPath,
