@@ -77,7 +77,10 @@ const binding = new ReverseBinding({
     if (server !== undefined) {
       // Connection handoff: the deadlines apply from the moment the server listens.
       handoff?.prepare(server);
-      if (reporter !== undefined) watchPassRequests(server, reporter, isAdopted);
+      // Passes are the Apache/nginx modules' (docs/protocol.md "Passes"); under `ferry start`
+      // with connection handoff (options.handoff) none come, and handed-off requests lose a
+      // client's marker with the forwarded headers: no listener to run per request.
+      if (reporter !== undefined && options.handoff === undefined) watchPassRequests(server, reporter, isAdopted);
     }
     send({ type: "listen-called" });
   },

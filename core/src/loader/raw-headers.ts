@@ -16,8 +16,10 @@ import type net from "node:net";
 interface HeaderSymbols {
   /** kHeadersCount: the rawHeaders entries the lazy getters read. */
   readonly count: symbol;
-  /** kHeaders and kHeadersDistinct: the getters' caches. */
-  readonly caches: readonly symbol[];
+  /** kHeaders: the cache of req.headers (strings). */
+  readonly headers: symbol;
+  /** kHeadersDistinct: the cache of req.headersDistinct (arrays). */
+  readonly distinct: symbol;
 }
 
 /** Looked up once (undefined: not yet; null: Node's internals are not the expected ones). */
@@ -35,8 +37,10 @@ function headerSymbols(): HeaderSymbols | null {
     void probe.headersDistinct;
     const own = Object.getOwnPropertySymbols(probe);
     const count = own.find((s) => s.description === "kHeadersCount");
-    const caches = own.filter((s) => s.description === "kHeaders" || s.description === "kHeadersDistinct");
-    symbols = count !== undefined && typeof Reflect.get(probe, count) === "number" && caches.length === 2 ? { count, caches } : null;
+    const headers = own.find((s) => s.description === "kHeaders");
+    const distinct = own.find((s) => s.description === "kHeadersDistinct");
+    symbols = count !== undefined && headers !== undefined && distinct !== undefined && typeof Reflect.get(probe, count) === "number"
+      ? { count, headers, distinct } : null;
   } catch {
     symbols = null;
   }
@@ -49,10 +53,12 @@ function symbolsOf(req: http.IncomingMessage): HeaderSymbols | null {
   return sym !== null && typeof Reflect.get(req, sym.count) === "number" ? sym : null;
 }
 
-/** Set or remove `name` in one header object: headersDistinct (null prototype) holds arrays, headers strings. */
-function setIn(o: object, name: string, value: string | undefined): void {
-  if (value === undefined) Reflect.deleteProperty(o, name);
-  else Reflect.set(o, name, Object.getPrototypeOf(o) === null ? [value] : value);
+/** Set or remove `name` in one header object (if built): headersDistinct holds arrays, headers strings. */
+function setIn(o: unknown, name: string, value: string | undefined, distinct: boolean): void {
+  if (typeof o !== "object" || o === null) return;
+  const rec = o as Record<string, unknown>;
+  if (value === undefined) delete rec[name];
+  else rec[name] = distinct ? [value] : value;
 }
 
 /**
@@ -79,14 +85,12 @@ export function afterRawHeadersEdit(req: http.IncomingMessage): void {
 export function setCachedHeader(req: http.IncomingMessage, name: string, value: string | undefined): void {
   const sym = symbolsOf(req);
   if (sym === null) {
-    setIn(req.headers, name, value);
-    setIn(req.headersDistinct, name, value);
+    setIn(req.headers, name, value, false);
+    setIn(req.headersDistinct, name, value, true);
     return;
   }
-  for (const s of sym.caches) {
-    const c: unknown = Reflect.get(req, s);
-    if (typeof c === "object" && c !== null) setIn(c, name, value);
-  }
+  setIn(Reflect.get(req, sym.headers), name, value, false);
+  setIn(Reflect.get(req, sym.distinct), name, value, true);
 }
 
 const NO_VALUES: Readonly<Record<string, string>> = {};

@@ -12,18 +12,17 @@ import type { DirectErrorPage, DirectRequest, LoaderMessage } from "./messages.j
 import { MAX_REQS_PER_MESSAGE } from "./messages.js";
 
 /**
- * A report the core should have soon — the first request after the last
- * report said none were in flight, an upgrade, a connection, an error page —
- * goes out at the end of the event-loop turn, or this long after the
- * previous report (ms).
+ * An upgrade, a connection or an error page goes out at the end of the
+ * event-loop turn, or this long after the previous report (ms).
  */
 export const REPORT_COALESCE_MS = 5;
 
 /**
- * While requests keep coming and the last report already told the core the
- * process is busy, only the counts change (finished requests for metrics and
- * totals, the in-flight number for least-busy routing): reported at most
- * this often (ms), one write per this many requests instead of one per 5 ms.
+ * Requests started and finished — the counts (in flight for least-busy
+ * routing and scaling, finished ones for totals and metrics) — go out at the
+ * end of the turn when no report went out for this long (ms), else this long
+ * after the previous one: a process busy with requests writes one report
+ * per this many ms instead of one per 5 ms.
  */
 export const REPORT_STEADY_MS = 25;
 
@@ -67,8 +66,6 @@ export class RequestReporter {
   #peak = 0;
   /** When the last report went out (performance.now()). */
   #sentAt = -Infinity;
-  /** The in-flight count the last report gave. */
-  #sentInFlight = 0;
   #done: DirectRequest[] = [];
   #pages: DirectErrorPage[] = [];
   #scheduled = false;
@@ -104,8 +101,7 @@ export class RequestReporter {
     this.#turnStarts++;
     if (this.#inFlight > this.#peak) this.#peak = this.#inFlight;
     if (this.#turnStarts > this.#peak) this.#peak = this.#turnStarts;
-    // Busy after a report that said idle: the core should know soon (routing, scaling).
-    this.#schedule(this.#sentInFlight === 0 ? REPORT_COALESCE_MS : REPORT_STEADY_MS);
+    this.#schedule(REPORT_STEADY_MS);
   }
 
   /** A request ended: status sent (0 = no head), duration in ms, bytes written. */
@@ -190,7 +186,6 @@ export class RequestReporter {
         peak: this.#peak, adopted: c.adopted, fresh: c.fresh, pages,
       });
     } while (this.#done.length > 0 || this.#pages.length > 0);
-    this.#sentInFlight = this.#inFlight;
     this.#peak = this.#inFlight;
   }
 }

@@ -1,8 +1,8 @@
 /**
  * RequestReporter (loader/request-reporter.ts) with a fake clock and timers:
  * what a "reqs" report holds, and when it goes out — at the end of the turn
- * or within REPORT_COALESCE_MS when the core should know soon, at most every
- * REPORT_STEADY_MS while a busy process only finishes and starts requests.
+ * after a quiet spell, at most every REPORT_STEADY_MS while a busy process
+ * only finishes and starts requests, within REPORT_COALESCE_MS for anything else.
  */
 import test from "ava";
 import { MAX_REQS_PER_MESSAGE, type LoaderMessage } from "../../../core/src/loader/messages.js";
@@ -110,26 +110,27 @@ test("RequestReporter sends a busy process's counts at most every REPORT_STEADY_
   t.is(sent[1]?.inFlight, 1);
 });
 
-test("RequestReporter reports within REPORT_COALESCE_MS a request after a report that said idle, and anything but counts", (t) => {
+test("RequestReporter sends the first counts after a quiet spell at the end of the turn, an upgrade within REPORT_COALESCE_MS", (t) => {
   const { r, sent, clock } = reporter();
   r.started();
   r.finished(200, 1, 1);
   clock.endTurn();
-  t.is(sent[0]?.inFlight, 0);
-  clock.advance(1);
-  r.started();
-  clock.advance(REPORT_COALESCE_MS - 2);
   t.is(sent.length, 1);
-  clock.advance(1);
-  t.is(sent.length, 2, "busy after idle: within REPORT_COALESCE_MS of the last report");
+  clock.advance(REPORT_STEADY_MS + 10);
+  r.started();
+  clock.endTurn();
+  t.is(sent.length, 2, "no report for REPORT_STEADY_MS: at the end of the turn");
   r.finished(200, 1, 1);
   r.started();
   t.is(clock.pending, 1, "a steady report is scheduled");
   r.upgradeOpened();
   t.is(clock.pending, 1, "the steady timer was replaced by a sooner one");
-  clock.advance(REPORT_COALESCE_MS);
+  clock.advance(REPORT_COALESCE_MS - 1);
+  t.is(sent.length, 2);
+  clock.advance(1);
   t.is(sent.length, 3, "an upgrade: within REPORT_COALESCE_MS");
   t.is(sent[2]?.upgraded, 1);
+  t.is(sent[2]?.done.length, 1);
 });
 
 test("RequestReporter splits a long list of finished requests over several messages", (t) => {
