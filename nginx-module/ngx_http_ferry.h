@@ -187,6 +187,9 @@ struct ngx_http_ferry_ctx_s {
     unsigned                    body_head_sent:1;
     off_t                       bytes_in;
     off_t                       bytes_out;
+    off_t                       client_sent0;   /* r->connection->sent at
+                                                 * the start: after a 101,
+                                                 * the tunnel's bytes out */
     ngx_int_t                   final_rc;
 
     /* the relay path */

@@ -199,8 +199,19 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
     } else if (failed) {
         status = ngx_strcmp(outcome, "timeout") == 0 ? NGX_HTTP_GATEWAY_TIME_OUT
                                                      : NGX_HTTP_BAD_GATEWAY;
+    } else if (ngx_strcmp(outcome, "client_aborted") == 0) {
+        status = 0;             /* nothing was sent (nginx logs 499) */
     } else {
         status = rc >= NGX_HTTP_SPECIAL_RESPONSE ? rc : 0;
+    }
+    if (u->upgrade && u->header_sent) {
+        /* the tunnel's bytes to the client (nginx moved them itself), as
+         * mod_ferry counts them: what was sent after the 101's head */
+        ctx->bytes_out = r->connection->sent - ctx->client_sent0
+                         - (off_t) r->header_size;
+        if (ctx->bytes_out < 0) {
+            ctx->bytes_out = 0;
+        }
     }
 
     if (!failed && c != NULL && ngx_strcmp(outcome, "ok") == 0
@@ -324,6 +335,7 @@ ngx_http_ferry_app_start(ngx_http_ferry_ctx_t *ctx,
     ngx_memzero(&ctx->status, sizeof(ngx_http_status_t));
     r->state = 0;
     ctx->final_rc = 0;
+    ctx->client_sent0 = r->connection->sent;
     if (ctx->deadline_ms > 0) {
         /* from the LEASE; a retried lease starts it again */
         ctx->deadline.handler = ngx_http_ferry_deadline;

@@ -18,27 +18,29 @@ import { validatePoolStatus } from "../../../core/src/control/client.js";
 import type { GroupStatus, PoolStatus } from "../../../core/src/control/status.js";
 import { REPO_ROOT, freePort, isAlive, prepareApp, waitFor } from "../../helpers/apache.js";
 import { getJson, request } from "../../helpers/e2e-http.js";
-import { type FrontEndKind, type SharedCaseOptions, frontEndSuite } from "./front-end.js";
+import { type FrontEndConfig, type FrontEndKind, type SharedCaseOptions, frontEndSuite } from "./front-end.js";
 
 const execFile = promisify(execFileCb);
 
 export function healthCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOptions = {}): void {
   let metricsPort = 0;
   const apps = { stuck: "", sick: "" };
+  const config = (failures: number, redeploy = "all"): FrontEndConfig => ({
+    server: {
+      RedeployOnGraceful: redeploy,
+      HealthCheckPath: "/health", HealthCheckInterval: 1, HealthCheckTimeout: 1,
+      HealthCheckFailures: failures, HealthCheckEventLoopTimeout: 2, MetricsListen: `127.0.0.1:${metricsPort}`,
+    },
+    sites: [
+      { serverName: "stuck.test", appRoot: apps.stuck },
+      { serverName: "sick.test", appRoot: apps.sick },
+    ],
+  });
   const { fe, serial } = frontEndSuite(test, kind, "health", async (root) => {
     apps.stuck = await prepareApp(root, "e2e-app", "stuck");
     apps.sick = await prepareApp(root, "e2e-app", "sick");
     metricsPort = await freePort();
-    return {
-      server: {
-        HealthCheckPath: "/health", HealthCheckInterval: 1, HealthCheckTimeout: 1,
-        HealthCheckFailures: 2, HealthCheckEventLoopTimeout: 2, MetricsListen: `127.0.0.1:${metricsPort}`,
-      },
-      sites: [
-        { serverName: "stuck.test", appRoot: apps.stuck },
-        { serverName: "sick.test", appRoot: apps.sick },
-      ],
-    };
+    return config(2);
   }, opts);
 
   async function status(): Promise<PoolStatus> {
@@ -103,5 +105,24 @@ export function healthCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOp
     t.is((await request(srv.port, { path: "/version", host: "sick.test" })).status, 200);
     await waitFor(async () => (await group(apps.sick)).processes.some((p) => p.state === "ready" && p.health === "ok"), { timeoutMs: 10_000, what: "a healthy process" });
     t.true(await metric(`ferry_app_unhealthy_replacements_total{app="${g.name}",reason="health_check"}`) >= 1);
+  });
+
+  serial(`a reload applies a changed ${failuresDirective}: a failing process is then replaced after the new count`, async (t) => {
+    const srv = fe();
+    const before = (await group(apps.sick)).unhealthy["health_check"] ?? 0;
+    // No redeploy: the running process is checked with the new count.
+    await srv.reconfigure(config(3, "off"));
+    await srv.reload();
+    const old = await pidOf("sick.test");
+    await writeFile(path.join(apps.sick, "tmp", "unhealthy"), "");
+    try {
+      await waitFor(async () => ((await group(apps.sick)).unhealthy["health_check"] ?? 0) > before, { timeoutMs: 30_000, intervalMs: 200, what: "a health-check replacement after the reload" });
+    } finally {
+      await rm(path.join(apps.sick, "tmp", "unhealthy"), { force: true });
+    }
+    const g = await group(apps.sick);
+    t.is(g.lastExit?.pid, old);
+    t.regex(g.lastExit?.reason ?? "", /unhealthy: its health check failed 3 times in a row \(GET \/health answered 500\)/);
+    t.is((await request(srv.port, { path: "/version", host: "sick.test" })).status, 200);
   });
 }

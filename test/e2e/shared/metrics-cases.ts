@@ -11,6 +11,7 @@
 import type { TestFn } from "ava";
 import { rm } from "node:fs/promises";
 import path from "node:path";
+import WebSocket from "ws";
 import { freePort, makeTempRoot, prepareApp, waitFor } from "../../helpers/apache.js";
 import { request } from "../../helpers/e2e-http.js";
 import { PrometheusServer, promtoolCheck } from "../../helpers/prometheus.js";
@@ -136,5 +137,92 @@ export function metricsCases(test: TestFn, kind: FrontEndKind, opts: MetricsCase
     }
     const r = await fetch(`http://${feTarget}/other`, { signal: AbortSignal.timeout(5000) });
     t.is(r.status, 404);
+  });
+
+  /** The app's series of `name` (no other labels) on the front end's exposition, read directly. */
+  async function series(name: string, labels = ""): Promise<number> {
+    const text = await (await fetch(`http://${feTarget}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const line = text.split("\n").find((l) => l.startsWith(`${name}{app="`) && l.includes("/metered (production)\"") && l.includes(labels));
+    return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
+  }
+
+  serial("a WebSocket counts once under 1xx, and the bytes the app sent through the tunnel count as response bytes", async (t) => {
+    const port = fe().port;
+    const upgraded = await series("ferry_app_requests_total", 'status_class="1xx"');
+    const bytes = await series("ferry_app_response_bytes_total");
+    const got = await new Promise<string[]>((resolve, reject) => {
+      const out: string[] = [];
+      const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { Host: "metered.test" }, handshakeTimeout: 20_000 });
+      const timer = setTimeout(() => {
+        ws.terminate();
+        reject(new Error("Cannot finish the WebSocket exchange: timed out"));
+      }, 20_000);
+      ws.on("message", (d: Buffer) => {
+        out.push(d.toString("utf8"));
+        if (out.length === 1) ws.send("hello");
+        else ws.close(1000);
+      });
+      ws.on("close", () => {
+        clearTimeout(timer);
+        resolve(out);
+      });
+      ws.on("error", (e) => {
+        clearTimeout(timer);
+        reject(e);
+      });
+    });
+    t.regex(got[0] ?? "", /^welcome \d+$/);
+    t.is(got[1], "hello");
+    // Two unmasked frames from the app at least: a 2-byte header each, then the payload.
+    const atLeast = 2 + (got[0] ?? "").length + 2 + "hello".length;
+    await waitFor(async () => (await series("ferry_app_requests_total", 'status_class="1xx"')) === upgraded + 1, { timeoutMs: 10_000, intervalMs: 100, what: "the WebSocket to be counted" });
+    const moved = (await series("ferry_app_response_bytes_total")) - bytes;
+    t.true(moved >= atLeast && moved <= atLeast + 8, `response bytes moved by ${moved}, expected ${atLeast} (+ a close frame)`);
+  });
+
+  // mod_ferry learns that the client left only when it writes the app's
+  // answer (Apache does not watch the client while it waits), so it counts
+  // the app's status; nginx notices at once and counts "aborted"
+  // (docs/metrics.md).
+  const abandonedClasses = kind === "apache" ? ["2xx", "aborted"] : ["aborted"];
+  serial(`a request the client abandons before the response head counts once, as ${abandonedClasses.join(" or ")}`, async (t) => {
+    const port = fe().port;
+    const classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "aborted"];
+    const before = await Promise.all(classes.map((c) => series("ferry_app_requests_total", `status_class="${c}"`)));
+    const delta = async (): Promise<Record<string, number>> => {
+      const now = await Promise.all(classes.map((c) => series("ferry_app_requests_total", `status_class="${c}"`)));
+      return Object.fromEntries(classes.map((c, i) => [c, (now[i] ?? 0) - (before[i] ?? 0)]).filter(([, n]) => n !== 0));
+    };
+    await t.throwsAsync(request(port, { path: "/slow?ms=1500", host: "metered.test", timeoutMs: 300 }));
+    // A companion sent after it and answered after the app answered the
+    // abandoned one: once it is counted, so is the abandoned request, once.
+    t.is((await request(port, { path: "/slow?ms=1600", host: "metered.test" })).status, 200);
+    const settled = (d: Record<string, number>): boolean =>
+      Object.values(d).reduce((a, b) => a + b, 0) === 2 && (d["2xx"] ?? 0) >= 1;
+    await waitFor(async () => settled(await delta()), { timeoutMs: 10_000, intervalMs: 100, what: "both requests to be counted" });
+    const d = await delta();
+    const abandoned = { ...d, "2xx": (d["2xx"] ?? 0) - 1 };
+    const counted = Object.entries(abandoned).filter(([, n]) => n !== 0);
+    t.is(counted.length, 1, JSON.stringify(d));
+    t.true(abandonedClasses.includes(counted[0]?.[0] ?? ""), JSON.stringify(d));
+    t.is(counted[0]?.[1], 1, JSON.stringify(d));
+  });
+
+  serial(`a reload (${kind === "apache" ? "apachectl graceful" : "nginx -s reload"}) keeps the metrics endpoint, and its counters keep counting from where they were`, async (t) => {
+    const srv = fe();
+    const ok = 'sum by (instance) (ferry_app_requests_total{status_class="2xx"})';
+    const since = Date.now();
+    await waitFor(() => scrapedAfter(feTarget, since), { timeoutMs: 15_000, intervalMs: 250, what: "a scrape before the reload" });
+    const base = await valueFor(ok, feTarget);
+    const spawns = await valueFor("sum by (instance) (ferry_app_spawns_total)", feTarget);
+    t.true(base >= 8, String(base));
+    await srv.reload();
+    for (let i = 0; i < 4; i++) t.is((await request(srv.port, { path: "/version", host: "metered.test" })).status, 200);
+    await waitFor(async () => (await valueFor(ok, feTarget)) === base + 4, { timeoutMs: 20_000, intervalMs: 250, what: "the 2xx counter to move by 4 after the reload" });
+    // The reload redeployed the app (a new process) and the series kept its app label.
+    t.true((await valueFor("sum by (instance) (ferry_app_spawns_total)", feTarget)) > spawns);
+    const text = await (await fetch(`http://${feTarget}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    t.is(await promtoolCheck(text), "");
+    t.regex(text, /^ferry_app_requests_total\{app="[^"]+\/metered \(production\)",status_class="2xx"\} \d+$/m);
   });
 }
