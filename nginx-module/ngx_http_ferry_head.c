@@ -22,6 +22,29 @@ cstr(ngx_pool_t *pool, ngx_str_t *s)
     return (const char *) p;
 }
 
+/* A server block's first server_name that names one host (nginx lowers it
+ * and drops a leading "."): not empty, not "_" or another catch-all, not a
+ * wildcard or a regex. */
+static int
+plain_server_name(ngx_str_t *name)
+{
+    size_t  i;
+    u_char  ch;
+
+    if (name->len == 0) {
+        return 0;
+    }
+    for (i = 0; i < name->len; i++) {
+        ch = name->data[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')
+              || ch == '-' || ch == '.'))
+        {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* The first passenger_base_uri equal to the URI or a prefix of it followed
  * by "/" ("/" itself is ignored), as PassengerBaseURI: NULL when none. */
 static ngx_str_t *
@@ -300,7 +323,12 @@ ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
     h->nheaders = n;
     h->remote_addr = cstr(r->pool, &r->connection->addr_text);
     h->remote_port = ngx_inet_get_port(r->connection->sockaddr);
-    h->server_name = r->headers_in.server.len
+    /* The server block's name, as mod_ferry sends the VirtualHost's
+     * ServerName (shared affinity keys a site by it: docs/affinity.md);
+     * the request's host when the block has no plain first name. */
+    h->server_name = plain_server_name(&cscf->server_name)
+                     ? cstr(r->pool, &cscf->server_name)
+                     : r->headers_in.server.len
                      ? cstr(r->pool, &r->headers_in.server)
                      : cstr(r->pool, &cscf->server_name);
     h->server_port = ngx_inet_get_port(r->connection->local_sockaddr);

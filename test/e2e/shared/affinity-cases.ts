@@ -23,6 +23,8 @@ import { RedisServer } from "../../helpers/redis.js";
 import { type FrontEnd, type FrontEndConfig, type FrontEndKind, frontEndTempRoot, startFrontEnd } from "./front-end.js";
 
 const HOST = "affinity.test";
+/** Another name of the same site (ServerAlias / a second server_name). */
+const ALIAS = "www.affinity.test";
 const NODES = ["e2e-a", "e2e-b"] as const;
 
 /** How each front end checks a configuration, and what it says when the secret file is missing. */
@@ -102,10 +104,10 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
     return client;
   }
 
-  async function hit(i: 0 | 1, session: string, cookie: string | undefined): Promise<Hit> {
+  async function hit(i: 0 | 1, session: string, cookie: string | undefined, hostName = HOST): Promise<Hit> {
     const res = await request(host(i).port, {
       path: `/hit?s=${session}`,
-      host: HOST,
+      host: hostName,
       headers: cookie === undefined ? {} : { Cookie: cookie },
     });
     const sc = res.headers["set-cookie"];
@@ -138,7 +140,7 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
         // answer does not turn into a (correct, but here unwanted) local fallback.
         AffinityRedisTimeout: 2000,
       },
-      sites: [{ serverName: HOST, appRoot: app, options: { StickySessions: "on", MinInstances: 2, AppEnv: "production" } }],
+      sites: [{ serverName: HOST, aliases: [ALIAS], appRoot: app, options: { StickySessions: "on", MinInstances: 2, AppEnv: "production" } }],
     };
   }
 
@@ -250,6 +252,35 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
     const after = await hit(0, "ws1", cookie);
     t.is(after.pid, pid);
     t.is(after.count, 5);
+  });
+
+  test.serial("a request for A's session under another name of the site reaches A's process (the site is keyed by its server name)", async (t) => {
+    const { cookie, pid } = await startSessionOnA("alias1");
+    const viaAlias = await hit(1, "alias1", cookie, ALIAS);
+    t.is(viaAlias.status, 200, viaAlias.text);
+    t.is(viaAlias.pid, pid, `via B as ${ALIAS}`);
+    t.is(viaAlias.count, 2);
+    const back = await hit(0, "alias1", cookie, ALIAS);
+    t.is(back.pid, pid, `via A as ${ALIAS}`);
+    t.is(back.count, 3);
+    // One key per site: the pin is under the server name, never the alias.
+    t.deepEqual(await rds().keys(`ferry:aff:*${ALIAS}*`), []);
+  });
+
+  test.serial(`a reload of B (${kind === "apache" ? "apachectl graceful" : "nginx -s reload"}) keeps forwarding A's sessions to A's process`, async (t) => {
+    const { cookie, pid } = await startSessionOnA("reload1");
+    await host(1).reload();
+    let expected = 1;
+    for (const i of [1, 0, 1] as const) {
+      const r = await hit(i, "reload1", cookie);
+      expected++;
+      t.is(r.status, 200, r.text);
+      t.is(r.pid, pid, `request ${expected} via host ${i === 0 ? "A" : "B"} after B's reload reached another process`);
+      t.is(r.count, expected);
+    }
+    // B is still a live member of the cluster (its heartbeat goes on after the reload).
+    await waitFor(nodesRegistered, { timeoutMs: 10_000, what: "both cores still registered in Redis" });
+    t.pass();
   });
 
   test.serial("Redis going away fails no request, and its return restores sharing", async (t) => {

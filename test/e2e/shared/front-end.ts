@@ -30,6 +30,8 @@ export type OptionValue = string | number;
 export interface AppSite {
   /** The Host header that selects it. */
   readonly serverName: string;
+  /** More host names of the site (ServerAlias / further server_name names). */
+  readonly aliases?: readonly string[];
   /** The app root; the server's document root is its public/. */
   readonly appRoot: string;
   /** Per-app Passenger options, e.g. { MinInstances: 2, StickySessions: "on" }. */
@@ -114,6 +116,7 @@ function apacheSite(s: AppSite): { serverName: string; documentRoot: string; dir
     serverName: s.serverName,
     documentRoot: `${s.appRoot}/public`,
     directives: [
+      ...(s.aliases?.length ? [`ServerAlias ${s.aliases.join(" ")}`] : []),
       ...Object.entries(s.env ?? {}).map(([k, v]) => `SetEnv ${k} ${quoted(v)}`),
       ...Object.entries(s.options ?? {}).map(([k, v]) => apacheDirective(k, v)),
       ...(s.raw?.apache ?? []),
@@ -140,7 +143,8 @@ function nginxSite(s: AppSite): { serverName: string; root: string; directives: 
     };
   }
   return {
-    serverName: s.serverName,
+    // server_name takes every name of the site, the first one its own
+    serverName: [s.serverName, ...(s.aliases ?? [])].join(" "),
     root: `${s.appRoot}/public`,
     directives: [
       "passenger_enabled on;",
