@@ -200,8 +200,12 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
     t.is(warm.status, 200, warm.text);
     const { cookie, pid } = await startSessionOnA("s1");
     t.not(pid, warm.pid);
-    const raw = await rds().get((await pinKey(cookie.split("=")[1] ?? "")) ?? "");
+    const key = (await pinKey(cookie.split("=")[1] ?? "")) ?? "";
+    const raw = await rds().get(key);
     t.regex(raw ?? "", /"node":"e2e-a"/);
+    // The TTL directive reached the core (the default is 1800 s).
+    const ttl = await rds().ttl(key);
+    t.true(ttl > 0 && ttl <= 600, `the pin's TTL is ${ttl} s`);
 
     const order: (0 | 1)[] = [1, 0, 1, 1, 0, 1, 0, 0, 1, 1];
     for (let k = 0; k < 6; k++) order.push(Math.random() < 0.5 ? 0 : 1);
