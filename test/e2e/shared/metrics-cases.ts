@@ -193,10 +193,10 @@ export function metricsCases(test: TestFn, kind: FrontEndKind, opts: MetricsCase
       const now = await Promise.all(classes.map((c) => series("ferry_app_requests_total", `status_class="${c}"`)));
       return Object.fromEntries(classes.map((c, i) => [c, (now[i] ?? 0) - (before[i] ?? 0)]).filter(([, n]) => n !== 0));
     };
-    await t.throwsAsync(request(port, { path: "/slow?ms=1500", host: "metered.test", timeoutMs: 300 }));
+    await t.throwsAsync(request(port, { path: "/slow?ms=1000", host: "metered.test", timeoutMs: 300 }));
     // A companion sent after it and answered after the app answered the
     // abandoned one: once it is counted, so is the abandoned request, once.
-    t.is((await request(port, { path: "/slow?ms=1600", host: "metered.test" })).status, 200);
+    t.is((await request(port, { path: "/slow?ms=2000", host: "metered.test" })).status, 200);
     const settled = (d: Record<string, number>): boolean =>
       Object.values(d).reduce((a, b) => a + b, 0) === 2 && (d["2xx"] ?? 0) >= 1;
     await waitFor(async () => settled(await delta()), { timeoutMs: 10_000, intervalMs: 100, what: "both requests to be counted" });
