@@ -23,6 +23,13 @@
  *     config.json is rewritten with the next generation and the supervisor
  *     gets SIGHUP, which it passes to the core (apps redeploy per
  *     passenger_redeploy_on_graceful).
+ *   - `nginx -s reopen` (SIGUSR1 to the master): nginx has no module hook
+ *     for it, but before it reopens each of its open files it calls that
+ *     file's flush handler. The master sets one on an open file nobody else
+ *     flushes (the error log's, else the first other named one) and from
+ *     there sends SIGUSR1 to the supervisor, which reopens its own stderr
+ *     (nginx's error log) and passes the signal to the core: the core
+ *     reopens its log file and the apps' log files (FERRY0306).
  *   - exit_master: SIGTERM to the supervisor.
  *
  * State that must survive a reload lives in this file's statics: nginx
@@ -61,6 +68,7 @@ static char          module_socket[NGX_MAX_PATH];
 static char          control_socket[NGX_MAX_PATH];
 static ngx_uid_t     worker_uid;
 static ngx_gid_t     worker_gid;
+static char          error_log_path[NGX_MAX_PATH];  /* "" unless a file */
 
 /* ------------------------------------------------------------------------ */
 /* The core's config file                                                  */
@@ -216,13 +224,15 @@ write_config(ngx_cycle_t *cycle, ngx_http_ferry_main_conf_t *mcf)
 /* ------------------------------------------------------------------------ */
 /* The supervisor (a child of the master)                                  */
 
-static volatile sig_atomic_t  sv_hup, sv_term;
+static volatile sig_atomic_t  sv_hup, sv_usr1, sv_term;
 
 static void
 sv_signal(int signo)
 {
     if (signo == SIGHUP) {
         sv_hup = 1;
+    } else if (signo == SIGUSR1) {
+        sv_usr1 = 1;
     } else {
         sv_term = 1;
     }
@@ -261,6 +271,25 @@ remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
         unlink(path);
     }
     return 0;
+}
+
+/* Point stderr at nginx's error log file again (after a rotation). */
+static void
+sv_reopen_stderr(void)
+{
+    int  fd;
+
+    if (error_log_path[0] == '\0') {
+        return;
+    }
+    fd = open(error_log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd == -1) {
+        sv_log("error", errno, "FERRY0422: Cannot reopen nginx's error log %s",
+               error_log_path);
+        return;
+    }
+    dup2(fd, STDERR_FILENO);
+    close(fd);
 }
 
 /* Fork + exec the core; the lifeline's read end becomes its fd 3. */
@@ -389,6 +418,7 @@ sv_run(const char *node, const char *script, const char *log_file, int life)
     sa.sa_handler = sv_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
@@ -396,6 +426,7 @@ sv_run(const char *node, const char *script, const char *log_file, int life)
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&block);
     sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGUSR1);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
     sigaddset(&block, SIGQUIT);
@@ -435,6 +466,13 @@ sv_run(const char *node, const char *script, const char *log_file, int life)
         if (sv_hup) {
             sv_hup = 0;
             kill(core, SIGHUP);
+        }
+        if (sv_usr1) {
+            /* `nginx -s reopen`: the supervisor's own lines follow nginx's
+             * error log to the new file; the core reopens its logs */
+            sv_usr1 = 0;
+            sv_reopen_stderr();
+            kill(core, SIGUSR1);
         }
         if (first && socket_ready()) {
             first = 0;
@@ -633,6 +671,15 @@ start_core(ngx_cycle_t *cycle, ngx_http_ferry_main_conf_t *mcf,
                       instance_dir);
         return NGX_ERROR;
     }
+    error_log_path[0] = '\0';
+    if (cycle->log->file != NULL && cycle->log->file->name.len > 0
+        && cycle->log->file->name.data[0] == '/'
+        && cycle->log->file->name.len < sizeof(error_log_path))
+    {
+        ngx_memcpy(error_log_path, cycle->log->file->name.data,
+                   cycle->log->file->name.len);
+        error_log_path[cycle->log->file->name.len] = '\0';
+    }
     ngx_snprintf((u_char *) config_path, sizeof(config_path),
                  "%s/config.json%Z", instance_dir);
     ngx_snprintf((u_char *) module_socket, sizeof(module_socket),
@@ -710,6 +757,58 @@ start_core(ngx_cycle_t *cycle, ngx_http_ferry_main_conf_t *mcf,
     return NGX_OK;
 }
 
+/* The flush handler of the hooked open file: nginx calls it before it
+ * reopens that file, in the master on `nginx -s reopen` (and in workers on
+ * a reopen and at exit, where it does nothing). */
+static void
+reopen_flush(ngx_open_file_t *file, ngx_log_t *log)
+{
+    (void) file;
+    if ((ngx_process != NGX_PROCESS_MASTER && ngx_process != NGX_PROCESS_SINGLE)
+        || ngx_terminate || ngx_quit || supervisor_pid <= 0)
+    {
+        return;
+    }
+    if (kill(supervisor_pid, SIGUSR1) != 0) {
+        ngx_log_error(NGX_LOG_ERR, log, ngx_errno,
+                      "FERRY0423: Cannot ask the ferry supervisor (pid %P) "
+                      "to reopen the core's log files", supervisor_pid);
+    }
+}
+
+/* Hook reopen_flush on one open file of the cycle that has no flush
+ * handler: the error log's, else the first other named one. */
+static void
+hook_reopen(ngx_cycle_t *cycle)
+{
+    ngx_list_part_t  *part = &cycle->open_files.part;
+    ngx_open_file_t  *file = part->elts, *f = cycle->log->file;
+    ngx_uint_t        i;
+
+    if (f != NULL && f->name.len > 0
+        && (f->flush == NULL || f->flush == reopen_flush))
+    {
+        f->flush = reopen_flush;
+        return;
+    }
+    for (i = 0; /* void */ ; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return;     /* no file nginx reopens: `ferry reopen-logs` */
+            }
+            part = part->next;
+            file = part->elts;
+            i = 0;
+        }
+        if (file[i].name.len > 0
+            && (file[i].flush == NULL || file[i].flush == reopen_flush))
+        {
+            file[i].flush = reopen_flush;
+            return;
+        }
+    }
+}
+
 /* init_module: start the core (first time) or hand it the new config. */
 ngx_int_t
 ngx_http_ferry_daemon_init(ngx_cycle_t *cycle)
@@ -742,9 +841,14 @@ ngx_http_ferry_daemon_init(ngx_cycle_t *cycle)
                       "FERRY0421: Sent generation %L to the ferry core "
                       "(SIGHUP); apps redeploy per "
                       "passenger_redeploy_on_graceful", generation);
+        hook_reopen(cycle);
         return NGX_OK;
     }
-    return start_core(cycle, mcf, lcf);
+    if (start_core(cycle, mcf, lcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+    hook_reopen(cycle);
+    return NGX_OK;
 }
 
 /* init_process: workers (and the cache processes) never hold the lifeline. */

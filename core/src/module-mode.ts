@@ -11,6 +11,7 @@ import type { CoreConfig } from "./config/core-config.js";
 import { ConfigError } from "./errors.js";
 import { ModuleListener } from "./front/module/listener.js";
 import { startInstance } from "./instance.js";
+import { parentPidOf } from "./os/probes.js";
 import { pinoLevelFor, type Logger } from "./log.js";
 import type { MetricsService } from "./metrics/service.js";
 import type { Pool } from "./pool/pool.js";
@@ -55,6 +56,21 @@ async function ensureDir(dir: string, mode: number): Promise<void> {
 }
 
 /** Build and start a module-mode core from a validated config. */
+/**
+ * The web server's parent process, whose children alone may use the module
+ * socket with the workers' uid (docs/security.md): Apache's parent
+ * (`parent_pid`), nginx's master (the parent of the supervisor that started
+ * this core). None when the core is not root or the workers run as the
+ * core's own user (nothing to tell apart then).
+ */
+function frontParent(config: CoreConfig): { frontPid?: number } {
+  const uid = process.getuid?.();
+  if (uid !== 0 || config.apacheUid === 0) return {};
+  if (config.integrationMode === "apache") return config.parentPid > 0 ? { frontPid: config.parentPid } : {};
+  const master = parentPidOf(process.ppid);
+  return master !== undefined && master > 1 ? { frontPid: master } : {};
+}
+
 export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCore> {
   const { log } = opts;
   let config = opts.config;
@@ -81,6 +97,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
         log: parts.component("module-listener"),
         apacheUid: config.apacheUid,
         apacheGid: config.apacheGid,
+        ...frontParent(config),
         backlog: config.server.socketBacklog,
         handler: (ex, generation) => parts.handle(ex, {
           pool: parts.pool, log: reqLog, generation, agents: parts.agents,

@@ -1,16 +1,22 @@
 /**
- * End-to-end through a real Apache: the core's lines are in Apache's
- * error-log shape (`[ferry:notice] [pid N] FERRYnnnn: …`), app output goes to
+ * End-to-end through a real Apache: with PassengerLogFile, the shared cases
+ * of test/e2e/shared/logs-cases.ts (nginx runs them in
+ * test/e2e/nginx/logs.test.ts). Apache-only, on a second Apache without
+ * PassengerLogFile: the core's lines are in Apache's error-log shape
+ * (`[ferry:notice] [pid N] FERRYnnnn: …`) in its ErrorLog, app output goes to
  * PassengerAppLogFile, a rotation under load followed by `apachectl graceful`
  * (what conf/logrotate.d/ferry does) loses no line and writes none to the
- * moved files afterwards, and PassengerLogFormat json switches the core to
- * JSON lines.
+ * moved files afterwards (ErrorLog included), and PassengerLogFormat json
+ * switches the core to JSON lines there.
  */
 import test from "ava";
 import { chmod, mkdir, readFile, rename } from "node:fs/promises";
 import path from "node:path";
 import { ApacheServer, makeTempRoot, prepareApp, started, stopAndRemove, waitFor } from "../helpers/apache.js";
 import { request } from "../helpers/e2e-http.js";
+import { logsCases } from "./shared/logs-cases.js";
+
+logsCases(test, "apache");
 
 let server: ApacheServer | undefined;
 let root = "";

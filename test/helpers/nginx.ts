@@ -4,7 +4,8 @@
  * 127.0.0.1:<free port>, our freshly built build/nginx/ngx_http_ferry_module.so,
  * `user www-data` when root, private pid/error log/temp paths), run
  * `nginx -p <prefix> -c <conf>` (daemon off) as a child, wait for its pid
- * file and port under a deadline; reload() = SIGHUP, stop() = SIGQUIT and
+ * file and port under a deadline; reload() = SIGHUP, reopenLogs() =
+ * SIGUSR1 (`nginx -s reopen`), stop() = SIGQUIT and
  * make sure everything started from the test's root is gone too.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
@@ -48,6 +49,8 @@ export interface NginxStartOptions {
   readonly env?: Readonly<Record<string, string>>;
   /** passenger_root; default the repository. */
   readonly passengerRoot?: string;
+  /** The `user` directive's value when root (default "www-data www-data"); "" writes none (nginx's default, nobody). */
+  readonly user?: string;
 }
 
 /** A missing nginx is installed (Debian packages), never skipped silently. */
@@ -70,7 +73,9 @@ function renderServer(s: NginxServerSpec, port: number, first: boolean): string 
 export async function renderNginxConf(prefix: string, port: number, opts: Omit<NginxStartOptions, "root">): Promise<string> {
   return renderTemplate(await readFile(TEMPLATE, "utf8"), {
     FERRY_MODULE: NGINX_MODULE,
-    USER: process.getuid?.() === 0 ? "user www-data www-data;" : "# not root: workers run as the current user",
+    USER: process.getuid?.() !== 0
+      ? "# not root: workers run as the current user"
+      : opts.user === "" ? "# no user directive: nginx's default (nobody)" : `user ${opts.user ?? "www-data www-data"};`,
     PREFIX: prefix,
     LOG_LEVEL: opts.logLevel ?? "notice",
     MAIN: (opts.main ?? []).join("\n"),
@@ -178,6 +183,15 @@ export class NginxServer extends WebServerProcess {
       }
     }
     return out;
+  }
+
+  /**
+   * `nginx -s reopen`: SIGUSR1 to the master, resolved once nginx's own
+   * error log file exists again (the master reopened it).
+   */
+  async reopenLogs(timeoutMs = 30_000): Promise<void> {
+    process.kill(this.pid, "SIGUSR1");
+    await waitFor(() => existsSync(this.errorLogPath), { timeoutMs, what: "nginx to reopen its error log after SIGUSR1" });
   }
 
   /**

@@ -17,6 +17,17 @@ function procState(pid: number): string | undefined {
   }
 }
 
+/** The parent pid of a pid (/proc/<pid>/stat), or undefined when it cannot be read (gone). */
+export function parentPidOf(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+    return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Whether a pid runs: it exists (EPERM counts: another user's) and is not a zombie. */
 export function processAlive(pid: number): boolean {
   try {

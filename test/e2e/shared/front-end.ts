@@ -71,6 +71,10 @@ export interface FrontEnd {
   reconfigure(config: FrontEndConfig): Promise<void>;
   /** apachectl graceful / nginx -s reload, resolved once it took effect. */
   reload(): Promise<void>;
+  /** What a user runs after moving the log files away (logrotate's postrotate): "apachectl graceful" / "nginx -s reopen". */
+  readonly reopenLogsCommand: string;
+  /** Run it (resolved once the server itself took it; the core reopens its files soon after). */
+  reopenLogs(): Promise<void>;
 }
 
 /** "MinInstances" → "min_instances"; an acronym is one word: "AffinityTTL" → "affinity_ttl". */
@@ -182,6 +186,8 @@ export async function startFrontEnd(kind: FrontEndKind, root: string, config: Fr
       reloadCommand: "apachectl graceful",
       reconfigure: (c) => server.reconfigure(apacheOptions(c)),
       reload: () => server.graceful(),
+      reopenLogsCommand: "apachectl graceful",
+      reopenLogs: () => server.graceful(),
     };
   }
   const server = await NginxServer.start({ root, ...nginxOptions(config), env: config.serverEnv ?? {} });
@@ -192,6 +198,8 @@ export async function startFrontEnd(kind: FrontEndKind, root: string, config: Fr
     reloadCommand: "nginx -s reload",
     reconfigure: (c) => server.reconfigure(nginxOptions(c)),
     reload: () => server.reload(),
+    reopenLogsCommand: "nginx -s reopen",
+    reopenLogs: () => server.reopenLogs(),
   };
 }
 

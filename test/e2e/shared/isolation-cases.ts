@@ -5,7 +5,9 @@
  * app process, as its user) or a local user who is neither root nor the web
  * server's user (run with setpriv). Shows: D cannot connect to tenant E's app
  * socket (EACCES) nor list the socket directories; no app user can connect
- * to the core's module socket, read the admin tokens or use the admin API; a
+ * to the core's module socket, read the admin tokens or use the admin API;
+ * an app that runs as the workers' user gets through the socket's
+ * permissions but is refused as no process of the web server's; a
  * local user who gets through the socket's permissions (member of the
  * workers' group) is still refused by the peer-credential check, and the
  * core logs it. Run through Apache by test/e2e/security/isolation.test.ts and
@@ -19,12 +21,13 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { REPO_ROOT, waitFor } from "../../helpers/apache.js";
 import { getJson, request } from "../../helpers/e2e-http.js";
-import { ensureUser, lookupGroup, prepareTenantApp, removeUser, testUserName, type TestUser } from "../../helpers/users.js";
+import { ensureUser, lookupGroup, lookupUser, prepareTenantApp, removeUser, testUserName, type TestUser } from "../../helpers/users.js";
 import { type FrontEndKind, type SharedCaseOptions, frontEndSuite } from "./front-end.js";
 
 const execFile = promisify(execFileCb);
 const FIXTURE = path.join(REPO_ROOT, "test/fixtures/apps/tenant-app");
-/** The group the front end's workers run with (test/helpers/apache.ts, test/fixtures/nginx/nginx.conf.tmpl). */
+/** The user and group the front end's workers run as (test/helpers/apache.ts, test/fixtures/nginx/nginx.conf.tmpl). */
+const WORKERS_USER = "www-data";
 const WORKERS_GROUP = "www-data";
 
 /** Connect to a Unix socket as another user (setpriv); prints EACCES/…, or "closed-by-peer"/"open". */
@@ -55,7 +58,11 @@ export function isolationCases(test: TestFn, kind: FrontEndKind, opts: SharedCas
     for (const n of names) users.push(await ensureUser(n));
     const appD = await prepareTenantApp(root, FIXTURE, "d", user(0));
     const appE = await prepareTenantApp(root, FIXTURE, "e", user(1));
-    return { sites: [{ serverName: "d.test", appRoot: appD }, { serverName: "e.test", appRoot: appE }] };
+    // An app owned by the workers' user (www-data-owned files are common in hosting): it runs as that user.
+    const www = lookupUser(WORKERS_USER);
+    if (www === undefined) throw new Error(`Cannot run: no user ${WORKERS_USER}`);
+    const appW = await prepareTenantApp(root, FIXTURE, "w", www);
+    return { sites: [{ serverName: "d.test", appRoot: appD }, { serverName: "e.test", appRoot: appE }, { serverName: "w.test", appRoot: appW }] };
   }, opts);
   test.after.always(async () => {
     for (const n of names) await removeUser(n).catch(() => undefined);
@@ -145,6 +152,21 @@ export function isolationCases(test: TestFn, kind: FrontEndKind, opts: SharedCas
     for (const name of ["properties.json", "core.pid"]) {
       t.is((await fromTenantD("/read", { path: path.join(instanceDir(), name) })).result, "EACCES", name);
     }
+  });
+
+  serial("an app running as the web server's user is refused on the module socket (not one of the server's processes), and the core logs it", async (t) => {
+    const www = lookupUser(WORKERS_USER);
+    if (www === undefined) return t.fail(`no user ${WORKERS_USER}`);
+    const id = await getJson(fe().port, "/id", "w.test");
+    t.is(id["uid"], www.uid, "the app runs as the workers' user");
+    const r = await getJson(fe().port, `/connect-hold?${new URLSearchParams({ path: path.join(instanceDir(), "module.sock") }).toString()}`, "w.test");
+    t.is(r["result"], "closed-by-peer", JSON.stringify(r));
+    await waitFor(() => fe().server.errorLog().includes(`(pid ${String(r["pid"])}): it runs as the web server's uid ${www.uid} but is not a child of the web server`), {
+      timeoutMs: 10_000, what: "the core to log the refused connection",
+    });
+    t.pass();
+    // The web server's own workers are still served by the core.
+    t.is((await request(fe().port, { path: "/", host: "e.test" })).status, 200);
   });
 
   serial("a local non-root user outside the web server's group cannot connect to the module socket (EACCES)", async (t) => {

@@ -65,10 +65,20 @@ async function readAll(ex: Exchange): Promise<Buffer> {
 const sha = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
 
 test("isPeerAllowed() accepts root and Apache's uid only", (t) => {
-  t.true(isPeerAllowed({ uid: 0 }, 33));
-  t.true(isPeerAllowed({ uid: 33 }, 33));
-  t.false(isPeerAllowed({ uid: 65534 }, 33));
-  t.false(isPeerAllowed({ uid: 1000 }, 33));
+  t.true(isPeerAllowed({ uid: 0, pid: 10 }, 33));
+  t.true(isPeerAllowed({ uid: 33, pid: 10 }, 33));
+  t.false(isPeerAllowed({ uid: 65534, pid: 10 }, 33));
+  t.false(isPeerAllowed({ uid: 1000, pid: 10 }, 33));
+});
+
+test("isPeerAllowed() with the web server's parent known: of the workers' uid, only its children (and itself)", (t) => {
+  const front = (peerParent: number | undefined): { frontPid: number; peerParent: number | undefined } => ({ frontPid: 500, peerParent });
+  t.true(isPeerAllowed({ uid: 33, pid: 501 }, 33, front(500)), "a worker");
+  t.true(isPeerAllowed({ uid: 33, pid: 500 }, 33, front(1)), "the parent itself (httpd -X)");
+  t.false(isPeerAllowed({ uid: 33, pid: 700 }, 33, front(600)), "an app running as the workers' user");
+  t.false(isPeerAllowed({ uid: 33, pid: 700 }, 33, front(undefined)), "a peer already gone");
+  t.true(isPeerAllowed({ uid: 0, pid: 700 }, 33, front(600)), "root, whoever its parent");
+  t.false(isPeerAllowed({ uid: 1000, pid: 501 }, 33, front(500)), "another uid, even a child of the server");
 });
 
 test("wireAbortCode() turns FerryError codes into the protocol's snake_case codes", (t) => {

@@ -24,6 +24,15 @@ export interface ModuleListenerOptions {
   readonly apacheUid: number;
   /** Apache's gid: group owner of the socket when the core runs as root. */
   readonly apacheGid?: number;
+  /**
+   * The web server's parent process (Apache's parent, nginx's master). When
+   * set, a peer with the workers' uid must also be a child of it: an app
+   * running as that user (nginx's default worker user is `nobody`, the user
+   * root-owned apps run as) is refused like any other user.
+   */
+  readonly frontPid?: number;
+  /** The parent pid of a pid; default /proc's (core/src/os/probes.ts). */
+  readonly parentOf?: (pid: number) => number | undefined;
   readonly handler: ExchangeHandler;
   /** Peer credentials of a socket fd; default the native addon's (core/src/os/native.ts). */
   readonly peerCred?: (fd: number) => PeerCredentials;

@@ -1,12 +1,14 @@
 /**
  * The Unix-socket server mod_ferry talks to (docs/protocol.md): listens with
  * the least permissions that work, checks each peer's credentials (root and
- * Apache's uid only), caps the number of connections, and hands each one to a
+ * Apache's uid only; with the server's parent pid known, of that uid only its
+ * children, the workers), caps the number of connections, and hands each one to a
  * ModuleConnection (connection.ts), which runs its exchanges.
  */
 import { promises as fsp } from "node:fs";
 import net from "node:net";
 import { MAX_MODULE_CONNECTIONS } from "../../protocol/frames.js";
+import { parentPidOf } from "../../os/probes.js";
 import { socketFd } from "../../os/socket-fd.js";
 import { listenUnixSecurely } from "../../os/unix-listen.js";
 import { ModuleConnection } from "./connection.js";
@@ -14,9 +16,20 @@ import { ModuleConnection } from "./connection.js";
 export type { ExchangeHandler, ModuleListenerOptions, PeerCredentials, SendFdFn } from "./listener-options.js";
 import type { ModuleListenerOptions, PeerCredentials, SendFdFn } from "./listener-options.js";
 
-/** Whether a peer may use the module socket: root and Apache's uid only. */
-export function isPeerAllowed(cred: Pick<PeerCredentials, "uid">, apacheUid: number): boolean {
-  return cred.uid === 0 || cred.uid === apacheUid;
+/**
+ * Whether a peer may use the module socket: root, and Apache's (the
+ * workers') uid; when the web server's parent is known (`frontPid`), only a
+ * process of that uid whose parent it is (`peerParent`): a worker, not an
+ * app that runs as the same user.
+ */
+export function isPeerAllowed(
+  cred: Pick<PeerCredentials, "uid" | "pid">, apacheUid: number,
+  front?: { readonly frontPid: number; readonly peerParent: number | undefined },
+): boolean {
+  if (cred.uid === 0) return true;
+  if (cred.uid !== apacheUid) return false;
+  // The parent itself serves requests when it runs alone (httpd -X).
+  return front === undefined || cred.pid === front.frontPid || front.peerParent === front.frontPid;
 }
 
 async function defaultPeerCred(): Promise<(fd: number) => PeerCredentials> {
@@ -124,8 +137,15 @@ export class ModuleListener {
       socket.destroy();
       return;
     }
-    if (!isPeerAllowed(cred, this.#opts.apacheUid)) {
-      log.warn({ peerUid: cred.uid, peerPid: cred.pid }, `Cannot accept module connection from uid ${cred.uid} (pid ${cred.pid}): only root and Apache's uid ${this.#opts.apacheUid} may connect`);
+    const frontPid = this.#opts.frontPid;
+    const front = frontPid === undefined || cred.uid === 0
+      ? undefined
+      : { frontPid, peerParent: (this.#opts.parentOf ?? parentPidOf)(cred.pid) };
+    if (!isPeerAllowed(cred, this.#opts.apacheUid, front)) {
+      const who = cred.uid === this.#opts.apacheUid && front !== undefined
+        ? `it runs as the web server's uid ${cred.uid} but is not a child of the web server (pid ${front.frontPid}; its parent: ${front.peerParent ?? "gone"})`
+        : `only root and Apache's uid ${this.#opts.apacheUid} may connect`;
+      log.warn({ peerUid: cred.uid, peerPid: cred.pid }, `Cannot accept module connection from uid ${cred.uid} (pid ${cred.pid}): ${who}`);
       socket.destroy();
       return;
     }
