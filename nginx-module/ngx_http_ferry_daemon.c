@@ -163,12 +163,14 @@ json_server(u_char *p, u_char *last, ngx_http_ferry_main_conf_t *mcf,
 static ngx_int_t
 write_config(ngx_cycle_t *cycle, ngx_http_ferry_main_conf_t *mcf)
 {
-    u_char    *buf, *p, *last;
-    char       tmp[NGX_MAX_PATH + 8];
-    size_t     size = 64 * 1024;
-    ssize_t    n;
-    int        fd;
+    ngx_core_conf_t  *ccf;
+    u_char           *buf, *p, *last;
+    char              tmp[NGX_MAX_PATH + 8];
+    size_t            size = 64 * 1024;
+    ssize_t           n;
+    int               fd;
 
+    ccf = (ngx_core_conf_t *) ngx_get_conf(cycle->conf_ctx, ngx_core_module);
     buf = ngx_pnalloc(cycle->pool, size);
     if (buf == NULL) {
         return NGX_ERROR;
@@ -184,8 +186,12 @@ write_config(ngx_cycle_t *cycle, ngx_http_ferry_main_conf_t *mcf)
     p = json_cstr(p, last, control_socket);
     p = ngx_slprintf(p, last, ",\n  \"apache_uid\": %L,\n  \"apache_gid\": %L,\n"
                      "  \"parent_pid\": 0,\n  \"lifeline_fd\": 3,\n"
-                     "  \"redeploy_on_graceful\": ",
+                     "  \"front_pid_file\": ",
                      (int64_t) worker_uid, (int64_t) worker_gid);
+    /* nginx's master is known by its pid file only: it daemonizes after
+     * this; the core accepts the workers' uid from its children only */
+    p = json_str(p, last, ccf->pid.data, ccf->pid.len);
+    p = ngx_slprintf(p, last, ",\n  \"redeploy_on_graceful\": ");
     if (mcf->redeploy.len > 0) {
         p = json_str(p, last, mcf->redeploy.data, mcf->redeploy.len);
     } else {

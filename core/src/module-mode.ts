@@ -11,7 +11,7 @@ import type { CoreConfig } from "./config/core-config.js";
 import { ConfigError } from "./errors.js";
 import { ModuleListener } from "./front/module/listener.js";
 import { startInstance } from "./instance.js";
-import { parentPidOf } from "./os/probes.js";
+import { readPidFile } from "./os/probes.js";
 import { pinoLevelFor, type Logger } from "./log.js";
 import type { MetricsService } from "./metrics/service.js";
 import type { Pool } from "./pool/pool.js";
@@ -57,18 +57,25 @@ async function ensureDir(dir: string, mode: number): Promise<void> {
 
 /** Build and start a module-mode core from a validated config. */
 /**
- * The web server's parent process, whose children alone may use the module
+ * The web server's parent processes, whose children alone may use the module
  * socket with the workers' uid (docs/security.md): Apache's parent
- * (`parent_pid`), nginx's master (the parent of the supervisor that started
- * this core). None when the core is not root or the workers run as the
- * core's own user (nothing to tell apart then).
+ * (`parent_pid`); nginx's master from its pid file (`front_pid_file`, with
+ * `.oldbin` for the old master during a binary upgrade), read at each check
+ * since nginx writes it only once it daemonized. None when the core is not
+ * root or the workers run as root (nothing to tell apart then), or when the
+ * module named no parent (an older module).
  */
-function frontParent(config: CoreConfig): { frontPid?: number } {
-  const uid = process.getuid?.();
-  if (uid !== 0 || config.apacheUid === 0) return {};
-  if (config.integrationMode === "apache") return config.parentPid > 0 ? { frontPid: config.parentPid } : {};
-  const master = parentPidOf(process.ppid);
-  return master !== undefined && master > 1 ? { frontPid: master } : {};
+function frontParents(config: CoreConfig): { frontPids?: () => readonly number[] } {
+  if (process.getuid?.() !== 0 || config.apacheUid === 0) return {};
+  if (config.integrationMode === "apache") {
+    const parent = config.parentPid;
+    return parent > 0 ? { frontPids: () => [parent] } : {};
+  }
+  const file = config.frontPidFile;
+  if (file === "") return {};
+  return {
+    frontPids: () => [readPidFile(file), readPidFile(`${file}.oldbin`)].filter((p): p is number => p !== undefined),
+  };
 }
 
 export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCore> {
@@ -97,7 +104,7 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
         log: parts.component("module-listener"),
         apacheUid: config.apacheUid,
         apacheGid: config.apacheGid,
-        ...frontParent(config),
+        ...frontParents(config),
         backlog: config.server.socketBacklog,
         handler: (ex, generation) => parts.handle(ex, {
           pool: parts.pool, log: reqLog, generation, agents: parts.agents,

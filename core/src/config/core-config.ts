@@ -22,6 +22,11 @@ export interface CoreConfig {
   readonly apacheGid: number;
   /** Apache's parent pid; 0 = do not watch. */
   readonly parentPid: number;
+  /**
+   * nginx's pid file (`pid`), "" = none: the master's pid, known only once
+   * nginx daemonized (after the core started). Its workers are its children.
+   */
+  readonly frontPidFile: string;
   /** A pipe fd whose EOF means "exit"; -1 = none. */
   readonly lifelineFd: number;
   /** PassengerRedeployOnGraceful (pool/pool.ts's RedeployMode). */
@@ -166,6 +171,7 @@ export function parseCoreConfig(raw: unknown): CoreConfig {
     apacheUid: top.int("apache_uid", 0, 4_294_967_294),
     apacheGid: top.int("apache_gid", 0, 4_294_967_294),
     parentPid: top.int("parent_pid", 0, 4_194_304, 0),
+    frontPidFile: top.has("front_pid_file") ? top.absPath("front_pid_file") : "",
     lifelineFd: top.int("lifeline_fd", -1, 65_535, -1),
     redeployOnGraceful: top.oneOf("redeploy_on_graceful", ["all", "changed", "off"] as const, "all"),
     integrationMode: top.oneOf("integration_mode", ["apache", "nginx"] as const, "apache"),

@@ -72,9 +72,10 @@ test("isPeerAllowed() accepts root and Apache's uid only", (t) => {
 });
 
 test("isPeerAllowed() with the web server's parent known: of the workers' uid, only its children (and itself)", (t) => {
-  const front = (peerParent: number | undefined): { frontPid: number; peerParent: number | undefined } => ({ frontPid: 500, peerParent });
+  const front = (peerParent: number | undefined, frontPids: readonly number[] = [500]): { frontPids: readonly number[]; peerParent: number | undefined } => ({ frontPids, peerParent });
   t.true(isPeerAllowed({ uid: 33, pid: 501 }, 33, front(500)), "a worker");
   t.true(isPeerAllowed({ uid: 33, pid: 500 }, 33, front(1)), "the parent itself (httpd -X)");
+  t.true(isPeerAllowed({ uid: 33, pid: 801 }, 33, front(800, [500, 800])), "a worker of the other master (nginx binary upgrade)");
   t.false(isPeerAllowed({ uid: 33, pid: 700 }, 33, front(600)), "an app running as the workers' user");
   t.false(isPeerAllowed({ uid: 33, pid: 700 }, 33, front(undefined)), "a peer already gone");
   t.true(isPeerAllowed({ uid: 0, pid: 700 }, 33, front(600)), "root, whoever its parent");

@@ -40,6 +40,8 @@ test("parseCoreConfig() fills server defaults and socket paths", (t) => {
   t.is(c.moduleSocket, "/var/run/ferry/ferry-1234/module.sock");
   t.is(c.controlSocket, "/var/run/ferry/ferry-1234/control.sock");
   t.is(c.redeployOnGraceful, "all");
+  t.is(c.frontPidFile, "", "no front_pid_file: none (Apache names its parent by parent_pid)");
+  t.is(parseCoreConfig({ ...BASE, front_pid_file: "/run/nginx.pid" }).frontPidFile, "/run/nginx.pid");
   // header/request timeouts are ferry start's own (the module front has Apache's).
   const { headerTimeoutMs: _h, requestTimeoutMs: _r, ...moduleDefaults } = SERVER_DEFAULTS;
   t.deepEqual({ ...c.server, instanceRegistryDir: "" }, { ...moduleDefaults, instanceRegistryDir: "" });
@@ -59,6 +61,7 @@ const BAD: ReadonlyArray<readonly [string, unknown, RegExp]> = [
   ["user_switching string", { ...BASE, server: { user_switching: "yes" } }, /server.user_switching must be true or false/],
   ["prestart not a URL", { ...BASE, server: { prestart: ["example.com"] } }, /server.prestart\[0\] must be an http\(s\) URL/],
   ["server an array", { ...BASE, server: [] }, /server must be an object/],
+  ["relative front_pid_file", { ...BASE, front_pid_file: "logs/nginx.pid" }, /front_pid_file must be an absolute path/],
 ];
 
 for (const [what, raw, re] of BAD) {

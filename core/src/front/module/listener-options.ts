@@ -25,12 +25,13 @@ export interface ModuleListenerOptions {
   /** Apache's gid: group owner of the socket when the core runs as root. */
   readonly apacheGid?: number;
   /**
-   * The web server's parent process (Apache's parent, nginx's master). When
-   * set, a peer with the workers' uid must also be a child of it: an app
-   * running as that user (nginx's default worker user is `nobody`, the user
-   * root-owned apps run as) is refused like any other user.
+   * The web server's parent processes (Apache's parent; nginx's master, and
+   * during a binary upgrade its old master), read when a peer connects. When
+   * set, a peer with the workers' uid must also be a child of one of them:
+   * an app running as that user (nginx's default worker user is `nobody`,
+   * the user root-owned apps run as) is refused like any other user.
    */
-  readonly frontPid?: number;
+  readonly frontPids?: () => readonly number[];
   /** The parent pid of a pid; default /proc's (core/src/os/probes.ts). */
   readonly parentOf?: (pid: number) => number | undefined;
   readonly handler: ExchangeHandler;

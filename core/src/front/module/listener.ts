@@ -24,12 +24,13 @@ import type { ModuleListenerOptions, PeerCredentials, SendFdFn } from "./listene
  */
 export function isPeerAllowed(
   cred: Pick<PeerCredentials, "uid" | "pid">, apacheUid: number,
-  front?: { readonly frontPid: number; readonly peerParent: number | undefined },
+  front?: { readonly frontPids: readonly number[]; readonly peerParent: number | undefined },
 ): boolean {
   if (cred.uid === 0) return true;
   if (cred.uid !== apacheUid) return false;
+  if (front === undefined) return true;
   // The parent itself serves requests when it runs alone (httpd -X).
-  return front === undefined || cred.pid === front.frontPid || front.peerParent === front.frontPid;
+  return front.frontPids.includes(cred.pid) || (front.peerParent !== undefined && front.frontPids.includes(front.peerParent));
 }
 
 async function defaultPeerCred(): Promise<(fd: number) => PeerCredentials> {
@@ -137,13 +138,14 @@ export class ModuleListener {
       socket.destroy();
       return;
     }
-    const frontPid = this.#opts.frontPid;
-    const front = frontPid === undefined || cred.uid === 0
+    // No parent known (nginx's pid file unreadable): the uid alone decides, as before nginx wrote it.
+    const frontPids = cred.uid === this.#opts.apacheUid ? this.#opts.frontPids?.() : undefined;
+    const front = frontPids === undefined || frontPids.length === 0
       ? undefined
-      : { frontPid, peerParent: (this.#opts.parentOf ?? parentPidOf)(cred.pid) };
+      : { frontPids, peerParent: (this.#opts.parentOf ?? parentPidOf)(cred.pid) };
     if (!isPeerAllowed(cred, this.#opts.apacheUid, front)) {
-      const who = cred.uid === this.#opts.apacheUid && front !== undefined
-        ? `it runs as the web server's uid ${cred.uid} but is not a child of the web server (pid ${front.frontPid}; its parent: ${front.peerParent ?? "gone"})`
+      const who = front !== undefined
+        ? `it runs as the web server's uid ${cred.uid} but is not a child of the web server (pid ${front.frontPids.join(", ") || "unknown"}; its parent: ${front.peerParent ?? "gone"})`
         : `only root and Apache's uid ${this.#opts.apacheUid} may connect`;
       log.warn({ peerUid: cred.uid, peerPid: cred.pid }, `Cannot accept module connection from uid ${cred.uid} (pid ${cred.pid}): ${who}`);
       socket.destroy();
