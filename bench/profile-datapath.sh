@@ -5,13 +5,20 @@
 # dir) with build/apache/mod_ferry.so and a tiny app (PassengerMinInstances 2),
 # then `ferry start` on the same app, and prints for small GET / 100 KiB GET /
 # 64 KiB POST: req/s and server CPU µs per request (utime+stime read from /proc
-# for Apache, the core and the apps, before/after a wrk run), split by process
-# kind. CPU per request is robust to other load on a shared machine; req/s is not.
+# for the front (Apache or nginx), the core and the apps, before/after a wrk
+# run), split by process kind. CPU per request is robust to other load on a
+# shared machine; req/s is not.
 #
 #   sh bench/profile-datapath.sh [seconds per scenario (5)] [connections (16)]
-#   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry (also: standalone, node)
+#   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry (also: standalone, node,
+#                      nginx = nginx + Ferry, nginx_proxy = nginx proxy_pass to 2 node processes,
+#                      least_conn + keepalive 64, as bench/run.mjs's targets; 2 workers)
+#   STRACE=1 ...    # then a second run of each scenario with `strace -c -f` on the front's
+#                   # workers: system calls per request by name (strace slows them: that run's
+#                   # req/s and CPU are not printed)
 #   SCENARIOS="small get100k post64k"  # a subset (also: pipelined, small GETs 16 deep)
 #   FERRY_ROOT=/other/checkout ...  # measure another built tree (A/B comparisons)
+#   NGINX_SO=/path/to/ngx_http_ferry_module.so ...  # target nginx: another build of the module
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
 #   CPU_PROF=1 APP_PROF=1 ...  # also of each app process (apache, standalone, node)
 #
@@ -60,7 +67,7 @@ tree() {
         }'
 }
 
-# "apache core apps" CPU ticks of the tree under $1
+# "front core apps" CPU ticks of the tree under $1
 ticks() {
     a=0; c=0; x=0
     for p in $(tree "$1"); do
@@ -69,7 +76,7 @@ ticks() {
         [ -n "$t" ] || continue
         cmd=$(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null || true)
         case "$cmd" in
-            *apache2*) a=$((a + t)) ;;
+            *apache2*|nginx:*) a=$((a + t)) ;;
             *core/src/main.js*|*bin/ferry.js*) c=$((c + t)) ;;
             *) x=$((x + t)) ;;
         esac
@@ -133,6 +140,7 @@ EOF2
 # run_one LABEL PORT PATH [wrk args...]
 run_one() {
     label=$1; port=$2; path=$3; shift 3
+    wrkargs="$*"    # (no spaces in them: set -- reuses $@ below)
     wrk -t2 -c"$CONNS" -d1s "$@" "http://127.0.0.1:$port$path" > /dev/null 2>&1 || true
     set -- $(ticks "$ROOT_PID") "$@"
     a0=$1; c0=$2; x0=$3; shift 3
@@ -145,8 +153,45 @@ run_one() {
     echo "$n $rps $p99 $a0 $c0 $x0 $1 $2 $3 $TICK" | awk -v label="$label" -v errs="$errs" '{
         n = $1; f = 1e6 / $10 / (n > 0 ? n : 1)
         a = ($7 - $4) * f; c = ($8 - $5) * f; x = ($9 - $6) * f
-        printf "%-26s %9s req/s  p50/p99 %-16s  CPU %6.1f us/req  (apache %5.1f  core %5.1f  apps %5.1f)  n=%d %s\n",
+        printf "%-26s %9s req/s  p50/p99 %-16s  CPU %6.1f us/req  (front %5.1f  core %5.1f  apps %5.1f)  n=%d %s\n",
             label, $2, $3, a + c + x, a, c, x, n, errs }'
+    if [ "${STRACE:-}" = 1 ]; then
+        # shellcheck disable=SC2086
+        strace_one "$label" "$port" "$path" $wrkargs
+    fi
+}
+
+# The front's worker processes (nginx workers, Apache children) under $1.
+front_workers() {
+    for p in $(tree "$1"); do
+        cmd=$(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null || true)
+        case "$cmd" in
+            "nginx: worker"*) echo "$p" ;;
+            *apache2*) [ "$p" != "$1" ] && echo "$p" ;;
+        esac
+    done
+}
+
+# strace_one LABEL PORT PATH [wrk args...]: system calls per request of the front's workers.
+strace_one() {
+    label=$1; port=$2; path=$3; shift 3
+    pids=$(front_workers "$ROOT_PID" | sed 's/^/-p /' | tr '\n' ' ')
+    [ -n "$pids" ] || { echo "$label: no front workers to strace"; return 0; }
+    # shellcheck disable=SC2086
+    strace -c -f -q -o "$DIR/strace.out" $pids &
+    spid=$!
+    sleep 0.5
+    out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" "$@" "http://127.0.0.1:$port$path" 2>&1)
+    kill -INT "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
+    n=$(echo "$out" | awk '/requests in/ {print $1}')
+    awk -v label="$label" -v n="$n" '
+        $1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" { c[$NF] = $4; total += $4 }
+        END {
+            printf "%-26s syscalls/req %.2f (strace run, n=%d):", label, total / (n > 0 ? n : 1), n
+            for (k in c) if (c[k] / n >= 0.01) printf " %s %.2f", k, c[k] / n
+            printf "\n"
+        }' "$DIR/strace.out"
 }
 
 SCENARIOS=${SCENARIOS:-"small get100k post64k"}
@@ -207,6 +252,78 @@ EOF
         if [ -s "$d/logs/error.log" ]; then
             n=$(grep -c -i 'error\|warn' "$d/logs/error.log" || true)
             [ "$n" = 0 ] || { echo "error.log ($n warn/error lines):"; grep -i 'error\|warn' "$d/logs/error.log" | tail -5; }
+        fi
+        ;;
+    nginx|nginx_proxy)
+        port=$(free_port)
+        d="$DIR/$target"
+        mkdir -p "$d/registry"
+        if [ "$target" = nginx ]; then
+            echo "load_module ${NGINX_SO:-$REPO/build/nginx/ngx_http_ferry_module.so};" > "$d/main.conf"
+            # the server block is bench/lib/targets.mjs's nginx_ferry
+            cat > "$d/http.conf" <<EOF
+    passenger_root $REPO;
+    passenger_nodejs $NODE;
+    passenger_instance_registry_dir $d/registry;
+    passenger_max_pool_size 2;
+    server {
+        listen 127.0.0.1:$port;
+        server_name 127.0.0.1;
+        root $DIR/app/public;
+        passenger_enabled on;
+        passenger_app_type node;
+        passenger_startup_file app.js;
+        passenger_min_instances 2;
+    }
+EOF
+        else
+            : > "$d/main.conf"
+            p1=$(free_port); p2=$(free_port)
+            # the upstream is bench/lib/targets.mjs's nginx_proxy
+            cat > "$d/http.conf" <<EOF
+    upstream app {
+        least_conn;
+        server 127.0.0.1:$p1;
+        server 127.0.0.1:$p2;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        server_name 127.0.0.1;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Host \$host;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+        }
+    }
+EOF
+        fi
+        conf=$("$NODE" "$HERE/lib/nginx.mjs" "$d" "$d/main.conf" "$d/http.conf")
+        if [ "$target" = nginx ]; then
+            /usr/sbin/nginx -p "$d" -c "$conf" > "$d/stdout.log" 2>&1 &
+            ROOT_PID=$!
+        else
+            # the apps under a shell that also runs nginx: one tree to measure
+            sh -c "PORT=$p1 '$NODE' '$DIR/app/app.js' & PORT=$p2 '$NODE' '$DIR/app/app.js' &
+                   exec /usr/sbin/nginx -p '$d' -c '$conf'" > "$d/stdout.log" 2>&1 &
+            ROOT_PID=$!
+            wait_port() { i=0; while ! curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; do
+                i=$((i + 1)); [ $i -lt 300 ] || return 1; sleep 0.1; done; }
+            wait_port "$p1" && wait_port "$p2" || { echo "the proxy's apps did not answer" >&2; exit 1; }
+        fi
+        wait_ok "$port" || { tail -20 "$d/logs/error.log" >&2; exit 1; }
+        if [ "$target" = nginx ]; then label="nginx + Ferry"; else label="nginx proxy_pass"; fi
+        scenarios "$label" "$port"
+        # the apps of nginx_proxy are the shell's children, nginx is exec'ed in it
+        apps=$(tree "$ROOT_PID" | while read -r p; do case "$(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)" in *app/app.js*) echo "$p";; esac; done)
+        cleanup
+        # shellcheck disable=SC2086
+        [ -z "$apps" ] || kill $apps 2>/dev/null || true
+        if [ -s "$d/logs/error.log" ]; then
+            n=$(grep -c -i '\[error\]\|\[warn\]\|\[crit\]\|\[alert\]' "$d/logs/error.log" || true)
+            [ "$n" = 0 ] || { echo "error.log ($n warn/error lines):"; grep -i '\[error\]\|\[warn\]\|\[crit\]\|\[alert\]' "$d/logs/error.log" | tail -5; }
         fi
         ;;
     node)

@@ -9,6 +9,8 @@
  *                             the direct path or the relay path); it calls
  *                             the steps below, they report back to it
  *                             through the callbacks it gives them
+ *   ngx_http_ferry_nofile.c   is a path a regular file (static files, the
+ *                             page cache), with a short negative cache
  *   ngx_http_ferry_head.c     the REQUEST_HEAD of a request
  *   ngx_http_ferry_link.c     the worker's connections to the core: connect
  *                             (waiting for a restarting core), keep idle ones
@@ -204,6 +206,10 @@ struct ngx_http_ferry_ctx_s {
     unsigned                    done:1;
     unsigned                    paused:1;       /* client busy: core not read */
 };
+
+/* ngx_http_ferry_nofile.c: is path (len bytes, NUL-terminated) a regular
+ * file? A miss is remembered for a moment (100 ms, per worker). */
+int ngx_http_ferry_is_file(u_char *path, size_t len);
 
 /* ngx_http_ferry_head.c: fill ctx->head and ctx->app_key for r. */
 ngx_int_t ngx_http_ferry_head_init(ngx_http_request_t *r,

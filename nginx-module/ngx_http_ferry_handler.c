@@ -39,24 +39,25 @@ ngx_http_ferry_relay_only(void)
 }
 
 /* A GET or HEAD for a regular file under the location's root: nginx
- * serves it (Passenger serves an app's public/ files the same way). */
+ * serves it (Passenger serves an app's public/ files the same way). A
+ * miss is remembered for a moment (ngx_http_ferry_nofile.c). */
 static int
 ngx_http_ferry_static_file(ngx_http_request_t *r)
 {
-    ngx_str_t        path;
-    size_t           root;
-    ngx_file_info_t  fi;
+    ngx_str_t   path;
+    size_t      root;
+    u_char     *last;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
         || r->uri.data[r->uri.len - 1] == '/')
     {
         return 0;
     }
-    if (ngx_http_map_uri_to_path(r, &path, &root, 0) == NULL) {
+    last = ngx_http_map_uri_to_path(r, &path, &root, 0);
+    if (last == NULL) {
         return 0;
     }
-    return ngx_file_info(path.data, &fi) != NGX_FILE_ERROR
-           && ngx_is_file(&fi);
+    return ngx_http_ferry_is_file(path.data, last - path.data);
 }
 
 /* Passenger's page cache, for a GET or HEAD whose URI names no file:
@@ -72,7 +73,6 @@ ngx_http_ferry_page_cache(ngx_http_request_t *r)
     ngx_str_t        path, uri;
     size_t           root, n;
     u_char          *last, *suffix;
-    ngx_file_info_t  fi;
 
     if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD)) || r->uri.len == 0) {
         return NGX_DECLINED;
@@ -90,7 +90,7 @@ ngx_http_ferry_page_cache(ngx_http_request_t *r)
     }
     last = ngx_cpymem(last, suffix, n);
     *last = '\0';
-    if (ngx_file_info(path.data, &fi) == NGX_FILE_ERROR || !ngx_is_file(&fi)) {
+    if (!ngx_http_ferry_is_file(path.data, last - path.data)) {
         return NGX_DECLINED;
     }
     uri.len = r->uri.len + n;

@@ -73,18 +73,17 @@ ngx_http_ferry_connection(ngx_socket_t fd, ngx_log_t *log)
     c->number = ngx_atomic_fetch_add(ngx_connection_counter, 1);
     c->start_time = ngx_current_msec;
 
-    if (ngx_add_conn) {
-        if (ngx_add_conn(c) == NGX_ERROR) {
-            ngx_close_connection(c);
-            return NULL;
-        }
-    } else {
-        if (ngx_add_event(c->read, NGX_READ_EVENT, NGX_CLEAR_EVENT) != NGX_OK
-            || ngx_add_event(c->write, NGX_WRITE_EVENT, NGX_CLEAR_EVENT) != NGX_OK)
-        {
-            ngx_close_connection(c);
-            return NULL;
-        }
+    /* Read events only: the write event is added when a write would block
+     * (ngx_handle_write_event after EAGAIN). Registered for writes (as
+     * ngx_add_conn does), a Unix socket wakes the worker each time the
+     * peer reads from it (every request the app reads, every head the
+     * core reads): twice the wakeups per request of a TCP upstream. */
+    if (ngx_add_event(c->read, NGX_READ_EVENT,
+                      (ngx_event_flags & NGX_USE_CLEAR_EVENT)
+                      ? NGX_CLEAR_EVENT : NGX_LEVEL_EVENT) != NGX_OK)
+    {
+        ngx_close_connection(c);
+        return NULL;
     }
     c->write->ready = 1;
     return c;

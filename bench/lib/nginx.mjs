@@ -2,7 +2,8 @@
 // loopback port, its own prefix, pid file, error log and temp paths. The
 // system nginx (its config, its service) is never used or touched.
 import { mkdirSync, writeFileSync, readFileSync, existsSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 
 export const NGINX_BIN = "/usr/sbin/nginx";
 
@@ -62,4 +63,16 @@ export function nginxErrorLogTail(dir, lines = 15) {
   const f = join(dir, "logs/error.log");
   if (!existsSync(f)) return "";
   return readFileSync(f, "utf8").split("\n").filter(Boolean).slice(-lines).join("\n");
+}
+
+// `node bench/lib/nginx.mjs DIR MAIN_FILE HTTP_FILE`: write DIR/nginx.conf (for bench/profile-datapath.sh).
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const [dir, mainFile, httpFile] = process.argv.slice(2);
+  if (dir === undefined || mainFile === undefined || httpFile === undefined) {
+    process.stderr.write("usage: node bench/lib/nginx.mjs DIR MAIN_FILE HTTP_FILE\n");
+    process.exit(2);
+  }
+  const main = readFileSync(mainFile, "utf8");
+  const http = readFileSync(httpFile, "utf8");
+  process.stdout.write(`${writeNginxConfig(dir, { main, http })}\n`);
 }

@@ -5,24 +5,27 @@
  * through nginx's upstream machinery: an 8 MB body echoed while it is read,
  * an app closing idle kept connections without a single 502, WebSockets on
  * both paths, PROCEED to the relay path, passenger_base_uri,
- * passenger_read_timeout, passenger_max_request_time, reload. (`kill -9` of
+ * passenger_read_timeout, passenger_max_request_time, reload, files that
+ * appear in and vanish from public/ (the module's short memory of misses).
+ * (`kill -9` of
  * the core mid-transfer: the shared case in test/e2e/nginx/core-crash.test.ts.)
  * One nginx for the whole file.
  */
 import test from "ava";
 import crypto from "node:crypto";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
-import { symlink } from "node:fs/promises";
+import { rm, symlink, writeFile } from "node:fs/promises";
 import http from "node:http";
 import path from "node:path";
 import WebSocket from "ws";
-import { makeTempRoot, prepareApp } from "../../helpers/apache.js";
+import { makeTempRoot, prepareApp, waitFor } from "../../helpers/apache.js";
 import { request } from "../../helpers/e2e-http.js";
 import { NginxServer, nginxStarted, stopAndRemoveNginx } from "../../helpers/nginx.js";
 import { until } from "../../helpers/until.js";
 
 let nginx: NginxServer | undefined;
 let root = "";
+let webPublic = "";
 const srv = (): NginxServer => nginxStarted(nginx);
 
 test.before(async () => {
@@ -37,6 +40,7 @@ test.before(async () => {
   const web = await server("web.test", "e2e-app", ["passenger_min_instances 2;", "passenger_base_uri /sub;",
     "location /slow { passenger_enabled on; passenger_read_timeout 1s; }"]);
   await symlink(path.join(sub, "public"), path.join(web.root, "sub"));
+  webPublic = web.root;
   nginx = await NginxServer.start({
     root,
     // debug: the module's "ferry: lease ..." lines show which path a request took
@@ -106,6 +110,27 @@ test.serial("an app closing idle kept connections after 150 ms: zero 502s in a r
     agent.destroy();
   }
   t.deepEqual(statuses.filter((s) => s !== 200), []);
+});
+
+test.serial("public/ files that appear after a miss are served once the miss is forgotten (100 ms); removed ones go to the app at once", async (t) => {
+  // [path, file under public/, what nginx serves]: a static file, the page cache
+  const cases = [["/later.txt", "later.txt"], ["/later", "later.html"]] as const;
+  for (const [uri, file] of cases) {
+    const before = await request(srv().port, { path: uri, host: "web.test" });
+    t.is(before.status, 404, `${uri}: the app answers while there is no file`);
+    t.regex(String(before.headers["x-powered-by"]), /^Ferry/);
+    await writeFile(path.join(webPublic, file), `file ${file}\n`, { mode: 0o644 });
+    // the miss was remembered by one worker for 100 ms: then nginx serves the file
+    const served = await waitFor(async () => {
+      const r = await request(srv().port, { path: uri, host: "web.test" });
+      return r.status === 200 && r.text === `file ${file}\n` ? r : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 20, what: `nginx to serve the new ${file}` });
+    t.is(served.headers["x-powered-by"], undefined);
+    await rm(path.join(webPublic, file));
+    const after = await request(srv().port, { path: uri, host: "web.test" });
+    t.is(after.status, 404, `${uri}: a removed file is not remembered`);
+    t.regex(String(after.headers["x-powered-by"]), /^Ferry/);
+  }
 });
 
 test.serial("friendly error pages on: the core relays the request (PROCEED) and it is served", async (t) => {
