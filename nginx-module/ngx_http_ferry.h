@@ -117,6 +117,7 @@ typedef struct {
     ngx_connection_t   *c;
     ngx_str_t           key;        /* the app (ngx_alloc'ed with the item) */
     ngx_str_t           id;         /* the LEASE id */
+    ngx_str_t           name;       /* "ferry app pid N": the upstream's */
     int64_t             pid;
     ngx_msec_t          idle_since;
     unsigned            held:1;     /* set aside for a request */

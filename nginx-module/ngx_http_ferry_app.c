@@ -236,31 +236,34 @@ static ngx_int_t
 ngx_http_ferry_app_init_peer(ngx_http_request_t *r,
     ngx_http_upstream_srv_conf_t *us)
 {
-    ngx_http_ferry_ctx_t  *ctx = ngx_http_get_module_ctx(r, ngx_http_ferry_module);
-    ngx_http_upstream_t   *u = r->upstream;
-    struct sockaddr_un    *sun;
-    ngx_str_t             *name;
+    /* only read: the connection is there (peer.get), nothing connects */
+    static struct sockaddr_un   sun = { .sun_family = AF_UNIX };
+    static ngx_str_t            app = ngx_string("ferry app");
+    ngx_http_ferry_ctx_t       *ctx = ngx_http_get_module_ctx(r, ngx_http_ferry_module);
+    ngx_http_upstream_t        *u = r->upstream;
+    ngx_str_t                  *name;
 
     (void) us;
-    sun = ngx_pcalloc(r->pool, sizeof(*sun));
-    name = ngx_palloc(r->pool, sizeof(*name));
-    if (sun == NULL || name == NULL) {
-        return NGX_ERROR;
-    }
-    name->data = ngx_pnalloc(r->pool, sizeof("ferry app pid ") + NGX_INT64_LEN);
-    if (name->data == NULL) {
-        return NGX_ERROR;
-    }
-    name->len = ngx_sprintf(name->data, "ferry app pid %L", ctx->lease_pid)
-                - name->data;
-    sun->sun_family = AF_UNIX;
-    u->peer.sockaddr = (struct sockaddr *) sun;
-    u->peer.socklen = sizeof(*sun);
-    u->peer.name = name;
     u->peer.get = ngx_http_ferry_app_get_peer;
     u->peer.free = ngx_http_ferry_app_free_peer;
     u->peer.data = ctx;
     u->peer.tries = 1;
+    u->peer.sockaddr = (struct sockaddr *) &sun;
+    u->peer.socklen = sizeof(sun);
+    if (ctx->conn == NULL) {
+        u->peer.name = &app;            /* peer.get fails: 502 */
+        return NGX_OK;
+    }
+    /* the request's copy: $upstream_addr and log lines outlive the
+     * connection */
+    name = ngx_palloc(r->pool, sizeof(ngx_str_t) + ctx->conn->name.len);
+    if (name == NULL) {
+        return NGX_ERROR;
+    }
+    name->len = ctx->conn->name.len;
+    name->data = (u_char *) (name + 1);
+    ngx_memcpy(name->data, ctx->conn->name.data, name->len);
+    u->peer.name = name;
     return NGX_OK;
 }
 

@@ -261,7 +261,8 @@ ngx_http_ferry_app_wrap_fd(ngx_http_ferry_ctx_t *ctx, int fd)
     ngx_http_ferry_app_conn_t  *ac;
     u_char                     *p;
 
-    ac = ngx_alloc(sizeof(*ac) + ctx->app_key.len + ctx->lease_id.len,
+    ac = ngx_alloc(sizeof(*ac) + ctx->app_key.len + ctx->lease_id.len
+                   + sizeof("ferry app pid ") - 1 + NGX_INT64_LEN,
                    ctx->r->connection->log);
     if (ac == NULL) {
         close(fd);
@@ -274,7 +275,9 @@ ngx_http_ferry_app_wrap_fd(ngx_http_ferry_ctx_t *ctx, int fd)
     p = ngx_cpymem(p, ctx->app_key.data, ctx->app_key.len);
     ac->id.data = p;
     ac->id.len = ctx->lease_id.len;
-    ngx_memcpy(p, ctx->lease_id.data, ctx->lease_id.len);
+    p = ngx_cpymem(p, ctx->lease_id.data, ctx->lease_id.len);
+    ac->name.data = p;
+    ac->name.len = ngx_sprintf(p, "ferry app pid %L", ctx->lease_pid) - p;
     ac->pid = ctx->lease_pid;
     ac->c = ngx_http_ferry_connection(fd, ctx->r->connection->log);
     if (ac->c == NULL) {
