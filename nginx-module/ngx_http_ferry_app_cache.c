@@ -219,16 +219,18 @@ ngx_http_ferry_app_take_pass(ngx_http_ferry_ctx_t *ctx,
             return NULL;
         }
         /* the least busy process (this worker's requests in flight on it),
-         * unless the app closed that connection meanwhile: then again.
-         * Without a body no recv() looks first (the event loop closes what
-         * the app closed; a close it has not seen yet fails the write, and
-         * such a request goes to the core once: ngx_http_ferry_app.c), as
-         * nginx's keepalive upstream does */
+         * unless the app closed (or half-closed) that connection meanwhile:
+         * then again. A connection put back in this very turn of the event
+         * loop (under load, most) is not looked at with a recv(): the app
+         * answered on it a moment ago and did not say "close"; one that sat
+         * idle since an earlier turn is */
         ac = cand[ferry_pass_pick(ngx_http_ferry_pass_table(), ids, n)];
         ngx_queue_remove(&ac->queue);
         ac->cached = 0;
         app_cache_n--;
-        if (!ctx->has_body || ngx_http_ferry_app_conn_alive(ac)) {
+        if ((!ctx->has_body && ac->idle_since == ngx_current_msec)
+            || ngx_http_ferry_app_conn_alive(ac))
+        {
             return ac;
         }
         ngx_http_ferry_app_conn_close(ac);

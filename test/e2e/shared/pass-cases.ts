@@ -28,7 +28,7 @@ export const PASS_RESTART_CASE = "passes: touching restart.txt moves requests to
 export const PASS_NEVER_CASE = "passes: sticky-session and PassengerMaxRequests apps never get one";
 export const PASS_KILL_CASE = "passes: the process a client's passes used is killed: no request fails";
 export const PASS_ECHO_CASE = "passes: an app that echoes the body while reading it works on a pass";
-export const PASS_STALE_CASE = "passes: an app closing idle kept connections after 40 ms: no request fails";
+export const PASS_STALE_CASE = "passes: an app closing (or half-closing) idle kept connections after 40 ms: no request fails";
 
 interface Reply {
   readonly status: number;
@@ -95,6 +95,7 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
     for (const name of ["loop", "restart", "sticky", "maxreq", "kill"]) apps[name] = await prepareApp(root, "e2e-app", name);
     apps.echo = await prepareApp(root, "echo-body", "echo");
     apps.ka = await prepareApp(root, "short-keepalive", "ka");
+    apps.kahalf = await prepareApp(root, "short-keepalive", "kahalf");
     return {
       // Passes exist on the direct path only (also under `npm run test:e2e:relay`).
       serverEnv: { FERRY_DATA_PATH: "direct", FERRY_PASS: "on" },
@@ -107,6 +108,8 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
         { serverName: "echo.test", appRoot: apps.echo ?? "" },
         // kept connections die 40 ms after each answer, well within a pass
         { serverName: "ka.test", appRoot: apps.ka ?? "", env: { KEEPALIVE_MS: "40" } },
+        // the same with socket.end(): a FIN while the socket stays open
+        { serverName: "kahalf.test", appRoot: apps.kahalf ?? "", env: { HALF_CLOSE_MS: "40" } },
       ],
     };
   }, opts);
@@ -281,21 +284,23 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
 
   serial(PASS_STALE_CASE, async (t) => {
     t.timeout(90_000);
-    await withAgent(async (agent, f) => {
-      t.is((await send(agent, f.port, "ka.test", "/")).status, 200); // the app runs
-      const before = await counts("ka");
-      const statuses: number[] = [];
-      // Gaps around the app's 40 ms: the kept connection a pass would use is
-      // often closed by the app (a closed one is dropped, one closing as the
-      // request is written goes to the core once).
-      for (let i = 0; i < 60; i++) {
-        await new Promise((r) => setTimeout(r, (i * 7) % 60));
-        statuses.push((await send(agent, f.port, "ka.test", `/?i=${i}`)).status);
-      }
-      t.deepEqual(statuses.filter((s) => s !== 200), [], "no request failed");
-      const after = await countsAfter("ka", before, 60);
-      t.true(after.direct > before.direct, "some requests ran on a pass");
-    })(t);
+    for (const name of ["ka", "kahalf"]) {
+      await withAgent(async (agent, f) => {
+        t.is((await send(agent, f.port, `${name}.test`, "/")).status, 200); // the app runs
+        const before = await counts(name);
+        const statuses: number[] = [];
+        // Gaps around the app's 40 ms: the kept connection a pass would use is
+        // often closed by the app (a closed one is dropped, one closing as the
+        // request is written goes to the core once).
+        for (let i = 0; i < 60; i++) {
+          await new Promise((r) => setTimeout(r, (i * 7) % 60));
+          statuses.push((await send(agent, f.port, `${name}.test`, `/?i=${i}`)).status);
+        }
+        t.deepEqual(statuses.filter((s) => s !== 200), [], `${name}: no request failed`);
+        const after = await countsAfter(name, before, 60);
+        t.true(after.direct > before.direct, `${name}: some requests ran on a pass`);
+      })(t);
+    }
   });
 }
 
