@@ -2,8 +2,9 @@
  * ngx_http_ferry_pass.c: a request on a pass (docs/protocol.md "Passes"),
  * without the core: the worker's pass for the request's app (its table:
  * ngx_http_ferry_pass_table.c) is usable now (not expired, restart.txt as
- * the core saw it: one stat per event loop turn), the worker keeps an idle connection to one of the
- * pass's processes (the one of the process with the fewest of its requests
+ * the core saw it: stat'ed at most once per passenger_stat_throttle_rate,
+ * the core's own interval), the worker keeps an idle connection to one of
+ * the pass's processes (the one of the process with the fewest of its requests
  * in flight: ngx_http_ferry_app_cache.c), and the core would build the
  * same head (ferry_app_head(), plus the X-Ferry-Pass marker). Then the
  * exchange runs as a leased one, without DONE; anything else takes the
@@ -11,38 +12,6 @@
  */
 #include "ngx_http_ferry.h"
 
-
-/* The last restart file stat'ed: requests of one event loop turn (one
- * millisecond of nginx's clock) share its answer, so a worker busy with
- * many requests stats it about once a millisecond, not once a request. */
-static u_char      last_file[NGX_MAX_PATH + 1];
-static int64_t     last_mtime_ns;
-static ngx_msec_t  last_msec;
-static int         last_unchanged;
-
-/* Is the pass's restart file as the core saw it? */
-static int
-pass_restart_unchanged(const ferry_pass_view_t *v)
-{
-    size_t  len = ngx_strlen(v->restart_file);
-
-    if (last_msec == ngx_current_msec && last_file[0] != '\0'
-        && last_mtime_ns == v->restart_mtime_ns
-        && ngx_strcmp(last_file, v->restart_file) == 0)
-    {
-        return last_unchanged;
-    }
-    last_unchanged = ferry_pass_restart_unchanged(v->restart_file,
-                                                  v->restart_mtime_ns);
-    if (len < sizeof(last_file)) {
-        ngx_memcpy(last_file, v->restart_file, len + 1);
-        last_mtime_ns = v->restart_mtime_ns;
-        last_msec = ngx_current_msec;
-    } else {
-        last_file[0] = '\0';
-    }
-    return last_unchanged;
-}
 
 /* The pass's add_headers into ctx (copied: the table's may change). */
 static ngx_int_t
@@ -117,7 +86,9 @@ ngx_http_ferry_pass_start(ngx_http_ferry_ctx_t *ctx,
     {
         return NGX_DECLINED;
     }
-    if (!pass_restart_unchanged(&v)) {
+    if (v.restart_due
+        && !ferry_pass_restart_unchanged(v.restart_file, v.restart_mtime_ns))
+    {
         /* the core sees the head, restarts the app if it must, and grants
          * a new pass or none */
         ferry_pass_drop(t, (const char *) ctx->app_key.data);

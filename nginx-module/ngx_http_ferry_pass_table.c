@@ -27,6 +27,20 @@ ngx_http_ferry_pass_wanted(void)
     return pass_wanted;
 }
 
+/* passenger_stat_throttle_rate (s; the core's default 1): a pass's
+ * restart.txt is stat'ed at most that often, as the core checks it. */
+static int64_t
+pass_restart_interval_us(void)
+{
+    ngx_http_ferry_main_conf_t  *mcf;
+    ngx_http_ferry_value_t      *v;
+
+    mcf = ngx_http_cycle_get_module_main_conf(ngx_cycle, ngx_http_ferry_module);
+    v = mcf != NULL ? ngx_http_ferry_value(mcf->server, "stat_throttle_rate")
+                    : NULL;
+    return (int64_t) (v != NULL ? v->num : 1) * 1000000;
+}
+
 ferry_pass_table_t *
 ngx_http_ferry_pass_table(void)
 {
@@ -36,7 +50,9 @@ ngx_http_ferry_pass_table(void)
             ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
                           "FERRY0455: Cannot use passes: out of memory for "
                           "the worker's pass table");
+            return NULL;
         }
+        ferry_pass_set_restart_interval(passes, pass_restart_interval_us());
     }
     return passes;
 }
