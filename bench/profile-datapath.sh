@@ -305,8 +305,11 @@ EOF
             /usr/sbin/nginx -p "$d" -c "$conf" > "$d/stdout.log" 2>&1 &
             ROOT_PID=$!
         else
-            # the apps under a shell that also runs nginx: one tree to measure
-            sh -c "PORT=$p1 '$NODE' '$DIR/app/app.js' & PORT=$p2 '$NODE' '$DIR/app/app.js' &
+            # the apps under a shell that also runs nginx: one tree to measure;
+            # each app in its own session, as bench/run.mjs starts them and as
+            # Ferry's spawner does (with the kernel's autogroup scheduling, a
+            # session shares the CPU as one group)
+            sh -c "PORT=$p1 setsid '$NODE' '$DIR/app/app.js' & PORT=$p2 setsid '$NODE' '$DIR/app/app.js' &
                    exec /usr/sbin/nginx -p '$d' -c '$conf'" > "$d/stdout.log" 2>&1 &
             ROOT_PID=$!
             wait_port() { i=0; while ! curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; do

@@ -46,23 +46,27 @@ pass_headers(ngx_http_ferry_ctx_t *ctx, const ferry_str_t *add,
 static ngx_int_t
 pass_head(ngx_http_ferry_ctx_t *ctx)
 {
-    size_t   cap = 2048, len;
+    char     stack[2048];
+    size_t   len;
     u_char  *buf;
     int      chunked = 0;
 
-    for ( ;; ) {
-        buf = ngx_pnalloc(ctx->r->pool, cap);
-        if (buf == NULL) {
-            return NGX_ERROR;
-        }
-        len = ferry_app_head(&ctx->head, 1, (char *) buf, cap, &chunked);
-        if (len == 0) {
-            return NGX_DECLINED;
-        }
-        if (len <= cap) {
-            break;
-        }
-        cap = len;
+    /* built on the stack, kept at its size: the request's pool has room
+     * for a small head without another block */
+    len = ferry_app_head(&ctx->head, 1, stack, sizeof(stack), &chunked);
+    if (len == 0) {
+        return NGX_DECLINED;
+    }
+    buf = ngx_pnalloc(ctx->r->pool, len);
+    if (buf == NULL) {
+        return NGX_ERROR;
+    }
+    if (len <= sizeof(stack)) {
+        ngx_memcpy(buf, stack, len);
+    } else if (ferry_app_head(&ctx->head, 1, (char *) buf, len, &chunked)
+               != len)
+    {
+        return NGX_DECLINED;
     }
     ctx->lease_head.data = buf;
     ctx->lease_head.len = len;
