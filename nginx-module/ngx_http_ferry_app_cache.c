@@ -12,6 +12,7 @@
 
 #define FERRY_APP_IDLE_MAX      64
 #define FERRY_APP_IDLE_TIME     4000    /* ms, below Node's 5 s keepAliveTimeout */
+#define FERRY_APP_PEEK_AFTER    2       /* ms idle: recv(MSG_PEEK) before use */
 
 /* This worker's idle app connections, the most recently used first. */
 static ngx_queue_t  app_cache;
@@ -220,15 +221,16 @@ ngx_http_ferry_app_take_pass(ngx_http_ferry_ctx_t *ctx,
         }
         /* the least busy process (this worker's requests in flight on it),
          * unless the app closed (or half-closed) that connection meanwhile:
-         * then again. A connection put back in this very turn of the event
-         * loop (under load, most) is not looked at with a recv(): the app
-         * answered on it a moment ago and did not say "close"; one that sat
-         * idle since an earlier turn is */
+         * then again. A connection idle for less than FERRY_APP_PEEK_AFTER
+         * ms (under load, most) is not looked at with a recv(): the app
+         * answered on it a moment ago and did not say "close"; one idle
+         * longer is (an app's idle timeout may have closed it) */
         ac = cand[ferry_pass_pick(ngx_http_ferry_pass_table(), ids, n)];
         ngx_queue_remove(&ac->queue);
         ac->cached = 0;
         app_cache_n--;
-        if ((!ctx->has_body && ac->idle_since == ngx_current_msec)
+        if ((!ctx->has_body
+             && ngx_current_msec - ac->idle_since < FERRY_APP_PEEK_AFTER)
             || ngx_http_ferry_app_conn_alive(ac))
         {
             return ac;
