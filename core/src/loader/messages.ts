@@ -171,6 +171,11 @@ function parseJson(line: string): unknown {
 
 const STEPS: readonly string[] = ["prepare", "exec", "load", "listen"];
 
+/** Whether `v` is a finite number ≥ 0 (and ≤ max). */
+function isNonNegative(v: unknown, max = Number.MAX_SAFE_INTEGER): v is number {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= max;
+}
+
 /** A finite number ≥ 0 (and ≤ max), else undefined. */
 function nonNegative(v: unknown, max = Number.MAX_SAFE_INTEGER): number | undefined {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= max ? v : undefined;
@@ -197,14 +202,11 @@ function parseReqs(v: Record<string, unknown>): LoaderMessage | undefined {
       typeof uri !== "string" || typeof message !== "string") return undefined;
     pages.push({ status, code, errorId, method, uri, message });
   }
-  const out: DirectRequest[] = [];
-  for (const d of done) {
-    if (!Array.isArray(d) || d.length !== 3) return undefined;
-    const [status, ms, bytes] = [nonNegative(d[0], 999), nonNegative(d[1]), nonNegative(d[2])];
-    if (status === undefined || ms === undefined || bytes === undefined) return undefined;
-    out.push([status, ms, bytes]);
+  // Checked in place: the parsed entries are the message's (no copy of each: a report holds a few hundred).
+  for (const d of done as unknown[]) {
+    if (!Array.isArray(d) || d.length !== 3 || !isNonNegative(d[0], 999) || !isNonNegative(d[1]) || !isNonNegative(d[2])) return undefined;
   }
-  return { type: "reqs", inFlight, upgraded, connections, done: out, peak, adopted, fresh, pages };
+  return { type: "reqs", inFlight, upgraded, connections, done: done as DirectRequest[], peak, adopted, fresh, pages };
 }
 
 function parseLoopReport(v: Record<string, unknown>): LoopReport | undefined {
