@@ -15,27 +15,20 @@
  */
 import type http from "node:http";
 import type net from "node:net";
-import { afterRawHeadersEdit, beforeRawHeadersEdit, setCachedHeader } from "./raw-headers.js";
+import { dropLastHeader } from "./raw-headers.js";
 import type { RequestReporter } from "./request-reporter.js";
 
 /** The marker, lower case (exchange/headers.ts drops a client's; protocol/frames.ts PASS_MARKER_HEADER). */
 export const PASS_MARKER = "x-ferry-pass";
 
-/** Remove the marker (the last rawHeaders pair) from the request, and from Node's header objects. */
-function stripMarker(req: http.IncomingMessage): void {
-  beforeRawHeadersEdit(req);
-  const raw = req.rawHeaders;
-  raw.pop();
-  raw.pop();
-  afterRawHeadersEdit(req);
-  setCachedHeader(req, PASS_MARKER, undefined);
-}
+/** The marker as the modules write it (apache-module/ferry_app_head.h FERRY_PASS_HEADER). */
+const PASS_MARKER_AS_SENT = "X-Ferry-Pass";
 
 /** Whether the request's last header is the pass marker. */
 export function hasPassMarker(raw: readonly string[]): boolean {
   const name = raw[raw.length - 2];
-  // Most last headers are not 12 characters long: no lower-casing for them.
-  return name !== undefined && name.length === PASS_MARKER.length && name.toLowerCase() === PASS_MARKER;
+  // The modules' spelling needs no lower-casing (no string made per request); most other last headers are not 12 characters long.
+  return name !== undefined && (name === PASS_MARKER_AS_SENT || (name.length === PASS_MARKER.length && name.toLowerCase() === PASS_MARKER));
 }
 
 /** A pass request's start, kept on its response until it closes. */
@@ -63,7 +56,8 @@ export function watchPassRequests(server: net.Server, reporter: RequestReporter,
   }
   server.prependListener("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (!hasPassMarker(req.rawHeaders)) return;
-    stripMarker(req);
+    // The marker is the last rawHeaders pair.
+    dropLastHeader(req, PASS_MARKER);
     const socket = req.socket;
     if (handedOff(socket)) return;
     const counted: Counted = { started: performance.now(), written: socket.bytesWritten, socket };

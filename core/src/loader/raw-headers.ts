@@ -93,6 +93,25 @@ export function setCachedHeader(req: http.IncomingMessage, name: string, value: 
   setIn(Reflect.get(req, sym.distinct), name, value, true);
 }
 
+/**
+ * Remove the last rawHeaders pair, whose name is `name` (lower case), and
+ * `name` from Node's header objects already built (those built later are
+ * built from the shorter rawHeaders): the pass marker, on every pass request.
+ */
+export function dropLastHeader(req: http.IncomingMessage, name: string): void {
+  const sym = symbolsOf(req);
+  if (sym === null) {
+    editRawHeaders(req, (raw) => { raw.length -= 2; }, [name]);
+    return;
+  }
+  const raw = req.rawHeaders;
+  raw.pop();
+  raw.pop();
+  Reflect.set(req, sym.count, raw.length);
+  setIn(Reflect.get(req, sym.headers), name, undefined, false);
+  setIn(Reflect.get(req, sym.distinct), name, undefined, true);
+}
+
 const NO_VALUES: Readonly<Record<string, string>> = {};
 
 /**
