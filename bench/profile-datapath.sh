@@ -12,7 +12,8 @@
 #   sh bench/profile-datapath.sh [seconds per scenario (5)] [connections (16)]
 #   TARGETS="apache" sh bench/profile-datapath.sh      # only mod_ferry (also: standalone, node,
 #                      nginx = nginx + Ferry, nginx_proxy = nginx proxy_pass to 2 node processes,
-#                      least_conn + keepalive 64, as bench/run.mjs's targets; 2 workers)
+#                      least_conn + keepalive 64, as bench/run.mjs's targets; 2 workers;
+#                      mod_proxy = Apache + mod_proxy_balancer (bybusyness) to 2 node processes)
 #   STRACE=1 ...    # then a second run of each scenario with `strace -c -f` on the front's
 #                   # workers: system calls per request by name (strace slows them: that run's
 #                   # req/s and CPU are not printed)
@@ -253,6 +254,50 @@ EOF
             n=$(grep -c -i 'error\|warn' "$d/logs/error.log" || true)
             [ "$n" = 0 ] || { echo "error.log ($n warn/error lines):"; grep -i 'error\|warn' "$d/logs/error.log" | tail -5; }
         fi
+        ;;
+    mod_proxy)
+        # Apache + mod_proxy_balancer to 2 node processes: bench/lib/targets.mjs's mod_proxy
+        port=$(free_port); p1=$(free_port); p2=$(free_port)
+        d="$DIR/mod_proxy"
+        mkdir -p "$d/run" "$d/logs"
+        M=/usr/lib/apache2/modules
+        cat > "$d/body.conf" <<EOF
+LoadModule proxy_module $M/mod_proxy.so
+LoadModule proxy_http_module $M/mod_proxy_http.so
+LoadModule proxy_balancer_module $M/mod_proxy_balancer.so
+LoadModule slotmem_shm_module $M/mod_slotmem_shm.so
+LoadModule lbmethod_bybusyness_module $M/mod_lbmethod_bybusyness.so
+<VirtualHost 127.0.0.1:$port>
+  ServerName 127.0.0.1
+  <Proxy "balancer://app">
+    BalancerMember "http://127.0.0.1:$p1" keepalive=On upgrade=websocket
+    BalancerMember "http://127.0.0.1:$p2" keepalive=On upgrade=websocket
+    ProxySet lbmethod=bybusyness
+  </Proxy>
+  <Location "/">
+    Require all granted
+  </Location>
+  ProxyPass "/" "balancer://app/"
+  ProxyPassReverse "/" "balancer://app/"
+</VirtualHost>
+EOF
+        "$NODE" "$HERE/lib/apache.mjs" "$d" "$port" "$d/body.conf" >/dev/null
+        nodeprof=""
+        if [ "${CPU_PROF:-}" = 1 ] && [ "${APP_PROF:-}" = 1 ]; then
+            mkdir -p "$DIR/prof"
+            echo 'process.on("SIGTERM", () => process.exit(0));' > "$DIR/exit-on-term.cjs"
+            nodeprof="--cpu-prof --cpu-prof-dir=$DIR/prof -r $DIR/exit-on-term.cjs"
+        fi
+        # the apps (each in its own session, as bench/run.mjs starts them) under a shell that runs Apache: one tree to measure
+        sh -c "PORT=$p1 setsid '$NODE' $nodeprof '$DIR/app/app.js' & PORT=$p2 setsid '$NODE' $nodeprof '$DIR/app/app.js' &
+               exec /usr/sbin/apache2 -d '$d' -f '$d/httpd.conf' -DFOREGROUND" > "$d/logs/stdout.log" 2>&1 &
+        ROOT_PID=$!
+        wait_ok "$port" || { tail -20 "$d/logs/error.log" >&2; exit 1; }
+        scenarios "mod_proxy_balancer" "$port"
+        apps=$(tree "$ROOT_PID" | while read -r p; do case "$(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)" in *app/app.js*) echo "$p";; esac; done)
+        cleanup
+        # shellcheck disable=SC2086
+        [ -z "$apps" ] || kill $apps 2>/dev/null || true
         ;;
     nginx|nginx_proxy)
         port=$(free_port)
