@@ -19,8 +19,9 @@
 typedef struct {
     void *block;                /* the one allocation holding the rest */
     const char *key;
-    int64_t expires_us;
+    int64_t expires_us;         /* the ttl's end */
     int64_t renew_us;           /* from then on, one caller renews it */
+    int64_t grace_us;           /* ... and the others may use it until then */
     int renewing;               /* that caller was told */
     const char **procs;
     size_t nprocs;
@@ -112,7 +113,7 @@ static void make_room(ferry_pass_table_t *t, int64_t now_us)
     size_t i, soonest = 0;
 
     for (i = t->npasses; i-- > 0;) {
-        if (t->passes[i].expires_us <= now_us) {
+        if (t->passes[i].grace_us <= now_us) {
             remove_pass(t, i);
         }
     }
@@ -188,6 +189,7 @@ void ferry_pass_store(ferry_pass_table_t *t, const char *key,
     ps.restart_mtime_ns = lease->restart_mtime_ns;
     ps.expires_us = now_us + lease->pass_ttl_ms * 1000;
     ps.renew_us = now_us + lease->pass_ttl_ms * 500;
+    ps.grace_us = ps.expires_us + lease->pass_ttl_ms * 1000;
     ps.key = copy_str(&p, key, keylen);
     ps.block = block;
     make_room(t, now_us);
@@ -216,17 +218,21 @@ int ferry_pass_lookup(ferry_pass_table_t *t, const char *key, int64_t now_us,
     if (ps == NULL) {
         return 0;
     }
-    if (now_us >= ps->expires_us) {
+    if (now_us >= ps->grace_us) {
         remove_pass(t, i);
         return 0;
     }
     if (now_us >= ps->renew_us && !ps->renewing) {
         /* Half the ttl is gone: this one request asks the core (its LEASE
-         * brings the next pass) while the others keep using this one, so
-         * the pass does not run out under a burst of them. */
+         * brings the next pass, or none) while the others keep using this
+         * one, so the pass does not run out under a burst of them. */
         ps->renewing = 1;
         return 0;
     }
+    /* Past the ttl only while that renewal is out (its caller was told,
+     * its LEASE has not come): a core slow to answer, or the first request
+     * after a pause, does not send every request of the child to the core
+     * at once. Never past a second ttl. */
     view->procs = ps->procs;
     view->nprocs = ps->nprocs;
     view->add_headers = ps->add;

@@ -70,7 +70,9 @@ void ferry_pass_set_restart_interval(ferry_pass_table_t *t, int64_t interval_us)
  * mtime in ns; checked with stat() here when due). 0 otherwise; a pass that expired
  * or whose restart file differs is dropped on the way. Once half its ttl is
  * gone, one call (the first after that) gets 0 while the pass stays: that
- * request asks the core, whose LEASE renews the pass before it runs out. */
+ * request asks the core, whose LEASE renews the pass (or drops it). While
+ * that renewal is out the others keep using the pass, past its ttl too but
+ * never past twice its ttl: then it is dropped. */
 int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
                      ferry_pass_view_t *view);
 

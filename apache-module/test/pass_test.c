@@ -125,9 +125,37 @@ int main(void)
            ferry_pass_check(t, "app", now + 199999, &v)
            && ferry_pass_check(t, "app", now + 199999, &v));
     result("another app has no pass", !ferry_pass_check(t, "app2", now, &v));
-    result("a pass is not usable at its ttl's end",
-           !ferry_pass_check(t, "app", now + 200000, &v));
-    result("... and is gone after", !ferry_pass_check(t, "app", now, &v));
+    result("while that renewal is out, the others keep using it past its "
+           "ttl",
+           ferry_pass_check(t, "app", now + 200000, &v)
+           && ferry_pass_check(t, "app", now + 399999, &v));
+    result("... never at twice its ttl",
+           !ferry_pass_check(t, "app", now + 400000, &v));
+    result("... and it is gone after", !ferry_pass_check(t, "app", now, &v));
+    make_lease(&l, 200, procs, 3, other, -1);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("after a pause past its ttl, the first request renews it and the "
+           "others keep using it meanwhile",
+           !ferry_pass_check(t, "app", now + 250000, &v)
+           && ferry_pass_check(t, "app", now + 250001, &v)
+           && ferry_pass_check(t, "app", now + 399999, &v)
+           && !ferry_pass_check(t, "app", now + 400000, &v));
+    make_lease(&l, 200, procs, 3, other, -1);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    result("a pass unused for twice its ttl is dropped, not renewed from",
+           !ferry_pass_check(t, "app", now + 400000, &v)
+           && !ferry_pass_check(t, "app", now + 400001, &v));
+    make_lease(&l, 200, procs, 3, other, -1);
+    ferry_pass_store(t, "app", &l.f, now);
+    free_lease(&l);
+    make_lease(&l, 0, NULL, 0, NULL, 0);
+    result("a renewal answered without a pass ends it at once",
+           !ferry_pass_check(t, "app", now + 150000, &v)
+           && (ferry_pass_store(t, "app", &l.f, now + 150001), 1)
+           && !ferry_pass_check(t, "app", now + 150002, &v));
+    free_lease(&l);
 
     /* The restart file. */
     make_lease(&l, 200, procs, 2, file, m);
