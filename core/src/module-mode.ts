@@ -8,6 +8,7 @@
 import { promises as fsp } from "node:fs";
 import type { ControlServer } from "./control/admin-api.js";
 import type { CoreConfig } from "./config/core-config.js";
+import type { ServerOptions } from "./config/schema.js";
 import { ConfigError } from "./errors.js";
 import { ModuleListener } from "./front/module/listener.js";
 import { startInstance } from "./instance.js";
@@ -17,6 +18,17 @@ import type { MetricsService } from "./metrics/service.js";
 import type { Pool } from "./pool/pool.js";
 import type { Spawner } from "./spawn/spawner.js";
 import { FERRY_VERSION } from "./version.js";
+
+/**
+ * Shared affinity's settings (docs/affinity.md), with their config keys: the
+ * cluster service starts with the core, so a reload that changes one says
+ * when it applies instead of ignoring it silently.
+ */
+const AFFINITY_KEYS: ReadonlyArray<readonly [keyof ServerOptions, string]> = [
+  ["affinityRedis", "affinity_redis"], ["affinityNodeName", "affinity_node_name"], ["affinityListen", "affinity_listen"],
+  ["affinitySecretFile", "affinity_secret_file"], ["affinityTtlMs", "affinity_ttl"], ["affinityRedisTimeoutMs", "affinity_redis_timeout"],
+  ["affinityTlsCertFile", "affinity_tls_cert_file"], ["affinityTlsKeyFile", "affinity_tls_key_file"], ["affinityTlsCaFile", "affinity_tls_ca_file"],
+];
 
 export interface ModuleCoreOptions {
   readonly config: CoreConfig;
@@ -146,6 +158,11 @@ export async function startModuleCore(opts: ModuleCoreOptions): Promise<ModuleCo
       }
       if ((next.server.metricsListen ?? "") !== (prev.server.metricsListen ?? "")) {
         log.warn("Cannot apply a changed metrics_listen on reload: it takes effect when the core restarts");
+      }
+      for (const [field, key] of AFFINITY_KEYS) {
+        if ((next.server[field] ?? "") !== (prev.server[field] ?? "")) {
+          log.warn({ key }, `Cannot apply a changed ${key} on reload: it takes effect when the core restarts`);
+        }
       }
       if (next.server.logFile !== prev.server.logFile) {
         log.warn("Cannot apply a changed log_file on reload: it takes effect when the core restarts");

@@ -91,6 +91,8 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
   let redis: RedisServer | undefined;
   let client: Redis | undefined;
   let secretFile = "";
+  let appDir = "";
+  const hostPorts: number[] = [];
   const hosts: FrontEnd[] = [];
 
   function host(i: 0 | 1): FrontEnd {
@@ -127,7 +129,7 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
     return true;
   }
 
-  function hostConfig(app: string, node: string, listenPort: number): FrontEndConfig {
+  function hostConfig(app: string, node: string, listenPort: number, ttl = 600): FrontEndConfig {
     if (redis === undefined) throw new Error("Cannot configure: Redis did not start");
     return {
       server: {
@@ -135,7 +137,7 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
         AffinityNodeName: node,
         AffinityListen: `127.0.0.1:${listenPort}`,
         AffinitySecretFile: secretFile,
-        AffinityTTL: 600,
+        AffinityTTL: ttl,
         // A loaded 2-core machine: a generous per-call budget so a slow Redis
         // answer does not turn into a (correct, but here unwanted) local fallback.
         AffinityRedisTimeout: 2000,
@@ -151,12 +153,13 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
     await client.connect();
     secretFile = path.join(root, "affinity.secret");
     await writeFile(secretFile, "e2e-shared-affinity-secret-0123456789\n", { mode: 0o600 });
-    const app = await prepareApp(root, "affinity-counter", "counter");
+    appDir = await prepareApp(root, "affinity-counter", "counter");
     for (const node of NODES) {
       const hostRoot = path.join(root, node);
       await mkdir(hostRoot, { recursive: true });
       await chmod(hostRoot, 0o755);
-      hosts.push(await startFrontEnd(kind, hostRoot, hostConfig(app, node, await freePort())));
+      hostPorts.push(await freePort());
+      hosts.push(await startFrontEnd(kind, hostRoot, hostConfig(appDir, node, hostPorts[hostPorts.length - 1] ?? 0)));
     }
     await waitFor(nodesRegistered, { timeoutMs: 30_000, what: "both cores registered in Redis" });
   });
@@ -344,5 +347,17 @@ export function affinityCases(test: TestFn, kind: FrontEndKind): void {
     // The full config (with the secret file) passes the same check.
     const ok = await run(ct.command, ct.args(confFile, fe));
     t.is(ok.code, 0, ok.out);
+  });
+
+  test.serial("a reload that changes an affinity directive says it applies when the core restarts, and B keeps serving", async (t) => {
+    const b = host(1);
+    await b.reconfigure(hostConfig(appDir, "e2e-b", hostPorts[1] ?? 0, 300));
+    await b.reload();
+    await waitFor(() => /Cannot apply a changed affinity_ttl on reload: it takes effect when the core restarts/.test(b.server.errorLog()), {
+      timeoutMs: 15_000,
+      what: "B's core to say the changed TTL applies when it restarts",
+    });
+    const r = await hit(1, "after-ttl-reload", undefined);
+    t.is(r.status, 200, r.text);
   });
 }
