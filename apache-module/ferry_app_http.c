@@ -205,6 +205,22 @@ static ferry_err send_piece(ferry_exchange_t *ex, const char *data,
 
 /* A reused connection the app closed while it was idle (EOF or data
  * waiting: it said something we did not ask for). */
+/* GET, HEAD, PUT, DELETE, OPTIONS, TRACE (RFC 9110 9.2.2): sent again
+ * after a kept connection closed with no answer, as a client may. */
+static int idempotent(const request_rec *r)
+{
+    switch (r->method_number) {
+    case M_GET:
+    case M_PUT:
+    case M_DELETE:
+    case M_OPTIONS:
+    case M_TRACE:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 static int closed_while_idle(ferry_app_io_t *io)
 {
     apr_os_sock_t fd;
@@ -526,15 +542,20 @@ int ferry_app_relay(ferry_exchange_t *ex, ferry_err *errp)
             return ferry_status_for(ex, FERRY_E_TIMEOUT);
         }
         if (!io->got_any && !io->body_started
-            && (io->write_failed || io->reset)) {
+            && (io->write_failed || io->reset
+                || (rv == APR_EOF && ex->conn_reused && !ex->has_body
+                    && idempotent(r)))) {
             /* Nothing was answered, nothing of the client's body read, and
              * the app never read the request: the head write failed, or it
              * closed with our bytes unread (a reset: a kept connection it
              * timed out as we sent, a process that exited right after its
              * last answer). App sockets are Unix sockets, so a clean EOF
              * after our write means the app read the request and closed
-             * (or died on it): that is not retried, whatever the method.
-             * Send it again (the caller decides; once). */
+             * (or died on it): that is retried only for a bodiless
+             * idempotent request on a kept connection (an app that
+             * half-closed it as we wrote; RFC 9110 9.2.2), as mod_proxy
+             * and nginx retry one. Send it again (the caller decides;
+             * once). */
             ex->app_exiting = io->reset;
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, r,
                           "app connection %s closed before the response "

@@ -118,8 +118,9 @@ ngx_http_ferry_app_get_peer(ngx_peer_connection_t *pc, void *data)
 }
 
 /* A request the app never read (it reset the connection, or the write of
- * the request failed), with no body byte taken from the client and no
- * response byte: asked for again, once (docs/protocol.md "Retry once"). */
+ * the request failed) or an idempotent one on a kept connection it closed,
+ * with no body byte taken from the client and no response byte: asked for
+ * again, once (docs/protocol.md "Retry once"). */
 static int
 ngx_http_ferry_app_retryable(ngx_http_ferry_ctx_t *ctx, ngx_http_upstream_t *u,
     ngx_connection_t *c)
@@ -131,7 +132,14 @@ ngx_http_ferry_app_retryable(ngx_http_ferry_ctx_t *ctx, ngx_http_upstream_t *u,
     {
         return 0;
     }
-    return c->write->error || (c->read->error && !c->read->eof);
+    /* A clean close of a kept connection with no answer: the app closed
+     * (or half-closed) it as we wrote; an idempotent request is sent again,
+     * as nginx's own upstreams retry one (RFC 9110 9.2.2). */
+    return c->write->error || (c->read->error && !c->read->eof)
+           || (c->read->eof && ctx->conn_reused
+               && (ctx->r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD
+                                    | NGX_HTTP_PUT | NGX_HTTP_DELETE
+                                    | NGX_HTTP_OPTIONS | NGX_HTTP_TRACE)));
 }
 
 static void
