@@ -43,6 +43,7 @@
 #include "ferry_exchange.h"
 #include "ferry_http_parse.h"
 #include "ferry_log.h"
+#include "ferry_pass.h"
 #include "ferry_spool.h"
 
 APLOG_USE_MODULE(ferry);
@@ -544,7 +545,7 @@ int ferry_app_relay(ferry_exchange_t *ex, ferry_err *errp)
         if (!io->got_any && !io->body_started
             && (io->write_failed || io->reset
                 || (rv == APR_EOF && ex->conn_reused && !ex->has_body
-                    && idempotent(r)))) {
+                    && idempotent(r) && !ferry_proc_exiting(ex->lease_pid)))) {
             /* Nothing was answered, nothing of the client's body read, and
              * the app never read the request: the head write failed, or it
              * closed with our bytes unread (a reset: a kept connection it
@@ -552,10 +553,10 @@ int ferry_app_relay(ferry_exchange_t *ex, ferry_err *errp)
              * last answer). App sockets are Unix sockets, so a clean EOF
              * after our write means the app read the request and closed
              * (or died on it): that is retried only for a bodiless
-             * idempotent request on a kept connection (an app that
-             * half-closed it as we wrote; RFC 9110 9.2.2), as mod_proxy
-             * and nginx retry one. Send it again (the caller decides;
-             * once). */
+             * idempotent request on a kept connection of a process that
+             * is not exiting (an app that half-closed it as we wrote; RFC
+             * 9110 9.2.2) — never a request its process died on. Send it
+             * again (the caller decides; once). */
             ex->app_exiting = io->reset;
             ap_log_rerror(APLOG_MARK, APLOG_TRACE1, rv, r,
                           "app connection %s closed before the response "

@@ -10,6 +10,9 @@
 #endif
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -339,4 +342,39 @@ size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
         }
     }
     return best;
+}
+
+/* ---- App processes ------------------------------------------------------ */
+
+int ferry_proc_exiting(int64_t pid)
+{
+    char path[64], buf[512], state = 'X';
+    const char *p;
+    unsigned long flags = 0;
+    ssize_t n;
+    int fd;
+
+    if (pid <= 0) {
+        return 1;
+    }
+    snprintf(path, sizeof(path), "/proc/%lld/stat", (long long)pid);
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return 1;
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0) {
+        return 1;
+    }
+    buf[n] = '\0';
+    /* "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm
+     * may hold anything, so parse from its last ')'. */
+    p = strrchr(buf, ')');
+    if (p == NULL
+        || sscanf(p + 1, " %c %*d %*d %*d %*d %*d %lu", &state, &flags) != 2) {
+        return 1;
+    }
+    return state == 'Z' || state == 'X' || state == 'x'
+           || (flags & 0x4) != 0;       /* PF_EXITING */
 }

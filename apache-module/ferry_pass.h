@@ -99,4 +99,11 @@ size_t ferry_pass_inflight(const ferry_pass_table_t *t, const char *id);
 size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
                        size_t n);
 
+/* The app process pid has exited or is exiting (/proc/<pid>/stat: gone,
+ * a zombie, or PF_EXITING set), so a connection of it that closed did so
+ * because it died (on the request, perhaps), not because it closed a kept
+ * connection while alive. Used to decide whether a request that met a
+ * clean close may be sent again. 1 when it cannot be read. */
+int ferry_proc_exiting(int64_t pid);
+
 #endif

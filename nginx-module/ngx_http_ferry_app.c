@@ -132,14 +132,16 @@ ngx_http_ferry_app_retryable(ngx_http_ferry_ctx_t *ctx, ngx_http_upstream_t *u,
     {
         return 0;
     }
-    /* A clean close of a kept connection with no answer: the app closed
-     * (or half-closed) it as we wrote; an idempotent request is sent again,
-     * as nginx's own upstreams retry one (RFC 9110 9.2.2). */
+    /* A clean close of a kept connection with no answer by a process that
+     * is not exiting: the app closed (or half-closed) it as we wrote; an
+     * idempotent request is sent again (RFC 9110 9.2.2). Never a request
+     * its process died on. */
     return c->write->error || (c->read->error && !c->read->eof)
            || (c->read->eof && ctx->conn_reused
                && (ctx->r->method & (NGX_HTTP_GET | NGX_HTTP_HEAD
                                     | NGX_HTTP_PUT | NGX_HTTP_DELETE
-                                    | NGX_HTTP_OPTIONS | NGX_HTTP_TRACE)));
+                                    | NGX_HTTP_OPTIONS | NGX_HTTP_TRACE))
+               && !ferry_proc_exiting(ctx->lease_pid));
 }
 
 static void

@@ -8,6 +8,9 @@
  */
 #include <fcntl.h>
 #include <stdio.h>
+#include <errno.h>
+#include <sys/wait.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -236,6 +239,29 @@ int main(void)
     result("interval 0: every use is due",
            ferry_pass_lookup(t, "app", now, &v) && v.restart_due
            && ferry_pass_lookup(t, "app", now, &v) && v.restart_due);
+
+    /* Process liveness for the clean-close retry rule. */
+    {
+        pid_t child = fork();
+        int st;
+
+        if (child == 0) {
+            pause();
+            _exit(0);
+        }
+        result("a running process is not exiting",
+               child > 0 && !ferry_proc_exiting(child)
+               && !ferry_proc_exiting(getpid()));
+        kill(child, SIGKILL);
+        while (waitid(P_PID, (id_t)child, NULL, WEXITED | WNOWAIT) != 0
+               && errno == EINTR) {
+        }
+        result("a killed process (a zombie) is exiting",
+               ferry_proc_exiting(child));
+        waitpid(child, &st, 0);
+        result("a reaped one, or no pid, counts as exiting",
+               ferry_proc_exiting(child) && ferry_proc_exiting(0));
+    }
 
     /* Dropped by a LEASE without a pass, by drop, by clear_all. */
     m = mtime_ns(file);
