@@ -204,10 +204,9 @@ static ferry_err send_piece(ferry_exchange_t *ex, const char *data,
     return app_write(ex, vec, n);
 }
 
-/* A reused connection the app closed while it was idle (EOF or data
- * waiting: it said something we did not ask for). */
-/* GET, HEAD, PUT, DELETE, OPTIONS, TRACE (RFC 9110 9.2.2): sent again
- * after a kept connection closed with no answer, as a client may. */
+/* GET (and HEAD, which Apache numbers M_GET), PUT, DELETE, OPTIONS, TRACE
+ * (RFC 9110 9.2.2): sent again after a kept connection closed with no
+ * answer, as a client may. */
 static int idempotent(const request_rec *r)
 {
     switch (r->method_number) {
@@ -222,6 +221,8 @@ static int idempotent(const request_rec *r)
     }
 }
 
+/* A reused connection the app closed while it was idle (EOF or data
+ * waiting: it said something we did not ask for). */
 static int closed_while_idle(ferry_app_io_t *io)
 {
     apr_os_sock_t fd;
