@@ -365,7 +365,7 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
     apr_int64_t restart_mtime = 0;
     int restart_due = 0;
     apr_time_t now = apr_time_now();
-    apr_size_t n = 0, i;
+    apr_size_t n = 0, i, pick;
 
     if (!cache_usable() || cache.passes == NULL) {
         return NULL;
@@ -379,7 +379,9 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
     }
     expire(now, &dead);
     /* The newest idle connection of each process the pass names; the one
-     * of the least busy process. */
+     * of the least busy process, unless a process this child has no idle
+     * connection to is less busy: then the core passes one (that is also
+     * how a child warms up, with none idle). */
     for (conn = cache.head; conn != NULL && n < FERRY_HELD_MAX;
          conn = conn->next) {
         if (strcmp(conn->key, key) == 0 && !in_list(conn->id, ids, n)
@@ -388,8 +390,10 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
             ids[n++] = conn->id;
         }
     }
-    if (n > 0) {
-        chosen = cand[ferry_pass_pick(cache.passes, ids, n)];
+    pick = n > 0 ? ferry_pass_choose(cache.passes, key, ids, n, now)
+                 : FERRY_PASS_GROW;
+    if (pick != FERRY_PASS_GROW) {
+        chosen = cand[pick];
         unlink_conn(chosen);
         ferry_pass_begin(cache.passes, chosen->id);
         *add = apr_array_make(p, (int)(2 * v.nadd + 1), sizeof(const char *));

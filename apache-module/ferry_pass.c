@@ -34,6 +34,7 @@ typedef struct {
     int64_t restart_mtime_ns;
     int restart_checked;        /* restart_checked_us is set */
     int64_t restart_checked_us; /* the last due answer */
+    int64_t grow_us;            /* the last FERRY_PASS_GROW answer (0: none) */
 } pass_t;
 
 typedef struct {
@@ -145,12 +146,17 @@ static char *copy_str(char **p, const char *s, size_t n)
 void ferry_pass_store(ferry_pass_table_t *t, const char *key,
                       const ferry_frame_t *lease, int64_t now_us)
 {
-    pass_t ps;
+    pass_t ps, *old;
     ferry_str_t s, name, value;
     size_t i, size, keylen = strlen(key);
     char *block, *p;
+    int64_t grow_us = 0;
 
-    ferry_pass_drop(t, key);
+    old = find(t, key, &i);
+    if (old != NULL) {
+        grow_us = old->grow_us;         /* a renewal: the interval goes on */
+        remove_pass(t, i);
+    }
     if (!lease->has_pass) {
         return;
     }
@@ -195,6 +201,7 @@ void ferry_pass_store(ferry_pass_table_t *t, const char *key,
     ps.grace_us = ps.expires_us + lease->pass_ttl_ms * 1000;
     ps.key = copy_str(&p, key, keylen);
     ps.block = block;
+    ps.grow_us = grow_us;
     make_room(t, now_us);
     t->passes[t->npasses++] = ps;
 }
@@ -339,6 +346,39 @@ size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
         if (k < bestn) {
             best = i;
             bestn = k;
+        }
+    }
+    return best;
+}
+
+static int listed(const char *id, const char *const *ids, size_t n)
+{
+    size_t i;
+
+    for (i = 0; i < n; i++) {
+        if (strcmp(ids[i], id) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+size_t ferry_pass_choose(ferry_pass_table_t *t, const char *key,
+                         const char *const *ids, size_t n, int64_t now_us)
+{
+    size_t best = ferry_pass_pick(t, ids, n), bestn, i;
+    pass_t *ps;
+
+    bestn = ferry_pass_inflight(t, ids[best]);
+    if (bestn == 0 || (ps = find(t, key, &i)) == NULL
+        || (ps->grow_us != 0 && now_us - ps->grow_us < FERRY_PASS_GROW_US)) {
+        return best;
+    }
+    for (i = 0; i < ps->nprocs; i++) {
+        if (ferry_pass_inflight(t, ps->procs[i]) < bestn
+            && !listed(ps->procs[i], ids, n)) {
+            ps->grow_us = now_us;
+            return FERRY_PASS_GROW;
         }
     }
     return best;

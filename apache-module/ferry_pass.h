@@ -99,6 +99,26 @@ size_t ferry_pass_inflight(const ferry_pass_table_t *t, const char *id);
 size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
                        size_t n);
 
+/* ferry_pass_choose(): the request goes to the core for a connection. */
+#define FERRY_PASS_GROW ((size_t)-1)
+
+/* A pass request may go to the core for a connection at most once per this
+ * many microseconds per app and child (ferry_pass_choose). */
+#define FERRY_PASS_GROW_US 10000
+
+/* Which idle connection a pass request of app key takes: ids[0..n) are the
+ * processes (of the pass) this child holds an idle connection to, n > 0.
+ * The index of the least busy of them (ferry_pass_pick), or FERRY_PASS_GROW
+ * when a process of the pass that this child holds no idle connection to
+ * has fewer requests in flight than that one: then the request takes the
+ * normal REQUEST_HEAD, and the core's LEASE brings a connection to the
+ * process least busy by its count, so a child's connections follow the
+ * load instead of staying where its first ones went. At most one request
+ * per FERRY_PASS_GROW_US per app and child grows so (a process the core
+ * keeps not choosing costs no more than that). */
+size_t ferry_pass_choose(ferry_pass_table_t *t, const char *key,
+                         const char *const *ids, size_t n, int64_t now_us);
+
 /* The app process pid has exited or is exiting (/proc/<pid>/stat: gone,
  * a zombie, or PF_EXITING set), so a connection of it that closed did so
  * because it died (on the request, perhaps), not because it closed a kept

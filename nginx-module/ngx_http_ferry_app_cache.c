@@ -183,7 +183,7 @@ ngx_http_ferry_app_take_pass(ngx_http_ferry_ctx_t *ctx,
     ngx_http_ferry_app_conn_t  *ac, *cand[FERRY_HELD_MAX];
     const char                 *ids[FERRY_HELD_MAX];
     ngx_queue_t                *q;
-    size_t                      i, j, n;
+    size_t                      i, j, n, pick;
 
     app_cache_setup();
     for ( ;; ) {
@@ -220,12 +220,19 @@ ngx_http_ferry_app_take_pass(ngx_http_ferry_ctx_t *ctx,
             return NULL;
         }
         /* the least busy process (this worker's requests in flight on it),
-         * unless the app closed (or half-closed) that connection meanwhile:
-         * then again. A connection idle for less than FERRY_APP_PEEK_AFTER
+         * unless one this worker holds no idle connection to is less busy
+         * (then the core passes one), or the app closed (or half-closed)
+         * that connection meanwhile: then again. A connection idle for less than FERRY_APP_PEEK_AFTER
          * ms (under load, most) is not looked at with a recv(): the app
          * answered on it a moment ago and did not say "close"; one idle
          * longer is (an app's idle timeout may have closed it) */
-        ac = cand[ferry_pass_pick(ngx_http_ferry_pass_table(), ids, n)];
+        pick = ferry_pass_choose(ngx_http_ferry_pass_table(),
+                                 (const char *) ctx->app_key.data, ids, n,
+                                 ngx_http_ferry_pass_now());
+        if (pick == FERRY_PASS_GROW) {
+            return NULL;
+        }
+        ac = cand[pick];
         ngx_queue_remove(&ac->queue);
         ac->cached = 0;
         app_cache_n--;

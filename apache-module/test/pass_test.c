@@ -2,7 +2,7 @@
  * pass_test.c: ferry_pass.c, a child's passes and in-flight counts
  * (docs/protocol.md "Passes"): stored from decoded LEASEs, usable until the
  * ttl runs out or the restart file changes, dropped by a LEASE without a
- * pass, cleared all at once; least-busy picking.
+ * pass, cleared all at once; least-busy picking and choosing.
  *
  * Prints "ok - …" / "not ok - …" lines and "C tests: N passed, M failed".
  */
@@ -357,6 +357,41 @@ int main(void)
         ok = ok && ferry_pass_inflight(t, id) == 0;
     }
     result("counts for 100 ids at once", ok && ferry_pass_inflight(t, "n.3") == 2);
+
+    /* Choosing among idle connections (in flight: n.1 0, n.2 1, n.3 2). */
+    m = mtime_ns(file);
+    make_lease(&l, 200, procs, 3, file, m);
+    ferry_pass_store(t, "grow", &l.f, now);
+    free_lease(&l);
+    result("choose: an idle least busy process is taken",
+           ferry_pass_choose(t, "grow", procs, 3, now) == 0);
+    result("choose: a less busy process without an idle connection here "
+           "sends the request to the core",
+           ferry_pass_choose(t, "grow", procs + 1, 2, now) == FERRY_PASS_GROW);
+    result("... once per FERRY_PASS_GROW_US per app",
+           ferry_pass_choose(t, "grow", procs + 2, 1, now + 1) == 0
+           && ferry_pass_choose(t, "grow", procs + 2, 1,
+                                now + FERRY_PASS_GROW_US - 1) == 0
+           && ferry_pass_choose(t, "grow", procs + 2, 1,
+                                now + FERRY_PASS_GROW_US) == FERRY_PASS_GROW);
+    make_lease(&l, 200, procs, 3, file, m);
+    ferry_pass_store(t, "grow", &l.f, now + FERRY_PASS_GROW_US + 1);
+    free_lease(&l);
+    result("... and a renewed pass keeps the interval",
+           ferry_pass_choose(t, "grow", procs + 2, 1,
+                             now + FERRY_PASS_GROW_US + 2) == 0);
+    result("choose: no pass, the least busy idle one",
+           ferry_pass_choose(t, "nopass", procs + 2, 1, now) == 0);
+    make_lease(&l, 200, procs + 2, 1, file, m);
+    ferry_pass_store(t, "solo", &l.f, now);
+    free_lease(&l);
+    ferry_pass_begin(t, "n.1");
+    result("choose: busier processes without an idle connection, or none "
+           "outside the pass, leave the idle one",
+           ferry_pass_choose(t, "solo", procs + 2, 1, now) == 0
+           && ferry_pass_choose(t, "grow", procs + 1, 1,
+                                now + 3 * FERRY_PASS_GROW_US) == 0);
+    ferry_pass_end(t, "n.1");
 
     ferry_pass_table_destroy(t);
     unlink(file);

@@ -107,7 +107,11 @@ function done(summary, latency, requests)
     '"err_status":' .. num(e.status),
     '"err_timeout":' .. num(e.timeout),
     '"p50_us":' .. num(latency:percentile(50)),
+    '"p90_us":' .. num(latency:percentile(90)),
     '"p99_us":' .. num(latency:percentile(99)),
+    '"p999_us":' .. num(latency:percentile(99.9)),
+    '"mean_us":' .. num(latency.mean),
+    '"stdev_us":' .. num(latency.stdev),
     '"max_us":' .. num(latency.max),
   }
   if mode == "mixed" then
