@@ -85,6 +85,12 @@ typedef struct {
     ngx_array_t   *env;             /* ngx_keyval_t: passenger_env_var */
     ngx_array_t   *base_uris;       /* ngx_str_t: passenger_base_uri */
     ngx_msec_t     read_timeout;    /* passenger_read_timeout */
+    ngx_flag_t     intercept_errors;    /* passenger_intercept_errors */
+    /* The worker's memory of the last app root it looked for an app in
+     * (ngx_http_ferry_head.c): ngx_alloc'ed, per worker. */
+    ngx_str_t      detect_root;
+    ngx_msec_t     detect_at;
+    unsigned       detect_found:1;
     ngx_http_upstream_conf_t  upstream;   /* the direct path's upstream */
 } ngx_http_ferry_loc_conf_t;
 
@@ -212,9 +218,25 @@ struct ngx_http_ferry_ctx_s {
  * file? A miss is remembered for a moment (100 ms, per worker). */
 int ngx_http_ferry_is_file(u_char *path, size_t len);
 
+/* Which app a request belongs to (ngx_http_ferry_head.c), as Passenger's
+ * content handler decides it. */
+typedef struct {
+    ngx_str_t      *base;           /* the passenger_base_uri that matched */
+    ngx_str_t       app_root;       /* derived (no passenger_app_root):
+                                     * NUL-terminated; else len 0 */
+    const char     *app_type;       /* "node" / "generic" to send; NULL:
+                                     * the core's default (node) */
+    const char     *error_page;     /* passenger_custom_error_page made
+                                     * absolute (app root); NULL: unset */
+} ngx_http_ferry_map_t;
+
+/* ngx_http_ferry_head.c: map r to its app: NGX_OK (m filled),
+ * NGX_DECLINED (no app here: nginx serves the request, as Passenger
+ * declines when it detects no app), or an HTTP status. */
+ngx_int_t ngx_http_ferry_map(ngx_http_request_t *r, ngx_http_ferry_map_t *m);
 /* ngx_http_ferry_head.c: fill ctx->head and ctx->app_key for r. */
 ngx_int_t ngx_http_ferry_head_init(ngx_http_request_t *r,
-    ngx_http_ferry_ctx_t *ctx);
+    ngx_http_ferry_ctx_t *ctx, ngx_http_ferry_map_t *m);
 
 /* ngx_http_ferry_link.c: a connection for a connected socket fd (closed on
  * failure), registered with the event loop. */

@@ -68,7 +68,9 @@ ngx_http_ferry_app_init_conf(ngx_conf_t *cf, ngx_http_ferry_loc_conf_t *conf,
     u->ignore_client_abort = 0;
     u->next_upstream = 0;
     u->next_upstream_tries = 1;
-    u->intercept_errors = 0;
+    /* passenger_intercept_errors: nginx's error_page for the app's
+     * statuses >= 300 that have one */
+    u->intercept_errors = conf->intercept_errors;
     u->pass_request_headers = 0;
     u->pass_request_body = 1;
     u->preserve_output = 1;
@@ -200,6 +202,13 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
     {
         outcome = "client_aborted";
     } else if (!failed && rc == NGX_OK) {
+        outcome = "ok";
+    } else if (!failed && !u->header_sent && u->conf->intercept_errors
+               && rc >= NGX_HTTP_SPECIAL_RESPONSE
+               && rc == (ngx_int_t) u->headers_in.status_n)
+    {
+        /* passenger_intercept_errors: the app answered; nginx's error_page
+         * replaces its body (the connection, its body unread, closes) */
         outcome = "ok";
     } else {
         outcome = "app_error";

@@ -144,6 +144,9 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_CMD("passenger_read_timeout", HSLI, T1, ngx_conf_set_msec_slot,
               NGX_HTTP_LOC_CONF_OFFSET,
               offsetof(ngx_http_ferry_loc_conf_t, read_timeout)),
+    FERRY_CMD("passenger_intercept_errors", HSLI, FL, ngx_conf_set_flag_slot,
+              NGX_HTTP_LOC_CONF_OFFSET,
+              offsetof(ngx_http_ferry_loc_conf_t, intercept_errors)),
     FERRY_APP("passenger_document_root", HSLI, T1, "document_root", STR, 0, 0, check_abs_path),
     FERRY_APP("passenger_min_instances", HSLI, T1, "min_instances", INT, 0, 10000, NULL),
     FERRY_APP("passenger_max_requests", HSLI, T1, "max_requests", INT, 0, NGX_MAX_INT32_VALUE, NULL),
@@ -162,6 +165,7 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_APP("passenger_memory_limit", HSLI, T1, "memory_limit", INT, 0, 1048576, NULL),
     FERRY_APP("passenger_max_request_time", HSLI, T1, "max_request_time", SEC, 0, TIMER_MAX, NULL),
     FERRY_APP("passenger_app_log_file", HSLI, T1, "app_log_file", STR, 0, 0, NULL),
+    FERRY_APP("passenger_custom_error_page", HSLI, T1, "custom_error_page", STR, 0, 0, NULL),
     FERRY_APP("passenger_app_file_descriptor_ulimit", HSLI, T1, "app_file_descriptor_ulimit", INT, 0, NGX_MAX_INT32_VALUE, NULL),
     FERRY_APP("passenger_abort_websockets_on_process_shutdown", HSLI, FL,
               "abort_websockets_on_process_shutdown", FLAG, 0, 1, NULL),
@@ -188,7 +192,7 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_INERT("passenger_admin_panel_password", H, T1, "no Fuse panel connector"),
     FERRY_INERT("passenger_default_ruby", H, T1, NA_NODE),
     FERRY_INERT("passenger_fly_with", H, T1, "no Flying Passenger in Ferry"),
-    FERRY_INERT("passenger_use_global_queue", H, FL, OBSOLETE " (the global queue is always on)"),
+    FERRY_INERT("passenger_use_global_queue", HSLI, FL, OBSOLETE " (the global queue is always on)"),
     FERRY_INERT("passenger_analytics_log_user", H, T1, OBSOLETE),
     FERRY_INERT("passenger_analytics_log_group", H, T1, OBSOLETE),
     FERRY_INERT("union_station_gateway_address", H, T1, OBSOLETE),
@@ -215,7 +219,6 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_INERT("passenger_buffers", HSLI, T2, NGX_OWN),
     FERRY_INERT("passenger_busy_buffers_size", HSLI, T1, NGX_OWN),
     FERRY_INERT("passenger_request_buffering", HSLI, FL, NGX_OWN),
-    FERRY_INERT("passenger_intercept_errors", HSLI, FL, NGX_OWN " (error_page)"),
     FERRY_INERT("passenger_ignore_client_abort", HSLI, FL, ENGINE),
     FERRY_INERT("passenger_set_header", HSLI, T2, NGX_OWN),
     FERRY_INERT("passenger_pass_header", HSLI, T1, NGX_OWN),
@@ -229,6 +232,13 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_INERT("passenger_rolling_restarts", HSLI, FL, "restarts are always rolling in Ferry"),
     FERRY_INERT("passenger_resist_deployment_errors", HSLI, FL, ENGINE),
     FERRY_INERT("passenger_max_instances", HSLI, T1, "use passenger_max_instances_per_app"),
+    FERRY_INERT("passenger_buffer_upload", HSLI, FL, NGX_OWN " (client_body_buffer_size; nginx reads the body)"),
+    FERRY_INERT("passenger_temp_path", HSLI, T1, NGX_OWN " (client_body_temp_path)"),
+    FERRY_INERT("passenger_direct_instance_request_address", HSLI, T1, "app processes listen on private Unix sockets only"),
+    FERRY_INERT("passenger_monitor_log_file", HSLI, T1, "no Fuse panel connector"),
+    FERRY_INERT("rails_spawn_method", HSLI, T1, "Node.js apps always spawn directly"),
+    FERRY_INERT("rails_app_spawner_idle_time", HSLI, T1, "no preloader for Node.js or generic apps"),
+    FERRY_INERT("rails_framework_spawner_idle_time", HSLI, T1, OBSOLETE),
 
     ngx_null_command
 };
@@ -569,6 +579,7 @@ ngx_http_ferry_create_loc_conf(ngx_conf_t *cf)
         return NULL;
     }
     lcf->enabled = NGX_CONF_UNSET;
+    lcf->intercept_errors = NGX_CONF_UNSET;
     lcf->read_timeout = NGX_CONF_UNSET_MSEC;
     lcf->upstream.hide_headers = NGX_CONF_UNSET_PTR;
     lcf->upstream.pass_headers = NGX_CONF_UNSET_PTR;
@@ -618,10 +629,12 @@ ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
     ngx_http_ferry_loc_conf_t  *prev = parent;
     ngx_http_ferry_loc_conf_t  *conf = child;
     ngx_keyval_t               *kv;
-    ngx_array_t                *env;
+    ngx_array_t                *env, *uris;
+    ngx_str_t                  *uri;
     ngx_uint_t                  i;
 
     ngx_conf_merge_value(conf->enabled, prev->enabled, 0);
+    ngx_conf_merge_value(conf->intercept_errors, prev->intercept_errors, 0);
 
     conf->app = ngx_http_ferry_merge_values(cf, prev->app, conf->app);
     if (prev->app != NULL && prev->app->nelts > 0 && conf->app == NULL) {
@@ -650,8 +663,27 @@ ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         conf->env = env;
     }
 
+    /* passenger_base_uri: this level's, then the outer ones (as Passenger
+     * merges them: a location's base URI adds to its server's). */
     if (conf->base_uris == NULL) {
         conf->base_uris = prev->base_uris;
+    } else if (prev->base_uris != NULL && prev->base_uris->nelts > 0) {
+        uris = ngx_array_create(cf->pool,
+                                conf->base_uris->nelts + prev->base_uris->nelts,
+                                sizeof(ngx_str_t));
+        if (uris == NULL) {
+            return NGX_CONF_ERROR;
+        }
+        /* Both fit in the preallocated elements: no push can fail. */
+        uri = conf->base_uris->elts;
+        for (i = 0; i < conf->base_uris->nelts; i++) {
+            *(ngx_str_t *) ngx_array_push(uris) = uri[i];
+        }
+        uri = prev->base_uris->elts;
+        for (i = 0; i < prev->base_uris->nelts; i++) {
+            *(ngx_str_t *) ngx_array_push(uris) = uri[i];
+        }
+        conf->base_uris = uris;
     }
     return NGX_CONF_OK;
 }

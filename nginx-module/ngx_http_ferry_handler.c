@@ -3,7 +3,8 @@
  * down (docs/protocol.md "Version 3: leases"):
  *
  *   Step One    map: not ours (disabled, a subrequest, a static file under
- *               root) → declined; else the REQUEST_HEAD (head.c)
+ *               root, no app detected in the app root) → declined; else
+ *               the REQUEST_HEAD (head.c)
  *   Step Two    a pass the core granted this worker for the app (pass.c):
  *               an idle connection to one of its processes and
  *               the head built here, no core round trip (docs/protocol.md
@@ -132,7 +133,7 @@ ngx_http_ferry_answered(ngx_http_ferry_ctx_t *ctx, ngx_uint_t proceed)
 }
 
 static ngx_int_t
-ngx_http_ferry_handler(ngx_http_request_t *r)
+ngx_http_ferry_handler(ngx_http_request_t *r, ngx_http_ferry_map_t *m)
 {
     ngx_http_ferry_ctx_t  *ctx;
     ngx_pool_cleanup_t    *cln;
@@ -155,7 +156,7 @@ ngx_http_ferry_handler(ngx_http_request_t *r)
     ngx_http_set_ctx(r, ctx, ngx_http_ferry_module);
 
     /* Step One: the head */
-    if (ngx_http_ferry_head_init(r, ctx) != NGX_OK) {
+    if (ngx_http_ferry_head_init(r, ctx, m) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!ctx->has_body) {
@@ -201,6 +202,7 @@ ngx_int_t
 ngx_http_ferry_content(ngx_http_request_t *r)
 {
     ngx_http_ferry_loc_conf_t  *lcf;
+    ngx_http_ferry_map_t        m;
     ngx_int_t                   rc;
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_ferry_module);
@@ -211,5 +213,9 @@ ngx_http_ferry_content(ngx_http_request_t *r)
     if (rc != NGX_DECLINED) {
         return rc;
     }
-    return ngx_http_ferry_handler(r);
+    rc = ngx_http_ferry_map(r, &m);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+    return ngx_http_ferry_handler(r, &m);
 }

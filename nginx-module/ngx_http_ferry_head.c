@@ -1,8 +1,11 @@
 /*
- * ngx_http_ferry_head.c: the REQUEST_HEAD of a request (docs/protocol.md):
- * its method, URI, headers (hop-by-hop ones left out), client and server
- * addresses, and the app options and environment of its location; the
- * passenger_base_uri that matched; whether it asks for an upgrade.
+ * ngx_http_ferry_head.c: which app a request belongs to (the map:
+ * passenger_base_uri, the app root, the app type, no app detected →
+ * declined, as Passenger's content handler), and the REQUEST_HEAD of a
+ * request (docs/protocol.md): its method, URI (nginx's rewritten one when
+ * it changed), headers (hop-by-hop ones left out), client and server
+ * addresses, and the app options and environment of its location;
+ * whether it asks for an upgrade.
  */
 #include "ngx_http_ferry.h"
 #include <limits.h>
@@ -85,34 +88,235 @@ parent_dir(ngx_str_t *path)
     }
 }
 
-/* The app options: every value set for this location, plus what the
- * module derives: app_root (when unset) from the location's root (its
- * parent, as Passenger does with an app's public/ dir) or, when a
- * passenger_base_uri matched, from root + base URI with its symlink
- * resolved; base_uri. */
-static size_t
-app_options(ngx_http_request_t *r, ngx_http_ferry_loc_conf_t *lcf,
-    ngx_str_t *base, ferry_opt_t **out)
+/* The location's root for r, evaluated (nginx's `root` or `alias`, its
+ * variables and captures included, as nginx's static module maps a URI),
+ * without a trailing "/". */
+static ngx_int_t
+location_root(ngx_http_request_t *r, ngx_str_t *root)
 {
     ngx_http_core_loc_conf_t  *clcf;
+    ngx_str_t                  path;
+    size_t                     len;
+
+    clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
+    if (clcf->root_lengths == NULL) {
+        *root = clcf->root;
+    } else {
+        if (ngx_http_map_uri_to_path(r, &path, &len, 0) == NULL) {
+            return NGX_ERROR;
+        }
+        root->data = path.data;
+        root->len = len;
+    }
+    while (root->len > 1 && root->data[root->len - 1] == '/') {
+        root->len--;
+    }
+    return NGX_OK;
+}
+
+/* Is there an app in root: its startup file (passenger_startup_file, else
+ * app.js) a regular file? Passenger's detector, for the apps Ferry runs.
+ * The worker remembers the last answer of each location for
+ * passenger_stat_throttle_rate (default 1 s), so a busy app costs no
+ * stat() per request. */
+static ngx_int_t
+app_detected(ngx_http_request_t *r, ngx_http_ferry_loc_conf_t *lcf,
+    ngx_str_t *root)
+{
+    ngx_http_ferry_main_conf_t  *mcf;
+    ngx_http_ferry_value_t      *v;
+    ngx_file_info_t              fi;
+    ngx_str_t                    file, path;
+    ngx_msec_t                   throttle = 1000;
+    u_char                      *p;
+
+    v = ngx_http_ferry_value(lcf->app, "startup_file");
+    if (v != NULL) {
+        file = v->str;
+    } else {
+        ngx_str_set(&file, "app.js");
+    }
+    if (file.data[0] == '/') {
+        path.len = file.len;
+    } else {
+        path.len = root->len + 1 + file.len;
+    }
+    path.data = ngx_pnalloc(r->pool, path.len + 1);
+    if (path.data == NULL) {
+        return NGX_ERROR;
+    }
+    p = path.data;
+    if (file.data[0] != '/') {
+        p = ngx_cpymem(p, root->data, root->len);
+        *p++ = '/';
+    }
+    p = ngx_cpymem(p, file.data, file.len);
+    *p = '\0';
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_ferry_module);
+    v = ngx_http_ferry_value(mcf->server, "stat_throttle_rate");
+    if (v != NULL) {
+        throttle = (ngx_msec_t) v->num * 1000;
+    }
+    if (throttle > 0 && lcf->detect_root.data != NULL
+        && lcf->detect_root.len == path.len
+        && ngx_memcmp(lcf->detect_root.data, path.data, path.len) == 0
+        && ngx_current_msec - lcf->detect_at < throttle)
+    {
+        return lcf->detect_found ? NGX_OK : NGX_DECLINED;
+    }
+    lcf->detect_found = ngx_file_info(path.data, &fi) != NGX_FILE_ERROR
+                        && ngx_is_file(&fi);
+    lcf->detect_at = ngx_current_msec;
+    if (lcf->detect_root.len != path.len || lcf->detect_root.data == NULL
+        || ngx_memcmp(lcf->detect_root.data, path.data, path.len) != 0)
+    {
+        if (lcf->detect_root.data != NULL) {
+            ngx_free(lcf->detect_root.data);
+        }
+        lcf->detect_root.data = ngx_alloc(path.len, r->connection->log);
+        lcf->detect_root.len = lcf->detect_root.data ? path.len : 0;
+        if (lcf->detect_root.data != NULL) {
+            ngx_memcpy(lcf->detect_root.data, path.data, path.len);
+        }
+    }
+    return lcf->detect_found ? NGX_OK : NGX_DECLINED;
+}
+
+/* Passenger's content handler, for the apps Ferry runs: the base URI that
+ * matched; the public dir (the location's root, or with a base URI
+ * passenger_document_root, else root + base URI with its symlink
+ * resolved, as Passenger's docs set sub-URI apps up:
+ * `ln -s /srv/sub/public /srv/main/public/sub`); the app root
+ * (passenger_app_root, else the public dir's parent); the app type
+ * (passenger_app_start_command: generic; passenger_app_type: node,
+ * nodejs, generic, Passenger's other languages refused; else an app only
+ * where its startup file is, as Passenger's detector: else declined). */
+ngx_int_t
+ngx_http_ferry_map(ngx_http_request_t *r, ngx_http_ferry_map_t *m)
+{
+    ngx_http_ferry_loc_conf_t  *lcf;
+    ngx_http_ferry_value_t     *v, *type;
+    ngx_str_t                   root;
+    u_char                     *p;
+    ngx_int_t                   rc;
+    char                        resolved[PATH_MAX];
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_ferry_module);
+    ngx_memzero(m, sizeof(*m));
+    m->base = match_base_uri(r, lcf);
+
+    v = ngx_http_ferry_value(lcf->app, "app_root");
+    if (v != NULL) {
+        root = v->str;
+    } else {
+        v = ngx_http_ferry_value(lcf->app, "document_root");
+        if (m->base != NULL && v != NULL) {
+            root = v->str;
+        } else if (location_root(r, &root) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+        if (m->base != NULL) {
+            p = ngx_pnalloc(r->pool, root.len + m->base->len + 1);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            if (v != NULL) {
+                ngx_memcpy(p, root.data, root.len);
+                p[root.len] = '\0';
+            } else {
+                ngx_memcpy(p, root.data, root.len);
+                ngx_memcpy(p + root.len, m->base->data, m->base->len);
+                p[root.len + m->base->len] = '\0';
+                root.len += m->base->len;
+            }
+            root.data = p;
+            if (realpath((char *) p, resolved) != NULL) {
+                root.len = ngx_strlen(resolved);
+                root.data = ngx_pnalloc(r->pool, root.len);
+                if (root.data == NULL) {
+                    return NGX_HTTP_INTERNAL_SERVER_ERROR;
+                }
+                ngx_memcpy(root.data, resolved, root.len);
+            }
+        }
+        parent_dir(&root);
+        m->app_root.data = (u_char *) cstr(r->pool, &root);
+        m->app_root.len = root.len;
+    }
+
+    type = ngx_http_ferry_value(lcf->app, "app_type");
+    if (ngx_http_ferry_value(lcf->app, "app_start_command") != NULL) {
+        m->app_type = "generic";
+    } else if (type != NULL) {
+        if (ngx_strcmp(type->str.data, "node") == 0
+            || ngx_strcmp(type->str.data, "nodejs") == 0)
+        {
+            m->app_type = "node";
+        } else if (ngx_strcmp(type->str.data, "generic") == 0) {
+            m->app_type = "generic";
+        } else {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, 0,
+                          "FERRY0457: Cannot serve %V app %V: Ferry runs "
+                          "Node.js and generic (passenger_app_start_command) "
+                          "apps only", &type->str, &root);
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    } else {
+        rc = app_detected(r, lcf, &root);
+        if (rc != NGX_OK) {
+            return rc == NGX_DECLINED ? NGX_DECLINED
+                                      : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+
+    v = ngx_http_ferry_value(lcf->app, "custom_error_page");
+    if (v != NULL) {
+        if (v->str.data[0] == '/') {
+            m->error_page = (const char *) v->str.data;
+        } else {
+            p = ngx_pnalloc(r->pool, root.len + 1 + v->str.len + 1);
+            if (p == NULL) {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            }
+            m->error_page = (const char *) p;
+            p = ngx_cpymem(p, root.data, root.len);
+            *p++ = '/';
+            p = ngx_cpymem(p, v->str.data, v->str.len);
+            *p = '\0';
+        }
+    }
+    return NGX_OK;
+}
+
+/* The app options: every value set for this location (app_type and
+ * custom_error_page as ngx_http_ferry_map() made them), plus what the
+ * map derived: app_root (when unset), base_uri. */
+static size_t
+app_options(ngx_http_request_t *r, ngx_http_ferry_loc_conf_t *lcf,
+    ngx_http_ferry_map_t *m, ferry_opt_t **out)
+{
     ngx_http_ferry_value_t    *v;
     ferry_opt_t               *o;
     ngx_uint_t                 i, n = lcf->app ? lcf->app->nelts : 0, k = 0;
-    ngx_str_t                  root;
-    u_char                    *p;
-    char                       resolved[PATH_MAX];
 
-    o = ngx_pcalloc(r->pool, sizeof(ferry_opt_t) * (n + 3));
+    o = ngx_pcalloc(r->pool, sizeof(ferry_opt_t) * (n + 4));
     if (o == NULL) {
         return 0;
     }
     v = lcf->app ? lcf->app->elts : NULL;
     for (i = 0; i < n; i++) {
+        if (ngx_strcmp(v[i].opt->key, "app_type") == 0
+            || ngx_strcmp(v[i].opt->key, "custom_error_page") == 0)
+        {
+            continue;
+        }
         o[k].key = v[i].opt->key;
         switch (v[i].opt->type) {
         case NGX_HTTP_FERRY_STR:
             o[k].type = FERRY_OPT_STR;
-            o[k].s = cstr(r->pool, &v[i].str);
+            /* values are NUL-terminated (nginx's config parser) */
+            o[k].s = (const char *) v[i].str.data;
             break;
         case NGX_HTTP_FERRY_FLAG:
             o[k].type = FERRY_OPT_BOOL;
@@ -124,47 +328,61 @@ app_options(ngx_http_request_t *r, ngx_http_ferry_loc_conf_t *lcf,
         }
         k++;
     }
-    if (ngx_http_ferry_value(lcf->app, "app_root") == NULL) {
-        clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
-        root = clcf->root;
-        while (root.len > 1 && root.data[root.len - 1] == '/') {
-            root.len--;
-        }
-        if (base != NULL) {
-            /* the public dir is root + base URI (a symlink to the app's
-             * public/ dir, as Passenger's docs set it up) */
-            p = ngx_pnalloc(r->pool, root.len + base->len + 1);
-            if (p == NULL) {
-                return 0;
-            }
-            ngx_memcpy(p, root.data, root.len);
-            ngx_memcpy(p + root.len, base->data, base->len);
-            p[root.len + base->len] = '\0';
-            root.data = p;
-            root.len += base->len;
-            if (realpath((char *) p, resolved) != NULL) {
-                root.len = ngx_strlen(resolved);
-                root.data = ngx_pnalloc(r->pool, root.len);
-                if (root.data == NULL) {
-                    return 0;
-                }
-                ngx_memcpy(root.data, resolved, root.len);
-            }
-        }
-        parent_dir(&root);
-        o[k].key = "app_root";
+    if (m->app_type != NULL) {
+        o[k].key = "app_type";
         o[k].type = FERRY_OPT_STR;
-        o[k].s = cstr(r->pool, &root);
+        o[k].s = m->app_type;
         k++;
     }
-    if (base != NULL) {
+    if (m->error_page != NULL) {
+        o[k].key = "custom_error_page";
+        o[k].type = FERRY_OPT_STR;
+        o[k].s = m->error_page;
+        k++;
+    }
+    if (m->app_root.len > 0) {
+        o[k].key = "app_root";
+        o[k].type = FERRY_OPT_STR;
+        o[k].s = (const char *) m->app_root.data;
+        k++;
+    }
+    if (m->base != NULL) {
         o[k].key = "base_uri";
         o[k].type = FERRY_OPT_STR;
-        o[k].s = cstr(r->pool, base);
+        o[k].s = cstr(r->pool, m->base);
         k++;
     }
     *out = o;
     return k;
+}
+
+/* The request's URI as the app gets it: the client's bytes unless nginx
+ * changed the URI (rewrite, try_files, error_page, an internal redirect):
+ * then the new one, escaped, with its arguments (as Passenger sends it). */
+static const char *
+request_uri(ngx_http_request_t *r)
+{
+    uintptr_t  n;
+    size_t     len;
+    u_char    *p, *last;
+
+    if (r->valid_unparsed_uri) {
+        return cstr(r->pool, &r->unparsed_uri);
+    }
+    n = ngx_escape_uri(NULL, r->uri.data, r->uri.len, NGX_ESCAPE_URI);
+    len = r->uri.len + 2 * n + (r->args.len ? 1 + r->args.len : 0);
+    p = ngx_pnalloc(r->pool, len + 1);
+    if (p == NULL) {
+        return NULL;
+    }
+    last = (u_char *) ngx_escape_uri(p, r->uri.data, r->uri.len,
+                                     NGX_ESCAPE_URI);
+    if (r->args.len) {
+        *last++ = '?';
+        last = ngx_cpymem(last, r->args.data, r->args.len);
+    }
+    *last = '\0';
+    return (const char *) p;
 }
 
 /* Does the request ask for an upgrade (HTTP/1.1, no body, an Upgrade
@@ -247,7 +465,8 @@ app_key(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
 }
 
 ngx_int_t
-ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
+ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx,
+    ngx_http_ferry_map_t *m)
 {
     ngx_http_ferry_loc_conf_t  *lcf;
     ngx_http_core_srv_conf_t   *cscf;
@@ -317,7 +536,10 @@ ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
     ngx_memzero(h, sizeof(*h));
     h->version = FERRY_PROTO_RELAY_VERSION;
     h->method = cstr(r->pool, &r->method_name);
-    h->uri = cstr(r->pool, &r->unparsed_uri);
+    h->uri = request_uri(r);
+    if (h->uri == NULL) {
+        return NGX_ERROR;
+    }
     h->proto = r->http_version == NGX_HTTP_VERSION_10 ? "HTTP/1.0" : "HTTP/1.1";
     h->headers = headers;
     h->nheaders = n;
@@ -338,7 +560,7 @@ ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
     h->has_body = r->headers_in.content_length_n > 0 || r->headers_in.chunked;
     h->upgrade = upgrade;
     h->gen = ngx_http_ferry_generation();
-    h->napp = app_options(r, lcf, match_base_uri(r, lcf), &app);
+    h->napp = app_options(r, lcf, m, &app);
     if (app == NULL) {
         return NGX_ERROR;
     }

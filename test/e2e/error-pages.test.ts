@@ -1,9 +1,9 @@
 /**
  * End-to-end through a real Apache: what a visitor sees when an app cannot
  * start. The friendly-page cases are shared with nginx
- * (test/e2e/shared/error-page-cases.ts); PassengerCustomErrorPage is
- * Apache-only (Passenger 6.0.23 has no nginx form of it), so its cases live
- * here.
+ * (test/e2e/shared/error-page-cases.ts); PassengerCustomErrorPage's
+ * cases live here (nginx's passenger_custom_error_page has its own in
+ * test/e2e/nginx/compat-config.test.ts).
  */
 import test from "ava";
 import { writeFile } from "node:fs/promises";

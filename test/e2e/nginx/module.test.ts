@@ -53,11 +53,18 @@ test("nginx -t takes Passenger's directives in their contexts, with a FERRY0401 
       directives: ["passenger_app_env development;", "passenger_sticky_sessions on;",
         "location /app { passenger_enabled on; passenger_base_uri /app; passenger_min_instances 0;"
         + " passenger_start_timeout 1m; passenger_force_max_concurrent_requests_per_process -1;"
-        + " passenger_env_var OTHER 1; passenger_buffers 8 16k; }"],
+        + " passenger_env_var OTHER 1; passenger_buffers 8 16k; }",
+        // Passenger 6.0.23's nginx directives in a location, each where Passenger takes it
+        "location /more { passenger_custom_error_page /srv/down.html; passenger_intercept_errors on;"
+        + " passenger_buffer_upload off; passenger_temp_path /tmp; passenger_monitor_log_file /var/log/app.log;"
+        + " passenger_direct_instance_request_address 127.0.0.1; passenger_use_global_queue on;"
+        + " rails_spawn_method direct; rails_app_spawner_idle_time 0; rails_framework_spawner_idle_time 0; }"],
     }],
   });
   t.true(r.ok, r.output);
   t.regex(r.output, /FERRY0401: "passenger_turbocaching" is accepted and has no effect/);
+  t.regex(r.output, /FERRY0401: "passenger_buffer_upload" is accepted and has no effect/);
+  t.notRegex(r.output, /FERRY0401: "passenger_(intercept_errors|custom_error_page)"/);
 });
 
 for (const [directive, where, message] of [
@@ -67,6 +74,7 @@ for (const [directive, where, message] of [
   ["passenger_app_type perl;", "server", /"passenger_app_type" directive must be node, nodejs or generic/],
   ["passenger_app_env a; rails_env b;", "server", /"rails_env" directive is duplicate/],
   ["passenger_base_uri app;", "server", /"passenger_base_uri" directive must be a URI path starting with "\/"/],
+  ["passenger_intercept_errors yes;", "server", /invalid value "yes" in "passenger_intercept_errors" directive, it must be "on" or "off"/],
 ] as const) {
   test(`nginx -t refuses ${directive} in ${where}`, async (t) => {
     const r = await nginxConfigTest({
