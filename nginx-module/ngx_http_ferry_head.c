@@ -115,7 +115,8 @@ location_root(ngx_http_request_t *r, ngx_str_t *root)
 }
 
 /* Is there an app in root: its startup file (passenger_startup_file, else
- * app.js) a regular file? Passenger's detector, for the apps Ferry runs.
+ * app.js) a regular file? Passenger's detector, for the apps Ferry runs
+ * (a file the worker may not look at counts as there).
  * The worker remembers the last answer of each location for
  * passenger_stat_throttle_rate (default 1 s), so a busy app costs no
  * stat() per request. */
@@ -165,8 +166,14 @@ app_detected(ngx_http_request_t *r, ngx_http_ferry_loc_conf_t *lcf,
     {
         return lcf->detect_found ? NGX_OK : NGX_DECLINED;
     }
-    lcf->detect_found = ngx_file_info(path.data, &fi) != NGX_FILE_ERROR
-                        && ngx_is_file(&fi);
+    /* Only a startup file that is not there means no app: one the worker
+     * may not see (EACCES: a tenant's app, the core spawns as root) is
+     * the core's to judge. */
+    if (ngx_file_info(path.data, &fi) == NGX_FILE_ERROR) {
+        lcf->detect_found = ngx_errno != NGX_ENOENT && ngx_errno != NGX_ENOTDIR;
+    } else {
+        lcf->detect_found = ngx_is_file(&fi) != 0;
+    }
     lcf->detect_at = ngx_current_msec;
     if (lcf->detect_root.len != path.len || lcf->detect_root.data == NULL
         || ngx_memcmp(lcf->detect_root.data, path.data, path.len) != 0)
