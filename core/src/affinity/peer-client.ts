@@ -199,7 +199,7 @@ export class PeerClient {
           ex.writeHead(101, clientResponseHeaders(101, f.res.rawHeaders));
           const client = ex.upgraded();
           if (f.head.length > 0) client.write(f.head);
-          await pipeBoth(client, f.socket, log);
+          ex.tunnelEnded(f.head.length + await pipeBoth(client, f.socket, log));
           return "served";
         }
         case "continue":
@@ -258,13 +258,17 @@ export class PeerClient {
   }
 }
 
-/** Pipe both ways with half-close until both sides closed; an error destroys both. */
-function pipeBoth(client: Duplex, peer: Duplex, log: Logger): Promise<void> {
+/**
+ * Pipe both ways with half-close until both sides closed; an error destroys
+ * both. Resolves with the bytes the peer sent through it.
+ */
+function pipeBoth(client: Duplex, peer: Duplex, log: Logger): Promise<number> {
   return new Promise((resolve) => {
     let open = 2;
+    let bytesToClient = 0;
     const closed = (): void => {
       open--;
-      if (open === 0) resolve();
+      if (open === 0) resolve(bytesToClient);
     };
     client.on("error", (e: unknown) => {
       log.debug({ err: e }, "forwarded upgrade: client error");
@@ -286,5 +290,8 @@ function pipeBoth(client: Duplex, peer: Duplex, log: Logger): Promise<void> {
     });
     client.pipe(peer);
     peer.pipe(client);
+    peer.on("data", (chunk: Buffer) => {
+      bytesToClient += chunk.length;
+    });
   });
 }

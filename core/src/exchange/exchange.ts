@@ -62,4 +62,10 @@ export interface Exchange {
    * Writing to it sends to the client; reading yields what the client sends.
    */
   upgraded(): Duplex;
+  /**
+   * After a 101, once the tunnel has closed: `bytesToClient` is what the app
+   * (or the host owning the session) sent through it, the upgraded exchange's
+   * response bytes as a module's DONE reports them (docs/metrics.md).
+   */
+  tunnelEnded(bytesToClient: number): void;
 }

@@ -86,4 +86,8 @@ export class ResponseDeadlineExchange implements Exchange {
   upgraded(): Duplex {
     return this.#inner.upgraded();
   }
+
+  tunnelEnded(bytesToClient: number): void {
+    this.#inner.tunnelEnded(bytesToClient);
+  }
 }

@@ -91,6 +91,12 @@ class RecordedExchange implements Exchange {
     return this.#ex.upgraded();
   }
 
+  /** The relay path's tunnel closed: what went to the client through it counts as response bytes. */
+  tunnelEnded(bytesToClient: number): void {
+    this.#bytes += bytesToClient;
+    this.#ex.tunnelEnded(bytesToClient);
+  }
+
   /** Report the exchange once (also when the request path ended without end() or abort()). */
   finish(): void {
     if (this.#done) return;

@@ -68,6 +68,7 @@ function exchange(): { ex: Exchange; out: () => { status: number; body: string }
     end: () => undefined,
     abort: () => undefined,
     upgraded: (): Duplex => { throw new Error("no"); },
+    tunnelEnded: () => undefined,
   };
   return { ex, out: () => ({ status, body: Buffer.concat(chunks).toString() }) };
 }

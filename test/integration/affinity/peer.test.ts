@@ -135,6 +135,11 @@ class MemExchange implements Exchange {
   upgraded(): Duplex {
     return this.#server;
   }
+  /** What tunnelEnded() reported (-1: not called). */
+  tunnelled = -1;
+  tunnelEnded(bytesToClient: number): void {
+    this.tunnelled = bytesToClient;
+  }
   get text(): string {
     return Buffer.concat(this.chunks).toString();
   }
@@ -276,7 +281,7 @@ test.serial("PeerClient.forward() refused by a peer with another secret declines
   other.destroy();
 });
 
-test.serial("PeerClient.forward() tunnels an upgrade both ways", async (t) => {
+test.serial("PeerClient.forward() tunnels an upgrade both ways and reports the bytes sent to the client", async (t) => {
   const ex = new MemExchange(head({ uri: "/ws", upgrade: true, headers: ["Host", "example.com", "Upgrade", "echo", "Cookie", "_passenger_route=42"] }));
   const done = client.forward(ex, target(), "42");
   const reply = await new Promise<string>((resolve) => {
@@ -292,6 +297,7 @@ test.serial("PeerClient.forward() tunnels an upgrade both ways", async (t) => {
   t.true(ex.headers.includes("X-Pid"));
   ex.client.end();
   t.is(await done, "served");
+  t.is(ex.tunnelled, "echo:ping".length, "the bytes the owner sent through the tunnel are reported");
 });
 
 test.serial("a stock HTTP client cannot use the peer port", async (t) => {

@@ -51,6 +51,7 @@ function exchange(app: AppOptions, over: Partial<RequestHead> = {}): { ex: Excha
     end() { out.ended = true; },
     abort() { out.aborted = true; },
     upgraded(): Duplex { return new PassThrough(); },
+    tunnelEnded() { /* no tunnel here */ },
   };
   return { ex, out };
 }

@@ -48,6 +48,7 @@ function exchange(app = APP, serverName = "x"): Exchange {
     end: () => undefined,
     abort: () => undefined,
     upgraded: (): Duplex => { throw new Error("no"); },
+    tunnelEnded: () => undefined,
   };
 }
 

@@ -63,7 +63,9 @@ export async function tunnelExchange(ctx: RequestContext, session: Session, allo
     session.markUpgraded();
     const client = ex.upgraded();
     if (answer.head.length > 0) client.write(answer.head);
-    return await pipeBoth(ctx, session, client, appSocket);
+    const { outcome, bytesToClient } = await pipeBoth(ctx, session, client, appSocket);
+    ex.tunnelEnded(answer.head.length + bytesToClient);
+    return outcome;
   } catch (e: unknown) {
     if (allowRetry && !headSent && !ex.head.hasBody && cancel.reason === undefined && isConnectFailure(e, conn)) {
       throw new RetryCheckout(appError(e, session, "connect"));
@@ -82,10 +84,14 @@ const CLOSE_LINGER_MS = 30_000;
  * the other is not draining and ends the other side's write half when one side
  * ends (half-close). An error on either side or the process dying destroys
  * both; once one side has fully closed the other is ended and, if it has not
- * closed within CLOSE_LINGER_MS, destroyed.
+ * closed within CLOSE_LINGER_MS, destroyed. Resolves with how it ended and the
+ * bytes the app sent through it.
  */
-function pipeBoth(ctx: RequestContext, session: Session, client: Duplex, app: Duplex): Promise<SessionOutcome> {
-  return new Promise<SessionOutcome>((resolve) => {
+function pipeBoth(
+  ctx: RequestContext, session: Session, client: Duplex, app: Duplex,
+): Promise<{ outcome: SessionOutcome; bytesToClient: number }> {
+  return new Promise((resolve) => {
+    let bytesToClient = 0;
     let clientClosed = false;
     let appClosed = false;
     let outcome: SessionOutcome = "ok";
@@ -109,7 +115,7 @@ function pipeBoth(ctx: RequestContext, session: Session, client: Duplex, app: Du
       if (linger !== undefined) clearTimeout(linger);
       session.processGone.removeEventListener("abort", onGone);
       ctx.ex.signal.removeEventListener("abort", onClientGone);
-      resolve(outcome);
+      resolve({ outcome, bytesToClient });
     };
     session.processGone.addEventListener("abort", onGone, { once: true });
     ctx.ex.signal.addEventListener("abort", onClientGone, { once: true });
@@ -135,6 +141,9 @@ function pipeBoth(ctx: RequestContext, session: Session, client: Duplex, app: Du
     });
     client.pipe(app);
     app.pipe(client);
+    app.on("data", (chunk: Buffer) => {
+      bytesToClient += chunk.length;
+    });
     if (session.processGone.aborted) onGone();
   });
 }

@@ -66,6 +66,10 @@ export class NodeHttpExchange implements Exchange {
   upgraded(): Duplex {
     throw new Error("Cannot upgrade the connection: the request did not ask to upgrade");
   }
+
+  tunnelEnded(): void {
+    // no tunnel on an ordinary request
+  }
 }
 
 /** An upgrade request: the response is written raw on the client socket. */
@@ -120,6 +124,10 @@ export class NodeUpgradeExchange implements Exchange {
 
   upgraded(): Duplex {
     return this.#socket;
+  }
+
+  tunnelEnded(): void {
+    // the socket is closed: nothing more to do with it
   }
 }
 

@@ -219,4 +219,8 @@ export class ModuleExchange implements Exchange {
     if (this.#tunnel === undefined) throw new Error("Cannot use the upgraded connection: no 101 response was sent");
     return this.#tunnel;
   }
+
+  tunnelEnded(): void {
+    // nothing to report: the module counts nothing of a relayed tunnel
+  }
 }

@@ -113,6 +113,7 @@ function exchange(over: Partial<RequestHead>, body: Readable, opts: { slowClient
     end() { out.ended = true; },
     abort() { out.aborted = true; },
     upgraded(): Duplex { return new PassThrough(); },
+    tunnelEnded() { /* no tunnel here */ },
   };
   return { ex, out };
 }
