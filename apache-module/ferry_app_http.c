@@ -40,6 +40,7 @@
 #include "apr_portable.h"
 #include "apr_strings.h"
 
+#include "ferry_client_watch.h"
 #include "ferry_exchange.h"
 #include "ferry_http_parse.h"
 #include "ferry_log.h"
@@ -340,10 +341,42 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
 
 /* ---- Relaying ----------------------------------------------------------- */
 
+/* A read that waits at most wait while watching the client (the head):
+ * the same recv, poll, recv a timed read makes, with the poll done by
+ * ferry_wait_readable. APR_ECONNABORTED when the client hung up. */
+static apr_status_t recv_watching(ferry_app_io_t *io, char *buf,
+                                  apr_size_t *len, apr_interval_time_t wait,
+                                  apr_socket_t *client)
+{
+    apr_size_t want = *len;
+    apr_time_t until = 0;
+    apr_status_t rv;
+
+    apr_socket_timeout_set(io->sock, 0);
+    for (;;) {
+        *len = want;
+        rv = apr_socket_recv(io->sock, buf, len);
+        if (*len > 0 || !APR_STATUS_IS_EAGAIN(rv)) {
+            return rv;
+        }
+        if (until == 0) {
+            until = apr_time_now() + wait;
+        }
+        else if ((wait = until - apr_time_now()) <= 0) {
+            return APR_TIMEUP;
+        }
+        rv = ferry_wait_readable(io->sock, client, wait);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+}
+
 /* Up to *len bytes of the response into buf: the spool first, then the
- * socket. nonblock: APR_EAGAIN when nothing is there now. */
+ * socket. nonblock: APR_EAGAIN when nothing is there now. client: watch it
+ * while waiting (the response head), or NULL. */
 static apr_status_t app_read(ferry_exchange_t *ex, char *buf, apr_size_t *len,
-                             int nonblock)
+                             int nonblock, apr_socket_t *client)
 {
     ferry_app_io_t *io = ex->io;
     apr_size_t want = *len;
@@ -361,9 +394,17 @@ static apr_status_t app_read(ferry_exchange_t *ex, char *buf, apr_size_t *len,
     if (wait < 0) {
         return APR_TIMEUP;
     }
-    apr_socket_timeout_set(io->sock, wait);
     *len = want;
-    rv = apr_socket_recv(io->sock, buf, len);
+    if (client != NULL && wait > 0) {
+        rv = recv_watching(io, buf, len, wait, client);
+        if (rv == APR_ECONNABORTED) {
+            return rv;                  /* the client, not the app */
+        }
+    }
+    else {
+        apr_socket_timeout_set(io->sock, wait);
+        rv = apr_socket_recv(io->sock, buf, len);
+    }
     if (*len > 0) {
         io->got_any = 1;
         return APR_SUCCESS;
@@ -453,7 +494,7 @@ static apr_status_t read_more(ferry_exchange_t *ex, apr_size_t *len,
 
     *len = FERRY_APP_BUF;
     if (*unflushed) {
-        rv = app_read(ex, ex->io->buf, len, 1);
+        rv = app_read(ex, ex->io->buf, len, 1, NULL);
         if (!APR_STATUS_IS_EAGAIN(rv) && !APR_STATUS_IS_TIMEUP(rv)) {
             return rv;
         }
@@ -464,7 +505,7 @@ static apr_status_t read_more(ferry_exchange_t *ex, apr_size_t *len,
         *unflushed = 0;
         *len = FERRY_APP_BUF;
     }
-    return app_read(ex, ex->io->buf, len, 0);
+    return app_read(ex, ex->io->buf, len, 0, NULL);
 }
 
 /* The response broke off: say why, cut it (or answer 502/504). */
@@ -502,6 +543,7 @@ int ferry_app_relay(ferry_exchange_t *ex, ferry_err *errp)
     apr_status_t rv;
     int unflushed = 0, client_gone = 0, status;
     int buffer = ferry_app_buffer_response(ex->app);
+    apr_socket_t *client = ferry_client_socket(r);
 
     *errp = FERRY_OK;
     ex->outcome = "app_error";
@@ -528,10 +570,15 @@ int ferry_app_relay(ferry_exchange_t *ex, ferry_err *errp)
             return ferry_status_for(ex, FERRY_E_APP);
         }
         n = FERRY_APP_BUF - len;
-        rv = app_read(ex, io->buf + len, &n, 0);
+        rv = app_read(ex, io->buf + len, &n, 0, client);
         if (rv == APR_SUCCESS) {
             len += n;
             continue;
+        }
+        if (rv == APR_ECONNABORTED) {
+            /* The client hung up while the app worked on it: stop waiting,
+             * as nginx does (the app connection is closed). */
+            return ferry_client_left(ex);
         }
         if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
             ex->outcome = "timeout";

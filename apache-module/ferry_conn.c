@@ -22,6 +22,7 @@
 #include "apr_portable.h"
 #include "apr_poll.h"
 
+#include "ferry_client_watch.h"
 #include "ferry_conn.h"
 #include "ferry_daemon.h"
 #include "ferry_log.h"
@@ -237,14 +238,13 @@ static apr_status_t recv_once(request_rec *r, ferry_link_t *link, int fd,
 }
 
 apr_status_t ferry_conn_recv(request_rec *r, ferry_link_t *link,
-                             apr_interval_time_t timeout, apr_size_t *got)
+                             apr_interval_time_t timeout, apr_socket_t *client,
+                             apr_size_t *got)
 {
     char *buf;
     apr_size_t space, avail;
     apr_status_t rv;
     apr_os_sock_t fd;
-    apr_pollfd_t pfd;
-    apr_int32_t nsds;
 
     *got = 0;
     if (ferry_decoder_space(link->dec, FERRY_BODY_CHUNK, &buf, &space) != 0) {
@@ -264,17 +264,10 @@ apr_status_t ferry_conn_recv(request_rec *r, ferry_link_t *link,
         if (!APR_STATUS_IS_EAGAIN(rv) || timeout == 0) {
             return rv;
         }
-        memset(&pfd, 0, sizeof(pfd));
-        pfd.p = link->pool;
-        pfd.desc_type = APR_POLL_SOCKET;
-        pfd.desc.s = link->sock;
-        pfd.reqevents = APR_POLLIN;
-        do {
-            rv = apr_poll(&pfd, 1, &nsds, timeout > 0 ? timeout
-                                                      : FERRY_CONNECT_BUDGET);
-        } while (APR_STATUS_IS_EINTR(rv));
+        rv = ferry_wait_readable(link->sock, client,
+                                 timeout > 0 ? timeout : FERRY_CONNECT_BUDGET);
         if (rv != APR_SUCCESS) {
-            return rv;                  /* APR_TIMEUP */
+            return rv;          /* APR_TIMEUP, APR_ECONNABORTED (client) */
         }
     }
 }

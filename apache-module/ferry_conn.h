@@ -58,9 +58,11 @@ apr_status_t ferry_conn_send_body(apr_socket_t *sock, const char *data,
  * a non-blocking read (EAGAIN when nothing is there). APR_EOF when the core
  * closed its side. A descriptor passed with SCM_RIGHTS (MSG_CMSG_CLOEXEC) is
  * kept in link->passed_fd; a second one before the first is taken, or any
- * beyond the first in a message, is closed at once. */
+ * beyond the first in a message, is closed at once. client: watch it while
+ * waiting (ferry_wait_readable: APR_ECONNABORTED when it hung up), or NULL. */
 apr_status_t ferry_conn_recv(request_rec *r, ferry_link_t *link,
-                             apr_interval_time_t timeout, apr_size_t *got);
+                             apr_interval_time_t timeout, apr_socket_t *client,
+                             apr_size_t *got);
 
 /* Take the descriptor kept by ferry_conn_recv (-1 when none): the caller
  * owns it from now on. */

@@ -65,6 +65,25 @@ void ferry_send_abort(ferry_exchange_t *ex, const char *code,
     msgpack_sbuffer_destroy(&sb);
 }
 
+int ferry_client_left(ferry_exchange_t *ex)
+{
+    conn_rec *c = ex->r->connection;
+
+    ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, ex->r,
+                  "client went away while waiting for the response head");
+    ex->client_left = 1;
+    ex->outcome = "client_aborted";
+    ex->conn_reusable = 0;
+    ferry_send_abort(ex, "client_aborted",
+                     "The client closed the connection before the response");
+    apr_brigade_cleanup(ex->bb);
+    /* Nothing more goes to this client (not even the empty response httpd
+     * would finish the request with); its connection is closed. */
+    c->aborted = 1;
+    c->keepalive = AP_CONN_CLOSE;
+    return OK;
+}
+
 int ferry_pass_out(ferry_exchange_t *ex, int flush)
 {
     request_rec *r = ex->r;

@@ -71,6 +71,8 @@ typedef struct {
     unsigned int passes:1;          /* ask for passes and use them (FERRY_PASS) */
     unsigned int on_pass:1;         /* this exchange runs on a pass: no DONE */
     unsigned int counted:1;         /* counted in flight on lease_id */
+    unsigned int client_left:1;     /* the client hung up before the response
+                                     * head: nothing was sent (status 0) */
 
     /* Direct path (protocol v3). */
     const char *app_key;            /* cache key of the app */
@@ -105,6 +107,13 @@ int ferry_status_for(const ferry_exchange_t *ex, ferry_err err);
 /* Relay path: send one ABORT frame, best effort (the connection is closed
  * next). Nothing on the direct path (the core gets DONE). */
 void ferry_send_abort(ferry_exchange_t *ex, const char *code, const char *message);
+
+/* The client hung up while the module waited for the response head
+ * (ferry_client_watch.c): stop the exchange (relay path: ABORT
+ * client_aborted to the core; direct path: DONE client_aborted with status
+ * 0, the app connection closed), send nothing, close the client connection.
+ * Returns OK. */
+int ferry_client_left(ferry_exchange_t *ex);
 
 /* Pass ex->bb (plus a FLUSH) to the client; marks the head sent. 0, or -1
  * when the client is gone. */

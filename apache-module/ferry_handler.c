@@ -291,6 +291,9 @@ static int direct_exchange(ferry_exchange_t *ex)
          * always asks the core. */
         if (attempt > 0 || !ferry_lease_from_pass(ex)) {
             err = ferry_lease_get(ex);
+            if (err == FERRY_E_CLIENT_ABORTED) {
+                return ferry_client_left(ex);
+            }
             if (err != FERRY_OK) {
                 return ferry_status_for(ex, err);
             }
@@ -334,7 +337,7 @@ static int direct_exchange(ferry_exchange_t *ex)
                           "the response, also on the retry", ex->lease_pid);
         }
         /* Step Five: DONE; the app connection kept or closed. */
-        if (ex->sent_status == 0) {
+        if (ex->sent_status == 0 && !ex->client_left) {
             ex->sent_status = ex->head_sent || rc == OK ? r->status : rc;
         }
         ferry_lease_release(ex);

@@ -30,6 +30,7 @@
 
 #include "ferry_app_cache.h"
 #include "ferry_app_head.h"
+#include "ferry_client_watch.h"
 #include "ferry_conn.h"
 #include "ferry_daemon.h"
 #include "ferry_exchange.h"
@@ -205,6 +206,7 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     ferry_proto_status st;
     apr_status_t rv;
     apr_size_t got, total = 0;
+    apr_socket_t *client;
     int reused;
     int fd;
 
@@ -241,7 +243,12 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     }
 
     /* The answer: LEASE or PROCEED, within PassengerReadTimeout (the core
-     * may queue the request or start a process first). */
+     * may queue the request or start a process first; on the relay path it
+     * answers PROCEED with the response head). A client that hangs up
+     * meanwhile (ferry_client_watch.c) ends it: nothing may follow the head
+     * before the answer, so the link is closed, which the core takes as
+     * the client going away. */
+    client = ferry_client_socket(r);
     for (;;) {
         st = ferry_decoder_next(ex->dec, &f);
         if (st == FERRY_PROTO_OK) {
@@ -253,10 +260,16 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
                           "%s", ferry_proto_strstatus(st));
             return FERRY_E_PROTOCOL;
         }
-        rv = ferry_conn_recv(r, ex->link, ex->read_timeout, &got);
+        rv = ferry_conn_recv(r, ex->link, ex->read_timeout, client, &got);
         total += got;
         if (rv == APR_SUCCESS) {
             continue;
+        }
+        if (rv == APR_ECONNABORTED) {
+            ferry_link_release(r, ex->link, 0);
+            ex->link = NULL;
+            ex->sock = NULL;
+            return FERRY_E_CLIENT_ABORTED;
         }
         if (!APR_STATUS_IS_TIMEUP(rv)) {
             ferry_app_cache_pass_clear();   /* the core link was lost */

@@ -23,6 +23,7 @@
 #include "apr_lib.h"
 #include "apr_strings.h"
 
+#include "ferry_client_watch.h"
 #include "ferry_conn.h"
 #include "ferry_exchange.h"
 #include "ferry_log.h"
@@ -112,8 +113,8 @@ static void apply_headers(ferry_exchange_t *ex, const ferry_frame_t *f)
  * tried first; if it would block the client is flushed and the read waits
  * (up to the read timeout). */
 static ferry_err read_frame(ferry_exchange_t *ex, ferry_frame_t *f,
-                            int *unflushed, apr_status_t *rvp,
-                            ferry_proto_status *stp)
+                            int *unflushed, apr_socket_t *client,
+                            apr_status_t *rvp, ferry_proto_status *stp)
 {
     ferry_proto_status st;
     apr_status_t rv;
@@ -129,7 +130,7 @@ static ferry_err read_frame(ferry_exchange_t *ex, ferry_frame_t *f,
             return FERRY_E_PROTOCOL;
         }
         if (*unflushed) {
-            rv = ferry_conn_recv(ex->r, ex->link, 0, &got);
+            rv = ferry_conn_recv(ex->r, ex->link, 0, NULL, &got);
             if (APR_STATUS_IS_EAGAIN(rv) || APR_STATUS_IS_TIMEUP(rv)) {
                 if (ferry_pass_out(ex, 1) != 0) {
                     return FERRY_E_CLIENT_ABORTED;
@@ -139,12 +140,16 @@ static ferry_err read_frame(ferry_exchange_t *ex, ferry_frame_t *f,
             }
         }
         else {
-            rv = ferry_conn_recv(ex->r, ex->link, ex->read_timeout, &got);
+            rv = ferry_conn_recv(ex->r, ex->link, ex->read_timeout, client,
+                                 &got);
         }
         if (rv == APR_SUCCESS) {
             continue;
         }
         *rvp = rv;
+        if (rv == APR_ECONNABORTED) {
+            return FERRY_E_CLIENT_ABORTED;
+        }
         if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_EAGAIN(rv)) {
             return FERRY_E_TIMEOUT;
         }
@@ -210,8 +215,12 @@ int ferry_relay_response(ferry_exchange_t *ex)
     apr_size_t npending;
     int buffer = ferry_app_buffer_response(ex->app);
 
-    /* The head, within PassengerReadTimeout. */
-    err = read_frame(ex, &f, &unflushed, &rv, &st);
+    /* The head, within PassengerReadTimeout; a client that hangs up
+     * meanwhile ends the exchange (ferry_client_watch.c). */
+    err = read_frame(ex, &f, &unflushed, ferry_client_socket(r), &rv, &st);
+    if (err == FERRY_E_CLIENT_ABORTED) {
+        return ferry_client_left(ex);
+    }
     if (err == FERRY_E_CORE_CLOSED && ex->reused && !ap_request_has_body(r)
         && ferry_decoder_pending(ex->dec, &pending) == 0) {
         /* The core closed this idle connection (it never does so once an
@@ -279,7 +288,7 @@ int ferry_relay_response(ferry_exchange_t *ex)
 
     /* The body, frame by frame. */
     for (;;) {
-        err = read_frame(ex, &f, &unflushed, &rv, &st);
+        err = read_frame(ex, &f, &unflushed, NULL, &rv, &st);
         if (err == FERRY_E_CLIENT_ABORTED) {
             return client_gone(ex);
         }

@@ -208,6 +208,8 @@ struct ngx_http_ferry_ctx_s {
     ngx_chain_t                *busy;
     unsigned                    has_body:1;
     unsigned                    upgrade:1;
+    unsigned                    relaying:1;     /* relay_start ran: the core
+                                                 * is past LEASE/PROCEED */
     unsigned                    body_done:1;    /* END went into out */
     unsigned                    head_done:1;
     unsigned                    done:1;
@@ -337,6 +339,11 @@ ngx_int_t ngx_http_ferry_encode_done(ngx_http_ferry_ctx_t *ctx,
 void ngx_http_ferry_fail(ngx_http_ferry_ctx_t *ctx, ngx_int_t rc);
 /* The request pool's cleanup: whatever the exchange still holds. */
 void ngx_http_ferry_cleanup(void *data);
+/* r->read_event_handler while the worker waits for the core's answer or
+ * the response head (nginx's upstream watches the client itself on the
+ * direct path): a client that closed its side ends the request (499;
+ * "aborted" in the metrics), with ABORT client_aborted to a relaying core. */
+void ngx_http_ferry_watch_client(ngx_http_request_t *r);
 
 /* ngx_http_ferry_handler.c */
 ngx_int_t ngx_http_ferry_content(ngx_http_request_t *r);

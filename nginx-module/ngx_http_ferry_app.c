@@ -186,7 +186,7 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
             u->cleanup = NULL;
         }
         r->main->count++;
-        r->read_event_handler = ngx_http_block_reading;
+        r->read_event_handler = ngx_http_ferry_watch_client;
         r->write_event_handler = ngx_http_request_empty_handler;
         ctx->stale(ctx, reset);
         return;

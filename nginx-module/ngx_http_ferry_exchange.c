@@ -1,7 +1,8 @@
 /*
  * ngx_http_ferry_exchange.c: what the data path steps share to end an
  * exchange (as mod_ferry's ferry_exchange.c): DONE to the core, failing
- * the request with a status, the request pool's cleanup. Called by the
+ * the request with a status, the request pool's cleanup, a client that
+ * went away before the response head. Called by the
  * steps (lease.c, app.c, relay.c) and the orchestrator (handler.c); calls
  * none of them, only the connections below (link.c, app_cache.c).
  */
@@ -117,4 +118,84 @@ ngx_http_ferry_cleanup(void *data)
         ctx->dec = NULL;
     }
     msgpack_sbuffer_destroy(&ctx->out);
+}
+
+
+/* The client left before the response head: a relaying core gets ABORT
+ * (best effort: the link is closed next; a core still deciding, LEASE or
+ * PROCEED, takes the close as the client going away), and nginx ends the
+ * request with 499 as its upstream module does. */
+static void
+ngx_http_ferry_client_left(ngx_http_ferry_ctx_t *ctx)
+{
+    ngx_connection_t  *c = ctx->peer.connection;
+    msgpack_sbuffer    sb;
+
+    if (ctx->relaying && c != NULL && ctx->sent >= ctx->out.size) {
+        msgpack_sbuffer_init(&sb);
+        if (ferry_encode_abort(&sb, "client_aborted",
+                               "The client closed the connection before the "
+                               "response") == 0)
+        {
+            (void) c->send(c, (u_char *) sb.data, sb.size);
+        }
+        msgpack_sbuffer_destroy(&sb);
+    }
+    ngx_http_ferry_fail(ctx, NGX_HTTP_CLIENT_CLOSED_REQUEST);
+}
+
+/* nginx's ngx_http_upstream_check_broken_connection, for a read event. */
+void
+ngx_http_ferry_watch_client(ngx_http_request_t *r)
+{
+    ngx_http_ferry_ctx_t  *ctx = ngx_http_get_module_ctx(r, ngx_http_ferry_module);
+    ngx_connection_t      *c = r->connection;
+    ngx_event_t           *rev = c->read;
+    ngx_err_t              err = 0;
+    char                   buf[1];
+    ssize_t                n;
+
+    if (ctx == NULL || ctx->head_done) {
+        ngx_http_block_reading(r);
+        return;
+    }
+#if (NGX_HTTP_V2)
+    if (r->stream) {
+        return;
+    }
+#endif
+#if (NGX_HAVE_EPOLLRDHUP)
+    if ((ngx_event_flags & NGX_USE_EPOLL_EVENT) && ngx_use_epoll_rdhup) {
+        socklen_t  len = sizeof(ngx_err_t);
+
+        if (!rev->pending_eof) {
+            return;             /* bytes (a body, a pipelined request) */
+        }
+        if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, (void *) &err, &len) == -1) {
+            err = ngx_socket_errno;
+        }
+    } else
+#endif
+    {
+        n = recv(c->fd, buf, 1, MSG_PEEK);
+        err = ngx_socket_errno;
+        if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+            if (ngx_del_event(rev, NGX_READ_EVENT, 0) != NGX_OK) {
+                ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
+                return;
+            }
+        }
+        if (n > 0 || (n == -1 && err == NGX_EAGAIN)) {
+            return;
+        }
+        if (n == 0) {
+            err = 0;
+        }
+    }
+    rev->eof = 1;
+    c->error = 1;
+    ngx_log_error(NGX_LOG_INFO, c->log, err,
+                  "ferry: the client closed the connection before the "
+                  "response head");
+    ngx_http_ferry_client_left(ctx);
 }

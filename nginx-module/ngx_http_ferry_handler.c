@@ -169,6 +169,8 @@ ngx_http_ferry_handler(ngx_http_request_t *r, ngx_http_ferry_map_t *m)
     /* until the core answers, a writable client runs nothing (the default
      * handler would run the content phase again) */
     r->write_event_handler = ngx_http_request_empty_handler;
+    /* and a client that goes away meanwhile ends it */
+    r->read_event_handler = ngx_http_ferry_watch_client;
 
     /* Step Two: the core decides (or decided: a pass); Step Three follows
      * its answer */

@@ -55,6 +55,8 @@ ngx_http_ferry_relay_start(ngx_http_ferry_ctx_t *ctx)
     ngx_http_request_t  *r = ctx->r;
     ngx_int_t            rc;
 
+    ctx->relaying = 1;
+
     if (!ctx->has_body) {
         if (ferry_encode_end(&ctx->out) != 0) {
             ngx_http_ferry_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR);
@@ -166,7 +168,8 @@ ngx_http_ferry_pump(ngx_http_ferry_ctx_t *ctx)
                 return NGX_DONE;
             }
             ctx->body_done = 1;
-            r->read_event_handler = ngx_http_block_reading;
+            /* until the response head: a client that goes away ends it */
+            r->read_event_handler = ngx_http_ferry_watch_client;
             continue;
         }
         r->read_event_handler = ngx_http_ferry_client_read;
