@@ -7,7 +7,7 @@
 import test from "ava";
 import net from "node:net";
 import path from "node:path";
-import { FIXTURE_APPS, json, startApp, type Running } from "../../helpers/standalone.js";
+import { FIXTURE_APPS, json, startApp, waitFor, type Running } from "../../helpers/standalone.js";
 
 /** Both paths apply the deadlines: the loader on a handed-off connection (the default), the front server on the relay. */
 const MODES = { "": {}, " (relay)": { "connection-handoff": false } } as const;
@@ -15,7 +15,7 @@ const apps = new Map<string, Running>();
 
 test.before(async () => {
   await Promise.all(Object.entries(MODES).map(async ([mode, flags]) => {
-    const r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "header-timeout": "1", "request-timeout": "2", ...flags });
+    const r = await startApp(path.join(FIXTURE_APPS, "h3-app"), { "header-timeout": "1", "request-timeout": "2", "metrics-listen": "127.0.0.1:0", ...flags });
     apps.set(mode, r);
     await json(r.port, "/pid"); // the app is up
   }));
@@ -29,6 +29,15 @@ function running(mode: string): Running {
   const r = apps.get(mode);
   if (r === undefined) throw new Error("Cannot run: the instance did not start");
   return r;
+}
+
+/** The instance's ferry_app_requests_total of one status class (docs/metrics.md). */
+async function requestsCounted(mode: string, statusClass: string): Promise<number> {
+  const url = running(mode).instance.metricsUrl;
+  if (url === undefined) throw new Error("Cannot find the metrics URL");
+  const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text();
+  const line = text.split("\n").find((l) => l.startsWith("ferry_app_requests_total{") && l.includes(`status_class="${statusClass}"`));
+  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(" ") + 1));
 }
 
 /** Open a raw connection, send `first`, then nothing; resolves with what came back and when the server closed. */
@@ -71,7 +80,8 @@ for (const mode of Object.keys(MODES)) {
     t.true(ms >= 1_900 && ms < 10_000, `closed after ${ms} ms`);
   });
 
-  test(`an app that does not answer within --request-timeout gets its client a 504; the next request is served${mode}`, async (t) => {
+  test(`an app that does not answer within --request-timeout gets its client a 504, counted under 5xx; the next request is served${mode}`, async (t) => {
+    const counted = await requestsCounted(mode, "5xx");
     const started = Date.now();
     const r = await fetch(`http://127.0.0.1:${running(mode).port}/slow?ms=30000`);
     const ms = Date.now() - started;
@@ -79,6 +89,9 @@ for (const mode of Object.keys(MODES)) {
     t.regex(await r.text(), /did not answer within 2 s/);
     t.true(ms >= 1_900 && ms < 10_000, `answered after ${ms} ms`);
     t.is(typeof (await json(running(mode).port, "/pid"))["pid"], "number");
+    // The 504 is what the client got, so that is what the metrics count (no other case here answers 5xx).
+    await waitFor("the 504 to be counted", async () => ((await requestsCounted(mode, "5xx")) === counted + 1 ? true : undefined), 5_000, 50);
+    t.pass();
   });
 
   test(`a streaming response whose head went out in time is not cut by --request-timeout${mode}`, async (t) => {

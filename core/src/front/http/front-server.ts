@@ -102,6 +102,9 @@ export class FrontServer {
     this.#handoff = opts.handOff === undefined ? undefined : new HandoffListener({ relay: this.server, handOff: opts.handOff, log: opts.log });
     const direct = (ex: Exchange): Promise<void> => handleExchange(ex, opts.deps);
     const handle = opts.wrap?.(direct) ?? direct;
+    // The response deadline goes inside the wrapper (metrics), so the 504 it answers is what gets counted.
+    const deadlined = (ex: Exchange): Promise<void> => direct(new ResponseDeadlineExchange(ex, requestTimeout));
+    const handleRequest = requestTimeout > 0 ? opts.wrap?.(deadlined) ?? deadlined : handle;
     this.server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
       // Relayed for want of a ready process: the client's next connection gets handed off.
       if (relayedOnce(req.socket)) res.shouldKeepAlive = false;
@@ -112,7 +115,7 @@ export class FrontServer {
         return;
       }
       const ex: Exchange = new NodeHttpExchange(opts.app, headFromIncoming(req, false, false), req, res);
-      this.#exchanges.track(handle(requestTimeout > 0 ? new ResponseDeadlineExchange(ex, requestTimeout) : ex));
+      this.#exchanges.track(handleRequest(ex));
     });
     this.server.on("upgrade", (req: http.IncomingMessage, socket: Duplex, rest: Buffer) => {
       socket.on("error", (e: unknown) => this.#log.debug({ err: e }, "upgraded client socket error"));
