@@ -94,6 +94,13 @@ for (const mode of Object.keys(MODES)) {
     t.pass();
   });
 
+  test(`a request the client abandons before the response head counts as aborted${mode}`, async (t) => {
+    const counted = await requestsCounted(mode, "aborted");
+    await t.throwsAsync(fetch(`http://127.0.0.1:${running(mode).port}/slow?ms=1000`, { signal: AbortSignal.timeout(300) }), { any: true });
+    await waitFor("the abandoned request to be counted", async () => ((await requestsCounted(mode, "aborted")) === counted + 1 ? true : undefined), 5_000, 50);
+    t.pass();
+  });
+
   test(`a streaming response whose head went out in time is not cut by --request-timeout${mode}`, async (t) => {
     const r = await fetch(`http://127.0.0.1:${running(mode).port}/drip?chunks=6&interval=500`);
     t.is(r.status, 200);
