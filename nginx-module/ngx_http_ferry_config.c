@@ -27,6 +27,8 @@
 #define TIMER_MAX   2147483
 #define YEAR        31536000
 
+static char *ngx_http_ferry_set_enabled(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_ferry_set_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ferry_set_app(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -125,7 +127,7 @@ ngx_command_t ngx_http_ferry_commands[] = {
               NGX_HTTP_MAIN_CONF_OFFSET, 0),
 
     /* -- per application (http{}, server{}, location{}, if) --------------- */
-    FERRY_CMD("passenger_enabled", HSLI, FL, ngx_conf_set_flag_slot,
+    FERRY_CMD("passenger_enabled", HSLI, FL, ngx_http_ferry_set_enabled,
               NGX_HTTP_LOC_CONF_OFFSET,
               offsetof(ngx_http_ferry_loc_conf_t, enabled)),
     FERRY_APP("passenger_app_root", HSLI, T1, "app_root", STR, 0, 0, NULL),
@@ -359,6 +361,27 @@ ngx_http_ferry_parse(ngx_conf_t *cf, ngx_command_t *cmd, ngx_array_t **values)
 
 /* ------------------------------------------------------------------------ */
 /* Setters                                                                 */
+
+/* passenger_enabled: on/off; on in a location whose name ends in "/"
+ * redirects the name without it there (nginx's auto_redirect, as
+ * Passenger sets it: `location /app/` answers "/app" with a 301). */
+static char *
+ngx_http_ferry_set_enabled(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ferry_loc_conf_t  *lcf = conf;
+    ngx_http_core_loc_conf_t   *clcf;
+    char                       *rv;
+
+    rv = ngx_conf_set_flag_slot(cf, cmd, conf);
+    if (rv != NGX_CONF_OK || !lcf->enabled) {
+        return rv;
+    }
+    clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+    if (clcf->name.len > 0 && clcf->name.data[clcf->name.len - 1] == '/') {
+        clcf->auto_redirect = 1;
+    }
+    return NGX_CONF_OK;
+}
 
 static char *
 ngx_http_ferry_set_server(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)

@@ -15,6 +15,7 @@
 import test from "ava";
 import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { Readable } from "node:stream";
 import { makeTempRoot, prepareApp } from "../../helpers/apache.js";
 import { request, type HttpResult } from "../../helpers/e2e-http.js";
 import { ferryStatus } from "../../helpers/ferry-status.js";
@@ -85,6 +86,7 @@ test.before(async () => {
         "    passenger_app_env loc-env;",
         "}",
         "location /off/ { passenger_enabled off; }",
+        "location /slash/ { passenger_enabled on; }",
         "location /iff { if ($arg_static) { passenger_enabled off; } }",
       ],
     },
@@ -164,6 +166,11 @@ test.before(async () => {
       ],
     },
     {
+      serverName: "limit.test",
+      root: path.join(dir("inh"), "public"),
+      directives: ["passenger_enabled on;", "client_max_body_size 1k;"],
+    },
+    {
       serverName: "rack.test",
       root: path.join(dir("inh"), "public"),
       directives: ["passenger_enabled on;", "passenger_app_type rack;", `passenger_app_root ${dir("inh")};`],
@@ -227,6 +234,12 @@ test.serial("passenger_enabled off in a location, and in an `if` inside one, lea
   t.is(app.status, 404);
   t.truthy(app.headers["x-powered-by"], "the app's own 404");
   fromNginx(t, await get("inh.test", "/iff?static=1"), 404);
+});
+
+test.serial("passenger_enabled on in `location /slash/` redirects /slash to /slash/ (nginx's auto_redirect, as Passenger sets it)", async (t) => {
+  const res = await get("inh.test", "/slash?q=1");
+  fromNginx(t, res, 301);
+  t.regex(String(res.headers.location), /\/slash\/\?q=1$/);
 });
 
 test.serial("error_page does not replace an app's response without passenger_intercept_errors", async (t) => {
@@ -322,6 +335,16 @@ test.serial("passenger_enabled on where no app is found: nginx serves the site (
   fromNginx(t, await get("static.test", "/missing"), 404);
   const roots = (await ferryStatus(nginxStarted(nginx))).groups.map((g) => g.appRoot);
   t.false(roots.includes(path.join(root, "site")), roots.join(" "));
+});
+
+test.serial("client_max_body_size: a larger body gets nginx's 413, with a length or chunked", async (t) => {
+  const port = nginxStarted(nginx).port;
+  const body = Buffer.alloc(4096, "x");
+  fromNginx(t, await request(port, { path: "/upload", method: "POST", host: "limit.test", body }), 413);
+  fromNginx(t, await request(port, { path: "/upload", method: "POST", host: "limit.test", body: Readable.from([body]) }), 413);
+  const small = await request(port, { path: "/upload", method: "POST", host: "limit.test", body: Buffer.alloc(100, "y") });
+  t.is(small.status, 200, small.text);
+  t.is(jsonOf(small).bytes, 100);
 });
 
 test.serial("passenger_app_type rack (a language Ferry does not run): 500 and FERRY0457 in nginx's error log", async (t) => {
