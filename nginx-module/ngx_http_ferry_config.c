@@ -47,6 +47,7 @@ static char *ngx_http_ferry_set_redeploy(ngx_conf_t *cf, ngx_command_t *cmd,
 static const char *check_app_type(ngx_str_t *v);
 static const char *check_log_format(ngx_str_t *v);
 static const char *check_abs_path(ngx_str_t *v);
+static const char *check_token(ngx_str_t *v);
 static const char *check_affinity_redis(ngx_str_t *v);
 
 #define OPT(key, type, min, max, check) \
@@ -158,7 +159,7 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_APP("passenger_start_timeout", HSLI, T1, "start_timeout", SEC, 1, TIMER_MAX, NULL),
     FERRY_APP("passenger_restart_dir", HSLI, T1, "restart_dir", STR, 0, 0, NULL),
     FERRY_APP("passenger_sticky_sessions", HSLI, FL, "sticky_sessions", FLAG, 0, 1, NULL),
-    FERRY_APP("passenger_sticky_sessions_cookie_name", HSLI, T1, "sticky_sessions_cookie_name", STR, 0, 0, NULL),
+    FERRY_APP("passenger_sticky_sessions_cookie_name", HSLI, T1, "sticky_sessions_cookie_name", STR, 0, 0, check_token),
     FERRY_APP("passenger_sticky_sessions_cookie_attributes", HSLI, T1, "sticky_sessions_cookie_attributes", STR, 0, 0, NULL),
     FERRY_APP("passenger_friendly_error_pages", HSLI, FL, "friendly_error_pages", FLAG, 0, 1, NULL),
     FERRY_APP("passenger_user", HSLI, T1, "user", STR, 0, 0, NULL),
@@ -345,6 +346,17 @@ ngx_http_ferry_parse(ngx_conf_t *cf, ngx_command_t *cmd, ngx_array_t **values)
         }
         if (opt->check != NULL && (err = opt->check(arg)) != NULL) {
             return (char *) err;
+        }
+        if (ngx_strcmp(opt->key, "app_root") == 0) {
+            /* relative to nginx's prefix, as `root` is (mod_ferry: to
+             * ServerRoot); no trailing "/" */
+            if (ngx_conf_full_name(cf->cycle, arg, 0) != NGX_OK) {
+                return NGX_CONF_ERROR;
+            }
+            while (arg->len > 1 && arg->data[arg->len - 1] == '/') {
+                arg->len--;
+            }
+            arg->data[arg->len] = '\0';
         }
         break;
     }
@@ -549,6 +561,26 @@ static const char *
 check_abs_path(ngx_str_t *v)
 {
     return v->data[0] == '/' ? NULL : "must start with \"/\"";
+}
+
+/* A cookie name: an HTTP token (the core refuses anything else). */
+static const char *
+check_token(ngx_str_t *v)
+{
+    static const char  *extra = "!#$%&'*+-.^_`|~";
+    size_t              i;
+    u_char              ch;
+
+    for (i = 0; i < v->len; i++) {
+        ch = v->data[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z')
+              || (ch >= 'A' && ch <= 'Z') || ngx_strchr(extra, ch) != NULL))
+        {
+            return "must be a cookie name (letters, digits and "
+                   "!#$%&'*+-.^_`|~)";
+        }
+    }
+    return NULL;
 }
 
 static const char *

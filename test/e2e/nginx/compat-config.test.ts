@@ -142,7 +142,8 @@ test.before(async () => {
     {
       serverName: "nodejs.test",
       root: path.join(dir("nodejs"), "public"),
-      directives: ["passenger_enabled on;", "passenger_app_type nodejs;", `passenger_app_root ${dir("nodejs")};`],
+      // relative to nginx's prefix (<root>/nginx), as `root` is
+      directives: ["passenger_enabled on;", "passenger_app_type nodejs;", "passenger_app_root ../apps/nodejs/;"],
     },
     {
       serverName: "static.test",
@@ -323,10 +324,12 @@ test.serial("passenger_app_start_command alone makes a generic app on $PORT", as
   t.regex(String(body.port), /^\d+$/);
 });
 
-test.serial("passenger_app_type nodejs with passenger_app_root (startup file inherited from http{})", async (t) => {
+test.serial("passenger_app_type nodejs with a relative passenger_app_root (startup file inherited from http{})", async (t) => {
   const res = await get("nodejs.test", "/");
   t.is(res.status, 200, res.text);
   t.is(jsonOf(res).nodeEnv, "staging");
+  const roots = (await ferryStatus(nginxStarted(nginx))).groups.map((g) => g.appRoot);
+  t.true(roots.includes(`${root}/nginx/../apps/nodejs`), roots.join(" "));
 });
 
 test.serial("passenger_enabled on where no app is found: nginx serves the site (no spawn error)", async (t) => {

@@ -74,6 +74,7 @@ for (const [directive, where, message] of [
   ["passenger_app_type perl;", "server", /"passenger_app_type" directive must be node, nodejs or generic/],
   ["passenger_app_env a; rails_env b;", "server", /"rails_env" directive is duplicate/],
   ["passenger_base_uri app;", "server", /"passenger_base_uri" directive must be a URI path starting with "\/"/],
+  ["passenger_sticky_sessions_cookie_name \"my route\";", "server", /"passenger_sticky_sessions_cookie_name" directive must be a cookie name/],
   ["passenger_intercept_errors yes;", "server", /invalid value "yes" in "passenger_intercept_errors" directive, it must be "on" or "off"/],
 ] as const) {
   test(`nginx -t refuses ${directive} in ${where}`, async (t) => {
