@@ -39,9 +39,11 @@ ngx_http_ferry_relay_only(void)
     return relay_only;
 }
 
-/* A GET or HEAD for a regular file under the location's root: nginx
- * serves it (Passenger serves an app's public/ files the same way). A
- * miss is remembered for a moment (ngx_http_ferry_nofile.c). */
+/* A request for a regular file under the location's root, whatever its
+ * method: nginx has it (its static module serves a GET or HEAD and
+ * answers 405 to others), as Passenger and mod_ferry leave an app's
+ * public/ files to the web server. A miss is remembered for a moment
+ * (ngx_http_ferry_nofile.c). */
 static int
 ngx_http_ferry_static_file(ngx_http_request_t *r)
 {
@@ -49,9 +51,7 @@ ngx_http_ferry_static_file(ngx_http_request_t *r)
     size_t      root;
     u_char     *last;
 
-    if (!(r->method & (NGX_HTTP_GET|NGX_HTTP_HEAD))
-        || r->uri.data[r->uri.len - 1] == '/')
-    {
+    if (r->uri.data[r->uri.len - 1] == '/') {
         return 0;
     }
     last = ngx_http_map_uri_to_path(r, &path, &root, 0);

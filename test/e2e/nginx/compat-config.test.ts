@@ -60,6 +60,7 @@ test.before(async () => {
   for (const n of ["sub", "sub2"]) await writeFile(path.join(dir(n), "public", "robots.txt"), `robots of ${n}\n`);
   await writeFile(path.join(dir("int"), "public", "oops.html"), "nginx error_page oops\n");
   await writeFile(path.join(dir("inh"), "public", "oops.html"), "nginx error_page oops\n");
+  await writeFile(path.join(dir("inh"), "public", "robots.txt"), "User-agent: *\n");
   const customPage = path.join(root, "down.html");
   await writeFile(customPage, CUSTOM_PAGE, { mode: 0o644 });
   // A static site with no app above its root.
@@ -241,6 +242,14 @@ test.serial("passenger_enabled on in `location /slash/` redirects /slash to /sla
   const res = await get("inh.test", "/slash?q=1");
   fromNginx(t, res, 301);
   t.regex(String(res.headers.location), /\/slash\/\?q=1$/);
+});
+
+test.serial("a file under public/ is nginx's whatever the method (POST: nginx's 405), as Passenger leaves it", async (t) => {
+  const port = nginxStarted(nginx).port;
+  const file = await get("inh.test", "/robots.txt");
+  fromNginx(t, file, 200);
+  t.is(file.text, "User-agent: *\n");
+  fromNginx(t, await request(port, { path: "/robots.txt", method: "POST", host: "inh.test", body: Buffer.from("a=1") }), 405);
 });
 
 test.serial("error_page does not replace an app's response without passenger_intercept_errors", async (t) => {
