@@ -77,6 +77,13 @@ typedef struct {
     ngx_str_t      redeploy;        /* passenger_redeploy_on_graceful */
 } ngx_http_ferry_main_conf_t;
 
+/* passenger_set_header NAME VALUE: a request header for the app (VALUE
+ * with nginx variables; empty: the header is not sent). */
+typedef struct {
+    ngx_str_t                  name;
+    ngx_http_complex_value_t   value;
+} ngx_http_ferry_set_header_t;
+
 /* http{} / server{} / location{} level: per-application settings. */
 typedef struct {
     ngx_flag_t     enabled;         /* passenger_enabled */
@@ -84,6 +91,8 @@ typedef struct {
                                      * inherited ones included after merge */
     ngx_array_t   *env;             /* ngx_keyval_t: passenger_env_var */
     ngx_array_t   *base_uris;       /* ngx_str_t: passenger_base_uri */
+    ngx_array_t   *set_headers;     /* ngx_http_ferry_set_header_t:
+                                     * passenger_set_header */
     ngx_msec_t     read_timeout;    /* passenger_read_timeout */
     ngx_flag_t     intercept_errors;    /* passenger_intercept_errors */
     /* The worker's memory of the last app root it looked for an app in

@@ -39,6 +39,8 @@ static char *ngx_http_ferry_set_env_var(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ferry_set_base_uri(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ferry_set_header(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_ferry_set_pre_start(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ferry_set_redeploy(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -144,6 +146,8 @@ ngx_command_t ngx_http_ferry_commands[] = {
               NGX_HTTP_LOC_CONF_OFFSET, 0),
     FERRY_CMD("passenger_base_uri", HSLI, T1, ngx_http_ferry_set_base_uri,
               NGX_HTTP_LOC_CONF_OFFSET, 0),
+    FERRY_CMD("passenger_set_header", HSLI, T2, ngx_http_ferry_set_header,
+              NGX_HTTP_LOC_CONF_OFFSET, 0),
     FERRY_CMD("passenger_read_timeout", HSLI, T1, ngx_conf_set_msec_slot,
               NGX_HTTP_LOC_CONF_OFFSET,
               offsetof(ngx_http_ferry_loc_conf_t, read_timeout)),
@@ -221,9 +225,8 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_INERT("passenger_buffer_size", HSLI, T1, NGX_OWN),
     FERRY_INERT("passenger_buffers", HSLI, T2, NGX_OWN),
     FERRY_INERT("passenger_busy_buffers_size", HSLI, T1, NGX_OWN),
-    FERRY_INERT("passenger_request_buffering", HSLI, FL, NGX_OWN),
+    FERRY_INERT("passenger_request_buffering", HSLI, FL, "request bodies stream to the app as they arrive"),
     FERRY_INERT("passenger_ignore_client_abort", HSLI, FL, ENGINE),
-    FERRY_INERT("passenger_set_header", HSLI, T2, NGX_OWN),
     FERRY_INERT("passenger_pass_header", HSLI, T1, NGX_OWN),
     FERRY_INERT("passenger_ignore_headers", HSLI, MORE, NGX_OWN),
     FERRY_INERT("passenger_headers_hash_bucket_size", HSLI, T1, NGX_OWN),
@@ -235,7 +238,7 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_INERT("passenger_rolling_restarts", HSLI, FL, "restarts are always rolling in Ferry"),
     FERRY_INERT("passenger_resist_deployment_errors", HSLI, FL, ENGINE),
     FERRY_INERT("passenger_max_instances", HSLI, T1, "use passenger_max_instances_per_app"),
-    FERRY_INERT("passenger_buffer_upload", HSLI, FL, NGX_OWN " (client_body_buffer_size; nginx reads the body)"),
+    FERRY_INERT("passenger_buffer_upload", HSLI, FL, "request bodies stream to the app as they arrive"),
     FERRY_INERT("passenger_temp_path", HSLI, T1, NGX_OWN " (client_body_temp_path)"),
     FERRY_INERT("passenger_direct_instance_request_address", HSLI, T1, "app processes listen on private Unix sockets only"),
     FERRY_INERT("passenger_monitor_log_file", HSLI, T1, "no Fuse panel connector"),
@@ -453,6 +456,49 @@ ngx_http_ferry_set_env_var(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
     kv->key = value[1];
     kv->value = value[2];
+    return NGX_CONF_OK;
+}
+
+/* passenger_set_header NAME VALUE, as proxy_set_header: the value may hold
+ * variables; a level with its own replaces the outer levels' list. */
+static char *
+ngx_http_ferry_set_header(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_ferry_loc_conf_t         *lcf = conf;
+    ngx_str_t                         *value = cf->args->elts;
+    ngx_http_ferry_set_header_t       *h;
+    ngx_http_compile_complex_value_t   ccv;
+    size_t                             i;
+
+    if (value[1].len == 0) {
+        return "needs a header name";
+    }
+    for (i = 0; i < value[1].len; i++) {
+        if (value[1].data[i] <= ' ' || value[1].data[i] == ':'
+            || value[1].data[i] >= 0x7f)
+        {
+            return "needs a header name without spaces or \":\"";
+        }
+    }
+    if (lcf->set_headers == NULL) {
+        lcf->set_headers = ngx_array_create(cf->pool, 4,
+                                            sizeof(ngx_http_ferry_set_header_t));
+        if (lcf->set_headers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+    h = ngx_array_push(lcf->set_headers);
+    if (h == NULL) {
+        return NGX_CONF_ERROR;
+    }
+    h->name = value[1];
+    ngx_memzero(&ccv, sizeof(ccv));
+    ccv.cf = cf;
+    ccv.value = &value[2];
+    ccv.complex_value = &h->value;
+    if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
     return NGX_CONF_OK;
 }
 
@@ -716,6 +762,12 @@ ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
             *(ngx_keyval_t *) ngx_array_push(env) = kv[i];
         }
         conf->env = env;
+    }
+
+    /* passenger_set_header: as proxy_set_header (and Passenger), a level
+     * with its own does not inherit the outer ones */
+    if (conf->set_headers == NULL) {
+        conf->set_headers = prev->set_headers;
     }
 
     /* passenger_base_uri: this level's, then the outer ones (as Passenger

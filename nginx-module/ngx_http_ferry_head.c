@@ -436,6 +436,23 @@ wants_upgrade(ngx_http_request_t *r)
     return 0;
 }
 
+/* Does a passenger_set_header name this header? */
+static int
+set_by_config(ngx_http_ferry_set_header_t *set, ngx_uint_t nset,
+    ngx_str_t *name)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < nset; i++) {
+        if (set[i].name.len == name->len
+            && ngx_strncasecmp(set[i].name.data, name->data, name->len) == 0)
+        {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The app's cache key: (app_root, app_env, app_group_name) as sent. */
 static ngx_int_t
 app_key(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx)
@@ -483,7 +500,9 @@ ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx,
     ngx_keyval_t               *kv;
     const char                **headers, **env = NULL;
     ferry_opt_t                *app = NULL;
-    ngx_uint_t                  i, n = 0, total = 0;
+    ngx_http_ferry_set_header_t *set;
+    ngx_str_t                   sv;
+    ngx_uint_t                  i, n = 0, total = 0, nset;
     u_char                      addr[NGX_SOCKADDR_STRLEN];
     ngx_str_t                   local;
     int                         upgrade = wants_upgrade(r);
@@ -492,7 +511,9 @@ ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx,
     for (part = &r->headers_in.headers.part; part; part = part->next) {
         total += part->nelts;
     }
-    headers = ngx_palloc(r->pool, sizeof(char *) * 2 * (total + 1));
+    nset = lcf->set_headers ? lcf->set_headers->nelts : 0;
+    set = nset ? lcf->set_headers->elts : NULL;
+    headers = ngx_palloc(r->pool, sizeof(char *) * 2 * (total + nset + 1));
     if (headers == NULL) {
         return NGX_ERROR;
     }
@@ -517,10 +538,24 @@ ngx_http_ferry_head_init(ngx_http_request_t *r, ngx_http_ferry_ctx_t *ctx,
             {
                 continue;
             }
+            if (set_by_config(set, nset, &hdr[i].key)) {
+                continue;           /* passenger_set_header replaces it */
+            }
             headers[2 * n] = cstr(r->pool, &hdr[i].key);
             headers[2 * n + 1] = cstr(r->pool, &hdr[i].value);
             n++;
         }
+    }
+    for (i = 0; i < nset; i++) {
+        if (ngx_http_complex_value(r, &set[i].value, &sv) != NGX_OK) {
+            return NGX_ERROR;
+        }
+        if (sv.len == 0) {
+            continue;               /* an empty value: not sent */
+        }
+        headers[2 * n] = (const char *) set[i].name.data;
+        headers[2 * n + 1] = cstr(r->pool, &sv);
+        n++;
     }
     if (lcf->env != NULL && lcf->env->nelts > 0) {
         env = ngx_palloc(r->pool, sizeof(char *) * 2 * lcf->env->nelts);

@@ -9,7 +9,7 @@
  * passenger_base_uri, passenger_document_root), `root` with variables,
  * `rewrite` and `try_files` before the app, passenger_app_start_command
  * alone, passenger_app_type nodejs, no app under the root (nginx serves),
- * passenger_base_uri at two levels,
+ * passenger_base_uri at two levels, passenger_set_header,
  * passenger_intercept_errors with error_page, passenger_custom_error_page.
  */
 import test from "ava";
@@ -94,7 +94,15 @@ test.before(async () => {
     {
       serverName: "inh2.test",
       root: path.join(dir("inh2"), "public"),
-      directives: ["passenger_enabled on;", "passenger_startup_file app.js;", "passenger_env_var LEVEL server;"],
+      directives: [
+        "passenger_enabled on;",
+        "passenger_startup_file app.js;",
+        "passenger_env_var LEVEL server;",
+        // as New Relic's and Scout's queue-time docs write it
+        'passenger_set_header X-Request-Start "t=${msec}";',
+        "passenger_set_header X-Host-Seen $host;",
+        'passenger_set_header X-Drop "";',
+      ],
     },
     {
       // Passenger's nginx sub-URI guide: a regex location, alias to the
@@ -220,6 +228,16 @@ test.serial("http{} values apply to every server; a server's and a location's ow
   t.is(await envOf("inh.test", "LOC_ONLY"), "1");
   t.is(await envOf("inh.test", "FROM_HTTP"), "yes");
   t.is(await envOf("inh.test", "NODE_ENV"), "loc-env");
+});
+
+test.serial("passenger_set_header: values with nginx variables reach the app; an empty one drops the client's header", async (t) => {
+  const res = await request(nginxStarted(nginx).port, { path: "/echo", host: "inh2.test", headers: { "X-Drop": "client", "X-Keep": "client" } });
+  t.is(res.status, 200, res.text);
+  const headers = jsonOf(res).headers as Record<string, unknown>;
+  t.regex(String(headers["x-request-start"]), /^t=\d+\.\d{3}$/);
+  t.is(headers["x-host-seen"], "inh2.test");
+  t.is(headers["x-drop"], undefined);
+  t.is(headers["x-keep"], "client");
 });
 
 test.serial("two server blocks serve two apps, each its own processes", async (t) => {
