@@ -10,13 +10,14 @@
  * `rewrite` and `try_files` before the app, passenger_app_start_command
  * alone, passenger_app_type nodejs, no app under the root (nginx serves),
  * passenger_base_uri at two levels, passenger_set_header,
+ * passenger_max_request_queue_time,
  * passenger_intercept_errors with error_page, passenger_custom_error_page.
  */
 import test from "ava";
 import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Readable } from "node:stream";
-import { makeTempRoot, prepareApp } from "../../helpers/apache.js";
+import { makeTempRoot, prepareApp, waitFor } from "../../helpers/apache.js";
 import { request, type HttpResult } from "../../helpers/e2e-http.js";
 import { ferryStatus } from "../../helpers/ferry-status.js";
 import { NginxServer, nginxStarted, stopAndRemoveNginx, type NginxServerSpec } from "../../helpers/nginx.js";
@@ -176,6 +177,17 @@ test.before(async () => {
       ],
     },
     {
+      // one request at a time in one process: the second one queues
+      serverName: "qt.test",
+      root: path.join(dir("inh"), "public"),
+      directives: [
+        "passenger_enabled on;",
+        "passenger_app_group_name inh-queue;",
+        "passenger_force_max_concurrent_requests_per_process 1;",
+        "passenger_max_request_queue_time 1;",
+      ],
+    },
+    {
       serverName: "limit.test",
       root: path.join(dir("inh"), "public"),
       directives: ["passenger_enabled on;", "client_max_body_size 1k;"],
@@ -200,7 +212,8 @@ test.before(async () => {
     root,
     servers,
     http: [
-      "passenger_max_pool_size 12;",
+      "passenger_max_pool_size 14;",
+      "passenger_max_instances_per_app 1;",
       "passenger_app_env staging;",
       "passenger_startup_file server.js;",
       "passenger_env_var FROM_HTTP yes;",
@@ -365,6 +378,18 @@ test.serial("passenger_enabled on where no app is found: nginx serves the site (
   fromNginx(t, await get("static.test", "/missing"), 404);
   const roots = (await ferryStatus(nginxStarted(nginx))).groups.map((g) => g.appRoot);
   t.false(roots.includes(path.join(root, "site")), roots.join(" "));
+});
+
+test.serial("passenger_max_request_queue_time: a request queued longer gets 504, the one running finishes", async (t) => {
+  t.is((await get("qt.test", "/")).status, 200);
+  const slow = get("qt.test", "/slow");
+  await waitFor(
+    async () => (await ferryStatus(nginxStarted(nginx))).groups.find((g) => g.name === "inh-queue")?.processes.some((p) => p.inFlight > 0),
+    { timeoutMs: 10_000, intervalMs: 50, what: "the slow request in the app" },
+  );
+  const queued = await get("qt.test", "/");
+  t.is(queued.status, 504, queued.text);
+  t.is((await slow).status, 200);
 });
 
 test.serial("client_max_body_size: a larger body gets nginx's 413, with a length or chunked", async (t) => {
