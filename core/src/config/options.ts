@@ -125,6 +125,9 @@ export const OPTIONS: readonly OptionSpec[] = [
   { key: "group", wire: "group", target: "app", field: "group", kind: { t: "string" } },
   { key: "custom_error_page", wire: "custom_error_page", target: "app", field: "customErrorPage", kind: { t: "string", pattern: /^(\/[\s\S]*)?$/, what: "an absolute path" } },
   { key: "app_file_descriptor_ulimit", wire: "app_file_descriptor_ulimit", target: "app", field: "fileDescriptorUlimit", kind: { t: "int", min: 0, max: INT_MAX } },
+  // nginx only (Passenger's nginx directives; Apache has no form of them).
+  { key: "request_queue_overflow_status_code", wire: "request_queue_overflow_status_code", target: "app", field: "requestQueueOverflowStatusCode", kind: { t: "int", min: 400, max: 599 } },
+  { key: "spawn_exception_status_code", wire: "spawn_exception_status_code", target: "app", field: "spawnExceptionStatusCode", kind: { t: "int", min: 400, max: 599 } },
 ];
 
 function isStandalone(o: OptionSpec): o is StandaloneOptionSpec {

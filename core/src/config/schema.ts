@@ -65,6 +65,10 @@ export interface AppOptions {
   readonly customErrorPage: string;
   /** PassengerAppFileDescriptorUlimit; 0 = inherit. */
   readonly fileDescriptorUlimit: number;
+  /** nginx's passenger_request_queue_overflow_status_code: status of a full queue's page; 0 = 503. */
+  readonly requestQueueOverflowStatusCode: number;
+  /** nginx's passenger_spawn_exception_status_code: status of a failed spawn's page; 0 = 500. */
+  readonly spawnExceptionStatusCode: number;
   /** PassengerAbortWebsocketsOnProcessShutdown. */
   readonly abortWebsocketsOnProcessShutdown: boolean;
   /** PassengerShowVersionInHeader: X-Powered-By carries the version. */
@@ -195,6 +199,8 @@ export const APP_DEFAULTS = {
   appLogFile: "",
   customErrorPage: "",
   fileDescriptorUlimit: 0,
+  requestQueueOverflowStatusCode: 0,
+  spawnExceptionStatusCode: 0,
   abortWebsocketsOnProcessShutdown: true,
   showVersionInHeader: true,
 } as const;

@@ -127,9 +127,17 @@ function plainHtml(i: ErrorPageInput, status: number): string {
 Search the web server's log for this ID, or turn on friendly error pages (PassengerFriendlyErrorPages on) to see the details here.</p>`);
 }
 
+/** The page's status: the error's, or the app's chosen one for a full queue or a failed spawn (nginx's passenger_*_status_code). */
+function pageStatus(i: ErrorPageInput): number {
+  const code = i.error.code;
+  if (code === "FERRY_ERR_QUEUE_FULL" && i.app.requestQueueOverflowStatusCode > 0) return i.app.requestQueueOverflowStatusCode;
+  if ((code === "FERRY_ERR_SPAWN" || code === "FERRY_ERR_SPAWN_TIMEOUT") && i.app.spawnExceptionStatusCode > 0) return i.app.spawnExceptionStatusCode;
+  return i.error.httpStatus >= 400 && i.error.httpStatus <= 599 ? i.error.httpStatus : 500;
+}
+
 /** Render the error response for a request that failed before the app answered. */
 export function renderErrorPage(i: ErrorPageInput): ErrorPage {
-  const status = i.error.httpStatus >= 400 && i.error.httpStatus <= 599 ? i.error.httpStatus : 500;
+  const status = pageStatus(i);
   const friendly = i.app.friendlyErrorPages;
   let type: string;
   let text: string;

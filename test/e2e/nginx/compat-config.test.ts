@@ -11,7 +11,8 @@
  * alone, passenger_app_type nodejs, no app under the root (nginx serves),
  * passenger_base_uri at two levels, passenger_set_header,
  * passenger_max_request_queue_time,
- * passenger_intercept_errors with error_page, passenger_custom_error_page.
+ * passenger_intercept_errors with error_page, passenger_custom_error_page,
+ * passenger_spawn_exception_status_code.
  */
 import test from "ava";
 import { mkdir, rename, symlink, writeFile } from "node:fs/promises";
@@ -205,6 +206,7 @@ test.before(async () => {
         "passenger_env_var COMPAT_CRASH_ON_START 1;",
         `passenger_custom_error_page ${customPage};`,
         "passenger_start_timeout 20;",
+        "passenger_spawn_exception_status_code 503;",
       ],
     },
   ];
@@ -409,8 +411,8 @@ test.serial("passenger_app_type rack (a language Ferry does not run): 500 and FE
   t.regex(nginxStarted(nginx).errorLog(), /FERRY0457: Cannot serve rack app \S+\/apps\/inh: Ferry runs Node.js and generic/);
 });
 
-test.serial("passenger_custom_error_page replaces the error page of an app that cannot start", async (t) => {
+test.serial("passenger_custom_error_page and passenger_spawn_exception_status_code: an app that cannot start gets that page with that status", async (t) => {
   const res = await get("cep.test", "/");
-  t.true(res.status >= 500 && res.status < 600, String(res.status));
+  t.is(res.status, 503);
   t.is(res.text, CUSTOM_PAGE);
 });

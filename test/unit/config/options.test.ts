@@ -3,7 +3,8 @@
  * reads the core config file, the request heads' app options and `ferry
  * start`'s input with it. mod_ferry checks the same directives in C
  * (apache-module/ferry_config.c's SF()/DF() field tables): the two must agree,
- * or a value one side accepts is refused by the other.
+ * or a value one side accepts is refused by the other. Options only Passenger's
+ * nginx directives have are checked against nginx-module/ngx_http_ferry_config.c.
  */
 import test from "ava";
 import { readFileSync } from "node:fs";
@@ -40,6 +41,18 @@ function cRanges(): Map<string, readonly [number, number]> {
 const C_NAME: Readonly<Record<string, string>> = { app_file_descriptor_ulimit: "app_fd_ulimit" };
 /** Core config keys with no directive (a hand-written config file only). */
 const NOT_A_DIRECTIVE = new Set(["process_shutdown_timeout"]);
+const NGX = readFileSync(path.join(ROOT, "nginx-module/ngx_http_ferry_config.c"), "utf8");
+
+/** Wire key → [min, max] of the nginx module's integer app options (Passenger's nginx-only directives). */
+function nginxRanges(): Map<string, readonly [number, number]> {
+  const out = new Map<string, readonly [number, number]>();
+  for (const m of NGX.matchAll(/FERRY_APP\("[a-z_]+", \w+, \w+,\s*"([a-z_]+)", INT, (-?\d+), (-?\d+)/g)) {
+    out.set(m[1] ?? "", [Number(m[2]), Number(m[3])]);
+  }
+  return out;
+}
+/** Wire keys only the nginx module sends (Passenger has no Apache form of them). */
+const NGINX_ONLY = new Set(["request_queue_overflow_status_code", "spawn_exception_status_code"]);
 
 test("every numeric option the module sends has the range ferry_config.c checks", (t) => {
   const ranges = cRanges();
@@ -49,8 +62,8 @@ test("every numeric option the module sends has the range ferry_config.c checks"
     if ((o.kind.t !== "int" && o.kind.t !== "seconds") || (o.core !== true && o.wire === undefined)) continue;
     const key = o.wire ?? o.key;
     if (NOT_A_DIRECTIVE.has(key)) continue;
-    const c = ranges.get(C_NAME[key] ?? key);
-    if (c === undefined) wrong.push(`${key}: no range in ferry_config.c`);
+    const c = NGINX_ONLY.has(key) ? nginxRanges().get(key) : ranges.get(C_NAME[key] ?? key);
+    if (c === undefined) wrong.push(`${key}: no range in ${NGINX_ONLY.has(key) ? "ngx_http_ferry_config.c" : "ferry_config.c"}`);
     else if (c[0] !== o.kind.min || c[1] !== o.kind.max) wrong.push(`${key}: core ${o.kind.min}-${o.kind.max}, module ${c[0]}-${c[1]}`);
   }
   t.deepEqual(wrong, []);

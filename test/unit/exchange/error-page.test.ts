@@ -72,3 +72,15 @@ test("renderErrorPage() serves PassengerCustomErrorPage's bytes when friendly pa
   const friendly = renderErrorPage({ error: new QueueFullError("full"), app: makeAppOptions("/srv/a", { friendlyErrorPages: true }), errorId: "abcd1234", requestHeaders: [], customPage });
   t.notDeepEqual(friendly.body, customPage, "friendly pages win");
 });
+
+test("renderErrorPage() takes the app's status for a full queue and a failed spawn (nginx's passenger_*_status_code), else the error's", (t) => {
+  const app = makeAppOptions("/srv/a", { requestQueueOverflowStatusCode: 429, spawnExceptionStatusCode: 503 });
+  const page = (error: SpawnError | QueueFullError | AppCrashedError, a = app): number =>
+    renderErrorPage({ error, app: a, errorId: "abcdef12", requestHeaders: [] }).status;
+  t.is(page(new QueueFullError("full")), 429);
+  t.is(page(spawnError), 503);
+  t.is(page(new SpawnError("slow", { timeout: true })), 503);
+  t.is(page(new AppCrashedError("gone")), 502);
+  t.is(page(new QueueFullError("full"), makeAppOptions("/srv/a")), 503);
+  t.is(page(spawnError, makeAppOptions("/srv/a")), 500);
+});
