@@ -49,6 +49,7 @@
 #include "ferry_handler.h"
 #include "ferry_log.h"
 #include "ferry_map.h"
+#include "ferry_pass.h"
 #include "ferry_proto.h"
 
 APLOG_USE_MODULE(ferry);
@@ -69,6 +70,36 @@ void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
     ap_log_error(APLOG_MARK, APLOG_TRACE1, 0, s, "data path: %s%s",
                  direct_path ? "direct (protocol v3)" : "relay (protocol v2)",
                  passes ? ", passes" : "");
+}
+
+static apr_status_t shared_counts_cleanup(void *data)
+{
+    (void)data;
+    ferry_pass_shared_destroy();
+    return APR_SUCCESS;
+}
+
+int ferry_handler_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    (void)plog;
+    (void)ptemp;
+    /* Not in the dry run (the first of the two startup passes): its DSO
+     * is unloaded afterwards. Children forked from here on inherit it;
+     * those of the previous generation keep theirs. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (ferry_pass_shared_create() != 0) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, errno, s, FERRY_LOGNO(0140)
+                     "Cannot map the in-flight counts the children share; "
+                     "each child picks app processes by its own requests "
+                     "only");
+        return OK;
+    }
+    apr_pool_cleanup_register(pconf, NULL, shared_counts_cleanup,
+                              apr_pool_cleanup_null);
+    return OK;
 }
 
 static apr_status_t sbuffer_cleanup(void *data)

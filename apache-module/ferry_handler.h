@@ -16,4 +16,9 @@ int ferry_handler(request_rec *r);
  * connection cache. */
 void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s);
 
+/* post_config (the parent, each generation): the in-flight counts all of
+ * this generation's children share (ferry_pass_shared_create). */
+int ferry_handler_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s);
+
 #endif

@@ -8,6 +8,9 @@
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L     /* struct stat's st_mtim */
 #endif
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE             /* MAP_ANONYMOUS */
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,7 +18,9 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "ferry_pass.h"
 
@@ -40,6 +45,8 @@ typedef struct {
 typedef struct {
     char *id;
     size_t n;
+    size_t slot;                /* its shared counter, or NO_SLOT */
+    uint64_t key;               /* the id's key there */
 } count_t;
 
 struct ferry_pass_table_t {
@@ -274,6 +281,166 @@ int ferry_pass_check(ferry_pass_table_t *t, const char *key, int64_t now_us,
     return 1;
 }
 
+/* ---- The shared table (ferry_pass_shared_create) ------------------------
+ * SHARED_SLOTS counters in one anonymous shared mapping. A slot's word is
+ * the key (the top 40 bits of the id's FNV-1a hash, never 0) above a
+ * 24-bit count, so that a slot is taken, counted up and given up with one
+ * compare-and-swap each and no lock: a child counting up checks the key in
+ * the same swap that another child would need to take the slot over, and
+ * only a slot counting 0 that nobody has counted up for SHARED_IDLE_S
+ * seconds is taken over (an app process that has gone). An id is looked
+ * for at SHARED_PROBES slots from its hash. */
+#define SHARED_SLOTS 1024
+#define SHARED_PROBES 8
+#define SHARED_IDLE_S 60
+#define COUNT_BITS 24
+#define COUNT_MASK ((UINT64_C(1) << COUNT_BITS) - 1)
+#define NO_SLOT ((size_t)-1)
+
+typedef struct {
+    uint64_t word;              /* key << COUNT_BITS | count */
+    int64_t used_s;             /* the last count up (monotonic seconds) */
+} slot_t;
+
+static slot_t *shared;          /* the parent's, inherited by its children */
+
+int ferry_pass_shared_create(void)
+{
+    void *m = mmap(NULL, SHARED_SLOTS * sizeof(slot_t),
+                   PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+
+    if (m == MAP_FAILED) {
+        return -1;
+    }
+    ferry_pass_shared_destroy();
+    shared = m;                 /* zero-filled: every slot free */
+    return 0;
+}
+
+void ferry_pass_shared_destroy(void)
+{
+    if (shared != NULL) {
+        munmap(shared, SHARED_SLOTS * sizeof(slot_t));
+        shared = NULL;
+    }
+}
+
+static uint64_t key_of(const char *id)
+{
+    uint64_t h = UINT64_C(14695981039346656037);
+
+    for (; *id != '\0'; id++) {
+        h = (h ^ (unsigned char)*id) * UINT64_C(1099511628211);
+    }
+    h >>= COUNT_BITS;
+    return h != 0 ? h : 1;
+}
+
+static int64_t now_s(void)
+{
+    struct timespec ts;
+
+#ifdef CLOCK_MONOTONIC_COARSE
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) {
+        return ts.tv_sec;
+    }
+#endif
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec;
+}
+
+/* The slot holding key, or NO_SLOT. */
+static size_t slot_find(uint64_t key)
+{
+    size_t i, p;
+    uint64_t w;
+
+    for (p = 0; p < SHARED_PROBES; p++) {
+        i = (size_t)((key + p) % SHARED_SLOTS);
+        w = __atomic_load_n(&shared[i].word, __ATOMIC_ACQUIRE);
+        if (w >> COUNT_BITS == key) {
+            return i;
+        }
+    }
+    return NO_SLOT;
+}
+
+/* Count slot i up (delta 1) or down (-1) while it holds key, within the
+ * count's range; 0 when it does not hold key (any more) or is at the end of
+ * the range. */
+static int slot_add(size_t i, uint64_t key, int delta)
+{
+    uint64_t w = __atomic_load_n(&shared[i].word, __ATOMIC_ACQUIRE);
+
+    for (;;) {
+        if (w >> COUNT_BITS != key
+            || (delta > 0 ? (w & COUNT_MASK) == COUNT_MASK
+                          : (w & COUNT_MASK) == 0)) {
+            return 0;
+        }
+        if (__atomic_compare_exchange_n(&shared[i].word, &w,
+                                        delta > 0 ? w + 1 : w - 1, 0,
+                                        __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+            return 1;
+        }
+    }
+}
+
+/* Count one up for key: in its slot, else in a free or forsaken one taken
+ * for it. NO_SLOT when none of its probes can be had. */
+static size_t slot_count_up(uint64_t key)
+{
+    size_t i, p, tries;
+    uint64_t w;
+    int64_t now = now_s();
+
+    for (tries = 0; tries < 4; tries++) {
+        i = slot_find(key);
+        if (i != NO_SLOT) {
+            if (slot_add(i, key, 1)) {
+                __atomic_store_n(&shared[i].used_s, now, __ATOMIC_RELAXED);
+                return i;
+            }
+            continue;           /* taken over meanwhile: again */
+        }
+        for (p = 0; p < SHARED_PROBES; p++) {
+            i = (size_t)((key + p) % SHARED_SLOTS);
+            w = __atomic_load_n(&shared[i].word, __ATOMIC_ACQUIRE);
+            for (;;) {
+                if (w >> COUNT_BITS == key) {
+                    /* another child took it for the key meanwhile */
+                    if (slot_add(i, key, 1)) {
+                        __atomic_store_n(&shared[i].used_s, now,
+                                         __ATOMIC_RELAXED);
+                        return i;
+                    }
+                    break;
+                }
+                if (w != 0
+                    && ((w & COUNT_MASK) != 0
+                        || now - __atomic_load_n(&shared[i].used_s,
+                                                 __ATOMIC_RELAXED)
+                           < SHARED_IDLE_S)) {
+                    break;      /* another process's */
+                }
+                if (__atomic_compare_exchange_n(&shared[i].word, &w,
+                                                (key << COUNT_BITS) | 1, 0,
+                                                __ATOMIC_ACQ_REL,
+                                                __ATOMIC_ACQUIRE)) {
+                    __atomic_store_n(&shared[i].used_s, now,
+                                     __ATOMIC_RELAXED);
+                    return i;
+                }
+                /* w is what won: look at it again */
+            }
+        }
+        if (slot_find(key) == NO_SLOT) {
+            return NO_SLOT;     /* no room at its probes */
+        }
+    }
+    return NO_SLOT;
+}
+
 /* ---- In-flight counts --------------------------------------------------- */
 
 static count_t *find_count(const ferry_pass_table_t *t, const char *id)
@@ -294,6 +461,11 @@ void ferry_pass_begin(ferry_pass_table_t *t, const char *id)
     size_t cap;
 
     if (c != NULL) {
+        /* this child's count in the slot holds it for the key */
+        if (c->slot != NO_SLOT
+            && (shared == NULL || !slot_add(c->slot, c->key, 1))) {
+            c->slot = NO_SLOT;  /* the table changed under it: per child */
+        }
         c->n++;
         return;
     }
@@ -313,6 +485,8 @@ void ferry_pass_begin(ferry_pass_table_t *t, const char *id)
     }
     strcpy(c->id, id);
     c->n = 1;
+    c->key = key_of(id);
+    c->slot = shared != NULL ? slot_count_up(c->key) : NO_SLOT;
     t->ncounts++;
 }
 
@@ -322,6 +496,9 @@ void ferry_pass_end(ferry_pass_table_t *t, const char *id)
 
     if (c == NULL) {
         return;
+    }
+    if (c->slot != NO_SLOT && shared != NULL) {
+        (void)slot_add(c->slot, c->key, -1);
     }
     if (--c->n == 0) {
         free(c->id);
@@ -336,13 +513,24 @@ size_t ferry_pass_inflight(const ferry_pass_table_t *t, const char *id)
     return c != NULL ? c->n : 0;
 }
 
+size_t ferry_pass_busy(const ferry_pass_table_t *t, const char *id)
+{
+    size_t i;
+
+    if (shared != NULL && (i = slot_find(key_of(id))) != NO_SLOT) {
+        return (size_t)(__atomic_load_n(&shared[i].word, __ATOMIC_ACQUIRE)
+                        & COUNT_MASK);
+    }
+    return ferry_pass_inflight(t, id);
+}
+
 size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
                        size_t n)
 {
-    size_t i, best = 0, bestn = ferry_pass_inflight(t, ids[0]), k;
+    size_t i, best = 0, bestn = ferry_pass_busy(t, ids[0]), k;
 
     for (i = 1; i < n && bestn > 0; i++) {
-        k = ferry_pass_inflight(t, ids[i]);
+        k = ferry_pass_busy(t, ids[i]);
         if (k < bestn) {
             best = i;
             bestn = k;
@@ -369,13 +557,13 @@ size_t ferry_pass_choose(ferry_pass_table_t *t, const char *key,
     size_t best = ferry_pass_pick(t, ids, n), bestn, i;
     pass_t *ps;
 
-    bestn = ferry_pass_inflight(t, ids[best]);
+    bestn = ferry_pass_busy(t, ids[best]);
     if (bestn == 0 || (ps = find(t, key, &i)) == NULL
         || (ps->grow_us != 0 && now_us - ps->grow_us < FERRY_PASS_GROW_US)) {
         return best;
     }
     for (i = 0; i < ps->nprocs; i++) {
-        if (ferry_pass_inflight(t, ps->procs[i]) < bestn
+        if (ferry_pass_busy(t, ps->procs[i]) < bestn
             && !listed(ps->procs[i], ids, n)) {
             ps->grow_us = now_us;
             return FERRY_PASS_GROW;

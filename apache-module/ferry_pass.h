@@ -5,7 +5,8 @@
  * pass expires or the app's restart file changes; and how many requests
  * this child has in flight on each app process (to pick the least busy).
  *
- * Pure C99 + POSIX stat() (no httpd, APR or nginx types): compiled into
+ * Pure C99 + POSIX (stat, mmap) and the compiler's __atomic builtins (no
+ * httpd, APR or nginx types): compiled into
  * both modules and into apache-module/test/pass_test.c. No locking inside:
  * Apache calls it under the app connection cache's mutex, nginx workers are
  * single-threaded. Memory is malloc'd; the table lives as long as the
@@ -88,14 +89,38 @@ int ferry_pass_lookup(ferry_pass_table_t *t, const char *key, int64_t now_us,
  * with that mtime in ns (one stat()). */
 int ferry_pass_restart_unchanged(const char *file, int64_t mtime_ns);
 
+/* In-flight counts shared by all children (Apache) or workers (nginx).
+ * The parent (Apache's post_config, nginx's master in init_module) maps a
+ * small table of atomic counters before it forks them, so every child's
+ * picks see the requests all of them have in flight on each app process,
+ * as mod_proxy_balancer's busyness does, instead of only its own: that
+ * matters most for a prefork child, which has one request at a time.
+ * Keyed by a hash of the process id; a collision or a full table only
+ * makes those counts per child again (they steer, they decide nothing).
+ * A child that dies with requests in flight leaves them counted until the
+ * next generation's table (Apache graceful or restart, nginx reload), which
+ * ferry_pass_shared_create() maps afresh, unmapping the parent's previous
+ * one (children forked before keep theirs). 0, or -1 with errno (mmap):
+ * then counts are per child. */
+int ferry_pass_shared_create(void);
+
+/* The parent's table is unmapped (Apache: pconf's cleanup); counts are
+ * per child in children forked afterwards. */
+void ferry_pass_shared_destroy(void);
+
 /* In-flight counts per process id: a request on process id starts / ends
  * (counts are kept for any id, with or without a pass). */
 void ferry_pass_begin(ferry_pass_table_t *t, const char *id);
 void ferry_pass_end(ferry_pass_table_t *t, const char *id);
 size_t ferry_pass_inflight(const ferry_pass_table_t *t, const char *id);
 
+/* Requests in flight on process id in all children (the shared table),
+ * or in this one when there is none or it holds no slot for id. Picking
+ * and choosing (below) go by this. */
+size_t ferry_pass_busy(const ferry_pass_table_t *t, const char *id);
+
 /* The index of the id among ids[0..n) with the fewest requests in flight
- * (the first of equals); n must be > 0. */
+ * (ferry_pass_busy; the first of equals); n must be > 0. */
 size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
                        size_t n);
 

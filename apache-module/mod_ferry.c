@@ -37,6 +37,8 @@ static void ferry_register_hooks(apr_pool_t *p)
     ap_hook_child_init(ferry_daemon_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ferry_map_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ferry_handler_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    /* The in-flight counts the children share (passes pick by them). */
+    ap_hook_post_config(ferry_handler_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 
     /* Remember the URI before mod_rewrite's server-config rules run, so a
      * rewritten request reaches the app with its new URI. */

@@ -282,6 +282,9 @@ ngx_int_t ngx_http_ferry_pass_start(ngx_http_ferry_ctx_t *ctx,
 /* Does the module ask for passes (yes unless FERRY_PASS=off, read in the
  * master)? */
 int ngx_http_ferry_pass_wanted(void);
+/* init_module (the master, each cycle): the in-flight counts this cycle's
+ * workers share (ferry_pass_shared_create; earlier workers keep theirs). */
+void ngx_http_ferry_pass_shared_init(ngx_cycle_t *cycle);
 /* The worker's passes; NULL when not wanted (or out of memory). */
 ferry_pass_table_t *ngx_http_ferry_pass_table(void);
 /* The clock the passes are kept by (us). */

@@ -45,6 +45,7 @@ ngx_http_ferry_init_module(ngx_cycle_t *cycle)
     /* read in the master: workers get a cleared environment */
     (void) ngx_http_ferry_relay_only();
     (void) ngx_http_ferry_pass_wanted();
+    ngx_http_ferry_pass_shared_init(cycle);
     return ngx_http_ferry_daemon_init(cycle);
 }
 

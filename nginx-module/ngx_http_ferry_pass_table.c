@@ -1,8 +1,9 @@
 /*
  * ngx_http_ferry_pass_table.c: this worker's passes (docs/protocol.md
  * "Passes"): the table of the shared ferry_pass.c (a pass per app key, the
- * worker's requests in flight per app process, leased or on a pass), and
- * the switch. nginx workers are single threaded: no locking.
+ * worker's requests in flight per app process, leased or on a pass, also
+ * counted in the table all workers share, mapped by the master), and the
+ * switch. nginx workers are single threaded: no locking.
  *
  * Passes are on unless FERRY_PASS=off is in nginx's environment: then the
  * module never asks for one (REQUEST_HEAD `pass` absent) and every request
@@ -39,6 +40,17 @@ pass_restart_interval_us(void)
     v = mcf != NULL ? ngx_http_ferry_value(mcf->server, "stat_throttle_rate")
                     : NULL;
     return (int64_t) (v != NULL ? v->num : 1) * 1000000;
+}
+
+void
+ngx_http_ferry_pass_shared_init(ngx_cycle_t *cycle)
+{
+    if (ngx_http_ferry_pass_wanted() && ferry_pass_shared_create() != 0) {
+        ngx_log_error(NGX_LOG_WARN, cycle->log, ngx_errno,
+                      "FERRY0460: Cannot map the in-flight counts the "
+                      "workers share; each worker picks app processes by "
+                      "its own requests only");
+    }
 }
 
 ferry_pass_table_t *

@@ -85,6 +85,87 @@ static int64_t mtime_ns(const char *path)
     return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 }
 
+/* The in-flight counts children share: a forked child's requests count in
+ * the parent's picks. */
+static void shared_counts(void)
+{
+    static const char *const ids[] = { "s.1", "s.2", "s.3" };
+    ferry_pass_table_t *t = ferry_pass_table_create();
+    int go[2], done[2], ok, st;
+    char b = 0;
+    pid_t child;
+    size_t i;
+
+    if (t == NULL || ferry_pass_shared_create() != 0 || pipe(go) != 0
+        || pipe(done) != 0) {
+        result("shared counts: set up", 0);
+        return;
+    }
+    child = fork();
+    if (child == 0) {
+        ferry_pass_table_t *c = ferry_pass_table_create();
+
+        ferry_pass_begin(c, "s.1");
+        ferry_pass_begin(c, "s.1");
+        ferry_pass_begin(c, "s.2");
+        if (write(done[1], &b, 1) != 1 || read(go[0], &b, 1) != 1) {
+            _exit(1);
+        }
+        ferry_pass_end(c, "s.1");
+        _exit(0);                       /* s.1 and s.2 still count 1 each */
+    }
+    ok = child > 0 && read(done[0], &b, 1) == 1;
+    result("shared: another child's requests count in this one's picks",
+           ok && ferry_pass_busy(t, "s.1") == 2 && ferry_pass_busy(t, "s.2") == 1
+           && ferry_pass_inflight(t, "s.1") == 0
+           && ferry_pass_pick(t, ids, 3) == 2);
+    ferry_pass_begin(t, "s.3");
+    ferry_pass_begin(t, "s.3");
+    ferry_pass_begin(t, "s.3");
+    result("shared: ... added to its own",
+           ferry_pass_busy(t, "s.3") == 3 && ferry_pass_inflight(t, "s.3") == 3
+           && ferry_pass_pick(t, ids, 3) == 1);
+    ok = write(go[1], &b, 1) == 1 && waitpid(child, &st, 0) == child
+         && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+    result("shared: its ends count down; what a dead child left stays",
+           ok && ferry_pass_busy(t, "s.1") == 1 && ferry_pass_busy(t, "s.2") == 1);
+    ok = 1;
+    for (i = 0; i < 3000; i++) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "many.%zu", i);
+        ferry_pass_begin(t, id);
+    }
+    for (i = 0; i < 3000; i++) {
+        char id[32];
+
+        snprintf(id, sizeof(id), "many.%zu", i);
+        ok = ok && ferry_pass_busy(t, id) == 1;
+        ferry_pass_end(t, id);
+        ok = ok && ferry_pass_busy(t, id) == 0;
+    }
+    result("shared: more ids than slots count per child past a full table",
+           ok && ferry_pass_busy(t, "s.3") == 3);
+    if (ferry_pass_shared_create() != 0) {
+        result("shared: a new generation's table", 0);
+        return;
+    }
+    result("shared: a new generation's table starts from this child's own",
+           ferry_pass_busy(t, "s.1") == 0 && ferry_pass_busy(t, "s.3") == 3);
+    ferry_pass_end(t, "s.3");
+    ferry_pass_begin(t, "s.3");
+    result("shared: counts made in the old table end harmlessly",
+           ferry_pass_busy(t, "s.3") == 3 && ferry_pass_inflight(t, "s.3") == 3);
+    ferry_pass_shared_destroy();
+    result("shared: none: per child", ferry_pass_busy(t, "s.3") == 3
+           && ferry_pass_busy(t, "s.1") == 0);
+    ferry_pass_table_destroy(t);
+    close(go[0]);
+    close(go[1]);
+    close(done[0]);
+    close(done[1]);
+}
+
 int main(void)
 {
     static const char *const procs[] = { "n.1", "n.2", "n.3" };
@@ -392,6 +473,8 @@ int main(void)
            && ferry_pass_choose(t, "grow", procs + 1, 1,
                                 now + 3 * FERRY_PASS_GROW_US) == 0);
     ferry_pass_end(t, "n.1");
+
+    shared_counts();
 
     ferry_pass_table_destroy(t);
     unlink(file);
