@@ -85,6 +85,16 @@ void ferry_handler_child_init(apr_pool_t *pchild, server_rec *s)
     (void)s;
 }
 
+int ferry_handler_post_config(apr_pool_t *pconf, apr_pool_t *plog,
+                              apr_pool_t *ptemp, server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    (void)s;
+    return OK;
+}
+
 int ferry_handler(request_rec *r)
 {
     const ferry_app_t *app = ferry_request_app(r);
