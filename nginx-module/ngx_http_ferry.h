@@ -95,6 +95,7 @@ typedef struct {
                                      * passenger_set_header */
     ngx_msec_t     read_timeout;    /* passenger_read_timeout */
     ngx_flag_t     intercept_errors;    /* passenger_intercept_errors */
+    ngx_uint_t     ignore_headers;  /* passenger_ignore_headers (bitmask) */
     /* The worker's memory of the last app root it looked for an app in
      * (ngx_http_ferry_head.c): ngx_alloc'ed, per worker. */
     ngx_str_t      detect_root;

@@ -26,6 +26,13 @@
 static ngx_str_t  ngx_http_ferry_hide_headers[] = {
     ngx_string("Date"),
     ngx_string("Server"),
+    /* nginx acts on them (unless passenger_ignore_headers), as Passenger
+     * and proxy_pass do: never the client's */
+    ngx_string("X-Accel-Expires"),
+    ngx_string("X-Accel-Redirect"),
+    ngx_string("X-Accel-Limit-Rate"),
+    ngx_string("X-Accel-Buffering"),
+    ngx_string("X-Accel-Charset"),
     ngx_string("Keep-Alive"),
     ngx_string("Proxy-Connection"),
     ngx_string("TE"),
@@ -74,11 +81,10 @@ ngx_http_ferry_app_init_conf(ngx_conf_t *cf, ngx_http_ferry_loc_conf_t *conf,
     u->pass_request_headers = 0;
     u->pass_request_body = 1;
     u->preserve_output = 1;
-    u->ignore_headers = NGX_HTTP_UPSTREAM_IGN_XA_REDIRECT
-                        | NGX_HTTP_UPSTREAM_IGN_XA_EXPIRES
-                        | NGX_HTTP_UPSTREAM_IGN_XA_LIMIT_RATE
-                        | NGX_HTTP_UPSTREAM_IGN_XA_BUFFERING
-                        | NGX_HTTP_UPSTREAM_IGN_XA_CHARSET;
+    /* X-Accel-Redirect (an internal redirect: X-Sendfile for nginx),
+     * -Limit-Rate, -Charset, -Expires act as under Passenger; -Buffering
+     * changes nothing (change_buffering is off: responses stream) */
+    u->ignore_headers = conf->ignore_headers & ~NGX_CONF_BITMASK_SET;
     u->module.len = sizeof("ferry") - 1;
     u->module.data = (u_char *) "ferry";
 
@@ -210,6 +216,12 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
         /* passenger_intercept_errors: the app answered; nginx's error_page
          * replaces its body (the connection, its body unread, closes) */
         outcome = "ok";
+    } else if (!failed && !u->header_sent && rc == NGX_DECLINED
+               && u->headers_in.x_accel_redirect != NULL)
+    {
+        /* X-Accel-Redirect: the app answered; nginx serves the URI it
+         * named instead (the connection, its body unread, closes) */
+        outcome = "ok";
     } else {
         outcome = "app_error";
     }
@@ -220,6 +232,8 @@ ngx_http_ferry_app_free_peer(ngx_peer_connection_t *pc, void *data,
                                                      : NGX_HTTP_BAD_GATEWAY;
     } else if (ngx_strcmp(outcome, "client_aborted") == 0) {
         status = 0;             /* nothing was sent (nginx logs 499) */
+    } else if (rc == NGX_DECLINED && u->headers_in.x_accel_redirect != NULL) {
+        status = u->headers_in.status_n;
     } else {
         status = rc >= NGX_HTTP_SPECIAL_RESPONSE ? rc : 0;
     }

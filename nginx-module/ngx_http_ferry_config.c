@@ -29,6 +29,8 @@
 
 static char *ngx_http_ferry_set_enabled(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_ferry_set_ignore_headers(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_ferry_set_server(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_ferry_set_app(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -154,6 +156,9 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_CMD("passenger_intercept_errors", HSLI, FL, ngx_conf_set_flag_slot,
               NGX_HTTP_LOC_CONF_OFFSET,
               offsetof(ngx_http_ferry_loc_conf_t, intercept_errors)),
+    FERRY_CMD("passenger_ignore_headers", HSLI, MORE,
+              ngx_http_ferry_set_ignore_headers, NGX_HTTP_LOC_CONF_OFFSET,
+              offsetof(ngx_http_ferry_loc_conf_t, ignore_headers)),
     FERRY_APP("passenger_document_root", HSLI, T1, "document_root", STR, 0, 0, check_abs_path),
     FERRY_APP("passenger_min_instances", HSLI, T1, "min_instances", INT, 0, 10000, NULL),
     FERRY_APP("passenger_max_requests", HSLI, T1, "max_requests", INT, 0, NGX_MAX_INT32_VALUE, NULL),
@@ -228,7 +233,6 @@ ngx_command_t ngx_http_ferry_commands[] = {
     FERRY_INERT("passenger_request_buffering", HSLI, FL, "request bodies stream to the app as they arrive"),
     FERRY_INERT("passenger_ignore_client_abort", HSLI, FL, ENGINE),
     FERRY_INERT("passenger_pass_header", HSLI, T1, NGX_OWN),
-    FERRY_INERT("passenger_ignore_headers", HSLI, MORE, NGX_OWN),
     FERRY_INERT("passenger_headers_hash_bucket_size", HSLI, T1, NGX_OWN),
     FERRY_INERT("passenger_headers_hash_max_size", HSLI, T1, NGX_OWN),
     FERRY_INERT("passenger_vary_turbocache_by_cookie", HSLI, T1, "no turbocache"),
@@ -396,6 +400,17 @@ ngx_http_ferry_set_enabled(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         clcf->auto_redirect = 1;
     }
     return NGX_CONF_OK;
+}
+
+/* passenger_ignore_headers: proxy_ignore_headers' values and setter. */
+static char *
+ngx_http_ferry_set_ignore_headers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_command_t  c = *cmd;
+
+    c.post = ngx_http_upstream_ignore_headers_masks;
+    return ngx_conf_set_bitmask_slot(cf, &c, conf);
 }
 
 static char *
@@ -681,6 +696,7 @@ ngx_http_ferry_create_loc_conf(ngx_conf_t *cf)
     }
     lcf->enabled = NGX_CONF_UNSET;
     lcf->intercept_errors = NGX_CONF_UNSET;
+    lcf->ignore_headers = 0;        /* ngx_conf_set_bitmask_slot: 0 = unset */
     lcf->read_timeout = NGX_CONF_UNSET_MSEC;
     lcf->upstream.hide_headers = NGX_CONF_UNSET_PTR;
     lcf->upstream.pass_headers = NGX_CONF_UNSET_PTR;
@@ -736,6 +752,10 @@ ngx_http_ferry_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
 
     ngx_conf_merge_value(conf->enabled, prev->enabled, 0);
     ngx_conf_merge_value(conf->intercept_errors, prev->intercept_errors, 0);
+    /* passenger_ignore_headers: the X-Accel-* headers of the app's response
+     * nginx does not act on (none by default, as Passenger) */
+    ngx_conf_merge_bitmask_value(conf->ignore_headers, prev->ignore_headers,
+                                 NGX_CONF_BITMASK_SET);
 
     conf->app = ngx_http_ferry_merge_values(cf, prev->app, conf->app);
     if (prev->app != NULL && prev->app->nelts > 0 && conf->app == NULL) {

@@ -63,6 +63,8 @@ test.before(async () => {
   await writeFile(path.join(dir("int"), "public", "oops.html"), "nginx error_page oops\n");
   await writeFile(path.join(dir("inh"), "public", "oops.html"), "nginx error_page oops\n");
   await writeFile(path.join(dir("inh"), "public", "robots.txt"), "User-agent: *\n");
+  await mkdir(path.join(root, "protected"), { recursive: true });
+  await writeFile(path.join(root, "protected", "secret.txt"), "protected file\n", { mode: 0o644 });
   const customPage = path.join(root, "down.html");
   await writeFile(customPage, CUSTOM_PAGE, { mode: 0o644 });
   // A static site with no app above its root.
@@ -104,6 +106,7 @@ test.before(async () => {
         'passenger_set_header X-Request-Start "t=${msec}";',
         "passenger_set_header X-Host-Seen $host;",
         'passenger_set_header X-Drop "";',
+        `location /protected/ { internal; alias ${root}/protected/; }`,
       ],
     },
     {
@@ -191,7 +194,7 @@ test.before(async () => {
     {
       serverName: "limit.test",
       root: path.join(dir("inh"), "public"),
-      directives: ["passenger_enabled on;", "client_max_body_size 1k;"],
+      directives: ["passenger_enabled on;", "client_max_body_size 1k;", "passenger_ignore_headers X-Accel-Redirect;"],
     },
     {
       serverName: "rack.test",
@@ -253,6 +256,19 @@ test.serial("passenger_set_header: values with nginx variables reach the app; an
   t.is(headers["x-host-seen"], "inh2.test");
   t.is(headers["x-drop"], undefined);
   t.is(headers["x-keep"], "client");
+});
+
+test.serial("X-Accel-Redirect from the app: nginx serves the internal location it names (hidden from the client); passenger_ignore_headers turns it off", async (t) => {
+  const res = await get("inh2.test", "/accel?to=/protected/secret.txt");
+  t.is(res.status, 200, res.text);
+  t.is(res.text, "protected file\n");
+  t.is(res.headers["x-accel-redirect"], undefined);
+  fromNginx(t, await get("inh2.test", "/protected/secret.txt"), 404);
+  const ignored = await get("limit.test", "/accel?to=/protected/secret.txt");
+  t.is(ignored.status, 200);
+  t.is(ignored.text, "");
+  t.is(ignored.headers["x-accel-redirect"], undefined);
+  t.notRegex(nginxStarted(nginx).errorLog(), /ended with app_error \(GET \/accel/);
 });
 
 test.serial("two server blocks serve two apps, each its own processes", async (t) => {
