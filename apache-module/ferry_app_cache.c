@@ -344,18 +344,6 @@ void ferry_app_cache_pass_clear(void)
     unlock();
 }
 
-static int in_list(const char *id, const char *const *ids, apr_size_t n)
-{
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        if (strcmp(ids[i], id) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
                                             apr_array_header_t **add)
 {
@@ -384,8 +372,9 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
      * how a child warms up, with none idle). */
     for (conn = cache.head; conn != NULL && n < FERRY_HELD_MAX;
          conn = conn->next) {
-        if (strcmp(conn->key, key) == 0 && !in_list(conn->id, ids, n)
-            && in_list(conn->id, v.procs, v.nprocs)) {
+        if (strcmp(conn->key, key) == 0
+            && !ferry_pass_listed(conn->id, ids, n)
+            && ferry_pass_listed(conn->id, v.procs, v.nprocs)) {
             cand[n] = conn;
             ids[n++] = conn->id;
         }

@@ -539,7 +539,7 @@ size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
     return best;
 }
 
-static int listed(const char *id, const char *const *ids, size_t n)
+int ferry_pass_listed(const char *id, const char *const *ids, size_t n)
 {
     size_t i;
 
@@ -564,7 +564,7 @@ size_t ferry_pass_choose(ferry_pass_table_t *t, const char *key,
     }
     for (i = 0; i < ps->nprocs; i++) {
         if (ferry_pass_busy(t, ps->procs[i]) < bestn
-            && !listed(ps->procs[i], ids, n)) {
+            && !ferry_pass_listed(ps->procs[i], ids, n)) {
             ps->grow_us = now_us;
             return FERRY_PASS_GROW;
         }

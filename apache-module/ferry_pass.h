@@ -124,6 +124,9 @@ size_t ferry_pass_busy(const ferry_pass_table_t *t, const char *id);
 size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
                        size_t n);
 
+/* 1 when id is one of ids[0..n). */
+int ferry_pass_listed(const char *id, const char *const *ids, size_t n);
+
 /* ferry_pass_choose(): the request goes to the core for a connection. */
 #define FERRY_PASS_GROW ((size_t)-1)
 
