@@ -260,27 +260,8 @@ EOF
         port=$(free_port); p1=$(free_port); p2=$(free_port)
         d="$DIR/mod_proxy"
         mkdir -p "$d/run" "$d/logs"
-        M=/usr/lib/apache2/modules
-        cat > "$d/body.conf" <<EOF
-LoadModule proxy_module $M/mod_proxy.so
-LoadModule proxy_http_module $M/mod_proxy_http.so
-LoadModule proxy_balancer_module $M/mod_proxy_balancer.so
-LoadModule slotmem_shm_module $M/mod_slotmem_shm.so
-LoadModule lbmethod_bybusyness_module $M/mod_lbmethod_bybusyness.so
-<VirtualHost 127.0.0.1:$port>
-  ServerName 127.0.0.1
-  <Proxy "balancer://app">
-    BalancerMember "http://127.0.0.1:$p1" keepalive=On upgrade=websocket
-    BalancerMember "http://127.0.0.1:$p2" keepalive=On upgrade=websocket
-    ProxySet lbmethod=bybusyness
-  </Proxy>
-  <Location "/">
-    Require all granted
-  </Location>
-  ProxyPass "/" "balancer://app/"
-  ProxyPassReverse "/" "balancer://app/"
-</VirtualHost>
-EOF
+        "$NODE" --input-type=module -e "import { modProxyBody } from '$HERE/lib/targets.mjs';
+            process.stdout.write(modProxyBody($port, [$p1, $p2]))" > "$d/body.conf"
         "$NODE" "$HERE/lib/apache.mjs" "$d" "$port" "$d/body.conf" >/dev/null
         nodeprof=""
         if [ "${CPU_PROF:-}" = 1 ] && [ "${APP_PROF:-}" = 1 ]; then
@@ -325,25 +306,8 @@ EOF
             : > "$d/main.conf"
             p1=$(free_port); p2=$(free_port)
             # the upstream is bench/lib/targets.mjs's nginx_proxy
-            cat > "$d/http.conf" <<EOF
-    upstream app {
-        least_conn;
-        server 127.0.0.1:$p1;
-        server 127.0.0.1:$p2;
-        keepalive 64;
-    }
-    server {
-        listen 127.0.0.1:$port;
-        server_name 127.0.0.1;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Host \$host;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-        }
-    }
-EOF
+            "$NODE" --input-type=module -e "import { nginxProxyHttp } from '$HERE/lib/targets.mjs';
+                process.stdout.write(nginxProxyHttp($port, [$p1, $p2]))" > "$d/http.conf"
         fi
         conf=$("$NODE" "$HERE/lib/nginx.mjs" "$d" "$d/main.conf" "$d/http.conf")
         if [ "$target" = nginx ]; then

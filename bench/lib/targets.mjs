@@ -96,6 +96,64 @@ function nodeApp(ctx, appDir, port) {
   });
 }
 
+/**
+ * The mod_proxy target's Apache config body: a balancer (bybusyness,
+ * connection reuse, WebSocket upgrade) on `port` to the node processes on
+ * `backends` (bench/profile-datapath.sh uses it too).
+ */
+export function modProxyBody(port, backends) {
+  return `LoadModule proxy_module ${MODULES}/mod_proxy.so
+LoadModule proxy_http_module ${MODULES}/mod_proxy_http.so
+LoadModule proxy_balancer_module ${MODULES}/mod_proxy_balancer.so
+LoadModule slotmem_shm_module ${MODULES}/mod_slotmem_shm.so
+LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
+<VirtualHost 127.0.0.1:${port}>
+  ServerName 127.0.0.1
+  <Proxy "balancer://app">
+    BalancerMember "http://127.0.0.1:${backends[0]}" keepalive=On upgrade=websocket
+    BalancerMember "http://127.0.0.1:${backends[1]}" keepalive=On upgrade=websocket
+    ProxySet lbmethod=bybusyness
+  </Proxy>
+  <Location "/">
+    Require all granted
+  </Location>
+  ProxyPass "/" "balancer://app/"
+  ProxyPassReverse "/" "balancer://app/"
+</VirtualHost>
+`;
+}
+
+/**
+ * The nginx_proxy target's http{} part: proxy_pass on `port` to an upstream
+ * of the node processes on `backends` (least_conn, keep-alive, WebSocket
+ * upgrade; bench/profile-datapath.sh uses it too).
+ */
+export function nginxProxyHttp(port, backends) {
+  return `    upstream app {
+        least_conn;
+        server 127.0.0.1:${backends[0]};
+        server 127.0.0.1:${backends[1]};
+        keepalive 64;
+    }
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        "" "";
+    }
+    server {
+        listen 127.0.0.1:${port};
+        server_name 127.0.0.1;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Host $host;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_read_timeout 3600s;
+        }
+    }`;
+}
+
 export function makeTargets(ctx) {
   const modFerrySo = join(ctx.repo, "build/apache/mod_ferry.so");
   const coreMain = join(ctx.repo, "build/core/src/main.js");
@@ -142,25 +200,7 @@ ${appVhost(port, appDir)}
     id: "mod_proxy",
     label: "Apache + mod_proxy_balancer",
     check: () => (existsSync(`${MODULES}/mod_proxy_balancer.so`) ? null : "not installed: mod_proxy_balancer"),
-    body: (port) => `LoadModule proxy_module ${MODULES}/mod_proxy.so
-LoadModule proxy_http_module ${MODULES}/mod_proxy_http.so
-LoadModule proxy_balancer_module ${MODULES}/mod_proxy_balancer.so
-LoadModule slotmem_shm_module ${MODULES}/mod_slotmem_shm.so
-LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
-<VirtualHost 127.0.0.1:${port}>
-  ServerName 127.0.0.1
-  <Proxy "balancer://app">
-    BalancerMember "http://127.0.0.1:${ports[0]}" keepalive=On upgrade=websocket
-    BalancerMember "http://127.0.0.1:${ports[1]}" keepalive=On upgrade=websocket
-    ProxySet lbmethod=bybusyness
-  </Proxy>
-  <Location "/">
-    Require all granted
-  </Location>
-  ProxyPass "/" "balancer://app/"
-  ProxyPassReverse "/" "balancer://app/"
-</VirtualHost>
-`,
+    body: (port) => modProxyBody(port, ports),
     extra: {
       ports,
       async start(c, appDir) {
@@ -212,31 +252,7 @@ LoadModule lbmethod_bybusyness_module ${MODULES}/mod_lbmethod_bybusyness.so
     label: "nginx + proxy_pass",
     front: NGINX,
     check: () => null,
-    body: (port) => ({
-      http: `    upstream app {
-        least_conn;
-        server 127.0.0.1:${nginxPorts[0]};
-        server 127.0.0.1:${nginxPorts[1]};
-        keepalive 64;
-    }
-    map $http_upgrade $connection_upgrade {
-        default upgrade;
-        "" "";
-    }
-    server {
-        listen 127.0.0.1:${port};
-        server_name 127.0.0.1;
-        location / {
-            proxy_pass http://app;
-            proxy_http_version 1.1;
-            proxy_set_header Host $host;
-            proxy_set_header Upgrade $http_upgrade;
-            proxy_set_header Connection $connection_upgrade;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_read_timeout 3600s;
-        }
-    }`,
-    }),
+    body: (port) => ({ http: nginxProxyHttp(port, nginxPorts) }),
     extra: {
       ports: nginxPorts,
       async start(c, appDir) {
