@@ -23,8 +23,17 @@ export const REPORT_COALESCE_MS = 5;
  * end of the turn when no report went out for this long (ms), else this long
  * after the previous one: a process busy with requests writes one report
  * per this many ms instead of one per 5 ms.
+ *
+ * Each report costs the app a write and the core a wake-up and a parse
+ * (about 60 µs of core CPU); at 25 ms those made the tail of Apache's slow
+ * scenario worse than mod_proxy_balancer's (bench/, docs/performance.md).
+ * Nothing that picks a process per request reads these counts any more: a
+ * pass request is picked by the modules' own shared counts, a handed-off
+ * connection counts as in flight from the handoff until a report. The core
+ * routes the requests it leases, scales and retires by them, for which a
+ * tenth of a second is fresh enough.
  */
-export const REPORT_STEADY_MS = 25;
+export const REPORT_STEADY_MS = 100;
 
 /** The handed-off connections' side of a report (zero without connection handoff). */
 export interface ConnectionCounts {
