@@ -105,8 +105,15 @@ export interface Lease {
  */
 export const PASS_MARKER_HEADER = "X-Ferry-Pass";
 
-/** How long a pass is valid from when the module reads the LEASE (docs/protocol.md "Passes"). */
-export const PASS_TTL_MS = 200;
+/**
+ * How long a pass is valid from when the module reads the LEASE (docs/protocol.md
+ * "Passes"). A module renews it once half of it is gone, with one request that
+ * goes through the core (a round trip of about 1 ms for that request, and
+ * core CPU), so each child of a busy app sends 4 renewals a second; a change
+ * in the pool (a new process, one retiring, requests queueing) reaches the
+ * modules within this time.
+ */
+export const PASS_TTL_MS = 500;
 /** The most processes a pass names (as many as a head may hold: MAX_HELD). */
 export const MAX_PASS_PROCS = 16;
 
