@@ -180,29 +180,62 @@ static ferry_err app_write(ferry_exchange_t *ex, struct iovec *vec, int nvec)
     return FERRY_OK;
 }
 
-/* One piece of the client body, as it is or as one chunk. */
-static ferry_err send_piece(ferry_exchange_t *ex, const char *data,
-                            apr_size_t len)
+/* The client body is written to the app in gathers: the pieces Apache
+ * has read (8000-byte buckets from the client connection) go out in one
+ * writev once FERRY_BODY_CHUNK bytes or GATHER_VEC iovecs are together, or
+ * as soon as no more is at hand (a non-blocking read finds nothing): the
+ * body still streams, with one write (and one wake-up of the app) per
+ * 64 KiB instead of one per bucket. */
+#define GATHER_VEC 48           /* iovecs: 3 per piece when chunked */
+
+typedef struct {
+    struct iovec vec[GATHER_VEC];
+    char lines[GATHER_VEC / 3][24];  /* the chunk-size lines */
+    int nvec;
+    int nlines;
+    apr_size_t bytes;
+    apr_bucket_brigade *held;   /* the buckets the iovecs point into */
+} gather_t;
+
+static int gather_full(const gather_t *g)
 {
-    char line[24];
-    struct iovec vec[3];
-    int n = 0;
+    return g->nvec + 3 > GATHER_VEC || g->bytes >= FERRY_BODY_CHUNK;
+}
+
+/* One piece of the client body, as it is or as one chunk (room checked). */
+static void gather_piece(ferry_exchange_t *ex, gather_t *g, const char *data,
+                         apr_size_t len)
+{
+    char *line;
 
     if (len == 0) {
-        return FERRY_OK;
+        return;
     }
     if (ex->chunked) {
-        vec[n].iov_base = line;
-        vec[n++].iov_len = ferry_http_chunk_size_line(line, len);
+        line = g->lines[g->nlines++];
+        g->vec[g->nvec].iov_base = line;
+        g->vec[g->nvec++].iov_len = ferry_http_chunk_size_line(line, len);
     }
-    vec[n].iov_base = (void *)data;
-    vec[n++].iov_len = len;
+    g->vec[g->nvec].iov_base = (void *)data;
+    g->vec[g->nvec++].iov_len = len;
     if (ex->chunked) {
-        vec[n].iov_base = "\r\n";
-        vec[n++].iov_len = 2;
+        g->vec[g->nvec].iov_base = "\r\n";
+        g->vec[g->nvec++].iov_len = 2;
     }
+    g->bytes += len;
     ex->bytes_in += (apr_off_t)len;
-    return app_write(ex, vec, n);
+}
+
+/* Write what is gathered; its buckets go. */
+static ferry_err gather_flush(ferry_exchange_t *ex, gather_t *g)
+{
+    ferry_err err = g->nvec > 0 ? app_write(ex, g->vec, g->nvec) : FERRY_OK;
+
+    g->nvec = 0;
+    g->nlines = 0;
+    g->bytes = 0;
+    apr_brigade_cleanup(g->held);
+    return err;
 }
 
 /* GET (and HEAD, which Apache numbers M_GET), PUT, DELETE, OPTIONS, TRACE
@@ -244,9 +277,11 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
     apr_bucket_brigade *bb;
     apr_bucket *b;
     struct iovec vec[1];
+    gather_t *g;
     const char *data;
     apr_size_t len;
     apr_status_t rv;
+    apr_read_type_e mode;
     ferry_err err;
     int seen_eos = 0;
 
@@ -281,53 +316,98 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
         return FERRY_OK;
     }
 
-    /* Step Two: the body, dechunked by Apache, as it arrives. */
+    /* Step Two: the body, dechunked by Apache, as it arrives: a blocking
+     * read when nothing is gathered, else a non-blocking one (nothing at
+     * hand: write what is gathered, then wait for more). */
     bb = apr_brigade_create(r->pool, r->connection->bucket_alloc);
+    g = apr_palloc(r->pool, sizeof(*g));
+    g->nvec = g->nlines = 0;
+    g->bytes = 0;
+    g->held = apr_brigade_create(r->pool, r->connection->bucket_alloc);
     do {
-        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES,
-                            APR_BLOCK_READ, FERRY_BODY_CHUNK);
+        mode = g->nvec > 0 ? APR_NONBLOCK_READ : APR_BLOCK_READ;
+        rv = ap_get_brigade(r->input_filters, bb, AP_MODE_READBYTES, mode,
+                            FERRY_BODY_CHUNK);
+        if (mode == APR_NONBLOCK_READ
+            && (APR_STATUS_IS_EAGAIN(rv)
+                || (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(bb)))) {
+            apr_brigade_cleanup(bb);
+            err = gather_flush(ex, g);
+            if (err != FERRY_OK) {
+                return err == FERRY_E_APP ? FERRY_OK : err;
+            }
+            continue;
+        }
         if (rv != APR_SUCCESS) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, FERRY_LOGNO(0124)
                           "Cannot read the request body from the client "
                           "after %" APR_OFF_T_FMT " bytes", ex->bytes_in);
             ex->body_rv = rv;
             apr_brigade_cleanup(bb);
+            apr_brigade_cleanup(g->held);
             return FERRY_E_BODY_READ;
         }
-        for (b = APR_BRIGADE_FIRST(bb); b != APR_BRIGADE_SENTINEL(bb);
-             b = APR_BUCKET_NEXT(b)) {
+        while (!APR_BRIGADE_EMPTY(bb)) {
+            b = APR_BRIGADE_FIRST(bb);
             if (APR_BUCKET_IS_EOS(b)) {
                 seen_eos = 1;
                 break;
             }
             if (APR_BUCKET_IS_METADATA(b)) {
+                apr_bucket_delete(b);
                 continue;
             }
             rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
+            if (rv == APR_SUCCESS) {
+                /* Kept past the next read: a transient bucket (mod_ssl's)
+                 * is copied, a heap one stays as it is. */
+                rv = apr_bucket_setaside(b, r->pool);
+            }
             if (rv != APR_SUCCESS) {
                 ex->body_rv = rv;
                 apr_brigade_cleanup(bb);
+                apr_brigade_cleanup(g->held);
                 return FERRY_E_BODY_READ;
             }
-            io->body_started = 1;
-            err = send_piece(ex, data, len);
-            if (err != FERRY_OK) {
-                apr_brigade_cleanup(bb);
-                /* FERRY_E_APP: the app stopped reading (it may have
-                 * answered early): its response is read next. */
-                return err == FERRY_E_APP ? FERRY_OK : err;
+            if (b->length > 0) {
+                /* The setaside may have moved the data. */
+                rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
+                if (rv != APR_SUCCESS) {
+                    ex->body_rv = rv;
+                    apr_brigade_cleanup(bb);
+                    apr_brigade_cleanup(g->held);
+                    return FERRY_E_BODY_READ;
+                }
             }
+            APR_BUCKET_REMOVE(b);
+            APR_BRIGADE_INSERT_TAIL(g->held, b);
+            io->body_started = 1;
+            if (gather_full(g)) {
+                /* The new bucket is held past the flush: write the others
+                 * first, keeping this one. */
+                APR_BUCKET_REMOVE(b);
+                err = gather_flush(ex, g);
+                APR_BRIGADE_INSERT_TAIL(g->held, b);
+                if (err != FERRY_OK) {
+                    apr_brigade_cleanup(bb);
+                    apr_brigade_cleanup(g->held);
+                    /* FERRY_E_APP: the app stopped reading (it may have
+                     * answered early): its response is read next. */
+                    return err == FERRY_E_APP ? FERRY_OK : err;
+                }
+            }
+            gather_piece(ex, g, data, len);
         }
         apr_brigade_cleanup(bb);
     } while (!seen_eos);
 
     if (ex->chunked) {
-        vec[0].iov_base = "0\r\n\r\n";
-        vec[0].iov_len = 5;
-        err = app_write(ex, vec, 1);
-        if (err != FERRY_OK) {
-            return err == FERRY_E_APP ? FERRY_OK : err;
-        }
+        g->vec[g->nvec].iov_base = "0\r\n\r\n";
+        g->vec[g->nvec++].iov_len = 5;
+    }
+    err = gather_flush(ex, g);
+    if (err != FERRY_OK) {
+        return err == FERRY_E_APP ? FERRY_OK : err;
     }
     io->body_done = 1;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE3, 0, r,
