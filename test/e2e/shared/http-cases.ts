@@ -176,6 +176,26 @@ export function httpCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
     t.is(got.sha256, crypto.createHash("sha256").update(whole).digest("hex"));
   });
 
+  // A client that sends its body slowly (a deliberate 1 s gap between two
+  // parts): the app gets the first part when it comes, not with the rest,
+  // with a Content-Length (sent as it is) and chunked (sent as chunks).
+  serial("a request body streams to the app as it arrives: a part sent 1 s before the rest reaches it 1 s before", async (t) => {
+    const parts = [Buffer.from("first part of the body\n"), Buffer.from("the rest, a second later\n")];
+    async function* slowly(): AsyncGenerator<Buffer> {
+      yield parts[0] as Buffer;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      yield parts[1] as Buffer;
+    }
+    const length = String(parts[0]!.length + parts[1]!.length);
+    for (const headers of [{ "Content-Length": length }, { "Transfer-Encoding": "chunked" }]) {
+      const res = await request(target().port, { path: "/upload", method: "POST", host: target().host, headers, body: Readable.from(slowly()) });
+      t.is(res.status, 200, res.text);
+      const got = JSON.parse(res.text) as { bytes: number; firstToEndMs: number };
+      t.is(got.bytes, Buffer.concat(parts).length);
+      t.true(got.firstToEndMs >= 700, `${JSON.stringify(headers)}: the app got the first part ${got.firstToEndMs} ms before the end`);
+    }
+  });
+
   serial("a slow streamed response: the first chunk arrives long before the end", async (t) => {
     const r = await timedGet(target().port, "/stream?chunks=6&interval=400", target().host);
     t.is(r.status, 200);
