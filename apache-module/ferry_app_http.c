@@ -357,11 +357,15 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
                 apr_bucket_delete(b);
                 continue;
             }
+            /* Kept past the next read: a transient bucket (mod_ssl's) is
+             * copied by the setaside, so it is read again; a heap one stays
+             * as it is. */
             rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
             if (rv == APR_SUCCESS) {
-                /* Kept past the next read: a transient bucket (mod_ssl's)
-                 * is copied, a heap one stays as it is. */
                 rv = apr_bucket_setaside(b, r->pool);
+            }
+            if (rv == APR_SUCCESS) {
+                rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
             }
             if (rv != APR_SUCCESS) {
                 ex->body_rv = rv;
@@ -369,39 +373,30 @@ ferry_err ferry_app_send(ferry_exchange_t *ex)
                 apr_brigade_cleanup(g->held);
                 return FERRY_E_BODY_READ;
             }
-            if (b->length > 0) {
-                /* The setaside may have moved the data. */
-                rv = apr_bucket_read(b, &data, &len, APR_BLOCK_READ);
-                if (rv != APR_SUCCESS) {
-                    ex->body_rv = rv;
-                    apr_brigade_cleanup(bb);
-                    apr_brigade_cleanup(g->held);
-                    return FERRY_E_BODY_READ;
-                }
-            }
-            APR_BUCKET_REMOVE(b);
-            APR_BRIGADE_INSERT_TAIL(g->held, b);
             io->body_started = 1;
             if (gather_full(g)) {
-                /* The new bucket is held past the flush: write the others
-                 * first, keeping this one. */
-                APR_BUCKET_REMOVE(b);
                 err = gather_flush(ex, g);
-                APR_BRIGADE_INSERT_TAIL(g->held, b);
                 if (err != FERRY_OK) {
                     apr_brigade_cleanup(bb);
-                    apr_brigade_cleanup(g->held);
                     /* FERRY_E_APP: the app stopped reading (it may have
                      * answered early): its response is read next. */
                     return err == FERRY_E_APP ? FERRY_OK : err;
                 }
             }
+            APR_BUCKET_REMOVE(b);
+            APR_BRIGADE_INSERT_TAIL(g->held, b);
             gather_piece(ex, g, data, len);
         }
         apr_brigade_cleanup(bb);
     } while (!seen_eos);
 
     if (ex->chunked) {
+        if (g->nvec == GATHER_VEC) {    /* no room for the last chunk */
+            err = gather_flush(ex, g);
+            if (err != FERRY_OK) {
+                return err == FERRY_E_APP ? FERRY_OK : err;
+            }
+        }
         g->vec[g->nvec].iov_base = "0\r\n\r\n";
         g->vec[g->nvec++].iov_len = 5;
     }
