@@ -17,7 +17,8 @@
 #   STRACE=1 ...    # then a second run of each scenario with `strace -c -f` on the front's
 #                   # workers: system calls per request by name (strace slows them: that run's
 #                   # req/s and CPU are not printed)
-#   SCENARIOS="small get100k post64k"  # a subset (also: pipelined, small GETs 16 deep)
+#   SCENARIOS="small get100k post64k"  # a subset (also: pipelined, small GETs 16 deep;
+#                                      # slow, a 50 ms handler: give it connections, e.g. 64)
 #   FERRY_ROOT=/other/checkout ...  # measure another built tree (A/B comparisons)
 #   NGINX_SO=/path/to/ngx_http_ferry_module.so ...  # target nginx: another build of the module
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
@@ -95,7 +96,8 @@ wait_ok() {
     return 1
 }
 
-# The app: plain node:http, / (3 bytes), /100k, POST /echo (streamed back).
+# The app: plain node:http, / (3 bytes), /100k, /slow (3 bytes after 50 ms),
+# POST /echo (streamed back).
 mkdir -p "$DIR/app/public"
 cat > "$DIR/app/app.js" <<'EOF'
 "use strict";
@@ -111,6 +113,10 @@ http.createServer((req, res) => {
   }
   req.resume();
   res.setHeader("Content-Type", "text/plain");
+  if (req.url === "/slow") {
+    setTimeout(() => { res.setHeader("Content-Length", SMALL.length); res.end(SMALL); }, 50);
+    return;
+  }
   const body = req.url === "/100k" ? BIG : SMALL;
   res.setHeader("Content-Length", body.length);
   res.end(body);
@@ -203,6 +209,7 @@ scenarios() {
         pipelined) run_one "$1 small GET x16 pipelined" "$2" / -s "$DIR/pipeline.lua" ;;
         get100k) run_one "$1 100KiB GET" "$2" /100k ;;
         post64k) run_one "$1 64KiB POST" "$2" /echo -s "$DIR/post.lua" ;;
+        slow) run_one "$1 slow GET (50 ms)" "$2" /slow ;;
         esac
     done
 }
@@ -279,6 +286,13 @@ EOF
         cleanup
         # shellcheck disable=SC2086
         [ -z "$apps" ] || kill $apps 2>/dev/null || true
+        # until they are gone (with CPU_PROF, each writes its profile as it exits)
+        for p in $apps; do
+            i=0
+            while [ $i -lt 50 ] && [ -d /proc/$p ] && ! grep -q '^State:.*Z' /proc/$p/status 2>/dev/null; do
+                sleep 0.1; i=$((i + 1))
+            done
+        done
         ;;
     nginx|nginx_proxy)
         port=$(free_port)
