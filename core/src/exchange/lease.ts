@@ -171,8 +171,11 @@ export async function leaseExchange(
     if (appSocket !== undefined && fd === undefined) return "relay";
     const done = lease.take(plan, fd);
     session.leased?.(pass !== undefined);
-    // The module holds its own copy of the descriptor now (or the send failed): close ours.
+    // The module holds its own copy of the descriptor now (or the send failed):
+    // close ours and let it go, as a WebSocket's lease waits here until the
+    // tunnel closes.
     appSocket?.destroy();
+    appSocket = undefined;
     report = await done;
   } catch (e: unknown) {
     appSocket?.destroy();
