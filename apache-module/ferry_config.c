@@ -256,6 +256,7 @@ void *ferry_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     MERGE_FLAG(buffer_response);
     MERGE_FLAG(sticky_sessions);
     MERGE_FLAG(abort_websockets);
+    MERGE_FLAG(high_performance);
     MERGE_PTR(sticky_cookie_name);
     MERGE_PTR(sticky_cookie_attributes);
     MERGE_INT(max_request_time);
@@ -680,6 +681,25 @@ static const char *set_inert_flag(cmd_parms *cmd, void *cfg, int on)
 
 /* ---- Special setters ------------------------------------------------------ */
 
+/*
+ * PassengerHighPerformance: read in the map_to_storage hook
+ * (ferry_map_to_storage), where r->per_dir_config is still the server or
+ * VirtualHost config, as in Passenger. Inside <Directory>, <Location> or
+ * <Files> it is accepted and has no effect: say so once at start (an
+ * .htaccess is parsed per request, where add_notice stays quiet).
+ */
+static const char *set_high_performance(cmd_parms *cmd, void *cfg, int on)
+{
+    const char *err = set_dir_flag(cmd, cfg, on);
+
+    if (err == NULL && cmd->path != NULL) {
+        add_notice(cmd, FERRY_NOTE_INERT,
+                   "inside <Directory>, <Location>, <Files> or .htaccess; it "
+                   "takes effect in the server config and <VirtualHost>");
+    }
+    return err;
+}
+
 /* PassengerBaseURI (RailsBaseURI, RackBaseURI): repeatable. */
 static const char *set_base_uri(cmd_parms *cmd, void *cfg, const char *arg)
 {
@@ -1012,6 +1032,7 @@ DB(error_override, 0);
 DB(buffer_response, 0);
 DB(sticky_sessions, 0);
 DB(abort_websockets, 0);
+DB(high_performance, 0);
 DF(sticky_cookie_attributes, 0, 0, 0);
 DF(max_request_time, 0, FERRY_MAX_TIMER_SECONDS, 0);
 DF(max_request_queue_time, 0, FERRY_MAX_TIMER_SECONDS, 0);
@@ -1080,8 +1101,6 @@ static const ferry_inert_t in_lve = { FERRY_NOTE_INERT,
     "CloudLinux LVE/CageFS is not supported", 0, 1, 1, 0, NULL };
 static const ferry_inert_t in_connect_timeout = { FERRY_NOTE_INERT,
     "the core connects to app processes over local Unix sockets", 0, 1, 1, 1, NULL };
-static const ferry_inert_t in_high_perf = { FERRY_NOTE_INERT,
-    "Ferry always decides in the fixups phase, compatible with mod_rewrite", 0, 0, 0, 0, NULL };
 static const ferry_inert_t in_buffer_upload = { FERRY_NOTE_INERT,
     "Ferry streams request bodies to the app with backpressure", 0, 0, 0, 0, NULL };
 static const ferry_inert_t in_encoded_slashes = { FERRY_NOTE_INERT,
@@ -1333,8 +1352,9 @@ const command_rec ferry_cmds[] = {
                  "Serve apps here (default on where an app is found)"),
     AP_INIT_FLAG("PassengerErrorOverride", set_dir_flag, I(df_error_override), L,
                  "Let Apache's ErrorDocument handle the app's 4xx/5xx"),
-    AP_INIT_FLAG("PassengerHighPerformance", set_inert_flag, I(in_high_perf), L,
-                 "High performance mode (accepted, no effect)"),
+    AP_INIT_FLAG("PassengerHighPerformance", set_high_performance, I(df_high_performance), L,
+                 "Claim app requests before Apache's directory walk (server config "
+                 "and VirtualHost only)"),
     AP_INIT_FLAG("PassengerBufferUpload", set_inert_flag, I(in_buffer_upload), L,
                  "Upload buffering (accepted, no effect)"),
     AP_INIT_FLAG("PassengerBufferResponse", set_dir_flag, I(df_buffer_response), L,

@@ -85,6 +85,9 @@ typedef struct {
     int sticky_sessions_set;
     int abort_websockets;              /* PassengerAbortWebsocketsOnProcessShutdown */
     int abort_websockets_set;
+    int high_performance;              /* PassengerHighPerformance: read from the
+                                        * server/VirtualHost config only */
+    int high_performance_set;
     const char *sticky_cookie_name;    /* PassengerStickySessionsCookieName */
     const char *sticky_cookie_attributes; /* PassengerStickySessionsCookieAttributes */
     int max_request_time;              /* PassengerMaxRequestTime, s */

@@ -2,7 +2,9 @@
  * ferry_map.c: does this request belong to an app, and which one? (Passenger's
  * prepareRequest + DirectoryMapper, reference/passenger.md §1.2.)
  *
- * In the fixups phase (before mod_rewrite's per-directory rules):
+ * decide() runs in the fixups phase (before mod_rewrite's per-directory
+ * rules), or with PassengerHighPerformance in map_to_storage, before core's
+ * directory walk (ferry_map_to_storage; the file is stat()ed there):
  *   1. PassengerEnabled (default on) must be on; subrequests and requests
  *      another module already gave a handler (SetHandler ...) are not ours.
  *   2. The mapped file is an existing regular file: Apache serves it.
@@ -68,6 +70,7 @@ struct ferry_app_t {
     int show_version;
     apr_interval_time_t server_timeout;
     int dir_blocked;               /* mod_dir is being kept away */
+    int claimed_early;             /* in map_to_storage (PassengerHighPerformance) */
 };
 
 /* ---- App type detection --------------------------------------------------- */
@@ -508,8 +511,9 @@ static const char *match_base_uri(const ferry_dir_conf_t *dc, const char *uri)
 }
 
 /* Page cache (Passenger): on GET, an existing <file>.html or <dir>/index.html
- * is served by Apache. Returns 1 when r was handed to Apache. */
-static int page_cache(request_rec *r)
+ * is served by Apache. Returns 1 when r is for Apache; with apply, r then
+ * maps to <file>.html (without, r is left as it is). */
+static int page_cache(request_rec *r, int apply)
 {
     apr_finfo_t fi;
     const char *full, *cand;
@@ -534,6 +538,9 @@ static int page_cache(request_rec *r)
     if (apr_stat(&fi, cand, APR_FINFO_MIN, r->pool) != APR_SUCCESS
         || fi.filetype != APR_REG) {
         return 0;
+    }
+    if (!apply) {
+        return 1;
     }
     r->filename = (char *)cand;
     r->canonical_filename = r->filename;
@@ -670,9 +677,18 @@ static int check_tenant(request_rec *r, const ferry_dir_conf_t *dc,
     return OK;
 }
 
-int ferry_map_fixups(request_rec *r)
+/*
+ * The decision both hooks make: claim r for an app (OK, r->handler and
+ * r->request_config set) or leave it to Apache (DECLINED), or an HTTP error
+ * for a broken app config. dc is the config the decision reads.
+ *
+ * early: called from map_to_storage (PassengerHighPerformance), before
+ * core's directory and file walk: r->finfo is what ferry_map_to_storage
+ * stat()ed for the whole r->filename, r->path_info is unset, and a page-cache
+ * hit only declines (the fixups hook then rewrites r->filename as usual).
+ */
+static int decide(request_rec *r, const ferry_dir_conf_t *dc, int early)
 {
-    const ferry_dir_conf_t *dc = ferry_dir_conf(r);
     const ferry_server_conf_t *sc = ferry_server_conf(r->server);
     ferry_app_t *app;
     const char *docroot, *base_uri, *public_dir, *app_root;
@@ -778,7 +794,7 @@ int ferry_map_fixups(request_rec *r)
     }
 
     /* Step Four: Passenger's page cache. */
-    if (page_cache(r)) {
+    if (page_cache(r, !early)) {
         return DECLINED;
     }
 
@@ -806,17 +822,81 @@ int ferry_map_fixups(request_rec *r)
         : apr_pstrcat(r->pool, app_root, " (", app->app_env, ")", NULL);
     app->show_version = sc->show_version_in_header_set ? sc->show_version_in_header : 1;
     app->server_timeout = r->server->timeout;
+    app->claimed_early = early;
     ap_set_module_config(r->request_config, &ferry_module, app);
     r->handler = FERRY_HANDLER_NAME;
     ap_log_rerror(APLOG_MARK, APLOG_TRACE2, 0, r,
-                  "ferry: %s -> %s app %s (group \"%s\", base URI \"%s\")",
-                  r->uri, type, app_root, app->app_group_name, app->base_uri);
+                  "ferry: %s -> %s app %s (group \"%s\", base URI \"%s\")%s",
+                  r->uri, type, app_root, app->app_group_name, app->base_uri,
+                  early ? " in map_to_storage (PassengerHighPerformance)" : "");
     return OK;
 }
 
 static ferry_app_t *request_state(request_rec *r)
 {
     return ap_get_module_config(r->request_config, &ferry_module);
+}
+
+int ferry_map_fixups(request_rec *r)
+{
+    const ferry_app_t *app = request_state(r);
+
+    /* Claimed in map_to_storage: the decision stands (core's walk did not
+     * run, so nothing here is newer than what it saw). */
+    if (app != NULL && app->claimed_early) {
+        return DECLINED;
+    }
+    return decide(r, ferry_dir_conf(r), 0);
+}
+
+/*
+ * PassengerHighPerformance (Passenger's prepareRequestWhenInHighPerformanceMode):
+ * decide before core's map_to_storage, whose directory and file walk (and
+ * with them <Directory>, <Files> and .htaccess) then never run for a claimed
+ * request. r->per_dir_config is the server or VirtualHost config here: the
+ * directive counts there only, as in Passenger. Unlike Passenger, the
+ * decision also reads <Location> sections (PassengerEnabled off, another
+ * PassengerAppRoot ...): the location walk Apache reruns after this hook
+ * merges the same sections (its cache makes the second walk a no-op).
+ * Anything not claimed (static files, page-cache hits, other modules'
+ * requests, not an app) is DECLINED with r as it was and goes the usual way.
+ */
+int ferry_map_to_storage(request_rec *r)
+{
+    const ferry_dir_conf_t *dc = ferry_dir_conf(r);
+    struct ap_conf_vector_t *server_conf = r->per_dir_config;
+    apr_finfo_t saved;
+    apr_status_t rv;
+    int rc;
+
+    if (dc == NULL || !dc->high_performance_set || !dc->high_performance) {
+        return DECLINED;
+    }
+    /* A proxy:/redirect: filename, OPTIONS *, and TRACE (answered by
+     * http_core's map_to_storage hook, per TraceEnable) stay Apache's;
+     * decide() declines subrequests too, here before the stat. */
+    if (r->main != NULL || r->method_number == M_TRACE || r->filename == NULL
+        || r->filename[0] != '/' || r->uri == NULL || r->uri[0] != '/') {
+        return DECLINED;
+    }
+    if (ap_location_walk(r) != OK) {
+        r->per_dir_config = server_conf;
+        return DECLINED; /* Apache's own location walk reports it */
+    }
+    /* Core's walk has not stat()ed the file yet: do it here. */
+    saved = r->finfo;
+    rv = apr_stat(&r->finfo, r->filename, APR_FINFO_MIN, r->pool);
+    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
+        r->finfo.filetype = APR_NOFILE;
+    }
+    rc = decide(r, ferry_dir_conf(r), 1);
+    if (rc == DECLINED) {
+        /* As without the directive: core's walk merges <Directory> onto
+         * the server config and stats the file again. */
+        r->per_dir_config = server_conf;
+        r->finfo = saved;
+    }
+    return rc;
 }
 
 int ferry_map_block_mod_dir(request_rec *r)

@@ -17,8 +17,15 @@ typedef struct ferry_app_t ferry_app_t;
 /* fixups hook (APR_HOOK_FIRST, registered in mod_ferry.c): decides whether r
  * belongs to an app (PassengerEnabled, app root, base URI, static files served
  * by Apache) and stores the decision in r->request_config. Returns DECLINED
- * (never an error for "not ours"), or an HTTP error for a broken app config. */
+ * (never an error for "not ours"), or an HTTP error for a broken app config.
+ * A request ferry_map_to_storage claimed is left as it is. */
 int ferry_map_fixups(request_rec *r);
+
+/* map_to_storage hook (APR_HOOK_FIRST): with PassengerHighPerformance on in
+ * the server or VirtualHost config, the same decision before core's
+ * directory/file walk; OK for a claimed request (the walk, <Directory>,
+ * <Files> and .htaccess are skipped), else DECLINED with r untouched. */
+int ferry_map_to_storage(request_rec *r);
 
 /* translate_name, before mod_rewrite: remember r->uri and r->args, so that
  * ferry_map_app_uri() can tell whether a server-config RewriteRule changed

@@ -44,6 +44,10 @@ static void ferry_register_hooks(apr_pool_t *p)
      * rewritten request reaches the app with its new URI. */
     ap_hook_translate_name(ferry_map_translate_name, NULL, NULL, APR_HOOK_REALLY_FIRST);
 
+    /* PassengerHighPerformance: claim app requests before core's directory
+     * walk (core's map_to_storage hook is REALLY_LAST; the first OK wins). */
+    ap_hook_map_to_storage(ferry_map_to_storage, NULL, NULL, APR_HOOK_FIRST);
+
     /* Mapping: decide first, before mod_rewrite's per-directory rules (an
      * internal rewrite then sets redirect-handler and the handler declines). */
     ap_hook_fixups(ferry_map_fixups, NULL, before_rewrite, APR_HOOK_FIRST);
