@@ -18,7 +18,8 @@ import type { AppOptions, ServerOptions } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Session } from "../pool/session.js";
-import type { ClusterStatus, PoolStatus } from "../control/status.js";
+import type { ClusterStatus, PoolStatus } from "../pool/status.js";
+import type { AffinityHook } from "../exchange/context.js";
 import type { Exchange } from "../exchange/exchange.js";
 import { systemClock, type Clock } from "../util/clock.js";
 import { Cluster } from "./cluster.js";
@@ -31,17 +32,6 @@ import { needsLookup, routeAffinity, type OwnerLookup } from "./router.js";
 import type { AffinityStore, NodeRecord } from "./store.js";
 
 /** What the request path calls (exchange/handle.ts `RequestDeps.affinity`). */
-export interface AffinityHook {
-  /**
-   * Before checkout, for a request carrying a valid sticky id: true when the
-   * exchange was served by the owning peer (complete), false to serve it
-   * locally (nothing of it was consumed). Never rejects.
-   */
-  forward(ex: Exchange, stickyId: string): Promise<boolean>;
-  /** After a local checkout: pin the process to this node (awaits the store within its budget). Never rejects. */
-  served(ex: Exchange, session: Session): Promise<void>;
-}
-
 export interface AffinityServiceOptions {
   readonly store: AffinityStore;
   readonly nodeName: string;

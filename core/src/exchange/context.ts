@@ -6,7 +6,6 @@
 import { readCustomErrorPage } from "./custom-error-page.js";
 import { randomUUID } from "node:crypto";
 import type { ClientRequest } from "node:http";
-import type { AffinityHook } from "../affinity/service.js";
 import type { AppOptions } from "../config/schema.js";
 import {
   AbortedError, AppConnectError, AppCrashedError, AppResponseError, AppTimeoutError, FerryError,
@@ -19,6 +18,21 @@ import type { Exchange } from "./exchange.js";
 import { newErrorId, renderErrorPage } from "./error-page.js";
 import { crashMessage, maxRequestTimeMessage } from "../loader/messages.js";
 import { poweredBy } from "./headers.js";
+
+/**
+ * Shared session affinity (affinity/service.ts implements it): the request
+ * path asks it before a checkout and tells it after one.
+ */
+export interface AffinityHook {
+  /**
+   * Before checkout, for a request carrying a valid sticky id: true when the
+   * exchange was served by the owning peer (complete), false to serve it
+   * locally (nothing of it was consumed). Never rejects.
+   */
+  forward(ex: Exchange, stickyId: string): Promise<boolean>;
+  /** After a local checkout: pin the process to this node (awaits the store within its budget). Never rejects. */
+  served(ex: Exchange, session: Session): Promise<void>;
+}
 
 export interface CheckoutOptions {
   stickyId?: string;

@@ -12,9 +12,10 @@ import { createRequire } from "node:module";
 import type * as PromClient from "prom-client";
 import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PoolObserver } from "../pool/observer.js";
-import type { PoolStatus } from "../control/status.js";
+import type { PoolStatus } from "../pool/status.js";
 import { FERRY_VERSION } from "../version.js";
-import { statusClass, type RequestRecorder } from "./recorder.js";
+import type { RequestRecorder } from "../pool/request-recorder.js";
+import { statusClass } from "./recorder.js";
 
 /** prom-client, loaded when metrics are on: it is ~13 MB of the core's RSS otherwise. */
 let promModule: typeof PromClient | undefined;

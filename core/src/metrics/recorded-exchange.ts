@@ -8,7 +8,7 @@ import type { Duplex, Readable } from "node:stream";
 import type { AppOptions } from "../config/schema.js";
 import type { DoneReport, Lease } from "../protocol/frames.js";
 import type { Exchange, LeaseTaker, RequestHead } from "../exchange/exchange.js";
-import type { RequestRecorder } from "./recorder.js";
+import type { RequestRecorder } from "../pool/request-recorder.js";
 
 class RecordedExchange implements Exchange {
   readonly #ex: Exchange;

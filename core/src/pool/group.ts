@@ -30,8 +30,8 @@ import { PoolProcess, type PoolSession, type SessionOwner } from "./process.js";
 import { RestartProbe } from "./restart-probe.js";
 import type { GroupPassView, Session, SessionOutcome } from "./session.js";
 import type { PoolObserver } from "./observer.js";
-import type { RequestRecorder } from "../metrics/recorder.js";
-import type { ExitStatus, GroupStatus } from "../control/status.js";
+import type { RequestRecorder } from "./request-recorder.js";
+import type { ExitStatus, GroupStatus } from "./status.js";
 
 /** What a Group needs from its Pool. */
 export interface GroupContext {

@@ -17,10 +17,10 @@ import { FERRY_VERSION } from "../version.js";
 import { Group, type GroupContext } from "./group.js";
 import { cpuPercent, sampleProcess } from "./process-usage.js";
 import { NO_OBSERVER, type PoolObserver } from "./observer.js";
-import { NO_RECORDER, type RequestRecorder } from "../metrics/recorder.js";
+import { NO_RECORDER, type RequestRecorder } from "./request-recorder.js";
 import type { PoolProcess } from "./process.js";
 import type { Session } from "./session.js";
-import type { PoolStatus } from "../control/status.js";
+import type { PoolStatus } from "./status.js";
 
 export interface PoolDeps {
   readonly spawner: Spawner;

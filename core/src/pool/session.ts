@@ -3,10 +3,10 @@
  * Session): the caller talks to `address`, then calls `release()` exactly once.
  */
 
-/** Where an app process accepts HTTP connections. */
-export type AppAddress =
-  | { readonly kind: "unix"; readonly path: string }
-  | { readonly kind: "tcp"; readonly host: string; readonly port: number };
+import type { AppAddress } from "../spawn/spawner.js";
+
+/** Where an app process accepts HTTP connections (the spawner says, spawn/spawner.ts). */
+export type { AppAddress };
 
 /** How an exchange with the app ended, reported on release. */
 export type SessionOutcome =

@@ -22,12 +22,11 @@ import type { Logger } from "../log.js";
 import { LOADER_OPTIONS_ENV, type HandoffSettings, type LoaderOptions, type LoopReport, type SpawnStep } from "../loader/messages.js";
 import { EXEC_HELPER_PATH } from "../os/native.js";
 import { openAppLogFile } from "../os/root-safe.js";
-import type { AppAddress } from "../pool/session.js";
 import { buildAppEnv, DEFAULT_PATH, NOMINAL_NODE_PORT } from "./env.js";
 import { OutputCapture, type OutputSink } from "./output.js";
 import { LoaderChannel } from "./loader-channel.js";
 import { ReadinessFailure, waitForLoader, waitForPort } from "./readiness.js";
-import type { ProcessExit, RequestsReport, SpawnedProcess, SpawnRequest, Spawner } from "./spawner.js";
+import type { AppAddress, ProcessExit, RequestsReport, SpawnedProcess, SpawnRequest, Spawner } from "./spawner.js";
 import { sendFd } from "../os/native.js";
 import { socketFd } from "../os/socket-fd.js";
 

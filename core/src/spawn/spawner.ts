@@ -4,8 +4,12 @@
  * may pass an in-memory one.
  */
 import type { AppOptions, ServerOptions } from "../config/schema.js";
-import type { AppAddress } from "../pool/session.js";
 import type { DirectErrorPage, DirectRequest, LoopReport } from "../loader/messages.js";
+
+/** Where an app process accepts HTTP connections. */
+export type AppAddress =
+  | { readonly kind: "unix"; readonly path: string }
+  | { readonly kind: "tcp"; readonly host: string; readonly port: number };
 
 /**
  * Requests served without the core, as the loader reports them ("reqs"): on
