@@ -179,9 +179,10 @@ test.serial("Redis stopping fails no request; its return restores shared affinit
   await waitFor("each host to log the fallback once", () => live().every((h) => /local-only/.test(h.log())) ? true : undefined, 15_000);
 
   await redis.restart();
-  await waitFor("all nodes registered again", async () => {
+  await waitFor("all nodes registered again, each logging it", async () => {
     for (const h of live()) if ((await redisGet(redis.port, `ferry:node:${h.name}`)) === undefined) return undefined;
-    return true;
+    // A node registers before its log line about it reaches the log file.
+    return live().every((h) => /shared session affinity restored/.test(h.log())) ? true : undefined;
   }, 20_000);
   for (const h of live()) {
     t.is(h.log().match(/local-only/g)?.length, 1, `${h.name} logged the outage once`);
