@@ -13,7 +13,7 @@ import path from "node:path";
 import { affinitySettings, startAffinity, withClusterStatus, type AffinityService } from "./affinity/service.js";
 import type { AppOptions, ServerOptions } from "./config/schema.js";
 import { ControlServer } from "./control/admin-api.js";
-import type { PoolStatus } from "./pool/status.js";
+import type { PoolStatus } from "./control/status.js";
 import type { Exchange } from "./exchange/exchange.js";
 import { handleExchange, type RequestDeps } from "./exchange/handle.js";
 import { AppAgents } from "./exchange/relay/app-agents.js";

@@ -9,7 +9,7 @@
 import type { Logger } from "../log.js";
 import type { Clock } from "../util/clock.js";
 import type { AffinityStore, NodeRecord } from "./store.js";
-import type { ClusterNodeStatus, ClusterStatus } from "../pool/status.js";
+import type { ClusterNodeStatus, ClusterStatus } from "../control/status.js";
 import { keyMismatches } from "./site-key.js";
 
 export const DEFAULT_HEARTBEAT_MS = 2_000;
@@ -118,7 +118,7 @@ export class Cluster {
     this.#nodes.delete(name);
   }
 
-  /** The cluster part of the status snapshot (pool/status.ts). */
+  /** The cluster part of the status snapshot (control/status.ts). */
   view(): ClusterStatus {
     const self = this.#o.record();
     const nodes: ClusterNodeStatus[] = [];

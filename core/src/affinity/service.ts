@@ -18,7 +18,7 @@ import type { AppOptions, ServerOptions } from "../config/schema.js";
 import { ConfigError } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Session } from "../pool/session.js";
-import type { ClusterStatus, PoolStatus } from "../pool/status.js";
+import type { ClusterStatus, PoolStatus } from "../control/status.js";
 import type { AffinityHook } from "../exchange/context.js";
 import type { Exchange } from "../exchange/exchange.js";
 import { systemClock, type Clock } from "../util/clock.js";

@@ -6,7 +6,7 @@
  * base URI, with the app environment. Pure: no I/O.
  */
 import { defaultAppGroupName, type AppOptions } from "../config/schema.js";
-import type { ClusterKeyMismatch } from "../pool/status.js";
+import type { ClusterKeyMismatch } from "../control/status.js";
 
 /** What the key is made of: the app's options and the request's virtual host. */
 export interface SiteKeyInput {

@@ -2,7 +2,7 @@
  * `ferry status` text output, laid out like passenger-status (reference §3.8).
  * Pure: a PoolStatus and the current time in, text out.
  */
-import type { GroupStatus, PoolStatus, ProcessStatus } from "../pool/status.js";
+import type { GroupStatus, PoolStatus, ProcessStatus } from "../control/status.js";
 
 export interface InstanceLabel {
   readonly name: string;

@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import type * as PromClient from "prom-client";
 import type { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { PoolObserver } from "../pool/observer.js";
-import type { PoolStatus } from "../pool/status.js";
+import type { PoolStatus } from "../control/status.js";
 import { FERRY_VERSION } from "../version.js";
 import type { RequestRecorder } from "../pool/request-recorder.js";
 import { statusClass } from "./recorder.js";

@@ -31,7 +31,7 @@ import { RestartProbe } from "./restart-probe.js";
 import type { GroupPassView, Session, SessionOutcome } from "./session.js";
 import type { PoolObserver } from "./observer.js";
 import type { RequestRecorder } from "./request-recorder.js";
-import type { ExitStatus, GroupStatus } from "./status.js";
+import type { ExitStatus, GroupStatus } from "../control/status.js";
 
 /** What a Group needs from its Pool. */
 export interface GroupContext {

@@ -20,7 +20,7 @@ import { NO_OBSERVER, type PoolObserver } from "./observer.js";
 import { NO_RECORDER, type RequestRecorder } from "./request-recorder.js";
 import type { PoolProcess } from "./process.js";
 import type { Session } from "./session.js";
-import type { PoolStatus } from "./status.js";
+import type { PoolStatus } from "../control/status.js";
 
 export interface PoolDeps {
   readonly spawner: Spawner;

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../log.js";
 import type { SpawnedProcess } from "../spawn/spawner.js";
-import type { ProcessState, ProcessStatus } from "./status.js";
+import type { ProcessState, ProcessStatus } from "../control/status.js";
 import type { AppAddress, GroupPassView, Session, SessionOutcome } from "./session.js";
 import type { ProcSample } from "./process-usage.js";
 import type { LoopReport } from "../loader/messages.js";

@@ -15,7 +15,7 @@ import { rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { promisify } from "node:util";
 import { validatePoolStatus } from "../../../core/src/control/client.js";
-import type { GroupStatus, PoolStatus } from "../../../core/src/pool/status.js";
+import type { GroupStatus, PoolStatus } from "../../../core/src/control/status.js";
 import { REPO_ROOT, freePort, isAlive, prepareApp, waitFor } from "../../helpers/apache.js";
 import { getJson, request } from "../../helpers/e2e-http.js";
 import { type FrontEndConfig, type FrontEndKind, type SharedCaseOptions, frontEndSuite } from "./front-end.js";

@@ -12,7 +12,7 @@ import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fetchStatus, readInstance } from "../../../core/src/control/client.js";
-import type { GroupStatus, PoolStatus } from "../../../core/src/pool/status.js";
+import type { GroupStatus, PoolStatus } from "../../../core/src/control/status.js";
 import { PASS_TTL_MS, type DoneReport, type Lease } from "../../../core/src/protocol/frames.js";
 import { requestHeadMap } from "../../helpers/frame-client.js";
 import { LeaseClient, httpOverSocket } from "../../helpers/lease-client.js";

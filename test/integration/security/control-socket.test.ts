@@ -14,7 +14,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { pino } from "pino";
 import { ControlServer } from "../../../core/src/control/admin-api.js";
-import type { PoolStatus } from "../../../core/src/pool/status.js";
+import type { PoolStatus } from "../../../core/src/control/status.js";
 import { REPO_ROOT } from "../../helpers/apache.js";
 import { ensureGroup, ensureUser, removeGroup, removeUser, type TestUser } from "../../helpers/users.js";
 

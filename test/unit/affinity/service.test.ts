@@ -5,7 +5,7 @@ import { AffinityService } from "../../../core/src/affinity/service.js";
 import { MemoryAffinityStore } from "../../../core/src/affinity/store.js";
 import { makeAppOptions } from "../../../core/src/config/schema.js";
 import type { Session } from "../../../core/src/pool/session.js";
-import type { PoolStatus } from "../../../core/src/pool/status.js";
+import type { PoolStatus } from "../../../core/src/control/status.js";
 import type { Exchange } from "../../../core/src/exchange/exchange.js";
 
 const log = pino({ level: "silent" });

@@ -1,6 +1,6 @@
 import test from "ava";
 import { formatDuration, formatMemory, formatStatus } from "../../../core/src/cli/format-status.js";
-import type { PoolStatus } from "../../../core/src/pool/status.js";
+import type { PoolStatus } from "../../../core/src/control/status.js";
 
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
 

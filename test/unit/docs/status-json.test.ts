@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { validatePoolStatus } from "../../../core/src/control/client.js";
-import type { PoolStatus } from "../../../core/src/pool/status.js";
+import type { PoolStatus } from "../../../core/src/control/status.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { FerryMetrics } from "../../../core/src/metrics/prometheus.js";
 import { statusClass } from "../../../core/src/metrics/recorder.js";
 import { parseListenAddress } from "../../../core/src/config/listen-address.js";
-import type { PoolStatus } from "../../../core/src/pool/status.js";
+import type { PoolStatus } from "../../../core/src/control/status.js";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../..");
 
