@@ -42,9 +42,6 @@ const char *ferry_map_app_uri(request_rec *r);
 int ferry_map_block_mod_dir(request_rec *r);
 int ferry_map_unblock_mod_dir(request_rec *r);
 
-/* child_init hook: the per-child app detection cache (PassengerStatThrottleRate). */
-void ferry_map_child_init(apr_pool_t *p, server_rec *s);
-
 /* The handler name ferry_map_fixups gives requests it claims. */
 #define FERRY_HANDLER_NAME "ferry"
 

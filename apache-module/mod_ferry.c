@@ -17,6 +17,7 @@
 #include "ferry_config.h"
 #include "ferry_daemon.h"
 #include "ferry_handler.h"
+#include "ferry_detect.h"
 #include "ferry_map.h"
 
 static void ferry_register_hooks(apr_pool_t *p)
@@ -35,7 +36,7 @@ static void ferry_register_hooks(apr_pool_t *p)
     /* The core daemon: started/reconfigured from the parent's post_config. */
     ap_hook_post_config(ferry_daemon_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ferry_daemon_child_init, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(ferry_map_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(ferry_detect_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(ferry_handler_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     /* The in-flight counts the children share (passes pick by them). */
     ap_hook_post_config(ferry_handler_post_config, NULL, NULL, APR_HOOK_MIDDLE);

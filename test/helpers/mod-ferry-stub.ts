@@ -1,6 +1,6 @@
 /**
  * mod_ferry's configuration and mapping code (mod_ferry.c, ferry_config.c,
- * ferry_map.c) built with apxs together with apache-module/test/map_stub.c,
+ * ferry_map.c, ferry_detect.c) built with apxs together with apache-module/test/map_stub.c,
  * which stands in for the daemon and the data path: its handler answers
  * with the msgpack [app, env] the real module would send to the core. Lets
  * the directive and mapping tests run a real Apache without a core.
@@ -22,8 +22,8 @@ const execFileP = promisify(execFile);
 /** The repository root (this file runs from build/test/helpers/). */
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 const MODULE_DIR = path.join(REPO_ROOT, "apache-module");
-const SOURCES = ["mod_ferry.c", "ferry_config.c", "ferry_map.c", "ferry_proto.c"];
-const HEADERS = ["ferry_config.h", "ferry_map.h", "ferry_log.h", "ferry_handler.h", "ferry_daemon.h", "ferry_proto.h"];
+const SOURCES = ["mod_ferry.c", "ferry_config.c", "ferry_map.c", "ferry_detect.c", "ferry_proto.c"];
+const HEADERS = ["ferry_config.h", "ferry_map.h", "ferry_detect.h", "ferry_log.h", "ferry_handler.h", "ferry_daemon.h", "ferry_proto.h"];
 
 /** Apache's binary and module dir (Debian layout first, then PATH/apxs). */
 export async function apacheLayout(): Promise<{ readonly httpd: string; readonly modules: string }> {
