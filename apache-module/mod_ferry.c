@@ -4,6 +4,7 @@
  * The file is named mod_ferry.c so `<IfModule mod_ferry.c>` works.
  *   ferry_config.c  directives, config structs      (ferry_config.h)
  *   ferry_map.c     which requests belong to an app (ferry_map.h)
+ *   ferry_detect.c  which kind of app an app root holds (ferry_detect.h)
  *   ferry_handler.c the data path                    (ferry_handler.h; its
  *                   steps in ferry_lease.c, ferry_app_http.c, ferry_body.c,
  *                   ferry_response.c, ferry_tunnel.c: see ferry_exchange.h)
