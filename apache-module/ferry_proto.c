@@ -129,13 +129,36 @@ void ferry_frame_add_header(const ferry_frame_t *f, size_t i,
     value->len = v->via.str.size;
 }
 
-ferry_str_t ferry_frame_pass_proc(const ferry_frame_t *f, size_t i)
+static ferry_str_t str_at(const msgpack_object *arr, size_t i)
 {
     ferry_str_t s;
 
-    s.ptr = f->pass_procs[i].via.str.ptr;
-    s.len = f->pass_procs[i].via.str.size;
+    s.ptr = arr[i].via.str.ptr;
+    s.len = arr[i].via.str.size;
     return s;
+}
+
+ferry_str_t ferry_frame_pass_proc(const ferry_frame_t *f, size_t i)
+{
+    return str_at(f->pass_procs, i);
+}
+
+ferry_str_t ferry_frame_sticky_id(const ferry_frame_t *f, size_t i)
+{
+    return str_at(f->sticky_ids, i);
+}
+
+ferry_str_t ferry_frame_sticky_set_cookie(const ferry_frame_t *f, size_t i,
+                                          int https)
+{
+    return str_at(https ? f->sticky_set_cookie_https : f->sticky_set_cookie, i);
+}
+
+void ferry_frame_sticky_add_header(const ferry_frame_t *f, size_t i,
+                                   ferry_str_t *name, ferry_str_t *value)
+{
+    *name = str_at(f->sticky_add, 2 * i);
+    *value = str_at(f->sticky_add, 2 * i + 1);
 }
 
 /* ---- Validation --------------------------------------------------------- */
@@ -180,6 +203,7 @@ static const struct {
     { "env",         K_PAIRS, 0 },
     { "held",        K_STRS,  0 },
     { "pass",        K_BOOL,  0 },
+    { "pass_sticky", K_BOOL,  0 },
 };
 
 typedef struct {
@@ -205,9 +229,20 @@ static const ferry_key_t lease_keys[] = {
 static const ferry_key_t pass_keys[] = {
     { "ttl",           K_INT,   1 },
     { "procs",         K_STRS,  1 },
+    { "sticky",        K_MAP,   0 },
     { "restart_file",  K_STR,   1 },
     { "restart_mtime", K_INT,   1 },
     { NULL,            K_STR,   0 }
+};
+
+/* The pass's sticky map (an app with sticky sessions). */
+static const ferry_key_t sticky_keys[] = {
+    { "cookie",           K_STR,   1 },
+    { "ids",              K_STRS,  1 },
+    { "set_cookie",       K_STRS,  1 },
+    { "set_cookie_https", K_STRS,  1 },
+    { "add_headers",      K_PAIRS, 1 },
+    { NULL,               K_STR,   0 }
 };
 
 static const ferry_key_t done_keys[] = {
@@ -299,8 +334,37 @@ static int fits_int64(const msgpack_object *o)
            || o->via.u64 <= (uint64_t)INT64_MAX;
 }
 
+/* The pass's optional sticky map: a cookie name, and an id, a Set-Cookie
+ * and an HTTPS Set-Cookie for each of the pass's procs (nprocs). */
+static int decode_sticky(const msgpack_object *m, size_t nprocs,
+                         ferry_frame_t *f)
+{
+    const msgpack_object *ids, *sc, *sch, *add;
+
+    if (validate_map(m, sticky_keys) != 0) {
+        return -1;
+    }
+    str_of(ferry_map_get(m, "cookie"), &f->sticky_cookie);
+    ids = ferry_map_get(m, "ids");
+    sc = ferry_map_get(m, "set_cookie");
+    sch = ferry_map_get(m, "set_cookie_https");
+    add = ferry_map_get(m, "add_headers");
+    if (f->sticky_cookie.len == 0 || ids->via.array.size != nprocs
+        || sc->via.array.size != nprocs || sch->via.array.size != nprocs) {
+        return -1;
+    }
+    f->sticky_ids = ids->via.array.ptr;
+    f->sticky_set_cookie = sc->via.array.ptr;
+    f->sticky_set_cookie_https = sch->via.array.ptr;
+    f->nsticky_add = add->via.array.size / 2;
+    f->sticky_add = add->via.array.ptr;
+    f->has_sticky = 1;
+    return 0;
+}
+
 /* The LEASE's optional pass: ttl > 0, 1 to FERRY_HELD_MAX non-empty
- * process ids, an absolute restart file, mtime >= -1. */
+ * process ids, an absolute restart file, mtime >= -1; sticky data for
+ * each process when present. */
 static int decode_pass(const msgpack_object *m, ferry_frame_t *f)
 {
     const msgpack_object *o;
@@ -335,6 +399,10 @@ static int decode_pass(const msgpack_object *m, ferry_frame_t *f)
         return -1;
     }
     f->restart_mtime_ns = int_of(o);
+    o = ferry_map_get(m, "sticky");
+    if (o != NULL && decode_sticky(o, f->npass_procs, f) != 0) {
+        return -1;
+    }
     f->has_pass = 1;
     return 0;
 }
@@ -885,8 +953,9 @@ int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h
     rc |= msgpack_pack_array(&pk, 2);
     rc |= msgpack_pack_int(&pk, FERRY_FRAME_REQUEST_HEAD);
     /* Keys in the order of the tables in docs/protocol.md; v3 adds held,
-     * and pass when it is true. */
-    rc |= msgpack_pack_map(&pk, v3 ? (h->pass ? 17 : 16) : 15);
+     * and pass and pass_sticky each when it is true. */
+    rc |= msgpack_pack_map(&pk, v3 ? 16 + (h->pass ? 1 : 0)
+                                     + (h->pass_sticky ? 1 : 0) : 15);
     rc |= pack_key_int(&pk, "v", h->version);
     rc |= pack_key_str(&pk, "method", h->method);
     rc |= pack_key_str(&pk, "uri", h->uri);
@@ -910,6 +979,9 @@ int ferry_encode_request_head(msgpack_sbuffer *sb, const ferry_request_head_t *h
         rc |= pack_strs(&pk, h->held, h->nheld);
         if (h->pass) {
             rc |= pack_key_bool(&pk, "pass", 1);
+        }
+        if (h->pass_sticky) {
+            rc |= pack_key_bool(&pk, "pass_sticky", 1);
         }
     }
     if (rc != 0) {
@@ -940,11 +1012,43 @@ static int pack_bin(msgpack_packer *pk, const char *data, size_t len)
     return len > 0 ? msgpack_pack_bin_body(pk, data, len) : 0;
 }
 
+/* Flat name/value pairs given with their lengths. */
+static int pack_pairs(msgpack_packer *pk, const ferry_str_t *v, size_t npairs)
+{
+    size_t i;
+    int rc = msgpack_pack_array(pk, 2 * npairs);
+
+    for (i = 0; i < 2 * npairs && rc == 0; i++) {
+        rc = msgpack_pack_str(pk, v[i].len);
+        if (rc == 0 && v[i].len > 0) {
+            rc = msgpack_pack_str_body(pk, v[i].ptr, v[i].len);
+        }
+    }
+    return rc;
+}
+
+/* The pass's sticky map, keys in the order of docs/protocol.md. */
+static int pack_sticky(msgpack_packer *pk, const ferry_lease_t *l)
+{
+    int rc = 0;
+
+    rc |= msgpack_pack_map(pk, 5);
+    rc |= pack_key_str(pk, "cookie", l->sticky_cookie);
+    rc |= pack_cstr(pk, "ids");
+    rc |= pack_strs(pk, l->sticky_ids, l->npass_procs);
+    rc |= pack_cstr(pk, "set_cookie");
+    rc |= pack_strs(pk, l->sticky_set_cookie, l->npass_procs);
+    rc |= pack_cstr(pk, "set_cookie_https");
+    rc |= pack_strs(pk, l->sticky_set_cookie_https, l->npass_procs);
+    rc |= pack_cstr(pk, "add_headers");
+    rc |= pack_pairs(pk, l->sticky_add_headers, l->nsticky_add);
+    return rc;
+}
+
 int ferry_encode_lease(msgpack_sbuffer *sb, const ferry_lease_t *l)
 {
     msgpack_packer pk;
     size_t start = ferry_frame_begin(sb);
-    size_t i;
     int rc = 0;
 
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
@@ -958,21 +1062,18 @@ int ferry_encode_lease(msgpack_sbuffer *sb, const ferry_lease_t *l)
     rc |= pack_bin(&pk, l->head, l->head_len);
     rc |= pack_key_bool(&pk, "chunked", l->chunked);
     rc |= pack_cstr(&pk, "add_headers");
-    rc |= msgpack_pack_array(&pk, 2 * l->nadd);
-    for (i = 0; i < 2 * l->nadd; i++) {
-        rc |= msgpack_pack_str(&pk, l->add_headers[i].len);
-        if (l->add_headers[i].len > 0) {
-            rc |= msgpack_pack_str_body(&pk, l->add_headers[i].ptr,
-                                        l->add_headers[i].len);
-        }
-    }
+    rc |= pack_pairs(&pk, l->add_headers, l->nadd);
     rc |= pack_key_int(&pk, "deadline", l->deadline_ms);
     if (l->has_pass) {
         rc |= pack_cstr(&pk, "pass");
-        rc |= msgpack_pack_map(&pk, 4);
+        rc |= msgpack_pack_map(&pk, l->has_sticky ? 5 : 4);
         rc |= pack_key_int(&pk, "ttl", l->pass_ttl_ms);
         rc |= pack_cstr(&pk, "procs");
         rc |= pack_strs(&pk, l->pass_procs, l->npass_procs);
+        if (l->has_sticky) {
+            rc |= pack_cstr(&pk, "sticky");
+            rc |= pack_sticky(&pk, l);
+        }
         rc |= pack_key_str(&pk, "restart_file", l->restart_file);
         rc |= pack_key_int(&pk, "restart_mtime", l->restart_mtime_ns);
     }

@@ -95,6 +95,16 @@ typedef struct {
     const msgpack_object *pass_procs;  /* npass_procs non-empty str objects */
     ferry_str_t restart_file;          /* absolute path */
     int64_t restart_mtime_ns;          /* -1 = the file is absent */
+    /* Its optional "sticky" map (an app with sticky sessions): has_sticky
+     * is 0 when absent. ids, set_cookie and set_cookie_https hold
+     * npass_procs str objects each, in the order of procs. */
+    int has_sticky;
+    ferry_str_t sticky_cookie;         /* the cookie's name, not empty */
+    const msgpack_object *sticky_ids;
+    const msgpack_object *sticky_set_cookie;
+    const msgpack_object *sticky_set_cookie_https;
+    size_t nsticky_add;                /* sticky add_headers: pairs */
+    const msgpack_object *sticky_add;  /* 2 * nsticky_add str objects */
     /* DONE (a module -> core frame: decoded by tests only) */
     ferry_str_t outcome;
     int64_t done_status;
@@ -114,6 +124,17 @@ void ferry_frame_add_header(const ferry_frame_t *f, size_t i,
 
 /* Process id i of the LEASE's pass (0 <= i < npass_procs). */
 ferry_str_t ferry_frame_pass_proc(const ferry_frame_t *f, size_t i);
+
+/* Of a pass with sticky data (has_sticky), for process i (0 <= i <
+ * npass_procs): its sticky id, and the Set-Cookie value pinning a client
+ * to it (https: the HTTPS one). */
+ferry_str_t ferry_frame_sticky_id(const ferry_frame_t *f, size_t i);
+ferry_str_t ferry_frame_sticky_set_cookie(const ferry_frame_t *f, size_t i,
+                                          int https);
+
+/* Name and value of the sticky add_headers pair i (0 <= i < nsticky_add). */
+void ferry_frame_sticky_add_header(const ferry_frame_t *f, size_t i,
+                                   ferry_str_t *name, ferry_str_t *value);
 
 /* Look up key in a msgpack map object; NULL when absent. */
 const msgpack_object *ferry_map_get(const msgpack_object *map, const char *key);
@@ -196,6 +217,9 @@ typedef struct {
     size_t nheld;
     int pass;                           /* v3: the module can use passes
                                          * (sent only when set) */
+    int pass_sticky;                    /* v3: ... and route them by the
+                                         * sticky cookie (sent only when
+                                         * set, after pass) */
 } ferry_request_head_t;
 
 /* The LEASE fields (the core's side of v3; the module encodes it in tests). */
@@ -216,6 +240,15 @@ typedef struct {
     size_t npass_procs;
     const char *restart_file;
     int64_t restart_mtime_ns;
+    /* The pass's optional sticky map (sent only when has_sticky is set):
+     * ids, set_cookie and set_cookie_https have npass_procs entries. */
+    int has_sticky;
+    const char *sticky_cookie;
+    const char *const *sticky_ids;
+    const char *const *sticky_set_cookie;
+    const char *const *sticky_set_cookie_https;
+    const ferry_str_t *sticky_add_headers;  /* 2 * nsticky_add */
+    size_t nsticky_add;
 } ferry_lease_t;
 
 /* The DONE report (docs/protocol.md "DONE"). */

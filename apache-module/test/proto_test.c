@@ -96,6 +96,11 @@ static char *dup_str(const msgpack_object *o)
     return s;
 }
 
+static char *dup_view(ferry_str_t v)
+{
+    return strndup(v.len > 0 ? v.ptr : "", v.len);
+}
+
 static long long get_int(const msgpack_object *o)
 {
     if (o == NULL) {
@@ -182,6 +187,7 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
         h.held = (const char *const *)lv;
         h.nheld = nl;
         h.pass = get_bool(ferry_map_get(f->head, "pass"));
+        h.pass_sticky = get_bool(ferry_map_get(f->head, "pass_sticky"));
         rc = ferry_encode_request_head(sb, &h);
         for (i = 0; i < n; i++) {
             free(hv[i]);
@@ -250,10 +256,16 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
     case FERRY_FRAME_LEASE: {
         ferry_lease_t l;
         ferry_str_t *hs = calloc(2 * f->nadd + 1, sizeof(ferry_str_t));
+        ferry_str_t *shs = calloc(2 * f->nsticky_add + 1, sizeof(ferry_str_t));
         char *id = strndup(f->id.ptr, f->id.len);
         char **procs = calloc(f->npass_procs + 1, sizeof(char *));
+        char **sids = calloc(f->npass_procs + 1, sizeof(char *));
+        char **sc = calloc(f->npass_procs + 1, sizeof(char *));
+        char **sch = calloc(f->npass_procs + 1, sizeof(char *));
         char *restart = strndup(f->restart_file.ptr ? f->restart_file.ptr : "",
                                 f->restart_file.len);
+        char *cookie = strndup(f->sticky_cookie.ptr ? f->sticky_cookie.ptr : "",
+                               f->sticky_cookie.len);
 
         for (i = 0; i < f->nadd; i++) {
             ferry_frame_add_header(f, i, &hs[2 * i], &hs[2 * i + 1]);
@@ -279,12 +291,42 @@ static int reencode(const ferry_frame_t *f, msgpack_sbuffer *sb)
         l.npass_procs = f->npass_procs;
         l.restart_file = restart;
         l.restart_mtime_ns = f->restart_mtime_ns;
+        if (f->has_sticky) {
+            for (i = 0; i < f->npass_procs; i++) {
+                ferry_str_t v = ferry_frame_sticky_id(f, i);
+
+                sids[i] = dup_view(v);
+                v = ferry_frame_sticky_set_cookie(f, i, 0);
+                sc[i] = dup_view(v);
+                v = ferry_frame_sticky_set_cookie(f, i, 1);
+                sch[i] = dup_view(v);
+            }
+            for (i = 0; i < f->nsticky_add; i++) {
+                ferry_frame_sticky_add_header(f, i, &shs[2 * i],
+                                              &shs[2 * i + 1]);
+            }
+        }
+        l.has_sticky = f->has_sticky;
+        l.sticky_cookie = cookie;
+        l.sticky_ids = (const char *const *)sids;
+        l.sticky_set_cookie = (const char *const *)sc;
+        l.sticky_set_cookie_https = (const char *const *)sch;
+        l.sticky_add_headers = shs;
+        l.nsticky_add = f->nsticky_add;
         rc = ferry_encode_lease(sb, &l);
         for (i = 0; i < f->npass_procs; i++) {
             free(procs[i]);
+            free(sids[i]);
+            free(sc[i]);
+            free(sch[i]);
         }
         free(procs);
+        free(sids);
+        free(sc);
+        free(sch);
         free(restart);
+        free(cookie);
+        free(shs);
         free(hs);
         free(id);
         break;
@@ -724,6 +766,271 @@ static void test_pass(const char *dir)
     }
 }
 
+/* Encode l and decode it again; the decoder's status. */
+static ferry_proto_status lease_round_trip(const ferry_lease_t *l,
+                                           ferry_frame_t *f,
+                                           ferry_decoder_t *dec)
+{
+    msgpack_sbuffer sb;
+
+    msgpack_sbuffer_init(&sb);
+    if (ferry_encode_lease(&sb, l) != 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return FERRY_PROTO_NOMEM;
+    }
+    ferry_decoder_feed(dec, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return ferry_decoder_next(dec, f);
+}
+
+static int view_is(ferry_str_t v, const char *s)
+{
+    return v.len == strlen(s) && memcmp(v.ptr, s, v.len) == 0;
+}
+
+/* LEASEs whose pass has a malformed sticky map (pack_bad_sticky). */
+static const char *const sticky_bad_why[] = {
+    "a sticky map with an empty cookie name",
+    "a sticky map with fewer ids than procs",
+    "a sticky map with fewer set_cookie than procs",
+    "a sticky map with more set_cookie_https than procs",
+    "a sticky map with an odd add_headers",
+    "a sticky map with an int among the ids",
+    "a sticky map that is an array",
+    "a sticky map without add_headers",
+    "a sticky map without cookie",
+    "a sticky map whose cookie is an int",
+};
+#define STICKY_BAD (sizeof(sticky_bad_why) / sizeof(sticky_bad_why[0]))
+
+static void pack_s(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str(pk, strlen(s));
+    msgpack_pack_str_body(pk, s, strlen(s));
+}
+
+/* n strings "v<i>" (an int at index bad_at, if < n). */
+static void pack_list(msgpack_packer *pk, size_t n, size_t bad_at)
+{
+    static const char *const v[] = { "1", "2", "3" };
+    size_t i;
+
+    msgpack_pack_array(pk, n);
+    for (i = 0; i < n; i++) {
+        if (i == bad_at) {
+            msgpack_pack_int(pk, 5);
+        }
+        else {
+            pack_s(pk, v[i % 3]);
+        }
+    }
+}
+
+/* A LEASE frame whose pass (procs c.1, c.2) has the sticky map spoilt as
+ * sticky_bad_why[which] says (-1: not spoilt). */
+static int pack_bad_sticky(msgpack_sbuffer *sb, int which)
+{
+    msgpack_packer pk;
+    size_t start = ferry_frame_begin(sb);
+    int nkeys = 5;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int(&pk, FERRY_FRAME_LEASE);
+    msgpack_pack_map(&pk, 5);
+    pack_s(&pk, "id");
+    pack_s(&pk, "c.1");
+    pack_s(&pk, "pid");
+    msgpack_pack_int(&pk, 7);
+    pack_s(&pk, "reuse");
+    msgpack_pack_true(&pk);
+    pack_s(&pk, "head");
+    msgpack_pack_bin(&pk, 1);
+    msgpack_pack_bin_body(&pk, "x", 1);
+    pack_s(&pk, "pass");
+    msgpack_pack_map(&pk, 5);
+    pack_s(&pk, "ttl");
+    msgpack_pack_int(&pk, 500);
+    pack_s(&pk, "procs");
+    msgpack_pack_array(&pk, 2);
+    pack_s(&pk, "c.1");
+    pack_s(&pk, "c.2");
+    pack_s(&pk, "sticky");
+    if (which == 6) {
+        msgpack_pack_array(&pk, 0);
+    }
+    else {
+        if (which == 7 || which == 8) {
+            nkeys = 4;
+        }
+        msgpack_pack_map(&pk, nkeys);
+        if (which != 8) {
+            pack_s(&pk, "cookie");
+            if (which == 9) {
+                msgpack_pack_int(&pk, 1);
+            }
+            else {
+                pack_s(&pk, which == 0 ? "" : "r");
+            }
+        }
+        pack_s(&pk, "ids");
+        pack_list(&pk, which == 1 ? 1 : 2, which == 5 ? 1 : 9);
+        pack_s(&pk, "set_cookie");
+        pack_list(&pk, which == 2 ? 1 : 2, 9);
+        pack_s(&pk, "set_cookie_https");
+        pack_list(&pk, which == 3 ? 3 : 2, 9);
+        if (which != 7) {
+            pack_s(&pk, "add_headers");
+            pack_list(&pk, which == 4 ? 1 : 2, 9);
+        }
+    }
+    pack_s(&pk, "restart_file");
+    pack_s(&pk, "/a/restart.txt");
+    pack_s(&pk, "restart_mtime");
+    msgpack_pack_int(&pk, -1);
+    return ferry_frame_finish(sb, start, FERRY_FRAME_MAX);
+}
+
+static int str_is(const msgpack_object *o, const char *s)
+{
+    return o->type == MSGPACK_OBJECT_STR && o->via.str.size == strlen(s)
+           && memcmp(o->via.str.ptr, s, o->via.str.size) == 0;
+}
+
+/* The pass's sticky map (docs/protocol.md "Passes"): fields decoded, bad
+ * shapes refused; REQUEST_HEAD's pass_sticky key. */
+static void test_sticky(void)
+{
+    static const char *const procs[] = { "c.1", "c.2" };
+    static const char *const ids[] = { "11", "22" };
+    static const char *const sc[] = { "r=11; Path=/", "r=22; Path=/" };
+    static const char *const sch[] = { "r=11; Path=/; Secure",
+                                       "r=22; Path=/; Secure" };
+    static const ferry_str_t add[] = { { "X-Powered-By", 12 }, { "Ferry", 5 } };
+    ferry_lease_t l;
+    ferry_decoder_t *dec;
+    ferry_frame_t f;
+    ferry_str_t n, v;
+    size_t i;
+    int ok;
+
+    memset(&l, 0, sizeof(l));
+    l.id = "c.1";
+    l.pid = 7;
+    l.head = "GET / HTTP/1.1\r\n\r\n";
+    l.head_len = strlen(l.head);
+    l.has_pass = 1;
+    l.pass_ttl_ms = 500;
+    l.pass_procs = procs;
+    l.npass_procs = 2;
+    l.restart_file = "/a/restart.txt";
+    l.restart_mtime_ns = -1;
+    l.has_sticky = 1;
+    l.sticky_cookie = "r";
+    l.sticky_ids = ids;
+    l.sticky_set_cookie = sc;
+    l.sticky_set_cookie_https = sch;
+    l.sticky_add_headers = add;
+    l.nsticky_add = 1;
+
+    dec = ferry_decoder_create();
+    ok = lease_round_trip(&l, &f, dec) == FERRY_PROTO_OK && f.has_pass
+         && f.has_sticky && view_is(f.sticky_cookie, "r")
+         && f.nsticky_add == 1;
+    for (i = 0; ok && i < 2; i++) {
+        ok = view_is(ferry_frame_sticky_id(&f, i), ids[i])
+             && view_is(ferry_frame_sticky_set_cookie(&f, i, 0), sc[i])
+             && view_is(ferry_frame_sticky_set_cookie(&f, i, 1), sch[i]);
+    }
+    if (ok) {
+        ferry_frame_sticky_add_header(&f, 0, &n, &v);
+        ok = view_is(n, "X-Powered-By") && view_is(v, "Ferry");
+    }
+    result("builtin", "a pass with sticky data decodes: cookie, ids, "
+           "Set-Cookie values, add_headers", ok, "mismatch");
+    ferry_decoder_destroy(dec);
+
+    l.nsticky_add = 0;
+    dec = ferry_decoder_create();
+    ok = lease_round_trip(&l, &f, dec) == FERRY_PROTO_OK && f.has_sticky
+         && f.nsticky_add == 0;
+    result("builtin", "sticky add_headers may be empty", ok, "rejected");
+    ferry_decoder_destroy(dec);
+    l.nsticky_add = 1;
+
+    l.has_sticky = 0;
+    dec = ferry_decoder_create();
+    ok = lease_round_trip(&l, &f, dec) == FERRY_PROTO_OK && f.has_pass
+         && !f.has_sticky && f.sticky_ids == NULL && f.nsticky_add == 0;
+    result("builtin", "a pass without sticky: has_sticky is 0", ok,
+           "mismatch");
+    ferry_decoder_destroy(dec);
+    l.has_sticky = 1;
+
+    {
+        msgpack_sbuffer sb;
+
+        msgpack_sbuffer_init(&sb);
+        dec = ferry_decoder_create();
+        ok = pack_bad_sticky(&sb, -1) == 0
+             && ferry_decoder_feed(dec, sb.data, sb.size) == 0
+             && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK && f.has_sticky;
+        result("builtin", "the hand-packed sticky LEASE unspoilt decodes", ok,
+               "rejected");
+        ferry_decoder_destroy(dec);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    for (i = 0; i < STICKY_BAD; i++) {
+        msgpack_sbuffer sb;
+
+        msgpack_sbuffer_init(&sb);
+        dec = ferry_decoder_create();
+        ok = pack_bad_sticky(&sb, (int)i) == 0
+             && ferry_decoder_feed(dec, sb.data, sb.size) == 0
+             && ferry_decoder_next(dec, &f) == FERRY_PROTO_MALFORMED;
+        result("builtin", sticky_bad_why[i], ok, "accepted");
+        ferry_decoder_destroy(dec);
+        msgpack_sbuffer_destroy(&sb);
+    }
+
+    /* REQUEST_HEAD: pass_sticky is written only when set, after pass. */
+    {
+        ferry_opt_t app = { "app_root", FERRY_OPT_STR, "/srv/app", 0 };
+        ferry_request_head_t h;
+        msgpack_sbuffer sb;
+        const msgpack_object *o;
+        size_t len;
+
+        memset(&h, 0, sizeof(h));
+        h.version = 3;
+        h.method = "GET";
+        h.uri = "/";
+        h.app = &app;
+        h.napp = 1;
+        h.pass = 1;
+        msgpack_sbuffer_init(&sb);
+        ferry_encode_request_head(&sb, &h);
+        len = sb.size;
+        h.pass_sticky = 1;
+        ferry_encode_request_head(&sb, &h);
+        dec = ferry_decoder_create();
+        ferry_decoder_feed(dec, sb.data, sb.size);
+        ok = sb.size == 2 * len + 13
+             && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+             && ferry_map_get(f.head, "pass_sticky") == NULL
+             && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+             && (o = ferry_map_get(f.head, "pass_sticky")) != NULL
+             && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean
+             && f.head->via.map.size == 18
+             && str_is(&f.head->via.map.ptr[16].key, "pass")
+             && str_is(&f.head->via.map.ptr[17].key, "pass_sticky");
+        result("builtin", "REQUEST_HEAD carries pass_sticky: true only when "
+               "set, right after pass", ok, "mismatch");
+        ferry_decoder_destroy(dec);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+
 /* Deterministic xorshift, so a failure reproduces. */
 static unsigned int rnd_state = 2463534242u;
 
@@ -845,6 +1152,7 @@ int main(int argc, char **argv)
            good > 0 && bad > 0, "fixtures missing");
     test_builtin();
     test_pass(dir);
+    test_sticky();
     test_mutations(vectors, lens, (size_t)good);
     for (i = 0; i < (size_t)good; i++) {
         free(vectors[i]);
