@@ -35,6 +35,12 @@ typedef struct {
     size_t nprocs;
     ferry_str_t *add;
     size_t nadd;
+    const char *sticky_cookie;  /* NULL: no sticky data */
+    const char **sticky_ids;    /* nprocs each */
+    const char **sticky_set_cookie;
+    const char **sticky_set_cookie_https;
+    ferry_str_t *sticky_add;
+    size_t nsticky_add;
     const char *restart_file;
     int64_t restart_mtime_ns;
     int restart_checked;        /* restart_checked_us is set */
@@ -150,12 +156,24 @@ static char *copy_str(char **p, const char *s, size_t n)
     return out;
 }
 
+/* Copy a name/value pair to out[0..1] (strings at *p). */
+static void copy_pair(char **p, ferry_str_t *out, ferry_str_t name,
+                      ferry_str_t value)
+{
+    out[0].ptr = copy_str(p, name.ptr, name.len);
+    out[0].len = name.len;
+    out[1].ptr = copy_str(p, value.ptr, value.len);
+    out[1].len = value.len;
+}
+
 void ferry_pass_store(ferry_pass_table_t *t, const char *key,
                       const ferry_frame_t *lease, int64_t now_us)
 {
     pass_t ps, *old;
     ferry_str_t s, name, value;
-    size_t i, size, keylen = strlen(key);
+    size_t i, size, nptrs, keylen = strlen(key);
+    size_t nprocs = lease->npass_procs;
+    size_t nsadd = lease->has_sticky ? lease->nsticky_add : 0;
     char *block, *p;
     int64_t grow_us = 0;
 
@@ -167,16 +185,31 @@ void ferry_pass_store(ferry_pass_table_t *t, const char *key,
     if (!lease->has_pass) {
         return;
     }
-    /* One block: pointers first (aligned by malloc), then the strings. */
-    size = lease->npass_procs * sizeof(char *)
-           + 2 * lease->nadd * sizeof(ferry_str_t)
+    /* One block: pointers first (aligned by malloc): procs, and with
+     * sticky data its ids and both Set-Cookie lists; the header pairs;
+     * then the strings. */
+    nptrs = lease->has_sticky ? 4 * nprocs : nprocs;
+    size = nptrs * sizeof(char *)
+           + 2 * (lease->nadd + nsadd) * sizeof(ferry_str_t)
            + keylen + 1 + lease->restart_file.len + 1;
-    for (i = 0; i < lease->npass_procs; i++) {
+    for (i = 0; i < nprocs; i++) {
         size += ferry_frame_pass_proc(lease, i).len + 1;
+        if (lease->has_sticky) {
+            size += ferry_frame_sticky_id(lease, i).len + 1
+                    + ferry_frame_sticky_set_cookie(lease, i, 0).len + 1
+                    + ferry_frame_sticky_set_cookie(lease, i, 1).len + 1;
+        }
     }
     for (i = 0; i < lease->nadd; i++) {
         ferry_frame_add_header(lease, i, &name, &value);
         size += name.len + 1 + value.len + 1;
+    }
+    for (i = 0; i < nsadd; i++) {
+        ferry_frame_sticky_add_header(lease, i, &name, &value);
+        size += name.len + 1 + value.len + 1;
+    }
+    if (lease->has_sticky) {
+        size += lease->sticky_cookie.len + 1;
     }
     block = malloc(size);
     if (block == NULL) {
@@ -184,22 +217,40 @@ void ferry_pass_store(ferry_pass_table_t *t, const char *key,
     }
     memset(&ps, 0, sizeof(ps));
     ps.procs = (const char **)(void *)block;
-    ps.add = (ferry_str_t *)(void *)(block + lease->npass_procs * sizeof(char *));
-    p = block + lease->npass_procs * sizeof(char *)
-        + 2 * lease->nadd * sizeof(ferry_str_t);
-    for (i = 0; i < lease->npass_procs; i++) {
+    ps.add = (ferry_str_t *)(void *)(block + nptrs * sizeof(char *));
+    p = block + nptrs * sizeof(char *)
+        + 2 * (lease->nadd + nsadd) * sizeof(ferry_str_t);
+    for (i = 0; i < nprocs; i++) {
         s = ferry_frame_pass_proc(lease, i);
         ps.procs[i] = copy_str(&p, s.ptr, s.len);
     }
-    ps.nprocs = lease->npass_procs;
+    ps.nprocs = nprocs;
     for (i = 0; i < lease->nadd; i++) {
         ferry_frame_add_header(lease, i, &name, &value);
-        ps.add[2 * i].ptr = copy_str(&p, name.ptr, name.len);
-        ps.add[2 * i].len = name.len;
-        ps.add[2 * i + 1].ptr = copy_str(&p, value.ptr, value.len);
-        ps.add[2 * i + 1].len = value.len;
+        copy_pair(&p, &ps.add[2 * i], name, value);
     }
     ps.nadd = lease->nadd;
+    if (lease->has_sticky) {
+        ps.sticky_ids = ps.procs + nprocs;
+        ps.sticky_set_cookie = ps.procs + 2 * nprocs;
+        ps.sticky_set_cookie_https = ps.procs + 3 * nprocs;
+        ps.sticky_add = ps.add + 2 * lease->nadd;
+        for (i = 0; i < nprocs; i++) {
+            s = ferry_frame_sticky_id(lease, i);
+            ps.sticky_ids[i] = copy_str(&p, s.ptr, s.len);
+            s = ferry_frame_sticky_set_cookie(lease, i, 0);
+            ps.sticky_set_cookie[i] = copy_str(&p, s.ptr, s.len);
+            s = ferry_frame_sticky_set_cookie(lease, i, 1);
+            ps.sticky_set_cookie_https[i] = copy_str(&p, s.ptr, s.len);
+        }
+        for (i = 0; i < nsadd; i++) {
+            ferry_frame_sticky_add_header(lease, i, &name, &value);
+            copy_pair(&p, &ps.sticky_add[2 * i], name, value);
+        }
+        ps.nsticky_add = nsadd;
+        ps.sticky_cookie = copy_str(&p, lease->sticky_cookie.ptr,
+                                    lease->sticky_cookie.len);
+    }
     ps.restart_file = copy_str(&p, lease->restart_file.ptr,
                                lease->restart_file.len);
     ps.restart_mtime_ns = lease->restart_mtime_ns;
@@ -254,6 +305,12 @@ int ferry_pass_lookup(ferry_pass_table_t *t, const char *key, int64_t now_us,
     view->nprocs = ps->nprocs;
     view->add_headers = ps->add;
     view->nadd = ps->nadd;
+    view->sticky_cookie = ps->sticky_cookie;
+    view->sticky_ids = ps->sticky_ids;
+    view->sticky_set_cookie = ps->sticky_set_cookie;
+    view->sticky_set_cookie_https = ps->sticky_set_cookie_https;
+    view->sticky_add_headers = ps->sticky_add;
+    view->nsticky_add = ps->nsticky_add;
     view->restart_file = ps->restart_file;
     view->restart_mtime_ns = ps->restart_mtime_ns;
     view->restart_due = !ps->restart_checked || t->restart_interval_us == 0
@@ -539,13 +596,136 @@ size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
     return best;
 }
 
-int ferry_pass_listed(const char *id, const char *const *ids, size_t n)
+size_t ferry_pass_index(const char *id, const char *const *ids, size_t n)
 {
     size_t i;
 
     for (i = 0; i < n; i++) {
         if (strcmp(ids[i], id) == 0) {
-            return 1;
+            return i;
+        }
+    }
+    return FERRY_PASS_NONE;
+}
+
+int ferry_pass_listed(const char *id, const char *const *ids, size_t n)
+{
+    return ferry_pass_index(id, ids, n) != FERRY_PASS_NONE;
+}
+
+/* ---- Sticky sessions ---------------------------------------------------- */
+
+/* JavaScript's trim() over a byte string (the core's header values hold
+ * one char per byte): WhiteSpace and LineTerminator below 0x100. */
+static int js_space(unsigned char c)
+{
+    return c == ' ' || (c >= 0x09 && c <= 0x0d) || c == 0xa0;
+}
+
+static void js_trim(const char **s, const char **e)
+{
+    while (*s < *e && js_space((unsigned char)**s)) {
+        (*s)++;
+    }
+    while (*e > *s && js_space((unsigned char)(*e)[-1])) {
+        (*e)--;
+    }
+}
+
+/* s..e is a sticky id (core/src/policy/sticky.ts isStickyId): decimal
+ * 1..4294967295, no leading zero. */
+static int is_sticky_id(const char *s, const char *e)
+{
+    uint64_t v = 0;
+    const char *c;
+
+    if (e - s < 1 || e - s > 10 || *s == '0') {
+        return 0;
+    }
+    for (c = s; c < e; c++) {
+        if (*c < '0' || *c > '9') {
+            return 0;
+        }
+        v = v * 10 + (uint64_t)(*c - '0');
+    }
+    return v <= UINT64_C(4294967295);
+}
+
+/* The sticky cookie in one Cookie header value: -1 when it has none, else
+ * 1 (the id in out) or 0 (the first such cookie holds no valid id). */
+static int sticky_in(const char *h, const char *cookie, size_t clen,
+                     char *out)
+{
+    const char *part = h, *end, *eq, *ns, *ne, *vs, *ve;
+
+    for (;;) {
+        end = strchr(part, ';');
+        if (end == NULL) {
+            end = part + strlen(part);
+        }
+        eq = memchr(part, '=', (size_t)(end - part));
+        if (eq != NULL) {
+            ns = part;
+            ne = eq;
+            js_trim(&ns, &ne);
+            if ((size_t)(ne - ns) == clen && memcmp(ns, cookie, clen) == 0) {
+                vs = eq + 1;
+                ve = end;
+                js_trim(&vs, &ve);
+                if (ve - vs >= 2 && *vs == '"' && ve[-1] == '"') {
+                    vs++;
+                    ve--;
+                }
+                if (!is_sticky_id(vs, ve)) {
+                    return 0;
+                }
+                memcpy(out, vs, (size_t)(ve - vs));
+                out[ve - vs] = '\0';
+                return 1;
+            }
+        }
+        if (*end == '\0') {
+            return -1;
+        }
+        part = end + 1;
+    }
+}
+
+/* ASCII case-insensitive "Cookie" (header names are tokens). */
+static int is_cookie_header(const char *name)
+{
+    static const char want[] = "cookie";
+    size_t i;
+
+    for (i = 0; i < sizeof(want) - 1; i++) {
+        char c = name[i];
+
+        if (c >= 'A' && c <= 'Z') {
+            c = (char)(c - 'A' + 'a');
+        }
+        if (c != want[i]) {
+            return 0;
+        }
+    }
+    return name[i] == '\0';
+}
+
+int ferry_sticky_id(const char *const *headers, size_t nheaders,
+                    const char *cookie, char out[FERRY_STICKY_ID_SIZE])
+{
+    size_t i, clen = cookie != NULL ? strlen(cookie) : 0;
+    int r;
+
+    if (clen == 0) {
+        return 0;
+    }
+    for (i = 0; i < nheaders; i++) {
+        if (headers[2 * i] != NULL && headers[2 * i + 1] != NULL
+            && is_cookie_header(headers[2 * i])) {
+            r = sticky_in(headers[2 * i + 1], cookie, clen, out);
+            if (r >= 0) {
+                return r;
+            }
         }
     }
     return 0;

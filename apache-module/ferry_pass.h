@@ -47,12 +47,23 @@ void ferry_pass_clear_all(ferry_pass_table_t *t);
 /* What a usable pass allows: the process ids (LEASE ids) a request may be
  * sent to, and the headers to add to the app's response (2 * nadd: name,
  * value). Borrowed from the table: valid until the next store, drop,
- * clear or check on it — copy what is kept past the caller's lock. */
+ * clear or check on it — copy what is kept past the caller's lock.
+ * With sticky sessions (the LEASE's pass.sticky; sticky_cookie NULL and
+ * the rest 0 without) the request's cookie picks the process
+ * (ferry_sticky_id) and the response gets sticky_add_headers instead of
+ * add_headers, then "Set-Cookie" with sticky_set_cookie[j] (HTTPS:
+ * sticky_set_cookie_https[j]) of the chosen procs[j]. */
 typedef struct {
     const char *const *procs;
     size_t nprocs;
     const ferry_str_t *add_headers;
     size_t nadd;
+    const char *sticky_cookie;                  /* the cookie's name */
+    const char *const *sticky_ids;              /* nprocs, as procs */
+    const char *const *sticky_set_cookie;       /* nprocs */
+    const char *const *sticky_set_cookie_https; /* nprocs */
+    const ferry_str_t *sticky_add_headers;      /* 2 * nsticky_add */
+    size_t nsticky_add;
     const char *restart_file;
     int64_t restart_mtime_ns;
     /* The restart file is due a stat() now (ferry_pass_lookup: see
@@ -126,6 +137,28 @@ size_t ferry_pass_pick(const ferry_pass_table_t *t, const char *const *ids,
 
 /* 1 when id is one of ids[0..n). */
 int ferry_pass_listed(const char *id, const char *const *ids, size_t n);
+
+/* The index of id in ids[0..n), or FERRY_PASS_NONE. */
+#define FERRY_PASS_NONE ((size_t)-1)
+size_t ferry_pass_index(const char *id, const char *const *ids, size_t n);
+
+/* The buffer for a sticky id: up to 10 digits and a NUL. */
+#define FERRY_STICKY_ID_SIZE 11
+
+/* The sticky-session id a request carries, read exactly as the core reads
+ * it (core/src/policy/sticky.ts parseStickyCookie over the head's Cookie
+ * headers): headers are the REQUEST_HEAD's flat name/value list (2 *
+ * nheaders strings); every "Cookie" one (any case), in order, is split on
+ * ';'; the first part whose name (before its first '=', trimmed) is
+ * cookie decides: its value trimmed, one pair of surrounding double quotes
+ * removed, is the id when it is decimal 1..4294967295 without a leading
+ * zero, else there is none. Trimming is JavaScript's trim() over the
+ * header's bytes as the core holds them (one char per byte): tab, LF, VT,
+ * FF, CR, space and 0xA0. 1 with the id in out, or 0 (no such cookie,
+ * not a valid id, or an empty cookie name). Pure: no locks, no
+ * allocation. */
+int ferry_sticky_id(const char *const *headers, size_t nheaders,
+                    const char *cookie, char out[FERRY_STICKY_ID_SIZE]);
 
 /* ferry_pass_choose(): the request goes to the core for a connection. */
 #define FERRY_PASS_GROW ((size_t)-1)

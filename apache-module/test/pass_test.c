@@ -166,6 +166,198 @@ static void shared_counts(void)
     close(done[1]);
 }
 
+/* A pass with sticky data is kept with it (copied out of the LEASE); a
+ * pass without has none. */
+static void sticky_pass(ferry_pass_table_t *t, const char *file, int64_t m)
+{
+    static const char *const procs[] = { "s.1", "s.2" };
+    static const char *const ids[] = { "1234567", "4000000000" };
+    static const char *const sc[] = { "r=1234567; Path=/",
+                                      "r=4000000000; Path=/" };
+    static const char *const sch[] = { "r=1234567; Path=/; Secure",
+                                       "r=4000000000; Path=/; Secure" };
+    static const ferry_str_t add[] = {
+        { "X-Powered-By", 12 }, { "Ferry", 5 },
+        { "Set-Cookie", 10 }, { "r=1234567; Path=/", 17 }
+    };
+    msgpack_sbuffer sb;
+    ferry_lease_t le;
+    lease_t l;
+    ferry_pass_view_t v;
+    int ok;
+
+    memset(&le, 0, sizeof(le));
+    le.id = "s.1";
+    le.pid = 42;
+    le.head = "GET / HTTP/1.1\r\n\r\n";
+    le.head_len = strlen(le.head);
+    le.add_headers = add;
+    le.nadd = 2;
+    le.has_pass = 1;
+    le.pass_ttl_ms = 500;
+    le.pass_procs = procs;
+    le.npass_procs = 2;
+    le.restart_file = file;
+    le.restart_mtime_ns = m;
+    le.has_sticky = 1;
+    le.sticky_cookie = "r";
+    le.sticky_ids = ids;
+    le.sticky_set_cookie = sc;
+    le.sticky_set_cookie_https = sch;
+    le.sticky_add_headers = add;
+    le.nsticky_add = 1;
+    msgpack_sbuffer_init(&sb);
+    l.dec = ferry_decoder_create();
+    ok = ferry_encode_lease(&sb, &le) == 0
+         && ferry_decoder_feed(l.dec, sb.data, sb.size) == 0
+         && ferry_decoder_next(l.dec, &l.f) == FERRY_PROTO_OK;
+    msgpack_sbuffer_destroy(&sb);
+    ferry_pass_store(t, "sticky", &l.f, 1000000);
+    /* The decoder's buffer is gone: the pass holds copies. */
+    free_lease(&l);
+    ok = ok && ferry_pass_check(t, "sticky", 1000001, &v) && v.nprocs == 2
+         && v.sticky_cookie != NULL && !strcmp(v.sticky_cookie, "r")
+         && !strcmp(v.procs[1], "s.2")
+         && !strcmp(v.sticky_ids[0], "1234567")
+         && !strcmp(v.sticky_ids[1], "4000000000")
+         && !strcmp(v.sticky_set_cookie[1], "r=4000000000; Path=/")
+         && !strcmp(v.sticky_set_cookie_https[0], "r=1234567; Path=/; Secure")
+         && v.nsticky_add == 1 && v.sticky_add_headers[0].len == 12
+         && !strcmp(v.sticky_add_headers[1].ptr, "Ferry")
+         && v.nadd == 2 && !strcmp(v.add_headers[3].ptr, "r=1234567; Path=/");
+    result("a sticky pass keeps its cookie name, ids, Set-Cookie values and "
+           "add_headers", ok);
+    result("sticky: the index of a process's id",
+           ferry_pass_index("4000000000", v.sticky_ids, v.nprocs) == 1
+           && ferry_pass_index("4000000001", v.sticky_ids, v.nprocs)
+              == FERRY_PASS_NONE);
+
+    le.has_sticky = 0;
+    msgpack_sbuffer_init(&sb);
+    l.dec = ferry_decoder_create();
+    ok = ferry_encode_lease(&sb, &le) == 0
+         && ferry_decoder_feed(l.dec, sb.data, sb.size) == 0
+         && ferry_decoder_next(l.dec, &l.f) == FERRY_PROTO_OK;
+    msgpack_sbuffer_destroy(&sb);
+    ferry_pass_store(t, "sticky", &l.f, 1000002);
+    free_lease(&l);
+    ok = ok && ferry_pass_check(t, "sticky", 1000003, &v) && v.nprocs == 2
+         && v.sticky_cookie == NULL && v.sticky_ids == NULL
+         && v.sticky_set_cookie == NULL && v.sticky_set_cookie_https == NULL
+         && v.sticky_add_headers == NULL && v.nsticky_add == 0;
+    result("a pass without sticky data has none (NULL, 0)", ok);
+    ferry_pass_drop(t, "sticky");
+}
+
+/* ferry_sticky_id(): the cases of test/unit/policy/sticky.test.ts
+ * (parseStickyCookie) and more. Each case: up to 3 Cookie header values
+ * (NULL ends), the cookie name, the id wanted (NULL: none). */
+static void sticky_ids(void)
+{
+    static const struct {
+        const char *title;
+        const char *cookies[3];
+        const char *name;
+        const char *want;
+    } cases[] = {
+        { "no Cookie header", { NULL }, NULL, NULL },
+        { "empty header", { "" }, NULL, NULL },
+        { "the only cookie", { "_passenger_route=123" }, NULL, "123" },
+        { "among others, with spaces",
+          { "a=1;  _passenger_route=42 ; b=2" }, NULL, "42" },
+        { "quoted value", { "_passenger_route=\"77\"" }, NULL, "77" },
+        { "first occurrence wins",
+          { "_passenger_route=5; _passenger_route=6" }, NULL, "5" },
+        { "a cookie whose name only contains ours is ignored",
+          { "x_passenger_route=9; _passenger_route x=8" }, NULL, NULL },
+        { "... (name with a suffix)",
+          { "x_passenger_route=9; _passenger_routex=8" }, NULL, NULL },
+        { "zero is not an id", { "_passenger_route=0" }, NULL, NULL },
+        { "leading zero is not an id", { "_passenger_route=012" }, NULL,
+          NULL },
+        { "01 is not an id", { "_passenger_route=01" }, NULL, NULL },
+        { "non-numeric value", { "_passenger_route=abc" }, NULL, NULL },
+        { "negative value", { "_passenger_route=-3" }, NULL, NULL },
+        { "above 2^32-1", { "_passenger_route=4294967296" }, NULL, NULL },
+        { "exactly 2^32-1", { "_passenger_route=4294967295" }, NULL,
+          "4294967295" },
+        { "11 digits", { "_passenger_route=10000000000" }, NULL, NULL },
+        { "several Cookie headers are all searched",
+          { "a=1", "_passenger_route=31" }, NULL, "31" },
+        { "custom cookie name", { "route=8; _passenger_route=9" }, "route",
+          "8" },
+        { "value with = inside is invalid", { "_passenger_route=1=2" },
+          NULL, NULL },
+        { "part without = is skipped", { "junk; _passenger_route=4" }, NULL,
+          "4" },
+        /* Edge cases: parseStickyCookie gives the same. */
+        { "empty value", { "_passenger_route=" }, NULL, NULL },
+        { "empty quotes", { "_passenger_route=\"\"" }, NULL, NULL },
+        { "one quote only", { "_passenger_route=\"7" }, NULL, NULL },
+        { "a lone quote", { "_passenger_route=\"" }, NULL, NULL },
+        { "spaces inside the quotes", { "_passenger_route=\" 7 \"" }, NULL,
+          NULL },
+        { "two pairs of quotes: one removed",
+          { "_passenger_route=\"\"7\"\"" }, NULL, NULL },
+        { "spaces around the name and the value",
+          { "  _passenger_route \t=  \"19\"  ;x=1" }, NULL, "19" },
+        { "tab, VT, FF trimmed", { "\t\v\f_passenger_route=\t\v\f23\t" },
+          NULL, "23" },
+        { "0xA0 (NBSP as a byte) trimmed",
+          { "\xa0_passenger_route=24\xa0" }, NULL, "24" },
+        { "0x85 not trimmed", { "_passenger_route=25\x85" }, NULL, NULL },
+        { "space inside the value", { "_passenger_route=2 5" }, NULL, NULL },
+        { "a plus sign", { "_passenger_route=+5" }, NULL, NULL },
+        { "the first match wins even when invalid",
+          { "_passenger_route=x; _passenger_route=5" }, NULL, NULL },
+        { "... across Cookie headers too",
+          { "_passenger_route=0", "_passenger_route=5" }, NULL, NULL },
+        { "a later header when the first has no such cookie",
+          { "a=1; b=2", "c=3; _passenger_route=6; _passenger_route=7" },
+          NULL, "6" },
+        { "name match is case-sensitive", { "_Passenger_Route=5" }, NULL,
+          NULL },
+        { "an empty cookie name never matches", { "=5" }, "", NULL },
+        { "trailing semicolon", { "_passenger_route=8;" }, NULL, "8" },
+        { "empty parts", { ";;_passenger_route=9;;" }, NULL, "9" },
+        { "the highest 10-digit value", { "_passenger_route=9999999999" },
+          NULL, NULL },
+        { "1", { "_passenger_route=1" }, NULL, "1" },
+    };
+    const char *headers[10];
+    char id[FERRY_STICKY_ID_SIZE], what[256];
+    size_t i, k, n;
+    int got;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        /* Other headers around the Cookie ones, and the name in varying
+         * case: any "Cookie" header counts, nothing else. */
+        n = 0;
+        headers[2 * n] = "Host";
+        headers[2 * n + 1] = "_passenger_route=99";
+        n++;
+        for (k = 0; k < 3 && cases[i].cookies[k] != NULL; k++) {
+            headers[2 * n] = k == 0 ? "Cookie" : k == 1 ? "cookie" : "COOKIE";
+            headers[2 * n + 1] = cases[i].cookies[k];
+            n++;
+        }
+        headers[2 * n] = "Cookies";
+        headers[2 * n + 1] = "_passenger_route=98";
+        n++;
+        memset(id, 'x', sizeof(id));
+        got = ferry_sticky_id(headers, n, cases[i].name ? cases[i].name
+                                                        : "_passenger_route",
+                              id);
+        snprintf(what, sizeof(what), "sticky id: %s", cases[i].title);
+        result(what, cases[i].want == NULL ? got == 0
+                     : got == 1 && strcmp(id, cases[i].want) == 0);
+    }
+    result("sticky id: no headers at all",
+           ferry_sticky_id(NULL, 0, "_passenger_route", id) == 0);
+    result("sticky id: a NULL cookie name",
+           ferry_sticky_id(headers, 1, NULL, id) == 0);
+}
+
 int main(void)
 {
     static const char *const procs[] = { "n.1", "n.2", "n.3" };
@@ -474,6 +666,8 @@ int main(void)
                                 now + 3 * FERRY_PASS_GROW_US) == 0);
     ferry_pass_end(t, "n.1");
 
+    sticky_ids();
+    sticky_pass(t, file, m);
     shared_counts();
 
     ferry_pass_table_destroy(t);
