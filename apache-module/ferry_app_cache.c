@@ -344,53 +344,128 @@ void ferry_app_cache_pass_clear(void)
     unlock();
 }
 
-ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
+/* The response headers of a pass request on procs[j] into a new array in
+ * p: the pass's add_headers, or with sticky data its sticky add_headers
+ * and then "Set-Cookie" pinning the client to procs[j]. */
+static apr_array_header_t *pass_headers(const ferry_pass_view_t *v,
+                                        apr_size_t j, int https,
+                                        apr_pool_t *p)
+{
+    const ferry_str_t *h = v->sticky_cookie ? v->sticky_add_headers
+                                            : v->add_headers;
+    apr_size_t i, n = v->sticky_cookie ? v->nsticky_add : v->nadd;
+    apr_array_header_t *add = apr_array_make(p, (int)(2 * n + 2),
+                                             sizeof(const char *));
+
+    for (i = 0; i < 2 * n; i++) {
+        APR_ARRAY_PUSH(add, const char *) = apr_pstrmemdup(p, h[i].ptr,
+                                                           h[i].len);
+    }
+    if (v->sticky_cookie != NULL) {
+        APR_ARRAY_PUSH(add, const char *) = "Set-Cookie";
+        APR_ARRAY_PUSH(add, const char *) = apr_pstrdup(p,
+            https ? v->sticky_set_cookie_https[j] : v->sticky_set_cookie[j]);
+    }
+    return add;
+}
+
+/* The newest idle connection of app key to process id, or NULL. */
+static ferry_app_conn_t *find_idle(const char *key, const char *id)
+{
+    ferry_app_conn_t *conn;
+
+    for (conn = cache.head; conn != NULL; conn = conn->next) {
+        if (strcmp(conn->id, id) == 0 && strcmp(conn->key, key) == 0) {
+            return conn;
+        }
+    }
+    return NULL;
+}
+
+ferry_app_conn_t *ferry_app_cache_pass_take(const char *key,
+                                            const ferry_request_head_t *head,
+                                            const char *cookie, apr_pool_t *p,
                                             apr_array_header_t **add)
 {
     ferry_pass_view_t v;
     ferry_app_conn_t *conn, *cand[FERRY_HELD_MAX], *chosen = NULL, *dead = NULL;
-    const char *ids[FERRY_HELD_MAX], *restart_file = NULL;
+    const char *ids[FERRY_HELD_MAX], *restart_file = NULL, *read_as = NULL;
+    char sticky[FERRY_STICKY_ID_SIZE];
     apr_int64_t restart_mtime = 0;
-    int restart_due = 0;
+    int restart_due = 0, has_id = 0;
     apr_time_t now = apr_time_now();
-    apr_size_t n = 0, i, pick;
+    apr_size_t n = 0, pick, j = 0;
 
     if (!cache_usable() || cache.passes == NULL) {
         return NULL;
     }
+    /* The sticky id, read before the mutex with the cookie name the app
+     * is configured with here; a pass naming another cookie has it read
+     * again with that one (once). */
+    if (cookie != NULL) {
+        has_id = ferry_sticky_id(head->headers, head->nheaders, cookie,
+                                 sticky);
+        read_as = cookie;
+    }
     /* Under the mutex: no system call (a thread preempted while holding it
      * would stall the child's other threads). */
-    lock();
-    if (!ferry_pass_lookup(cache.passes, key, now, &v)) {
+    for (;;) {
+        lock();
+        if (!ferry_pass_lookup(cache.passes, key, now, &v)) {
+            unlock();
+            return NULL;
+        }
+        /* A due stat stays due if this lookup is repeated. */
+        restart_due = restart_due || v.restart_due;
+        if (v.sticky_cookie == NULL
+            || (read_as != NULL && strcmp(read_as, v.sticky_cookie) == 0)) {
+            break;
+        }
+        if (read_as != NULL && read_as != cookie) {
+            unlock();
+            return NULL;                /* a new pass, a new name: the core */
+        }
+        read_as = apr_pstrdup(p, v.sticky_cookie);
         unlock();
-        return NULL;
+        has_id = ferry_sticky_id(head->headers, head->nheaders, read_as,
+                                 sticky);
     }
     expire(now, &dead);
-    /* The newest idle connection of each process the pass names; the one
-     * of the least busy process, unless a process this child has no idle
-     * connection to is less busy: then the core passes one (that is also
-     * how a child warms up, with none idle). */
-    for (conn = cache.head; conn != NULL && n < FERRY_HELD_MAX;
-         conn = conn->next) {
-        if (strcmp(conn->key, key) == 0
-            && !ferry_pass_listed(conn->id, ids, n)
-            && ferry_pass_listed(conn->id, v.procs, v.nprocs)) {
-            cand[n] = conn;
-            ids[n++] = conn->id;
+    if (v.sticky_cookie != NULL && has_id) {
+        /* Sticky sessions, and the request names a process: that one,
+         * over an idle connection of this child, or the core (none idle:
+         * it connects to that process; not one of the pass's: it pins or
+         * reroutes the request). */
+        j = ferry_pass_index(sticky, v.sticky_ids, v.nprocs);
+        if (j != FERRY_PASS_NONE) {
+            chosen = find_idle(key, v.procs[j]);
         }
     }
-    pick = n > 0 ? ferry_pass_choose(cache.passes, key, ids, n, now)
-                 : FERRY_PASS_GROW;
-    if (pick != FERRY_PASS_GROW) {
-        chosen = cand[pick];
+    else {
+        /* The newest idle connection of each process the pass names; the
+         * one of the least busy process, unless a process this child has
+         * no idle connection to is less busy: then the core passes one
+         * (that is also how a child warms up, with none idle). */
+        for (conn = cache.head; conn != NULL && n < FERRY_HELD_MAX;
+             conn = conn->next) {
+            if (strcmp(conn->key, key) == 0
+                && !ferry_pass_listed(conn->id, ids, n)
+                && ferry_pass_listed(conn->id, v.procs, v.nprocs)) {
+                cand[n] = conn;
+                ids[n++] = conn->id;
+            }
+        }
+        pick = n > 0 ? ferry_pass_choose(cache.passes, key, ids, n, now)
+                     : FERRY_PASS_GROW;
+        if (pick != FERRY_PASS_GROW) {
+            chosen = cand[pick];
+            j = ferry_pass_index(chosen->id, v.procs, v.nprocs);
+        }
+    }
+    if (chosen != NULL) {
         unlink_conn(chosen);
         ferry_pass_begin(cache.passes, chosen->id);
-        *add = apr_array_make(p, (int)(2 * v.nadd + 1), sizeof(const char *));
-        for (i = 0; i < 2 * v.nadd; i++) {
-            APR_ARRAY_PUSH(*add, const char *) =
-                apr_pstrmemdup(p, v.add_headers[i].ptr, v.add_headers[i].len);
-        }
-        restart_due = v.restart_due;
+        *add = pass_headers(&v, j, head->https, p);
         if (restart_due) {
             restart_file = apr_pstrdup(p, v.restart_file);
             restart_mtime = v.restart_mtime_ns;

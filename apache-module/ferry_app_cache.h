@@ -74,13 +74,22 @@ void ferry_app_cache_pass_clear(void);
 
 /* A request of app key on a pass: when the app has a usable pass (not
  * expired, restart file unchanged) and this child an idle connection to one
- * of the pass's processes, take the one whose process has the fewest of
- * this child's requests in flight (if the app has not closed it), count the
- * request on it (end it with ferry_app_cache_uncount) and copy the pass's
- * response headers into *add (const char * name/value pairs in p). NULL:
- * take the slow path. The system calls (stat, peek) happen outside the
- * mutex. */
-ferry_app_conn_t *ferry_app_cache_pass_take(const char *key, apr_pool_t *p,
+ * of the pass's processes, take the one whose process has the fewest
+ * requests in flight (ferry_pass_choose; if the app has not closed it),
+ * count the request on it (end it with ferry_app_cache_uncount) and copy
+ * the pass's response headers into *add (const char * name/value pairs in
+ * p). With sticky sessions (the pass's sticky data) the sticky id in the
+ * head's Cookie headers comes first (ferry_sticky_id): an id of one of the
+ * pass's processes takes an idle connection to that one or none, any other
+ * id none; no id, the least busy; *add is then the sticky add_headers and
+ * the chosen process's Set-Cookie (head->https: the HTTPS one). cookie is
+ * the sticky cookie name the app is configured with here (NULL: no sticky
+ * sessions here), the id is read with it before the mutex is taken (again
+ * with the pass's name if that differs). NULL: take the slow path. The
+ * system calls (stat, peek) happen outside the mutex. */
+ferry_app_conn_t *ferry_app_cache_pass_take(const char *key,
+                                            const ferry_request_head_t *head,
+                                            const char *cookie, apr_pool_t *p,
                                             apr_array_header_t **add);
 
 /* A request on process id starts (a LEASE) / ends (every counted one). */

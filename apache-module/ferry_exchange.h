@@ -144,7 +144,8 @@ void ferry_head_build(ferry_exchange_t *ex);
 
 /* Step Two's fast way (docs/protocol.md "Passes"): when ex->passes is set,
  * the app has a usable pass, and this child an idle connection to one of
- * its processes, take that connection and build the app's request head
+ * its processes (with sticky sessions: the one the request's cookie names,
+ * if it names one), take that connection and build the app's request head
  * here (ferry_app_head.c): ex->direct and ex->on_pass are set and no core
  * round trip happens. Returns 0 (nothing changed) for the slow path. */
 int ferry_lease_from_pass(ferry_exchange_t *ex);

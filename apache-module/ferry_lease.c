@@ -4,12 +4,14 @@
  *
  *   ferry_lease_from_pass  a request the core allowed in advance (a pass
  *                        from an earlier LEASE of the app): an idle
- *                        connection to one of the pass's processes, the
- *                        app's request head built here (ferry_app_head.c);
- *                        no core round trip
+ *                        connection to one of the pass's processes (with
+ *                        sticky sessions, the one the request's cookie
+ *                        names, if any), the app's request head built here
+ *                        (ferry_app_head.c); no core round trip
  *   ferry_lease_get      set aside this child's idle connections to the
  *                        app ("held"), send REQUEST_HEAD v3 on the client
- *                        connection's core link, read LEASE (with the app
+ *                        connection's core link (pass and pass_sticky
+ *                        unless FERRY_PASS=off), read LEASE (with the app
  *                        socket passed by SCM_RIGHTS, or "reuse" one held;
  *                        its pass, if any, kept for the app) or PROCEED
  *                        (the relay path follows)
@@ -38,6 +40,10 @@
 #include "ferry_map.h"
 
 APLOG_USE_MODULE(ferry);
+
+/* The core's sticky cookie name when none is configured (core/src/config/
+ * schema.ts DEFAULT_STICKY_COOKIE_NAME, Passenger's). */
+#define FERRY_STICKY_COOKIE_DEFAULT "_passenger_route"
 
 static apr_status_t sbuffer_cleanup(void *data)
 {
@@ -323,6 +329,28 @@ static ferry_err exchange_head(ferry_exchange_t *ex, msgpack_sbuffer *sb,
     }
 }
 
+/* The sticky cookie name of the app as the head's app options give it to
+ * the core (PassengerStickySessionsCookieName, else the core's default),
+ * or NULL when they do not turn sticky sessions on. */
+static const char *sticky_cookie(const ferry_request_head_t *h)
+{
+    const char *name;
+    apr_size_t i;
+
+    for (i = 0; i < h->napp; i++) {
+        if (h->app[i].type == FERRY_OPT_BOOL
+            && strcmp(h->app[i].key, "sticky_sessions") == 0) {
+            if (!h->app[i].i) {
+                return NULL;
+            }
+            name = ferry_app_option_str(h->app, h->napp,
+                                        "sticky_sessions_cookie_name");
+            return name != NULL ? name : FERRY_STICKY_COOKIE_DEFAULT;
+        }
+    }
+    return NULL;
+}
+
 int ferry_lease_from_pass(ferry_exchange_t *ex)
 {
     request_rec *r = ex->r;
@@ -336,7 +364,8 @@ int ferry_lease_from_pass(ferry_exchange_t *ex)
         return 0;
     }
     app_key(ex);
-    conn = ferry_app_cache_pass_take(ex->app_key, r->pool, &add);
+    conn = ferry_app_cache_pass_take(ex->app_key, &ex->head,
+                                     sticky_cookie(&ex->head), r->pool, &add);
     if (conn == NULL) {
         return 0;
     }
@@ -404,6 +433,8 @@ ferry_err ferry_lease_get(ferry_exchange_t *ex)
     ex->head.held = ids;
     ex->head.nheld = n;
     ex->head.pass = ex->passes && !ex->upgrade;
+    /* ferry_app_cache_pass_take routes by the sticky cookie. */
+    ex->head.pass_sticky = ex->head.pass;
 
     sb = apr_pcalloc(r->pool, sizeof(*sb));
     msgpack_sbuffer_init(sb);

@@ -2,8 +2,9 @@
  * ferry_pass.c: the passes of one Apache child / nginx worker and its
  * in-flight counts per app process (see ferry_pass.h). Small linear tables:
  * a child serves a few apps and has at most a thread's worth of requests in
- * flight. Each pass is one malloc'd block (its key, ids, headers and restart
- * file copied out of the LEASE, whose buffer the decoder reuses).
+ * flight. Each pass is one malloc'd block (its key, ids, headers, sticky
+ * data and restart file copied out of the LEASE, whose buffer the decoder
+ * reuses). Also the sticky id of a request, read as the core reads it.
  */
 #ifndef _POSIX_C_SOURCE
 #define _POSIX_C_SOURCE 200809L     /* struct stat's st_mtim */

@@ -2,8 +2,10 @@
  * ferry_pass.h: the passes of one Apache child / nginx worker
  * (docs/protocol.md "Passes"): per app, the core's permission to send the
  * app's further requests straight to the processes it named, until the
- * pass expires or the app's restart file changes; and how many requests
- * this child has in flight on each app process (to pick the least busy).
+ * pass expires or the app's restart file changes (with sticky sessions,
+ * the process the request's cookie names: ferry_sticky_id); and how many
+ * requests this child has in flight on each app process (to pick the
+ * least busy).
  *
  * Pure C99 + POSIX (stat, mmap) and the compiler's __atomic builtins (no
  * httpd, APR or nginx types): compiled into

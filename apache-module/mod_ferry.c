@@ -7,7 +7,9 @@
  *   ferry_detect.c  which kind of app an app root holds (ferry_detect.h)
  *   ferry_handler.c the data path                    (ferry_handler.h; its
  *                   steps in ferry_lease.c, ferry_app_http.c, ferry_body.c,
- *                   ferry_response.c, ferry_tunnel.c: see ferry_exchange.h)
+ *                   ferry_response.c, ferry_tunnel.c: see ferry_exchange.h;
+ *                   passes, sticky ones too, in ferry_app_cache.c and
+ *                   ferry_pass.c)
  *   ferry_daemon.c  the core daemon                  (ferry_daemon.h)
  */
 
