@@ -23,6 +23,8 @@
 #   NGINX_SO=/path/to/ngx_http_ferry_module.so ...  # target nginx: another build of the module
 #   CPU_PROF=1 ...  # also writes a `node --cpu-prof` profile of the core (standalone: of ferry start)
 #   CPU_PROF=1 APP_PROF=1 ...  # also of each app process (apache, standalone, node)
+#   APACHE_APP_EXTRA="PassengerStickySessions on" ...   # more directives in mod_ferry's app
+#   NGINX_APP_EXTRA="passenger_sticky_sessions on;" ...  # VirtualHost / nginx's server block
 #
 # Needs: apache2, wrk (apt-get install wrk), the built module and core
 # (sh apache-module/build.sh; npx tsc -p tsconfig.json). Not part of the tests.
@@ -246,6 +248,7 @@ PassengerMinInstances 2
   PassengerAppType node
   PassengerStartupFile app.js
   PassengerMinInstances 2
+  ${APACHE_APP_EXTRA:-}
   <Directory "$DIR/app/public">
     Require all granted
   </Directory>
@@ -314,6 +317,7 @@ EOF
         passenger_app_type node;
         passenger_startup_file app.js;
         passenger_min_instances 2;
+        ${NGINX_APP_EXTRA:-}
     }
 EOF
         else

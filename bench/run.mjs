@@ -4,6 +4,7 @@
 // Run it through `sh bench/run.sh` (which installs what is missing first).
 // Options: --rounds N (2) --duration S (10) --warmup S (auto) --only a,b
 //          --scenarios a,b --out FILE (docs/performance.md) --no-docs
+//          --sticky (sticky sessions on for the app behind Ferry and Passenger)
 //          --from-json bench/results/X.json (rewrite the report from a saved run)
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
@@ -28,12 +29,13 @@ const { values } = parseArgs({
     scenarios: { type: "string" },
     out: { type: "string", default: join(repo, "docs/performance.md") },
     "no-docs": { type: "boolean", default: false },
+    sticky: { type: "boolean", default: false },
     "from-json": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
 if (values.help) {
-  console.log("usage: sh bench/run.sh [--rounds N] [--duration S] [--warmup S] [--only t1,t2] [--scenarios s1,s2] [--out FILE] [--no-docs] [--from-json FILE]");
+  console.log("usage: sh bench/run.sh [--rounds N] [--duration S] [--warmup S] [--only t1,t2] [--scenarios s1,s2] [--out FILE] [--no-docs] [--sticky] [--from-json FILE]");
   console.log(`targets: mod_ferry passenger mod_proxy nginx_ferry nginx_proxy ferry ferry_relay pm2 node\nscenarios: ${SCENARIOS.map((s) => s.id).join(" ")}`);
   process.exit(0);
 }
@@ -55,7 +57,7 @@ if (![rounds, duration, warmup].every(Number.isInteger) || rounds < 1 || duratio
   process.exit(2);
 }
 
-const allTargets = makeTargets({ repo, node: process.execPath });
+const allTargets = makeTargets({ repo, node: process.execPath, sticky: values.sticky });
 const pick = (list, csv, what) => {
   if (csv === undefined) return list;
   const want = csv.split(",").map((s) => s.trim()).filter(Boolean);

@@ -59,15 +59,15 @@ export function errorLogTail(dir, lines = 15) {
   return readFileSync(f, "utf8").split("\n").filter(Boolean).slice(-lines).join("\n");
 }
 
-/** A VirtualHost serving an app the Passenger way (Passenger and mod_ferry share it). */
-export function appVhost(port, appDir) {
+/** A VirtualHost serving an app the Passenger way (Passenger and mod_ferry share it); `sticky`: sticky sessions on. */
+export function appVhost(port, appDir, sticky = false) {
   return `<VirtualHost 127.0.0.1:${port}>
   ServerName 127.0.0.1
   DocumentRoot "${appDir}/public"
   PassengerAppRoot "${appDir}"
   PassengerAppType node
   PassengerStartupFile app.js
-  PassengerMinInstances 2
+  PassengerMinInstances 2${sticky ? "\n  PassengerStickySessions on" : ""}
   <Directory "${appDir}/public">
     Require all granted
   </Directory>

@@ -173,7 +173,7 @@ PassengerInstanceRegistryDir "${dir}/registry"
 PassengerNodejs ${ctx.node}
 PassengerMaxPoolSize 2
 PassengerMinInstances 2
-${appVhost(port, appDir)}
+${appVhost(port, appDir, ctx.sticky === true)}
 `,
   });
   const passenger = frontTarget({
@@ -191,7 +191,7 @@ PassengerMaxPoolSize 2
 PassengerMinInstances 2
 PassengerDisableSecurityUpdateCheck on
 PassengerDisableAnonymousTelemetry on
-${appVhost(port, appDir)}
+${appVhost(port, appDir, ctx.sticky === true)}
 `;
     },
   });
@@ -239,7 +239,7 @@ ${appVhost(port, appDir)}
         server_name 127.0.0.1;
         root ${appDir}/public;
         passenger_enabled on;
-        passenger_app_type node;
+        passenger_app_type node;${ctx.sticky === true ? "\n        passenger_sticky_sessions on;" : ""}
         passenger_startup_file app.js;
         passenger_min_instances 2;
     }`,

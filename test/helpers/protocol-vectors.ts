@@ -188,6 +188,38 @@ export const GOOD_VECTORS: ReadonlyArray<{ readonly file: string; readonly frame
     },
   },
   {
+    file: "request-head-pass-sticky.hex",
+    frame: {
+      kind: "request-head",
+      head: {
+        v: 3, method: "GET", uri: "/", proto: "HTTP/1.1", headers: ["Host", "example.com"], remote_addr: "127.0.0.1",
+        remote_port: 50000, server_name: "example.com", server_port: 80, https: false, has_body: false, upgrade: false,
+        gen: 1, app: { app_root: "/srv/app" }, env: [], held: ["7f3a9c1e.17", "7f3a9c1e.9"], pass: true, pass_sticky: true,
+      },
+    },
+  },
+  {
+    file: "lease-pass-sticky.hex",
+    frame: {
+      kind: "lease",
+      lease: {
+        id: "7f3a9c1e.17", pid: 4242, reuse: true,
+        head: Buffer.from("GET /hello HTTP/1.1\r\nHost: example.com\r\nX-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n", "latin1"),
+        chunked: false, addHeaders: ["X-Powered-By", "Ferry", "Set-Cookie", "_passenger_route=1234567; Path=/; SameSite=Lax"], deadline: 0,
+        pass: {
+          ttlMs: 500, procs: ["7f3a9c1e.17", "7f3a9c1e.9"],
+          sticky: {
+            cookie: "_passenger_route", ids: ["1234567", "4000000000"],
+            setCookie: ["_passenger_route=1234567; Path=/; SameSite=Lax", "_passenger_route=4000000000; Path=/; SameSite=Lax"],
+            setCookieHttps: ["_passenger_route=1234567; Path=/; SameSite=Lax; Secure", "_passenger_route=4000000000; Path=/; SameSite=Lax; Secure"],
+            addHeaders: ["X-Powered-By", "Ferry"],
+          },
+          restartFile: "/srv/app/tmp/restart.txt", restartMtimeNs: 1765012345123456789n,
+        },
+      },
+    },
+  },
+  {
     file: "lease-pass-no-restart-file.hex",
     frame: {
       kind: "lease",

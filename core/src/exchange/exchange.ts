@@ -25,6 +25,8 @@ export interface LeaseTaker {
   readonly held: readonly string[];
   /** The module can use passes (REQUEST_HEAD `pass`, docs/protocol.md "Passes"). */
   readonly pass: boolean;
+  /** The module can route pass requests by the sticky-session cookie (REQUEST_HEAD `pass_sticky`). */
+  readonly passSticky: boolean;
   /**
    * Send the lease (with `appFd` attached unless `lease.reuse`); resolves with
    * the module's report, or undefined when the module connection closed first.

@@ -16,12 +16,12 @@
 import net from "node:net";
 import type { AppOptions } from "../config/schema.js";
 import { connectAppSocket } from "../os/app-socket.js";
-import { MAX_PASS_PROCS, PASS_TTL_MS, type Lease, type Pass } from "../protocol/frames.js";
+import { MAX_PASS_PROCS, PASS_TTL_MS, type Lease, type Pass, type PassSticky } from "../protocol/frames.js";
 import { passDecision } from "../policy/pass.js";
-import type { AppAddress, Session, SessionOutcome } from "../pool/session.js";
+import type { AppAddress, GroupPassView, Session, SessionOutcome } from "../pool/session.js";
 import type { LeaseTaker, RequestHead } from "./exchange.js";
 import { CONNECT_CODES, RetryCheckout, appError, errCode, sendError, type RequestContext } from "./context.js";
-import { addedResponseHeaders, appRequestHeaders } from "./headers.js";
+import { addedResponseHeaders, appRequestHeaders, stickySetCookie } from "./headers.js";
 import { LeaseNotSentError } from "./exchange.js";
 import { socketFd } from "../os/socket-fd.js";
 
@@ -65,6 +65,7 @@ export function leasePass(ctx: RequestContext, lease: LeaseTaker, session: Sessi
     nodeLoader: app.appType === "node",
     upgrade: ex.head.upgrade,
     stickySessions: app.stickySessions,
+    stickyAsked: lease.passSticky,
     maxRequests: app.maxRequests,
     maxRequestTimeMs: app.maxRequestTimeMs,
     maxConcurrencyPerProcess: app.maxConcurrentRequestsPerProcess,
@@ -79,7 +80,26 @@ export function leasePass(ctx: RequestContext, lease: LeaseTaker, session: Sessi
     maxProcs: MAX_PASS_PROCS,
   });
   if (!d.grant) return undefined;
-  return { ttlMs: PASS_TTL_MS, procs: d.procs, restartFile: view.restartFile, restartMtimeNs: view.restartMtimeNs ?? -1n };
+  const base = { ttlMs: PASS_TTL_MS, procs: d.procs, restartFile: view.restartFile, restartMtimeNs: view.restartMtimeNs ?? -1n };
+  return app.stickySessions ? { ...base, sticky: passSticky(app, d.procs, view) } : base;
+}
+
+/**
+ * LEASE `pass.sticky`: the cookie, each named process's sticky id and the
+ * Set-Cookie values pinning a client to it (as addedResponseHeaders() adds
+ * them to every response of the app), and the other headers a pass response gets.
+ */
+export function passSticky(app: AppOptions, procs: readonly string[], view: GroupPassView): PassSticky {
+  const ids: string[] = [];
+  const setCookie: string[] = [];
+  const setCookieHttps: string[] = [];
+  for (const id of procs) {
+    const stickyId = view.readyStickyIds[view.ready.indexOf(id)] ?? "";
+    ids.push(stickyId);
+    setCookie.push(stickySetCookie(app, stickyId, false));
+    setCookieHttps.push(stickySetCookie(app, stickyId, true));
+  }
+  return { cookie: app.stickySessionsCookieName, ids, setCookie, setCookieHttps, addHeaders: addedResponseHeaders(app, "", false) };
 }
 
 /** Connect to an app process (Unix socket with its peer check, or loopback TCP). */

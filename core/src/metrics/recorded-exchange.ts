@@ -27,6 +27,7 @@ class RecordedExchange implements Exchange {
     this.lease = inner === undefined ? undefined : {
       held: inner.held,
       pass: inner.pass,
+      passSticky: inner.passSticky,
       take: async (lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> => {
         const report = await inner.take(lease, appFd);
         if (report?.outcome === "stale") {

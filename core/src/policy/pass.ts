@@ -19,6 +19,8 @@ export interface PassFacts {
   readonly upgrade: boolean;
   /** PassengerStickySessions: every response may need the cookie, every request its process. */
   readonly stickySessions: boolean;
+  /** The head said the module routes pass requests by the sticky cookie (REQUEST_HEAD `pass_sticky`). */
+  readonly stickyAsked: boolean;
   /** PassengerMaxRequests (0 = none): the core must count each request before it is sent. */
   readonly maxRequests: number;
   /** PassengerMaxRequestTime in ms (0 = none): a pass request has no deadline. */
@@ -80,7 +82,8 @@ export function passDecision(f: PassFacts): PassDecision {
   if (!f.directPath) return refuse("relay_path");
   if (!f.nodeLoader) return refuse("not_node_loader");
   if (f.upgrade) return refuse("upgrade");
-  if (f.stickySessions) return refuse("sticky_sessions");
+  // With sticky sessions only a module that routes by the cookie itself (the LEASE then says how: exchange/lease.ts).
+  if (f.stickySessions && !f.stickyAsked) return refuse("sticky_sessions");
   if (f.maxRequests > 0) return refuse("max_requests");
   if (f.maxRequestTimeMs > 0) return refuse("max_request_time");
   if (f.maxConcurrencyPerProcess > 0) return refuse("forced_concurrency");

@@ -301,8 +301,12 @@ export class Group implements SessionOwner {
   passView(): GroupPassView {
     const files = this.probe.view();
     const ready: string[] = [];
+    const readyStickyIds: string[] = [];
     for (const p of this.processes) {
-      if (p.state === "ready" && !p.suspect && !p.exhausted(this.app.maxRequests)) ready.push(p.leaseId);
+      if (p.state === "ready" && !p.suspect && !p.exhausted(this.app.maxRequests)) {
+        ready.push(p.leaseId);
+        readyStickyIds.push(p.stickyId);
+      }
     }
     return {
       queueLength: this.waiters.length,
@@ -311,6 +315,7 @@ export class Group implements SessionOwner {
       restartFile: files.restartFile,
       restartMtimeNs: files.restartMtimeNs,
       ready,
+      readyStickyIds,
     };
   }
 

@@ -38,6 +38,8 @@ export interface GroupPassView {
   readonly restartMtimeNs: bigint | undefined;
   /** LEASE ids of the processes that take requests now: ready, not retiring, not suspect, not exhausted. */
   readonly ready: readonly string[];
+  /** Their sticky-session ids, in the order of `ready`. */
+  readonly readyStickyIds: readonly string[];
 }
 
 export interface Session {

@@ -18,6 +18,7 @@ import {
   type Frame,
   type Lease,
   type Pass,
+  type PassSticky,
   type WireMap,
   MAX_PASS_PROCS,
 } from "./frames.js";
@@ -52,7 +53,17 @@ function wireArrayOf(frame: Frame): unknown[] {
       };
       if (l.pass !== undefined) {
         // restart_mtime is written by packPayload (an int64 msgpackr would not write in its smallest form).
-        map["pass"] = { ttl: l.pass.ttlMs, procs: l.pass.procs, restart_file: l.pass.restartFile, restart_mtime: MTIME_PLACEHOLDER };
+        const p = l.pass;
+        map["pass"] = p.sticky === undefined
+          ? { ttl: p.ttlMs, procs: p.procs, restart_file: p.restartFile, restart_mtime: MTIME_PLACEHOLDER }
+          : {
+            ttl: p.ttlMs, procs: p.procs,
+            sticky: {
+              cookie: p.sticky.cookie, ids: p.sticky.ids, set_cookie: p.sticky.setCookie,
+              set_cookie_https: p.sticky.setCookieHttps, add_headers: p.sticky.addHeaders,
+            },
+            restart_file: p.restartFile, restart_mtime: MTIME_PLACEHOLDER,
+          };
       }
       return [FrameType.Lease, map];
     }
@@ -233,7 +244,7 @@ function leaseFromWire(m: unknown): Lease {
 
 function passFromWire(m: unknown): Pass {
   if (!isWireMap(m)) throw new ProtocolError(`Cannot decode LEASE frame: pass is a ${describe(m)}, not a map`);
-  const { ttl, procs, restart_file: restartFile, restart_mtime: mtime } = m;
+  const { ttl, procs, sticky, restart_file: restartFile, restart_mtime: mtime } = m;
   if (!isCount(ttl)) throw new ProtocolError("Cannot decode LEASE frame: pass ttl must be a non-negative integer");
   if (!isStringList(procs) || procs.length === 0 || procs.length > MAX_PASS_PROCS) {
     throw new ProtocolError(`Cannot decode LEASE frame: pass procs must be an array of 1-${MAX_PASS_PROCS} strings`);
@@ -243,7 +254,23 @@ function passFromWire(m: unknown): Pass {
   }
   const ns = typeof mtime === "number" && Number.isSafeInteger(mtime) ? BigInt(mtime) : typeof mtime === "bigint" ? mtime : undefined;
   if (ns === undefined || ns < -1n) throw new ProtocolError("Cannot decode LEASE frame: pass restart_mtime must be an integer ≥ -1");
-  return { ttlMs: ttl, procs, restartFile, restartMtimeNs: ns };
+  if (sticky === undefined || sticky === null) return { ttlMs: ttl, procs, restartFile, restartMtimeNs: ns };
+  return { ttlMs: ttl, procs, sticky: passStickyFromWire(sticky, procs.length), restartFile, restartMtimeNs: ns };
+}
+
+function passStickyFromWire(m: unknown, nprocs: number): PassSticky {
+  if (!isWireMap(m)) throw new ProtocolError(`Cannot decode LEASE frame: pass sticky is a ${describe(m)}, not a map`);
+  const { cookie, ids, set_cookie: setCookie, set_cookie_https: setCookieHttps, add_headers: addHeaders } = m;
+  if (typeof cookie !== "string" || cookie === "") throw new ProtocolError("Cannot decode LEASE frame: pass sticky cookie must be a non-empty string");
+  for (const [name, list] of [["ids", ids], ["set_cookie", setCookie], ["set_cookie_https", setCookieHttps]] as const) {
+    if (!isStringList(list) || list.length !== nprocs) {
+      throw new ProtocolError(`Cannot decode LEASE frame: pass sticky ${name} must be an array of ${nprocs} strings (one per process of procs)`);
+    }
+  }
+  if (!isStringList(addHeaders) || addHeaders.length % 2 !== 0) {
+    throw new ProtocolError("Cannot decode LEASE frame: pass sticky add_headers is not a flat array of name/value strings");
+  }
+  return { cookie, ids: ids as string[], setCookie: setCookie as string[], setCookieHttps: setCookieHttps as string[], addHeaders };
 }
 
 function doneFromWire(m: unknown): DoneReport {

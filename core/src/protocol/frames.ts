@@ -127,10 +127,31 @@ export interface Pass {
   readonly ttlMs: number;
   /** LEASE ids of the app's ready processes the module may use; the lease's own `id` among them. */
   readonly procs: readonly string[];
+  /** Sticky sessions (LEASE `pass.sticky`): how the module routes by the cookie; only for an app with them. */
+  readonly sticky?: PassSticky;
   /** Absolute path of the app's restart.txt. */
   readonly restartFile: string;
   /** Its mtime in ns since the epoch as the core last saw it; -1n = absent. */
   readonly restartMtimeNs: bigint;
+}
+
+/**
+ * LEASE `pass.sticky` (docs/protocol.md "Passes"): for an app with sticky
+ * sessions, the cookie the module routes pass requests by and, per process
+ * of `procs` (same order), its sticky id and the Set-Cookie values pinning a
+ * client to it.
+ */
+export interface PassSticky {
+  /** The cookie's name (PassengerStickySessionsCookieName). */
+  readonly cookie: string;
+  /** Each process's sticky id. */
+  readonly ids: readonly string[];
+  /** Each process's Set-Cookie value for a plain HTTP request. */
+  readonly setCookie: readonly string[];
+  /** The same for an HTTPS request (with Secure). */
+  readonly setCookieHttps: readonly string[];
+  /** Flat [name, value, …] a pass response gets instead of the LEASE's addHeaders; the chosen process's Set-Cookie follows. */
+  readonly addHeaders: readonly string[];
 }
 
 export interface LeaseFrame {

@@ -23,6 +23,8 @@ export interface ValidatedRequestHead {
   readonly held: readonly string[];
   /** v3: the module can use passes (docs/protocol.md "Passes"); false when absent. */
   readonly pass: boolean;
+  /** v3: the module can route pass requests by the sticky-session cookie (`pass_sticky`); false when absent. */
+  readonly passSticky: boolean;
 }
 
 /** The most `held` ids a head may carry (docs/protocol.md, "REQUEST_HEAD additions"). */
@@ -92,7 +94,8 @@ export function validateRequestHead(map: WireMap): ValidatedRequestHead {
   const app = subMap(map, "app", "app");
   const held = has(map, "held") ? heldIds(map["held"]) : NO_HELD;
   const pass = bool(map, "pass", "pass", false);
-  return { head, app, env, generation, version: v, held, pass };
+  const passSticky = bool(map, "pass_sticky", "pass_sticky", false);
+  return { head, app, env, generation, version: v, held, pass, passSticky };
 }
 
 const NO_HELD: readonly string[] = [];

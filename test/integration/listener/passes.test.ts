@@ -167,6 +167,44 @@ test.serial("a head without pass gets a LEASE without one; a leased request whos
   t.is(g.passes, 0);
 });
 
+test.serial("an app with sticky sessions: a head with pass_sticky gets a pass naming each process's sticky id and cookies", async (t) => {
+  t.timeout(90_000);
+  const root = app("sticky");
+  const c = await core();
+  const l = await client(c);
+  const opts = { app_root: root, ...TWO, sticky_sessions: true };
+  l.sendHead(requestHeadMap({ v: 3, uri: "/first", held: [], pass: true, pass_sticky: true }, opts));
+  const first = await leaseOf(l);
+  appSocket(first.fd).destroy();
+  l.sendDone(done(first.lease, { reusable: false }));
+  await until(async () => (await group(c)).processes.filter((p) => p.state === "ready").length === 2, "two ready processes", 30_000);
+  l.sendHead(requestHeadMap({ v: 3, uri: "/second", held: [], pass: true, pass_sticky: true }, opts));
+  const got = await leaseOf(l);
+  appSocket(got.fd).destroy();
+  l.sendDone(done(got.lease, { reusable: false }));
+  const sticky = got.lease.pass?.sticky;
+  if (sticky === undefined) return t.fail("no sticky pass");
+  t.is(sticky.cookie, "_passenger_route");
+  const g = await group(c);
+  const byPid = new Map(g.processes.map((p) => [p.pid, p.stickyId]));
+  t.is(sticky.ids.length, 2);
+  t.is(sticky.ids[0], byPid.get(got.lease.pid), "the leased process first, with its sticky id");
+  t.deepEqual([...sticky.ids].sort(), [...byPid.values()].sort());
+  // The leased response's own cookie is the one the pass names for that process.
+  const own = got.lease.addHeaders[got.lease.addHeaders.indexOf("Set-Cookie") + 1];
+  t.is(sticky.setCookie[0], own);
+  t.is(sticky.setCookieHttps[0], `${own}; Secure`);
+  t.deepEqual(sticky.addHeaders, got.lease.addHeaders.slice(0, 2), "X-Powered-By, no cookie");
+  t.is(sticky.addHeaders[0], "X-Powered-By");
+
+  // The same app with a head that cannot route by the cookie: no pass.
+  l.sendHead(requestHeadMap({ v: 3, uri: "/third", held: [], pass: true }, opts));
+  const plain = await leaseOf(l);
+  if (plain.fd >= 0) appSocket(plain.fd).destroy();
+  l.sendDone(done(plain.lease, { reusable: false }));
+  t.is(plain.lease.pass, undefined);
+});
+
 test.serial("restart_mtime is restart.txt's mtime in ns as the core saw it", async (t) => {
   t.timeout(60_000);
   const root = app("mtime");
@@ -184,7 +222,7 @@ test.serial("restart_mtime is restart.txt's mtime in ns as the core saw it", asy
 
 /** App options that each rule out a pass (policy/pass.ts), with the app they need. */
 const REFUSED: ReadonlyArray<{ readonly title: string; readonly app: Readonly<Record<string, unknown>> }> = [
-  { title: "sticky sessions", app: { sticky_sessions: true } },
+  { title: "sticky sessions (the head has no pass_sticky)", app: { sticky_sessions: true } },
   { title: "max requests", app: { max_requests: 1000 } },
   { title: "max request time", app: { max_request_time: 60 } },
   { title: "a forced max concurrency per process", app: { force_max_concurrent_requests_per_process: 4 } },

@@ -3,7 +3,7 @@ import { passDecision, type PassFacts, type PassRefusal } from "../../../core/sr
 
 /** Every fact as it must be for a pass. */
 const OK: PassFacts = {
-  asked: true, directPath: true, nodeLoader: true, upgrade: false, stickySessions: false, maxRequests: 0, maxRequestTimeMs: 0,
+  asked: true, directPath: true, nodeLoader: true, upgrade: false, stickySessions: false, stickyAsked: false, maxRequests: 0, maxRequestTimeMs: 0,
   maxConcurrencyPerProcess: 0, sharedAffinity: false, friendlyErrorPages: false, queueLength: 0, restarting: false,
   alwaysRestart: false, restartFileKnown: true, leaseId: "n.2", ready: ["n.1", "n.2", "n.3"], maxProcs: 16,
 };
@@ -66,6 +66,14 @@ test("passDecision() names at most maxProcs processes, always including the leas
   t.is(d.procs.length, 16);
   t.is(d.procs[0], "n.19");
   t.deepEqual(d.procs.slice(1), ready.slice(0, 15));
+});
+
+test("passDecision() with sticky sessions grants a pass only to a module that routes by the cookie (pass_sticky)", (t) => {
+  t.deepEqual(passDecision({ ...OK, stickySessions: true, stickyAsked: false }), { grant: false, reason: "sticky_sessions" });
+  t.deepEqual(passDecision({ ...OK, stickySessions: true, stickyAsked: true }), { grant: true, procs: ["n.2", "n.1", "n.3"] });
+  // Asking changes nothing for an app without sticky sessions, nor past the other rules.
+  t.deepEqual(passDecision({ ...OK, stickyAsked: true }), { grant: true, procs: ["n.2", "n.1", "n.3"] });
+  t.deepEqual(passDecision({ ...OK, stickySessions: true, stickyAsked: true, maxRequests: 5 }), { grant: false, reason: "max_requests" });
 });
 
 test("passDecision() with only the lease's process ready names just it", (t) => {

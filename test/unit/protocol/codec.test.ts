@@ -112,7 +112,16 @@ function wireArray(f: Frame): unknown[] {
     case "lease": {
       const l = f.lease;
       const map: Record<string, unknown> = { id: l.id, pid: l.pid, reuse: l.reuse, head: l.head, chunked: l.chunked, add_headers: l.addHeaders, deadline: l.deadline };
-      if (l.pass !== undefined) map["pass"] = { ttl: l.pass.ttlMs, procs: l.pass.procs, restart_file: l.pass.restartFile, restart_mtime: l.pass.restartMtimeNs };
+      const p = l.pass;
+      if (p !== undefined) {
+        map["pass"] = p.sticky === undefined
+          ? { ttl: p.ttlMs, procs: p.procs, restart_file: p.restartFile, restart_mtime: p.restartMtimeNs }
+          : {
+            ttl: p.ttlMs, procs: p.procs,
+            sticky: { cookie: p.sticky.cookie, ids: p.sticky.ids, set_cookie: p.sticky.setCookie, set_cookie_https: p.sticky.setCookieHttps, add_headers: p.sticky.addHeaders },
+            restart_file: p.restartFile, restart_mtime: p.restartMtimeNs,
+          };
+      }
       return [6, map];
     }
     case "proceed":

@@ -65,7 +65,46 @@ test("decodePayload() rejects a malformed LEASE pass with a ProtocolError naming
   }
 });
 
+const STICKY = {
+  cookie: "_passenger_route", ids: ["11", "22"], set_cookie: ["_passenger_route=11; Path=/", "_passenger_route=22; Path=/"],
+  set_cookie_https: ["_passenger_route=11; Path=/; Secure", "_passenger_route=22; Path=/; Secure"], add_headers: ["X-Powered-By", "Ferry"],
+};
+
+test("a LEASE pass sticky map decodes to one entry per process of procs", (t) => {
+  const f = decodePayload(leaseWith({ ...PASS, sticky: STICKY }));
+  t.true(f.kind === "lease");
+  if (f.kind !== "lease") return;
+  t.deepEqual(f.lease.pass?.sticky, {
+    cookie: "_passenger_route", ids: ["11", "22"], setCookie: STICKY.set_cookie, setCookieHttps: STICKY.set_cookie_https, addHeaders: ["X-Powered-By", "Ferry"],
+  });
+  const nil = decodePayload(leaseWith({ ...PASS, sticky: null }));
+  t.true(nil.kind === "lease" && nil.lease.pass !== undefined && nil.lease.pass.sticky === undefined);
+});
+
+test("decodePayload() rejects a malformed LEASE pass sticky map with a ProtocolError naming the field", (t) => {
+  const bad: Array<[unknown, RegExp]> = [
+    [[], /pass sticky is a/],
+    [{ ...STICKY, cookie: "" }, /sticky cookie/],
+    [{ ...STICKY, cookie: 1 }, /sticky cookie/],
+    [{ ...STICKY, ids: ["11"] }, /sticky ids must be an array of 2 strings/],
+    [{ ...STICKY, ids: ["11", 22] }, /sticky ids/],
+    [{ ...STICKY, set_cookie: ["a", "b", "c"] }, /sticky set_cookie must/],
+    [{ ...STICKY, set_cookie_https: undefined }, /sticky set_cookie_https/],
+    [{ ...STICKY, add_headers: ["X-Powered-By"] }, /sticky add_headers/],
+  ];
+  for (const [sticky, msg] of bad) {
+    t.throws(() => decodePayload(leaseWith({ ...PASS, sticky })), { instanceOf: ProtocolError, message: msg }, JSON.stringify(sticky));
+  }
+});
+
 const HEAD = { v: 3, method: "GET", uri: "/", app: { app_root: "/srv/app" } };
+
+test("validateRequestHead() reads pass_sticky: false when absent, the boolean when present", (t) => {
+  t.false(validateRequestHead(HEAD).passSticky);
+  t.true(validateRequestHead({ ...HEAD, pass: true, pass_sticky: true }).passSticky);
+  t.false(validateRequestHead({ ...HEAD, pass_sticky: false }).passSticky);
+  t.throws(() => validateRequestHead({ ...HEAD, pass_sticky: "yes" }), { instanceOf: ProtocolError, message: /pass_sticky must be a boolean/ });
+});
 
 test("validateRequestHead() reads pass: false when absent, the boolean when present", (t) => {
   t.false(validateRequestHead(HEAD).pass);

@@ -252,11 +252,11 @@ export class ModuleConnection {
   #startExchange(map: Readonly<Record<string, unknown>>): void {
     clearTimeout(this.#headTimer);
     this.#headTimer = undefined;
-    const { head, app, generation, version, held, pass, memo } = readModuleHead(map, this.#appMemo);
+    const { head, app, generation, version, held, pass, passSticky, memo } = readModuleHead(map, this.#appMemo);
     this.#appMemo = memo;
     this.#persistent = version >= 2;
     this.#state = version >= 3 ? "decide" : "body";
-    const ex = new ModuleExchange(head, app, this, this.#socket, this.#opts.bodyHighWaterMark ?? 64 * 1024, version >= 3 ? { held, pass } : undefined);
+    const ex = new ModuleExchange(head, app, this, this.#socket, this.#opts.bodyHighWaterMark ?? 64 * 1024, version >= 3 ? { held, pass, passSticky } : undefined);
     this.#exchange = ex;
     let handled: Promise<void>;
     try {

@@ -22,6 +22,8 @@ export interface ModuleHead {
   readonly held: readonly string[];
   /** v3: the module can use passes (docs/protocol.md "Passes"). */
   readonly pass: boolean;
+  /** v3: the module can route pass requests by the sticky-session cookie. */
+  readonly passSticky: boolean;
 }
 
 /** The last app options a connection read, with their wire form. */
@@ -54,10 +56,10 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
  * translated again; the returned memo is the one to keep.
  */
 export function readModuleHead(map: WireMap, memo?: AppMemo): ModuleHead & { readonly memo: AppMemo } {
-  const { head, app: wire, env, generation, version, held, pass } = validateRequestHead(map);
+  const { head, app: wire, env, generation, version, held, pass, passSticky } = validateRequestHead(map);
   let m = memo;
   if (m === undefined || !sameWire(wire, m.wire) || !sameList(env, m.env)) {
     m = { wire, env, app: cachedAppOptions(wire, env) };
   }
-  return { head, app: m.app, generation, version, held, pass, memo: m };
+  return { head, app: m.app, generation, version, held, pass, passSticky, memo: m };
 }

@@ -67,7 +67,7 @@ export class ModuleExchange implements Exchange {
   /** `v3`: what a version 3 head said of the direct path (absent for older heads). */
   constructor(
     head: RequestHead, app: AppOptions, conn: ExchangeConnection, socket: net.Socket, highWaterMark: number,
-    v3: { readonly held: readonly string[]; readonly pass: boolean } | undefined,
+    v3: { readonly held: readonly string[]; readonly pass: boolean; readonly passSticky: boolean } | undefined,
   ) {
     this.head = head;
     this.app = app;
@@ -77,6 +77,7 @@ export class ModuleExchange implements Exchange {
     this.lease = v3 === undefined ? undefined : {
       held: v3.held,
       pass: v3.pass,
+      passSticky: v3.passSticky,
       take: (lease: Lease, appFd: number | undefined): Promise<DoneReport | undefined> => {
         if (this.#finished) return Promise.resolve(undefined);
         return conn.lease(lease, appFd);
