@@ -1031,6 +1031,78 @@ static void test_sticky(void)
     }
 }
 
+/* The golden vectors of sticky passes (test/helpers/protocol-vectors.ts):
+ * their fields. */
+static void test_sticky_vectors(const char *dir)
+{
+    static const char *const sc[] = {
+        "_passenger_route=1234567; Path=/; SameSite=Lax",
+        "_passenger_route=4000000000; Path=/; SameSite=Lax"
+    };
+    static const char *const sch[] = {
+        "_passenger_route=1234567; Path=/; SameSite=Lax; Secure",
+        "_passenger_route=4000000000; Path=/; SameSite=Lax; Secure"
+    };
+    char path[4096];
+    ferry_decoder_t *dec;
+    ferry_frame_t f;
+    ferry_str_t n, v;
+    const msgpack_object *o;
+    char *data;
+    size_t len, i;
+    int ok;
+
+    snprintf(path, sizeof(path), "%s/lease-pass-sticky.hex", dir);
+    data = read_hex(path, &len);
+    dec = ferry_decoder_create();
+    ok = data != NULL && ferry_decoder_feed(dec, data, len) == 0
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+         && f.type == FERRY_FRAME_LEASE && f.pid == 4242 && f.reuse
+         && !f.chunked && f.deadline_ms == 0 && f.nadd == 2
+         && f.has_pass && f.pass_ttl_ms == 500 && f.npass_procs == 2
+         && view_is(ferry_frame_pass_proc(&f, 0), "7f3a9c1e.17")
+         && view_is(ferry_frame_pass_proc(&f, 1), "7f3a9c1e.9")
+         && view_is(f.restart_file, "/srv/app/tmp/restart.txt")
+         && f.restart_mtime_ns == 1765012345123456789LL
+         && f.has_sticky && view_is(f.sticky_cookie, "_passenger_route")
+         && view_is(ferry_frame_sticky_id(&f, 0), "1234567")
+         && view_is(ferry_frame_sticky_id(&f, 1), "4000000000")
+         && f.nsticky_add == 1;
+    for (i = 0; ok && i < 2; i++) {
+        ok = view_is(ferry_frame_sticky_set_cookie(&f, i, 0), sc[i])
+             && view_is(ferry_frame_sticky_set_cookie(&f, i, 1), sch[i]);
+    }
+    if (ok) {
+        ferry_frame_sticky_add_header(&f, 0, &n, &v);
+        ok = view_is(n, "X-Powered-By") && view_is(v, "Ferry");
+        ferry_frame_add_header(&f, 1, &n, &v);
+        ok = ok && view_is(n, "Set-Cookie") && view_is(v, sc[0]);
+    }
+    result("lease-pass-sticky.hex", "sticky fields: cookie, ids, Set-Cookie "
+           "values (HTTP and HTTPS), add_headers", ok,
+           data == NULL ? "cannot read the vector" : "mismatch");
+    free(data);
+    ferry_decoder_destroy(dec);
+
+    snprintf(path, sizeof(path), "%s/request-head-pass-sticky.hex", dir);
+    data = read_hex(path, &len);
+    dec = ferry_decoder_create();
+    ok = data != NULL && ferry_decoder_feed(dec, data, len) == 0
+         && ferry_decoder_next(dec, &f) == FERRY_PROTO_OK
+         && f.type == FERRY_FRAME_REQUEST_HEAD
+         && (o = ferry_map_get(f.head, "pass")) != NULL
+         && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean
+         && (o = ferry_map_get(f.head, "pass_sticky")) != NULL
+         && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean
+         && f.head->via.map.size == 18
+         && str_is(&f.head->via.map.ptr[17].key, "pass_sticky");
+    result("request-head-pass-sticky.hex", "pass: true, then pass_sticky: "
+           "true, the last key", ok,
+           data == NULL ? "cannot read the vector" : "mismatch");
+    free(data);
+    ferry_decoder_destroy(dec);
+}
+
 /* Deterministic xorshift, so a failure reproduces. */
 static unsigned int rnd_state = 2463534242u;
 
@@ -1153,6 +1225,7 @@ int main(int argc, char **argv)
     test_builtin();
     test_pass(dir);
     test_sticky();
+    test_sticky_vectors(dir);
     test_mutations(vectors, lens, (size_t)good);
     for (i = 0; i < (size_t)good; i++) {
         free(vectors[i]);

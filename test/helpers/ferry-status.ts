@@ -11,6 +11,8 @@ const execFile = promisify(execFileCb);
 
 export interface StatusProcess {
   readonly pid: number;
+  /** Its sticky-session id (the route cookie's value). */
+  readonly stickyId: string;
   readonly state: string;
   readonly inFlight: number;
   readonly processed: number;
@@ -62,6 +64,7 @@ function parseStatus(raw: unknown): Status {
         if (!isRecord(p)) throw new Error("Cannot read status: bad process");
         return {
           pid: num(p.pid, "pid"),
+          stickyId: str(p.stickyId, "stickyId"),
           state: str(p.state, "state"),
           inFlight: num(p.inFlight, "inFlight"),
           processed: num(p.processed, "processed"),

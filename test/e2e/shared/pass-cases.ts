@@ -3,7 +3,8 @@
  * docs/protocol.md "Passes"): with passes on, a warm keep-alive client's
  * requests mostly reach the app without a core round trip, while `ferry
  * status` still counts every request and shows one in flight; restart.txt,
- * sticky sessions and PassengerMaxRequests keep their meaning; a killed
+ * sticky sessions (on a pass behind Apache, which routes by the cookie;
+ * none behind nginx) and PassengerMaxRequests keep their meaning; a killed
  * process costs no request; a body echoed while it is read arrives whole.
  * Run through Apache by test/e2e/pass.test.ts (nginx: test/e2e/nginx/).
  *
@@ -25,7 +26,8 @@ import { type FrontEnd, type FrontEndKind, type SharedCaseOptions, frontEndSuite
 export const PASS_LOOP_CASE = "passes: most requests of a warm keep-alive loop take no core round trip, and ferry status counts every one";
 export const PASS_IN_FLIGHT_CASE = "passes: a request on a pass shows in flight in ferry status while it runs";
 export const PASS_RESTART_CASE = "passes: touching restart.txt moves requests to the new process, none fails";
-export const PASS_NEVER_CASE = "passes: sticky-session and PassengerMaxRequests apps never get one";
+export const PASS_NEVER_CASE = "passes: PassengerMaxRequests apps (and behind nginx sticky-session ones) never get one";
+export const PASS_STICKY_CASE = "passes: a sticky-session app's requests go on passes to the process their cookie names, with its Set-Cookie";
 export const PASS_KILL_CASE = "passes: the process a client's passes used is killed: no request fails";
 export const PASS_ECHO_CASE = "passes: an app that echoes the body while reading it works on a pass";
 export const PASS_STALE_CASE = "passes: an app closing (or half-closing) idle kept connections after 40 ms: no request fails";
@@ -34,12 +36,16 @@ interface Reply {
   readonly status: number;
   readonly body: Buffer;
   readonly text: string;
+  readonly setCookie: readonly string[];
 }
 
 /** One request on a keep-alive agent (the client connection, and so the Apache child, stays the same). */
-function send(agent: http.Agent, port: number, host: string, reqPath: string, opts: { method?: string; body?: Buffer | Readable } = {}): Promise<Reply> {
+function send(
+  agent: http.Agent, port: number, host: string, reqPath: string,
+  opts: { method?: string; body?: Buffer | Readable; headers?: Readonly<Record<string, string>> } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { Host: host };
+    const headers: Record<string, string> = { Host: host, ...opts.headers };
     if (Buffer.isBuffer(opts.body)) headers["Content-Length"] = String(opts.body.length);
     const req = http.request({
       host: "127.0.0.1", port, path: reqPath, method: opts.method ?? "GET", headers, agent,
@@ -52,7 +58,7 @@ function send(agent: http.Agent, port: number, host: string, reqPath: string, op
       res.on("error", reject);
       res.on("end", () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, body, text: body.toString("utf8") });
+        resolve({ status: res.statusCode ?? 0, body, text: body.toString("utf8"), setCookie: res.headers["set-cookie"] ?? [] });
       });
     });
     if (opts.body === undefined) req.end();
@@ -102,7 +108,7 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
       sites: [
         { serverName: "loop.test", appRoot: apps.loop ?? "" },
         { serverName: "restart.test", appRoot: apps.restart ?? "" },
-        { serverName: "sticky.test", appRoot: apps.sticky ?? "", options: { StickySessions: "on" } },
+        { serverName: "sticky.test", appRoot: apps.sticky ?? "", options: { StickySessions: "on", MinInstances: 2 } },
         { serverName: "maxreq.test", appRoot: apps.maxreq ?? "", options: { MaxRequests: 1000 } },
         { serverName: "kill.test", appRoot: apps.kill ?? "", options: { MinInstances: 2 } },
         { serverName: "echo.test", appRoot: apps.echo ?? "" },
@@ -220,7 +226,8 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
   serial(PASS_NEVER_CASE, async (t) => {
     t.timeout(90_000);
     await withAgent(async (agent, f) => {
-      for (const name of ["sticky", "maxreq"]) {
+      // nginx's head says no pass_sticky: its sticky apps get no pass.
+      for (const name of kind === "nginx" ? ["sticky", "maxreq"] : ["maxreq"]) {
         t.is((await send(agent, f.port, `${name}.test`, "/pid")).status, 200); // the app runs
         const before = await countsAfter(name, await counts(name), 0);
         const n = 20;
@@ -230,6 +237,72 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
         t.is(after.leases - before.leases, n, `${name}: every request was leased by the core`);
         t.is(after.direct - before.direct, 0, `${name}: no request bypassed the core`);
       }
+    })(t);
+  });
+
+  // Apache only: nginx's head says no pass_sticky (PASS_NEVER_CASE).
+  if (kind === "apache") serial(PASS_STICKY_CASE, async (t) => {
+    t.timeout(90_000);
+    await withAgent(async (agent, f) => {
+      t.is((await send(agent, f.port, "sticky.test", "/pid")).status, 200);
+      await until(async () => (await counts("sticky")).pids.length === 2, "both processes of sticky.test", 40_000);
+      const procs = (groupOf(await ferryStatus(f.server), apps.sticky ?? "")?.processes ?? []).map((p) => ({ pid: p.pid, id: p.stickyId }));
+      t.is(procs.length, 2);
+      const pidOfId = new Map(procs.map((p) => [p.id, p.pid]));
+      const pinned = (id: string): string => `_passenger_route=${id}; Path=/; SameSite=Lax`;
+      /** The process a response's Set-Cookie pins the client to: the one that answered. */
+      const checkPin = (r: Reply, what: string): void => {
+        const id = /^_passenger_route=(\d+);/.exec(r.setCookie[0] ?? "")?.[1] ?? "";
+        t.is(r.setCookie.length, 1, `${what}: one Set-Cookie`);
+        t.is(pidOfId.get(id), pidOf(r), `${what}: its Set-Cookie (${r.setCookie[0] ?? "none"}) names the process that answered`);
+      };
+      // Each process by its cookie, on passes after the first request (which
+      // brings this child its connection to that process).
+      const n = 30;
+      for (const p of procs) {
+        const headers = { Cookie: `a=1; _passenger_route=${p.id}; b=2` };
+        t.is((await send(agent, f.port, "sticky.test", "/pid", { headers })).status, 200);
+        const before = await countsAfter("sticky", await counts("sticky"), 0);
+        for (let i = 0; i < n; i++) {
+          const r = await send(agent, f.port, "sticky.test", "/pid", { headers });
+          t.is(r.status, 200, r.text.slice(0, 200));
+          t.is(pidOf(r), p.pid, "the process the cookie names");
+          t.deepEqual(r.setCookie, [pinned(p.id)], "its Set-Cookie again");
+        }
+        const after = await countsAfter("sticky", before, n);
+        const direct = after.direct - before.direct;
+        t.log(`pid ${p.pid} (id ${p.id}): ${n} requests, ${after.leases - before.leases} LEASEs, ${direct} without the core`);
+        t.is(after.leases - before.leases + direct, n, "every request is either leased or reported by the app");
+        t.true(direct > n / 2, `most requests took no core round trip (${direct} of ${n})`);
+        t.true(after.passes > 0, "the core granted passes");
+      }
+      // As the core reads the cookie: quoted, in a second Cookie header (httpd
+      // joins them), the first of two.
+      const [p0, p1] = procs;
+      if (p0 === undefined || p1 === undefined) return;
+      const variants: ReadonlyArray<readonly [string, number]> = [
+        [`_passenger_route="${p1.id}"`, p1.pid],
+        [`_passenger_route=${p0.id}; _passenger_route=${p1.id}`, p0.pid],
+        [`x=1;  _passenger_route = ${p1.id} `, p1.pid],
+      ];
+      for (const [cookie, pid] of variants) {
+        for (let i = 0; i < 3; i++) {
+          const r = await send(agent, f.port, "sticky.test", "/pid", { headers: { Cookie: cookie } });
+          t.is(r.status, 200);
+          t.is(pidOf(r), pid, cookie);
+          checkPin(r, cookie);
+        }
+      }
+      // No cookie, an invalid one, one of no process (the core reroutes):
+      // the response pins the client to the process that answered.
+      for (const cookie of [undefined, "_passenger_route=0123", "_passenger_route=4294967295"]) {
+        for (let i = 0; i < 5; i++) {
+          const r = await send(agent, f.port, "sticky.test", "/pid", cookie === undefined ? {} : { headers: { Cookie: cookie } });
+          t.is(r.status, 200);
+          checkPin(r, cookie ?? "no cookie");
+        }
+      }
+      await until(async () => (await counts("sticky")).inFlight === 0, "nothing in flight after it", 10_000);
     })(t);
   });
 
