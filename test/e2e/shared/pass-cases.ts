@@ -98,7 +98,7 @@ function countsOf(g: StatusGroup | undefined, what: string): Counts {
 export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOptions = {}): void {
   const apps: Record<string, string> = {};
   const { fe, serial } = frontEndSuite(test, kind, "passes", async (root) => {
-    for (const name of ["loop", "restart", "sticky", "maxreq", "kill"]) apps[name] = await prepareApp(root, "e2e-app", name);
+    for (const name of ["loop", "restart", "sticky", "stickys", "maxreq", "kill"]) apps[name] = await prepareApp(root, "e2e-app", name);
     apps.echo = await prepareApp(root, "echo-body", "echo");
     apps.ka = await prepareApp(root, "short-keepalive", "ka");
     apps.kahalf = await prepareApp(root, "short-keepalive", "kahalf");
@@ -109,6 +109,8 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
         { serverName: "loop.test", appRoot: apps.loop ?? "" },
         { serverName: "restart.test", appRoot: apps.restart ?? "" },
         { serverName: "sticky.test", appRoot: apps.sticky ?? "", options: { StickySessions: "on", MinInstances: 2 } },
+        // the module takes its requests for HTTPS ones (the head's https)
+        { serverName: "stickys.test", appRoot: apps.stickys ?? "", options: { StickySessions: "on" }, raw: { apache: ["SetEnv HTTPS on"] } },
         { serverName: "maxreq.test", appRoot: apps.maxreq ?? "", options: { MaxRequests: 1000 } },
         { serverName: "kill.test", appRoot: apps.kill ?? "", options: { MinInstances: 2 } },
         { serverName: "echo.test", appRoot: apps.echo ?? "" },
@@ -302,6 +304,20 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
           checkPin(r, cookie ?? "no cookie");
         }
       }
+      // An HTTPS request's pass response pins with the Secure cookie.
+      t.is((await send(agent, f.port, "stickys.test", "/pid")).status, 200);
+      const sp = groupOf(await ferryStatus(f.server), apps.stickys ?? "")?.processes[0];
+      if (sp === undefined) return t.fail("no process of stickys.test");
+      const headers = { Cookie: `_passenger_route=${sp.stickyId}` };
+      const before = await countsAfter("stickys", await counts("stickys"), 0);
+      for (let i = 0; i < n; i++) {
+        const r = await send(agent, f.port, "stickys.test", "/pid", { headers });
+        t.is(r.status, 200);
+        t.is(pidOf(r), sp.pid);
+        t.deepEqual(r.setCookie, [`${pinned(sp.stickyId)}; Secure`], "the HTTPS Set-Cookie");
+      }
+      const after = await countsAfter("stickys", before, n);
+      t.true(after.direct - before.direct > n / 2, `HTTPS: most requests took no core round trip (${after.direct - before.direct} of ${n})`);
       await until(async () => (await counts("sticky")).inFlight === 0, "nothing in flight after it", 10_000);
     })(t);
   });
