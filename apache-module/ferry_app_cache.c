@@ -392,7 +392,7 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key,
     const char *ids[FERRY_HELD_MAX], *restart_file = NULL, *read_as = NULL;
     char sticky[FERRY_STICKY_ID_SIZE];
     apr_int64_t restart_mtime = 0;
-    int restart_due = 0, has_id = 0;
+    int restart_due = 0, has_id = 0, reread;
     apr_time_t now = apr_time_now();
     apr_size_t n = 0, pick, j = 0;
 
@@ -409,7 +409,7 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key,
     }
     /* Under the mutex: no system call (a thread preempted while holding it
      * would stall the child's other threads). */
-    for (;;) {
+    for (reread = 0; ; reread++) {
         lock();
         if (!ferry_pass_lookup(cache.passes, key, now, &v)) {
             unlock();
@@ -421,7 +421,7 @@ ferry_app_conn_t *ferry_app_cache_pass_take(const char *key,
             || (read_as != NULL && strcmp(read_as, v.sticky_cookie) == 0)) {
             break;
         }
-        if (read_as != NULL && read_as != cookie) {
+        if (reread) {
             unlock();
             return NULL;                /* a new pass, a new name: the core */
         }
