@@ -311,9 +311,12 @@ ngx_int_t ngx_http_ferry_app_init_conf(ngx_conf_t *cf,
     ngx_http_ferry_loc_conf_t *conf, ngx_http_ferry_loc_conf_t *prev);
 /* Of the idle connections to ctx's app, one to a process of procs with
  * the fewest of this worker's pass requests in flight, taken out of the
- * cache (closed ones dropped); NULL when none. */
+ * cache (closed ones dropped); NULL when none. pinned: procs names the one
+ * process the request must go to (its sticky cookie): its connection, not
+ * the least busy one's. */
 ngx_http_ferry_app_conn_t *ngx_http_ferry_app_take_pass(
-    ngx_http_ferry_ctx_t *ctx, const char *const *procs, size_t nprocs);
+    ngx_http_ferry_ctx_t *ctx, const char *const *procs, size_t nprocs,
+    ngx_uint_t pinned);
 /* Set aside this worker's idle connections to ctx's app (held). */
 void ngx_http_ferry_app_set_aside(ngx_http_ferry_ctx_t *ctx);
 /* Held connections that were not leased go back to the cache. */

@@ -178,7 +178,7 @@ ngx_http_ferry_app_set_aside(ngx_http_ferry_ctx_t *ctx)
 
 ngx_http_ferry_app_conn_t *
 ngx_http_ferry_app_take_pass(ngx_http_ferry_ctx_t *ctx,
-    const char *const *procs, size_t nprocs)
+    const char *const *procs, size_t nprocs, ngx_uint_t pinned)
 {
     ngx_http_ferry_app_conn_t  *ac, *cand[FERRY_HELD_MAX];
     const char                 *ids[FERRY_HELD_MAX];
@@ -226,9 +226,10 @@ ngx_http_ferry_app_take_pass(ngx_http_ferry_ctx_t *ctx,
          * ms (under load, most) is not looked at with a recv(): the app
          * answered on it a moment ago and did not say "close"; one idle
          * longer is (an app's idle timeout may have closed it) */
-        pick = ferry_pass_choose(ngx_http_ferry_pass_table(),
-                                 (const char *) ctx->app_key.data, ids, n,
-                                 ngx_http_ferry_pass_now());
+        pick = pinned ? 0
+               : ferry_pass_choose(ngx_http_ferry_pass_table(),
+                                   (const char *) ctx->app_key.data, ids, n,
+                                   ngx_http_ferry_pass_now());
         if (pick == FERRY_PASS_GROW) {
             return NULL;
         }

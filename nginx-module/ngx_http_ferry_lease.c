@@ -61,6 +61,8 @@ lease_encode_head(ngx_http_ferry_ctx_t *ctx)
     ctx->head.held = ids;
     ctx->head.nheld = n;
     ctx->head.pass = ngx_http_ferry_pass_wanted() && !ctx->upgrade;
+    /* ngx_http_ferry_pass_start() routes by the sticky cookie */
+    ctx->head.pass_sticky = ctx->head.pass;
     if (ferry_encode_request_head(&ctx->out, &ctx->head) != 0) {
         ngx_log_error(NGX_LOG_ERR, ctx->r->connection->log, 0,
                       "FERRY0440: Cannot encode the request head: over the "

@@ -5,7 +5,9 @@
  * the core saw it: stat'ed at most once per passenger_stat_throttle_rate,
  * the core's own interval), the worker keeps an idle connection to one of
  * the pass's processes (the one of the process with the fewest of its requests
- * in flight: ngx_http_ferry_app_cache.c), and the core would build the
+ * in flight: ngx_http_ferry_app_cache.c; with sticky sessions the one the
+ * request's cookie names, read by ferry_sticky_id() as the core reads it,
+ * with that process's Set-Cookie added), and the core would build the
  * same head (ferry_app_head(), plus the X-Ferry-Pass marker). Then the
  * exchange runs as a leased one, without DONE; anything else takes the
  * slow path (the REQUEST_HEAD to the core: ngx_http_ferry_lease.c).
@@ -13,16 +15,21 @@
 #include "ngx_http_ferry.h"
 
 
-/* The pass's add_headers into ctx (copied: the table's may change). */
+/* The pass's add_headers into ctx (copied: the table's may change); with
+ * sticky sessions its sticky add_headers and then "Set-Cookie" pinning the
+ * client to procs[j] (the HTTPS one for an HTTPS request). */
 static ngx_int_t
-pass_headers(ngx_http_ferry_ctx_t *ctx, const ferry_str_t *add,
-    size_t nadd)
+pass_headers(ngx_http_ferry_ctx_t *ctx, const ferry_pass_view_t *v, size_t j)
 {
-    ngx_pool_t  *pool = ctx->r->pool;
-    ngx_str_t   *h;
-    size_t       i;
+    ngx_pool_t         *pool = ctx->r->pool;
+    ngx_str_t          *h;
+    size_t              i, nadd;
+    const ferry_str_t  *add;
+    const char         *cookie;
 
-    ctx->add_headers = ngx_array_create(pool, 2 * nadd + 1, sizeof(ngx_str_t));
+    add = v->sticky_cookie != NULL ? v->sticky_add_headers : v->add_headers;
+    nadd = v->sticky_cookie != NULL ? v->nsticky_add : v->nadd;
+    ctx->add_headers = ngx_array_create(pool, 2 * nadd + 2, sizeof(ngx_str_t));
     if (ctx->add_headers == NULL) {
         return NGX_ERROR;
     }
@@ -38,7 +45,39 @@ pass_headers(ngx_http_ferry_ctx_t *ctx, const ferry_str_t *add,
         }
         ngx_memcpy(h->data, add[i].ptr, add[i].len);
     }
+    if (v->sticky_cookie == NULL) {
+        return NGX_OK;
+    }
+    cookie = ctx->head.https ? v->sticky_set_cookie_https[j]
+                             : v->sticky_set_cookie[j];
+    h = ngx_array_push_n(ctx->add_headers, 2);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_str_set(&h[0], "Set-Cookie");
+    h[1].len = ngx_strlen(cookie);
+    h[1].data = ngx_pnalloc(pool, h[1].len + 1);
+    if (h[1].data == NULL) {
+        return NGX_ERROR;
+    }
+    ngx_memcpy(h[1].data, cookie, h[1].len);
     return NGX_OK;
+}
+
+/* The index of the app connection's process in the pass's procs. */
+static size_t
+pass_proc_index(const ferry_pass_view_t *v, ngx_http_ferry_app_conn_t *ac)
+{
+    size_t  i;
+
+    for (i = 0; i < v->nprocs; i++) {
+        if (ngx_strlen(v->procs[i]) == ac->id.len
+            && ngx_memcmp(v->procs[i], ac->id.data, ac->id.len) == 0)
+        {
+            return i;
+        }
+    }
+    return FERRY_PASS_NONE;
 }
 
 /* The app's request head with the pass marker (ferry_app_head.c: the
@@ -82,6 +121,9 @@ ngx_http_ferry_pass_start(ngx_http_ferry_ctx_t *ctx,
     ngx_http_ferry_app_conn_t  *ac;
     ferry_pass_view_t           v;
     ngx_int_t                   rc;
+    const char *const          *procs;
+    size_t                      nprocs, j;
+    char                        sticky[FERRY_STICKY_ID_SIZE];
 
     ctx->answered = answered;
     if (t == NULL || ctx->upgrade
@@ -105,13 +147,40 @@ ngx_http_ferry_pass_start(ngx_http_ferry_ctx_t *ctx,
                        "only the core may build");
         return rc;
     }
-    if (pass_headers(ctx, v.add_headers, v.nadd) != NGX_OK) {
-        return NGX_ERROR;
+    /* With sticky sessions a request whose cookie names a process goes to
+     * it (none idle: the core connects to it); one the pass does not list
+     * goes to the core, which pins or reroutes it (docs/protocol.md
+     * "Passes"). */
+    procs = v.procs;
+    nprocs = v.nprocs;
+    j = FERRY_PASS_NONE;
+    if (v.sticky_cookie != NULL
+        && ferry_sticky_id(ctx->head.headers, ctx->head.nheaders,
+                           v.sticky_cookie, sticky))
+    {
+        j = ferry_pass_index(sticky, v.sticky_ids, v.nprocs);
+        if (j == FERRY_PASS_NONE) {
+            return NGX_DECLINED;
+        }
+        procs = &v.procs[j];
+        nprocs = 1;
     }
     /* none idle: the core passes a new connection (how a worker warms up) */
-    ac = ngx_http_ferry_app_take_pass(ctx, v.procs, v.nprocs);
+    ac = ngx_http_ferry_app_take_pass(ctx, procs, nprocs,
+                                      j != FERRY_PASS_NONE);
     if (ac == NULL) {
         return NGX_DECLINED;
+    }
+    if (v.sticky_cookie != NULL && j == FERRY_PASS_NONE) {
+        j = pass_proc_index(&v, ac);
+        if (j == FERRY_PASS_NONE) {         /* take_pass keeps to procs */
+            ngx_http_ferry_app_conn_close(ac);
+            return NGX_DECLINED;
+        }
+    }
+    if (pass_headers(ctx, &v, j) != NGX_OK) {
+        ngx_http_ferry_app_conn_close(ac);
+        return NGX_ERROR;
     }
     ctx->lease_id.len = ac->id.len;
     ctx->lease_id.data = ngx_pnalloc(ctx->r->pool, ac->id.len + 1);

@@ -3,8 +3,8 @@
  * docs/protocol.md "Passes"): with passes on, a warm keep-alive client's
  * requests mostly reach the app without a core round trip, while `ferry
  * status` still counts every request and shows one in flight; restart.txt,
- * sticky sessions (on a pass behind Apache, which routes by the cookie;
- * none behind nginx) and PassengerMaxRequests keep their meaning; a killed
+ * sticky sessions (on passes: the module routes by the cookie) and
+ * PassengerMaxRequests keep their meaning; a killed
  * process costs no request; a body echoed while it is read arrives whole.
  * Run through Apache by test/e2e/pass.test.ts (nginx: test/e2e/nginx/).
  *
@@ -26,8 +26,8 @@ import { type FrontEnd, type FrontEndKind, type SharedCaseOptions, frontEndSuite
 export const PASS_LOOP_CASE = "passes: most requests of a warm keep-alive loop take no core round trip, and ferry status counts every one";
 export const PASS_IN_FLIGHT_CASE = "passes: a request on a pass shows in flight in ferry status while it runs";
 export const PASS_RESTART_CASE = "passes: touching restart.txt moves requests to the new process, none fails";
-export const PASS_NEVER_CASE = "passes: PassengerMaxRequests apps (and behind nginx sticky-session ones) never get one";
-export const PASS_STICKY_CASE = "passes: a sticky-session app's requests go on passes to the process their cookie names, with its Set-Cookie";
+export const PASS_NEVER_CASE = "passes: PassengerMaxRequests apps never get one";
+export const PASS_STICKY_CASE = "passes: a sticky-session app's requests go on passes to the process their cookie names, with its Set-Cookie; a killed pinned process re-pins its clients, no request fails";
 export const PASS_KILL_CASE = "passes: the process a client's passes used is killed: no request fails";
 export const PASS_ECHO_CASE = "passes: an app that echoes the body while reading it works on a pass";
 export const PASS_STALE_CASE = "passes: an app closing (or half-closing) idle kept connections after 40 ms: no request fails";
@@ -229,7 +229,7 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
     t.timeout(90_000);
     await withAgent(async (agent, f) => {
       // nginx's head says no pass_sticky: its sticky apps get no pass.
-      for (const name of kind === "nginx" ? ["sticky", "maxreq"] : ["maxreq"]) {
+      for (const name of ["maxreq"]) {
         t.is((await send(agent, f.port, `${name}.test`, "/pid")).status, 200); // the app runs
         const before = await countsAfter(name, await counts(name), 0);
         const n = 20;
@@ -242,8 +242,7 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
     })(t);
   });
 
-  // Apache only: nginx's head says no pass_sticky (PASS_NEVER_CASE).
-  if (kind === "apache") serial(PASS_STICKY_CASE, async (t) => {
+  serial(PASS_STICKY_CASE, async (t) => {
     t.timeout(90_000);
     await withAgent(async (agent, f) => {
       t.is((await send(agent, f.port, "sticky.test", "/pid")).status, 200);
@@ -304,23 +303,50 @@ export function passCases(test: TestFn, kind: FrontEndKind, opts: SharedCaseOpti
           checkPin(r, cookie ?? "no cookie");
         }
       }
-      // An HTTPS request's pass response pins with the Secure cookie.
-      t.is((await send(agent, f.port, "stickys.test", "/pid")).status, 200);
-      const sp = groupOf(await ferryStatus(f.server), apps.stickys ?? "")?.processes[0];
-      if (sp === undefined) return t.fail("no process of stickys.test");
-      const headers = { Cookie: `_passenger_route=${sp.stickyId}` };
-      const before = await countsAfter("stickys", await counts("stickys"), 0);
-      for (let i = 0; i < n; i++) {
-        const r = await send(agent, f.port, "stickys.test", "/pid", { headers });
-        t.is(r.status, 200);
-        t.is(pidOf(r), sp.pid);
-        t.deepEqual(r.setCookie, [`${pinned(sp.stickyId)}; Secure`], "the HTTPS Set-Cookie");
+      // An HTTPS request's pass response pins with the Secure cookie (Apache: HTTPS=on set in
+      // the VirtualHost; nginx says HTTPS only for TLS connections).
+      if (kind === "apache") await stickyHttps(t, agent, f, n, pinned);
+
+      // The process a client is pinned to dies: the client goes on, pinned anew to a live process.
+      const [, victim] = procs;
+      if (victim === undefined) return;
+      process.kill(victim.pid, "SIGKILL");
+      await until(() => !isAlive(victim.pid), `process ${victim.pid} to die`, 10_000);
+      const statuses: number[] = [];
+      let cookie = `_passenger_route=${victim.id}`;
+      let repinned = "";
+      for (let i = 0; i < 20; i++) {
+        const r = await send(agent, f.port, "sticky.test", "/pid", { headers: { Cookie: cookie } });
+        statuses.push(r.status);
+        if (r.status !== 200) continue;
+        t.not(pidOf(r), victim.pid, "no request reaches the dead process");
+        const id = /^_passenger_route=(\d+);/.exec(r.setCookie[0] ?? "")?.[1] ?? "";
+        t.not(id, victim.id, "the client is pinned anew");
+        if (repinned !== "") t.is(id, repinned, "and stays on its new process");
+        repinned = id;
+        cookie = `_passenger_route=${id}`;
       }
-      const after = await countsAfter("stickys", before, n);
-      t.true(after.direct - before.direct > n / 2, `HTTPS: most requests took no core round trip (${after.direct - before.direct} of ${n})`);
+      t.deepEqual(statuses.filter((s) => s !== 200), [], "no request failed");
       await until(async () => (await counts("sticky")).inFlight === 0, "nothing in flight after it", 10_000);
     })(t);
   });
+
+  /** An HTTPS request (Apache: SetEnv HTTPS on) on a sticky pass gets the Secure Set-Cookie. */
+  async function stickyHttps(t: ExecutionContext, agent: http.Agent, f: FrontEnd, n: number, pinned: (id: string) => string): Promise<void> {
+    t.is((await send(agent, f.port, "stickys.test", "/pid")).status, 200);
+    const sp = groupOf(await ferryStatus(f.server), apps.stickys ?? "")?.processes[0];
+    if (sp === undefined) return void t.fail("no process of stickys.test");
+    const headers = { Cookie: `_passenger_route=${sp.stickyId}` };
+    const before = await countsAfter("stickys", await counts("stickys"), 0);
+    for (let i = 0; i < n; i++) {
+      const r = await send(agent, f.port, "stickys.test", "/pid", { headers });
+      t.is(r.status, 200);
+      t.is(pidOf(r), sp.pid);
+      t.deepEqual(r.setCookie, [`${pinned(sp.stickyId)}; Secure`], "the HTTPS Set-Cookie");
+    }
+    const after = await countsAfter("stickys", before, n);
+    t.true(after.direct - before.direct > n / 2, `HTTPS: most requests took no core round trip (${after.direct - before.direct} of ${n})`);
+  }
 
   serial(PASS_KILL_CASE, async (t) => {
     t.timeout(90_000);
