@@ -38,15 +38,28 @@ typedef struct {
     ferry_frame_t f;
 } lease_t;
 
+/* le encoded, then decoded into l (1), as a module reads a LEASE. */
+static int decode_lease(lease_t *l, const ferry_lease_t *le)
+{
+    msgpack_sbuffer sb;
+    int rc;
+
+    msgpack_sbuffer_init(&sb);
+    l->dec = ferry_decoder_create();
+    rc = ferry_encode_lease(&sb, le) == 0
+         && ferry_decoder_feed(l->dec, sb.data, sb.size) == 0
+         && ferry_decoder_next(l->dec, &l->f) == FERRY_PROTO_OK;
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 static int make_lease(lease_t *l, int64_t ttl, const char *const *procs,
                       size_t nprocs, const char *file, int64_t mtime)
 {
     static const ferry_str_t add[] = {
         { "X-Powered-By", 12 }, { "Ferry", 5 }
     };
-    msgpack_sbuffer sb;
     ferry_lease_t le;
-    int rc;
 
     memset(&le, 0, sizeof(le));
     le.id = procs != NULL ? procs[0] : "c.1";
@@ -61,13 +74,7 @@ static int make_lease(lease_t *l, int64_t ttl, const char *const *procs,
     le.npass_procs = nprocs;
     le.restart_file = file;
     le.restart_mtime_ns = mtime;
-    msgpack_sbuffer_init(&sb);
-    l->dec = ferry_decoder_create();
-    rc = ferry_encode_lease(&sb, &le) == 0
-         && ferry_decoder_feed(l->dec, sb.data, sb.size) == 0
-         && ferry_decoder_next(l->dec, &l->f) == FERRY_PROTO_OK;
-    msgpack_sbuffer_destroy(&sb);
-    return rc;
+    return decode_lease(l, &le);
 }
 
 static void free_lease(lease_t *l)
@@ -180,7 +187,6 @@ static void sticky_pass(ferry_pass_table_t *t, const char *file, int64_t m)
         { "X-Powered-By", 12 }, { "Ferry", 5 },
         { "Set-Cookie", 10 }, { "r=1234567; Path=/", 17 }
     };
-    msgpack_sbuffer sb;
     ferry_lease_t le;
     lease_t l;
     ferry_pass_view_t v;
@@ -206,12 +212,7 @@ static void sticky_pass(ferry_pass_table_t *t, const char *file, int64_t m)
     le.sticky_set_cookie_https = sch;
     le.sticky_add_headers = add;
     le.nsticky_add = 1;
-    msgpack_sbuffer_init(&sb);
-    l.dec = ferry_decoder_create();
-    ok = ferry_encode_lease(&sb, &le) == 0
-         && ferry_decoder_feed(l.dec, sb.data, sb.size) == 0
-         && ferry_decoder_next(l.dec, &l.f) == FERRY_PROTO_OK;
-    msgpack_sbuffer_destroy(&sb);
+    ok = decode_lease(&l, &le);
     ferry_pass_store(t, "sticky", &l.f, 1000000);
     /* The decoder's buffer is gone: the pass holds copies. */
     free_lease(&l);
@@ -233,12 +234,7 @@ static void sticky_pass(ferry_pass_table_t *t, const char *file, int64_t m)
               == FERRY_PASS_NONE);
 
     le.has_sticky = 0;
-    msgpack_sbuffer_init(&sb);
-    l.dec = ferry_decoder_create();
-    ok = ferry_encode_lease(&sb, &le) == 0
-         && ferry_decoder_feed(l.dec, sb.data, sb.size) == 0
-         && ferry_decoder_next(l.dec, &l.f) == FERRY_PROTO_OK;
-    msgpack_sbuffer_destroy(&sb);
+    ok = decode_lease(&l, &le);
     ferry_pass_store(t, "sticky", &l.f, 1000002);
     free_lease(&l);
     ok = ok && ferry_pass_check(t, "sticky", 1000003, &v) && v.nprocs == 2
